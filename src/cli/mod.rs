@@ -1,0 +1,60 @@
+//! The command-line subcommands. `main.rs` parses arguments and calls one function here per
+//! subcommand; each prints for a person (or JSON with `--json`) and returns an error to report.
+
+mod db;
+mod devices;
+mod info;
+mod table;
+
+pub use db::{MaintainArgs, db_check, db_maintain};
+pub use devices::{DevicesArgs, devices};
+pub use info::info;
+
+use crate::config::{self, Config};
+use crate::store::{OpenOptions, Store};
+use anyhow::Context as _;
+use std::path::{Path, PathBuf};
+
+/// What every subcommand needs: the loaded configuration and where things live.
+#[derive(Debug)]
+pub struct Context {
+    pub config: Config,
+    pub config_path: PathBuf,
+    pub config_found: bool,
+    pub database_path: PathBuf,
+    pub log_file: Option<PathBuf>,
+    pub read_only: bool,
+}
+
+impl Context {
+    /// Loads the config (`explicit` from `--config`/`INFRADECK_CONFIG`) and resolves the database
+    /// path (`db` from `--db`).
+    pub fn load(
+        explicit: Option<&Path>,
+        db: Option<&Path>,
+        read_only: bool,
+    ) -> anyhow::Result<Context> {
+        let (config_path, must_exist) = config::resolve_config_path(explicit);
+        let config = Config::load(&config_path, must_exist)?;
+        let config_found = config.path.is_some();
+        let database_path = config.database_path(db);
+        let read_only = read_only || config.general.read_only;
+        Ok(Context {
+            config,
+            config_path,
+            config_found,
+            database_path,
+            log_file: None,
+            read_only,
+        })
+    }
+
+    /// Opens the database, creating and migrating it as needed.
+    pub fn open_store(&self) -> anyhow::Result<Store> {
+        let options = OpenOptions {
+            busy_timeout: self.config.general.busy_timeout,
+        };
+        Store::open(&self.database_path, &options)
+            .with_context(|| format!("cannot open database {}", self.database_path.display()))
+    }
+}

@@ -1,0 +1,14 @@
+//! infradeck: a terminal dashboard and command line over one local SQLite "master inventory".
+//!
+//! Data flows one way: source HTTP APIs → `sources` (fetch + normalize into [`model`] records) →
+//! `sync` (compare, write, audit) → [`store`] → UI / CLI. The [`store`] module is the only code
+//! that speaks SQL.
+
+pub mod cli;
+pub mod config;
+pub mod identity;
+pub mod logging;
+pub mod model;
+pub mod sanitize;
+pub mod store;
+pub mod time;

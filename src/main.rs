@@ -1,0 +1,159 @@
+//! infradeck's command line: parse, set up logging, call one function per subcommand.
+
+use clap::{Parser, Subcommand};
+use infradeck::cli::{self, Context};
+use infradeck::model::{DeviceStatus, DeviceType};
+use std::path::PathBuf;
+use std::process::ExitCode;
+
+/// A terminal dashboard and command line over one local SQLite master inventory, fed by the
+/// systems an infrastructure team already runs.
+#[derive(Debug, Parser)]
+#[command(name = "infradeck", version, about, long_about = None)]
+struct Cli {
+    /// Config file [default: ~/.config/infradeck/config.toml]
+    #[arg(long, global = true, env = "INFRADECK_CONFIG", value_name = "PATH")]
+    config: Option<PathBuf>,
+    /// Database file [default: [general] database, else ~/.local/share/infradeck/inventory.db]
+    #[arg(long, global = true, value_name = "PATH")]
+    db: Option<PathBuf>,
+    /// Log level for the log file (RUST_LOG overrides)
+    #[arg(long, global = true, default_value = "info", value_name = "LEVEL")]
+    log_level: String,
+    /// Refuse every action that writes to a source or NetBox
+    #[arg(long, global = true)]
+    read_only: bool,
+    #[command(subcommand)]
+    command: Option<Command>,
+}
+
+#[derive(Debug, Subcommand)]
+enum Command {
+    /// Show config and database paths, schema version, row counts and last sync per source
+    Info,
+    /// Database housekeeping
+    Db {
+        #[command(subcommand)]
+        command: DbCommand,
+    },
+    /// List devices
+    Devices {
+        /// Case-insensitive substring of the device name
+        pattern: Option<String>,
+        /// Only this device type
+        #[arg(long = "type", value_name = "TYPE", value_parser = parse_enum::<DeviceType>)]
+        device_type: Option<DeviceType>,
+        /// Only this source system (vcenter, foreman, ...)
+        #[arg(long, value_name = "SOURCE")]
+        source: Option<String>,
+        /// Only this status
+        #[arg(long, value_name = "STATUS", value_parser = parse_enum::<DeviceStatus>)]
+        status: Option<DeviceStatus>,
+        /// At most this many devices (0: all)
+        #[arg(long, default_value_t = 0)]
+        limit: u64,
+        /// Print JSON instead of a table
+        #[arg(long)]
+        json: bool,
+    },
+}
+
+#[derive(Debug, Subcommand)]
+enum DbCommand {
+    /// Run SQLite's integrity and foreign-key checks
+    Check,
+    /// Mark stale devices inactive, prune old history and config versions, refresh statistics
+    Maintain {
+        /// Devices unseen for more than this many days become inactive [default: from config, 90]
+        #[arg(long)]
+        stale_after_days: Option<u32>,
+        /// Delete sync history older than this many days [default: from config, 365]
+        #[arg(long)]
+        retention_days: Option<u32>,
+        /// Keep this many newest config versions per device [default: from config, 10]
+        #[arg(long)]
+        keep_configs: Option<u32>,
+        /// Also reclaim free space (rewrites the file; can take a while)
+        #[arg(long)]
+        vacuum: bool,
+    },
+}
+
+fn parse_enum<T: std::str::FromStr>(text: &str) -> Result<T, String>
+where
+    T::Err: std::fmt::Display,
+{
+    text.parse::<T>().map_err(|e| e.to_string())
+}
+
+fn main() -> ExitCode {
+    let cli = Cli::parse();
+    match run(cli) {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(err) => {
+            // `{:#}` prints the cause chain on one line without the backtrace that
+            // RUST_BACKTRACE would otherwise attach.
+            eprintln!("error: {err:#}");
+            ExitCode::FAILURE
+        }
+    }
+}
+
+fn run(cli: Cli) -> anyhow::Result<()> {
+    let mut ctx = Context::load(cli.config.as_deref(), cli.db.as_deref(), cli.read_only)?;
+    let log_dir = infradeck::config::default_log_dir();
+    let _log = match infradeck::logging::init(&log_dir, &cli.log_level) {
+        Ok(guard) => {
+            ctx.log_file = Some(guard.file.clone());
+            Some(guard)
+        }
+        Err(err) => {
+            eprintln!("warning: cannot write logs to {}: {err}", log_dir.display());
+            None
+        }
+    };
+    tracing::debug!(command = ?cli.command, "starting");
+    match cli.command {
+        None => {
+            use clap::CommandFactory;
+            Cli::command().print_help()?;
+            Ok(())
+        }
+        Some(Command::Info) => cli::info(&ctx),
+        Some(Command::Db { command }) => match command {
+            DbCommand::Check => cli::db_check(&ctx),
+            DbCommand::Maintain {
+                stale_after_days,
+                retention_days,
+                keep_configs,
+                vacuum,
+            } => cli::db_maintain(
+                &ctx,
+                &cli::MaintainArgs {
+                    stale_after_days,
+                    history_retention_days: retention_days,
+                    config_versions_kept: keep_configs,
+                    vacuum,
+                },
+            ),
+        },
+        Some(Command::Devices {
+            pattern,
+            device_type,
+            source,
+            status,
+            limit,
+            json,
+        }) => cli::devices(
+            &ctx,
+            &cli::DevicesArgs {
+                pattern,
+                device_type,
+                source,
+                status,
+                limit,
+                json,
+            },
+        ),
+    }
+}

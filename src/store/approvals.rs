@@ -1,0 +1,233 @@
+//! NetBox plans awaiting review: `netbox_sync_batches` and `netbox_sync_approvals`.
+
+use super::{Result, Store, Writer, json_text, parse_text_enum};
+use crate::model::{ApprovalAction, ApprovalStatus};
+use rusqlite::{OptionalExtension, Row, params};
+use serde::Serialize;
+
+/// A batch to create.
+#[derive(Debug, Clone)]
+pub struct NewBatch<'a> {
+    pub batch_id: &'a str,
+    pub netbox_url: &'a str,
+    pub planned_at: &'a str,
+    pub planned_by: &'a str,
+    pub metadata: serde_json::Value,
+}
+
+/// A plan item to create.
+#[derive(Debug, Clone)]
+pub struct NewApprovalItem {
+    pub device_id: Option<i64>,
+    pub action: ApprovalAction,
+    pub netbox_object_type: String,
+    pub netbox_object_id: Option<i64>,
+    pub proposed_changes: serde_json::Value,
+}
+
+/// A batch with its item counts by status.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct Batch {
+    pub batch_id: String,
+    pub netbox_url: Option<String>,
+    pub planned_at: Option<String>,
+    pub planned_by: Option<String>,
+    pub state: Option<String>,
+    pub creates: i64,
+    pub updates: i64,
+    pub deletes: i64,
+    pub pending: i64,
+    pub approved: i64,
+    pub rejected: i64,
+    pub applied: i64,
+}
+
+/// One plan item.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct ApprovalItem {
+    pub id: i64,
+    pub sync_batch_id: String,
+    pub device_id: Option<i64>,
+    pub device_name: Option<String>,
+    pub action: ApprovalAction,
+    pub netbox_object_type: Option<String>,
+    pub netbox_object_id: Option<i64>,
+    pub proposed_changes: Option<String>,
+    pub approval_status: ApprovalStatus,
+    pub approved_by: Option<String>,
+    pub approved_at: Option<String>,
+    pub applied_at: Option<String>,
+    pub rollback_data: Option<String>,
+    pub review_comment: Option<String>,
+}
+
+const ITEM_COLUMNS: &str = "a.id, a.sync_batch_id, a.device_id, d.name, a.action, \
+     a.netbox_object_type, a.netbox_object_id, a.proposed_changes, a.approval_status, a.approved_by, \
+     a.approved_at, a.applied_at, a.rollback_data, a.review_comment";
+
+fn item_from_row(row: &Row<'_>) -> rusqlite::Result<ApprovalItem> {
+    Ok(ApprovalItem {
+        id: row.get(0)?,
+        sync_batch_id: row.get(1)?,
+        device_id: row.get(2)?,
+        device_name: row.get(3)?,
+        action: parse_text_enum(row, 4)?,
+        netbox_object_type: row.get(5)?,
+        netbox_object_id: row.get(6)?,
+        proposed_changes: row.get(7)?,
+        approval_status: parse_text_enum(row, 8)?,
+        approved_by: row.get(9)?,
+        approved_at: row.get(10)?,
+        applied_at: row.get(11)?,
+        rollback_data: row.get(12)?,
+        review_comment: row.get(13)?,
+    })
+}
+
+impl Writer<'_> {
+    /// Creates a batch and its items, all `pending`, and returns the item ids in order.
+    pub fn create_batch(
+        &self,
+        batch: &NewBatch<'_>,
+        items: &[NewApprovalItem],
+    ) -> Result<Vec<i64>> {
+        let conn = self.conn();
+        let count =
+            |action: ApprovalAction| items.iter().filter(|i| i.action == action).count() as i64;
+        conn.prepare_cached(
+            "INSERT INTO netbox_sync_batches (batch_id, netbox_url, planned_at, planned_by, state, \
+             creates, updates, deletes, metadata) VALUES (?1, ?2, ?3, ?4, 'pending', ?5, ?6, ?7, ?8)",
+        )?
+        .execute(params![
+            batch.batch_id,
+            batch.netbox_url,
+            batch.planned_at,
+            batch.planned_by,
+            count(ApprovalAction::Create),
+            count(ApprovalAction::Update),
+            count(ApprovalAction::Delete),
+            json_text(&batch.metadata)
+        ])?;
+        let mut insert = conn.prepare_cached(
+            "INSERT INTO netbox_sync_approvals (sync_batch_id, device_id, action, netbox_object_type, \
+             netbox_object_id, proposed_changes, approval_status) VALUES (?1, ?2, ?3, ?4, ?5, ?6, 'pending')",
+        )?;
+        let mut ids = Vec::with_capacity(items.len());
+        for item in items {
+            insert.execute(params![
+                batch.batch_id,
+                item.device_id,
+                item.action.as_str(),
+                item.netbox_object_type,
+                item.netbox_object_id,
+                json_text(&item.proposed_changes)
+            ])?;
+            ids.push(conn.last_insert_rowid());
+        }
+        Ok(ids)
+    }
+
+    /// Moves items from `from` to `to` status, recording the reviewer, time and comment. The
+    /// change is conditional on the current status, so two reviewers acting at once cannot both
+    /// succeed; returns how many items moved. `item_ids` empty means every item of the batch.
+    pub fn review_items(
+        &self,
+        batch_id: &str,
+        item_ids: &[i64],
+        from: ApprovalStatus,
+        to: ApprovalStatus,
+        reviewer: &str,
+        comment: Option<&str>,
+        at: &str,
+    ) -> Result<usize> {
+        let conn = self.conn();
+        if item_ids.is_empty() {
+            return Ok(conn
+                .prepare_cached(
+                    "UPDATE netbox_sync_approvals SET approval_status = ?3, approved_by = ?4, \
+                     approved_at = ?5, review_comment = ?6 \
+                     WHERE sync_batch_id = ?1 AND approval_status = ?2",
+                )?
+                .execute(params![
+                    batch_id,
+                    from.as_str(),
+                    to.as_str(),
+                    reviewer,
+                    at,
+                    comment
+                ])?);
+        }
+        let mut update = conn.prepare_cached(
+            "UPDATE netbox_sync_approvals SET approval_status = ?4, approved_by = ?5, \
+             approved_at = ?6, review_comment = ?7 \
+             WHERE id = ?1 AND sync_batch_id = ?2 AND approval_status = ?3",
+        )?;
+        let mut moved = 0;
+        for id in item_ids {
+            moved += update.execute(params![
+                id,
+                batch_id,
+                from.as_str(),
+                to.as_str(),
+                reviewer,
+                at,
+                comment
+            ])?;
+        }
+        Ok(moved)
+    }
+}
+
+impl Store {
+    /// Every batch, newest first, with item counts by status.
+    pub fn batches(&self) -> Result<Vec<Batch>> {
+        let mut stmt = self.conn().prepare_cached(
+            "SELECT b.batch_id, b.netbox_url, b.planned_at, b.planned_by, b.state, b.creates, \
+             b.updates, b.deletes, \
+             (SELECT COUNT(*) FROM netbox_sync_approvals a WHERE a.sync_batch_id = b.batch_id AND a.approval_status = 'pending'), \
+             (SELECT COUNT(*) FROM netbox_sync_approvals a WHERE a.sync_batch_id = b.batch_id AND a.approval_status = 'approved'), \
+             (SELECT COUNT(*) FROM netbox_sync_approvals a WHERE a.sync_batch_id = b.batch_id AND a.approval_status = 'rejected'), \
+             (SELECT COUNT(*) FROM netbox_sync_approvals a WHERE a.sync_batch_id = b.batch_id AND a.approval_status = 'applied') \
+             FROM netbox_sync_batches b ORDER BY b.planned_at DESC, b.batch_id DESC",
+        )?;
+        let rows = stmt.query_map([], |r| {
+            Ok(Batch {
+                batch_id: r.get(0)?,
+                netbox_url: r.get(1)?,
+                planned_at: r.get(2)?,
+                planned_by: r.get(3)?,
+                state: r.get(4)?,
+                creates: r.get(5)?,
+                updates: r.get(6)?,
+                deletes: r.get(7)?,
+                pending: r.get(8)?,
+                approved: r.get(9)?,
+                rejected: r.get(10)?,
+                applied: r.get(11)?,
+            })
+        })?;
+        Ok(rows.collect::<rusqlite::Result<Vec<_>>>()?)
+    }
+
+    /// The items of a batch in plan order.
+    pub fn batch_items(&self, batch_id: &str) -> Result<Vec<ApprovalItem>> {
+        let mut stmt = self.conn().prepare_cached(&format!(
+            "SELECT {ITEM_COLUMNS} FROM netbox_sync_approvals a LEFT JOIN devices d ON d.id = a.device_id \
+             WHERE a.sync_batch_id = ?1 ORDER BY a.id"
+        ))?;
+        let rows = stmt.query_map([batch_id], item_from_row)?;
+        Ok(rows.collect::<rusqlite::Result<Vec<_>>>()?)
+    }
+
+    /// One item by id.
+    pub fn approval_item(&self, item_id: i64) -> Result<Option<ApprovalItem>> {
+        Ok(self
+            .conn()
+            .prepare_cached(&format!(
+                "SELECT {ITEM_COLUMNS} FROM netbox_sync_approvals a LEFT JOIN devices d ON d.id = a.device_id \
+                 WHERE a.id = ?1"
+            ))?
+            .query_row([item_id], item_from_row)
+            .optional()?)
+    }
+}

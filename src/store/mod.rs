@@ -1,0 +1,342 @@
+//! The master database: the only code in infradeck that speaks SQL.
+//!
+//! [`Store::open`] checks the file, sets the pragmas (WAL, foreign keys, busy timeout,
+//! `synchronous=NORMAL`) and applies pending migrations in one transaction. Reads are methods on
+//! [`Store`]; writes happen inside [`Store::write`], which hands a [`Writer`] to a closure and
+//! commits everything it did as one transaction, so a crash mid-write leaves the database as it was.
+
+mod approvals;
+mod audit;
+mod configs;
+mod details;
+mod devices;
+mod knowledge;
+mod maintain;
+mod relationships;
+pub mod schema;
+
+pub use approvals::{ApprovalItem, Batch, NewApprovalItem, NewBatch};
+pub use audit::{
+    HistoryEntry, NewHistory, RunOwner, RunProgress, RunSummary, SourceStatus, SyncRun,
+};
+pub use configs::config_hash;
+pub use configs::{ConfigStored, ConfigVersion};
+pub use details::{FactRow, FactsDiff, InterfaceRow, VmRow, VolumeRow};
+pub use devices::{
+    Device, DeviceChange, DeviceDetail, DevicePage, DeviceQuery, DeviceSort, Upserted,
+};
+pub use knowledge::{EmbeddingRow, IssueRow, KbArticleRow};
+pub use knowledge::{decode_vector, encode_vector};
+pub use maintain::{CheckReport, MaintainOptions, MaintainReport};
+pub use relationships::{Direction, Related, TreeNode};
+
+use rusqlite::{Connection, OpenFlags, TransactionBehavior};
+use std::io::Read;
+use std::path::{Path, PathBuf};
+use std::time::Duration;
+
+/// Why a store operation failed.
+#[derive(Debug, thiserror::Error)]
+pub enum Error {
+    #[error(
+        "{path} is not an SQLite database (its first bytes are not the SQLite header); refusing to touch it"
+    )]
+    NotADatabase { path: PathBuf },
+    #[error(
+        "{path} has schema version {found}, written by a newer infradeck; this infradeck knows schema version {known}. Upgrade infradeck to open it"
+    )]
+    NewerSchema {
+        path: PathBuf,
+        found: i64,
+        known: i64,
+    },
+    #[error(
+        "the database is locked by another process and stayed locked longer than the busy timeout ({timeout_ms} ms); try again when the other writer has finished"
+    )]
+    Busy { timeout_ms: u64 },
+    #[error(
+        "sync of {source_system}/{source_identifier} is already running as run {sync_id} (pid {pid} on {host}, started {started_at})"
+    )]
+    RunLocked {
+        source_system: String,
+        source_identifier: String,
+        sync_id: String,
+        pid: i64,
+        host: String,
+        started_at: String,
+    },
+    #[error("{0}")]
+    Conflict(String),
+    #[error("not found: {0}")]
+    NotFound(String),
+    #[error("could not read {path}: {source}")]
+    Io {
+        path: PathBuf,
+        source: std::io::Error,
+    },
+    #[error("invalid JSON in column {column}: {source}")]
+    Json {
+        column: &'static str,
+        source: serde_json::Error,
+    },
+    #[error("database error: {0}")]
+    Sqlite(rusqlite::Error),
+}
+
+impl From<rusqlite::Error> for Error {
+    fn from(err: rusqlite::Error) -> Self {
+        Error::Sqlite(err)
+    }
+}
+
+pub type Result<T> = std::result::Result<T, Error>;
+
+/// How to open the database.
+#[derive(Debug, Clone)]
+pub struct OpenOptions {
+    /// How long a statement waits for another connection's lock before failing.
+    pub busy_timeout: Duration,
+}
+
+impl Default for OpenOptions {
+    fn default() -> Self {
+        OpenOptions {
+            busy_timeout: Duration::from_secs(5),
+        }
+    }
+}
+
+/// An open master database.
+pub struct Store {
+    conn: Connection,
+    path: PathBuf,
+    busy_timeout_ms: u64,
+}
+
+impl std::fmt::Debug for Store {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Store").field("path", &self.path).finish()
+    }
+}
+
+const SQLITE_HEADER: &[u8; 16] = b"SQLite format 3\0";
+
+impl Store {
+    /// Opens (creating if needed) the database at `path` and brings its schema up to date.
+    pub fn open(path: &Path, options: &OpenOptions) -> Result<Store> {
+        refuse_foreign_file(path)?;
+        if let Some(parent) = path.parent().filter(|p| !p.as_os_str().is_empty()) {
+            std::fs::create_dir_all(parent).map_err(|source| Error::Io {
+                path: parent.to_path_buf(),
+                source,
+            })?;
+        }
+        let conn = Connection::open_with_flags(
+            path,
+            OpenFlags::SQLITE_OPEN_READ_WRITE
+                | OpenFlags::SQLITE_OPEN_CREATE
+                | OpenFlags::SQLITE_OPEN_NO_MUTEX,
+        )?;
+        let busy_timeout_ms = options.busy_timeout.as_millis() as u64;
+        let mut store = Store {
+            conn,
+            path: path.to_path_buf(),
+            busy_timeout_ms,
+        };
+        store.conn.busy_timeout(options.busy_timeout)?;
+        store.check_not_newer()?;
+        store.map_busy(|conn| {
+            // journal_mode answers with a row, so it is queried rather than executed.
+            let _mode: String = conn.query_row("PRAGMA journal_mode = WAL", [], |r| r.get(0))?;
+            conn.execute_batch(
+                "PRAGMA foreign_keys = ON; PRAGMA synchronous = NORMAL; PRAGMA temp_store = MEMORY;",
+            )
+        })?;
+        store.migrate()?;
+        Ok(store)
+    }
+
+    /// The file this store is backed by.
+    pub fn path(&self) -> &Path {
+        &self.path
+    }
+
+    /// The schema version recorded in the database.
+    pub fn schema_version(&self) -> Result<i64> {
+        Ok(self
+            .conn
+            .query_row("PRAGMA user_version", [], |r| r.get(0))?)
+    }
+
+    fn check_not_newer(&self) -> Result<()> {
+        let found = self.schema_version().map_err(|e| self.busy_or(e))?;
+        if found > schema::LATEST_VERSION {
+            return Err(Error::NewerSchema {
+                path: self.path.clone(),
+                found,
+                known: schema::LATEST_VERSION,
+            });
+        }
+        Ok(())
+    }
+
+    /// Applies every pending migration in one transaction: either all land or none do.
+    fn migrate(&mut self) -> Result<()> {
+        let current = self.schema_version()?;
+        if current >= schema::LATEST_VERSION {
+            return Ok(());
+        }
+        let busy_timeout_ms = self.busy_timeout_ms;
+        let tx = self
+            .conn
+            .transaction_with_behavior(TransactionBehavior::Immediate)
+            .map_err(|e| busy_or(e, busy_timeout_ms))?;
+        // Re-read under the write lock: another process may have migrated meanwhile.
+        let current: i64 = tx.query_row("PRAGMA user_version", [], |r| r.get(0))?;
+        for (index, step) in schema::MIGRATIONS.iter().enumerate().skip(current as usize) {
+            tx.execute_batch(step)?;
+            tx.execute_batch(&format!("PRAGMA user_version = {}", index + 1))?;
+        }
+        tx.commit().map_err(|e| busy_or(e, busy_timeout_ms))?;
+        tracing::info!(path = %self.path.display(), from = current, to = schema::LATEST_VERSION, "migrated database schema");
+        Ok(())
+    }
+
+    /// Runs `f` in one `BEGIN IMMEDIATE` transaction and commits; on error nothing is written.
+    pub fn write<T>(&mut self, f: impl FnOnce(&Writer<'_>) -> Result<T>) -> Result<T> {
+        let busy_timeout_ms = self.busy_timeout_ms;
+        let tx = self
+            .conn
+            .transaction_with_behavior(TransactionBehavior::Immediate)
+            .map_err(|e| busy_or(e, busy_timeout_ms))?;
+        let writer = Writer { tx };
+        let value = f(&writer).map_err(|e| match e {
+            Error::Sqlite(inner) => busy_or(inner, busy_timeout_ms),
+            other => other,
+        })?;
+        writer
+            .tx
+            .commit()
+            .map_err(|e| busy_or(e, busy_timeout_ms))?;
+        Ok(value)
+    }
+
+    fn map_busy<T>(&self, f: impl FnOnce(&Connection) -> rusqlite::Result<T>) -> Result<T> {
+        f(&self.conn).map_err(|e| busy_or(e, self.busy_timeout_ms))
+    }
+
+    fn busy_or(&self, err: Error) -> Error {
+        match err {
+            Error::Sqlite(inner) => busy_or(inner, self.busy_timeout_ms),
+            other => other,
+        }
+    }
+
+    pub(crate) fn conn(&self) -> &Connection {
+        &self.conn
+    }
+}
+
+/// A transaction in progress; every write method of the store lives here.
+pub struct Writer<'a> {
+    tx: rusqlite::Transaction<'a>,
+}
+
+impl Writer<'_> {
+    pub(crate) fn conn(&self) -> &Connection {
+        &self.tx
+    }
+}
+
+fn busy_or(err: rusqlite::Error, timeout_ms: u64) -> Error {
+    match err.sqlite_error_code() {
+        Some(rusqlite::ErrorCode::DatabaseBusy) | Some(rusqlite::ErrorCode::DatabaseLocked) => {
+            Error::Busy { timeout_ms }
+        }
+        _ => Error::Sqlite(err),
+    }
+}
+
+/// Refuses a non-empty file that does not start with the SQLite header, before SQLite opens it,
+/// so a mistyped `--db` never gets a WAL file or a journal written next to someone's data.
+fn refuse_foreign_file(path: &Path) -> Result<()> {
+    let mut file = match std::fs::File::open(path) {
+        Ok(file) => file,
+        Err(err) if err.kind() == std::io::ErrorKind::NotFound => return Ok(()),
+        Err(source) => {
+            return Err(Error::Io {
+                path: path.to_path_buf(),
+                source,
+            });
+        }
+    };
+    let mut header = [0u8; 16];
+    let mut read = 0;
+    while read < header.len() {
+        match file.read(&mut header[read..]) {
+            Ok(0) => break,
+            Ok(n) => read += n,
+            Err(source) => {
+                return Err(Error::Io {
+                    path: path.to_path_buf(),
+                    source,
+                });
+            }
+        }
+    }
+    if read == 0 || header == *SQLITE_HEADER {
+        Ok(())
+    } else {
+        Err(Error::NotADatabase {
+            path: path.to_path_buf(),
+        })
+    }
+}
+
+/// Serializes a JSON value for a TEXT column; `null` becomes SQL NULL.
+pub(crate) fn json_text(value: &serde_json::Value) -> Option<String> {
+    if value.is_null() {
+        None
+    } else {
+        Some(value.to_string())
+    }
+}
+
+/// Parses a TEXT column holding JSON; SQL NULL becomes `null`.
+pub(crate) fn parse_json(column: &'static str, text: Option<String>) -> Result<serde_json::Value> {
+    match text {
+        None => Ok(serde_json::Value::Null),
+        Some(text) => serde_json::from_str(&text).map_err(|source| Error::Json { column, source }),
+    }
+}
+
+/// What a write did to one record: reconcile turns this into audit rows.
+#[derive(Debug, Clone, PartialEq)]
+pub enum Change<T> {
+    /// The record did not exist before.
+    Added,
+    /// The record existed and differed; `before` is what it was.
+    Updated { before: T },
+    /// The record existed and was identical; only its freshness was bumped, if at all.
+    Unchanged,
+}
+
+impl<T> Change<T> {
+    pub fn is_unchanged(&self) -> bool {
+        matches!(self, Change::Unchanged)
+    }
+}
+
+/// Maps a TEXT column holding one of our closed-set values, failing the row read if it is not.
+pub(crate) fn parse_text_enum<T: std::str::FromStr>(
+    row: &rusqlite::Row<'_>,
+    index: usize,
+) -> rusqlite::Result<T>
+where
+    T::Err: std::error::Error + Send + Sync + 'static,
+{
+    let text: String = row.get(index)?;
+    text.parse::<T>().map_err(|e| {
+        rusqlite::Error::FromSqlConversionFailure(index, rusqlite::types::Type::Text, Box::new(e))
+    })
+}

@@ -1,0 +1,212 @@
+//! `device_relationships`: links between devices and the trees they form.
+
+use super::devices::{DEVICE_COLUMNS, device_from_row};
+use super::{Change, Device, Result, Store, Writer, json_text, parse_text_enum};
+use crate::model::RelationshipType;
+use rusqlite::{OptionalExtension, params};
+use serde::Serialize;
+use std::collections::HashSet;
+
+/// A device related to another one, seen from that other one.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct Related {
+    pub relationship_id: i64,
+    pub relationship_type: RelationshipType,
+    /// True when the related device is the parent (e.g. the host of this VM).
+    pub is_parent: bool,
+    pub device: Device,
+    pub metadata: Option<String>,
+}
+
+/// A node of a relationship tree: a device and the devices reached from it.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct TreeNode {
+    pub device: Device,
+    /// How this node relates to its parent in the tree; `None` at the root.
+    pub relationship_type: Option<RelationshipType>,
+    pub children: Vec<TreeNode>,
+    /// True when the walk stopped here (depth limit or a cycle) although links continue.
+    pub truncated: bool,
+}
+
+/// Which way a tree walks.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Direction {
+    /// From parents to children: cluster → hosts → VMs; what depends on this device.
+    Down,
+    /// From children to parents: VM → host → cluster; what this device depends on.
+    Up,
+}
+
+impl Writer<'_> {
+    /// Records that `parent` relates to `child`; updates the metadata if it changed.
+    pub fn link(
+        &self,
+        parent: i64,
+        child: i64,
+        relationship_type: RelationshipType,
+        metadata: &serde_json::Value,
+        at: &str,
+    ) -> Result<Change<Option<String>>> {
+        let conn = self.conn();
+        let metadata = json_text(metadata);
+        let existing: Option<(i64, Option<String>)> = conn
+            .prepare_cached(
+                "SELECT id, metadata FROM device_relationships WHERE parent_device_id = ?1 \
+                 AND child_device_id = ?2 AND relationship_type = ?3",
+            )?
+            .query_row(params![parent, child, relationship_type.as_str()], |r| {
+                Ok((r.get(0)?, r.get(1)?))
+            })
+            .optional()?;
+        match existing {
+            Some((_, old)) if old == metadata => Ok(Change::Unchanged),
+            Some((id, old)) => {
+                conn.prepare_cached(
+                    "UPDATE device_relationships SET metadata = ?2, updated_at = ?3 WHERE id = ?1",
+                )?
+                .execute(params![id, metadata, at])?;
+                Ok(Change::Updated { before: old })
+            }
+            None => {
+                conn.prepare_cached(
+                    "INSERT INTO device_relationships (parent_device_id, child_device_id, \
+                     relationship_type, metadata, created_at, updated_at) \
+                     VALUES (?1, ?2, ?3, ?4, ?5, ?5)",
+                )?
+                .execute(params![
+                    parent,
+                    child,
+                    relationship_type.as_str(),
+                    metadata,
+                    at
+                ])?;
+                Ok(Change::Added)
+            }
+        }
+    }
+
+    /// Removes one relationship; true if it existed.
+    pub fn unlink(
+        &self,
+        parent: i64,
+        child: i64,
+        relationship_type: RelationshipType,
+    ) -> Result<bool> {
+        Ok(self
+            .conn()
+            .prepare_cached(
+                "DELETE FROM device_relationships WHERE parent_device_id = ?1 \
+                 AND child_device_id = ?2 AND relationship_type = ?3",
+            )?
+            .execute(params![parent, child, relationship_type.as_str()])?
+            > 0)
+    }
+}
+
+impl Store {
+    /// Every device directly related to `device_id`, parents first, then by name.
+    pub fn related(&self, device_id: i64) -> Result<Vec<Related>> {
+        let columns = DEVICE_COLUMNS
+            .split(", ")
+            .map(|c| format!("d.{c}"))
+            .collect::<Vec<_>>()
+            .join(", ");
+        let sql = format!(
+            "SELECT {columns}, r.id, r.relationship_type, r.metadata, 1 AS is_parent \
+             FROM device_relationships r JOIN devices d ON d.id = r.parent_device_id \
+             WHERE r.child_device_id = ?1 \
+             UNION ALL \
+             SELECT {columns}, r.id, r.relationship_type, r.metadata, 0 AS is_parent \
+             FROM device_relationships r JOIN devices d ON d.id = r.child_device_id \
+             WHERE r.parent_device_id = ?1 \
+             ORDER BY is_parent DESC, 2, 1"
+        );
+        let mut stmt = self.conn().prepare_cached(&sql)?;
+        let rows = stmt.query_map([device_id], |r| {
+            Ok(Related {
+                device: device_from_row(r)?,
+                relationship_id: r.get(12)?,
+                relationship_type: parse_text_enum(r, 13)?,
+                metadata: r.get(14)?,
+                is_parent: r.get::<_, i64>(15)? == 1,
+            })
+        })?;
+        Ok(rows.collect::<rusqlite::Result<Vec<_>>>()?)
+    }
+
+    /// The tree reached from `root` by following links in `direction`, at most `max_depth`
+    /// levels deep. A device already on the path is not expanded again, so cycles terminate.
+    pub fn relationship_tree(
+        &self,
+        root: i64,
+        direction: Direction,
+        max_depth: usize,
+    ) -> Result<Option<TreeNode>> {
+        let Some(device) = self.device(root)? else {
+            return Ok(None);
+        };
+        let mut path = HashSet::from([root]);
+        Ok(Some(
+            self.expand(device, None, direction, max_depth, &mut path)?,
+        ))
+    }
+
+    fn expand(
+        &self,
+        device: Device,
+        relationship_type: Option<RelationshipType>,
+        direction: Direction,
+        depth_left: usize,
+        path: &mut HashSet<i64>,
+    ) -> Result<TreeNode> {
+        let links = self.neighbours(device.id, direction)?;
+        let mut node = TreeNode {
+            device,
+            relationship_type,
+            children: Vec::new(),
+            truncated: false,
+        };
+        if depth_left == 0 {
+            node.truncated = !links.is_empty();
+            return Ok(node);
+        }
+        for (kind, neighbour) in links {
+            if !path.insert(neighbour.id) {
+                node.truncated = true;
+                continue;
+            }
+            let id = neighbour.id;
+            let child = self.expand(neighbour, Some(kind), direction, depth_left - 1, path)?;
+            path.remove(&id);
+            node.children.push(child);
+        }
+        Ok(node)
+    }
+
+    fn neighbours(
+        &self,
+        device_id: i64,
+        direction: Direction,
+    ) -> Result<Vec<(RelationshipType, Device)>> {
+        let (join_on, match_on) = match direction {
+            Direction::Down => ("r.child_device_id", "r.parent_device_id"),
+            Direction::Up => ("r.parent_device_id", "r.child_device_id"),
+        };
+        let columns = DEVICE_COLUMNS
+            .split(", ")
+            .map(|c| format!("d.{c}"))
+            .collect::<Vec<_>>()
+            .join(", ");
+        let sql = format!(
+            "SELECT {columns}, r.relationship_type FROM device_relationships r \
+             JOIN devices d ON d.id = {join_on} WHERE {match_on} = ?1 \
+             ORDER BY r.relationship_type, d.name, d.id"
+        );
+        let mut stmt = self.conn().prepare_cached(&sql)?;
+        let rows = stmt.query_map([device_id], |r| {
+            Ok((parse_text_enum(r, 12)?, device_from_row(r)?))
+        })?;
+        Ok(rows.collect::<rusqlite::Result<Vec<_>>>()?)
+    }
+}

@@ -1,0 +1,309 @@
+//! The embedded, versioned schema. Migration N brings a database from `user_version` N-1 to N.
+//! Append new steps; never edit a step that has shipped.
+
+/// The schema steps, in order. The index + 1 is the version a step produces.
+pub const MIGRATIONS: &[&str] = &[V1_SEED_SCHEMA];
+
+/// The schema version this build of infradeck writes.
+pub const LATEST_VERSION: i64 = MIGRATIONS.len() as i64;
+
+/// Version 1: every table, column, index and foreign key of the seed schema
+/// (`shared/seed/master-database-schema.md`) with the deliberate deviations of DESIGN.md:
+/// - `devices` and `storage_volumes` carry `source_identifier` (the configured source instance),
+///   and their unique key is (source_system, source_identifier, source_id);
+/// - `sync_runs` records every run; a partial unique index on running rows is the cross-process
+///   lock that stops two runs of one source instance at once;
+/// - `device_relationships.relationship_type` also takes `same_as`, and one relationship of a type
+///   between two devices exists once;
+/// - approvals record a review comment, and batches have their own table;
+/// - `device_configs` numbers versions uniquely per device;
+/// - `storage_volumes.device_id` references `devices` and is cleared when that device goes.
+const V1_SEED_SCHEMA: &str = r#"
+CREATE TABLE devices (
+    id INTEGER PRIMARY KEY,
+    name TEXT NOT NULL,
+    device_type TEXT NOT NULL
+        CHECK (device_type IN ('server', 'vm', 'network_device', 'storage', 'container')),
+    source_system TEXT NOT NULL,
+    source_identifier TEXT NOT NULL DEFAULT '',
+    source_id TEXT NOT NULL,
+    status TEXT CHECK (status IN ('active', 'inactive', 'unknown')),
+    metadata TEXT,
+    first_seen TIMESTAMP,
+    last_seen TIMESTAMP,
+    created_at TIMESTAMP,
+    updated_at TIMESTAMP
+);
+CREATE UNIQUE INDEX idx_devices_source_key ON devices (source_system, source_identifier, source_id);
+CREATE INDEX idx_devices_device_type ON devices (device_type);
+CREATE INDEX idx_devices_name ON devices (name);
+CREATE INDEX idx_devices_status ON devices (status);
+CREATE INDEX idx_devices_last_seen ON devices (last_seen);
+
+CREATE TABLE device_relationships (
+    id INTEGER PRIMARY KEY,
+    parent_device_id INTEGER REFERENCES devices (id) ON DELETE CASCADE,
+    child_device_id INTEGER REFERENCES devices (id) ON DELETE CASCADE,
+    relationship_type TEXT
+        CHECK (relationship_type IN ('hosts', 'connects_to', 'backs_up', 'manages', 'same_as')),
+    metadata TEXT,
+    created_at TIMESTAMP,
+    updated_at TIMESTAMP
+);
+CREATE INDEX idx_device_relationships_parent ON device_relationships (parent_device_id);
+CREATE INDEX idx_device_relationships_child ON device_relationships (child_device_id);
+CREATE INDEX idx_device_relationships_type ON device_relationships (relationship_type);
+CREATE UNIQUE INDEX idx_device_relationships_link
+    ON device_relationships (parent_device_id, child_device_id, relationship_type);
+
+CREATE TABLE sync_metadata (
+    id INTEGER PRIMARY KEY,
+    source_system TEXT NOT NULL,
+    source_identifier TEXT,
+    last_sync_start TIMESTAMP,
+    last_sync_complete TIMESTAMP,
+    last_sync_status TEXT,
+    sync_duration_seconds REAL,
+    devices_added INTEGER,
+    devices_updated INTEGER,
+    devices_removed INTEGER,
+    error_message TEXT,
+    created_at TIMESTAMP,
+    updated_at TIMESTAMP
+);
+CREATE UNIQUE INDEX idx_sync_metadata_source ON sync_metadata (source_system, source_identifier);
+CREATE INDEX idx_sync_metadata_last_sync_complete ON sync_metadata (last_sync_complete);
+
+CREATE TABLE vms (
+    id INTEGER PRIMARY KEY,
+    device_id INTEGER NOT NULL REFERENCES devices (id) ON DELETE CASCADE,
+    instance_uuid TEXT,
+    guest_os TEXT,
+    cpu_count INTEGER,
+    memory_mb INTEGER,
+    power_state TEXT,
+    tools_running BOOLEAN,
+    ip_addresses TEXT,
+    disks TEXT,
+    snapshots TEXT,
+    total_disk_capacity_bytes INTEGER,
+    total_snapshot_size_bytes INTEGER
+);
+CREATE UNIQUE INDEX idx_vms_device_id ON vms (device_id);
+CREATE INDEX idx_vms_instance_uuid ON vms (instance_uuid);
+CREATE INDEX idx_vms_power_state ON vms (power_state);
+
+CREATE TABLE network_interfaces (
+    id INTEGER PRIMARY KEY,
+    device_id INTEGER NOT NULL REFERENCES devices (id) ON DELETE CASCADE,
+    interface_name TEXT NOT NULL,
+    mac_address TEXT,
+    ip_addresses TEXT,
+    speed_mbps INTEGER,
+    status TEXT,
+    interface_type TEXT,
+    metadata TEXT
+);
+CREATE INDEX idx_network_interfaces_device_id ON network_interfaces (device_id);
+CREATE INDEX idx_network_interfaces_mac_address ON network_interfaces (mac_address);
+CREATE INDEX idx_network_interfaces_status ON network_interfaces (status);
+
+CREATE TABLE storage_volumes (
+    id INTEGER PRIMARY KEY,
+    device_id INTEGER REFERENCES devices (id) ON DELETE SET NULL,
+    source_system TEXT NOT NULL,
+    source_identifier TEXT NOT NULL DEFAULT '',
+    source_id TEXT NOT NULL,
+    name TEXT NOT NULL,
+    volume_type TEXT,
+    capacity_bytes INTEGER,
+    used_bytes INTEGER,
+    storage_array TEXT,
+    raid_level TEXT,
+    thin_provisioned BOOLEAN,
+    metadata TEXT,
+    created_at TIMESTAMP,
+    updated_at TIMESTAMP
+);
+CREATE UNIQUE INDEX idx_storage_volumes_source_key
+    ON storage_volumes (source_system, source_identifier, source_id);
+CREATE INDEX idx_storage_volumes_device_id ON storage_volumes (device_id);
+CREATE INDEX idx_storage_volumes_storage_array ON storage_volumes (storage_array);
+CREATE INDEX idx_storage_volumes_volume_type ON storage_volumes (volume_type);
+
+CREATE TABLE device_configs (
+    id INTEGER PRIMARY KEY,
+    device_id INTEGER NOT NULL REFERENCES devices (id) ON DELETE CASCADE,
+    config_text TEXT,
+    config_hash TEXT,
+    version INTEGER,
+    retrieved_at TIMESTAMP,
+    source_system TEXT
+);
+CREATE INDEX idx_device_configs_device_version ON device_configs (device_id, version DESC);
+CREATE INDEX idx_device_configs_config_hash ON device_configs (config_hash);
+CREATE INDEX idx_device_configs_retrieved_at ON device_configs (retrieved_at DESC);
+CREATE UNIQUE INDEX idx_device_configs_unique_version ON device_configs (device_id, version);
+
+CREATE TABLE server_facts (
+    id INTEGER PRIMARY KEY,
+    device_id INTEGER NOT NULL REFERENCES devices (id) ON DELETE CASCADE,
+    fact_name TEXT NOT NULL,
+    fact_value TEXT,
+    collected_at TIMESTAMP
+);
+CREATE INDEX idx_server_facts_device_fact ON server_facts (device_id, fact_name);
+CREATE INDEX idx_server_facts_fact_name ON server_facts (fact_name);
+
+CREATE TABLE kb_articles (
+    id INTEGER PRIMARY KEY,
+    source_id TEXT NOT NULL,
+    space_key TEXT,
+    title TEXT NOT NULL,
+    body_text TEXT,
+    body_html TEXT,
+    url TEXT,
+    parent_id TEXT,
+    labels TEXT,
+    created_at TIMESTAMP,
+    last_updated TIMESTAMP,
+    cached_at TIMESTAMP
+);
+CREATE UNIQUE INDEX idx_kb_articles_source_id ON kb_articles (source_id);
+CREATE INDEX idx_kb_articles_space_key ON kb_articles (space_key);
+CREATE INDEX idx_kb_articles_title ON kb_articles (title);
+CREATE INDEX idx_kb_articles_last_updated ON kb_articles (last_updated DESC);
+
+CREATE TABLE issues (
+    id INTEGER PRIMARY KEY,
+    issue_key TEXT NOT NULL,
+    project_key TEXT,
+    issue_type TEXT,
+    summary TEXT,
+    description TEXT,
+    status TEXT,
+    resolution TEXT,
+    assignee TEXT,
+    reporter TEXT,
+    priority TEXT,
+    labels TEXT,
+    comments TEXT,
+    created_at TIMESTAMP,
+    updated_at TIMESTAMP,
+    resolved_at TIMESTAMP,
+    cached_at TIMESTAMP
+);
+CREATE UNIQUE INDEX idx_issues_issue_key ON issues (issue_key);
+CREATE INDEX idx_issues_project_key ON issues (project_key);
+CREATE INDEX idx_issues_status ON issues (status);
+CREATE INDEX idx_issues_resolution ON issues (resolution);
+CREATE INDEX idx_issues_resolved_at ON issues (resolved_at DESC);
+
+CREATE TABLE embeddings (
+    id INTEGER PRIMARY KEY,
+    content_type TEXT NOT NULL,
+    content_id INTEGER NOT NULL,
+    chunk_index INTEGER,
+    text_content TEXT,
+    embedding_vector BLOB,
+    embedding_model TEXT,
+    created_at TIMESTAMP
+);
+CREATE INDEX idx_embeddings_content ON embeddings (content_type, content_id);
+CREATE INDEX idx_embeddings_embedding_model ON embeddings (embedding_model);
+
+CREATE TABLE sync_history (
+    id INTEGER PRIMARY KEY,
+    sync_id TEXT NOT NULL,
+    source_system TEXT NOT NULL,
+    source_identifier TEXT,
+    operation TEXT,
+    device_id INTEGER,
+    change_type TEXT,
+    old_value TEXT,
+    new_value TEXT,
+    performed_by TEXT,
+    performed_at TIMESTAMP,
+    metadata TEXT
+);
+CREATE INDEX idx_sync_history_sync_id ON sync_history (sync_id);
+CREATE INDEX idx_sync_history_source_system ON sync_history (source_system);
+CREATE INDEX idx_sync_history_device_id ON sync_history (device_id);
+CREATE INDEX idx_sync_history_performed_at ON sync_history (performed_at DESC);
+
+CREATE TABLE netbox_sync_batches (
+    batch_id TEXT PRIMARY KEY,
+    netbox_url TEXT,
+    planned_at TIMESTAMP,
+    planned_by TEXT,
+    state TEXT,
+    creates INTEGER NOT NULL DEFAULT 0,
+    updates INTEGER NOT NULL DEFAULT 0,
+    deletes INTEGER NOT NULL DEFAULT 0,
+    metadata TEXT
+);
+
+CREATE TABLE netbox_sync_approvals (
+    id INTEGER PRIMARY KEY,
+    sync_batch_id TEXT NOT NULL,
+    device_id INTEGER,
+    action TEXT,
+    netbox_object_type TEXT,
+    netbox_object_id INTEGER,
+    proposed_changes TEXT,
+    approval_status TEXT,
+    approved_by TEXT,
+    approved_at TIMESTAMP,
+    applied_at TIMESTAMP,
+    rollback_data TEXT,
+    review_comment TEXT
+);
+CREATE INDEX idx_netbox_sync_approvals_batch ON netbox_sync_approvals (sync_batch_id);
+CREATE INDEX idx_netbox_sync_approvals_device_id ON netbox_sync_approvals (device_id);
+CREATE INDEX idx_netbox_sync_approvals_status ON netbox_sync_approvals (approval_status);
+CREATE INDEX idx_netbox_sync_approvals_approved_at ON netbox_sync_approvals (approved_at DESC);
+
+CREATE TABLE sync_runs (
+    id INTEGER PRIMARY KEY,
+    sync_id TEXT NOT NULL UNIQUE,
+    source_system TEXT NOT NULL,
+    source_identifier TEXT NOT NULL,
+    status TEXT NOT NULL
+        CHECK (status IN ('running', 'success', 'partial', 'failed', 'cancelled')),
+    phase TEXT,
+    done INTEGER NOT NULL DEFAULT 0,
+    total INTEGER,
+    message TEXT,
+    devices_added INTEGER NOT NULL DEFAULT 0,
+    devices_updated INTEGER NOT NULL DEFAULT 0,
+    devices_removed INTEGER NOT NULL DEFAULT 0,
+    cancel_requested INTEGER NOT NULL DEFAULT 0,
+    started_at TIMESTAMP NOT NULL,
+    heartbeat_at TIMESTAMP NOT NULL,
+    finished_at TIMESTAMP,
+    pid INTEGER,
+    host TEXT
+);
+CREATE UNIQUE INDEX idx_sync_runs_one_running
+    ON sync_runs (source_system, source_identifier) WHERE status = 'running';
+CREATE INDEX idx_sync_runs_source_started ON sync_runs (source_system, source_identifier, started_at DESC);
+"#;
+
+/// The tables of the schema, for row counts and documentation.
+pub const TABLES: &[&str] = &[
+    "devices",
+    "device_relationships",
+    "sync_metadata",
+    "vms",
+    "network_interfaces",
+    "storage_volumes",
+    "device_configs",
+    "server_facts",
+    "kb_articles",
+    "issues",
+    "embeddings",
+    "sync_history",
+    "netbox_sync_batches",
+    "netbox_sync_approvals",
+    "sync_runs",
+];
