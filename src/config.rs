@@ -914,3 +914,22 @@ ca_file = "ca.pem"
         assert!(parse_duration("m").is_err());
     }
 }
+
+#[cfg(test)]
+mod example_tests {
+    use super::*;
+
+    /// The shipped example documents every key; it must stay loadable as it is.
+    #[test]
+    fn config_example_parses_with_one_source_of_every_kind() {
+        let text = include_str!("../config.example.toml");
+        let config = Config::parse(text, Path::new("config.example.toml")).unwrap();
+        for kind in SourceKind::ALL {
+            assert!(
+                config.sources.iter().any(|s| s.kind == *kind),
+                "config.example.toml lacks a {kind} source"
+            );
+        }
+        assert!(config.netbox.is_some());
+    }
+}

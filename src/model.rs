@@ -21,6 +21,11 @@ macro_rules! text_enum {
             pub fn as_str(self) -> &'static str {
                 match self { $($name::$variant => $text),+ }
             }
+
+            /// [`Self::as_str`] as a reference to a `'static` `&str`, for SQL parameter lists.
+            pub fn as_str_ref(self) -> &'static &'static str {
+                match self { $($name::$variant => &$text),+ }
+            }
         }
 
         impl fmt::Display for $name {

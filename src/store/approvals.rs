@@ -25,6 +25,16 @@ pub struct NewApprovalItem {
     pub proposed_changes: serde_json::Value,
 }
 
+/// A review decision: items in `from` move to `to`, recorded with reviewer, comment and time.
+#[derive(Debug, Clone, Copy)]
+pub struct Review<'a> {
+    pub from: ApprovalStatus,
+    pub to: ApprovalStatus,
+    pub reviewer: &'a str,
+    pub comment: Option<&'a str>,
+    pub at: &'a str,
+}
+
 /// A batch with its item counts by status.
 #[derive(Debug, Clone, PartialEq, Serialize)]
 pub struct Batch {
@@ -134,12 +144,15 @@ impl Writer<'_> {
         &self,
         batch_id: &str,
         item_ids: &[i64],
-        from: ApprovalStatus,
-        to: ApprovalStatus,
-        reviewer: &str,
-        comment: Option<&str>,
-        at: &str,
+        review: &Review<'_>,
     ) -> Result<usize> {
+        let Review {
+            from,
+            to,
+            reviewer,
+            comment,
+            at,
+        } = *review;
         let conn = self.conn();
         if item_ids.is_empty() {
             return Ok(conn

@@ -245,14 +245,14 @@ impl Writer<'_> {
             .optional()?;
         if let Some(holder) = running {
             if holder.heartbeat_at.as_str() >= stale_before {
-                return Err(Error::RunLocked {
+                return Err(Error::RunLocked(Box::new(super::RunLock {
                     source_system: source_system.to_string(),
                     source_identifier: source_identifier.to_string(),
                     sync_id: holder.sync_id,
                     pid: holder.pid.unwrap_or(0),
                     host: holder.host.unwrap_or_default(),
                     started_at: holder.started_at,
-                });
+                })));
             }
             conn.prepare_cached(
                 "UPDATE sync_runs SET status = 'failed', finished_at = ?2, message = \

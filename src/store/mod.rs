@@ -12,10 +12,11 @@ mod details;
 mod devices;
 mod knowledge;
 mod maintain;
+mod name_index;
 mod relationships;
 pub mod schema;
 
-pub use approvals::{ApprovalItem, Batch, NewApprovalItem, NewBatch};
+pub use approvals::{ApprovalItem, Batch, NewApprovalItem, NewBatch, Review};
 pub use audit::{
     HistoryEntry, NewHistory, RunOwner, RunProgress, RunSummary, SourceStatus, SyncRun,
 };
@@ -54,17 +55,8 @@ pub enum Error {
         "the database is locked by another process and stayed locked longer than the busy timeout ({timeout_ms} ms); try again when the other writer has finished"
     )]
     Busy { timeout_ms: u64 },
-    #[error(
-        "sync of {source_system}/{source_identifier} is already running as run {sync_id} (pid {pid} on {host}, started {started_at})"
-    )]
-    RunLocked {
-        source_system: String,
-        source_identifier: String,
-        sync_id: String,
-        pid: i64,
-        host: String,
-        started_at: String,
-    },
+    #[error("{0}")]
+    RunLocked(Box<RunLock>),
     #[error("{0}")]
     Conflict(String),
     #[error("not found: {0}")]
@@ -91,6 +83,20 @@ impl From<rusqlite::Error> for Error {
 
 pub type Result<T> = std::result::Result<T, Error>;
 
+/// Who holds a source instance's run lock.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[error(
+    "sync of {source_system}/{source_identifier} is already running as run {sync_id} (pid {pid} on {host}, started {started_at})"
+)]
+pub struct RunLock {
+    pub source_system: String,
+    pub source_identifier: String,
+    pub sync_id: String,
+    pub pid: i64,
+    pub host: String,
+    pub started_at: String,
+}
+
 /// How to open the database.
 #[derive(Debug, Clone)]
 pub struct OpenOptions {
@@ -111,6 +117,12 @@ pub struct Store {
     conn: Connection,
     path: PathBuf,
     busy_timeout_ms: u64,
+    /// Commits made through this connection; with `PRAGMA data_version` (which counts other
+    /// connections' commits) it identifies the database state the name index was built from.
+    local_commits: std::cell::Cell<u64>,
+    /// The generation at which the last filtered device query ran without an index.
+    last_unindexed_filter: std::cell::Cell<Option<name_index::Generation>>,
+    name_index: std::cell::RefCell<Option<name_index::NameIndex>>,
 }
 
 impl std::fmt::Debug for Store {
@@ -142,6 +154,9 @@ impl Store {
             conn,
             path: path.to_path_buf(),
             busy_timeout_ms,
+            local_commits: std::cell::Cell::new(0),
+            last_unindexed_filter: std::cell::Cell::new(None),
+            name_index: std::cell::RefCell::new(None),
         };
         store.conn.busy_timeout(options.busy_timeout)?;
         store.check_not_newer()?;
@@ -149,7 +164,8 @@ impl Store {
             // journal_mode answers with a row, so it is queried rather than executed.
             let _mode: String = conn.query_row("PRAGMA journal_mode = WAL", [], |r| r.get(0))?;
             conn.execute_batch(
-                "PRAGMA foreign_keys = ON; PRAGMA synchronous = NORMAL; PRAGMA temp_store = MEMORY;",
+                "PRAGMA foreign_keys = ON; PRAGMA synchronous = NORMAL; PRAGMA temp_store = MEMORY; \
+                 PRAGMA cache_size = -65536;",
             )
         })?;
         store.migrate()?;
@@ -218,6 +234,7 @@ impl Store {
             .tx
             .commit()
             .map_err(|e| busy_or(e, busy_timeout_ms))?;
+        self.local_commits.set(self.local_commits.get() + 1);
         Ok(value)
     }
 
@@ -234,6 +251,15 @@ impl Store {
 
     pub(crate) fn conn(&self) -> &Connection {
         &self.conn
+    }
+
+    /// The current database state, for cache invalidation.
+    fn generation(&self) -> Result<name_index::Generation> {
+        let data_version: i64 = self
+            .conn
+            .prepare_cached("PRAGMA data_version")?
+            .query_row([], |r| r.get(0))?;
+        Ok((data_version, self.local_commits.get()))
     }
 }
 

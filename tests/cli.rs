@@ -1,0 +1,315 @@
+//! The real binary, run as a user would: a fresh HOME, real files, real exit codes.
+
+use infradeck::model::{DeviceRecord, DeviceType};
+use infradeck::store::{OpenOptions, Store};
+use serde_json::json;
+use std::path::{Path, PathBuf};
+use std::process::{Command, Output};
+
+struct Env {
+    home: tempfile::TempDir,
+}
+
+impl Env {
+    fn new() -> Env {
+        Env {
+            home: tempfile::tempdir().unwrap(),
+        }
+    }
+
+    fn path(&self, name: &str) -> PathBuf {
+        self.home.path().join(name)
+    }
+
+    fn cmd(&self) -> Command {
+        let mut cmd = Command::new(env!("CARGO_BIN_EXE_infradeck"));
+        let home = self.home.path();
+        cmd.env("HOME", home)
+            .env("XDG_CONFIG_HOME", home.join(".config"))
+            .env("XDG_DATA_HOME", home.join(".local/share"))
+            .env("XDG_STATE_HOME", home.join(".local/state"))
+            .env_remove("INFRADECK_CONFIG")
+            .env_remove("RUST_LOG");
+        cmd
+    }
+
+    fn run(&self, args: &[&str]) -> Output {
+        self.cmd().args(args).output().unwrap()
+    }
+}
+
+fn text(bytes: &[u8]) -> String {
+    String::from_utf8_lossy(bytes).into_owned()
+}
+
+fn seed(db: &Path, devices: &[(&str, &str, DeviceType)]) {
+    let mut store = Store::open(db, &OpenOptions::default()).unwrap();
+    store
+        .write(|w| {
+            for (id, name, ty) in devices {
+                w.upsert_device(
+                    &DeviceRecord {
+                        source_system: "vcenter".into(),
+                        source_identifier: "vc1".into(),
+                        source_id: id.to_string(),
+                        name: name.to_string(),
+                        device_type: *ty,
+                        metadata: json!({"vcenter": {"power_state": "POWERED_ON"}}),
+                    },
+                    &infradeck::time::now(),
+                )?;
+            }
+            Ok(())
+        })
+        .unwrap();
+}
+
+#[test]
+fn help_lists_the_subcommands() {
+    let env = Env::new();
+    let out = env.run(&["--help"]);
+    assert!(out.status.success());
+    let help = text(&out.stdout);
+    for sub in ["info", "db", "devices"] {
+        assert!(help.contains(sub), "--help lacks {sub}: {help}");
+    }
+}
+
+#[test]
+fn info_on_a_new_database_prints_schema_version_and_zero_counts() {
+    let env = Env::new();
+    let out = env.run(&["info"]);
+    assert!(out.status.success(), "{}", text(&out.stderr));
+    let stdout = text(&out.stdout);
+    assert!(stdout.contains("schema:   version 1"), "{stdout}");
+    assert!(
+        stdout.contains(
+            &env.path(".local/share/infradeck/inventory.db")
+                .display()
+                .to_string()
+        ),
+        "{stdout}"
+    );
+    assert!(stdout.contains("not found; using defaults"), "{stdout}");
+    for table in infradeck::store::schema::TABLES {
+        let line = stdout
+            .lines()
+            .find(|l| l.split_whitespace().next() == Some(table))
+            .unwrap_or_else(|| panic!("no row for {table} in {stdout}"));
+        assert_eq!(line.split_whitespace().nth(1), Some("0"), "{line}");
+    }
+    assert!(
+        env.path(".local/state/infradeck/infradeck.log").exists(),
+        "logs go to the state dir"
+    );
+}
+
+#[test]
+fn random_bytes_as_database_are_refused_and_left_untouched() {
+    let env = Env::new();
+    let db = env.path("notes.db");
+    let bytes: Vec<u8> = (0..4096u32)
+        .map(|i| (i.wrapping_mul(2654435761) >> 13) as u8)
+        .collect();
+    std::fs::write(&db, &bytes).unwrap();
+    let out = env.run(&["--db", db.to_str().unwrap(), "info"]);
+    assert!(!out.status.success());
+    let stderr = text(&out.stderr);
+    assert!(
+        stderr.contains("notes.db") && stderr.contains("not an SQLite database"),
+        "{stderr}"
+    );
+    assert_eq!(std::fs::read(&db).unwrap(), bytes, "the file is unchanged");
+    assert!(!env.path("notes.db-wal").exists() && !env.path("notes.db-shm").exists());
+}
+
+#[test]
+fn a_long_write_in_another_process_makes_us_wait_then_fail_clearly() {
+    let env = Env::new();
+    let db = env.path("inv.db");
+    seed(&db, &[("vm-1", "web01", DeviceType::Vm)]);
+    let config = env.path("config.toml");
+    std::fs::write(&config, "[general]\nbusy_timeout_ms = 300\n").unwrap();
+    let holder = rusqlite::Connection::open(&db).unwrap();
+    holder
+        .execute_batch("BEGIN IMMEDIATE; UPDATE devices SET name = 'held';")
+        .unwrap();
+    let out = env.run(&[
+        "--config",
+        config.to_str().unwrap(),
+        "--db",
+        db.to_str().unwrap(),
+        "db",
+        "maintain",
+    ]);
+    assert!(!out.status.success());
+    let stderr = text(&out.stderr);
+    assert!(
+        stderr.contains("locked by another process") && stderr.contains("300 ms"),
+        "{stderr}"
+    );
+    holder.execute_batch("ROLLBACK").unwrap();
+    let out = env.run(&[
+        "--config",
+        config.to_str().unwrap(),
+        "--db",
+        db.to_str().unwrap(),
+        "db",
+        "maintain",
+    ]);
+    assert!(out.status.success(), "{}", text(&out.stderr));
+}
+
+#[test]
+fn malformed_config_names_file_line_and_key() {
+    let env = Env::new();
+    let config = env.path("bad.toml");
+    std::fs::write(
+        &config,
+        "[general]\nread_only = false\n\n[[sources]]\nkind = \"vcenter\"\nid = \"vc\"\nurl = \"https://vc\"\nusername = \"svc\"\npassword = \"hunter2\"\n",
+    )
+    .unwrap();
+    let out = env.run(&["--config", config.to_str().unwrap(), "info"]);
+    assert!(!out.status.success());
+    let stderr = text(&out.stderr);
+    assert!(
+        stderr.contains("bad.toml:9") && stderr.contains("password"),
+        "{stderr}"
+    );
+    assert!(
+        stderr.contains("password_env"),
+        "says how to fix it: {stderr}"
+    );
+    assert!(
+        !stderr.contains("hunter2"),
+        "never echoes the secret: {stderr}"
+    );
+
+    std::fs::write(&config, "[general]\nread_only = \"maybe\"\n").unwrap();
+    let out = env
+        .cmd()
+        .env("INFRADECK_CONFIG", &config)
+        .arg("info")
+        .output()
+        .unwrap();
+    let stderr = text(&out.stderr);
+    assert!(!out.status.success());
+    assert!(
+        stderr.contains("bad.toml:2") && stderr.contains("read_only"),
+        "{stderr}"
+    );
+
+    let missing = env.path("missing.toml");
+    let out = env.run(&["--config", missing.to_str().unwrap(), "info"]);
+    assert!(!out.status.success());
+    assert!(text(&out.stderr).contains("missing.toml"));
+}
+
+#[test]
+fn devices_filters_and_prints_json_and_sanitized_tables() {
+    let env = Env::new();
+    let db = env.path("inv.db");
+    seed(
+        &db,
+        &[
+            ("vm-1", "web01", DeviceType::Vm),
+            ("vm-2", "web02", DeviceType::Vm),
+            ("host-1", "esx-web", DeviceType::Server),
+            ("vm-3", "evil\u{1b}[2J\u{202e}name\r", DeviceType::Vm),
+        ],
+    );
+    let db = db.to_str().unwrap();
+    let out = env.run(&["--db", db, "devices", "--type", "vm", "--json", "web"]);
+    assert!(out.status.success(), "{}", text(&out.stderr));
+    let parsed: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+    let names: Vec<&str> = parsed
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|d| d["name"].as_str().unwrap())
+        .collect();
+    assert_eq!(names, ["web01", "web02"]);
+    assert_eq!(
+        parsed[0]["metadata"]["vcenter"]["power_state"],
+        "POWERED_ON"
+    );
+
+    let out = env.run(&["--db", db, "devices", "evil"]);
+    let stdout = out.stdout.clone();
+    assert!(
+        !stdout.contains(&0x1b) && !stdout.contains(&b'\r'),
+        "raw control bytes reached the terminal"
+    );
+    let shown = text(&stdout);
+    assert!(shown.contains("evil␛[2J⟨U+202E⟩name␍"), "{shown}");
+
+    let out = env.run(&["--db", db, "devices", "--json", "evil"]);
+    let raw = text(&out.stdout);
+    assert!(
+        !raw.contains('\u{202e}'),
+        "bidi override escaped in JSON: {raw}"
+    );
+    let parsed: serde_json::Value = serde_json::from_str(&raw).unwrap();
+    assert_eq!(
+        parsed[0]["name"], "evil\u{1b}[2J\u{202e}name\r",
+        "the value itself is intact"
+    );
+
+    let out = env.run(&["--db", db, "devices", "--type", "router"]);
+    assert!(!out.status.success());
+    assert!(
+        text(&out.stderr).contains("network_device"),
+        "lists valid types"
+    );
+}
+
+#[test]
+fn db_check_passes_on_a_healthy_database_and_fails_on_a_broken_one() {
+    let env = Env::new();
+    let db = env.path("inv.db");
+    seed(&db, &[("vm-1", "web01", DeviceType::Vm)]);
+    let out = env.run(&["--db", db.to_str().unwrap(), "db", "check"]);
+    assert!(out.status.success());
+    assert!(text(&out.stdout).contains("foreign keys: ok"));
+
+    let conn = rusqlite::Connection::open(&db).unwrap();
+    conn.execute_batch("PRAGMA foreign_keys = OFF; INSERT INTO vms (device_id) VALUES (999);")
+        .unwrap();
+    drop(conn);
+    let out = env.run(&["--db", db.to_str().unwrap(), "db", "check"]);
+    assert!(!out.status.success());
+    assert!(
+        text(&out.stdout).contains("vms row"),
+        "{}",
+        text(&out.stdout)
+    );
+}
+
+#[test]
+fn db_maintain_reports_what_it_changed() {
+    let env = Env::new();
+    let db = env.path("inv.db");
+    seed(&db, &[("vm-1", "web01", DeviceType::Vm)]);
+    let conn = rusqlite::Connection::open(&db).unwrap();
+    conn.execute_batch("UPDATE devices SET last_seen = '2000-01-01 00:00:00'")
+        .unwrap();
+    drop(conn);
+    let out = env.run(&["--db", db.to_str().unwrap(), "db", "maintain", "--vacuum"]);
+    assert!(out.status.success(), "{}", text(&out.stderr));
+    let stdout = text(&out.stdout);
+    assert!(
+        stdout.contains("devices marked inactive (unseen > 90 days): 1"),
+        "{stdout}"
+    );
+    assert!(stdout.contains("vacuumed"), "{stdout}");
+    let out = env.run(&[
+        "--db",
+        db.to_str().unwrap(),
+        "devices",
+        "--status",
+        "inactive",
+        "--json",
+    ]);
+    let parsed: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+    assert_eq!(parsed.as_array().unwrap().len(), 1);
+}
