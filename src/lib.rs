@@ -10,5 +10,6 @@ pub mod identity;
 pub mod logging;
 pub mod model;
 pub mod sanitize;
+pub mod sim;
 pub mod store;
 pub mod time;

@@ -56,6 +56,27 @@ enum Command {
         #[arg(long)]
         json: bool,
     },
+    /// Run every simulated source system on loopback until stopped
+    Sim {
+        /// Number of VMs; hosts, switches, volumes, pages and tickets follow in proportion
+        #[arg(long, default_value_t = 500)]
+        scale: usize,
+        /// Seed of the simulated estate
+        #[arg(long, default_value_t = 1)]
+        seed: u64,
+        /// Faults, e.g. `vcenter:latency=2ms,all:errors=5%,dorado:session_expiry=50,vcenter:cap=500`
+        #[arg(long, value_name = "SPEC")]
+        faults: Vec<String>,
+        /// Write a config file pointing at the simulators (secrets in files beside it)
+        #[arg(long, value_name = "PATH")]
+        write_config: Option<PathBuf>,
+        /// First port to listen on (simulators take consecutive ports); default: any free ports
+        #[arg(long)]
+        port: Option<u16>,
+        /// Advance the estate (VMs created, deleted, migrated; configs edited; ...) this often
+        #[arg(long, value_name = "DURATION", value_parser = parse_duration)]
+        advance_every: Option<std::time::Duration>,
+    },
 }
 
 #[derive(Debug, Subcommand)]
@@ -77,6 +98,10 @@ enum DbCommand {
         #[arg(long)]
         vacuum: bool,
     },
+}
+
+fn parse_duration(text: &str) -> Result<std::time::Duration, String> {
+    infradeck::config::parse_duration(text)
 }
 
 fn parse_enum<T: std::str::FromStr>(text: &str) -> Result<T, String>
@@ -137,6 +162,21 @@ fn run(cli: Cli) -> anyhow::Result<()> {
                 },
             ),
         },
+        Some(Command::Sim {
+            scale,
+            seed,
+            faults,
+            write_config,
+            port,
+            advance_every,
+        }) => cli::sim(&cli::SimArgs {
+            scale,
+            seed,
+            faults,
+            write_config,
+            port,
+            advance_every,
+        }),
         Some(Command::Devices {
             pattern,
             device_type,

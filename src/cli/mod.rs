@@ -4,11 +4,13 @@
 mod db;
 mod devices;
 mod info;
+mod sim;
 mod table;
 
 pub use db::{MaintainArgs, db_check, db_maintain};
 pub use devices::{DevicesArgs, devices};
 pub use info::info;
+pub use sim::{SimArgs, sim, sim_options};
 
 use crate::config::{self, Config};
 use crate::store::{OpenOptions, Store};

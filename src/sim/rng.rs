@@ -89,7 +89,10 @@ mod tests {
         let ys: Vec<u64> = (0..20).map(|_| b.below(10)).collect();
         assert_eq!(xs, ys);
         assert!(xs.iter().all(|x| *x < 10));
-        assert_ne!(Rng::derive(7, "a").next_u64(), Rng::derive(7, "b").next_u64());
+        assert_ne!(
+            Rng::derive(7, "a").next_u64(),
+            Rng::derive(7, "b").next_u64()
+        );
         let uuid = Rng::new(1).uuid();
         assert_eq!(uuid.len(), 36);
         assert_eq!(Rng::new(3).sample(100, 5).len(), 5);

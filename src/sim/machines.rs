@@ -1,0 +1,255 @@
+//! The machines Foreman and PuppetDB know, and their facts, derived from the estate so the two
+//! agree with each other and with vCenter.
+
+use super::estate::{Estate, PowerState, SITES};
+use chrono::{DateTime, Duration, Utc};
+use serde_json::{Value, json};
+
+/// One machine as the configuration-management side sees it.
+#[derive(Debug, Clone)]
+pub struct Machine {
+    pub fqdn: String,
+    pub short: String,
+    pub site: usize,
+    pub ip: String,
+    pub mac: String,
+    pub foreman_id: Option<u64>,
+    /// Foreman's `uuid`: the vCenter instance UUID for VMs, null for bare metal.
+    pub foreman_uuid: Option<String>,
+    /// SMBIOS UUID (`dmi.product.uuid`): the vCenter BIOS UUID for VMs.
+    pub bios_uuid: Option<String>,
+    pub serial: String,
+    pub model: String,
+    pub manufacturer: String,
+    pub guest: usize,
+    pub cpu_count: u32,
+    pub memory_mib: u64,
+    pub last_report: DateTime<Utc>,
+    pub compute_resource: Option<String>,
+    pub in_puppet: bool,
+    pub is_virtual: bool,
+    pub running: bool,
+    pub hostgroup: String,
+    pub created_at: DateTime<Utc>,
+}
+
+/// Every machine Foreman or PuppetDB knows, ordered by Foreman id (PuppetDB-only machines last).
+pub fn machines(estate: &Estate) -> Vec<Machine> {
+    let mut out = Vec::new();
+    for vm in &estate.vms {
+        if vm.foreman_id.is_none() && !vm.in_puppet {
+            continue;
+        }
+        let nic = &vm.nics[0];
+        out.push(Machine {
+            fqdn: vm.fqdn(),
+            short: vm.hostname.clone(),
+            site: vm.site,
+            ip: nic.ip.clone().unwrap_or_default(),
+            mac: nic.mac.clone(),
+            foreman_id: vm.foreman_id,
+            foreman_uuid: Some(vm.instance_uuid.clone()),
+            bios_uuid: Some(vm.bios_uuid.clone()),
+            serial: vm.vmware_serial(),
+            model: "VMware Virtual Platform".into(),
+            manufacturer: "VMware, Inc.".into(),
+            guest: vm.guest,
+            cpu_count: vm.cpu_count,
+            memory_mib: vm.memory_mib,
+            last_report: estate.now
+                - Duration::minutes(10 + (vm.foreman_id.unwrap_or(0) % 20) as i64),
+            compute_resource: Some("vcenter01".into()),
+            in_puppet: vm.in_puppet,
+            is_virtual: true,
+            running: vm.power_state == PowerState::On && !vm.deleted,
+            hostgroup: format!(
+                "{}/{}",
+                SITES[vm.site].0.to_uppercase(),
+                vm.hostname.split('-').next().unwrap_or("misc")
+            ),
+            created_at: super::estate::epoch() - Duration::days(200),
+        });
+    }
+    for bm in &estate.bare_metal {
+        out.push(Machine {
+            fqdn: format!("{}.{}", bm.hostname, SITES[bm.site].1),
+            short: bm.hostname.clone(),
+            site: bm.site,
+            ip: bm.ip.clone(),
+            mac: bm.mac.clone(),
+            foreman_id: Some(bm.foreman_id),
+            foreman_uuid: None,
+            bios_uuid: Some(bm.bios_uuid.clone()),
+            serial: bm.serial.clone(),
+            model: bm.model.clone(),
+            manufacturer: if bm.model.starts_with("ProLiant") {
+                "HPE".into()
+            } else {
+                "Dell Inc.".into()
+            },
+            guest: bm.guest,
+            cpu_count: bm.cpu_count,
+            memory_mib: bm.memory_mib,
+            last_report: estate.now - Duration::minutes(15),
+            compute_resource: None,
+            in_puppet: true,
+            is_virtual: false,
+            running: true,
+            hostgroup: format!("{}/baremetal", SITES[bm.site].0.to_uppercase()),
+            created_at: super::estate::epoch() - Duration::days(700),
+        });
+    }
+    for orphan in &estate.orphans {
+        let short = orphan
+            .fqdn
+            .split('.')
+            .next()
+            .unwrap_or(&orphan.fqdn)
+            .to_string();
+        let site = SITES
+            .iter()
+            .position(|s| orphan.fqdn.ends_with(s.1))
+            .unwrap_or(0);
+        out.push(Machine {
+            fqdn: orphan.fqdn.clone(),
+            short,
+            site,
+            ip: orphan.ip.clone(),
+            mac: orphan.mac.clone(),
+            foreman_id: Some(orphan.foreman_id),
+            foreman_uuid: orphan.uuid.clone(),
+            bios_uuid: None,
+            serial: String::new(),
+            model: if orphan.compute_resource.is_some() {
+                "VMware Virtual Platform".into()
+            } else {
+                "PowerEdge R640".into()
+            },
+            manufacturer: if orphan.compute_resource.is_some() {
+                "VMware, Inc.".into()
+            } else {
+                "Dell Inc.".into()
+            },
+            guest: 0,
+            cpu_count: 4,
+            memory_mib: 8192,
+            last_report: orphan.last_report,
+            compute_resource: orphan.compute_resource.clone(),
+            in_puppet: false,
+            is_virtual: orphan.compute_resource.is_some(),
+            running: true,
+            hostgroup: "DC1/legacy".into(),
+            created_at: super::estate::epoch() - Duration::days(900),
+        });
+    }
+    out.sort_by_key(|m| m.foreman_id.unwrap_or(u64::MAX));
+    out
+}
+
+/// Typed facts as PuppetDB returns them. Foreman shows the same tree flattened with `::`.
+/// `uptime` and available memory move with the estate's clock, as real ones do.
+pub fn facts(estate: &Estate, m: &Machine) -> Value {
+    let (_, os_name, release) = Estate::guest_os(m.guest);
+    let family = match os_name {
+        "RedHat" => "RedHat",
+        "Ubuntu" => "Debian",
+        "SLES" => "Suse",
+        _ => "windows",
+    };
+    let uptime = if m.running {
+        86_400 * 12 + u64::from(estate.step) * 3600
+    } else {
+        0
+    };
+    let total = m.memory_mib * 1024 * 1024;
+    json!({
+        "os": {"family": family, "name": os_name, "release": {"full": release, "major": release.split('.').next().unwrap_or(release)}},
+        "networking": {
+            "fqdn": m.fqdn, "hostname": m.short, "domain": SITES[m.site].1, "ip": m.ip, "mac": m.mac,
+            "primary": "eth0",
+            "interfaces": {"eth0": {"ip": m.ip, "mac": m.mac, "netmask": "255.255.255.0", "mtu": 1500}},
+        },
+        "processors": {"count": m.cpu_count, "models": ["Intel(R) Xeon(R) Gold 6338 CPU @ 2.00GHz"]},
+        "memory": {"system": {"total_bytes": total, "available_bytes": total / 100 * (40 + u64::from(estate.step % 7))}},
+        "dmi": {
+            "manufacturer": m.manufacturer,
+            "product": {"name": m.model, "serial_number": m.serial, "uuid": m.bios_uuid.as_deref().map(str::to_uppercase)},
+        },
+        "kernelrelease": if family == "windows" { "10.0.17763".to_string() } else { format!("{release}.0-generic") },
+        "virtual": if m.is_virtual { "vmware" } else { "physical" },
+        "is_virtual": m.is_virtual,
+        "system_uptime": {"seconds": uptime, "uptime": format!("{} days", uptime / 86_400)},
+        "fqdn": m.fqdn,
+        "hostname": m.short,
+        "domain": SITES[m.site].1,
+        "ipaddress": m.ip,
+        "macaddress": m.mac,
+    })
+}
+
+/// Flattens a fact tree the way Foreman stores facts: nested keys joined by `::`, every value a
+/// string (arrays as their JSON text).
+pub fn flatten(value: &Value) -> Vec<(String, String)> {
+    fn walk(prefix: &str, value: &Value, out: &mut Vec<(String, String)>) {
+        match value {
+            Value::Object(map) => {
+                for (k, v) in map {
+                    let key = if prefix.is_empty() {
+                        k.clone()
+                    } else {
+                        format!("{prefix}::{k}")
+                    };
+                    walk(&key, v, out);
+                }
+            }
+            Value::Null => {}
+            Value::String(s) => out.push((prefix.to_string(), s.clone())),
+            other => out.push((prefix.to_string(), other.to_string())),
+        }
+    }
+    let mut out = Vec::new();
+    walk("", value, &mut out);
+    out
+}
+
+/// The machine list of one estate step with lookups by Foreman id and FQDN, built once per step
+/// so a 100,000-host sync does not rebuild it per request.
+pub struct MachineIndex {
+    step: u32,
+    pub list: Vec<Machine>,
+    by_key: std::collections::HashMap<String, usize>,
+}
+
+impl MachineIndex {
+    pub fn get(&self, id_or_name: &str) -> Option<&Machine> {
+        self.by_key.get(id_or_name).map(|&i| &self.list[i])
+    }
+}
+
+/// A per-simulator cache of [`MachineIndex`].
+#[derive(Default)]
+pub struct MachineCache(std::sync::Mutex<Option<std::sync::Arc<MachineIndex>>>);
+
+impl MachineCache {
+    pub fn get(&self, estate: &Estate) -> std::sync::Arc<MachineIndex> {
+        let mut slot = self.0.lock().unwrap_or_else(|e| e.into_inner());
+        if let Some(index) = slot.as_ref().filter(|i| i.step == estate.step) {
+            return index.clone();
+        }
+        let list = machines(estate);
+        let mut by_key = std::collections::HashMap::with_capacity(list.len() * 2);
+        for (i, m) in list.iter().enumerate() {
+            if let Some(id) = m.foreman_id {
+                by_key.insert(id.to_string(), i);
+            }
+            by_key.insert(m.fqdn.clone(), i);
+        }
+        let index = std::sync::Arc::new(MachineIndex {
+            step: estate.step,
+            list,
+            by_key,
+        });
+        *slot = Some(index.clone());
+        index
+    }
+}
