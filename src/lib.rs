@@ -11,5 +11,7 @@ pub mod logging;
 pub mod model;
 pub mod sanitize;
 pub mod sim;
+pub mod sources;
 pub mod store;
+pub mod sync;
 pub mod time;

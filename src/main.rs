@@ -56,6 +56,40 @@ enum Command {
         #[arg(long)]
         json: bool,
     },
+    /// Sync sources into the database (all enabled sources when none are named)
+    Sync {
+        /// Source ids from the config
+        sources: Vec<String>,
+        /// Every enabled source (the default when no source is named)
+        #[arg(long)]
+        all: bool,
+        /// Keep running, syncing each source on its configured interval
+        #[arg(long)]
+        watch: bool,
+    },
+    /// The audit trail, newest first: everything, or one device by id or name
+    History {
+        /// Device id or name
+        device: Option<String>,
+        /// At most this many rows
+        #[arg(long, default_value_t = 50)]
+        limit: u64,
+        /// Print JSON instead of a table
+        #[arg(long)]
+        json: bool,
+    },
+    /// Simulated estate, fresh database, sync of everything: the product in one command
+    Demo {
+        /// Number of simulated VMs
+        #[arg(long, default_value_t = 500)]
+        scale: usize,
+        /// Seed of the simulated estate
+        #[arg(long, default_value_t = 1)]
+        seed: u64,
+        /// Directory for the demo's config and database [default: a new one under $TMPDIR]
+        #[arg(long, value_name = "DIR")]
+        dir: Option<PathBuf>,
+    },
     /// Run every simulated source system on loopback until stopped
     Sim {
         /// Number of VMs; hosts, switches, volumes, pages and tickets follow in proportion
@@ -162,6 +196,31 @@ fn run(cli: Cli) -> anyhow::Result<()> {
                 },
             ),
         },
+        Some(Command::Sync {
+            sources,
+            all,
+            watch,
+        }) => cli::sync(
+            &ctx,
+            &cli::SyncArgs {
+                sources,
+                all,
+                watch,
+            },
+        ),
+        Some(Command::History {
+            device,
+            limit,
+            json,
+        }) => cli::history(
+            &ctx,
+            &cli::HistoryArgs {
+                device,
+                limit,
+                json,
+            },
+        ),
+        Some(Command::Demo { scale, seed, dir }) => cli::demo(&cli::DemoArgs { scale, seed, dir }),
         Some(Command::Sim {
             scale,
             seed,

@@ -67,6 +67,7 @@ text_enum!(
         NetworkDevice => "network_device",
         Storage => "storage",
         Container => "container",
+        Cluster => "cluster",
     }
 );
 

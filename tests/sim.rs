@@ -358,8 +358,7 @@ async fn puppetdb_pages_inventory_and_facts_with_typed_values() {
     let base = sims.url(SimKind::Puppetdb);
     let mut certnames = Vec::new();
     let mut offset = 0;
-    let mut records = None;
-    loop {
+    let records = loop {
         let response = http
             .get(format!("{base}/pdb/query/v4/inventory"))
             .query(&[
@@ -371,7 +370,7 @@ async fn puppetdb_pages_inventory_and_facts_with_typed_values() {
             .send()
             .await
             .unwrap();
-        records = response
+        let records = response
             .headers()
             .get("X-Records")
             .and_then(|v| v.to_str().ok())
@@ -382,10 +381,10 @@ async fn puppetdb_pages_inventory_and_facts_with_typed_values() {
                 .map(|n| n["certname"].as_str().unwrap().to_string()),
         );
         if page.len() < 9 {
-            break;
+            break records;
         }
         offset += 9;
-    }
+    };
     assert_eq!(Some(certnames.len()), records);
     let mut sorted = certnames.clone();
     sorted.sort();

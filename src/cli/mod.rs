@@ -2,15 +2,19 @@
 //! subcommand; each prints for a person (or JSON with `--json`) and returns an error to report.
 
 mod db;
+mod demo;
 mod devices;
 mod info;
 mod sim;
+mod sync;
 mod table;
 
 pub use db::{MaintainArgs, db_check, db_maintain};
+pub use demo::{DemoArgs, demo};
 pub use devices::{DevicesArgs, devices};
 pub use info::info;
 pub use sim::{SimArgs, sim, sim_options};
+pub use sync::{HistoryArgs, SyncArgs, history, select_sources, summarize_change, sync};
 
 use crate::config::{self, Config};
 use crate::store::{OpenOptions, Store};

@@ -731,7 +731,8 @@ impl Estate {
                 })
                 .collect();
             let never = i == count - 1;
-            let failing = !never && rng.chance(0.06);
+            // One node always fails its fetches (plus a few at random), so failure is always on show.
+            let failing = !never && (i == count - 2 || rng.chance(0.06));
             let version_count = if never { 0 } else { 1 + rng.below(4) as usize };
             let versions = (0..version_count)
                 .map(|v| ConfigVersion {

@@ -425,3 +425,40 @@ impl Store {
         Ok(rows.collect::<rusqlite::Result<Vec<_>>>()?)
     }
 }
+
+impl Writer<'_> {
+    /// The stored VM details of a device, read inside the transaction.
+    pub fn stored_vm(&self, device_id: i64) -> Result<Option<VmRecord>> {
+        Ok(self
+            .conn()
+            .prepare_cached(&format!(
+                "SELECT {VM_COLUMNS} FROM vms WHERE device_id = ?1"
+            ))?
+            .query_row([device_id], vm_from_row)
+            .optional()?
+            .map(|row| row.vm))
+    }
+
+    /// The stored interfaces of a device, read inside the transaction.
+    pub fn stored_interfaces(&self, device_id: i64) -> Result<Vec<InterfaceRecord>> {
+        Ok(read_interfaces(self.conn(), device_id)?
+            .into_iter()
+            .map(|r| r.interface)
+            .collect())
+    }
+
+    /// (id, source id) of a source instance's volumes.
+    pub fn volume_keys(
+        &self,
+        source_system: &str,
+        source_identifier: &str,
+    ) -> Result<Vec<(i64, String)>> {
+        let mut stmt = self.conn().prepare_cached(
+            "SELECT id, source_id FROM storage_volumes WHERE source_system = ?1 AND source_identifier = ?2",
+        )?;
+        let rows = stmt.query_map(params![source_system, source_identifier], |r| {
+            Ok((r.get(0)?, r.get(1)?))
+        })?;
+        Ok(rows.collect::<rusqlite::Result<Vec<_>>>()?)
+    }
+}

@@ -625,3 +625,77 @@ impl Store {
         }))
     }
 }
+
+/// What correlation reads of one device.
+#[derive(Debug, Clone, PartialEq)]
+pub struct CorrelationRow {
+    pub id: i64,
+    pub source_system: String,
+    pub source_identifier: String,
+    pub name: String,
+    pub device_type: DeviceType,
+    pub metadata: Option<String>,
+}
+
+impl Writer<'_> {
+    /// (id, source id) of a source instance's devices in `status`, read inside the transaction.
+    pub fn device_keys(
+        &self,
+        source_system: &str,
+        source_identifier: &str,
+        status: DeviceStatus,
+    ) -> Result<Vec<(i64, String)>> {
+        let mut stmt = self.conn().prepare_cached(
+            "SELECT id, source_id FROM devices WHERE source_system = ?1 AND source_identifier = ?2 AND status = ?3",
+        )?;
+        let rows = stmt.query_map(
+            params![source_system, source_identifier, status.as_str()],
+            |r| Ok((r.get(0)?, r.get(1)?)),
+        )?;
+        Ok(rows.collect::<rusqlite::Result<Vec<_>>>()?)
+    }
+
+    /// Every device as (id, source_system, source_identifier, name, device_type, metadata), for
+    /// correlation, which looks at all sources at once.
+    pub fn correlation_rows(&self) -> Result<Vec<CorrelationRow>> {
+        let mut stmt = self.conn().prepare_cached(
+            "SELECT id, source_system, source_identifier, name, device_type, metadata FROM devices WHERE status = 'active'",
+        )?;
+        let rows = stmt.query_map([], |r| {
+            Ok(CorrelationRow {
+                id: r.get(0)?,
+                source_system: r.get(1)?,
+                source_identifier: r.get(2)?,
+                name: r.get(3)?,
+                device_type: parse_text_enum(r, 4)?,
+                metadata: r.get(5)?,
+            })
+        })?;
+        Ok(rows.collect::<rusqlite::Result<Vec<_>>>()?)
+    }
+}
+
+impl Store {
+    /// The stored metadata of a source instance's devices by source id: what a connector may
+    /// know about the previous sync (for example the newest config commit it already has).
+    pub fn source_metadata(
+        &self,
+        source_system: &str,
+        source_identifier: &str,
+    ) -> Result<HashMap<String, serde_json::Value>> {
+        let mut stmt = self.conn().prepare_cached(
+            "SELECT source_id, metadata FROM devices WHERE source_system = ?1 AND source_identifier = ?2",
+        )?;
+        let rows = stmt.query_map(params![source_system, source_identifier], |r| {
+            Ok((r.get::<_, String>(0)?, r.get::<_, Option<String>>(1)?))
+        })?;
+        let mut out = HashMap::new();
+        for row in rows {
+            let (id, text) = row?;
+            if let Some(value) = text.and_then(|t| serde_json::from_str(&t).ok()) {
+                out.insert(id, value);
+            }
+        }
+        Ok(out)
+    }
+}

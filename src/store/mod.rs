@@ -24,12 +24,13 @@ pub use configs::config_hash;
 pub use configs::{ConfigStored, ConfigVersion};
 pub use details::{FactRow, FactsDiff, InterfaceRow, VmRow, VolumeRow};
 pub use devices::{
-    Device, DeviceChange, DeviceDetail, DevicePage, DeviceQuery, DeviceSort, Upserted,
+    CorrelationRow, Device, DeviceChange, DeviceDetail, DevicePage, DeviceQuery, DeviceSort,
+    Upserted,
 };
 pub use knowledge::{EmbeddingRow, IssueRow, KbArticleRow};
 pub use knowledge::{decode_vector, encode_vector};
 pub use maintain::{CheckReport, MaintainOptions, MaintainReport};
-pub use relationships::{Direction, Related, TreeNode};
+pub use relationships::{Direction, OwnedLink, Related, TreeNode};
 
 use rusqlite::{Connection, OpenFlags, TransactionBehavior};
 use std::io::Read;

@@ -210,3 +210,68 @@ impl Store {
         Ok(rows.collect::<rusqlite::Result<Vec<_>>>()?)
     }
 }
+
+/// A relationship between two devices of one source instance, as reconcile manages it.
+#[derive(Debug, Clone, PartialEq)]
+pub struct OwnedLink {
+    pub id: i64,
+    pub parent: i64,
+    pub child: i64,
+    pub relationship_type: RelationshipType,
+    pub metadata: Option<String>,
+}
+
+impl Writer<'_> {
+    /// The links (other than `same_as`) whose both ends belong to one source instance: the links
+    /// that source's sync owns and may remove.
+    pub fn links_within_source(
+        &self,
+        source_system: &str,
+        source_identifier: &str,
+    ) -> Result<Vec<OwnedLink>> {
+        let mut stmt = self.conn().prepare_cached(
+            "SELECT r.id, r.parent_device_id, r.child_device_id, r.relationship_type, r.metadata \
+             FROM device_relationships r \
+             JOIN devices p ON p.id = r.parent_device_id JOIN devices c ON c.id = r.child_device_id \
+             WHERE p.source_system = ?1 AND p.source_identifier = ?2 \
+             AND c.source_system = ?1 AND c.source_identifier = ?2 AND r.relationship_type != 'same_as'",
+        )?;
+        let rows = stmt.query_map(params![source_system, source_identifier], |r| {
+            Ok(OwnedLink {
+                id: r.get(0)?,
+                parent: r.get(1)?,
+                child: r.get(2)?,
+                relationship_type: parse_text_enum(r, 3)?,
+                metadata: r.get(4)?,
+            })
+        })?;
+        Ok(rows.collect::<rusqlite::Result<Vec<_>>>()?)
+    }
+
+    /// Deletes one relationship by id.
+    pub fn delete_link(&self, id: i64) -> Result<bool> {
+        Ok(self
+            .conn()
+            .prepare_cached("DELETE FROM device_relationships WHERE id = ?1")?
+            .execute([id])?
+            > 0)
+    }
+
+    /// Every `same_as` link: (id, parent, child, metadata).
+    pub fn same_as_links(&self) -> Result<Vec<OwnedLink>> {
+        let mut stmt = self.conn().prepare_cached(
+            "SELECT id, parent_device_id, child_device_id, relationship_type, metadata \
+             FROM device_relationships WHERE relationship_type = 'same_as'",
+        )?;
+        let rows = stmt.query_map([], |r| {
+            Ok(OwnedLink {
+                id: r.get(0)?,
+                parent: r.get(1)?,
+                child: r.get(2)?,
+                relationship_type: parse_text_enum(r, 3)?,
+                metadata: r.get(4)?,
+            })
+        })?;
+        Ok(rows.collect::<rusqlite::Result<Vec<_>>>()?)
+    }
+}

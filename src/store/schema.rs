@@ -17,13 +17,14 @@ pub const LATEST_VERSION: i64 = MIGRATIONS.len() as i64;
 ///   between two devices exists once;
 /// - approvals record a review comment, and batches have their own table;
 /// - `device_configs` numbers versions uniquely per device;
+/// - `device_type` also takes `cluster` (a vCenter compute cluster, parent of its hosts);
 /// - `storage_volumes.device_id` references `devices` and is cleared when that device goes.
 const V1_SEED_SCHEMA: &str = r#"
 CREATE TABLE devices (
     id INTEGER PRIMARY KEY,
     name TEXT NOT NULL,
     device_type TEXT NOT NULL
-        CHECK (device_type IN ('server', 'vm', 'network_device', 'storage', 'container')),
+        CHECK (device_type IN ('server', 'vm', 'network_device', 'storage', 'container', 'cluster')),
     source_system TEXT NOT NULL,
     source_identifier TEXT NOT NULL DEFAULT '',
     source_id TEXT NOT NULL,

@@ -1,0 +1,72 @@
+//! `infradeck demo`: the whole product over a simulated estate, in one command.
+
+use super::Context;
+use crate::config::Config;
+use crate::sim::{SimOptions, Simulators};
+use std::path::PathBuf;
+
+/// Options of `infradeck demo`.
+#[derive(Debug, Clone)]
+pub struct DemoArgs {
+    pub scale: usize,
+    pub seed: u64,
+    pub dir: Option<PathBuf>,
+}
+
+/// Starts the simulators, writes a config and a fresh database in a scratch directory, and syncs
+/// everything with live progress and a summary.
+pub fn demo(args: &DemoArgs) -> anyhow::Result<()> {
+    let dir = match &args.dir {
+        Some(d) => d.clone(),
+        None => std::env::temp_dir().join(format!("infradeck-demo-{}", std::process::id())),
+    };
+    std::fs::create_dir_all(&dir)?;
+    let config_path = dir.join("config.toml");
+    let database = dir.join("inventory.db");
+    let runtime = tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()?;
+    let sims = runtime.block_on(Simulators::start(&SimOptions {
+        scale: args.scale,
+        seed: args.seed,
+        ..SimOptions::default()
+    }))?;
+    sims.write_config(&config_path, Some(&database))?;
+    eprintln!(
+        "infradeck demo: {} simulated VMs (seed {}) behind {} simulated systems",
+        args.scale,
+        args.seed,
+        crate::sim::SimKind::ALL.len()
+    );
+    for line in sims.describe() {
+        eprintln!("  {line}");
+    }
+    eprintln!(
+        "  config:   {}\n  database: {}\n",
+        config_path.display(),
+        database.display()
+    );
+    let config = Config::load(&config_path, true)?;
+    let ctx = Context {
+        database_path: config.database_path(None),
+        config,
+        config_path: config_path.clone(),
+        config_found: true,
+        log_file: None,
+        read_only: false,
+    };
+    let result = super::sync::sync(&ctx, &super::sync::SyncArgs::default());
+    println!();
+    super::info(&ctx)?;
+    println!(
+        "\nexplore it:  infradeck --config {} devices web",
+        config_path.display()
+    );
+    println!(
+        "             infradeck --config {} history",
+        config_path.display()
+    );
+    // The simulators live on `runtime`'s worker threads until here.
+    drop(runtime);
+    result
+}

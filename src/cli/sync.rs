@@ -1,0 +1,399 @@
+//! `infradeck sync` and `infradeck history`.
+
+use super::Context;
+use crate::config::SourceConfig;
+use crate::model::RunStatus;
+use crate::sanitize;
+use crate::sync::{Engine, RunEvent, RunOutcome};
+use anyhow::Context as _;
+use std::collections::BTreeMap;
+use std::io::{IsTerminal, Write};
+use std::time::{Duration, Instant};
+use tokio_util::sync::CancellationToken;
+
+/// Options of `infradeck sync`.
+#[derive(Debug, Clone, Default)]
+pub struct SyncArgs {
+    pub sources: Vec<String>,
+    pub all: bool,
+    pub watch: bool,
+}
+
+/// The configured sources a sync command means.
+pub fn select_sources(ctx: &Context, ids: &[String]) -> anyhow::Result<Vec<SourceConfig>> {
+    if ctx.config.sources.is_empty() {
+        anyhow::bail!(
+            "no sources are configured in {} (see config.example.toml, or run `infradeck sim --write-config PATH`)",
+            ctx.config_path.display()
+        );
+    }
+    if ids.is_empty() {
+        return Ok(ctx
+            .config
+            .sources
+            .iter()
+            .filter(|s| s.enabled)
+            .cloned()
+            .collect());
+    }
+    ids.iter()
+        .map(|id| {
+            ctx.config.source(id).cloned().ok_or_else(|| {
+                let known: Vec<&str> = ctx.config.sources.iter().map(|s| s.id.as_str()).collect();
+                anyhow::anyhow!(
+                    "no source with id `{id}` in {} (configured: {})",
+                    ctx.config_path.display(),
+                    known.join(", ")
+                )
+            })
+        })
+        .collect()
+}
+
+/// Runs the selected sources once (or on their intervals with `--watch`).
+pub fn sync(ctx: &Context, args: &SyncArgs) -> anyhow::Result<()> {
+    let sources = select_sources(ctx, &args.sources)?;
+    // Open (and migrate) once up front, so a bad database path fails before any network work.
+    drop(ctx.open_store()?);
+    let runtime = tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()?;
+    runtime.block_on(async {
+        let engine = Engine::new(ctx.database_path.clone(), ctx.config.general.clone());
+        let cancel = CancellationToken::new();
+        spawn_signal_handler(cancel.clone());
+        let renderer = tokio::spawn(render_progress(
+            engine.subscribe(),
+            std::io::stderr().is_terminal(),
+        ));
+        let result = if args.watch {
+            watch(ctx, &engine, &sources, &cancel).await
+        } else {
+            once(ctx, &engine, &sources, &cancel).await
+        };
+        renderer.abort();
+        result
+    })
+}
+
+fn spawn_signal_handler(cancel: CancellationToken) {
+    tokio::spawn(async move {
+        let mut terminate =
+            match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
+                Ok(s) => s,
+                Err(_) => return,
+            };
+        tokio::select! {
+            _ = tokio::signal::ctrl_c() => {}
+            _ = terminate.recv() => {}
+        }
+        eprintln!("\nstopping: cancelling running syncs…");
+        cancel.cancel();
+    });
+}
+
+async fn once(
+    ctx: &Context,
+    engine: &Engine,
+    sources: &[SourceConfig],
+    cancel: &CancellationToken,
+) -> anyhow::Result<()> {
+    let outcomes = engine.run_all(sources, cancel).await;
+    clear_progress_line();
+    print_summary(&outcomes);
+    if outcomes.iter().any(|o| o.status == RunStatus::Success) {
+        correlate_and_report(ctx)?;
+    }
+    let failed: Vec<&str> = outcomes
+        .iter()
+        .filter(|o| matches!(o.status, RunStatus::Failed | RunStatus::Cancelled))
+        .map(|o| o.source.as_str())
+        .collect();
+    if !failed.is_empty() {
+        anyhow::bail!(
+            "{} of {} sources did not sync: {}",
+            failed.len(),
+            outcomes.len(),
+            failed.join(", ")
+        );
+    }
+    Ok(())
+}
+
+/// Runs every source on its interval until cancelled; one task per source.
+async fn watch(
+    ctx: &Context,
+    engine: &Engine,
+    sources: &[SourceConfig],
+    cancel: &CancellationToken,
+) -> anyhow::Result<()> {
+    eprintln!("watching {} sources; Ctrl-C stops", sources.len());
+    let correlating = std::sync::Arc::new(tokio::sync::Mutex::new(()));
+    let tasks = sources.iter().cloned().map(|source| {
+        let engine = engine.clone();
+        let cancel = cancel.clone();
+        let database = ctx.database_path.clone();
+        let open = engine.open.clone();
+        let correlating = correlating.clone();
+        async move {
+            while !cancel.is_cancelled() {
+                let outcome = engine.run(&source, cancel.child_token()).await;
+                clear_progress_line();
+                print_summary(std::slice::from_ref(&outcome));
+                if outcome.status == RunStatus::Success {
+                    let _guard = correlating.lock().await;
+                    let (database, open) = (database.clone(), open.clone());
+                    let _ = tokio::task::spawn_blocking(move || -> anyhow::Result<()> {
+                        let mut store = crate::store::Store::open(&database, &open)?;
+                        crate::sync::correlate::correlate(
+                            &mut store,
+                            &crate::time::now(),
+                            &crate::identity::os_user(),
+                        )?;
+                        Ok(())
+                    })
+                    .await;
+                }
+                tokio::select! {
+                    _ = tokio::time::sleep(source.interval) => {}
+                    _ = cancel.cancelled() => {}
+                }
+            }
+        }
+    });
+    futures::future::join_all(tasks).await;
+    Ok(())
+}
+
+fn clear_progress_line() {
+    if std::io::stderr().is_terminal() {
+        eprint!("\r\x1b[2K");
+    }
+}
+
+fn correlate_and_report(ctx: &Context) -> anyhow::Result<()> {
+    let mut store = ctx.open_store()?;
+    let report = crate::sync::correlate::correlate(
+        &mut store,
+        &crate::time::now(),
+        &crate::identity::os_user(),
+    )
+    .context("correlation failed")?;
+    println!(
+        "correlation: {} same_as links ({} new, {} removed)",
+        report.total_links, report.linked, report.unlinked
+    );
+    Ok(())
+}
+
+fn print_summary(outcomes: &[RunOutcome]) {
+    let rows: Vec<Vec<String>> = outcomes
+        .iter()
+        .map(|o| {
+            vec![
+                o.source.clone(),
+                o.status.to_string(),
+                o.counts.added.to_string(),
+                o.counts.updated.to_string(),
+                o.counts.removed.to_string(),
+                o.counts.unchanged.to_string(),
+                format!("{:.1}s", o.duration.as_secs_f64()),
+                o.requests.to_string(),
+                o.message.clone().unwrap_or_default(),
+            ]
+        })
+        .collect();
+    print!(
+        "{}",
+        super::table::render(
+            &[
+                "SOURCE",
+                "STATUS",
+                "ADDED",
+                "UPDATED",
+                "REMOVED",
+                "UNCHANGED",
+                "TIME",
+                "REQUESTS",
+                "MESSAGE"
+            ],
+            &rows
+        )
+    );
+    let _ = std::io::stdout().flush();
+}
+
+/// Shows run progress on stderr: one redrawn line on a terminal, periodic plain lines otherwise.
+async fn render_progress(mut events: tokio::sync::broadcast::Receiver<RunEvent>, live: bool) {
+    let mut latest: BTreeMap<String, RunEvent> = BTreeMap::new();
+    let mut last_plain: BTreeMap<String, (Instant, String)> = BTreeMap::new();
+    let mut last_draw = Instant::now() - Duration::from_secs(1);
+    loop {
+        let event = match events.recv().await {
+            Ok(event) => event,
+            Err(tokio::sync::broadcast::error::RecvError::Lagged(_)) => continue,
+            Err(_) => return,
+        };
+        if live {
+            if event.status == RunStatus::Running {
+                latest.insert(event.source.clone(), event);
+            } else {
+                latest.remove(&event.source);
+            }
+            if last_draw.elapsed() >= Duration::from_millis(100) {
+                last_draw = Instant::now();
+                let line: Vec<String> = latest.values().map(short_progress).collect();
+                let text = sanitize::for_terminal(&line.join(" │ ")).into_owned();
+                let width = crossterm::terminal::size()
+                    .map(|(w, _)| w as usize)
+                    .unwrap_or(120);
+                let clipped: String = text.chars().take(width.saturating_sub(1)).collect();
+                eprint!("\r\x1b[2K{clipped}");
+            }
+        } else {
+            let changed_phase = last_plain
+                .get(&event.source)
+                .is_none_or(|(_, phase)| *phase != event.phase);
+            let due = last_plain
+                .get(&event.source)
+                .is_none_or(|(at, _)| at.elapsed() >= Duration::from_secs(5));
+            if changed_phase || due || event.status != RunStatus::Running {
+                last_plain.insert(event.source.clone(), (Instant::now(), event.phase.clone()));
+                eprintln!("{}", sanitize::for_terminal(&short_progress(&event)));
+            }
+        }
+    }
+}
+
+fn short_progress(e: &RunEvent) -> String {
+    let amount = match e.total {
+        Some(total) => format!("{}/{}", e.done, total),
+        None => e.done.to_string(),
+    };
+    let eta = e
+        .eta_seconds
+        .map(|s| format!(" ETA {s:.0}s"))
+        .unwrap_or_default();
+    format!(
+        "{} {} {amount} {:.0}/s{eta} +{} ~{}",
+        e.source, e.phase, e.rate, e.counts.added, e.counts.updated
+    )
+}
+
+/// Options of `infradeck history`.
+#[derive(Debug, Clone, Default)]
+pub struct HistoryArgs {
+    pub device: Option<String>,
+    pub limit: u64,
+    pub json: bool,
+}
+
+/// Prints the audit trail, newest first, of everything or of one device (by id or name).
+pub fn history(ctx: &Context, args: &HistoryArgs) -> anyhow::Result<()> {
+    let store = ctx.open_store()?;
+    let entries = match &args.device {
+        None => store.history(None, args.limit)?,
+        Some(which) => {
+            let ids: Vec<i64> = match which.parse::<i64>() {
+                Ok(id) => vec![id],
+                Err(_) => store.devices_named(which)?.iter().map(|d| d.id).collect(),
+            };
+            if ids.is_empty() {
+                anyhow::bail!("no device named `{which}` (try `infradeck devices {which}`)");
+            }
+            let mut all = Vec::new();
+            for id in ids {
+                all.extend(store.history(Some(id), args.limit)?);
+            }
+            all.sort_by(|a, b| b.performed_at.cmp(&a.performed_at).then(b.id.cmp(&a.id)));
+            all.truncate(args.limit as usize);
+            all
+        }
+    };
+    if args.json {
+        println!(
+            "{}",
+            sanitize::json_for_terminal(&serde_json::to_string_pretty(&entries)?)
+        );
+        return Ok(());
+    }
+    let rows: Vec<Vec<String>> = entries
+        .iter()
+        .map(|h| {
+            vec![
+                h.performed_at.clone().unwrap_or_default(),
+                format!(
+                    "{}/{}",
+                    h.source_system,
+                    h.source_identifier.clone().unwrap_or_default()
+                ),
+                h.operation.clone().unwrap_or_default(),
+                h.change_type.clone().unwrap_or_default(),
+                h.device_name
+                    .clone()
+                    .or(h.device_id.map(|d| format!("#{d}")))
+                    .unwrap_or_default(),
+                summarize_change(h.old_value.as_deref(), h.new_value.as_deref()),
+            ]
+        })
+        .collect();
+    print!(
+        "{}",
+        super::table::render(&["WHEN", "SOURCE", "OP", "WHAT", "DEVICE", "CHANGE"], &rows)
+    );
+    if rows.is_empty() {
+        eprintln!("no history yet");
+    }
+    Ok(())
+}
+
+/// `key: old → new` for the top-level (and metadata) keys that differ.
+pub fn summarize_change(old: Option<&str>, new: Option<&str>) -> String {
+    let parse = |t: Option<&str>| {
+        t.and_then(|t| serde_json::from_str::<serde_json::Value>(t).ok())
+            .unwrap_or(serde_json::Value::Null)
+    };
+    let (old, new) = (parse(old), parse(new));
+    let mut parts = Vec::new();
+    let mut walk = |prefix: &str, a: &serde_json::Value, b: &serde_json::Value| {
+        let keys: std::collections::BTreeSet<&String> = a
+            .as_object()
+            .into_iter()
+            .flat_map(|m| m.keys())
+            .chain(b.as_object().into_iter().flat_map(|m| m.keys()))
+            .collect();
+        for key in keys {
+            let (x, y) = (&a[key.as_str()], &b[key.as_str()]);
+            if x != y && !(x.is_object() && y.is_object()) {
+                parts.push(format!("{prefix}{key}: {} → {}", brief(x), brief(y)));
+            }
+        }
+    };
+    walk("", &old, &new);
+    if let (Some(a), Some(b)) = (old.get("metadata"), new.get("metadata")) {
+        for (ns, inner) in a.as_object().into_iter().flatten() {
+            walk(&format!("{ns}."), inner, &b[ns.as_str()]);
+        }
+    }
+    let text = parts.join("; ");
+    if text.chars().count() > 120 {
+        format!("{}…", text.chars().take(120).collect::<String>())
+    } else {
+        text
+    }
+}
+
+fn brief(v: &serde_json::Value) -> String {
+    match v {
+        serde_json::Value::Null => "∅".into(),
+        serde_json::Value::String(s) => s.clone(),
+        other => {
+            let t = other.to_string();
+            if t.len() > 40 {
+                format!("{}…", &t[..40])
+            } else {
+                t
+            }
+        }
+    }
+}

@@ -1,0 +1,453 @@
+//! The one HTTP client policy every connector uses.
+//!
+//! - connect timeout 10 s and a per-request read timeout (the source's `timeout_secs`);
+//! - idempotent requests are retried on connection errors, 429, 502, 503 and 504 with exponential
+//!   backoff and jitter (base 1 s, factor 2, cap 60 s, at most 5 tries), honouring `Retry-After`
+//!   as seconds or an HTTP date; non-idempotent ones are never retried;
+//! - TLS is verified by default; a per-source CA bundle adds trust, `insecure_skip_verify` turns
+//!   verification off and says so in the log on every client it builds;
+//! - at most `max_in_flight` requests per source are in flight at once.
+//!
+//! Errors name the source, the URL and what was wrong. Re-login on an expired session is the
+//! connector's business (only it knows what a session looks like): it gets a typed
+//! [`SourceError::Unauthorized`] and replays once.
+
+use crate::config::{Secret, SourceConfig, TlsConfig};
+use reqwest::{Method, StatusCode};
+use serde::de::DeserializeOwned;
+use std::sync::Arc;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::time::Duration;
+use tokio::sync::Semaphore;
+
+/// Why a request to a source failed.
+#[derive(Debug, Clone, thiserror::Error)]
+pub enum SourceError {
+    #[error("{source_name}: cannot reach {url}: {detail}")]
+    Connect {
+        source_name: String,
+        url: String,
+        detail: String,
+    },
+    #[error("{source_name}: {url} timed out after {seconds} s")]
+    Timeout {
+        source_name: String,
+        url: String,
+        seconds: u64,
+    },
+    #[error("{source_name}: {url} answered HTTP {status}: {body}")]
+    Status {
+        source_name: String,
+        url: String,
+        status: u16,
+        body: String,
+    },
+    #[error("{source_name}: authentication failed at {url}: {message}")]
+    Unauthorized {
+        source_name: String,
+        url: String,
+        message: String,
+    },
+    #[error("{source_name}: {url} returned a response that is not valid JSON ({detail})")]
+    Decode {
+        source_name: String,
+        url: String,
+        detail: String,
+    },
+    #[error("{source_name}: {url} reported an error: {detail}")]
+    Api {
+        source_name: String,
+        url: String,
+        detail: String,
+    },
+    #[error("{source_name}: {detail}")]
+    Setup { source_name: String, detail: String },
+    #[error("{source_name}: cancelled")]
+    Cancelled { source_name: String },
+}
+
+impl SourceError {
+    /// Whether the failure is the session's (the connector may log in again once).
+    pub fn is_unauthorized(&self) -> bool {
+        matches!(self, SourceError::Unauthorized { .. })
+    }
+}
+
+/// Retry timing; tests shorten it, production uses the defaults.
+#[derive(Debug, Clone)]
+pub struct RetryPolicy {
+    pub max_tries: u32,
+    pub base: Duration,
+    pub cap: Duration,
+}
+
+impl Default for RetryPolicy {
+    fn default() -> Self {
+        RetryPolicy {
+            max_tries: 5,
+            base: Duration::from_secs(1),
+            cap: Duration::from_secs(60),
+        }
+    }
+}
+
+/// A client bound to one source instance.
+pub struct SourceClient {
+    client: reqwest::Client,
+    /// `kind/id`, used in every error and log line.
+    pub name: String,
+    pub base_url: String,
+    limiter: Arc<Semaphore>,
+    retry: RetryPolicy,
+    timeout: Duration,
+    requests: AtomicU64,
+}
+
+/// What a request sends, beyond method and URL.
+#[derive(Default)]
+pub struct RequestParts<'a> {
+    pub query: &'a [(&'a str, String)],
+    pub headers: &'a [(&'a str, String)],
+    pub json: Option<&'a serde_json::Value>,
+    pub basic: Option<(&'a str, &'a Secret)>,
+    pub bearer: Option<&'a Secret>,
+}
+
+/// A response read completely.
+pub struct Answer {
+    pub status: StatusCode,
+    pub headers: reqwest::header::HeaderMap,
+    pub body: bytes::Bytes,
+    pub url: String,
+}
+
+impl SourceClient {
+    /// Builds the client for a configured source.
+    pub fn new(source: &SourceConfig, retry: RetryPolicy) -> Result<SourceClient, SourceError> {
+        let name = format!("{}/{}", source.kind, source.id);
+        let client = build_client(&name, &source.tls, source.timeout)?;
+        Ok(SourceClient {
+            client,
+            base_url: source.url.trim_end_matches('/').to_string(),
+            limiter: Arc::new(Semaphore::new(source.max_in_flight)),
+            retry,
+            timeout: source.timeout,
+            requests: AtomicU64::new(0),
+            name,
+        })
+    }
+
+    /// How many HTTP requests this client has sent (retries included).
+    pub fn requests(&self) -> u64 {
+        self.requests.load(Ordering::Relaxed)
+    }
+
+    /// `path` relative to the base URL, or an absolute URL left as is.
+    pub fn url(&self, path: &str) -> String {
+        if path.starts_with("http://") || path.starts_with("https://") {
+            path.to_string()
+        } else {
+            format!(
+                "{}{}",
+                self.base_url,
+                if path.starts_with('/') {
+                    path.to_string()
+                } else {
+                    format!("/{path}")
+                }
+            )
+        }
+    }
+
+    /// Sends a request, retrying when that is safe, and reads the whole body. Any status is
+    /// returned; callers decide what a status means (`expect_success` for the common case).
+    pub async fn send(
+        &self,
+        method: Method,
+        path: &str,
+        parts: &RequestParts<'_>,
+    ) -> Result<Answer, SourceError> {
+        let url = self.url(path);
+        let idempotent = matches!(
+            method,
+            Method::GET | Method::HEAD | Method::PUT | Method::DELETE | Method::OPTIONS
+        );
+        let mut attempt = 0;
+        loop {
+            attempt += 1;
+            let outcome = {
+                // The permit bounds requests in flight; it is not held while backing off.
+                let _permit = self
+                    .limiter
+                    .acquire()
+                    .await
+                    .map_err(|_| SourceError::Cancelled {
+                        source_name: self.name.clone(),
+                    })?;
+                self.requests.fetch_add(1, Ordering::Relaxed);
+                self.once(method.clone(), &url, parts).await
+            };
+            let retry_after = match &outcome {
+                Ok(answer) if is_retryable_status(answer.status) => {
+                    Some(retry_after(&answer.headers))
+                }
+                Err(SourceError::Connect { .. } | SourceError::Timeout { .. }) => Some(None),
+                _ => None,
+            };
+            match retry_after {
+                Some(hint) if idempotent && attempt < self.retry.max_tries => {
+                    let wait = hint
+                        .unwrap_or_else(|| backoff(&self.retry, attempt))
+                        .min(self.retry.cap);
+                    tracing::warn!(source = %self.name, %url, attempt, wait_ms = wait.as_millis() as u64, "retrying");
+                    tokio::time::sleep(wait).await;
+                }
+                _ => return outcome,
+            }
+        }
+    }
+
+    async fn once(
+        &self,
+        method: Method,
+        url: &str,
+        parts: &RequestParts<'_>,
+    ) -> Result<Answer, SourceError> {
+        let mut request = self
+            .client
+            .request(method, url)
+            .header(reqwest::header::ACCEPT, "application/json");
+        if !parts.query.is_empty() {
+            request = request.query(parts.query);
+        }
+        for (k, v) in parts.headers {
+            request = request.header(*k, v);
+        }
+        if let Some((user, password)) = parts.basic {
+            request = request.basic_auth(user, Some(password.expose()));
+        }
+        if let Some(token) = parts.bearer {
+            request = request.bearer_auth(token.expose());
+        }
+        if let Some(body) = parts.json {
+            request = request.json(body);
+        }
+        let response = request
+            .send()
+            .await
+            .map_err(|e| self.transport_error(url, &e))?;
+        let status = response.status();
+        let headers = response.headers().clone();
+        let final_url = response.url().to_string();
+        let body = response
+            .bytes()
+            .await
+            .map_err(|e| self.transport_error(url, &e))?;
+        Ok(Answer {
+            status,
+            headers,
+            body,
+            url: final_url,
+        })
+    }
+
+    fn transport_error(&self, url: &str, err: &reqwest::Error) -> SourceError {
+        if err.is_timeout() {
+            return SourceError::Timeout {
+                source_name: self.name.clone(),
+                url: url.to_string(),
+                seconds: self.timeout.as_secs(),
+            };
+        }
+        let mut detail = err.to_string();
+        let mut cause = std::error::Error::source(err);
+        while let Some(inner) = cause {
+            detail = format!("{detail}: {inner}");
+            cause = inner.source();
+        }
+        SourceError::Connect {
+            source_name: self.name.clone(),
+            url: url.to_string(),
+            detail,
+        }
+    }
+
+    /// A 2xx answer or the matching error: 401/403 become [`SourceError::Unauthorized`].
+    pub fn expect_success(&self, answer: Answer) -> Result<Answer, SourceError> {
+        if answer.status.is_success() {
+            return Ok(answer);
+        }
+        let body = excerpt(&answer.body);
+        if matches!(
+            answer.status,
+            StatusCode::UNAUTHORIZED | StatusCode::FORBIDDEN
+        ) {
+            return Err(SourceError::Unauthorized {
+                source_name: self.name.clone(),
+                url: answer.url,
+                message: format!("HTTP {}: {body}", answer.status.as_u16()),
+            });
+        }
+        Err(SourceError::Status {
+            source_name: self.name.clone(),
+            url: answer.url,
+            status: answer.status.as_u16(),
+            body,
+        })
+    }
+
+    /// Parses a whole body as JSON, naming source and URL when it is not (a truncated stream).
+    pub fn decode<T: DeserializeOwned>(&self, answer: &Answer) -> Result<T, SourceError> {
+        serde_json::from_slice(&answer.body).map_err(|e| SourceError::Decode {
+            source_name: self.name.clone(),
+            url: answer.url.clone(),
+            detail: format!("{e}; {} bytes received", answer.body.len()),
+        })
+    }
+
+    /// GET, require success, decode JSON.
+    pub async fn get_json<T: DeserializeOwned>(
+        &self,
+        path: &str,
+        parts: &RequestParts<'_>,
+    ) -> Result<T, SourceError> {
+        let answer = self.send(Method::GET, path, parts).await?;
+        let answer = self.expect_success(answer)?;
+        self.decode(&answer)
+    }
+
+    /// An error that is about the API's own error body.
+    pub fn api_error(&self, url: &str, detail: impl Into<String>) -> SourceError {
+        SourceError::Api {
+            source_name: self.name.clone(),
+            url: url.to_string(),
+            detail: detail.into(),
+        }
+    }
+}
+
+fn is_retryable_status(status: StatusCode) -> bool {
+    matches!(status.as_u16(), 429 | 502 | 503 | 504)
+}
+
+/// `Retry-After` as seconds or an HTTP date; `None` when absent or unreadable.
+pub fn retry_after(headers: &reqwest::header::HeaderMap) -> Option<Duration> {
+    let value = headers
+        .get(reqwest::header::RETRY_AFTER)?
+        .to_str()
+        .ok()?
+        .trim();
+    if let Ok(seconds) = value.parse::<u64>() {
+        return Some(Duration::from_secs(seconds));
+    }
+    let when = httpdate::parse_http_date(value).ok()?;
+    Some(
+        when.duration_since(std::time::SystemTime::now())
+            .unwrap_or(Duration::ZERO),
+    )
+}
+
+/// Exponential backoff with ±25% jitter for the `attempt`-th failure.
+fn backoff(policy: &RetryPolicy, attempt: u32) -> Duration {
+    let exp = policy
+        .base
+        .saturating_mul(1 << attempt.saturating_sub(1).min(16));
+    let nanos = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map(|d| d.subsec_nanos())
+        .unwrap_or(0);
+    let jitter = 0.75 + f64::from(nanos % 1000) / 2000.0;
+    exp.mul_f64(jitter).min(policy.cap)
+}
+
+fn excerpt(body: &[u8]) -> String {
+    let text = String::from_utf8_lossy(body);
+    let text = text.trim();
+    if text.chars().count() > 300 {
+        format!("{}…", text.chars().take(300).collect::<String>())
+    } else {
+        text.to_string()
+    }
+}
+
+fn build_client(
+    name: &str,
+    tls: &TlsConfig,
+    timeout: Duration,
+) -> Result<reqwest::Client, SourceError> {
+    let setup = |detail: String| SourceError::Setup {
+        source_name: name.to_string(),
+        detail,
+    };
+    let mut builder = reqwest::Client::builder()
+        .connect_timeout(Duration::from_secs(10))
+        .timeout(timeout)
+        .pool_idle_timeout(Duration::from_secs(30))
+        .user_agent(concat!("infradeck/", env!("CARGO_PKG_VERSION")));
+    if let Some(ca) = &tls.ca_file {
+        let pem = std::fs::read(ca)
+            .map_err(|e| setup(format!("cannot read CA file {}: {e}", ca.display())))?;
+        let certs = reqwest::Certificate::from_pem_bundle(&pem)
+            .map_err(|e| setup(format!("CA file {} is not a PEM bundle: {e}", ca.display())))?;
+        builder = builder.tls_certs_merge(certs);
+    }
+    if let (Some(cert), Some(key)) = (&tls.client_cert, &tls.client_key) {
+        let mut pem = std::fs::read(cert).map_err(|e| {
+            setup(format!(
+                "cannot read client certificate {}: {e}",
+                cert.display()
+            ))
+        })?;
+        pem.extend(
+            std::fs::read(key)
+                .map_err(|e| setup(format!("cannot read client key {}: {e}", key.display())))?,
+        );
+        let identity = reqwest::Identity::from_pem(&pem)
+            .map_err(|e| setup(format!("client certificate/key are not usable PEM: {e}")))?;
+        builder = builder.identity(identity);
+    }
+    if tls.insecure_skip_verify {
+        tracing::warn!(
+            source = name,
+            "TLS certificate verification is OFF (insecure_skip_verify = true)"
+        );
+        builder = builder.tls_danger_accept_invalid_certs(true);
+    }
+    builder
+        .build()
+        .map_err(|e| setup(format!("cannot build HTTP client: {e}")))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn retry_after_reads_seconds_and_dates() {
+        let mut headers = reqwest::header::HeaderMap::new();
+        headers.insert(reqwest::header::RETRY_AFTER, "2".parse().unwrap());
+        assert_eq!(retry_after(&headers), Some(Duration::from_secs(2)));
+        let future =
+            httpdate::fmt_http_date(std::time::SystemTime::now() + Duration::from_secs(30));
+        headers.insert(reqwest::header::RETRY_AFTER, future.parse().unwrap());
+        let wait = retry_after(&headers).unwrap();
+        assert!(
+            wait > Duration::from_secs(25) && wait <= Duration::from_secs(30),
+            "{wait:?}"
+        );
+        headers.insert(reqwest::header::RETRY_AFTER, "soon".parse().unwrap());
+        assert_eq!(retry_after(&headers), None);
+    }
+
+    #[test]
+    fn backoff_grows_and_is_capped() {
+        let policy = RetryPolicy {
+            max_tries: 5,
+            base: Duration::from_secs(1),
+            cap: Duration::from_secs(60),
+        };
+        assert!(backoff(&policy, 1) <= Duration::from_millis(1250));
+        assert!(backoff(&policy, 3) >= Duration::from_secs(3));
+        assert_eq!(backoff(&policy, 20), Duration::from_secs(60));
+    }
+}

@@ -1,0 +1,307 @@
+//! Source connectors: fetch from a system's API and normalize into [`crate::model`] records.
+//!
+//! A connector streams [`Item`]s into a channel while it fetches, so the reconciler writes while
+//! the network is still busy and memory stays bounded. It never touches the database; what it
+//! needs to know about the stored state (for example which Oxidized versions are already stored)
+//! arrives as [`Hints`].
+
+pub mod foreman;
+pub mod http;
+pub mod netparse;
+pub mod oxidized;
+pub mod puppetdb;
+pub mod vcenter;
+
+use crate::config::{Secret, SourceConfig};
+use crate::model::{
+    DeviceRecord, InterfaceRecord, RelationshipType, SourceKind, VmRecord, VolumeRecord,
+};
+use http::{SourceClient, SourceError};
+use std::collections::{BTreeMap, HashMap};
+use std::sync::Arc;
+use std::sync::atomic::{AtomicU64, Ordering};
+use tokio::sync::mpsc;
+use tokio_util::sync::CancellationToken;
+
+/// A config version to store for a device, oldest first within a bundle.
+#[derive(Debug, Clone, PartialEq)]
+pub struct ConfigRecord {
+    pub text: String,
+    /// When the source retrieved this version (Oxidized's commit time).
+    pub retrieved_at: String,
+}
+
+/// A device and everything the source knows about it.
+#[derive(Debug, Clone, PartialEq)]
+pub struct DeviceBundle {
+    pub record: DeviceRecord,
+    pub vm: Option<VmRecord>,
+    /// `None`: the source does not report interfaces; leave stored ones alone.
+    pub interfaces: Option<Vec<InterfaceRecord>>,
+    /// When true, guest data was unavailable (VMware Tools not running): keep the stored IP
+    /// addresses instead of recording that they vanished.
+    pub ips_unknown: bool,
+    /// `None`: the source does not report facts.
+    pub facts: Option<BTreeMap<String, String>>,
+    pub configs: Vec<ConfigRecord>,
+}
+
+impl DeviceBundle {
+    pub fn new(record: DeviceRecord) -> DeviceBundle {
+        DeviceBundle {
+            record,
+            vm: None,
+            interfaces: None,
+            ips_unknown: false,
+            facts: None,
+            configs: Vec::new(),
+        }
+    }
+}
+
+/// A relationship between two devices of the same source instance, by source id.
+#[derive(Debug, Clone, PartialEq)]
+pub struct LinkRecord {
+    pub parent: String,
+    pub child: String,
+    pub relationship_type: RelationshipType,
+    pub metadata: serde_json::Value,
+}
+
+/// What a connector produces.
+#[derive(Debug, Clone, PartialEq)]
+pub enum Item {
+    Device(Box<DeviceBundle>),
+    Link(LinkRecord),
+    Volume(Box<VolumeRecord>),
+}
+
+/// Shared progress counters a connector updates and the engine reports.
+#[derive(Debug, Default)]
+pub struct Progress {
+    phase: std::sync::Mutex<String>,
+    done: AtomicU64,
+    /// 0: unknown.
+    total: AtomicU64,
+}
+
+impl Progress {
+    pub fn set_phase(&self, phase: &str) {
+        *self.phase.lock().unwrap_or_else(|e| e.into_inner()) = phase.to_string();
+    }
+
+    pub fn phase(&self) -> String {
+        self.phase.lock().unwrap_or_else(|e| e.into_inner()).clone()
+    }
+
+    pub fn set_total(&self, total: u64) {
+        self.total.store(total, Ordering::Relaxed);
+    }
+
+    pub fn add_total(&self, more: u64) {
+        self.total.fetch_add(more, Ordering::Relaxed);
+    }
+
+    pub fn total(&self) -> Option<u64> {
+        Some(self.total.load(Ordering::Relaxed)).filter(|t| *t > 0)
+    }
+
+    pub fn inc(&self) {
+        self.done.fetch_add(1, Ordering::Relaxed);
+    }
+
+    pub fn done(&self) -> u64 {
+        self.done.load(Ordering::Relaxed)
+    }
+}
+
+/// What the connector may know about stored state, prepared by the engine from the store.
+#[derive(Debug, Clone, Default)]
+pub struct Hints {
+    /// Per source id, the metadata JSON currently stored.
+    pub metadata: HashMap<String, serde_json::Value>,
+}
+
+/// Everything a connector needs for one run.
+pub struct FetchContext {
+    pub source: SourceConfig,
+    pub client: SourceClient,
+    pub sink: mpsc::Sender<Item>,
+    pub progress: Arc<Progress>,
+    pub cancel: CancellationToken,
+    pub hints: Hints,
+    /// The run's start, for staleness judgements.
+    pub now: chrono::DateTime<chrono::Utc>,
+}
+
+/// How a fetch ended when it did not fail.
+#[derive(Debug, Clone, PartialEq)]
+pub struct FetchSummary {
+    /// Everything was listed and fetched: the run may sweep.
+    pub complete: bool,
+    /// Why not complete, or anything the user should know.
+    pub note: Option<String>,
+}
+
+impl FetchContext {
+    /// Sends one item to the reconciler; fails only when the run is being torn down.
+    pub async fn emit(&self, item: Item) -> Result<(), SourceError> {
+        self.sink
+            .send(item)
+            .await
+            .map_err(|_| SourceError::Cancelled {
+                source_name: self.client.name.clone(),
+            })
+    }
+
+    /// An error if the run was cancelled.
+    pub fn check_cancelled(&self) -> Result<(), SourceError> {
+        if self.cancel.is_cancelled() {
+            Err(SourceError::Cancelled {
+                source_name: self.client.name.clone(),
+            })
+        } else {
+            Ok(())
+        }
+    }
+
+    /// The source's password (or token), read now.
+    pub fn secret(&self, which: SecretKind) -> Result<Option<Secret>, SourceError> {
+        let reference = match which {
+            SecretKind::Password => &self.source.password,
+            SecretKind::Token => &self.source.token,
+        };
+        reference
+            .as_ref()
+            .map(|r| r.resolve())
+            .transpose()
+            .map_err(|e| SourceError::Setup {
+                source_name: self.client.name.clone(),
+                detail: e.to_string(),
+            })
+    }
+
+    /// The password a login-based source requires.
+    pub fn required_password(&self) -> Result<(String, Secret), SourceError> {
+        let setup = |detail: &str| SourceError::Setup {
+            source_name: self.client.name.clone(),
+            detail: detail.to_string(),
+        };
+        let user = self
+            .source
+            .username
+            .clone()
+            .ok_or_else(|| setup("no username configured"))?;
+        let password = self
+            .secret(SecretKind::Password)?
+            .ok_or_else(|| setup("no password_env/password_file/password_cmd configured"))?;
+        Ok((user, password))
+    }
+}
+
+#[derive(Debug, Clone, Copy)]
+pub enum SecretKind {
+    Password,
+    Token,
+}
+
+/// Whether this build has a connector for `kind`.
+pub fn is_supported(kind: SourceKind) -> bool {
+    matches!(
+        kind,
+        SourceKind::Vcenter | SourceKind::Foreman | SourceKind::Puppetdb | SourceKind::Oxidized
+    )
+}
+
+/// Runs the connector for the source's kind.
+pub async fn fetch(ctx: &FetchContext) -> Result<FetchSummary, SourceError> {
+    match ctx.source.kind {
+        SourceKind::Vcenter => vcenter::fetch(ctx).await,
+        SourceKind::Foreman => foreman::fetch(ctx).await,
+        SourceKind::Puppetdb => puppetdb::fetch(ctx).await,
+        SourceKind::Oxidized => oxidized::fetch(ctx).await,
+        other => Err(SourceError::Setup {
+            source_name: ctx.client.name.clone(),
+            detail: format!("the {other} connector is not available in this build yet"),
+        }),
+    }
+}
+
+/// Facts whose values move on every report (uptime, free memory, load). They are not stored:
+/// recording them would turn every sync into a wall of meaningless audit rows.
+pub fn is_volatile_fact(name: &str) -> bool {
+    const PATTERNS: &[&str] = &[
+        "uptime",
+        "available",
+        "free",
+        "load_average",
+        "_timestamp",
+        "last_run",
+        "swap_used",
+        "memoryused",
+    ];
+    let lower = name.to_ascii_lowercase();
+    PATTERNS.iter().any(|p| lower.contains(p))
+}
+
+/// Removes volatile keys from a typed fact tree, at any depth.
+pub fn strip_volatile(value: &mut serde_json::Value) {
+    if let serde_json::Value::Object(map) = value {
+        map.retain(|k, _| !is_volatile_fact(k));
+        for v in map.values_mut() {
+            strip_volatile(v);
+        }
+    }
+}
+
+/// Lower-case, colon-separated MAC, or `None` for something that is not a MAC.
+pub fn normalize_mac(mac: &str) -> Option<String> {
+    let hex: String = mac.chars().filter(|c| c.is_ascii_hexdigit()).collect();
+    if hex.len() != 12 {
+        return None;
+    }
+    let lower = hex.to_ascii_lowercase();
+    Some(
+        (0..6)
+            .map(|i| &lower[i * 2..i * 2 + 2])
+            .collect::<Vec<_>>()
+            .join(":"),
+    )
+}
+
+/// The short host name: case-folded, domain stripped.
+pub fn short_hostname(name: &str) -> String {
+    name.split('.')
+        .next()
+        .unwrap_or(name)
+        .trim()
+        .to_ascii_lowercase()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn normalizers() {
+        assert_eq!(
+            normalize_mac("00:50:56:B1:22:7D").as_deref(),
+            Some("00:50:56:b1:22:7d")
+        );
+        assert_eq!(
+            normalize_mac("0050.56b1.227d").as_deref(),
+            Some("00:50:56:b1:22:7d")
+        );
+        assert_eq!(normalize_mac("nope"), None);
+        assert_eq!(short_hostname("WEB01.lab.local"), "web01");
+        assert!(is_volatile_fact("system_uptime::seconds"));
+        assert!(!is_volatile_fact("processors::count"));
+        let mut v =
+            serde_json::json!({"memory": {"system": {"total_bytes": 1, "available_bytes": 2}}});
+        strip_volatile(&mut v);
+        assert_eq!(
+            v,
+            serde_json::json!({"memory": {"system": {"total_bytes": 1}}})
+        );
+    }
+}

@@ -1,0 +1,586 @@
+//! vCenter (Automation REST `/api`): clusters, hosts, VMs with details, NICs and guest IPs, and
+//! datastores.
+//!
+//! Placement (which host runs a VM) is not in any VM payload, so VMs are listed per host, cluster
+//! by cluster. That is also the split the result cap calls for; a host whose list still hits the
+//! cap is split again by power state. Snapshots are not exposed by the REST API (they need the
+//! SOAP API), so `vms.snapshots` stays empty rather than invented.
+
+use super::http::{RequestParts, SourceError};
+use super::{
+    DeviceBundle, FetchContext, FetchSummary, Item, LinkRecord, normalize_mac, short_hostname,
+};
+use crate::config::Secret;
+use crate::model::{
+    DeviceRecord, DeviceType, InterfaceRecord, RelationshipType, SourceKind, VmRecord, VolumeRecord,
+};
+use futures::StreamExt;
+use reqwest::Method;
+use serde_json::{Value, json};
+use std::sync::atomic::{AtomicU32, Ordering};
+
+/// Re-logins allowed in one run before an expiring session is treated as an authentication
+/// failure (a storm of logins helps nobody).
+const MAX_RELOGINS: u32 = 20;
+
+struct Session<'a> {
+    ctx: &'a FetchContext,
+    user: String,
+    password: Secret,
+    token: tokio::sync::RwLock<String>,
+    relogins: AtomicU32,
+}
+
+enum Listed {
+    Items(Vec<Value>),
+    TooMany,
+}
+
+impl<'a> Session<'a> {
+    async fn login(ctx: &'a FetchContext) -> Result<Session<'a>, SourceError> {
+        let (user, password) = ctx.required_password()?;
+        let session = Session {
+            ctx,
+            user,
+            password,
+            token: tokio::sync::RwLock::new(String::new()),
+            relogins: AtomicU32::new(0),
+        };
+        let token = session.create().await?;
+        *session.token.write().await = token;
+        Ok(session)
+    }
+
+    async fn create(&self) -> Result<String, SourceError> {
+        let client = &self.ctx.client;
+        let answer = client
+            .send(
+                Method::POST,
+                "/api/session",
+                &RequestParts {
+                    basic: Some((&self.user, &self.password)),
+                    ..Default::default()
+                },
+            )
+            .await?;
+        let answer = client.expect_success(answer)?;
+        let token: Value = client.decode(&answer)?;
+        token.as_str().map(str::to_string).ok_or_else(|| {
+            client.api_error(
+                &answer.url,
+                format!("session id is not a JSON string: {token}"),
+            )
+        })
+    }
+
+    /// Logs in again unless another request already did since `stale` was read.
+    async fn relogin(&self, stale: &str) -> Result<(), SourceError> {
+        let mut token = self.token.write().await;
+        if *token != stale {
+            return Ok(());
+        }
+        if self.relogins.fetch_add(1, Ordering::Relaxed) >= MAX_RELOGINS {
+            return Err(SourceError::Unauthorized {
+                source_name: self.ctx.client.name.clone(),
+                url: self.ctx.client.url("/api/session"),
+                message: format!("the session expired {MAX_RELOGINS} times in one run"),
+            });
+        }
+        tracing::info!(source = %self.ctx.client.name, "vCenter session expired; logging in again");
+        *token = self.create().await?;
+        Ok(())
+    }
+
+    /// GET with the session; on 401 logs in again once and replays. Non-2xx answers are returned
+    /// as they are, for the caller to interpret vCenter's error body.
+    async fn get(
+        &self,
+        path: &str,
+        query: &[(&str, String)],
+    ) -> Result<super::http::Answer, SourceError> {
+        let client = &self.ctx.client;
+        for replay in 0..2 {
+            let token = self.token.read().await.clone();
+            let headers = [("vmware-api-session-id", token.clone())];
+            let answer = client
+                .send(
+                    Method::GET,
+                    path,
+                    &RequestParts {
+                        query,
+                        headers: &headers,
+                        ..Default::default()
+                    },
+                )
+                .await?;
+            if answer.status == reqwest::StatusCode::UNAUTHORIZED && replay == 0 {
+                self.relogin(&token).await?;
+                continue;
+            }
+            return Ok(answer);
+        }
+        Err(SourceError::Unauthorized {
+            source_name: client.name.clone(),
+            url: client.url(path),
+            message: "session rejected right after logging in again".into(),
+        })
+    }
+
+    async fn get_json(&self, path: &str, query: &[(&str, String)]) -> Result<Value, SourceError> {
+        let answer = self.get(path, query).await?;
+        let answer = self.ctx.client.expect_success(answer)?;
+        self.ctx.client.decode(&answer)
+    }
+
+    /// A list call; `TooMany` when vCenter refuses with `too_many_matches` (decided on the
+    /// `error_type`, since the HTTP status for it varies between versions).
+    async fn list(&self, path: &str, query: &[(&str, String)]) -> Result<Listed, SourceError> {
+        let answer = self.get(path, query).await?;
+        if !answer.status.is_success() {
+            let body: Value = serde_json::from_slice(&answer.body).unwrap_or(Value::Null);
+            if body["error_type"] == "UNABLE_TO_ALLOCATE_RESOURCE" {
+                return Ok(Listed::TooMany);
+            }
+            return Err(self
+                .ctx
+                .client
+                .expect_success(answer)
+                .err()
+                .unwrap_or_else(|| self.ctx.client.api_error(path, "unexpected answer")));
+        }
+        let value: Value = self.ctx.client.decode(&answer)?;
+        match value {
+            Value::Array(items) => Ok(Listed::Items(items)),
+            other => Err(self.ctx.client.api_error(
+                &answer.url,
+                format!("expected a JSON array, got {}", short(&other)),
+            )),
+        }
+    }
+
+    async fn logout(&self) {
+        let token = self.token.read().await.clone();
+        let headers = [("vmware-api-session-id", token)];
+        let _ = self
+            .ctx
+            .client
+            .send(
+                Method::DELETE,
+                "/api/session",
+                &RequestParts {
+                    headers: &headers,
+                    ..Default::default()
+                },
+            )
+            .await;
+    }
+}
+
+fn short(v: &Value) -> String {
+    let text = v.to_string();
+    if text.len() > 80 {
+        format!("{}…", &text[..80])
+    } else {
+        text
+    }
+}
+
+fn record(
+    ctx: &FetchContext,
+    source_id: &str,
+    name: &str,
+    device_type: DeviceType,
+    metadata: Value,
+) -> DeviceRecord {
+    DeviceRecord {
+        source_system: SourceKind::Vcenter.as_str().to_string(),
+        source_identifier: ctx.source.id.clone(),
+        source_id: source_id.to_string(),
+        name: name.to_string(),
+        device_type,
+        metadata: json!({ "vcenter": metadata }),
+    }
+}
+
+fn hosts_link(parent: &str, child: &str) -> Item {
+    Item::Link(LinkRecord {
+        parent: parent.to_string(),
+        child: child.to_string(),
+        relationship_type: RelationshipType::Hosts,
+        metadata: Value::Null,
+    })
+}
+
+/// Fetches the whole inventory of one vCenter.
+pub async fn fetch(ctx: &FetchContext) -> Result<FetchSummary, SourceError> {
+    ctx.progress.set_phase("connect");
+    let session = Session::login(ctx).await?;
+    let result = fetch_with(ctx, &session).await;
+    session.logout().await;
+    result
+}
+
+async fn fetch_with(
+    ctx: &FetchContext,
+    session: &Session<'_>,
+) -> Result<FetchSummary, SourceError> {
+    ctx.progress.set_phase("list clusters");
+    let clusters = match session.list("/api/vcenter/cluster", &[]).await? {
+        Listed::Items(items) => items,
+        Listed::TooMany => {
+            return Err(ctx.client.api_error(
+                &ctx.client.url("/api/vcenter/cluster"),
+                "more clusters than vCenter will list at once",
+            ));
+        }
+    };
+    let mut placements: Vec<(String, String)> = Vec::new(); // (vm moid, host moid)
+    let mut host_names = std::collections::HashMap::new();
+    let mut cluster_of_host = std::collections::HashMap::new();
+    ctx.progress.set_phase("list hosts");
+    for cluster in &clusters {
+        ctx.check_cancelled()?;
+        let id = cluster["cluster"].as_str().unwrap_or_default().to_string();
+        let name = cluster["name"].as_str().unwrap_or(&id).to_string();
+        ctx.emit(Item::Device(Box::new(DeviceBundle::new(record(
+            ctx,
+            &id,
+            &name,
+            DeviceType::Cluster,
+            json!({
+                "ha_enabled": cluster["ha_enabled"], "drs_enabled": cluster["drs_enabled"],
+            }),
+        )))))
+        .await?;
+        let hosts = match session
+            .list("/api/vcenter/host", &[("clusters", id.clone())])
+            .await?
+        {
+            Listed::Items(items) => items,
+            Listed::TooMany => {
+                return Err(ctx.client.api_error(
+                    &ctx.client.url("/api/vcenter/host"),
+                    format!("cluster {name} has more hosts than vCenter will list at once"),
+                ));
+            }
+        };
+        for host in hosts {
+            let host_id = host["host"].as_str().unwrap_or_default().to_string();
+            let host_name = host["name"].as_str().unwrap_or(&host_id).to_string();
+            ctx.emit(Item::Device(Box::new(DeviceBundle::new(record(
+                ctx,
+                &host_id,
+                &host_name,
+                DeviceType::Server,
+                json!({
+                    "connection_state": host["connection_state"],
+                    "power_state": host.get("power_state").cloned().unwrap_or(Value::Null),
+                    "cluster": name,
+                    "hostname": short_hostname(&host_name),
+                    "fqdn": host_name.to_ascii_lowercase(),
+                }),
+            )))))
+            .await?;
+            ctx.emit(hosts_link(&id, &host_id)).await?;
+            host_names.insert(host_id.clone(), host_name);
+            cluster_of_host.insert(host_id.clone(), name.clone());
+        }
+    }
+    ctx.progress.set_phase("list vms");
+    let host_ids: Vec<String> = host_names.keys().cloned().collect();
+    // Futures are collected first: a stream over a borrowing closure is not provably `Send`
+    // (rustc #110338), and the engine spawns runs.
+    let pending: Vec<_> = host_ids.iter().map(|host| listing(session, host)).collect();
+    let listings = futures::stream::iter(pending).buffer_unordered(ctx.source.max_in_flight.max(1));
+    futures::pin_mut!(listings);
+    let mut summaries: Vec<Value> = Vec::new();
+    while let Some((host, listed)) = listings.next().await {
+        ctx.check_cancelled()?;
+        for vm in listed? {
+            placements.push((
+                vm["vm"].as_str().unwrap_or_default().to_string(),
+                host.clone(),
+            ));
+            summaries.push(vm);
+        }
+    }
+    ctx.progress.set_total(summaries.len() as u64);
+    ctx.progress.set_phase("fetch vms");
+    let pending: Vec<_> = placements
+        .iter()
+        .zip(&summaries)
+        .map(|((moid, host), summary)| {
+            let host_name = host_names.get(host).cloned().unwrap_or_default();
+            let cluster = cluster_of_host.get(host).cloned().unwrap_or_default();
+            placed_vm(
+                ctx,
+                session,
+                moid.clone(),
+                host.clone(),
+                summary,
+                host_name,
+                cluster,
+            )
+        })
+        .collect();
+    let details =
+        futures::stream::iter(pending).buffer_unordered(ctx.source.max_in_flight.max(1) * 2);
+    futures::pin_mut!(details);
+    let mut vanished = 0;
+    while let Some(result) = details.next().await {
+        ctx.check_cancelled()?;
+        match result? {
+            (Some(bundle), host, moid) => {
+                ctx.emit(Item::Device(Box::new(bundle))).await?;
+                ctx.emit(hosts_link(&host, &moid)).await?;
+            }
+            // Deleted between list and detail: not an error, and not seen either.
+            (None, _, _) => vanished += 1,
+        }
+        ctx.progress.inc();
+    }
+    ctx.progress.set_phase("list datastores");
+    if let Listed::Items(datastores) = session.list("/api/vcenter/datastore", &[]).await? {
+        for ds in datastores {
+            let capacity = ds["capacity"].as_i64();
+            let free = ds["free_space"].as_i64();
+            ctx.emit(Item::Volume(Box::new(VolumeRecord {
+                source_system: SourceKind::Vcenter.as_str().to_string(),
+                source_identifier: ctx.source.id.clone(),
+                source_id: ds["datastore"].as_str().unwrap_or_default().to_string(),
+                name: ds["name"].as_str().unwrap_or_default().to_string(),
+                volume_type: Some("datastore".into()),
+                capacity_bytes: capacity,
+                used_bytes: capacity.zip(free).map(|(c, f)| c - f),
+                storage_array: None,
+                raid_level: None,
+                thin_provisioned: None,
+                metadata: json!({"vcenter": {"type": ds["type"]}}),
+                device_id: None,
+            })))
+            .await?;
+        }
+    }
+    Ok(FetchSummary {
+        complete: true,
+        note: (vanished > 0)
+            .then(|| format!("{vanished} VMs disappeared between listing and detail")),
+    })
+}
+
+async fn listing(session: &Session<'_>, host: &str) -> (String, Result<Vec<Value>, SourceError>) {
+    (host.to_string(), vms_on_host(session, host).await)
+}
+
+type Placed = (Option<DeviceBundle>, String, String);
+
+async fn placed_vm(
+    ctx: &FetchContext,
+    session: &Session<'_>,
+    moid: String,
+    host: String,
+    summary: &Value,
+    host_name: String,
+    cluster: String,
+) -> Result<Placed, SourceError> {
+    let bundle = vm_bundle(ctx, session, &moid, summary, &host_name, &cluster).await?;
+    Ok((bundle, host, moid))
+}
+
+/// The VMs on one host, split by power state if the list hits the cap.
+async fn vms_on_host(session: &Session<'_>, host: &str) -> Result<Vec<Value>, SourceError> {
+    match session
+        .list("/api/vcenter/vm", &[("hosts", host.to_string())])
+        .await?
+    {
+        Listed::Items(items) => Ok(items),
+        Listed::TooMany => {
+            let mut all = Vec::new();
+            for state in ["POWERED_ON", "POWERED_OFF", "SUSPENDED"] {
+                match session
+                    .list(
+                        "/api/vcenter/vm",
+                        &[
+                            ("hosts", host.to_string()),
+                            ("power_states", state.to_string()),
+                        ],
+                    )
+                    .await?
+                {
+                    Listed::Items(items) => all.extend(items),
+                    Listed::TooMany => {
+                        return Err(session.ctx.client.api_error(
+                            &session.ctx.client.url("/api/vcenter/vm"),
+                            format!(
+                                "host {host} has more {state} VMs than vCenter will list at once"
+                            ),
+                        ));
+                    }
+                }
+            }
+            Ok(all)
+        }
+    }
+}
+
+/// Detail, tools and guest networking of one VM; `None` if it vanished meanwhile.
+async fn vm_bundle(
+    ctx: &FetchContext,
+    session: &Session<'_>,
+    moid: &str,
+    summary: &Value,
+    host_name: &str,
+    cluster: &str,
+) -> Result<Option<DeviceBundle>, SourceError> {
+    let answer = session.get(&format!("/api/vcenter/vm/{moid}"), &[]).await?;
+    if answer.status == reqwest::StatusCode::NOT_FOUND {
+        return Ok(None);
+    }
+    let detail: Value = ctx.client.decode(&ctx.client.expect_success(answer)?)?;
+    let power_state = detail["power_state"]
+        .as_str()
+        .or(summary["power_state"].as_str())
+        .unwrap_or("UNKNOWN")
+        .to_string();
+    let tools_running = if power_state == "POWERED_ON" {
+        let tools = session
+            .get_json(&format!("/api/vcenter/vm/{moid}/tools"), &[])
+            .await?;
+        Some(tools["run_state"] == "RUNNING")
+    } else {
+        Some(false)
+    };
+    let guest: Option<Vec<Value>> = if tools_running == Some(true) {
+        let answer = session
+            .get(
+                &format!("/api/vcenter/vm/{moid}/guest/networking/interfaces"),
+                &[],
+            )
+            .await?;
+        if answer.status.is_success() {
+            match ctx.client.decode::<Value>(&answer)? {
+                Value::Array(items) => Some(items),
+                _ => None,
+            }
+        } else {
+            None
+        }
+    } else {
+        None
+    };
+    let name = detail["name"]
+        .as_str()
+        .or(summary["name"].as_str())
+        .unwrap_or(moid)
+        .to_string();
+    let cpu = detail["cpu"]["count"]
+        .as_i64()
+        .or(summary["cpu_count"].as_i64());
+    let memory = detail["memory"]["size_MiB"]
+        .as_i64()
+        .or(summary["memory_size_MiB"].as_i64());
+    let guest_os = detail["guest_OS"].as_str().map(str::to_string);
+    let bios_uuid = detail["identity"]["bios_uuid"]
+        .as_str()
+        .map(str::to_ascii_lowercase);
+    let instance_uuid = detail["identity"]["instance_uuid"]
+        .as_str()
+        .map(str::to_ascii_lowercase);
+
+    let mut disks = Vec::new();
+    let mut total_disk = 0i64;
+    if let Some(map) = detail["disks"].as_object() {
+        for (key, disk) in map {
+            let capacity = disk["capacity"].as_i64().unwrap_or(0);
+            total_disk += capacity;
+            let vmdk = disk["backing"]["vmdk_file"].as_str().unwrap_or_default();
+            let datastore = vmdk
+                .strip_prefix('[')
+                .and_then(|r| r.split_once(']'))
+                .map(|(d, _)| d.to_string());
+            disks.push(json!({"key": key, "label": disk["label"], "capacity_bytes": capacity, "datastore": datastore, "file": vmdk}));
+        }
+    }
+    let mut interfaces = Vec::new();
+    let mut all_ips = Vec::new();
+    let mut macs = Vec::new();
+    let mut hostname = None;
+    if let Some(map) = detail["nics"].as_object() {
+        for (key, nic) in map {
+            let mac = nic["mac_address"].as_str().and_then(normalize_mac);
+            let reported = guest
+                .as_ref()
+                .and_then(|g| g.iter().find(|i| i["nic"].as_str() == Some(key.as_str())));
+            if hostname.is_none() {
+                hostname = reported
+                    .and_then(|r| r["dns_values"]["host_name"].as_str())
+                    .map(short_hostname);
+            }
+            let ips: Vec<String> = reported
+                .and_then(|r| r["ip"]["ip_addresses"].as_array())
+                .map(|list| {
+                    list.iter()
+                        .filter(|a| a["origin"] != "LINKLAYER")
+                        .filter_map(|a| {
+                            Some(format!(
+                                "{}/{}",
+                                a["ip_address"].as_str()?,
+                                a["prefix_length"].as_u64().unwrap_or(32)
+                            ))
+                        })
+                        .collect()
+                })
+                .unwrap_or_default();
+            all_ips.extend(
+                ips.iter()
+                    .map(|ip| ip.split('/').next().unwrap_or(ip).to_string()),
+            );
+            if let Some(mac) = &mac {
+                macs.push(mac.clone());
+            }
+            interfaces.push(InterfaceRecord {
+                interface_name: nic["label"].as_str().unwrap_or(key).to_string(),
+                mac_address: mac,
+                ip_addresses: ips,
+                speed_mbps: None,
+                status: Some(if nic["state"] == "CONNECTED" { "up" } else { "down" }.to_string()),
+                interface_type: Some("virtual".into()),
+                metadata: json!({"key": key, "adapter": nic["type"], "network": nic["backing"]["network_name"], "network_id": nic["backing"]["network"]}),
+            });
+        }
+    }
+    let hostname = hostname.unwrap_or_else(|| short_hostname(&name));
+    all_ips.sort();
+    macs.sort();
+    let vm = VmRecord {
+        instance_uuid: instance_uuid.clone(),
+        guest_os: guest_os.clone(),
+        cpu_count: cpu,
+        memory_mb: memory,
+        power_state: Some(power_state.clone()),
+        tools_running,
+        ip_addresses: json!(all_ips),
+        disks: Value::Array(disks),
+        // Not in the vCenter REST API; left empty rather than invented.
+        snapshots: Value::Null,
+        total_disk_capacity_bytes: Some(total_disk),
+        total_snapshot_size_bytes: None,
+    };
+    let metadata = json!({
+        "power_state": power_state,
+        "guest_os": guest_os,
+        "cpu_count": cpu,
+        "memory_mb": memory,
+        "cluster": cluster,
+        "host": host_name,
+        "hostname": hostname,
+        "bios_uuid": bios_uuid,
+        "instance_uuid": instance_uuid,
+        "macs": macs,
+    });
+    let mut bundle = DeviceBundle::new(record(ctx, moid, &name, DeviceType::Vm, metadata));
+    bundle.vm = Some(vm);
+    bundle.interfaces = Some(interfaces);
+    bundle.ips_unknown = guest.is_none();
+    Ok(Some(bundle))
+}

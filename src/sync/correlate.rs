@@ -1,0 +1,271 @@
+//! Correlation: records of one machine seen by several sources are linked with `same_as`.
+//!
+//! Evidence, strongest first: BIOS UUID, vCenter instance UUID, serial number; then a shared MAC
+//! address; then the normalized host name (case-folded, domain stripped) as the weakest. Two
+//! records that disagree on a strong key are never linked, whatever else matches. A record links
+//! to at most one record per other source instance; when the best evidence is ambiguous (two
+//! candidates equally good), nothing is linked. The parent of a link is the record of the more
+//! authoritative source (Foreman, then PuppetDB, then vCenter). Every link made or removed is
+//! audited like any other change.
+
+use crate::model::{DeviceType, RelationshipType};
+use crate::store::{NewHistory, Result, Store};
+use serde::Serialize;
+use serde_json::{Value, json};
+use std::collections::{BTreeMap, HashMap, HashSet};
+
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize)]
+pub struct CorrelationReport {
+    pub linked: usize,
+    pub unlinked: usize,
+    pub total_links: usize,
+}
+
+/// (record index, other source instance) → the best evidence found and the records showing it.
+type Candidates = HashMap<(usize, (String, String)), (Evidence, Vec<usize>)>;
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash)]
+enum Evidence {
+    Hostname = 1,
+    Mac = 2,
+    Strong = 3,
+}
+
+impl Evidence {
+    fn as_str(self) -> &'static str {
+        match self {
+            Evidence::Hostname => "hostname",
+            Evidence::Mac => "mac",
+            Evidence::Strong => "uuid_or_serial",
+        }
+    }
+}
+
+struct Keys {
+    id: i64,
+    source: (String, String),
+    priority: u8,
+    bios: Option<String>,
+    instance: Option<String>,
+    serial: Option<String>,
+    macs: Vec<String>,
+    hostname: Option<String>,
+}
+
+fn text(ns: &Value, key: &str) -> Option<String> {
+    ns.get(key)
+        .and_then(Value::as_str)
+        .map(|s| s.trim().to_ascii_lowercase())
+        .filter(|s| !s.is_empty())
+}
+
+fn priority(source_system: &str) -> u8 {
+    match source_system {
+        "foreman" => 0,
+        "puppetdb" => 1,
+        "vcenter" => 2,
+        _ => 3,
+    }
+}
+
+fn keys_of(id: i64, system: &str, instance: &str, name: &str, metadata: Option<&str>) -> Keys {
+    let metadata: Value = metadata
+        .and_then(|m| serde_json::from_str(m).ok())
+        .unwrap_or(Value::Null);
+    let ns = &metadata[system];
+    let mut macs: Vec<String> = ns
+        .get("macs")
+        .and_then(Value::as_array)
+        .map(|a| {
+            a.iter()
+                .filter_map(Value::as_str)
+                .filter_map(crate::sources::normalize_mac)
+                .collect()
+        })
+        .unwrap_or_default();
+    if let Some(mac) = ns
+        .get("mac")
+        .and_then(Value::as_str)
+        .and_then(crate::sources::normalize_mac)
+    {
+        macs.push(mac);
+    }
+    macs.sort();
+    macs.dedup();
+    Keys {
+        id,
+        source: (system.to_string(), instance.to_string()),
+        priority: priority(system),
+        bios: text(ns, "bios_uuid"),
+        instance: text(ns, "instance_uuid"),
+        serial: text(ns, "serial"),
+        macs,
+        hostname: text(ns, "hostname")
+            .or_else(|| Some(crate::sources::short_hostname(name)))
+            .filter(|h| !h.is_empty()),
+    }
+}
+
+/// The evidence linking two records, or `None` when they must not be linked.
+fn evidence(a: &Keys, b: &Keys) -> Option<Evidence> {
+    let disagree =
+        |x: &Option<String>, y: &Option<String>| matches!((x, y), (Some(x), Some(y)) if x != y);
+    if disagree(&a.bios, &b.bios)
+        || disagree(&a.instance, &b.instance)
+        || disagree(&a.serial, &b.serial)
+    {
+        return None;
+    }
+    let agree =
+        |x: &Option<String>, y: &Option<String>| matches!((x, y), (Some(x), Some(y)) if x == y);
+    if agree(&a.bios, &b.bios) || agree(&a.instance, &b.instance) || agree(&a.serial, &b.serial) {
+        return Some(Evidence::Strong);
+    }
+    if a.macs.iter().any(|m| b.macs.contains(m)) {
+        return Some(Evidence::Mac);
+    }
+    if agree(&a.hostname, &b.hostname) {
+        return Some(Evidence::Hostname);
+    }
+    None
+}
+
+/// Recomputes every `same_as` link from the current inventory and applies the difference.
+pub fn correlate(store: &mut Store, at: &str, performed_by: &str) -> Result<CorrelationReport> {
+    let sync_id = format!("correlate-{}", at.replace([' ', ':'], "-"));
+    store.write(|w| {
+        let rows = w.correlation_rows()?;
+        let records: Vec<Keys> = rows
+            .iter()
+            .filter(|r| matches!(r.device_type, DeviceType::Server | DeviceType::Vm))
+            .map(|r| keys_of(r.id, &r.source_system, &r.source_identifier, &r.name, r.metadata.as_deref()))
+            .collect();
+        let mut index: HashMap<(u8, &str), Vec<usize>> = HashMap::new();
+        for (i, r) in records.iter().enumerate() {
+            for (kind, value) in [(0u8, &r.bios), (1, &r.instance), (2, &r.serial), (4, &r.hostname)] {
+                if let Some(v) = value {
+                    index.entry((kind, v.as_str())).or_default().push(i);
+                }
+            }
+            for mac in &r.macs {
+                index.entry((3, mac.as_str())).or_default().push(i);
+            }
+        }
+        // Best candidate per (record, other source instance).
+        let mut best: Candidates = HashMap::new();
+        let mut pairs: HashSet<(usize, usize)> = HashSet::new();
+        for members in index.values() {
+            if members.len() > 50 {
+                continue; // a key shared this widely (a template MAC, "localhost") proves nothing
+            }
+            for (x, &a) in members.iter().enumerate() {
+                for &b in &members[x + 1..] {
+                    if records[a].source != records[b].source {
+                        pairs.insert((a.min(b), a.max(b)));
+                    }
+                }
+            }
+        }
+        for &(a, b) in &pairs {
+            let Some(ev) = evidence(&records[a], &records[b]) else { continue };
+            for (me, other) in [(a, b), (b, a)] {
+                let slot = best.entry((me, records[other].source.clone())).or_insert((ev, Vec::new()));
+                if ev > slot.0 {
+                    *slot = (ev, vec![other]);
+                } else if ev == slot.0 {
+                    slot.1.push(other);
+                }
+            }
+        }
+        let mut wanted: BTreeMap<(i64, i64), Evidence> = BTreeMap::new();
+        for ((me, _), (ev, candidates)) in &best {
+            if candidates.len() != 1 {
+                continue; // ambiguous
+            }
+            let other = candidates[0];
+            // Both sides must pick each other.
+            let back = best.get(&(other, records[*me].source.clone()));
+            if back.is_none_or(|(_, c)| c.len() != 1 || c[0] != *me) {
+                continue;
+            }
+            let (a, b) = (&records[*me], &records[other]);
+            let (parent, child) = if (a.priority, &a.source, a.id) <= (b.priority, &b.source, b.id) { (a.id, b.id) } else { (b.id, a.id) };
+            wanted.insert((parent, child), *ev);
+        }
+        let existing = w.same_as_links()?;
+        let mut report = CorrelationReport::default();
+        let audit = |w: &crate::store::Writer<'_>, op: &str, child: i64, old: Value, new: Value| {
+            w.record_history(&NewHistory {
+                sync_id: &sync_id,
+                source_system: "correlation",
+                source_identifier: "",
+                operation: op,
+                device_id: Some(child),
+                change_type: "relationship",
+                old_value: old,
+                new_value: new,
+                performed_by,
+                performed_at: at,
+                metadata: Value::Null,
+            })
+        };
+        for link in &existing {
+            if !wanted.contains_key(&(link.parent, link.child)) {
+                w.delete_link(link.id)?;
+                report.unlinked += 1;
+                audit(w, "delete", link.child, json!({"parent_device_id": link.parent, "child_device_id": link.child, "relationship_type": "same_as"}), Value::Null)?;
+            }
+        }
+        let have: HashSet<(i64, i64)> = existing.iter().map(|l| (l.parent, l.child)).collect();
+        for ((parent, child), ev) in &wanted {
+            let metadata = json!({"evidence": ev.as_str()});
+            if !have.contains(&(*parent, *child)) {
+                w.link(*parent, *child, RelationshipType::SameAs, &metadata, at)?;
+                report.linked += 1;
+                audit(w, "add", *child, Value::Null, json!({"parent_device_id": parent, "child_device_id": child, "relationship_type": "same_as", "evidence": ev.as_str()}))?;
+            }
+        }
+        report.total_links = wanted.len();
+        Ok(report)
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn k(bios: Option<&str>, inst: Option<&str>, macs: &[&str], host: &str) -> Keys {
+        Keys {
+            id: 1,
+            source: ("a".into(), "a".into()),
+            priority: 0,
+            bios: bios.map(str::to_string),
+            instance: inst.map(str::to_string),
+            serial: None,
+            macs: macs.iter().map(|m| m.to_string()).collect(),
+            hostname: Some(host.to_string()),
+        }
+    }
+
+    #[test]
+    fn strong_conflicts_veto_everything_else() {
+        let vm = k(Some("b1"), Some("i1"), &["00:50:56:00:00:01"], "web01");
+        assert_eq!(
+            evidence(&vm, &k(None, Some("i1"), &[], "web01")),
+            Some(Evidence::Strong)
+        );
+        assert_eq!(
+            evidence(&vm, &k(None, None, &["00:50:56:00:00:01"], "x")),
+            Some(Evidence::Mac)
+        );
+        assert_eq!(
+            evidence(&vm, &k(None, None, &[], "web01")),
+            Some(Evidence::Hostname)
+        );
+        assert_eq!(
+            evidence(&vm, &k(None, Some("i9"), &["00:50:56:00:00:01"], "web01")),
+            None,
+            "a decoy with another UUID"
+        );
+    }
+}

@@ -1,0 +1,635 @@
+//! The sync engine against the simulators: real HTTP on loopback, a real SQLite file. Exact counts
+//! after a first sync, nothing after an immediate re-sync, exactly the documented changes after
+//! `advance()`, correlation, and every fault the issue lists.
+
+use infradeck::config::{Config, SourceConfig};
+use infradeck::model::{DeviceStatus, DeviceType, RelationshipType, RunStatus};
+use infradeck::sim::http::{FaultAction, FaultRule};
+use infradeck::sim::{SimKind, SimOptions, Simulators};
+use infradeck::sources::http::RetryPolicy;
+use infradeck::store::{DeviceQuery, OpenOptions, Store};
+use infradeck::sync::{Engine, RunOutcome};
+use std::collections::{BTreeMap, HashSet};
+use std::time::{Duration, Instant};
+use tokio_util::sync::CancellationToken;
+
+struct Rig {
+    sims: Simulators,
+    dir: tempfile::TempDir,
+    config: Config,
+    engine: Engine,
+}
+
+async fn start_rig(scale: usize) -> Rig {
+    let sims = Simulators::start(&SimOptions {
+        scale,
+        seed: 11,
+        ..SimOptions::default()
+    })
+    .await
+    .unwrap();
+    let dir = tempfile::tempdir().unwrap();
+    let config_path = dir.path().join("config.toml");
+    sims.write_config(&config_path, Some(&dir.path().join("inventory.db")))
+        .unwrap();
+    let config = Config::load(&config_path, true).unwrap();
+    let mut engine = Engine::new(config.database_path(None), config.general.clone());
+    engine.retry = RetryPolicy {
+        max_tries: 5,
+        base: Duration::from_millis(10),
+        cap: Duration::from_secs(5),
+    };
+    Rig {
+        sims,
+        dir,
+        config,
+        engine,
+    }
+}
+
+impl Rig {
+    fn source(&self, kind: &str) -> SourceConfig {
+        self.config
+            .sources
+            .iter()
+            .find(|s| s.kind.as_str() == kind)
+            .cloned()
+            .unwrap()
+    }
+
+    async fn run(&self, kinds: &[&str]) -> Vec<RunOutcome> {
+        let sources: Vec<SourceConfig> = kinds.iter().map(|k| self.source(k)).collect();
+        self.engine
+            .run_all(&sources, &CancellationToken::new())
+            .await
+    }
+
+    fn store(&self) -> Store {
+        Store::open(
+            &self.dir.path().join("inventory.db"),
+            &OpenOptions::default(),
+        )
+        .unwrap()
+    }
+
+    fn count(&self, source: &str, status: Option<DeviceStatus>) -> u64 {
+        self.store()
+            .count_devices(&DeviceQuery {
+                source_system: Some(source.into()),
+                status,
+                ..DeviceQuery::default()
+            })
+            .unwrap()
+    }
+}
+
+fn by_source(outcomes: &[RunOutcome]) -> BTreeMap<String, &RunOutcome> {
+    outcomes
+        .iter()
+        .map(|o| (o.source.split('/').next().unwrap().to_string(), o))
+        .collect()
+}
+
+fn assert_success(outcomes: &[RunOutcome]) {
+    for o in outcomes {
+        assert_eq!(
+            o.status,
+            RunStatus::Success,
+            "{}: {:?}",
+            o.source,
+            o.message
+        );
+    }
+}
+
+const DEVICE_SOURCES: [&str; 4] = ["vcenter", "foreman", "puppetdb", "oxidized"];
+
+#[tokio::test(flavor = "multi_thread")]
+async fn first_sync_counts_resync_nothing_then_exactly_what_advance_did() {
+    let rig = start_rig(400).await;
+    let estate = rig.sims.estate.read().unwrap().clone();
+    let outcomes = rig.run(&DEVICE_SOURCES).await;
+    assert_success(&outcomes);
+    let first = by_source(&outcomes);
+
+    let machines = infradeck::sim::machines::machines(&estate);
+    let vcenter_devices = estate.clusters.len() + estate.hosts.len() + estate.vms.len();
+    assert_eq!(first["vcenter"].counts.added as usize, vcenter_devices);
+    assert_eq!(
+        first["foreman"].counts.added as usize,
+        machines.iter().filter(|m| m.foreman_id.is_some()).count()
+    );
+    assert_eq!(
+        first["puppetdb"].counts.added as usize,
+        machines.iter().filter(|m| m.in_puppet).count()
+    );
+    assert_eq!(
+        first["oxidized"].counts.added as usize,
+        estate.net_devices.len()
+    );
+    let versions: usize = estate.net_devices.iter().map(|d| d.versions.len()).sum();
+    assert_eq!(
+        first["oxidized"].counts.configs_stored as usize, versions,
+        "every version, history included"
+    );
+    assert_eq!(
+        first["vcenter"].counts.links_added as usize,
+        estate.hosts.len() + estate.vms.len(),
+        "cluster→host and host→VM"
+    );
+
+    let counts: BTreeMap<&str, u64> = rig.store().table_counts().unwrap().into_iter().collect();
+    assert_eq!(counts["vms"] as usize, estate.vms.len());
+    assert_eq!(counts["storage_volumes"] as usize, estate.datastores.len());
+    assert_eq!(counts["device_configs"] as usize, versions);
+    assert_eq!(counts["sync_runs"], 4);
+    assert_eq!(counts["sync_metadata"], 4);
+    let store = rig.store();
+    let never = estate
+        .net_devices
+        .iter()
+        .find(|d| d.last_status == "never")
+        .unwrap();
+    let node = store.devices_named(&never.name).unwrap().remove(0);
+    assert_eq!(
+        node.metadata_json()["oxidized"]["last_status"],
+        "never",
+        "kept and shown as such"
+    );
+    assert!(
+        node.metadata_json()["oxidized"].get("vars").is_none(),
+        "Oxidized vars are never stored"
+    );
+    let failing = estate
+        .net_devices
+        .iter()
+        .find(|d| d.last_status == "no_connection")
+        .unwrap();
+    let failing = store.devices_named(&failing.name).unwrap().remove(0);
+    assert_eq!(failing.status, DeviceStatus::Active);
+    assert!(
+        !store.interfaces(failing.id).unwrap().is_empty(),
+        "interfaces parsed from its last config"
+    );
+
+    // An immediate re-sync changes nothing and writes no history.
+    let history_before = counts["sync_history"];
+    let again = rig.run(&DEVICE_SOURCES).await;
+    assert_success(&again);
+    for o in &again {
+        let c = o.counts;
+        assert_eq!(
+            (
+                c.added,
+                c.updated,
+                c.removed,
+                c.history_rows,
+                c.configs_stored
+            ),
+            (0, 0, 0, 0, 0),
+            "{}: {c:?}",
+            o.source
+        );
+    }
+    let counts: BTreeMap<&str, u64> = rig.store().table_counts().unwrap().into_iter().collect();
+    assert_eq!(counts["sync_history"], history_before);
+
+    // One step of change: exactly the documented adds, updates and removals.
+    let report = rig.sims.advance();
+    let after = rig.run(&DEVICE_SOURCES).await;
+    assert_success(&after);
+    let after = by_source(&after);
+    let k = report.created_vms.len() as i64;
+    let vc = after["vcenter"].counts;
+    assert_eq!(vc.added, k, "created VMs");
+    assert_eq!(
+        vc.removed,
+        report.deleted_vms.len() as i64,
+        "deleted VMs become inactive"
+    );
+    assert_eq!(
+        vc.updated,
+        (report.powered_off_vms.len() + report.migrated_vms.len() + 1) as i64,
+        "powered off + migrated + the offline host: {vc:?}"
+    );
+    assert_eq!(after["foreman"].counts.added, k);
+    assert_eq!(after["foreman"].counts.updated, 0);
+    assert_eq!(after["puppetdb"].counts.added, k);
+    assert_eq!(after["puppetdb"].counts.updated, 0);
+    let ox = after["oxidized"].counts;
+    assert_eq!(
+        (ox.added, ox.updated, ox.configs_stored),
+        (
+            0,
+            report.edited_configs.len() as i64,
+            report.edited_configs.len() as i64
+        )
+    );
+
+    let store = rig.store();
+    for moid in &report.deleted_vms {
+        let device = store
+            .device_by_source_key("vcenter", "vcenter-sim", moid)
+            .unwrap()
+            .unwrap();
+        assert_eq!(device.status, DeviceStatus::Inactive);
+    }
+    let (moved, _, to) = &report.migrated_vms[0];
+    let vm = store
+        .device_by_source_key("vcenter", "vcenter-sim", moved)
+        .unwrap()
+        .unwrap();
+    let parents: Vec<String> = store
+        .related(vm.id)
+        .unwrap()
+        .into_iter()
+        .filter(|r| r.is_parent && r.relationship_type == RelationshipType::Hosts)
+        .map(|r| r.device.source_id)
+        .collect();
+    assert_eq!(
+        parents,
+        vec![to.clone()],
+        "the migrated VM hangs under its new host only"
+    );
+    for name in &report.edited_configs {
+        let device = store.devices_named(name).unwrap().remove(0);
+        let stored = store.config_versions(device.id).unwrap();
+        let expected = estate
+            .net_devices
+            .iter()
+            .find(|d| &d.name == name)
+            .unwrap()
+            .versions
+            .len()
+            + 1;
+        assert_eq!(stored.len(), expected);
+    }
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn correlation_links_the_same_machines_and_none_of_the_decoys() {
+    let rig = start_rig(300).await;
+    assert_success(&rig.run(&["vcenter", "foreman", "puppetdb"]).await);
+    let mut store = rig.store();
+    let report =
+        infradeck::sync::correlate::correlate(&mut store, &infradeck::time::now(), "test").unwrap();
+    assert!(report.linked > 0);
+    let estate = rig.sims.estate.read().unwrap().clone();
+    let same_as = |id: i64| -> HashSet<(String, String)> {
+        store
+            .related(id)
+            .unwrap()
+            .into_iter()
+            .filter(|r| r.relationship_type == RelationshipType::SameAs)
+            .map(|r| (r.device.source_system, r.device.source_id))
+            .collect()
+    };
+    for vm in estate
+        .vms
+        .iter()
+        .filter(|v| v.foreman_id.is_some() && v.in_puppet)
+    {
+        let device = store
+            .device_by_source_key("vcenter", "vcenter-sim", &vm.moid)
+            .unwrap()
+            .unwrap();
+        let links = same_as(device.id);
+        assert!(
+            links.contains(&("foreman".into(), vm.foreman_id.unwrap().to_string())),
+            "{} not linked to Foreman: {links:?}",
+            vm.hostname
+        );
+        assert!(
+            links.contains(&("puppetdb".into(), vm.fqdn())),
+            "{} not linked to PuppetDB",
+            vm.hostname
+        );
+    }
+    for decoy in estate.orphans.iter().filter(|o| o.is_decoy) {
+        let device = store
+            .device_by_source_key("foreman", "foreman-sim", &decoy.foreman_id.to_string())
+            .unwrap()
+            .unwrap();
+        assert!(
+            same_as(device.id).is_empty(),
+            "decoy {} was linked",
+            decoy.fqdn
+        );
+    }
+    for bm in &estate.bare_metal {
+        let device = store
+            .device_by_source_key("foreman", "foreman-sim", &bm.foreman_id.to_string())
+            .unwrap()
+            .unwrap();
+        assert_eq!(
+            same_as(device.id).len(),
+            1,
+            "bare metal links to its PuppetDB node only"
+        );
+    }
+    let again =
+        infradeck::sync::correlate::correlate(&mut store, &infradeck::time::now(), "test").unwrap();
+    assert_eq!((again.linked, again.unlinked), (0, 0), "stable");
+    let audited = store
+        .history(None, 100_000)
+        .unwrap()
+        .iter()
+        .filter(|h| h.source_system == "correlation")
+        .count();
+    assert_eq!(audited, report.linked);
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn a_500_half_way_fails_that_source_only_and_sweeps_nothing() {
+    let rig = start_rig(200).await;
+    assert_success(&rig.run(&DEVICE_SOURCES).await);
+    let active_before = rig.count("vcenter", Some(DeviceStatus::Active));
+    rig.sims.faults(SimKind::Vcenter).push(
+        FaultRule::new(FaultAction::Status(500))
+            .after(60)
+            .times(1)
+            .on_path("/api/vcenter/vm/"),
+    );
+    let outcomes = rig.run(&DEVICE_SOURCES).await;
+    let by = by_source(&outcomes);
+    assert_eq!(by["vcenter"].status, RunStatus::Failed);
+    let message = by["vcenter"].message.clone().unwrap();
+    assert!(
+        message.contains("HTTP 500") && message.contains("/api/vcenter/vm/vm-"),
+        "{message}"
+    );
+    for other in ["foreman", "puppetdb", "oxidized"] {
+        assert_eq!(by[other].status, RunStatus::Success);
+    }
+    assert_eq!(
+        rig.count("vcenter", Some(DeviceStatus::Active)),
+        active_before,
+        "a failed run marks nothing inactive"
+    );
+    let status = rig
+        .store()
+        .source_statuses()
+        .unwrap()
+        .into_iter()
+        .find(|s| s.source_system == "vcenter")
+        .unwrap();
+    assert_eq!(status.last_sync_status.as_deref(), Some("failed"));
+    assert!(status.error_message.unwrap().contains("500"));
+    assert_success(&rig.run(&["vcenter"]).await);
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn rate_limits_are_waited_out_and_truncated_json_is_named() {
+    let rig = start_rig(50).await;
+    rig.sims
+        .faults(SimKind::Puppetdb)
+        .push(FaultRule::new(FaultAction::RateLimit("2".into())).times(1));
+    let started = Instant::now();
+    let outcome = rig
+        .engine
+        .run(&rig.source("puppetdb"), CancellationToken::new())
+        .await;
+    assert_eq!(outcome.status, RunStatus::Success, "{:?}", outcome.message);
+    assert!(
+        started.elapsed() >= Duration::from_millis(1900),
+        "Retry-After: 2 was honoured ({:?})",
+        started.elapsed()
+    );
+
+    rig.sims
+        .faults(SimKind::Puppetdb)
+        .push(FaultRule::new(FaultAction::Truncate).times(1));
+    let outcome = rig
+        .engine
+        .run(&rig.source("puppetdb"), CancellationToken::new())
+        .await;
+    assert_eq!(outcome.status, RunStatus::Failed);
+    let message = outcome.message.unwrap();
+    assert!(
+        message.starts_with("puppetdb/puppetdb-sim")
+            && message.contains("/pdb/query/v4/inventory")
+            && message.contains("not valid JSON"),
+        "{message}"
+    );
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn an_expired_session_is_renewed_and_a_wrong_password_fails_fast() {
+    let rig = start_rig(120).await;
+    rig.sims
+        .faults(SimKind::Vcenter)
+        .set_session_expiry(Some(40));
+    let outcome = rig
+        .engine
+        .run(&rig.source("vcenter"), CancellationToken::new())
+        .await;
+    assert_eq!(outcome.status, RunStatus::Success, "{:?}", outcome.message);
+    rig.sims.faults(SimKind::Vcenter).set_session_expiry(None);
+
+    rig.sims.faults(SimKind::Vcenter).set_reject_auth(true);
+    let before = rig.sims.faults(SimKind::Vcenter).requests();
+    let outcome = rig
+        .engine
+        .run(&rig.source("vcenter"), CancellationToken::new())
+        .await;
+    assert_eq!(outcome.status, RunStatus::Failed);
+    assert!(outcome.message.unwrap().contains("authentication failed"));
+    assert_eq!(
+        rig.sims.faults(SimKind::Vcenter).requests() - before,
+        1,
+        "one login attempt, no retry storm"
+    );
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn the_sweep_guard_refuses_a_mass_removal() {
+    let rig = start_rig(200).await;
+    assert_success(&rig.run(&["vcenter"]).await);
+    {
+        let mut estate = rig.sims.estate.write().unwrap();
+        let n = estate.vms.len();
+        for vm in estate.vms.iter_mut().take(n * 4 / 10) {
+            vm.deleted = true;
+        }
+    }
+    let outcome = rig
+        .engine
+        .run(&rig.source("vcenter"), CancellationToken::new())
+        .await;
+    assert_eq!(outcome.status, RunStatus::Partial);
+    let message = outcome.message.unwrap();
+    assert!(
+        message.contains("sweep refused") && message.contains("25%"),
+        "{message}"
+    );
+    assert_eq!(rig.count("vcenter", Some(DeviceStatus::Inactive)), 0);
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn a_second_run_of_one_source_names_the_run_holding_the_lock() {
+    let rig = start_rig(30).await;
+    let mut store = rig.store();
+    let now = infradeck::time::now();
+    store
+        .write(|w| {
+            w.begin_run(
+                "held-by-someone",
+                "vcenter",
+                "vcenter-sim",
+                &infradeck::store::RunOwner {
+                    pid: 4242,
+                    host: "bastion-2",
+                },
+                &now,
+                "2000-01-01 00:00:00",
+            )
+        })
+        .unwrap();
+    let outcome = rig
+        .engine
+        .run(&rig.source("vcenter"), CancellationToken::new())
+        .await;
+    assert_eq!(outcome.status, RunStatus::Failed);
+    let message = outcome.message.unwrap();
+    assert!(
+        message.contains("held-by-someone")
+            && message.contains("4242")
+            && message.contains("bastion-2"),
+        "{message}"
+    );
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn progress_is_published_and_runs_can_be_cancelled_from_another_process() {
+    let rig = start_rig(300).await;
+    rig.sims
+        .faults(SimKind::Vcenter)
+        .set_latency(Duration::from_millis(5));
+    let mut events = rig.engine.subscribe();
+    let engine = rig.engine.clone();
+    let source = rig.source("vcenter");
+    let run = tokio::spawn(async move { engine.run(&source, CancellationToken::new()).await });
+    // Wait (with a deadline) until the run is fetching VM details, then cancel it through the
+    // database as another process would.
+    let deadline = Instant::now() + Duration::from_secs(60);
+    let sync_id = loop {
+        let event = tokio::time::timeout_at(deadline.into(), events.recv())
+            .await
+            .expect("progress before the deadline")
+            .unwrap();
+        if event.phase == "fetch vms" && event.done > 0 && event.total.is_some() {
+            break event.sync_id;
+        }
+    };
+    let live = rig.store().run(&sync_id).unwrap().unwrap();
+    assert_eq!(live.status, RunStatus::Running);
+    assert!(
+        live.total.is_some(),
+        "progress reaches sync_runs for other viewers"
+    );
+    assert!(rig.store().write(|w| w.request_cancel(&sync_id)).unwrap());
+    let outcome = run.await.unwrap();
+    assert_eq!(outcome.status, RunStatus::Cancelled);
+    assert_eq!(rig.count("vcenter", Some(DeviceStatus::Inactive)), 0);
+    assert_eq!(
+        rig.store().run(&sync_id).unwrap().unwrap().status,
+        RunStatus::Cancelled
+    );
+}
+
+/// Runs the real binary, kills it with SIGKILL mid-sync, and checks that the database is
+/// consistent and that the next run reaches the same state as an uninterrupted one.
+#[tokio::test(flavor = "multi_thread")]
+async fn a_sync_killed_with_sigkill_leaves_a_consistent_database() {
+    let rig = start_rig(300).await;
+    rig.sims
+        .faults(SimKind::Vcenter)
+        .set_latency(Duration::from_millis(3));
+    let config = rig.dir.path().join("config.toml");
+    let home = tempfile::tempdir().unwrap();
+    let binary = env!("CARGO_BIN_EXE_infradeck");
+    let command = |args: &[&str]| {
+        let mut c = std::process::Command::new(binary);
+        c.env("HOME", home.path())
+            .env("XDG_STATE_HOME", home.path())
+            .args(["--config", config.to_str().unwrap()])
+            .args(args);
+        c
+    };
+    // Kill at a moment that varies from run to run: after 1–20 device rows are written.
+    let target = 1
+        + (std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)
+            .unwrap()
+            .subsec_nanos()
+            % 20) as u64;
+    let mut child = command(&["sync", "vcenter-sim"])
+        .stdout(std::process::Stdio::null())
+        .stderr(std::process::Stdio::null())
+        .spawn()
+        .unwrap();
+    let deadline = Instant::now() + Duration::from_secs(120);
+    loop {
+        let devices = Store::open(
+            &rig.dir.path().join("inventory.db"),
+            &OpenOptions::default(),
+        )
+        .ok()
+        .and_then(|s| s.count_devices(&DeviceQuery::default()).ok())
+        .unwrap_or(0);
+        if devices >= target || child.try_wait().unwrap().is_some() {
+            break;
+        }
+        assert!(Instant::now() < deadline, "the sync never wrote anything");
+        tokio::time::sleep(Duration::from_millis(5)).await;
+    }
+    child.kill().unwrap();
+    child.wait().unwrap();
+    let check = command(&["db", "check"]).output().unwrap();
+    assert!(
+        check.status.success(),
+        "{}",
+        String::from_utf8_lossy(&check.stdout)
+    );
+
+    // The dead run's lock is stale; make it look old rather than waiting a minute.
+    rusqlite::Connection::open(rig.dir.path().join("inventory.db"))
+        .unwrap()
+        .execute_batch(
+            "UPDATE sync_runs SET heartbeat_at = '2000-01-01 00:00:00' WHERE status = 'running'",
+        )
+        .unwrap();
+    rig.sims
+        .faults(SimKind::Vcenter)
+        .set_latency(Duration::ZERO);
+    let finished = command(&["sync", "vcenter-sim"]).output().unwrap();
+    assert!(
+        finished.status.success(),
+        "{}",
+        String::from_utf8_lossy(&finished.stderr)
+    );
+
+    // Compare with an uninterrupted sync of the same estate into a fresh database.
+    let reference = start_rig(300).await;
+    assert_success(&reference.run(&["vcenter"]).await);
+    let snapshot =
+        |store: &Store| -> Vec<(String, String, DeviceType, DeviceStatus, Option<String>)> {
+            let mut rows: Vec<_> = store
+                .query_devices(&DeviceQuery::default())
+                .unwrap()
+                .into_iter()
+                .map(|d| (d.source_id, d.name, d.device_type, d.status, d.metadata))
+                .collect();
+            rows.sort();
+            rows
+        };
+    assert_eq!(snapshot(&rig.store()), snapshot(&reference.store()));
+    let abandoned = rig
+        .store()
+        .recent_runs(10)
+        .unwrap()
+        .into_iter()
+        .filter(|r| r.status == RunStatus::Failed)
+        .count();
+    assert_eq!(abandoned, 1, "the killed run is recorded as abandoned");
+}
