@@ -4,6 +4,7 @@
 //! `sync` (compare, write, audit) → [`store`] → UI / CLI. The [`store`] module is the only code
 //! that speaks SQL.
 
+pub mod bench;
 pub mod cli;
 pub mod config;
 pub mod identity;

@@ -219,11 +219,24 @@ impl Faults {
     }
 }
 
+/// Sleeps for `duration` as exactly as the OS allows. tokio's timer has millisecond granularity
+/// and rounds up, which would turn an advertised 2 ms latency into 2.5–3 ms; a nanosleep on the
+/// blocking pool is accurate to tens of microseconds.
+async fn precise_sleep(duration: Duration) {
+    let precise = duration < Duration::from_millis(20)
+        && tokio::task::spawn_blocking(move || std::thread::sleep(duration))
+            .await
+            .is_ok();
+    if !precise {
+        tokio::time::sleep(duration).await;
+    }
+}
+
 async fn fault_layer(State(faults): State<Arc<Faults>>, request: Request, next: Next) -> Response {
     faults.requests.fetch_add(1, Ordering::Relaxed);
     let (latency, action) = faults.decide(request.uri().path());
     if !latency.is_zero() {
-        tokio::time::sleep(latency).await;
+        precise_sleep(latency).await;
     }
     match action {
         None => next.run(request).await,
@@ -309,8 +322,16 @@ pub async fn serve(
     faults: Arc<Faults>,
     addr: SocketAddr,
 ) -> std::io::Result<RunningServer> {
+    use axum::serve::ListenerExt as _;
     let listener = tokio::net::TcpListener::bind(addr).await?;
     let addr = listener.local_addr()?;
+    // Real API servers answer without Nagle's delay; without this, small responses written in
+    // two pieces wait on the client's delayed ACK and every request gains milliseconds.
+    let listener = listener.tap_io(|tcp| {
+        if let Err(err) = tcp.set_nodelay(true) {
+            tracing::trace!(%err, "cannot set TCP_NODELAY");
+        }
+    });
     let app = router.layer(axum::middleware::from_fn_with_state(
         faults.clone(),
         fault_layer,

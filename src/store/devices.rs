@@ -89,6 +89,9 @@ pub(crate) fn device_from_row(row: &Row<'_>) -> rusqlite::Result<Device> {
 pub struct Upserted {
     pub id: i64,
     pub change: DeviceChange,
+    /// The stored content fingerprint equals the one given: everything else the source reports
+    /// about this device is unchanged too, and need not be compared.
+    pub same_content: bool,
 }
 
 pub type DeviceChange = Change<Device>;
@@ -128,6 +131,7 @@ impl Writer<'_> {
             return Ok(Upserted {
                 id: conn.last_insert_rowid(),
                 change: Change::Added,
+                same_content: false,
             });
         };
         let same = before.name == record.name
@@ -140,6 +144,7 @@ impl Writer<'_> {
             return Ok(Upserted {
                 id: before.id,
                 change: Change::Unchanged,
+                same_content: false,
             });
         }
         conn.prepare_cached(
@@ -156,6 +161,7 @@ impl Writer<'_> {
         Ok(Upserted {
             id: before.id,
             change: Change::Updated { before },
+            same_content: false,
         })
     }
 
@@ -167,47 +173,92 @@ impl Writer<'_> {
     ///
     /// [`upsert_device`]: Writer::upsert_device
     pub fn upsert_devices(&self, records: &[DeviceRecord], seen_at: &str) -> Result<Vec<Upserted>> {
+        let refs: Vec<&DeviceRecord> = records.iter().collect();
+        self.upsert_devices_with(&refs, None, seen_at)
+    }
+
+    /// [`Self::upsert_devices`] with a content fingerprint per record (see
+    /// [`Upserted::same_content`]); the fingerprints are stored with the devices.
+    pub fn upsert_devices_fingerprinted(
+        &self,
+        records: &[&DeviceRecord],
+        fingerprints: &[i64],
+        seen_at: &str,
+    ) -> Result<Vec<Upserted>> {
+        self.upsert_devices_with(records, Some(fingerprints), seen_at)
+    }
+
+    fn upsert_devices_with(
+        &self,
+        records: &[&DeviceRecord],
+        fingerprints: Option<&[i64]>,
+        seen_at: &str,
+    ) -> Result<Vec<Upserted>> {
         const CHUNK: usize = 400;
         let conn = self.conn();
         let mut results: Vec<Option<Upserted>> = vec![None; records.len()];
         for chunk_start in (0..records.len()).step_by(CHUNK) {
             let chunk = &records[chunk_start..(chunk_start + CHUNK).min(records.len())];
-            let existing = self.existing_devices(chunk)?;
+            let chunk_fingerprints =
+                fingerprints.map(|f| &f[chunk_start..(chunk_start + CHUNK).min(records.len())]);
+            let existing = self.existing_devices(chunk, chunk_fingerprints)?;
             let mut unchanged = Vec::new();
             let mut new = Vec::new();
             for (offset, record) in chunk.iter().enumerate() {
                 let index = chunk_start + offset;
+                let fingerprint = fingerprints.and_then(|f| f.get(index)).copied();
                 match existing.get(&offset) {
                     None => new.push(index),
-                    Some(before) => {
-                        let metadata = json_text(&record.metadata);
-                        let same = before.name == record.name
-                            && before.device_type == record.device_type
-                            && before.status == DeviceStatus::Active
-                            && before.metadata == metadata;
-                        if same {
+                    Some((before, stored_fingerprint)) => {
+                        let active = before.status == DeviceStatus::Active;
+                        if active && fingerprint.is_some() && fingerprint == *stored_fingerprint {
                             unchanged.push(before.id);
                             results[index] = Some(Upserted {
                                 id: before.id,
                                 change: Change::Unchanged,
+                                same_content: true,
+                            });
+                            continue;
+                        }
+                        let metadata = json_text(&record.metadata);
+                        let same = before.name == record.name
+                            && before.device_type == record.device_type
+                            && active
+                            && before.metadata == metadata;
+                        if same && fingerprint.is_none() {
+                            unchanged.push(before.id);
+                            results[index] = Some(Upserted {
+                                id: before.id,
+                                change: Change::Unchanged,
+                                same_content: false,
+                            });
+                        } else if same {
+                            conn.prepare_cached("UPDATE devices SET content_fingerprint = ?2, last_seen = ?3 WHERE id = ?1")?
+                                .execute(params![before.id, fingerprint, seen_at])?;
+                            results[index] = Some(Upserted {
+                                id: before.id,
+                                change: Change::Unchanged,
+                                same_content: false,
                             });
                         } else {
                             conn.prepare_cached(
                                 "UPDATE devices SET name = ?2, device_type = ?3, status = 'active', \
-                                 metadata = ?4, last_seen = ?5, updated_at = ?5 WHERE id = ?1",
+                                 metadata = ?4, last_seen = ?5, updated_at = ?5, content_fingerprint = ?6 WHERE id = ?1",
                             )?
                             .execute(params![
                                 before.id,
                                 record.name,
                                 record.device_type.as_str(),
                                 metadata,
-                                seen_at
+                                seen_at,
+                                fingerprint
                             ])?;
                             results[index] = Some(Upserted {
                                 id: before.id,
                                 change: Change::Updated {
                                     before: before.clone(),
                                 },
+                                same_content: false,
                             });
                         }
                     }
@@ -225,30 +276,37 @@ impl Writer<'_> {
                 new.sort_by(|&a, &b| records[a].source_id.cmp(&records[b].source_id));
                 let rows: Vec<String> = (0..new.len())
                     .map(|i| {
-                        let b = i * 6;
+                        let b = i * 7;
                         format!(
-                            "(?{}, ?{}, ?{}, ?{}, ?{}, 'active', ?{}, ?1, ?1, ?1, ?1)",
+                            "(?{}, ?{}, ?{}, ?{}, ?{}, 'active', ?{}, ?1, ?1, ?1, ?1, ?{})",
                             b + 2,
                             b + 3,
                             b + 4,
                             b + 5,
                             b + 6,
-                            b + 7
+                            b + 7,
+                            b + 8
                         )
                     })
                     .collect();
                 let sql = format!(
                     "INSERT INTO devices (name, device_type, source_system, source_identifier, \
-                     source_id, status, metadata, first_seen, last_seen, created_at, updated_at) \
-                     VALUES {} RETURNING id, source_system, source_identifier, source_id",
+                     source_id, status, metadata, first_seen, last_seen, created_at, updated_at, \
+                     content_fingerprint) VALUES {} RETURNING id, source_system, source_identifier, source_id",
                     rows.join(", ")
                 );
                 let metadata: Vec<Option<String>> = new
                     .iter()
                     .map(|&i| json_text(&records[i].metadata))
                     .collect();
+                let new_fingerprints: Vec<Option<i64>> = new
+                    .iter()
+                    .map(|&i| fingerprints.and_then(|f| f.get(i)).copied())
+                    .collect();
                 let mut values: Vec<&dyn rusqlite::ToSql> = vec![&seen_at];
-                for (&i, metadata) in new.iter().zip(&metadata) {
+                for ((&i, metadata), fingerprint) in
+                    new.iter().zip(&metadata).zip(&new_fingerprints)
+                {
                     let r = &records[i];
                     values.push(&r.name);
                     values.push(r.device_type.as_str_ref());
@@ -256,6 +314,7 @@ impl Writer<'_> {
                     values.push(&r.source_identifier);
                     values.push(&r.source_id);
                     values.push(metadata);
+                    values.push(fingerprint);
                 }
                 let mut stmt = conn.prepare_cached(&sql)?;
                 let mut ids = HashMap::with_capacity(new.len());
@@ -280,6 +339,7 @@ impl Writer<'_> {
                     results[i] = Some(Upserted {
                         id,
                         change: Change::Added,
+                        same_content: false,
                     });
                 }
             }
@@ -288,8 +348,14 @@ impl Writer<'_> {
         Ok(results.into_iter().flatten().collect())
     }
 
-    /// The stored devices matching a chunk of records, keyed by the record's offset in the chunk.
-    fn existing_devices(&self, chunk: &[DeviceRecord]) -> Result<HashMap<usize, Device>> {
+    /// The stored devices matching a chunk of records, keyed by the record's offset in the chunk,
+    /// with their stored fingerprints. A device whose fingerprint matches the given one is
+    /// returned without reading its full row (only its id and status matter then).
+    fn existing_devices(
+        &self,
+        chunk: &[&DeviceRecord],
+        fingerprints: Option<&[i64]>,
+    ) -> Result<HashMap<usize, (Device, Option<i64>)>> {
         let mut found = HashMap::with_capacity(chunk.len());
         let mut groups: BTreeMap<(&str, &str), HashMap<&str, usize>> = BTreeMap::new();
         for (offset, r) in chunk.iter().enumerate() {
@@ -299,19 +365,75 @@ impl Writer<'_> {
                 .insert(r.source_id.as_str(), offset);
         }
         for ((system, instance), offsets) in groups {
-            let sql = format!(
-                "SELECT {DEVICE_COLUMNS} FROM devices WHERE source_system = ?1 \
-                 AND source_identifier = ?2 AND source_id IN ({})",
-                numbered_placeholders(3, offsets.len())
-            );
+            let placeholders = numbered_placeholders(3, offsets.len());
             let mut values: Vec<&dyn rusqlite::ToSql> = vec![&system, &instance];
             values.extend(offsets.keys().map(|id| id as &dyn rusqlite::ToSql));
+            let mut full_needed: Vec<&str> = Vec::new();
+            {
+                let sql = format!(
+                    "SELECT source_id, id, status, content_fingerprint FROM devices WHERE source_system = ?1 \
+                     AND source_identifier = ?2 AND source_id IN ({placeholders})"
+                );
+                let mut stmt = self.conn().prepare_cached(&sql)?;
+                let mut rows = stmt.query(values.as_slice())?;
+                while let Some(row) = rows.next()? {
+                    let source_id = row.get_ref(0)?.as_str().map_err(rusqlite::Error::from)?;
+                    let Some((&key, &offset)) = offsets.get_key_value(source_id) else {
+                        continue;
+                    };
+                    let stored: Option<i64> = row.get(3)?;
+                    let active = row
+                        .get_ref(2)?
+                        .as_str_or_null()
+                        .map_err(rusqlite::Error::from)?
+                        == Some("active");
+                    let given = fingerprints.and_then(|f| f.get(offset)).copied();
+                    if active && given.is_some() && given == stored {
+                        // Only id and status are read on this path; the rest stays empty.
+                        let record = chunk[offset];
+                        found.insert(
+                            offset,
+                            (
+                                Device {
+                                    id: row.get(1)?,
+                                    name: String::new(),
+                                    device_type: record.device_type,
+                                    source_system: String::new(),
+                                    source_identifier: String::new(),
+                                    source_id: String::new(),
+                                    status: DeviceStatus::Active,
+                                    metadata: None,
+                                    first_seen: None,
+                                    last_seen: None,
+                                    created_at: None,
+                                    updated_at: None,
+                                },
+                                stored,
+                            ),
+                        );
+                    } else {
+                        full_needed.push(key);
+                    }
+                }
+            }
+            if full_needed.is_empty() {
+                continue;
+            }
+            let sql = format!(
+                "SELECT {DEVICE_COLUMNS}, content_fingerprint FROM devices WHERE source_system = ?1 \
+                 AND source_identifier = ?2 AND source_id IN ({})",
+                numbered_placeholders(3, full_needed.len())
+            );
+            let mut values: Vec<&dyn rusqlite::ToSql> = vec![&system, &instance];
+            values.extend(full_needed.iter().map(|id| id as &dyn rusqlite::ToSql));
             let mut stmt = self.conn().prepare_cached(&sql)?;
-            let rows = stmt.query_map(values.as_slice(), device_from_row)?;
+            let rows = stmt.query_map(values.as_slice(), |r| {
+                Ok((device_from_row(r)?, r.get::<_, Option<i64>>(12)?))
+            })?;
             for row in rows {
-                let device = row?;
+                let (device, fingerprint) = row?;
                 if let Some(&offset) = offsets.get(device.source_id.as_str()) {
-                    found.insert(offset, device);
+                    found.insert(offset, (device, fingerprint));
                 }
             }
         }

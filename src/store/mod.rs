@@ -160,6 +160,8 @@ impl Store {
             name_index: std::cell::RefCell::new(None),
         };
         store.conn.busy_timeout(options.busy_timeout)?;
+        // Bulk statements come in a few IN-list sizes each; the default cache of 16 thrashes.
+        store.conn.set_prepared_statement_cache_capacity(256);
         store.check_not_newer()?;
         store.map_busy(|conn| {
             // journal_mode answers with a row, so it is queried rather than executed.

@@ -17,6 +17,9 @@ pub const LATEST_VERSION: i64 = MIGRATIONS.len() as i64;
 ///   between two devices exists once;
 /// - approvals record a review comment, and batches have their own table;
 /// - `device_configs` numbers versions uniquely per device;
+/// - `devices.content_fingerprint` hashes everything the source last reported for the device
+///   (record, VM details, interfaces, facts), so an identical report costs a `last_seen` bump
+///   without reading the details back;
 /// - `device_type` also takes `cluster` (a vCenter compute cluster, parent of its hosts);
 /// - `storage_volumes.device_id` references `devices` and is cleared when that device goes.
 const V1_SEED_SCHEMA: &str = r#"
@@ -33,7 +36,8 @@ CREATE TABLE devices (
     first_seen TIMESTAMP,
     last_seen TIMESTAMP,
     created_at TIMESTAMP,
-    updated_at TIMESTAMP
+    updated_at TIMESTAMP,
+    content_fingerprint INTEGER
 );
 CREATE UNIQUE INDEX idx_devices_source_key ON devices (source_system, source_identifier, source_id);
 CREATE INDEX idx_devices_device_type ON devices (device_type);

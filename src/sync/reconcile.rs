@@ -153,12 +153,18 @@ impl Reconciler {
             at,
         };
         store.write(|w| {
-            let records: Vec<_> = bundles.iter().map(|b| b.record.clone()).collect();
-            let upserted = w.upsert_devices(&records, at)?;
+            let records: Vec<&crate::model::DeviceRecord> =
+                bundles.iter().map(|b| &b.record).collect();
+            let fingerprints: Vec<i64> = bundles.iter().map(fingerprint).collect();
+            let upserted = w.upsert_devices_fingerprinted(&records, &fingerprints, at)?;
             for (bundle, up) in bundles.iter_mut().zip(upserted) {
                 seen.insert(bundle.record.source_id.clone());
                 ids.insert(bundle.record.source_id.clone(), up.id);
                 let added = matches!(up.change, Change::Added);
+                if up.same_content {
+                    counts.unchanged += 1;
+                    continue;
+                }
                 let mut changed = match up.change {
                     Change::Added => {
                         counts.added += 1;
@@ -294,6 +300,45 @@ impl Reconciler {
             }
             Ok(finish)
         })
+    }
+}
+
+/// A hash of everything a source reported about one device, as it arrived (before stored IPs are
+/// patched in for guests without Tools), so an identical report is recognised without reading the
+/// stored details back. SHA-256 truncated to 64 bits: stable across builds, collisions negligible.
+fn fingerprint(bundle: &DeviceBundle) -> i64 {
+    use sha2::{Digest, Sha256};
+    let mut hasher = Sha256::new();
+    let mut feed = |value: &dyn erased::Feed| value.feed(&mut hasher);
+    feed(&bundle.record);
+    feed(&bundle.vm);
+    feed(&bundle.interfaces);
+    feed(&bundle.facts);
+    hasher.update([u8::from(bundle.ips_unknown)]);
+    for config in &bundle.configs {
+        hasher.update(config.text.as_bytes());
+        hasher.update(config.retrieved_at.as_bytes());
+    }
+    let digest = hasher.finalize();
+    let mut first = [0u8; 8];
+    first.copy_from_slice(&digest[..8]);
+    i64::from_le_bytes(first)
+}
+
+mod erased {
+    /// Serializes a value into the hasher, each value followed by a separator.
+    pub trait Feed {
+        fn feed(&self, hasher: &mut sha2::Sha256);
+    }
+
+    impl<T: serde::Serialize> Feed for T {
+        fn feed(&self, hasher: &mut sha2::Sha256) {
+            use sha2::Digest;
+            if let Ok(bytes) = serde_json::to_vec(self) {
+                hasher.update(&bytes);
+            }
+            hasher.update([0xff]);
+        }
     }
 }
 
