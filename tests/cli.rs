@@ -313,3 +313,120 @@ fn db_maintain_reports_what_it_changed() {
     let parsed: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
     assert_eq!(parsed.as_array().unwrap().len(), 1);
 }
+
+mod syncing {
+    use super::*;
+    use infradeck::sim::{SimKind, SimOptions, Simulators};
+
+    #[tokio::test(flavor = "multi_thread")]
+    async fn sync_prints_a_summary_history_shows_changes_and_failures_exit_non_zero() {
+        let env = Env::new();
+        let sims = Simulators::start(&SimOptions {
+            scale: 60,
+            seed: 5,
+            ..SimOptions::default()
+        })
+        .await
+        .unwrap();
+        let config = env.path("sim.toml");
+        sims.write_config(&config, Some(&env.path("inv.db")))
+            .unwrap();
+        let config = config.to_str().unwrap().to_string();
+        let run = |args: Vec<String>| {
+            let mut cmd = env.cmd();
+            cmd.arg("--config").arg(&config).args(args);
+            tokio::task::spawn_blocking(move || cmd.output().unwrap())
+        };
+        let out = run(vec!["sync".into(), "--all".into()]).await.unwrap();
+        assert!(out.status.success(), "{}", text(&out.stderr));
+        let stdout = text(&out.stdout);
+        for source in [
+            "vcenter/vcenter-sim",
+            "foreman/foreman-sim",
+            "puppetdb/puppetdb-sim",
+            "oxidized/oxidized-sim",
+        ] {
+            let line = stdout
+                .lines()
+                .find(|l| l.starts_with(source))
+                .unwrap_or_else(|| panic!("no summary for {source}: {stdout}"));
+            assert!(line.contains("success"), "{line}");
+        }
+        assert!(stdout.contains("correlation:"), "{stdout}");
+        let stderr = text(&out.stderr);
+        assert!(
+            !stderr.contains('\u{1b}'),
+            "no escape sequences when stderr is not a terminal"
+        );
+
+        let out = run(vec!["history".into(), "--limit".into(), "5".into()])
+            .await
+            .unwrap();
+        assert!(out.status.success());
+        assert_eq!(
+            text(&out.stdout).lines().count(),
+            6,
+            "a header and five rows"
+        );
+
+        sims.faults(SimKind::Foreman).set_reject_auth(true);
+        let out = run(vec![
+            "sync".into(),
+            "foreman-sim".into(),
+            "puppetdb-sim".into(),
+        ])
+        .await
+        .unwrap();
+        assert!(
+            !out.status.success(),
+            "a failed source makes the exit status non-zero"
+        );
+        let stdout = text(&out.stdout);
+        assert!(
+            stdout.lines().any(|l| l.starts_with("foreman/foreman-sim")
+                && l.contains("failed")
+                && l.contains("authentication failed")),
+            "{stdout}"
+        );
+        assert!(
+            stdout
+                .lines()
+                .any(|l| l.starts_with("puppetdb/puppetdb-sim") && l.contains("success")),
+            "{stdout}"
+        );
+        assert!(text(&out.stderr).contains("1 of 2 sources did not sync: foreman/foreman-sim"));
+
+        let out = run(vec!["sync".into(), "nope".into()]).await.unwrap();
+        assert!(!out.status.success());
+        assert!(text(&out.stderr).contains("no source with id `nope`"));
+        sims.stop().await;
+    }
+
+    #[test]
+    fn demo_runs_the_whole_experience() {
+        let env = Env::new();
+        let dir = env.path("demo");
+        let out = env
+            .cmd()
+            .args(["demo", "--scale", "40", "--dir", dir.to_str().unwrap()])
+            .output()
+            .unwrap();
+        assert!(
+            out.status.success(),
+            "{}\n{}",
+            text(&out.stdout),
+            text(&out.stderr)
+        );
+        let stdout = text(&out.stdout);
+        assert!(
+            stdout.contains("vcenter/vcenter-sim") && stdout.contains("success"),
+            "{stdout}"
+        );
+        assert!(dir.join("config.toml").exists() && dir.join("inventory.db").exists());
+        let secrets = std::fs::read_to_string(dir.join("config.toml")).unwrap();
+        assert!(
+            secrets.contains("password_file") && !secrets.contains("sim-vcenter-"),
+            "no secret inline"
+        );
+    }
+}

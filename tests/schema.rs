@@ -30,6 +30,8 @@ const SEED_COLUMNS: &[(&str, &[Column])] = &[
             ("updated_at", "TIMESTAMP", false),
             // Deviation: the configured source instance.
             ("source_identifier", "TEXT", true),
+            // Deviation: a hash of the source's last report, for cheap unchanged re-syncs.
+            ("content_fingerprint", "INTEGER", false),
         ],
     ),
     (
