@@ -395,17 +395,8 @@ impl Simulators {
         let login = |kind: SimKind, extra: &str| -> std::io::Result<String> {
             let c = self.credentials(kind);
             let file = write_secret(kind.as_str(), &c.password)?;
-            let supported = kind
-                .as_str()
-                .parse::<crate::model::SourceKind>()
-                .is_ok_and(crate::sources::is_supported);
-            let enabled = if supported {
-                ""
-            } else {
-                "# This build of infradeck has no connector for this kind yet.\nenabled = false\n"
-            };
             Ok(format!(
-                "\n[[sources]]\nkind = \"{kind}\"\nid = \"{kind}-sim\"\nurl = {}\nusername = {}\npassword_file = {}\ninterval = \"10m\"\n{enabled}{extra}",
+                "\n[[sources]]\nkind = \"{kind}\"\nid = \"{kind}-sim\"\nurl = {}\nusername = {}\npassword_file = {}\ninterval = \"10m\"\n{extra}",
                 toml_str(&self.url(kind)),
                 toml_str(&c.username),
                 toml_str(&file)

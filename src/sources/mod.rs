@@ -5,8 +5,12 @@
 //! needs to know about the stored state (for example which Oxidized versions are already stored)
 //! arrives as [`Hints`].
 
+pub mod atlassian;
+pub mod dorado;
 pub mod foreman;
+pub mod html;
 pub mod http;
+pub mod netapp;
 pub mod netparse;
 pub mod oxidized;
 pub mod puppetdb;
@@ -14,7 +18,8 @@ pub mod vcenter;
 
 use crate::config::{Secret, SourceConfig};
 use crate::model::{
-    DeviceRecord, InterfaceRecord, RelationshipType, SourceKind, VmRecord, VolumeRecord,
+    DeviceRecord, InterfaceRecord, IssueRecord, KbArticleRecord, RelationshipType, SourceKind,
+    VmRecord, VolumeRecord,
 };
 use http::{SourceClient, SourceError};
 use std::collections::{BTreeMap, HashMap};
@@ -73,7 +78,10 @@ pub struct LinkRecord {
 pub enum Item {
     Device(Box<DeviceBundle>),
     Link(LinkRecord),
-    Volume(Box<VolumeRecord>),
+    /// A volume, and the source id of the device (of the same source) it belongs to, if any.
+    Volume(Box<VolumeRecord>, Option<String>),
+    KbArticle(Box<KbArticleRecord>),
+    Issue(Box<IssueRecord>),
 }
 
 /// Shared progress counters a connector updates and the engine reports.
@@ -120,6 +128,9 @@ impl Progress {
 pub struct Hints {
     /// Per source id, the metadata JSON currently stored.
     pub metadata: HashMap<String, serde_json::Value>,
+    /// When the last successful run of this source instance started (database format), for
+    /// sources that can fetch only what changed since.
+    pub last_success_start: Option<String>,
 }
 
 /// Everything a connector needs for one run.
@@ -205,14 +216,6 @@ pub enum SecretKind {
     Token,
 }
 
-/// Whether this build has a connector for `kind`.
-pub fn is_supported(kind: SourceKind) -> bool {
-    matches!(
-        kind,
-        SourceKind::Vcenter | SourceKind::Foreman | SourceKind::Puppetdb | SourceKind::Oxidized
-    )
-}
-
 /// Runs the connector for the source's kind.
 pub async fn fetch(ctx: &FetchContext) -> Result<FetchSummary, SourceError> {
     match ctx.source.kind {
@@ -220,10 +223,10 @@ pub async fn fetch(ctx: &FetchContext) -> Result<FetchSummary, SourceError> {
         SourceKind::Foreman => foreman::fetch(ctx).await,
         SourceKind::Puppetdb => puppetdb::fetch(ctx).await,
         SourceKind::Oxidized => oxidized::fetch(ctx).await,
-        other => Err(SourceError::Setup {
-            source_name: ctx.client.name.clone(),
-            detail: format!("the {other} connector is not available in this build yet"),
-        }),
+        SourceKind::Netapp => netapp::fetch(ctx).await,
+        SourceKind::Dorado => dorado::fetch(ctx).await,
+        SourceKind::Confluence => atlassian::fetch_confluence(ctx).await,
+        SourceKind::Jira => atlassian::fetch_jira(ctx).await,
     }
 }
 

@@ -344,20 +344,23 @@ async fn fetch_with(
         for ds in datastores {
             let capacity = ds["capacity"].as_i64();
             let free = ds["free_space"].as_i64();
-            ctx.emit(Item::Volume(Box::new(VolumeRecord {
-                source_system: SourceKind::Vcenter.as_str().to_string(),
-                source_identifier: ctx.source.id.clone(),
-                source_id: ds["datastore"].as_str().unwrap_or_default().to_string(),
-                name: ds["name"].as_str().unwrap_or_default().to_string(),
-                volume_type: Some("datastore".into()),
-                capacity_bytes: capacity,
-                used_bytes: capacity.zip(free).map(|(c, f)| c - f),
-                storage_array: None,
-                raid_level: None,
-                thin_provisioned: None,
-                metadata: json!({"vcenter": {"type": ds["type"]}}),
-                device_id: None,
-            })))
+            ctx.emit(Item::Volume(
+                Box::new(VolumeRecord {
+                    source_system: SourceKind::Vcenter.as_str().to_string(),
+                    source_identifier: ctx.source.id.clone(),
+                    source_id: ds["datastore"].as_str().unwrap_or_default().to_string(),
+                    name: ds["name"].as_str().unwrap_or_default().to_string(),
+                    volume_type: Some("datastore".into()),
+                    capacity_bytes: capacity,
+                    used_bytes: capacity.zip(free).map(|(c, f)| c - f),
+                    storage_array: None,
+                    raid_level: None,
+                    thin_provisioned: None,
+                    metadata: json!({"vcenter": {"type": ds["type"]}}),
+                    device_id: None,
+                }),
+                None,
+            ))
             .await?;
         }
     }

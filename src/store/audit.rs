@@ -377,6 +377,22 @@ impl Store {
         Ok(rows.collect::<rusqlite::Result<Vec<_>>>()?)
     }
 
+    /// When the newest successful run of a source instance started.
+    pub fn last_success_start(
+        &self,
+        source_system: &str,
+        source_identifier: &str,
+    ) -> Result<Option<String>> {
+        Ok(self
+            .conn()
+            .prepare_cached(
+                "SELECT started_at FROM sync_runs WHERE source_system = ?1 AND source_identifier = ?2 \
+                 AND status = 'success' ORDER BY started_at DESC LIMIT 1",
+            )?
+            .query_row(params![source_system, source_identifier], |r| r.get(0))
+            .optional()?)
+    }
+
     /// One run by its sync id.
     pub fn run(&self, sync_id: &str) -> Result<Option<SyncRun>> {
         Ok(self

@@ -150,6 +150,7 @@ impl Engine {
                 })?;
                 let hints = Hints {
                     metadata: store.source_metadata(&kind, &id)?,
+                    last_success_start: store.last_success_start(&kind, &id)?,
                 };
                 Ok((store, hints))
             })

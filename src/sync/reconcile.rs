@@ -126,11 +126,15 @@ impl Reconciler {
     pub fn apply(&mut self, items: Vec<Item>, at: &str) -> Result<()> {
         let mut bundles = Vec::new();
         let mut volumes = Vec::new();
+        let mut articles = Vec::new();
+        let mut issues = Vec::new();
         for item in items {
             match item {
                 Item::Device(bundle) => bundles.push(*bundle),
                 Item::Link(link) => self.links.push(link),
-                Item::Volume(volume) => volumes.push(*volume),
+                Item::Volume(volume, owner) => volumes.push((*volume, owner)),
+                Item::KbArticle(article) => articles.push(*article),
+                Item::Issue(issue) => issues.push(*issue),
             }
         }
         let Reconciler {
@@ -198,7 +202,9 @@ impl Reconciler {
                     counts.unchanged += 1;
                 }
             }
-            for volume in &volumes {
+            for (volume, owner) in &mut volumes {
+                volume.device_id = owner.as_ref().and_then(|o| ids.get(o)).copied();
+                let volume = &*volume;
                 seen_volumes.insert(volume.source_id.clone());
                 let (id, change) = w.upsert_volume(volume, at)?;
                 let _ = id;
@@ -226,6 +232,33 @@ impl Reconciler {
                         )?;
                     }
                     Change::Unchanged => {}
+                }
+            }
+            for article in &articles {
+                match w.upsert_kb_article(article, at)?.1 {
+                    Change::Added => {
+                        counts.added += 1;
+                        audit.record(w, counts, ("add", "kb_article"), None, Value::Null, json!({"source_id": article.source_id, "title": article.title, "last_updated": article.last_updated}))?;
+                    }
+                    Change::Updated { before } => {
+                        counts.updated += 1;
+                        audit.record(w, counts, ("update", "kb_article"), None, json!({"source_id": before.source_id, "title": before.title, "last_updated": before.last_updated}), json!({"source_id": article.source_id, "title": article.title, "last_updated": article.last_updated}))?;
+                    }
+                    Change::Unchanged => counts.unchanged += 1,
+                }
+            }
+            for issue in &issues {
+                let brief = |i: &crate::model::IssueRecord| json!({"issue_key": i.issue_key, "status": i.status, "resolution": i.resolution, "summary": i.summary, "updated_at": i.updated_at});
+                match w.upsert_issue(issue, at)?.1 {
+                    Change::Added => {
+                        counts.added += 1;
+                        audit.record(w, counts, ("add", "issue"), None, Value::Null, brief(issue))?;
+                    }
+                    Change::Updated { before } => {
+                        counts.updated += 1;
+                        audit.record(w, counts, ("update", "issue"), None, brief(&before), brief(issue))?;
+                    }
+                    Change::Unchanged => counts.unchanged += 1,
                 }
             }
             Ok(())
