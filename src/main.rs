@@ -78,6 +78,31 @@ enum Command {
         #[arg(long)]
         json: bool,
     },
+    /// Full-text search over devices, KB pages and tickets
+    Search {
+        /// Words to find (all must match; `word*` for a prefix)
+        query: Vec<String>,
+        /// Only this kind: device, kb or issue (repeatable)
+        #[arg(long = "type", value_name = "TYPE", value_parser = cli::parse_kind)]
+        kinds: Vec<infradeck::store::HitKind>,
+        /// At most this many results
+        #[arg(long, default_value_t = 20)]
+        limit: usize,
+        /// Print JSON instead of a table
+        #[arg(long)]
+        json: bool,
+    },
+    /// KB pages and tickets that mention a device (by id or name), best first
+    Related {
+        /// Device id or name
+        device: String,
+        /// At most this many results
+        #[arg(long, default_value_t = 20)]
+        limit: usize,
+        /// Print JSON instead of a table
+        #[arg(long)]
+        json: bool,
+    },
     /// Simulated estate, fresh database, sync of everything: the product in one command
     Demo {
         /// Number of simulated VMs
@@ -220,6 +245,25 @@ fn run(cli: Cli) -> anyhow::Result<()> {
                 json,
             },
         ),
+        Some(Command::Search {
+            query,
+            kinds,
+            limit,
+            json,
+        }) => cli::search(
+            &ctx,
+            &cli::SearchArgs {
+                query: query.join(" "),
+                kinds,
+                limit,
+                json,
+            },
+        ),
+        Some(Command::Related {
+            device,
+            limit,
+            json,
+        }) => cli::related(&ctx, &device, limit, json),
         Some(Command::Demo { scale, seed, dir }) => cli::demo(&cli::DemoArgs { scale, seed, dir }),
         Some(Command::Sim {
             scale,

@@ -5,6 +5,7 @@ mod db;
 mod demo;
 mod devices;
 mod info;
+mod search;
 mod sim;
 mod sync;
 mod table;
@@ -13,6 +14,7 @@ pub use db::{MaintainArgs, db_check, db_maintain};
 pub use demo::{DemoArgs, demo};
 pub use devices::{DevicesArgs, devices};
 pub use info::info;
+pub use search::{SearchArgs, parse_kind, related, search};
 pub use sim::{SimArgs, sim, sim_options};
 pub use sync::{HistoryArgs, SyncArgs, history, select_sources, summarize_change, sync};
 

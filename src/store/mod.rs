@@ -15,6 +15,7 @@ mod maintain;
 mod name_index;
 mod relationships;
 pub mod schema;
+mod search;
 
 pub use approvals::{ApprovalItem, Batch, NewApprovalItem, NewBatch, Review};
 pub use audit::{
@@ -31,6 +32,7 @@ pub use knowledge::{EmbeddingRow, IssueRow, KbArticleRow};
 pub use knowledge::{decode_vector, encode_vector};
 pub use maintain::{CheckReport, MaintainOptions, MaintainReport};
 pub use relationships::{Direction, OwnedLink, Related, TreeNode};
+pub use search::{HitKind, KnowledgeHit, SearchHit, fts_query};
 
 use rusqlite::{Connection, OpenFlags, TransactionBehavior};
 use std::io::Read;

@@ -2,7 +2,7 @@
 //! Append new steps; never edit a step that has shipped.
 
 /// The schema steps, in order. The index + 1 is the version a step produces.
-pub const MIGRATIONS: &[&str] = &[V1_SEED_SCHEMA];
+pub const MIGRATIONS: &[&str] = &[V1_SEED_SCHEMA, V2_FULL_TEXT];
 
 /// The schema version this build of infradeck writes.
 pub const LATEST_VERSION: i64 = MIGRATIONS.len() as i64;
@@ -292,6 +292,65 @@ CREATE TABLE sync_runs (
 CREATE UNIQUE INDEX idx_sync_runs_one_running
     ON sync_runs (source_system, source_identifier) WHERE status = 'running';
 CREATE INDEX idx_sync_runs_source_started ON sync_runs (source_system, source_identifier, started_at DESC);
+"#;
+
+/// Version 2: FTS5 indexes over devices (name, type, metadata), their facts, KB pages (title,
+/// text) and issues (key, summary, description, comments), as external-content tables kept exact
+/// by triggers on every insert, update and delete. The device trigger fires only when a searchable
+/// column changes, so the `last_seen` bumps of a re-sync cost the index nothing.
+const V2_FULL_TEXT: &str = r#"
+CREATE VIRTUAL TABLE devices_fts USING fts5(name, device_type, metadata, content='devices', content_rowid='id', tokenize='unicode61 remove_diacritics 2');
+CREATE TRIGGER devices_fts_insert AFTER INSERT ON devices BEGIN
+    INSERT INTO devices_fts (rowid, name, device_type, metadata) VALUES (new.id, new.name, new.device_type, new.metadata);
+END;
+CREATE TRIGGER devices_fts_delete AFTER DELETE ON devices BEGIN
+    INSERT INTO devices_fts (devices_fts, rowid, name, device_type, metadata) VALUES ('delete', old.id, old.name, old.device_type, old.metadata);
+END;
+CREATE TRIGGER devices_fts_update AFTER UPDATE OF name, device_type, metadata ON devices BEGIN
+    INSERT INTO devices_fts (devices_fts, rowid, name, device_type, metadata) VALUES ('delete', old.id, old.name, old.device_type, old.metadata);
+    INSERT INTO devices_fts (rowid, name, device_type, metadata) VALUES (new.id, new.name, new.device_type, new.metadata);
+END;
+
+CREATE VIRTUAL TABLE facts_fts USING fts5(fact_name, fact_value, content='server_facts', content_rowid='id', tokenize='unicode61 remove_diacritics 2');
+CREATE TRIGGER facts_fts_insert AFTER INSERT ON server_facts BEGIN
+    INSERT INTO facts_fts (rowid, fact_name, fact_value) VALUES (new.id, new.fact_name, new.fact_value);
+END;
+CREATE TRIGGER facts_fts_delete AFTER DELETE ON server_facts BEGIN
+    INSERT INTO facts_fts (facts_fts, rowid, fact_name, fact_value) VALUES ('delete', old.id, old.fact_name, old.fact_value);
+END;
+CREATE TRIGGER facts_fts_update AFTER UPDATE OF fact_name, fact_value ON server_facts BEGIN
+    INSERT INTO facts_fts (facts_fts, rowid, fact_name, fact_value) VALUES ('delete', old.id, old.fact_name, old.fact_value);
+    INSERT INTO facts_fts (rowid, fact_name, fact_value) VALUES (new.id, new.fact_name, new.fact_value);
+END;
+
+CREATE VIRTUAL TABLE kb_fts USING fts5(title, body_text, content='kb_articles', content_rowid='id', tokenize='unicode61 remove_diacritics 2');
+CREATE TRIGGER kb_fts_insert AFTER INSERT ON kb_articles BEGIN
+    INSERT INTO kb_fts (rowid, title, body_text) VALUES (new.id, new.title, new.body_text);
+END;
+CREATE TRIGGER kb_fts_delete AFTER DELETE ON kb_articles BEGIN
+    INSERT INTO kb_fts (kb_fts, rowid, title, body_text) VALUES ('delete', old.id, old.title, old.body_text);
+END;
+CREATE TRIGGER kb_fts_update AFTER UPDATE OF title, body_text ON kb_articles BEGIN
+    INSERT INTO kb_fts (kb_fts, rowid, title, body_text) VALUES ('delete', old.id, old.title, old.body_text);
+    INSERT INTO kb_fts (rowid, title, body_text) VALUES (new.id, new.title, new.body_text);
+END;
+
+CREATE VIRTUAL TABLE issues_fts USING fts5(issue_key, summary, description, comments, content='issues', content_rowid='id', tokenize='unicode61 remove_diacritics 2');
+CREATE TRIGGER issues_fts_insert AFTER INSERT ON issues BEGIN
+    INSERT INTO issues_fts (rowid, issue_key, summary, description, comments) VALUES (new.id, new.issue_key, new.summary, new.description, new.comments);
+END;
+CREATE TRIGGER issues_fts_delete AFTER DELETE ON issues BEGIN
+    INSERT INTO issues_fts (issues_fts, rowid, issue_key, summary, description, comments) VALUES ('delete', old.id, old.issue_key, old.summary, old.description, old.comments);
+END;
+CREATE TRIGGER issues_fts_update AFTER UPDATE OF issue_key, summary, description, comments ON issues BEGIN
+    INSERT INTO issues_fts (issues_fts, rowid, issue_key, summary, description, comments) VALUES ('delete', old.id, old.issue_key, old.summary, old.description, old.comments);
+    INSERT INTO issues_fts (rowid, issue_key, summary, description, comments) VALUES (new.id, new.issue_key, new.summary, new.description, new.comments);
+END;
+
+INSERT INTO devices_fts (devices_fts) VALUES ('rebuild');
+INSERT INTO facts_fts (facts_fts) VALUES ('rebuild');
+INSERT INTO kb_fts (kb_fts) VALUES ('rebuild');
+INSERT INTO issues_fts (issues_fts) VALUES ('rebuild');
 "#;
 
 /// The tables of the schema, for row counts and documentation.

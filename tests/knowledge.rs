@@ -1,0 +1,334 @@
+//! Storage and knowledge connectors against the simulators, and full-text search over the result.
+
+use infradeck::config::{Config, SourceConfig};
+use infradeck::model::{DeviceType, KbArticleRecord, RunStatus};
+use infradeck::sim::{SimKind, SimOptions, Simulators};
+use infradeck::sources::http::RetryPolicy;
+use infradeck::store::{DeviceQuery, HitKind, OpenOptions, Store};
+use infradeck::sync::{Engine, RunOutcome};
+use std::sync::atomic::Ordering;
+use std::time::Duration;
+use tokio_util::sync::CancellationToken;
+
+struct Rig {
+    sims: Simulators,
+    dir: tempfile::TempDir,
+    config: Config,
+    engine: Engine,
+}
+
+async fn start_rig(scale: usize) -> Rig {
+    let sims = Simulators::start(&SimOptions {
+        scale,
+        seed: 21,
+        ..SimOptions::default()
+    })
+    .await
+    .unwrap();
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("config.toml");
+    sims.write_config(&path, Some(&dir.path().join("inventory.db")))
+        .unwrap();
+    let config = Config::load(&path, true).unwrap();
+    let mut engine = Engine::new(config.database_path(None), config.general.clone());
+    engine.retry = RetryPolicy {
+        max_tries: 3,
+        base: Duration::from_millis(10),
+        cap: Duration::from_secs(1),
+    };
+    Rig {
+        sims,
+        dir,
+        config,
+        engine,
+    }
+}
+
+impl Rig {
+    fn source(&self, kind: &str) -> SourceConfig {
+        self.config
+            .sources
+            .iter()
+            .find(|s| s.kind.as_str() == kind)
+            .cloned()
+            .unwrap()
+    }
+
+    async fn run(&self, source: &SourceConfig) -> RunOutcome {
+        self.engine.run(source, CancellationToken::new()).await
+    }
+
+    fn store(&self) -> Store {
+        Store::open(
+            &self.dir.path().join("inventory.db"),
+            &OpenOptions::default(),
+        )
+        .unwrap()
+    }
+}
+
+fn ok(outcome: &RunOutcome) {
+    assert_eq!(
+        outcome.status,
+        RunStatus::Success,
+        "{}: {:?}",
+        outcome.source,
+        outcome.message
+    );
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn ontap_and_dorado_land_as_arrays_with_their_volumes() {
+    let rig = start_rig(3000).await;
+    ok(&rig.run(&rig.source("netapp")).await);
+    ok(&rig.run(&rig.source("dorado")).await);
+    let estate = rig.sims.estate.read().unwrap().clone();
+    let store = rig.store();
+    let arrays = store
+        .query_devices(&DeviceQuery {
+            device_type: Some(DeviceType::Storage),
+            ..DeviceQuery::default()
+        })
+        .unwrap();
+    assert_eq!(arrays.len(), 2);
+    let netapp = arrays.iter().find(|d| d.source_system == "netapp").unwrap();
+    let volumes = store.volumes_of_device(netapp.id).unwrap();
+    assert_eq!(
+        volumes.len(),
+        estate.netapp.volumes.len() + estate.netapp.luns.len(),
+        "every volume and LUN, across pages"
+    );
+    let sample = &estate.netapp.volumes[0];
+    let stored = volumes
+        .iter()
+        .find(|v| v.volume.source_id == sample.uuid)
+        .unwrap();
+    assert_eq!(stored.volume.capacity_bytes, Some(sample.size as i64));
+    assert_eq!(stored.volume.thin_provisioned, Some(sample.thin));
+    assert_eq!(stored.volume.metadata["netapp"]["svm"], sample.svm.as_str());
+
+    let dorado = arrays.iter().find(|d| d.source_system == "dorado").unwrap();
+    let luns = store.volumes_of_device(dorado.id).unwrap();
+    assert_eq!(luns.len(), estate.dorado.luns.len());
+    assert!(luns.len() > 100, "more than one range page");
+    let lun = &estate.dorado.luns[3];
+    let stored = luns.iter().find(|v| v.volume.source_id == lun.id).unwrap();
+    assert_eq!(
+        stored.volume.capacity_bytes,
+        Some(lun.capacity_sectors as i64 * 512),
+        "sectors become bytes"
+    );
+    assert_eq!(stored.volume.thin_provisioned, Some(lun.thin));
+    let running = if lun.running_status == "27" {
+        "online"
+    } else {
+        "offline"
+    };
+    assert_eq!(stored.volume.metadata["dorado"]["running_status"], running);
+    assert_eq!(
+        rig.sims.dorado.logins.load(Ordering::Relaxed),
+        1,
+        "one session per run"
+    );
+    assert_eq!(
+        rig.sims.dorado.logouts.load(Ordering::Relaxed),
+        1,
+        "logged out at the end"
+    );
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn dorado_relogs_once_on_minus_401_and_fails_naming_other_codes() {
+    let rig = start_rig(3000).await;
+    rig.sims.faults(SimKind::Dorado).set_session_expiry(Some(2));
+    let outcome = rig.run(&rig.source("dorado")).await;
+    ok(&outcome);
+    assert!(
+        rig.sims.dorado.logins.load(Ordering::Relaxed) >= 2,
+        "the expired session was renewed"
+    );
+    rig.sims.faults(SimKind::Dorado).set_session_expiry(None);
+
+    *rig.sims.dorado.fail_next_lun_page.lock().unwrap() =
+        Some((1_077_936_859, "The LUN does not exist.".into()));
+    let outcome = rig.run(&rig.source("dorado")).await;
+    assert_eq!(outcome.status, RunStatus::Failed);
+    let message = outcome.message.unwrap();
+    assert!(
+        message.contains("1077936859") && message.contains("The LUN does not exist."),
+        "{message}"
+    );
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn confluence_pages_through_a_silent_limit_and_then_fetches_only_changes() {
+    let rig = start_rig(1500).await;
+    let outcome = rig.run(&rig.source("confluence")).await;
+    ok(&outcome);
+    let pages = rig.sims.estate.read().unwrap().kb_pages.len();
+    assert!(pages > 25, "more than the silently lowered limit");
+    assert_eq!(outcome.counts.added as usize, pages);
+    let store = rig.store();
+    let page = store.kb_article("66001").unwrap().unwrap();
+    assert!(page.article.body_html.unwrap().contains("<"));
+    assert!(
+        !page.article.body_text.as_deref().unwrap().contains("<li>"),
+        "plain text for search"
+    );
+    assert_eq!(page.article.parent_id.as_deref(), Some("65537"));
+    let before = rig.sims.faults(SimKind::Confluence).requests();
+    let again = rig.run(&rig.source("confluence")).await;
+    ok(&again);
+    assert_eq!((again.counts.added, again.counts.updated), (0, 0));
+    assert!(
+        rig.sims.faults(SimKind::Confluence).requests() - before <= 2,
+        "an incremental run asks only for changes"
+    );
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn jira_server_and_cloud_fetch_every_issue_with_complete_comments() {
+    let rig = start_rig(1000).await;
+    ok(&rig.run(&rig.source("jira")).await);
+    let estate = rig.sims.estate.read().unwrap().clone();
+    let store = rig.store();
+    let long = estate
+        .tickets
+        .iter()
+        .find(|t| t.comments.len() > 5)
+        .unwrap();
+    let stored = store.issue(&long.key).unwrap().unwrap();
+    assert_eq!(
+        stored.issue.comments.as_array().unwrap().len(),
+        long.comments.len(),
+        "truncated comments were fetched in full"
+    );
+    let counts: std::collections::BTreeMap<&str, u64> =
+        store.table_counts().unwrap().into_iter().collect();
+    assert_eq!(counts["issues"] as usize, estate.tickets.len());
+
+    let cloud_rig = start_rig(1000).await;
+    let mut cloud = cloud_rig.source("jira");
+    cloud.flavor = Some("cloud".into());
+    let outcome = cloud_rig.run(&cloud).await;
+    ok(&outcome);
+    assert_eq!(
+        outcome.counts.added as usize,
+        estate.tickets.len(),
+        "the last page without a token ends paging, nothing twice"
+    );
+    let issue = cloud_rig.store().issue(&long.key).unwrap().unwrap();
+    assert!(
+        !issue.issue.description.unwrap().contains("\"type\""),
+        "ADF became text"
+    );
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn search_finds_devices_pages_and_tickets_and_stays_exact_on_change() {
+    let rig = start_rig(400).await;
+    for kind in ["vcenter", "foreman", "confluence", "jira"] {
+        ok(&rig.run(&rig.source(kind)).await);
+    }
+    let mut store = rig.store();
+    let estate = rig.sims.estate.read().unwrap().clone();
+    let vm = &estate.vms[5];
+    let hits = store.search(&vm.hostname, &[HitKind::Device], 10).unwrap();
+    assert!(
+        hits.iter()
+            .any(|h| h.title.to_lowercase().starts_with(&vm.hostname)),
+        "{hits:?}"
+    );
+    let ticket = estate
+        .tickets
+        .iter()
+        .find(|t| t.summary.starts_with("Disk full on"))
+        .unwrap();
+    let host = ticket.summary.trim_start_matches("Disk full on ");
+    let found = store
+        .search(&format!("disk full {host}"), &[HitKind::Issue], 5)
+        .unwrap();
+    assert_eq!(found[0].title.split(' ').next(), Some(ticket.key.as_str()));
+    assert!(found[0].snippet.contains('['), "snippets mark the match");
+    let fact_hit = store
+        .search("VMware Virtual Platform", &[HitKind::Device], 5)
+        .unwrap();
+    assert!(!fact_hit.is_empty(), "facts are searchable");
+
+    // Exact on update and delete.
+    let mut page = store.kb_article("66001").unwrap().unwrap().article;
+    let old_title = page.title.clone();
+    page.title = "Renamed zebracorn runbook".into();
+    store
+        .write(|w| w.upsert_kb_article(&page, "2026-11-02 00:00:00"))
+        .unwrap();
+    assert_eq!(
+        store
+            .search("zebracorn", &[HitKind::KbArticle], 5)
+            .unwrap()
+            .len(),
+        1
+    );
+    assert!(
+        store
+            .search(&format!("\"{old_title}\""), &[HitKind::KbArticle], 50)
+            .unwrap()
+            .iter()
+            .all(|h| h.title != old_title)
+    );
+    let device = store.devices_named(&vm.name).unwrap().remove(0);
+    store.write(|w| w.delete_device(device.id)).unwrap();
+    assert!(
+        store
+            .search(&vm.moid, &[HitKind::Device], 10)
+            .unwrap()
+            .iter()
+            .all(|h| h.id != device.id)
+    );
+    let fresh = KbArticleRecord {
+        source_id: "x1".into(),
+        title: "Quokka".into(),
+        body_text: Some("mentions nothing".into()),
+        ..KbArticleRecord::default()
+    };
+    store
+        .write(|w| w.upsert_kb_article(&fresh, "2026-11-02 00:00:00"))
+        .unwrap();
+    assert_eq!(store.search("quokka", &[], 5).unwrap().len(), 1);
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn a_device_shows_the_tickets_and_runbooks_that_mention_it() {
+    let rig = start_rig(600).await;
+    for kind in ["vcenter", "foreman", "confluence", "jira"] {
+        ok(&rig.run(&rig.source(kind)).await);
+    }
+    let mut store = rig.store();
+    infradeck::sync::correlate::correlate(&mut store, &infradeck::time::now(), "test").unwrap();
+    let estate = rig.sims.estate.read().unwrap().clone();
+    let ticket = estate
+        .tickets
+        .iter()
+        .find(|t| t.summary.starts_with("Disk full on"))
+        .unwrap();
+    let host = ticket.summary.trim_start_matches("Disk full on ");
+    let vm = estate.vms.iter().find(|v| v.hostname == host).unwrap();
+    let device = store
+        .device_by_source_key("vcenter", "vcenter-sim", &vm.moid)
+        .unwrap()
+        .unwrap();
+    let related = store.related_knowledge(device.id, 20).unwrap();
+    let hit = related
+        .iter()
+        .find(|h| h.hit.title.starts_with(&ticket.key))
+        .expect("the ticket about this VM");
+    assert!(
+        hit.matched.iter().any(|m| m == host || m.starts_with(host)),
+        "{:?}",
+        hit.matched
+    );
+    assert!(
+        related.iter().all(|h| !h.matched.is_empty()),
+        "every hit says why"
+    );
+}
