@@ -81,7 +81,8 @@ fn info_on_a_new_database_prints_schema_version_and_zero_counts() {
     let out = env.run(&["info"]);
     assert!(out.status.success(), "{}", text(&out.stderr));
     let stdout = text(&out.stdout);
-    assert!(stdout.contains("schema:   version 1"), "{stdout}");
+    let version = format!("schema:   version {}", infradeck::store::schema::LATEST_VERSION);
+    assert!(stdout.contains(&version), "{stdout}");
     assert!(
         stdout.contains(
             &env.path(".local/share/infradeck/inventory.db")
