@@ -21,6 +21,22 @@ pub struct Config {
     pub general: General,
     pub sources: Vec<SourceConfig>,
     pub netbox: Option<NetboxConfig>,
+    pub embeddings: Option<EmbeddingsConfig>,
+}
+
+/// `[embeddings]`: an OpenAI-compatible `/v1/embeddings` endpoint for semantic search.
+#[derive(Debug, Clone, PartialEq)]
+pub struct EmbeddingsConfig {
+    /// Base URL; requests go to `{url}/v1/embeddings`.
+    pub url: String,
+    pub model: String,
+    pub dimensions: usize,
+    pub token: Option<SecretRef>,
+    pub tls: TlsConfig,
+    pub timeout: Duration,
+    /// Characters per chunk of long text, and how many consecutive chunks share.
+    pub chunk_chars: usize,
+    pub overlap_chars: usize,
 }
 
 /// `[general]`: database location and housekeeping.
@@ -257,6 +273,24 @@ struct RawConfig {
     #[serde(default)]
     sources: Vec<RawSource>,
     netbox: Option<RawNetbox>,
+    embeddings: Option<RawEmbeddings>,
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RawEmbeddings {
+    url: String,
+    model: String,
+    dimensions: Option<usize>,
+    token: Option<toml::Value>,
+    token_env: Option<String>,
+    token_file: Option<PathBuf>,
+    token_cmd: Option<String>,
+    #[serde(default)]
+    tls: RawTls,
+    timeout_secs: Option<u64>,
+    chunk_chars: Option<usize>,
+    overlap_chars: Option<usize>,
 }
 
 #[derive(Debug, Default, Deserialize)]
@@ -435,11 +469,16 @@ impl Config {
             .netbox
             .map(|nb| parse_netbox(nb, base, &locate))
             .transpose()?;
+        let embeddings = raw
+            .embeddings
+            .map(|e| parse_embeddings(e, base, &locate))
+            .transpose()?;
         Ok(Config {
             path: None,
             general,
             sources,
             netbox,
+            embeddings,
         })
     }
 
@@ -679,6 +718,46 @@ fn parse_netbox(
         tag: raw.tag.unwrap_or_else(|| "infradeck".to_string()),
         delete_grace_days: raw.delete_grace_days.unwrap_or(7),
         max_deletes: raw.max_deletes.unwrap_or(10),
+    })
+}
+
+fn parse_embeddings(
+    raw: RawEmbeddings,
+    base: &Path,
+    locate: &Locator<'_>,
+) -> Result<EmbeddingsConfig, ConfigError> {
+    let here = Some(("embeddings", 0));
+    if raw.token.is_some() {
+        return Err(locate.error(here, "token", &literal_secret_message("token")));
+    }
+    let url = raw.url.trim_end_matches('/').to_string();
+    if !(url.starts_with("http://") || url.starts_with("https://")) {
+        return Err(locate.error(here, "url", "must start with http:// or https://"));
+    }
+    let token = secret_ref(raw.token_env, raw.token_file, raw.token_cmd, "token", base)
+        .map_err(|m| locate.error(here, "token_env", &m))?;
+    let dimensions = raw.dimensions.unwrap_or(384);
+    if !(8..=8192).contains(&dimensions) {
+        return Err(locate.error(here, "dimensions", "must be between 8 and 8192"));
+    }
+    let chunk_chars = raw.chunk_chars.unwrap_or(1000);
+    let overlap_chars = raw.overlap_chars.unwrap_or(200);
+    if chunk_chars < 100 || overlap_chars >= chunk_chars {
+        return Err(locate.error(
+            here,
+            "overlap_chars",
+            "chunk_chars must be at least 100 and overlap_chars smaller than it",
+        ));
+    }
+    Ok(EmbeddingsConfig {
+        url,
+        model: raw.model,
+        dimensions,
+        token,
+        tls: parse_tls(raw.tls, base, locate, here)?,
+        timeout: Duration::from_secs(raw.timeout_secs.unwrap_or(30)),
+        chunk_chars,
+        overlap_chars,
     })
 }
 

@@ -81,7 +81,10 @@ fn info_on_a_new_database_prints_schema_version_and_zero_counts() {
     let out = env.run(&["info"]);
     assert!(out.status.success(), "{}", text(&out.stderr));
     let stdout = text(&out.stdout);
-    let version = format!("schema:   version {}", infradeck::store::schema::LATEST_VERSION);
+    let version = format!(
+        "schema:   version {}",
+        infradeck::store::schema::LATEST_VERSION
+    );
     assert!(stdout.contains(&version), "{stdout}");
     assert!(
         stdout.contains(

@@ -332,3 +332,88 @@ async fn a_device_shows_the_tickets_and_runbooks_that_mention_it() {
         "every hit says why"
     );
 }
+
+#[tokio::test(flavor = "multi_thread")]
+async fn semantic_search_embeds_once_ranks_hybrid_and_degrades_to_full_text() {
+    let rig = start_rig(400).await;
+    ok(&rig.run(&rig.source("confluence")).await);
+    ok(&rig.run(&rig.source("jira")).await);
+    let embeddings = rig
+        .config
+        .embeddings
+        .clone()
+        .expect("the simulator config has [embeddings]");
+    let embedder = infradeck::search::Embedder::new(&embeddings).unwrap();
+    let database = rig.dir.path().join("inventory.db");
+    let first = infradeck::search::index_knowledge(&database, &OpenOptions::default(), &embedder)
+        .await
+        .unwrap();
+    let estate = rig.sims.estate.read().unwrap().clone();
+    assert_eq!(first.embedded, estate.kb_pages.len() + estate.tickets.len());
+    let again = infradeck::search::index_knowledge(&database, &OpenOptions::default(), &embedder)
+        .await
+        .unwrap();
+    assert_eq!(
+        (again.embedded, again.unchanged),
+        (0, first.embedded),
+        "unchanged content is not embedded again"
+    );
+
+    let store = rig.store();
+    let rows = store
+        .embeddings_of("kb_article", store.kb_article("66001").unwrap().unwrap().id)
+        .unwrap();
+    assert_eq!(
+        rows[0].vector.len(),
+        embeddings.dimensions,
+        "little-endian f32 round trip"
+    );
+    assert_eq!(rows[0].embedding_model.as_deref(), Some("sim-minilm"));
+
+    let ticket = estate
+        .tickets
+        .iter()
+        .find(|t| t.summary.starts_with("Interface flapping on"))
+        .unwrap();
+    let result = infradeck::search::hybrid(
+        &store,
+        Some(&embedder),
+        &ticket.summary,
+        &[HitKind::Issue],
+        5,
+    )
+    .await
+    .unwrap();
+    assert!(result.notice.is_none());
+    assert!(
+        result.hits.iter().any(|h| h.title.starts_with(&ticket.key)),
+        "{:?}",
+        result.hits
+    );
+
+    // An endpoint that does not answer: full-text results, with a notice, not an error.
+    let mut down = embeddings.clone();
+    down.url = "http://127.0.0.1:9".into();
+    let dead = infradeck::search::Embedder::new(&down).unwrap();
+    let result = infradeck::search::hybrid(&store, Some(&dead), &ticket.summary, &[], 5)
+        .await
+        .unwrap();
+    assert!(
+        result
+            .notice
+            .as_deref()
+            .unwrap()
+            .contains("full-text results only")
+    );
+    assert!(!result.hits.is_empty());
+    let result = infradeck::search::hybrid(&store, None, &ticket.summary, &[], 5)
+        .await
+        .unwrap();
+    assert!(
+        result
+            .notice
+            .as_deref()
+            .unwrap()
+            .contains("semantic search is off")
+    );
+}

@@ -25,10 +25,44 @@ pub fn parse_kind(text: &str) -> Result<HitKind, String> {
     }
 }
 
-/// Full-text search over devices, KB pages and issues, ranked by bm25.
+/// The configured embedder, if any; a setup problem (a missing token) is a notice, not an error.
+fn embedder(ctx: &Context) -> (Option<crate::search::Embedder>, Option<String>) {
+    match ctx
+        .config
+        .embeddings
+        .as_ref()
+        .map(crate::search::Embedder::new)
+    {
+        None => (None, None),
+        Some(Ok(e)) => (Some(e), None),
+        Some(Err(err)) => (
+            None,
+            Some(format!(
+                "semantic search unavailable ({err}): full-text results only"
+            )),
+        ),
+    }
+}
+
+/// Search over devices, KB pages and issues: full-text (bm25), fused with semantic similarity
+/// when embeddings are configured.
 pub fn search(ctx: &Context, args: &SearchArgs) -> anyhow::Result<()> {
     let store = ctx.open_store()?;
-    let hits = store.search(&args.query, &args.kinds, args.limit)?;
+    let (embedder, setup_notice) = embedder(ctx);
+    let runtime = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()?;
+    let result = runtime.block_on(crate::search::hybrid(
+        &store,
+        embedder.as_ref(),
+        &args.query,
+        &args.kinds,
+        args.limit,
+    ))?;
+    let hits = result.hits;
+    if let Some(notice) = setup_notice.or(result.notice) {
+        eprintln!("{}", sanitize::for_terminal(&notice));
+    }
     if args.json {
         println!(
             "{}",
@@ -36,7 +70,6 @@ pub fn search(ctx: &Context, args: &SearchArgs) -> anyhow::Result<()> {
         );
         return Ok(());
     }
-    eprintln!("full-text search (semantic search is off: no [embeddings] section in the config)");
     let rows: Vec<Vec<String>> = hits
         .iter()
         .map(|h| {
@@ -68,7 +101,39 @@ pub fn related(ctx: &Context, device: &str, limit: usize, json: bool) -> anyhow:
     let Some(&id) = ids.first() else {
         anyhow::bail!("no device named `{device}` (try `infradeck devices {device}`)");
     };
-    let hits = store.related_knowledge(id, limit)?;
+    let mut hits = store.related_knowledge(id, limit)?;
+    let (embedder, _) = embedder(ctx);
+    if let Some(embedder) = embedder {
+        // Semantic neighbours: pages and tickets about the same kind of thing, after the ones that
+        // name the device.
+        let aliases = store.device_aliases(id)?;
+        let text = aliases.into_iter().collect::<Vec<_>>().join(" ");
+        let runtime = tokio::runtime::Builder::new_current_thread()
+            .enable_all()
+            .build()?;
+        match runtime.block_on(embedder.embed(&[text])) {
+            Ok(mut vectors) => {
+                let vector = vectors.pop().unwrap_or_default();
+                for (kind, row, _) in store.vector_search(embedder.model(), &vector, limit)? {
+                    if hits.len() >= limit
+                        || hits.iter().any(|h| h.hit.kind == kind && h.hit.id == row)
+                    {
+                        continue;
+                    }
+                    if let Some(hit) = store.knowledge_hit(kind, row)? {
+                        hits.push(crate::store::KnowledgeHit {
+                            hit,
+                            matched: vec!["(similar)".into()],
+                        });
+                    }
+                }
+            }
+            Err(err) => eprintln!(
+                "{}",
+                sanitize::for_terminal(&format!("semantic neighbours unavailable ({err})"))
+            ),
+        }
+    }
     if json {
         println!(
             "{}",

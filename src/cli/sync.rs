@@ -104,6 +104,13 @@ async fn once(
     if outcomes.iter().any(|o| o.status == RunStatus::Success) {
         correlate_and_report(ctx)?;
     }
+    let knowledge_synced = outcomes.iter().any(|o| {
+        o.status == RunStatus::Success
+            && (o.source.starts_with("confluence/") || o.source.starts_with("jira/"))
+    });
+    if knowledge_synced {
+        embed_knowledge(ctx, engine).await;
+    }
     let failed: Vec<&str> = outcomes
         .iter()
         .filter(|o| matches!(o.status, RunStatus::Failed | RunStatus::Cancelled))
@@ -163,6 +170,32 @@ async fn watch(
     });
     futures::future::join_all(tasks).await;
     Ok(())
+}
+
+/// Embeds changed KB pages and issues when semantic search is configured. A failure is a notice:
+/// search still works, on full text.
+async fn embed_knowledge(ctx: &Context, engine: &Engine) {
+    let Some(config) = &ctx.config.embeddings else {
+        return;
+    };
+    let outcome = match crate::search::Embedder::new(config) {
+        Ok(embedder) => {
+            crate::search::index_knowledge(&ctx.database_path, &engine.open, &embedder).await
+        }
+        Err(err) => Err(err.into()),
+    };
+    match outcome {
+        Ok(report) => println!(
+            "embeddings: {} pages and issues embedded, {} unchanged",
+            report.embedded, report.unchanged
+        ),
+        Err(err) => eprintln!(
+            "{}",
+            sanitize::for_terminal(&format!(
+                "notice: embeddings not updated ({err:#}); search stays full-text until the endpoint answers"
+            ))
+        ),
+    }
 }
 
 fn clear_progress_line() {

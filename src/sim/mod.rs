@@ -413,6 +413,11 @@ impl Simulators {
             "spaces = [\"OPS\", \"NET\"]\n",
         )?);
         out.push_str(&login(SimKind::Jira, "projects = [\"OPS\", \"INC\"]\n")?);
+        out.push_str(&format!(
+            "\n[embeddings]\nurl = {}\nmodel = \"sim-minilm\"\ndimensions = {}\n",
+            toml_str(&self.url(SimKind::Embeddings)),
+            embeddings::DEFAULT_DIMENSIONS
+        ));
         let token = write_secret("netbox", &self.netbox.token_v2)?;
         out.push_str(&format!(
             "\n[netbox]\nurl = {}\ntoken_file = {}\ntag = \"infradeck\"\n",

@@ -125,13 +125,32 @@ impl SourceClient {
     /// Builds the client for a configured source.
     pub fn new(source: &SourceConfig, retry: RetryPolicy) -> Result<SourceClient, SourceError> {
         let name = format!("{}/{}", source.kind, source.id);
-        let client = build_client(&name, &source.tls, source.timeout)?;
+        SourceClient::for_endpoint(
+            name,
+            &source.url,
+            &source.tls,
+            source.timeout,
+            source.max_in_flight,
+            retry,
+        )
+    }
+
+    /// A client for an endpoint that is not a configured source (the embeddings server, NetBox).
+    pub fn for_endpoint(
+        name: String,
+        url: &str,
+        tls: &TlsConfig,
+        timeout: Duration,
+        max_in_flight: usize,
+        retry: RetryPolicy,
+    ) -> Result<SourceClient, SourceError> {
+        let client = build_client(&name, tls, timeout)?;
         Ok(SourceClient {
             client,
-            base_url: source.url.trim_end_matches('/').to_string(),
-            limiter: Arc::new(Semaphore::new(source.max_in_flight)),
+            base_url: url.trim_end_matches('/').to_string(),
+            limiter: Arc::new(Semaphore::new(max_in_flight.max(1))),
             retry,
-            timeout: source.timeout,
+            timeout,
             requests: AtomicU64::new(0),
             name,
         })

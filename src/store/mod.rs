@@ -32,7 +32,7 @@ pub use knowledge::{EmbeddingRow, IssueRow, KbArticleRow};
 pub use knowledge::{decode_vector, encode_vector};
 pub use maintain::{CheckReport, MaintainOptions, MaintainReport};
 pub use relationships::{Direction, OwnedLink, Related, TreeNode};
-pub use search::{HitKind, KnowledgeHit, SearchHit, fts_query};
+pub use search::{HitKind, KnowledgeHit, SearchHit, content_type_of, fts_query};
 
 use rusqlite::{Connection, OpenFlags, TransactionBehavior};
 use std::io::Read;
@@ -126,6 +126,7 @@ pub struct Store {
     /// The generation at which the last filtered device query ran without an index.
     last_unindexed_filter: std::cell::Cell<Option<name_index::Generation>>,
     name_index: std::cell::RefCell<Option<name_index::NameIndex>>,
+    vectors: std::cell::RefCell<Option<search::VectorIndex>>,
 }
 
 impl std::fmt::Debug for Store {
@@ -160,6 +161,7 @@ impl Store {
             local_commits: std::cell::Cell::new(0),
             last_unindexed_filter: std::cell::Cell::new(None),
             name_index: std::cell::RefCell::new(None),
+            vectors: std::cell::RefCell::new(None),
         };
         store.conn.busy_timeout(options.busy_timeout)?;
         // Bulk statements come in a few IN-list sizes each; the default cache of 16 thrashes.

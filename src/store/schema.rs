@@ -347,6 +347,13 @@ CREATE TRIGGER issues_fts_update AFTER UPDATE OF issue_key, summary, description
     INSERT INTO issues_fts (rowid, issue_key, summary, description, comments) VALUES (new.id, new.issue_key, new.summary, new.description, new.comments);
 END;
 
+-- Column weights live in each table's rank function, so `ORDER BY rank` (FTS5's fast top-N path)
+-- ranks with them.
+INSERT INTO devices_fts (devices_fts, rank) VALUES ('rank', 'bm25(10.0, 2.0, 1.0)');
+INSERT INTO facts_fts (facts_fts, rank) VALUES ('rank', 'bm25(2.0, 1.0)');
+INSERT INTO kb_fts (kb_fts, rank) VALUES ('rank', 'bm25(5.0, 1.0)');
+INSERT INTO issues_fts (issues_fts, rank) VALUES ('rank', 'bm25(10.0, 4.0, 1.0, 1.0)');
+
 INSERT INTO devices_fts (devices_fts) VALUES ('rebuild');
 INSERT INTO facts_fts (facts_fts) VALUES ('rebuild');
 INSERT INTO kb_fts (kb_fts) VALUES ('rebuild');

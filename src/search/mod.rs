@@ -1,0 +1,361 @@
+//! Search beyond SQL: semantic embeddings of KB pages and issues, and hybrid ranking.
+//!
+//! Full-text search lives in the store (`Store::search`); this module adds the optional semantic
+//! side. Text is chunked with overlap and embedded through an OpenAI-compatible endpoint; only
+//! content whose chunks changed is embedded again. A query is answered by full text and by vector
+//! similarity, fused with reciprocal rank fusion. Without an `[embeddings]` section, or when the
+//! endpoint cannot be reached, search is full-text only and says so.
+
+use crate::config::{EmbeddingsConfig, Secret};
+use crate::sources::http::{RequestParts, RetryPolicy, SourceClient, SourceError};
+use crate::store::{HitKind, SearchHit, Store};
+use serde_json::{Value, json};
+use std::collections::HashMap;
+use std::time::Duration;
+
+/// RRF's damping constant (the usual 60).
+const RRF_K: f64 = 60.0;
+const BATCH: usize = 64;
+
+/// Splits `text` into chunks of about `size` characters, consecutive chunks sharing `overlap`,
+/// preferring to cut at whitespace.
+pub fn chunk(text: &str, size: usize, overlap: usize) -> Vec<String> {
+    let chars: Vec<char> = text.chars().collect();
+    if chars.len() <= size {
+        return vec![text.trim().to_string()]
+            .into_iter()
+            .filter(|t| !t.is_empty())
+            .collect();
+    }
+    let mut out = Vec::new();
+    let mut start = 0;
+    while start < chars.len() {
+        let mut end = (start + size).min(chars.len());
+        if end < chars.len()
+            && let Some(space) = chars[start + size / 2..end]
+                .iter()
+                .rposition(|c| c.is_whitespace())
+        {
+            end = start + size / 2 + space;
+        }
+        out.push(
+            chars[start..end]
+                .iter()
+                .collect::<String>()
+                .trim()
+                .to_string(),
+        );
+        if end == chars.len() {
+            break;
+        }
+        start = end.saturating_sub(overlap).max(start + 1);
+    }
+    out.retain(|c| !c.is_empty());
+    out
+}
+
+/// Talks to the embeddings endpoint.
+pub struct Embedder {
+    client: SourceClient,
+    config: EmbeddingsConfig,
+    token: Option<Secret>,
+}
+
+impl Embedder {
+    pub fn new(config: &EmbeddingsConfig) -> Result<Embedder, SourceError> {
+        let token = config
+            .token
+            .as_ref()
+            .map(|t| t.resolve())
+            .transpose()
+            .map_err(|e| SourceError::Setup {
+                source_name: "embeddings".into(),
+                detail: e.to_string(),
+            })?;
+        // Search waits on this endpoint: fail over to full text quickly rather than retry long.
+        let retry = RetryPolicy {
+            max_tries: 2,
+            base: Duration::from_millis(200),
+            cap: Duration::from_secs(2),
+        };
+        let client = SourceClient::for_endpoint(
+            "embeddings".into(),
+            &config.url,
+            &config.tls,
+            config.timeout,
+            4,
+            retry,
+        )?;
+        Ok(Embedder {
+            client,
+            config: config.clone(),
+            token,
+        })
+    }
+
+    pub fn model(&self) -> &str {
+        &self.config.model
+    }
+
+    /// One vector per input, in order.
+    pub async fn embed(&self, inputs: &[String]) -> Result<Vec<Vec<f32>>, SourceError> {
+        let mut out = Vec::with_capacity(inputs.len());
+        for batch in inputs.chunks(BATCH) {
+            let body = json!({"model": self.config.model, "input": batch, "dimensions": self.config.dimensions});
+            let parts = RequestParts {
+                json: Some(&body),
+                bearer: self.token.as_ref(),
+                ..Default::default()
+            };
+            let answer = self
+                .client
+                .send(reqwest::Method::POST, "/v1/embeddings", &parts)
+                .await?;
+            let answer = self.client.expect_success(answer)?;
+            let reply: Value = self.client.decode(&answer)?;
+            let mut data: Vec<&Value> = reply["data"]
+                .as_array()
+                .map(|d| d.iter().collect())
+                .unwrap_or_default();
+            data.sort_by_key(|d| d["index"].as_u64().unwrap_or(0));
+            if data.len() != batch.len() {
+                return Err(self.client.api_error(
+                    &answer.url,
+                    format!("asked for {} vectors, got {}", batch.len(), data.len()),
+                ));
+            }
+            for d in data {
+                let vector: Vec<f32> = d["embedding"]
+                    .as_array()
+                    .map(|v| {
+                        v.iter()
+                            .filter_map(Value::as_f64)
+                            .map(|x| x as f32)
+                            .collect()
+                    })
+                    .unwrap_or_default();
+                if vector.len() != self.config.dimensions {
+                    return Err(self.client.api_error(
+                        &answer.url,
+                        format!(
+                            "vector of {} dimensions, configured {}",
+                            vector.len(),
+                            self.config.dimensions
+                        ),
+                    ));
+                }
+                out.push(vector);
+            }
+        }
+        Ok(out)
+    }
+}
+
+/// Content whose chunks changed: (kind, row id, chunks).
+type Pending = Vec<(HitKind, i64, Vec<String>)>;
+/// Chunks with their vectors, ready to store: (kind, row id, [(chunk, vector)]).
+type Embedded = Vec<(HitKind, i64, Vec<(String, Vec<f32>)>)>;
+
+/// What indexing did.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct IndexReport {
+    pub embedded: usize,
+    pub unchanged: usize,
+}
+
+/// Embeds every KB page and issue whose chunks changed since they were last embedded.
+pub async fn index_knowledge(
+    database: &std::path::Path,
+    open: &crate::store::OpenOptions,
+    embedder: &Embedder,
+) -> anyhow::Result<IndexReport> {
+    let (size, overlap, model) = (
+        embedder.config.chunk_chars,
+        embedder.config.overlap_chars,
+        embedder.config.model.clone(),
+    );
+    let database = database.to_path_buf();
+    let (db, open_options) = (database.clone(), open.clone());
+    let pending = tokio::task::spawn_blocking(move || -> anyhow::Result<(Pending, usize)> {
+        let store = Store::open(&db, &open_options)?;
+        let mut pending = Vec::new();
+        let mut unchanged = 0;
+        for (kind, id, text) in store.knowledge_texts()? {
+            let chunks = chunk(&text, size, overlap);
+            if store.embedded_chunks(kind, id, &model)? == chunks {
+                unchanged += 1;
+            } else {
+                pending.push((kind, id, chunks));
+            }
+        }
+        Ok((pending, unchanged))
+    })
+    .await??;
+    let (pending, unchanged) = pending;
+    let mut report = IndexReport {
+        embedded: 0,
+        unchanged,
+    };
+    for group in pending.chunks(16) {
+        let texts: Vec<String> = group
+            .iter()
+            .flat_map(|(_, _, c)| c.iter().cloned())
+            .collect();
+        let vectors = embedder.embed(&texts).await?;
+        let mut vectors = vectors.into_iter();
+        let rows: Embedded = group
+            .iter()
+            .map(|(kind, id, chunks)| {
+                (
+                    *kind,
+                    *id,
+                    chunks
+                        .iter()
+                        .map(|c| (c.clone(), vectors.next().unwrap_or_default()))
+                        .collect(),
+                )
+            })
+            .collect();
+        let (db, open_options, model) = (
+            database.clone(),
+            open.clone(),
+            embedder.config.model.clone(),
+        );
+        tokio::task::spawn_blocking(move || -> anyhow::Result<()> {
+            let mut store = Store::open(&db, &open_options)?;
+            let now = crate::time::now();
+            store.write(|w| {
+                for (kind, id, chunks) in &rows {
+                    w.replace_embeddings(
+                        crate::store::content_type_of(*kind),
+                        *id,
+                        &model,
+                        chunks,
+                        &now,
+                    )?;
+                }
+                Ok(())
+            })?;
+            Ok(())
+        })
+        .await??;
+        report.embedded += group.len();
+    }
+    Ok(report)
+}
+
+/// Results of a search and, when semantic search was wanted but not possible, why.
+#[derive(Debug, Clone, Default)]
+pub struct SearchResult {
+    pub hits: Vec<SearchHit>,
+    pub notice: Option<String>,
+}
+
+/// Full-text search fused with semantic search (reciprocal rank fusion) when an embedder is
+/// given; an embedding failure degrades to full text with a notice.
+pub async fn hybrid(
+    store: &Store,
+    embedder: Option<&Embedder>,
+    query: &str,
+    kinds: &[HitKind],
+    limit: usize,
+) -> anyhow::Result<SearchResult> {
+    let text_hits = store.search(query, kinds, limit.max(50))?;
+    let Some(embedder) = embedder else {
+        let mut hits = text_hits;
+        hits.truncate(limit);
+        return Ok(SearchResult {
+            hits,
+            notice: Some(
+                "semantic search is off (no [embeddings] section in the config): full-text results"
+                    .into(),
+            ),
+        });
+    };
+    let vector = match embedder.embed(&[query.to_string()]).await {
+        Ok(mut v) => v.pop().unwrap_or_default(),
+        Err(err) => {
+            let mut hits = text_hits;
+            hits.truncate(limit);
+            return Ok(SearchResult {
+                hits,
+                notice: Some(format!(
+                    "semantic search unavailable ({err}): full-text results only"
+                )),
+            });
+        }
+    };
+    Ok(SearchResult {
+        hits: fuse(store, embedder.model(), &vector, text_hits, kinds, limit)?,
+        notice: None,
+    })
+}
+
+/// Reciprocal rank fusion of full-text hits with the vector neighbours of an embedded query.
+pub fn fuse(
+    store: &Store,
+    model: &str,
+    vector: &[f32],
+    text_hits: Vec<SearchHit>,
+    kinds: &[HitKind],
+    limit: usize,
+) -> anyhow::Result<Vec<SearchHit>> {
+    let semantic = store.vector_search(model, vector, limit.max(50))?;
+    let mut fused: HashMap<(HitKind, i64), (f64, Option<SearchHit>)> = HashMap::new();
+    for (rank, hit) in text_hits.into_iter().enumerate() {
+        let entry = fused.entry((hit.kind, hit.id)).or_insert((0.0, None));
+        entry.0 += 1.0 / (RRF_K + rank as f64 + 1.0);
+        entry.1 = Some(hit);
+    }
+    for (rank, (kind, id, _)) in semantic
+        .into_iter()
+        .filter(|(k, _, _)| kinds.is_empty() || kinds.contains(k))
+        .enumerate()
+    {
+        let entry = fused.entry((kind, id)).or_insert((0.0, None));
+        entry.0 += 1.0 / (RRF_K + rank as f64 + 1.0);
+        if entry.1.is_none() {
+            entry.1 = store.knowledge_hit(kind, id)?;
+        }
+    }
+    let mut ranked: Vec<(f64, SearchHit)> = fused
+        .into_values()
+        .filter_map(|(score, hit)| hit.map(|h| (score, h)))
+        .collect();
+    ranked.sort_by(|a, b| b.0.total_cmp(&a.0));
+    Ok(ranked
+        .into_iter()
+        .take(limit)
+        .map(|(score, mut hit)| {
+            hit.score = -score;
+            hit
+        })
+        .collect())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn chunks_overlap_and_cover_everything() {
+        let text: String = (0..300).map(|i| format!("word{i} ")).collect();
+        let chunks = chunk(&text, 200, 50);
+        assert!(chunks.len() > 5);
+        assert!(chunks.iter().all(|c| c.chars().count() <= 200));
+        assert!(chunks.last().unwrap().ends_with("word299"));
+        let first_tail: String = chunks[0]
+            .chars()
+            .rev()
+            .take(20)
+            .collect::<String>()
+            .chars()
+            .rev()
+            .collect();
+        assert!(
+            chunks[1].contains(first_tail.trim()),
+            "consecutive chunks overlap"
+        );
+        assert_eq!(chunk("short", 200, 50), vec!["short".to_string()]);
+    }
+}
