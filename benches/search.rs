@@ -13,6 +13,9 @@ use infradeck::store::{HitKind, OpenOptions, Store};
 use std::time::{Duration, Instant};
 
 const DOCS: usize = 100_000;
+
+/// One document's chunks: (row id, [(text, vector)]).
+type Chunks = (i64, Vec<(String, Vec<f32>)>);
 const DIMS: usize = 384;
 
 const WORDS: &[&str] = &[
@@ -172,7 +175,7 @@ fn main() -> anyhow::Result<()> {
         .map(|(_, id, _)| id)
         .collect();
     for batch in ids.chunks(5000) {
-        let rows: Vec<(i64, Vec<(String, Vec<f32>)>)> = batch
+        let rows: Vec<Chunks> = batch
             .iter()
             .map(|&id| {
                 (
