@@ -570,10 +570,7 @@ fn parse_source(
             "must be non-empty and use only letters, digits, `-`, `_` and `.`",
         ));
     }
-    let url = raw.url.trim_end_matches('/').to_string();
-    if !(url.starts_with("http://") || url.starts_with("https://")) {
-        return Err(locate.error(here, "url", "must start with http:// or https://"));
-    }
+    let url = check_url(&raw.url, locate, here)?;
     let password = secret_ref(
         raw.password_env,
         raw.password_file,
@@ -698,10 +695,7 @@ fn parse_netbox(
     if raw.token.is_some() {
         return Err(locate.error(here, "token", &literal_secret_message("token")));
     }
-    let url = raw.url.trim_end_matches('/').to_string();
-    if !(url.starts_with("http://") || url.starts_with("https://")) {
-        return Err(locate.error(here, "url", "must start with http:// or https://"));
-    }
+    let url = check_url(&raw.url, locate, here)?;
     let token = secret_ref(raw.token_env, raw.token_file, raw.token_cmd, "token", base)
         .map_err(|m| locate.error(here, "token_env", &m))?
         .ok_or_else(|| {
@@ -730,10 +724,7 @@ fn parse_embeddings(
     if raw.token.is_some() {
         return Err(locate.error(here, "token", &literal_secret_message("token")));
     }
-    let url = raw.url.trim_end_matches('/').to_string();
-    if !(url.starts_with("http://") || url.starts_with("https://")) {
-        return Err(locate.error(here, "url", "must start with http:// or https://"));
-    }
+    let url = check_url(&raw.url, locate, here)?;
     let token = secret_ref(raw.token_env, raw.token_file, raw.token_cmd, "token", base)
         .map_err(|m| locate.error(here, "token_env", &m))?;
     let dimensions = raw.dimensions.unwrap_or(384);
@@ -759,6 +750,19 @@ fn parse_embeddings(
         chunk_chars,
         overlap_chars,
     })
+}
+
+/// A base URL without its trailing slash, or an error at `url`.
+fn check_url(
+    url: &str,
+    locate: &Locator<'_>,
+    here: Option<(&str, usize)>,
+) -> Result<String, ConfigError> {
+    let url = url.trim_end_matches('/').to_string();
+    if !(url.starts_with("http://") || url.starts_with("https://")) {
+        return Err(locate.error(here, "url", "must start with http:// or https://"));
+    }
+    Ok(url)
 }
 
 /// Parses `90s`, `15m`, `1h30m`, `2d`; a bare number is seconds.

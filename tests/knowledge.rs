@@ -1,70 +1,16 @@
 //! Storage and knowledge connectors against the simulators, and full-text search over the result.
 
-use infradeck::config::{Config, SourceConfig};
 use infradeck::model::{DeviceType, KbArticleRecord, RunStatus};
-use infradeck::sim::{SimKind, SimOptions, Simulators};
-use infradeck::sources::http::RetryPolicy;
-use infradeck::store::{DeviceQuery, HitKind, OpenOptions, Store};
-use infradeck::sync::{Engine, RunOutcome};
+use infradeck::sim::SimKind;
+use infradeck::store::{DeviceQuery, HitKind, OpenOptions};
+use infradeck::sync::RunOutcome;
 use std::sync::atomic::Ordering;
-use std::time::Duration;
-use tokio_util::sync::CancellationToken;
 
-struct Rig {
-    sims: Simulators,
-    dir: tempfile::TempDir,
-    config: Config,
-    engine: Engine,
-}
+mod common;
+use common::Rig;
 
 async fn start_rig(scale: usize) -> Rig {
-    let sims = Simulators::start(&SimOptions {
-        scale,
-        seed: 21,
-        ..SimOptions::default()
-    })
-    .await
-    .unwrap();
-    let dir = tempfile::tempdir().unwrap();
-    let path = dir.path().join("config.toml");
-    sims.write_config(&path, Some(&dir.path().join("inventory.db")))
-        .unwrap();
-    let config = Config::load(&path, true).unwrap();
-    let mut engine = Engine::new(config.database_path(None), config.general.clone());
-    engine.retry = RetryPolicy {
-        max_tries: 3,
-        base: Duration::from_millis(10),
-        cap: Duration::from_secs(1),
-    };
-    Rig {
-        sims,
-        dir,
-        config,
-        engine,
-    }
-}
-
-impl Rig {
-    fn source(&self, kind: &str) -> SourceConfig {
-        self.config
-            .sources
-            .iter()
-            .find(|s| s.kind.as_str() == kind)
-            .cloned()
-            .unwrap()
-    }
-
-    async fn run(&self, source: &SourceConfig) -> RunOutcome {
-        self.engine.run(source, CancellationToken::new()).await
-    }
-
-    fn store(&self) -> Store {
-        Store::open(
-            &self.dir.path().join("inventory.db"),
-            &OpenOptions::default(),
-        )
-        .unwrap()
-    }
+    common::start_rig(scale, 21).await
 }
 
 fn ok(outcome: &RunOutcome) {
@@ -80,8 +26,8 @@ fn ok(outcome: &RunOutcome) {
 #[tokio::test(flavor = "multi_thread")]
 async fn ontap_and_dorado_land_as_arrays_with_their_volumes() {
     let rig = start_rig(3000).await;
-    ok(&rig.run(&rig.source("netapp")).await);
-    ok(&rig.run(&rig.source("dorado")).await);
+    ok(&rig.run_source(&rig.source("netapp")).await);
+    ok(&rig.run_source(&rig.source("dorado")).await);
     let estate = rig.sims.estate.read().unwrap().clone();
     let store = rig.store();
     let arrays = store
@@ -141,7 +87,7 @@ async fn ontap_and_dorado_land_as_arrays_with_their_volumes() {
 async fn dorado_relogs_once_on_minus_401_and_fails_naming_other_codes() {
     let rig = start_rig(3000).await;
     rig.sims.faults(SimKind::Dorado).set_session_expiry(Some(2));
-    let outcome = rig.run(&rig.source("dorado")).await;
+    let outcome = rig.run_source(&rig.source("dorado")).await;
     ok(&outcome);
     assert!(
         rig.sims.dorado.logins.load(Ordering::Relaxed) >= 2,
@@ -151,7 +97,7 @@ async fn dorado_relogs_once_on_minus_401_and_fails_naming_other_codes() {
 
     *rig.sims.dorado.fail_next_lun_page.lock().unwrap() =
         Some((1_077_936_859, "The LUN does not exist.".into()));
-    let outcome = rig.run(&rig.source("dorado")).await;
+    let outcome = rig.run_source(&rig.source("dorado")).await;
     assert_eq!(outcome.status, RunStatus::Failed);
     let message = outcome.message.unwrap();
     assert!(
@@ -163,7 +109,7 @@ async fn dorado_relogs_once_on_minus_401_and_fails_naming_other_codes() {
 #[tokio::test(flavor = "multi_thread")]
 async fn confluence_pages_through_a_silent_limit_and_then_fetches_only_changes() {
     let rig = start_rig(1500).await;
-    let outcome = rig.run(&rig.source("confluence")).await;
+    let outcome = rig.run_source(&rig.source("confluence")).await;
     ok(&outcome);
     let pages = rig.sims.estate.read().unwrap().kb_pages.len();
     assert!(pages > 25, "more than the silently lowered limit");
@@ -177,7 +123,7 @@ async fn confluence_pages_through_a_silent_limit_and_then_fetches_only_changes()
     );
     assert_eq!(page.article.parent_id.as_deref(), Some("65537"));
     let before = rig.sims.faults(SimKind::Confluence).requests();
-    let again = rig.run(&rig.source("confluence")).await;
+    let again = rig.run_source(&rig.source("confluence")).await;
     ok(&again);
     assert_eq!((again.counts.added, again.counts.updated), (0, 0));
     assert!(
@@ -189,7 +135,7 @@ async fn confluence_pages_through_a_silent_limit_and_then_fetches_only_changes()
 #[tokio::test(flavor = "multi_thread")]
 async fn jira_server_and_cloud_fetch_every_issue_with_complete_comments() {
     let rig = start_rig(1000).await;
-    ok(&rig.run(&rig.source("jira")).await);
+    ok(&rig.run_source(&rig.source("jira")).await);
     let estate = rig.sims.estate.read().unwrap().clone();
     let store = rig.store();
     let long = estate
@@ -210,7 +156,7 @@ async fn jira_server_and_cloud_fetch_every_issue_with_complete_comments() {
     let cloud_rig = start_rig(1000).await;
     let mut cloud = cloud_rig.source("jira");
     cloud.flavor = Some("cloud".into());
-    let outcome = cloud_rig.run(&cloud).await;
+    let outcome = cloud_rig.run_source(&cloud).await;
     ok(&outcome);
     assert_eq!(
         outcome.counts.added as usize,
@@ -228,7 +174,7 @@ async fn jira_server_and_cloud_fetch_every_issue_with_complete_comments() {
 async fn search_finds_devices_pages_and_tickets_and_stays_exact_on_change() {
     let rig = start_rig(400).await;
     for kind in ["vcenter", "foreman", "confluence", "jira"] {
-        ok(&rig.run(&rig.source(kind)).await);
+        ok(&rig.run_source(&rig.source(kind)).await);
     }
     let mut store = rig.store();
     let estate = rig.sims.estate.read().unwrap().clone();
@@ -301,7 +247,7 @@ async fn search_finds_devices_pages_and_tickets_and_stays_exact_on_change() {
 async fn a_device_shows_the_tickets_and_runbooks_that_mention_it() {
     let rig = start_rig(600).await;
     for kind in ["vcenter", "foreman", "confluence", "jira"] {
-        ok(&rig.run(&rig.source(kind)).await);
+        ok(&rig.run_source(&rig.source(kind)).await);
     }
     let mut store = rig.store();
     infradeck::sync::correlate::correlate(&mut store, &infradeck::time::now(), "test").unwrap();
@@ -336,8 +282,8 @@ async fn a_device_shows_the_tickets_and_runbooks_that_mention_it() {
 #[tokio::test(flavor = "multi_thread")]
 async fn semantic_search_embeds_once_ranks_hybrid_and_degrades_to_full_text() {
     let rig = start_rig(400).await;
-    ok(&rig.run(&rig.source("confluence")).await);
-    ok(&rig.run(&rig.source("jira")).await);
+    ok(&rig.run_source(&rig.source("confluence")).await);
+    ok(&rig.run_source(&rig.source("jira")).await);
     let embeddings = rig
         .config
         .embeddings

@@ -2,85 +2,20 @@
 //! after a first sync, nothing after an immediate re-sync, exactly the documented changes after
 //! `advance()`, correlation, and every fault the issue lists.
 
-use infradeck::config::{Config, SourceConfig};
 use infradeck::model::{DeviceStatus, DeviceType, RelationshipType, RunStatus};
+use infradeck::sim::SimKind;
 use infradeck::sim::http::{FaultAction, FaultRule};
-use infradeck::sim::{SimKind, SimOptions, Simulators};
-use infradeck::sources::http::RetryPolicy;
 use infradeck::store::{DeviceQuery, OpenOptions, Store};
-use infradeck::sync::{Engine, RunOutcome};
+use infradeck::sync::RunOutcome;
 use std::collections::{BTreeMap, HashSet};
 use std::time::{Duration, Instant};
 use tokio_util::sync::CancellationToken;
 
-struct Rig {
-    sims: Simulators,
-    dir: tempfile::TempDir,
-    config: Config,
-    engine: Engine,
-}
+mod common;
+use common::Rig;
 
 async fn start_rig(scale: usize) -> Rig {
-    let sims = Simulators::start(&SimOptions {
-        scale,
-        seed: 11,
-        ..SimOptions::default()
-    })
-    .await
-    .unwrap();
-    let dir = tempfile::tempdir().unwrap();
-    let config_path = dir.path().join("config.toml");
-    sims.write_config(&config_path, Some(&dir.path().join("inventory.db")))
-        .unwrap();
-    let config = Config::load(&config_path, true).unwrap();
-    let mut engine = Engine::new(config.database_path(None), config.general.clone());
-    engine.retry = RetryPolicy {
-        max_tries: 5,
-        base: Duration::from_millis(10),
-        cap: Duration::from_secs(5),
-    };
-    Rig {
-        sims,
-        dir,
-        config,
-        engine,
-    }
-}
-
-impl Rig {
-    fn source(&self, kind: &str) -> SourceConfig {
-        self.config
-            .sources
-            .iter()
-            .find(|s| s.kind.as_str() == kind)
-            .cloned()
-            .unwrap()
-    }
-
-    async fn run(&self, kinds: &[&str]) -> Vec<RunOutcome> {
-        let sources: Vec<SourceConfig> = kinds.iter().map(|k| self.source(k)).collect();
-        self.engine
-            .run_all(&sources, &CancellationToken::new())
-            .await
-    }
-
-    fn store(&self) -> Store {
-        Store::open(
-            &self.dir.path().join("inventory.db"),
-            &OpenOptions::default(),
-        )
-        .unwrap()
-    }
-
-    fn count(&self, source: &str, status: Option<DeviceStatus>) -> u64 {
-        self.store()
-            .count_devices(&DeviceQuery {
-                source_system: Some(source.into()),
-                status,
-                ..DeviceQuery::default()
-            })
-            .unwrap()
-    }
+    common::start_rig(scale, 11).await
 }
 
 fn by_source(outcomes: &[RunOutcome]) -> BTreeMap<String, &RunOutcome> {
