@@ -363,3 +363,41 @@ async fn semantic_search_embeds_once_ranks_hybrid_and_degrades_to_full_text() {
             .contains("semantic search is off")
     );
 }
+
+#[tokio::test(flavor = "multi_thread")]
+async fn confluence_cloud_pages_by_cursor_with_labels_and_then_only_changes() {
+    // More than the 250 pages one v2 answer holds, so the cursor is followed.
+    let rig = start_rig(13_000).await;
+    let mut cloud = rig.source("confluence");
+    cloud.flavor = Some("cloud".into());
+    cloud.url = format!("{}/wiki", cloud.url);
+    let outcome = rig.run_source(&cloud).await;
+    ok(&outcome);
+    let estate = rig.sims.estate.read().unwrap().clone();
+    assert!(estate.kb_pages.len() > 250);
+    assert_eq!(
+        outcome.counts.added as usize,
+        estate.kb_pages.len(),
+        "every page, across cursor pages, nothing twice"
+    );
+    let sample = estate
+        .kb_pages
+        .iter()
+        .find(|p| p.parent_id.is_some())
+        .unwrap();
+    let stored = rig.store().kb_article(&sample.id).unwrap().unwrap().article;
+    assert_eq!(
+        stored.labels, sample.labels,
+        "labels from their own endpoint"
+    );
+    assert_eq!(stored.parent_id, sample.parent_id);
+    assert!(stored.url.unwrap().contains("/wiki/spaces/"));
+    let before = rig.sims.faults(SimKind::Confluence).requests();
+    let again = rig.run_source(&cloud).await;
+    ok(&again);
+    assert_eq!((again.counts.added, again.counts.updated), (0, 0));
+    assert!(
+        rig.sims.faults(SimKind::Confluence).requests() - before <= 3,
+        "newest first, stopped at the first unchanged page"
+    );
+}

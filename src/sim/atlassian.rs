@@ -36,6 +36,9 @@ type Shared = Arc<AtlassianState>;
 
 pub fn confluence_router(state: Shared) -> Router {
     Router::new()
+        .route("/wiki/api/v2/spaces", get(v2_spaces))
+        .route("/wiki/api/v2/pages", get(v2_pages))
+        .route("/wiki/api/v2/pages/{id}/labels", get(v2_labels))
         .route("/rest/api/content", get(content))
         .route("/rest/api/content/search", get(content_search))
         .route("/rest/api/content/{id}", get(content_one))
@@ -297,6 +300,144 @@ async fn content_one(
         None => json(
             StatusCode::NOT_FOUND,
             json!({"statusCode": 404, "message": format!("No content found with id: ContentId{{id={id}}}"), "reason": "Not Found", "data": {"authorized": true, "valid": true, "errors": [], "successful": false}}),
+        ),
+    }
+}
+
+// ---- Confluence Cloud REST v2 --------------------------------------------------------------
+
+/// The largest `limit` v2 serves.
+pub const CONFLUENCE_V2_MAX: usize = 250;
+
+fn space_id(key: &str) -> &'static str {
+    if key == "OPS" { "98305" } else { "98306" }
+}
+
+async fn v2_spaces(
+    State(state): State<Shared>,
+    headers: HeaderMap,
+    RawQuery(raw): RawQuery,
+) -> Response {
+    if !authorize(&state, &headers) {
+        return confluence_unauthorized();
+    }
+    let q = Query::parse(raw.as_deref());
+    let keys: Vec<&str> = q
+        .get("keys")
+        .map(|k| k.split(',').collect())
+        .unwrap_or_else(|| vec!["OPS", "NET"]);
+    let results: Vec<Value> = keys.iter().filter(|k| ["OPS", "NET"].contains(k)).map(|k| json!({"id": space_id(k), "key": k, "name": if *k == "OPS" { "Operations" } else { "Network" }, "type": "global"})).collect();
+    json(StatusCode::OK, json!({"results": results, "_links": {}}))
+}
+
+/// Pages of a space with cursor paging (`_links.next` and a `Link` header), optionally newest
+/// first (`sort=-modified-date`). No `expand`: labels are a separate call, as on Cloud.
+async fn v2_pages(
+    State(state): State<Shared>,
+    headers: HeaderMap,
+    RawQuery(raw): RawQuery,
+) -> Response {
+    if !authorize(&state, &headers) {
+        return confluence_unauthorized();
+    }
+    let q = Query::parse(raw.as_deref());
+    let spaces: Vec<&str> = q
+        .get("space-id")
+        .map(|s| s.split(',').collect())
+        .unwrap_or_default();
+    let limit = q
+        .number("limit")
+        .unwrap_or(25)
+        .clamp(1, CONFLUENCE_V2_MAX as u64) as usize;
+    let offset = match q.get("cursor") {
+        None => 0,
+        Some(c) => match base64::engine::general_purpose::URL_SAFE_NO_PAD
+            .decode(c)
+            .ok()
+            .and_then(|b| String::from_utf8(b).ok())
+            .and_then(|s| s.parse::<usize>().ok())
+        {
+            Some(n) => n,
+            None => {
+                return json(
+                    StatusCode::BAD_REQUEST,
+                    json!({"errors": [{"status": 400, "code": "INVALID_REQUEST_PARAMETER", "title": "Invalid cursor"}]}),
+                );
+            }
+        },
+    };
+    let estate = state.estate.read().unwrap_or_else(|e| e.into_inner());
+    let mut pages: Vec<&KbPage> = estate
+        .kb_pages
+        .iter()
+        .filter(|p| spaces.is_empty() || spaces.contains(&space_id(&p.space)))
+        .collect();
+    if q.get("sort") == Some("-modified-date") {
+        pages.sort_by(|a, b| b.updated.cmp(&a.updated).then(a.id.cmp(&b.id)));
+    }
+    let with_body = q.get("body-format") == Some("storage");
+    let results: Vec<Value> = pages
+        .iter()
+        .skip(offset)
+        .take(limit)
+        .map(|p| {
+            let mut v = json!({
+                "id": p.id, "status": "current", "title": p.title, "spaceId": space_id(&p.space),
+                "parentId": p.parent_id, "parentType": p.parent_id.as_ref().map(|_| "page"),
+                "authorId": format!("5b10ac8d{:x}", p.author.len()), "createdAt": confluence_time(p.created),
+                "version": {"number": p.version, "message": "", "createdAt": confluence_time(p.updated), "authorId": "5b10ac8d0"},
+                "_links": {"webui": format!("/spaces/{}/pages/{}", p.space, p.id), "tinyui": format!("/x/{}", p.id)},
+            });
+            if with_body {
+                v["body"] = json!({"storage": {"representation": "storage", "value": p.html}});
+            }
+            v
+        })
+        .collect();
+    let next_offset = offset + results.len();
+    let mut body =
+        json!({"results": results, "_links": {"base": format!("{}/wiki", base(&state))}});
+    let mut response_link = None;
+    if next_offset < pages.len() {
+        let mut params: Vec<(String, String)> =
+            q.0.iter().filter(|(k, _)| k != "cursor").cloned().collect();
+        params.push((
+            "cursor".into(),
+            base64::engine::general_purpose::URL_SAFE_NO_PAD.encode(next_offset.to_string()),
+        ));
+        let next = format!(
+            "/wiki/api/v2/pages?{}",
+            form_urlencoded::Serializer::new(String::new())
+                .extend_pairs(&params)
+                .finish()
+        );
+        body["_links"]["next"] = json!(next);
+        response_link = Some(format!("<{next}>; rel=\"next\""));
+    }
+    let mut response = json(StatusCode::OK, body);
+    if let Some(link) = response_link.and_then(|l| header::HeaderValue::from_str(&l).ok()) {
+        response.headers_mut().insert(header::LINK, link);
+    }
+    response
+}
+
+async fn v2_labels(
+    State(state): State<Shared>,
+    headers: HeaderMap,
+    Path(id): Path<String>,
+) -> Response {
+    if !authorize(&state, &headers) {
+        return confluence_unauthorized();
+    }
+    let estate = state.estate.read().unwrap_or_else(|e| e.into_inner());
+    match estate.kb_pages.iter().find(|p| p.id == id) {
+        Some(page) => json(
+            StatusCode::OK,
+            json!({"results": page.labels.iter().enumerate().map(|(i, l)| json!({"id": (131_073 + i).to_string(), "name": l, "prefix": "global"})).collect::<Vec<_>>(), "_links": {}}),
+        ),
+        None => json(
+            StatusCode::NOT_FOUND,
+            json!({"errors": [{"status": 404, "code": "NOT_FOUND", "title": "Not Found"}]}),
         ),
     }
 }

@@ -86,6 +86,9 @@ fn atlassian_time(text: Option<&str>) -> Option<String> {
 pub async fn fetch_confluence(ctx: &FetchContext) -> Result<FetchSummary, SourceError> {
     let auth = Auth::of(ctx)?;
     let since = since(ctx);
+    if ctx.source.flavor.as_deref() == Some("cloud") {
+        return fetch_confluence_cloud(ctx, &auth, since).await;
+    }
     ctx.progress.set_phase(if since.is_some() {
         "fetch changed pages"
     } else {
@@ -131,6 +134,122 @@ pub async fn fetch_confluence(ctx: &FetchContext) -> Result<FetchSummary, Source
             body = ctx
                 .client
                 .get_json(&format!("{context}{next}"), &auth.parts(&[], None))
+                .await?;
+        }
+    }
+    Ok(FetchSummary {
+        complete: true,
+        note: None,
+    })
+}
+
+/// Confluence Cloud REST v2 (`url` ends in `/wiki`): spaces by key, then pages by space id with
+/// cursor paging; labels are a separate call per page (v2 has no `expand`). The next page is the
+/// original endpoint with the query string of `_links.next`, as atlassian-python-api does. An
+/// incremental run asks for the newest first and stops at the first page older than `since`.
+async fn fetch_confluence_cloud(
+    ctx: &FetchContext,
+    auth: &Auth,
+    since: Option<NaiveDateTime>,
+) -> Result<FetchSummary, SourceError> {
+    ctx.progress.set_phase(if since.is_some() {
+        "fetch changed pages"
+    } else {
+        "fetch pages"
+    });
+    let spaces: Value = ctx
+        .client
+        .get_json(
+            "/api/v2/spaces",
+            &auth.parts(&[("keys", ctx.source.spaces.join(","))], None),
+        )
+        .await?;
+    let spaces = spaces["results"].as_array().cloned().unwrap_or_default();
+    for space in spaces {
+        let key = space["key"].as_str().unwrap_or_default().to_string();
+        let mut query: Vec<(&str, String)> = vec![
+            (
+                "space-id",
+                space["id"]
+                    .as_str()
+                    .map(str::to_string)
+                    .unwrap_or_else(|| space["id"].to_string()),
+            ),
+            ("body-format", "storage".into()),
+            ("limit", "250".into()),
+        ];
+        if since.is_some() {
+            query.push(("sort", "-modified-date".into()));
+        }
+        let mut page: Value = ctx
+            .client
+            .get_json("/api/v2/pages", &auth.parts(&query, None))
+            .await?;
+        'pages: loop {
+            ctx.check_cancelled()?;
+            for item in page["results"].as_array().cloned().unwrap_or_default() {
+                let modified = item["version"]["createdAt"].as_str().and_then(|t| {
+                    DateTime::parse_from_rfc3339(t)
+                        .or_else(|_| DateTime::parse_from_str(t, "%Y-%m-%dT%H:%M:%S%.3f%z"))
+                        .ok()
+                });
+                if let (Some(since), Some(modified)) = (since, modified)
+                    && modified.naive_utc() < since
+                {
+                    break 'pages;
+                }
+                let id = item["id"]
+                    .as_str()
+                    .map(str::to_string)
+                    .unwrap_or_else(|| item["id"].to_string());
+                let labels: Value = ctx
+                    .client
+                    .get_json(
+                        &format!("/api/v2/pages/{id}/labels"),
+                        &auth.parts(&[], None),
+                    )
+                    .await?;
+                let body_html = item["body"]["storage"]["value"]
+                    .as_str()
+                    .map(str::to_string);
+                let record = KbArticleRecord {
+                    source_id: id,
+                    space_key: Some(key.clone()),
+                    title: item["title"].as_str().unwrap_or_default().to_string(),
+                    body_text: body_html.as_deref().map(html::to_text),
+                    body_html,
+                    url: Some(format!(
+                        "{}{}",
+                        ctx.source.url,
+                        item["_links"]["webui"].as_str().unwrap_or_default()
+                    )),
+                    parent_id: item["parentId"].as_str().map(str::to_string),
+                    labels: labels["results"]
+                        .as_array()
+                        .map(|l| {
+                            l.iter()
+                                .filter_map(|x| x["name"].as_str().map(str::to_string))
+                                .collect()
+                        })
+                        .unwrap_or_default(),
+                    created_at: atlassian_time(item["createdAt"].as_str()),
+                    last_updated: atlassian_time(item["version"]["createdAt"].as_str()),
+                };
+                ctx.progress.inc();
+                ctx.emit(Item::KbArticle(Box::new(record))).await?;
+            }
+            let Some(next) = page["_links"]["next"].as_str() else {
+                break;
+            };
+            let Some((_, next_query)) = next.split_once('?') else {
+                break;
+            };
+            page = ctx
+                .client
+                .get_json(
+                    &format!("/api/v2/pages?{next_query}"),
+                    &auth.parts(&[], None),
+                )
                 .await?;
         }
     }
