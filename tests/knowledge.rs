@@ -401,3 +401,45 @@ async fn confluence_cloud_pages_by_cursor_with_labels_and_then_only_changes() {
         "newest first, stopped at the first unchanged page"
     );
 }
+
+#[tokio::test(flavor = "multi_thread")]
+async fn each_datastore_is_linked_to_the_array_volume_behind_it() {
+    let rig = start_rig(400).await;
+    for kind in ["vcenter", "netapp", "dorado"] {
+        ok(&rig.run_source(&rig.source(kind)).await);
+    }
+    let mut store = rig.store();
+    let report =
+        infradeck::sync::correlate::correlate(&mut store, &infradeck::time::now(), "test").unwrap();
+    let estate = rig.sims.estate.read().unwrap().clone();
+    assert_eq!(report.backed_datastores, estate.datastores.len());
+    for ds in &estate.datastores {
+        let volume = store
+            .volumes_of_source("vcenter", "vcenter-sim")
+            .unwrap()
+            .into_iter()
+            .find(|v| v.volume.name == ds.name)
+            .unwrap();
+        let backing = store.volume_backing(volume.id).unwrap();
+        assert_eq!(backing.len(), 1, "{}", ds.name);
+        let (array_volume, evidence) = &backing[0];
+        assert_eq!(array_volume.volume.name, ds.name);
+        let expected = if ds.kind == "NFS" {
+            ("netapp", "nfs_volume_name")
+        } else {
+            ("dorado", "lun_name")
+        };
+        assert_eq!(array_volume.volume.source_system, expected.0);
+        assert!(evidence.as_deref().unwrap().contains(expected.1));
+    }
+    let again =
+        infradeck::sync::correlate::correlate(&mut store, &infradeck::time::now(), "test").unwrap();
+    assert_eq!(again.backed_datastores, estate.datastores.len(), "stable");
+    let audited = store
+        .history(None, 10_000)
+        .unwrap()
+        .iter()
+        .filter(|h| h.change_type.as_deref() == Some("volume_relationship"))
+        .count();
+    assert_eq!(audited, estate.datastores.len(), "each link audited once");
+}

@@ -373,6 +373,19 @@ const SEED_FOREIGN_KEYS: &[(&str, &str, &str, &str)] = &[
     ("server_facts", "device_id", "devices", "CASCADE"),
     // Deviation: the seed's optional link becomes a real reference, cleared with the device.
     ("storage_volumes", "device_id", "devices", "SET NULL"),
+    // Deviation: volume-to-volume links (an array LUN backs a datastore).
+    (
+        "volume_relationships",
+        "parent_volume_id",
+        "storage_volumes",
+        "CASCADE",
+    ),
+    (
+        "volume_relationships",
+        "child_volume_id",
+        "storage_volumes",
+        "CASCADE",
+    ),
 ];
 
 fn fresh() -> (tempfile::TempDir, Connection) {
@@ -469,7 +482,11 @@ fn every_seed_index_exists_with_its_columns_order_and_uniqueness() {
 fn every_seed_foreign_key_exists_with_its_delete_rule() {
     let (_dir, conn) = fresh();
     let mut found = BTreeSet::new();
-    for (table, _) in SEED_COLUMNS {
+    let tables = SEED_COLUMNS
+        .iter()
+        .map(|(t, _)| *t)
+        .chain(["volume_relationships"]);
+    for table in tables {
         let mut stmt = conn
             .prepare(&format!("PRAGMA foreign_key_list({table})"))
             .unwrap();

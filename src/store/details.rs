@@ -462,3 +462,97 @@ impl Writer<'_> {
         Ok(rows.collect::<rusqlite::Result<Vec<_>>>()?)
     }
 }
+
+/// A volume as storage correlation sees it.
+#[derive(Debug, Clone, PartialEq)]
+pub struct VolumeKey {
+    pub id: i64,
+    pub source_system: String,
+    pub name: String,
+    pub volume_type: Option<String>,
+    pub metadata: serde_json::Value,
+}
+
+/// A `backs_up` link between two volumes.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct VolumeLink {
+    pub id: i64,
+    pub parent_volume_id: i64,
+    pub child_volume_id: i64,
+    pub metadata: Option<String>,
+}
+
+impl Writer<'_> {
+    /// Every volume, for storage correlation.
+    pub fn volume_keys_all(&self) -> Result<Vec<VolumeKey>> {
+        let mut stmt = self.conn().prepare_cached(
+            "SELECT id, source_system, name, volume_type, metadata FROM storage_volumes",
+        )?;
+        let rows = stmt.query_map([], |r| {
+            let metadata: Option<String> = r.get(4)?;
+            Ok(VolumeKey {
+                id: r.get(0)?,
+                source_system: r.get(1)?,
+                name: r.get(2)?,
+                volume_type: r.get(3)?,
+                metadata: metadata
+                    .and_then(|t| serde_json::from_str(&t).ok())
+                    .unwrap_or(serde_json::Value::Null),
+            })
+        })?;
+        Ok(rows.collect::<rusqlite::Result<Vec<_>>>()?)
+    }
+
+    /// Every volume link.
+    pub fn volume_links(&self) -> Result<Vec<VolumeLink>> {
+        let mut stmt = self.conn().prepare_cached(
+            "SELECT id, parent_volume_id, child_volume_id, metadata FROM volume_relationships",
+        )?;
+        let rows = stmt.query_map([], |r| {
+            Ok(VolumeLink {
+                id: r.get(0)?,
+                parent_volume_id: r.get(1)?,
+                child_volume_id: r.get(2)?,
+                metadata: r.get(3)?,
+            })
+        })?;
+        Ok(rows.collect::<rusqlite::Result<Vec<_>>>()?)
+    }
+
+    /// Records that `parent` backs `child`.
+    pub fn link_volumes(
+        &self,
+        parent: i64,
+        child: i64,
+        metadata: &serde_json::Value,
+        at: &str,
+    ) -> Result<()> {
+        self.conn()
+            .prepare_cached(
+                "INSERT INTO volume_relationships (parent_volume_id, child_volume_id, relationship_type, metadata, created_at, updated_at) \
+                 VALUES (?1, ?2, 'backs_up', ?3, ?4, ?4) ON CONFLICT DO NOTHING",
+            )?
+            .execute(params![parent, child, json_text(metadata), at])?;
+        Ok(())
+    }
+
+    /// Removes one volume link.
+    pub fn unlink_volumes(&self, id: i64) -> Result<()> {
+        self.conn()
+            .prepare_cached("DELETE FROM volume_relationships WHERE id = ?1")?
+            .execute([id])?;
+        Ok(())
+    }
+}
+
+impl Store {
+    /// The volumes that back `volume_id` (for a datastore: its LUN or NFS volume), with evidence.
+    pub fn volume_backing(&self, volume_id: i64) -> Result<Vec<(VolumeRow, Option<String>)>> {
+        let mut stmt = self.conn().prepare_cached(&format!(
+            "SELECT {}, l.metadata FROM volume_relationships l JOIN storage_volumes v ON v.id = l.parent_volume_id WHERE l.child_volume_id = ?1",
+            VOLUME_COLUMNS.split(", ").map(|c| format!("v.{c}")).collect::<Vec<_>>().join(", ")
+        ))?;
+        let rows = stmt.query_map([volume_id], |r| Ok((volume_from_row(r)?, r.get(15)?)))?;
+        Ok(rows.collect::<rusqlite::Result<Vec<_>>>()?)
+    }
+}

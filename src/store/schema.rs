@@ -2,7 +2,7 @@
 //! Append new steps; never edit a step that has shipped.
 
 /// The schema steps, in order. The index + 1 is the version a step produces.
-pub const MIGRATIONS: &[&str] = &[V1_SEED_SCHEMA, V2_FULL_TEXT];
+pub const MIGRATIONS: &[&str] = &[V1_SEED_SCHEMA, V2_FULL_TEXT, V3_VOLUME_LINKS];
 
 /// The schema version this build of infradeck writes.
 pub const LATEST_VERSION: i64 = MIGRATIONS.len() as i64;
@@ -360,6 +360,22 @@ INSERT INTO kb_fts (kb_fts) VALUES ('rebuild');
 INSERT INTO issues_fts (issues_fts) VALUES ('rebuild');
 "#;
 
+/// Version 3: links between storage volumes: an array volume or LUN `backs_up` the vCenter
+/// datastore built on it. Volumes are not devices, so `device_relationships` cannot hold this.
+const V3_VOLUME_LINKS: &str = r#"
+CREATE TABLE volume_relationships (
+    id INTEGER PRIMARY KEY,
+    parent_volume_id INTEGER NOT NULL REFERENCES storage_volumes (id) ON DELETE CASCADE,
+    child_volume_id INTEGER NOT NULL REFERENCES storage_volumes (id) ON DELETE CASCADE,
+    relationship_type TEXT NOT NULL CHECK (relationship_type IN ('backs_up')),
+    metadata TEXT,
+    created_at TIMESTAMP,
+    updated_at TIMESTAMP
+);
+CREATE UNIQUE INDEX idx_volume_relationships_link ON volume_relationships (parent_volume_id, child_volume_id, relationship_type);
+CREATE INDEX idx_volume_relationships_child ON volume_relationships (child_volume_id);
+"#;
+
 /// The tables of the schema, for row counts and documentation.
 pub const TABLES: &[&str] = &[
     "devices",
@@ -377,4 +393,5 @@ pub const TABLES: &[&str] = &[
     "netbox_sync_batches",
     "netbox_sync_approvals",
     "sync_runs",
+    "volume_relationships",
 ];

@@ -19,6 +19,8 @@ pub struct CorrelationReport {
     pub linked: usize,
     pub unlinked: usize,
     pub total_links: usize,
+    /// Datastores linked to the array volume or LUN behind them.
+    pub backed_datastores: usize,
 }
 
 /// (record index, other source instance) → the best evidence found and the records showing it.
@@ -226,8 +228,94 @@ pub fn correlate(store: &mut Store, at: &str, performed_by: &str) -> Result<Corr
             }
         }
         report.total_links = wanted.len();
+        report.backed_datastores = link_datastores(w, at, &|w, old: Value, new: Value| {
+            // A volume link concerns no device: the volume ids are in the JSON.
+            w.record_history(&NewHistory {
+                sync_id: &sync_id,
+                source_system: "correlation",
+                source_identifier: "",
+                operation: if new.is_null() { "delete" } else { "add" },
+                device_id: None,
+                change_type: "volume_relationship",
+                old_value: old,
+                new_value: new,
+                performed_by,
+                performed_at: at,
+                metadata: Value::Null,
+            })
+        })?;
         Ok(report)
     })
+}
+
+/// Links each vCenter datastore to the array volume behind it where the evidence allows. The
+/// vCenter REST API exposes neither a VMFS datastore's NAA id nor an NFS datastore's export path,
+/// so the evidence is the name: an NFS datastore and the NetApp volume of that name (or junction
+/// path), a VMFS datastore and the LUN of that name; only a unique candidate is linked.
+fn link_datastores(
+    w: &crate::store::Writer<'_>,
+    at: &str,
+    audit: &dyn Fn(&crate::store::Writer<'_>, Value, Value) -> Result<()>,
+) -> Result<usize> {
+    let volumes = w.volume_keys_all()?;
+    let mut wanted: BTreeMap<(i64, i64), &'static str> = BTreeMap::new();
+    for ds in volumes
+        .iter()
+        .filter(|v| v.source_system == "vcenter" && v.volume_type.as_deref() == Some("datastore"))
+    {
+        let kind = ds.metadata["vcenter"]["type"].as_str().unwrap_or("");
+        let name = ds.name.to_ascii_lowercase();
+        let candidates: Vec<(&crate::store::VolumeKey, &'static str)> = volumes
+            .iter()
+            .filter(|v| v.source_system != "vcenter")
+            .filter_map(|v| {
+                let own = v.name.to_ascii_lowercase();
+                let junction = v.metadata["netapp"]["junction_path"]
+                    .as_str()
+                    .map(str::to_ascii_lowercase);
+                match (kind, v.volume_type.as_deref()) {
+                    ("NFS" | "NFS41", Some("filesystem"))
+                        if own == name || junction.as_deref() == Some(&format!("/{name}")) =>
+                    {
+                        Some((v, "nfs_volume_name"))
+                    }
+                    ("VMFS", Some("lun")) if own == name || own.ends_with(&format!("/{name}")) => {
+                        Some((v, "lun_name"))
+                    }
+                    _ => None,
+                }
+            })
+            .collect();
+        if let [(volume, evidence)] = candidates.as_slice() {
+            wanted.insert((volume.id, ds.id), evidence);
+        }
+    }
+    let existing = w.volume_links()?;
+    for link in &existing {
+        if !wanted.contains_key(&(link.parent_volume_id, link.child_volume_id)) {
+            w.unlink_volumes(link.id)?;
+            audit(
+                w,
+                json!({"parent_volume_id": link.parent_volume_id, "child_volume_id": link.child_volume_id, "relationship_type": "backs_up"}),
+                Value::Null,
+            )?;
+        }
+    }
+    let have: HashSet<(i64, i64)> = existing
+        .iter()
+        .map(|l| (l.parent_volume_id, l.child_volume_id))
+        .collect();
+    for ((parent, child), evidence) in &wanted {
+        if !have.contains(&(*parent, *child)) {
+            w.link_volumes(*parent, *child, &json!({"evidence": evidence}), at)?;
+            audit(
+                w,
+                Value::Null,
+                json!({"parent_volume_id": parent, "child_volume_id": child, "relationship_type": "backs_up", "evidence": evidence}),
+            )?;
+        }
+    }
+    Ok(wanted.len())
 }
 
 #[cfg(test)]
