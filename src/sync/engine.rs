@@ -73,8 +73,10 @@ impl Engine {
     pub fn new(database: PathBuf, general: General) -> Engine {
         let (events, _) = broadcast::channel(1024);
         Engine {
+            // Several runs write at once, each holding the write lock for a batch; a run should
+            // wait its turn rather than fail, so its connections wait at least 30 s.
             open: OpenOptions {
-                busy_timeout: general.busy_timeout,
+                busy_timeout: general.busy_timeout.max(Duration::from_secs(30)),
             },
             database,
             general,
