@@ -460,13 +460,17 @@ async fn vm_bundle(
                 &[],
             )
             .await?;
-        if answer.status.is_success() {
-            match ctx.client.decode::<Value>(&answer)? {
+        if answer.status == reqwest::StatusCode::SERVICE_UNAVAILABLE {
+            // Tools stopped between the tools call and this one: guest data is unknown, not empty.
+            None
+        } else {
+            match ctx
+                .client
+                .decode::<Value>(&ctx.client.expect_success(answer)?)?
+            {
                 Value::Array(items) => Some(items),
                 _ => None,
             }
-        } else {
-            None
         }
     } else {
         None

@@ -168,8 +168,13 @@ impl Store {
         store.conn.set_prepared_statement_cache_capacity(256);
         store.check_not_newer()?;
         store.map_busy(|conn| {
-            // journal_mode answers with a row, so it is queried rather than executed.
-            let _mode: String = conn.query_row("PRAGMA journal_mode = WAL", [], |r| r.get(0))?;
+            // Switching the journal mode takes a lock SQLite does not wait for (BUSY at once while
+            // others write), so switch only a database that is not in WAL mode yet. The pragma
+            // answers with a row, so it is queried rather than executed.
+            let mode: String = conn.query_row("PRAGMA journal_mode", [], |r| r.get(0))?;
+            if !mode.eq_ignore_ascii_case("wal") {
+                let _mode: String = conn.query_row("PRAGMA journal_mode = WAL", [], |r| r.get(0))?;
+            }
             conn.execute_batch(
                 "PRAGMA foreign_keys = ON; PRAGMA synchronous = NORMAL; PRAGMA temp_store = MEMORY; \
                  PRAGMA cache_size = -65536;",
