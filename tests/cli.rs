@@ -434,3 +434,76 @@ mod syncing {
         );
     }
 }
+
+mod watching {
+    use super::*;
+    use infradeck::sim::{SimOptions, Simulators};
+    use std::time::{Duration, Instant};
+
+    #[tokio::test(flavor = "multi_thread")]
+    async fn sync_watch_runs_on_the_interval_until_sigterm() {
+        let env = Env::new();
+        let sims = Simulators::start(&SimOptions {
+            scale: 30,
+            seed: 8,
+            ..SimOptions::default()
+        })
+        .await
+        .unwrap();
+        let config = env.path("watch.toml");
+        let db = env.path("watch.db");
+        sims.write_config(&config, Some(&db)).unwrap();
+        let fast = std::fs::read_to_string(&config)
+            .unwrap()
+            .replace("interval = \"10m\"", "interval = \"1s\"");
+        std::fs::write(&config, fast).unwrap();
+        let mut child = env
+            .cmd()
+            .args([
+                "--config",
+                config.to_str().unwrap(),
+                "sync",
+                "--watch",
+                "puppetdb-sim",
+            ])
+            .stdout(std::process::Stdio::piped())
+            .stderr(std::process::Stdio::null())
+            .spawn()
+            .unwrap();
+        // Wait, with a deadline, until the source has run three times.
+        let deadline = Instant::now() + Duration::from_secs(60);
+        loop {
+            let runs = Store::open(&db, &OpenOptions::default())
+                .ok()
+                .and_then(|s| s.recent_runs(10).ok())
+                .map(|r| {
+                    r.iter()
+                        .filter(|r| r.status == infradeck::model::RunStatus::Success)
+                        .count()
+                })
+                .unwrap_or(0);
+            if runs >= 3 {
+                break;
+            }
+            assert!(Instant::now() < deadline, "the watch did not keep syncing");
+            tokio::time::sleep(Duration::from_millis(50)).await;
+        }
+        let pid = child.id().to_string();
+        assert!(
+            std::process::Command::new("kill")
+                .args(["-TERM", &pid])
+                .status()
+                .unwrap()
+                .success()
+        );
+        let out = tokio::task::spawn_blocking(move || child.wait_with_output().unwrap())
+            .await
+            .unwrap();
+        assert!(out.status.success(), "SIGTERM ends the watch cleanly");
+        assert!(
+            text(&out.stdout).matches("puppetdb/puppetdb-sim").count() >= 3,
+            "a summary per run"
+        );
+        sims.stop().await;
+    }
+}
