@@ -457,7 +457,7 @@ mod watching {
             .unwrap()
             .replace("interval = \"10m\"", "interval = \"1s\"");
         std::fs::write(&config, fast).unwrap();
-        let mut child = env
+        let child = env
             .cmd()
             .args([
                 "--config",
