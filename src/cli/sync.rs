@@ -213,8 +213,8 @@ fn correlate_and_report(ctx: &Context) -> anyhow::Result<()> {
     )
     .context("correlation failed")?;
     println!(
-        "correlation: {} same_as links ({} new, {} removed)",
-        report.total_links, report.linked, report.unlinked
+        "correlation: {} same_as links ({} new, {} removed); {} datastores linked to the array volume behind them",
+        report.total_links, report.linked, report.unlinked, report.backed_datastores
     );
     Ok(())
 }
