@@ -7,7 +7,7 @@ use infradeck::sim::SimKind;
 use infradeck::sim::http::{FaultAction, FaultRule};
 use infradeck::store::{DeviceQuery, OpenOptions, Store};
 use infradeck::sync::RunOutcome;
-use std::collections::{BTreeMap, HashSet};
+use std::collections::{BTreeMap, BTreeSet, HashSet};
 use std::time::{Duration, Instant};
 use tokio_util::sync::CancellationToken;
 
@@ -576,5 +576,87 @@ async fn a_sync_killed_with_sigkill_leaves_a_consistent_database() {
         abandoned,
         usize::from(!finished_on_its_own),
         "the killed run is recorded as abandoned"
+    );
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn the_merged_view_shows_each_field_by_source_and_marks_conflicts() {
+    let rig = start_rig(120).await;
+    assert_success(&rig.run(&["vcenter", "foreman", "puppetdb"]).await);
+    let mut store = rig.store();
+    infradeck::sync::correlate::correlate(&mut store, &infradeck::time::now(), "test").unwrap();
+    let estate = rig.sims.estate.read().unwrap().clone();
+    let vm = estate
+        .vms
+        .iter()
+        .find(|v| v.foreman_id.is_some() && v.in_puppet)
+        .unwrap();
+    let device = store
+        .device_by_source_key("vcenter", "vcenter-sim", &vm.moid)
+        .unwrap()
+        .unwrap();
+    let view = store.merged_view(device.id).unwrap().unwrap();
+    assert_eq!(
+        view.device_ids.len(),
+        3,
+        "vCenter, Foreman and PuppetDB records of one machine"
+    );
+    assert_eq!(view.device_ids[0], device.id);
+    let field = |name: &str| view.fields.iter().find(|f| f.name == name).unwrap().clone();
+    let hostname = field("hostname");
+    assert_eq!(hostname.values.len(), 3);
+    assert!(
+        hostname
+            .values
+            .iter()
+            .all(|v| v.value == vm.hostname && v.confirmed_at.is_some())
+    );
+    let sources: BTreeSet<&str> = hostname.values.iter().map(|v| v.source.as_str()).collect();
+    assert_eq!(
+        sources,
+        BTreeSet::from([
+            "foreman/foreman-sim",
+            "puppetdb/puppetdb-sim",
+            "vcenter/vcenter-sim"
+        ])
+    );
+    assert!(
+        view.fields.iter().all(|f| !f.conflict),
+        "a coherent machine has no conflicts: {:?}",
+        view.fields
+            .iter()
+            .filter(|f| f.conflict)
+            .collect::<Vec<_>>()
+    );
+    assert!(
+        !field("os").conflict,
+        "OS spellings differ by system and are not compared"
+    );
+
+    // PuppetDB now reports a different CPU count: the view marks the disagreement.
+    let puppet = store
+        .device_by_source_key("puppetdb", "puppetdb-sim", &vm.fqdn())
+        .unwrap()
+        .unwrap();
+    rusqlite::Connection::open(rig.dir.path().join("inventory.db"))
+        .unwrap()
+        .execute("UPDATE devices SET metadata = json_set(metadata, '$.puppetdb.cpu_count', 99) WHERE id = ?1", [puppet.id])
+        .unwrap();
+    let view = store.merged_view(device.id).unwrap().unwrap();
+    let cpus = view.fields.iter().find(|f| f.name == "cpu_count").unwrap();
+    assert!(cpus.conflict);
+    assert!(
+        cpus.values
+            .iter()
+            .any(|v| v.value == "99" && v.source == "puppetdb/puppetdb-sim")
+    );
+    assert!(
+        store
+            .device_detail(device.id)
+            .unwrap()
+            .unwrap()
+            .merged
+            .is_some(),
+        "the detail carries it"
     );
 }

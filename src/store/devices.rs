@@ -585,6 +585,8 @@ pub struct DeviceDetail {
     pub related: Vec<Related>,
     pub configs: Vec<ConfigVersion>,
     pub history: Vec<HistoryEntry>,
+    /// The device merged with its correlated records, field by field.
+    pub merged: Option<super::MergedView>,
 }
 
 impl Store {
@@ -743,6 +745,7 @@ impl Store {
             related: self.related(device_id)?,
             configs: self.config_versions(device_id)?,
             history: self.history(Some(device_id), 200)?,
+            merged: self.merged_view(device_id)?,
             device,
         }))
     }

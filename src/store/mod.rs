@@ -12,6 +12,7 @@ mod details;
 mod devices;
 mod knowledge;
 mod maintain;
+mod merged;
 mod name_index;
 mod relationships;
 pub mod schema;
@@ -31,6 +32,7 @@ pub use devices::{
 pub use knowledge::{EmbeddingRow, IssueRow, KbArticleRow};
 pub use knowledge::{decode_vector, encode_vector};
 pub use maintain::{CheckReport, MaintainOptions, MaintainReport};
+pub use merged::{FieldValue, MergedField, MergedView};
 pub use relationships::{Direction, OwnedLink, Related, TreeNode};
 pub use search::{HitKind, KnowledgeHit, SearchHit, content_type_of, fts_query};
 

@@ -1,0 +1,129 @@
+//! A device's merged view: the device and every record correlated with it (`same_as`), field by
+//! field, each value with the source that supplied it and when that source last confirmed it,
+//! disagreements marked.
+
+use super::{Result, Store};
+use crate::model::RelationshipType;
+use serde::Serialize;
+use serde_json::Value;
+use std::collections::{BTreeSet, VecDeque};
+
+/// One source's value of a field.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct FieldValue {
+    pub value: String,
+    /// `system/instance` of the record.
+    pub source: String,
+    pub device_id: i64,
+    /// When that source last confirmed the record (`last_seen`).
+    pub confirmed_at: Option<String>,
+}
+
+/// A field across the correlated records.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct MergedField {
+    pub name: &'static str,
+    pub values: Vec<FieldValue>,
+    /// The sources disagree (compared case-insensitively, lists as sets).
+    pub conflict: bool,
+}
+
+/// The merged view of one machine.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct MergedView {
+    /// The records merged, the asked-for device first.
+    pub device_ids: Vec<i64>,
+    pub fields: Vec<MergedField>,
+}
+
+/// (field, metadata keys that supply it, whether disagreement is a conflict). OS and model are
+/// shown but not compared: every system spells them its own way (`RHEL_8_64`, `RedHat 8.9`).
+const FIELDS: &[(&str, &[&str], bool)] = &[
+    ("hostname", &["hostname"], true),
+    ("fqdn", &["fqdn"], true),
+    ("ip", &["ip"], true),
+    ("mac", &["macs", "mac"], true),
+    ("bios_uuid", &["bios_uuid"], true),
+    ("instance_uuid", &["instance_uuid"], true),
+    ("serial", &["serial"], true),
+    ("cpu_count", &["cpu_count"], true),
+    ("memory_mb", &["memory_mb"], true),
+    ("power_state", &["power_state"], false),
+    ("os", &["os", "guest_os"], false),
+    ("model", &["model"], false),
+];
+
+fn render(value: &Value) -> Option<String> {
+    match value {
+        Value::Null => None,
+        Value::String(s) if s.is_empty() => None,
+        Value::String(s) => Some(s.clone()),
+        Value::Array(items) if items.is_empty() => None,
+        Value::Array(items) => {
+            let mut parts: Vec<String> = items.iter().filter_map(render).collect();
+            parts.sort();
+            Some(parts.join(", "))
+        }
+        other => Some(other.to_string()),
+    }
+}
+
+impl Store {
+    /// The merged view of a device and its correlated records; `None` for an unknown device.
+    pub fn merged_view(&self, device_id: i64) -> Result<Option<MergedView>> {
+        if self.device(device_id)?.is_none() {
+            return Ok(None);
+        }
+        let mut ids = vec![device_id];
+        let mut seen = BTreeSet::from([device_id]);
+        let mut queue = VecDeque::from([device_id]);
+        while let Some(id) = queue.pop_front() {
+            for related in self.related(id)? {
+                if related.relationship_type == RelationshipType::SameAs
+                    && seen.insert(related.device.id)
+                {
+                    ids.push(related.device.id);
+                    queue.push_back(related.device.id);
+                }
+            }
+        }
+        let mut devices = Vec::with_capacity(ids.len());
+        for id in &ids {
+            if let Some(device) = self.device(*id)? {
+                devices.push(device);
+            }
+        }
+        let mut fields = Vec::new();
+        for (name, keys, compared) in FIELDS {
+            let mut values = Vec::new();
+            for device in &devices {
+                let metadata = device.metadata_json();
+                let ns = &metadata[device.source_system.as_str()];
+                if let Some(value) = keys.iter().find_map(|k| render(&ns[*k])) {
+                    values.push(FieldValue {
+                        value,
+                        source: format!("{}/{}", device.source_system, device.source_identifier),
+                        device_id: device.id,
+                        confirmed_at: device.last_seen.clone(),
+                    });
+                }
+            }
+            if values.is_empty() {
+                continue;
+            }
+            let distinct: BTreeSet<String> = values
+                .iter()
+                .map(|v| v.value.to_ascii_lowercase())
+                .collect();
+            fields.push(MergedField {
+                name,
+                conflict: *compared && distinct.len() > 1,
+                values,
+            });
+        }
+        Ok(Some(MergedView {
+            device_ids: ids,
+            fields,
+        }))
+    }
+}
