@@ -128,6 +128,7 @@ impl Engine {
             source.id.clone(),
             sync_id.clone(),
         );
+        let source_kind = source.kind;
         let opened =
             tokio::task::spawn_blocking(move || -> Result<(Store, Hints), crate::store::Error> {
                 let mut store = Store::open(&database, &open)?;
@@ -151,7 +152,11 @@ impl Engine {
                     )
                 })?;
                 let hints = Hints {
-                    metadata: store.source_metadata(&kind, &id)?,
+                    metadata: if crate::sources::reads_stored_metadata(source_kind) {
+                        store.source_metadata(&kind, &id)?
+                    } else {
+                        Default::default()
+                    },
                     last_success_start: store.last_success_start(&kind, &id)?,
                 };
                 Ok((store, hints))
