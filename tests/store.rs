@@ -998,3 +998,29 @@ fn bulk_upsert_matches_single_upserts() {
         "a duplicate key in one batch is an error"
     );
 }
+
+#[test]
+fn many_connections_opening_a_new_database_at_once_all_succeed() {
+    // The engine opens one connection per source at the same moment; on a brand-new file they
+    // all race to switch it to WAL, which SQLite answers with an immediate BUSY.
+    for round in 0..10 {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join(format!("race-{round}.db"));
+        let barrier = std::sync::Arc::new(std::sync::Barrier::new(6));
+        let handles: Vec<_> = (0..6)
+            .map(|_| {
+                let (path, barrier) = (path.clone(), barrier.clone());
+                std::thread::spawn(move || {
+                    barrier.wait();
+                    Store::open(&path, &OpenOptions::default()).map(|s| s.schema_version())
+                })
+            })
+            .collect();
+        for handle in handles {
+            let version = handle.join().unwrap().unwrap().unwrap();
+            assert!(version >= 3, "round {round}: schema version {version}");
+        }
+        let store = Store::open(&path, &OpenOptions::default()).unwrap();
+        assert_eq!(store.journal_mode().unwrap(), "wal");
+    }
+}

@@ -169,14 +169,8 @@ impl Store {
         // Bulk statements come in a few IN-list sizes each; the default cache of 16 thrashes.
         store.conn.set_prepared_statement_cache_capacity(256);
         store.check_not_newer()?;
+        store.switch_to_wal(options.busy_timeout)?;
         store.map_busy(|conn| {
-            // Switching the journal mode takes a lock SQLite does not wait for (BUSY at once while
-            // others write), so switch only a database that is not in WAL mode yet. The pragma
-            // answers with a row, so it is queried rather than executed.
-            let mode: String = conn.query_row("PRAGMA journal_mode", [], |r| r.get(0))?;
-            if !mode.eq_ignore_ascii_case("wal") {
-                let _mode: String = conn.query_row("PRAGMA journal_mode = WAL", [], |r| r.get(0))?;
-            }
             conn.execute_batch(
                 "PRAGMA foreign_keys = ON; PRAGMA synchronous = NORMAL; PRAGMA temp_store = MEMORY; \
                  PRAGMA cache_size = -65536;",
@@ -184,6 +178,45 @@ impl Store {
         })?;
         store.migrate()?;
         Ok(store)
+    }
+
+    /// Puts the database in WAL mode unless it already is.
+    ///
+    /// Switching the journal mode takes an exclusive lock that SQLite does not wait for: it
+    /// answers BUSY at once while another connection holds any lock. Several processes (or the
+    /// engine's parallel runs) opening a brand-new database at the same moment all see it in
+    /// rollback mode and race to switch it, so a BUSY here is retried until the busy timeout,
+    /// re-reading the mode each time because the winner has usually switched it meanwhile.
+    fn switch_to_wal(&self, timeout: Duration) -> Result<()> {
+        let deadline = std::time::Instant::now() + timeout;
+        let mut pause = Duration::from_millis(1);
+        loop {
+            // The pragma answers with a row, so it is queried rather than executed.
+            let attempt = self
+                .conn
+                .query_row("PRAGMA journal_mode", [], |r| r.get::<_, String>(0))
+                .and_then(|mode| {
+                    if mode.eq_ignore_ascii_case("wal") {
+                        Ok(mode)
+                    } else {
+                        self.conn
+                            .query_row("PRAGMA journal_mode = WAL", [], |r| r.get(0))
+                    }
+                });
+            match attempt {
+                Ok(_) => return Ok(()),
+                Err(err) if is_busy(&err) && std::time::Instant::now() + pause < deadline => {
+                    std::thread::sleep(pause);
+                    pause = (pause * 2).min(Duration::from_millis(50));
+                }
+                Err(err) => return Err(busy_or(err, self.busy_timeout_ms)),
+            }
+        }
+    }
+
+    /// The journal mode in force (`wal` once opened by infradeck).
+    pub fn journal_mode(&self) -> Result<String> {
+        self.map_busy(|conn| conn.query_row("PRAGMA journal_mode", [], |r| r.get(0)))
     }
 
     /// The file this store is backed by.
@@ -288,12 +321,18 @@ impl Writer<'_> {
     }
 }
 
+fn is_busy(err: &rusqlite::Error) -> bool {
+    matches!(
+        err.sqlite_error_code(),
+        Some(rusqlite::ErrorCode::DatabaseBusy) | Some(rusqlite::ErrorCode::DatabaseLocked)
+    )
+}
+
 fn busy_or(err: rusqlite::Error, timeout_ms: u64) -> Error {
-    match err.sqlite_error_code() {
-        Some(rusqlite::ErrorCode::DatabaseBusy) | Some(rusqlite::ErrorCode::DatabaseLocked) => {
-            Error::Busy { timeout_ms }
-        }
-        _ => Error::Sqlite(err),
+    if is_busy(&err) {
+        Error::Busy { timeout_ms }
+    } else {
+        Error::Sqlite(err)
     }
 }
 
