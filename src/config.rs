@@ -22,6 +22,41 @@ pub struct Config {
     pub sources: Vec<SourceConfig>,
     pub netbox: Option<NetboxConfig>,
     pub embeddings: Option<EmbeddingsConfig>,
+    pub dashboard: DashboardConfig,
+}
+
+/// `[dashboard]`: how the terminal dashboard behaves.
+#[derive(Debug, Clone)]
+pub struct DashboardConfig {
+    /// Config lines matching any of these are hidden from diffs when the noise toggle is on:
+    /// timestamps and counters that change on every fetch.
+    pub volatile_lines: Vec<regex::Regex>,
+    /// Mouse capture (wheel scroll, click to select). Off by default: it steals the terminal's
+    /// own text selection, which on a bastion is how people copy things.
+    pub mouse: bool,
+}
+
+/// The volatile-line patterns used when the config does not name its own.
+pub const DEFAULT_VOLATILE_LINES: &[&str] = &[
+    r"^!\s*(Last configuration change|NVRAM config last updated|Time:|Running configuration last done)",
+    r"(?i)^!\s*Startup-config last modified",
+    r"^##\s*Last (commit|changed):",
+    r"(?i)^\s*ntp clock-period",
+    r"(?i)^!\s*Command:\s*show running-config",
+    r"(?i)^\s*#?\s*(uptime|last (updated|modified|commit))\b",
+];
+
+impl Default for DashboardConfig {
+    fn default() -> Self {
+        DashboardConfig {
+            volatile_lines: DEFAULT_VOLATILE_LINES
+                .iter()
+                // Invariant: the defaults are literals covered by a unit test.
+                .map(|p| regex::Regex::new(p).expect("default volatile-line pattern"))
+                .collect(),
+            mouse: false,
+        }
+    }
 }
 
 /// `[embeddings]`: an OpenAI-compatible `/v1/embeddings` endpoint for semantic search.
@@ -274,6 +309,14 @@ struct RawConfig {
     sources: Vec<RawSource>,
     netbox: Option<RawNetbox>,
     embeddings: Option<RawEmbeddings>,
+    dashboard: Option<RawDashboard>,
+}
+
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RawDashboard {
+    volatile_lines: Option<Vec<String>>,
+    mouse: Option<bool>,
 }
 
 #[derive(Debug, Deserialize)]
@@ -473,12 +516,14 @@ impl Config {
             .embeddings
             .map(|e| parse_embeddings(e, base, &locate))
             .transpose()?;
+        let dashboard = parse_dashboard(raw.dashboard.unwrap_or_default(), &locate)?;
         Ok(Config {
             path: None,
             general,
             sources,
             netbox,
             embeddings,
+            dashboard,
         })
     }
 
@@ -713,6 +758,29 @@ fn parse_netbox(
         delete_grace_days: raw.delete_grace_days.unwrap_or(7),
         max_deletes: raw.max_deletes.unwrap_or(10),
     })
+}
+
+fn parse_dashboard(
+    raw: RawDashboard,
+    locate: &Locator<'_>,
+) -> Result<DashboardConfig, ConfigError> {
+    let mut dashboard = DashboardConfig::default();
+    if let Some(patterns) = raw.volatile_lines {
+        dashboard.volatile_lines = patterns
+            .iter()
+            .map(|p| {
+                regex::Regex::new(p).map_err(|e| {
+                    locate.error(
+                        Some(("dashboard", 0)),
+                        "volatile_lines",
+                        &format!("`{p}` is not a valid regular expression: {e}"),
+                    )
+                })
+            })
+            .collect::<Result<_, _>>()?;
+    }
+    dashboard.mouse = raw.mouse.unwrap_or(false);
+    Ok(dashboard)
 }
 
 fn parse_embeddings(
@@ -987,6 +1055,25 @@ ca_file = "ca.pem"
             .unwrap_err();
         assert!(err.to_string().contains("INFRADECK_TEST_SURELY_UNSET"));
         assert!(SecretRef::Command("exit 3".into()).resolve().is_err());
+    }
+
+    #[test]
+    fn dashboard_patterns_default_compile_and_a_bad_one_names_its_line() {
+        let defaults = DashboardConfig::default();
+        assert_eq!(defaults.volatile_lines.len(), DEFAULT_VOLATILE_LINES.len());
+        assert!(
+            defaults
+                .volatile_lines
+                .iter()
+                .any(|r| r.is_match("! Last configuration change at 10:01:02 UTC"))
+        );
+        assert!(!defaults.volatile_lines.iter().any(|r| r.is_match(" description uplink")));
+        let err = parse("[dashboard]\nmouse = true\nvolatile_lines = [\"(unclosed\"]\n").unwrap_err();
+        assert_eq!(
+            (err.line, err.key.as_deref()),
+            (Some(3), Some("dashboard.volatile_lines"))
+        );
+        assert!(err.message.contains("(unclosed"), "{}", err.message);
     }
 
     #[test]
