@@ -1067,8 +1067,14 @@ ca_file = "ca.pem"
                 .iter()
                 .any(|r| r.is_match("! Last configuration change at 10:01:02 UTC"))
         );
-        assert!(!defaults.volatile_lines.iter().any(|r| r.is_match(" description uplink")));
-        let err = parse("[dashboard]\nmouse = true\nvolatile_lines = [\"(unclosed\"]\n").unwrap_err();
+        assert!(
+            !defaults
+                .volatile_lines
+                .iter()
+                .any(|r| r.is_match(" description uplink"))
+        );
+        let err =
+            parse("[dashboard]\nmouse = true\nvolatile_lines = [\"(unclosed\"]\n").unwrap_err();
         assert_eq!(
             (err.line, err.key.as_deref()),
             (Some(3), Some("dashboard.volatile_lines"))

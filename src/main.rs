@@ -114,6 +114,9 @@ enum Command {
         /// Directory for the demo's config and database [default: a new one under $TMPDIR]
         #[arg(long, value_name = "DIR")]
         dir: Option<PathBuf>,
+        /// Sync and print a summary instead of opening the dashboard (the default without a terminal)
+        #[arg(long)]
+        headless: bool,
     },
     /// Run every simulated source system on loopback until stopped
     Sim {
@@ -199,9 +202,14 @@ fn run(cli: Cli) -> anyhow::Result<()> {
     tracing::debug!(command = ?cli.command, "starting");
     match cli.command {
         None => {
-            use clap::CommandFactory;
-            Cli::command().print_help()?;
-            Ok(())
+            use std::io::IsTerminal;
+            if std::io::stdout().is_terminal() {
+                cli::dashboard(&ctx, Vec::new())
+            } else {
+                use clap::CommandFactory;
+                Cli::command().print_help()?;
+                Ok(())
+            }
         }
         Some(Command::Info) => cli::info(&ctx),
         Some(Command::Db { command }) => match command {
@@ -264,7 +272,17 @@ fn run(cli: Cli) -> anyhow::Result<()> {
             limit,
             json,
         }) => cli::related(&ctx, &device, limit, json),
-        Some(Command::Demo { scale, seed, dir }) => cli::demo(&cli::DemoArgs { scale, seed, dir }),
+        Some(Command::Demo {
+            scale,
+            seed,
+            dir,
+            headless,
+        }) => cli::demo(&cli::DemoArgs {
+            scale,
+            seed,
+            dir,
+            headless,
+        }),
         Some(Command::Sim {
             scale,
             seed,

@@ -3,6 +3,7 @@
 use super::Context;
 use crate::config::Config;
 use crate::sim::{SimOptions, Simulators};
+use std::io::IsTerminal;
 use std::path::PathBuf;
 
 /// Options of `infradeck demo`.
@@ -11,6 +12,8 @@ pub struct DemoArgs {
     pub scale: usize,
     pub seed: u64,
     pub dir: Option<PathBuf>,
+    /// Print a summary instead of opening the dashboard.
+    pub headless: bool,
 }
 
 /// Starts the simulators, writes a config and a fresh database in a scratch directory, and syncs
@@ -55,6 +58,24 @@ pub fn demo(args: &DemoArgs) -> anyhow::Result<()> {
         log_file: None,
         read_only: false,
     };
+    let interactive = std::io::stdout().is_terminal() && std::io::stdin().is_terminal();
+    if interactive && !args.headless {
+        // The dashboard opens at once and the first sync of every source runs under it.
+        let sources = ctx.config.sources.clone();
+        let result = super::dashboard(&ctx, sources);
+        drop(runtime);
+        if result.is_ok() {
+            println!(
+                "infradeck demo: the database stays at {}",
+                database.display()
+            );
+            println!(
+                "reopen it with:  infradeck --config {} (while `infradeck sim` serves the sources)",
+                config_path.display()
+            );
+        }
+        return result;
+    }
     let result = super::sync::sync(&ctx, &super::sync::SyncArgs::default());
     println!();
     super::info(&ctx)?;

@@ -14,6 +14,7 @@ mod knowledge;
 mod maintain;
 mod merged;
 mod name_index;
+mod overview;
 mod relationships;
 pub mod schema;
 mod search;
@@ -33,6 +34,7 @@ pub use knowledge::{EmbeddingRow, IssueRow, KbArticleRow};
 pub use knowledge::{decode_vector, encode_vector};
 pub use maintain::{CheckReport, MaintainOptions, MaintainReport};
 pub use merged::{FieldValue, MergedField, MergedView};
+pub use overview::{ConfiguredDevice, DeviceCount};
 pub use relationships::{Direction, OwnedLink, Related, TreeNode};
 pub use search::{HitKind, KnowledgeHit, SearchHit, content_type_of, fts_query};
 

@@ -1,0 +1,57 @@
+//! `infradeck` with no subcommand: the dashboard over the configured database.
+
+use super::Context;
+use crate::config::SourceConfig;
+use crate::ui::{UiOptions, app::Env, theme::Theme};
+use std::io::IsTerminal;
+
+/// The dashboard's fixed facts, from the command line context.
+pub fn env(ctx: &Context) -> Env {
+    let user = crate::identity::os_user();
+    Env {
+        database_label: shorten_home(&ctx.database_path),
+        identity: format!("{user}@{}", crate::identity::host_name()),
+        reviewer: user,
+        read_only: ctx.read_only,
+        theme: Theme::from_env(),
+        sources: ctx.config.sources.clone(),
+        volatile_lines: ctx.config.dashboard.volatile_lines.clone(),
+        stale_after: chrono::Duration::days(i64::from(ctx.config.general.stale_after_days.max(1))),
+        fixed_now: None,
+        netbox_configured: ctx.config.netbox.is_some(),
+    }
+}
+
+fn shorten_home(path: &std::path::Path) -> String {
+    let text = path.display().to_string();
+    match std::env::var("HOME") {
+        Ok(home) if !home.is_empty() && text.starts_with(&home) => {
+            format!("~{}", &text[home.len()..])
+        }
+        _ => text,
+    }
+}
+
+/// Opens the dashboard; `sync_at_start` are started once the first frame is up.
+pub fn dashboard(ctx: &Context, sync_at_start: Vec<SourceConfig>) -> anyhow::Result<()> {
+    if !std::io::stdout().is_terminal() || !std::io::stdin().is_terminal() {
+        anyhow::bail!(
+            "the dashboard needs a terminal; for scripts use the subcommands (`infradeck --help`)"
+        );
+    }
+    let store = ctx.open_store()?;
+    let engine = (!ctx.read_only)
+        .then(|| crate::sync::Engine::new(ctx.database_path.clone(), ctx.config.general.clone()));
+    crate::ui::run(UiOptions {
+        store,
+        env: env(ctx),
+        engine,
+        sync_at_start: if ctx.read_only {
+            Vec::new()
+        } else {
+            sync_at_start
+        },
+        mouse: ctx.config.dashboard.mouse,
+        netbox: None,
+    })
+}

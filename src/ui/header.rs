@@ -1,0 +1,316 @@
+//! The header: where you are (database, user@host, read-only lock), how much there is, and
+//! whether it can be trusted (every source's sync state and the age of the newest data).
+
+use super::app::Env;
+use crate::model::{DeviceStatus, DeviceType, RunStatus};
+use crate::store::{DeviceCount, SourceStatus, Store, SyncRun};
+use chrono::{DateTime, Utc};
+use ratatui::Frame;
+use ratatui::layout::Rect;
+use ratatui::text::{Line, Span};
+use ratatui::widgets::Paragraph;
+use std::collections::HashMap;
+
+/// What the header shows, re-read when the database changes.
+#[derive(Debug, Default)]
+pub struct Header {
+    pub counts: Vec<DeviceCount>,
+    pub statuses: Vec<SourceStatus>,
+    pub running: Vec<SyncRun>,
+    /// (status, phase) of each run seen so far, to log transitions.
+    seen: HashMap<String, (RunStatus, Option<String>)>,
+}
+
+/// The state of one source instance at a glance.
+#[derive(Debug, Clone, PartialEq)]
+pub enum SourceState {
+    Never,
+    Running { percent: Option<u32> },
+    Ok,
+    Partial,
+    Failed,
+    Stale,
+}
+
+impl Header {
+    /// Re-reads counts and sync state; returns log lines for runs that started, moved to a new
+    /// phase or ended since the last read (by any process).
+    pub fn refresh(
+        &mut self,
+        store: &Store,
+        _env: &Env,
+        _now: DateTime<Utc>,
+    ) -> anyhow::Result<Vec<String>> {
+        self.counts = store.device_counts()?;
+        self.statuses = store.source_statuses()?;
+        self.running = store.running_runs()?;
+        let mut recent = store.recent_runs(30)?;
+        recent.reverse();
+        let mut lines = Vec::new();
+        for run in recent {
+            let key = run.sync_id.clone();
+            let state = (run.status, run.phase.clone());
+            let before = self.seen.get(&key).cloned();
+            if before.as_ref() == Some(&state) {
+                continue;
+            }
+            let source = format!("{}/{}", run.source_system, run.source_identifier);
+            let at = run.heartbeat_at.get(11..19).unwrap_or_default().to_string();
+            let line = match run.status {
+                RunStatus::Running => match (&before, &run.phase) {
+                    (None, _) => format!("{at} {source} started ({})", run.sync_id),
+                    (_, Some(phase)) => format!("{at} {source} {phase} {}", progress_text(&run)),
+                    _ => format!("{at} {source} running"),
+                },
+                status => {
+                    let mut line = format!(
+                        "{at} {source} {} +{} ~{} -{}",
+                        status.as_str(),
+                        run.devices_added,
+                        run.devices_updated,
+                        run.devices_removed
+                    );
+                    if let Some(message) = run
+                        .message
+                        .as_deref()
+                        .filter(|_| status != RunStatus::Success)
+                    {
+                        line.push_str(": ");
+                        line.push_str(message);
+                    }
+                    line
+                }
+            };
+            lines.push(line);
+            self.seen.insert(key, state);
+        }
+        Ok(lines)
+    }
+
+    /// The state of every source: configured ones first, in config order, then any others the
+    /// database knows.
+    pub fn source_states(
+        &self,
+        env: &Env,
+        now: DateTime<Utc>,
+    ) -> Vec<(String, SourceState, Option<String>)> {
+        let mut keys: Vec<(String, String)> = env
+            .sources
+            .iter()
+            .map(|s| (s.kind.as_str().to_string(), s.id.clone()))
+            .collect();
+        for status in &self.statuses {
+            let key = (
+                status.source_system.clone(),
+                status.source_identifier.clone(),
+            );
+            if !keys.contains(&key) {
+                keys.push(key);
+            }
+        }
+        keys.into_iter()
+            .map(|(system, instance)| {
+                let status = self
+                    .statuses
+                    .iter()
+                    .find(|s| s.source_system == system && s.source_identifier == instance);
+                let interval = env
+                    .sources
+                    .iter()
+                    .find(|s| s.kind.as_str() == system && s.id == instance)
+                    .map(|s| s.interval);
+                let state = source_state(
+                    status,
+                    self.running
+                        .iter()
+                        .find(|r| r.source_system == system && r.source_identifier == instance),
+                    interval,
+                    now,
+                );
+                let age = status
+                    .and_then(|s| s.last_sync_complete.as_deref())
+                    .map(|at| crate::time::age(at, now));
+                (instance, state, age)
+            })
+            .collect()
+    }
+
+    /// The newest completed sync, as an age.
+    pub fn newest_data(&self, now: DateTime<Utc>) -> Option<String> {
+        self.statuses
+            .iter()
+            .filter(|s| matches!(s.last_sync_status.as_deref(), Some("success" | "partial")))
+            .filter_map(|s| s.last_sync_complete.as_deref())
+            .max()
+            .map(|at| crate::time::age(at, now))
+    }
+
+    pub fn draw(&self, frame: &mut Frame, area: Rect, env: &Env, now: DateTime<Utc>) {
+        let theme = env.theme;
+        let total: u64 = self.counts.iter().map(|c| c.count).sum();
+        let inactive: u64 = self
+            .counts
+            .iter()
+            .filter(|c| c.status == DeviceStatus::Inactive)
+            .map(|c| c.count)
+            .sum();
+        let by_type = |t: DeviceType| -> u64 {
+            self.counts
+                .iter()
+                .filter(|c| c.device_type == t && c.status == DeviceStatus::Active)
+                .map(|c| c.count)
+                .sum()
+        };
+        let mut first = vec![
+            Span::styled(" infradeck ", theme.title()),
+            Span::raw(crate::sanitize::for_terminal(&env.database_label).into_owned()),
+            Span::styled("  ", theme.muted()),
+            Span::raw(crate::sanitize::for_terminal(&env.identity).into_owned()),
+        ];
+        if env.read_only {
+            first.push(Span::styled("  🔒 read-only", theme.warn()));
+        }
+        first.push(Span::styled("  │ ", theme.muted()));
+        first.push(Span::styled(
+            format!("{} devices", group(total)),
+            theme.base(),
+        ));
+        let parts: Vec<String> = [
+            (DeviceType::Vm, "vm"),
+            (DeviceType::Server, "srv"),
+            (DeviceType::NetworkDevice, "net"),
+            (DeviceType::Storage, "sto"),
+            (DeviceType::Cluster, "clu"),
+        ]
+        .iter()
+        .filter_map(|(t, label)| {
+            let n = by_type(*t);
+            (n > 0).then(|| format!("{} {label}", group(n)))
+        })
+        .collect();
+        if !parts.is_empty() {
+            first.push(Span::styled(
+                format!(": {}", parts.join(" · ")),
+                theme.muted(),
+            ));
+        }
+        if inactive > 0 {
+            first.push(Span::styled(
+                format!(" · {} inactive", group(inactive)),
+                theme.stale(),
+            ));
+        }
+
+        let mut second = vec![Span::raw(" ")];
+        let states = self.source_states(env, now);
+        if states.is_empty() {
+            second.push(Span::styled("no sources configured", theme.muted()));
+        }
+        for (name, state, age) in states {
+            let name = crate::sanitize::for_terminal(&name).into_owned();
+            let (text, style) = match state {
+                SourceState::Never => (format!("{name} · never"), theme.muted()),
+                SourceState::Running { percent } => (
+                    match percent {
+                        Some(p) => format!("{name} ⟳{p}%"),
+                        None => format!("{name} ⟳"),
+                    },
+                    theme.running(),
+                ),
+                SourceState::Ok => (format!("{name} ✓{}", age.unwrap_or_default()), theme.ok()),
+                SourceState::Partial => (format!("{name} ◐partial"), theme.warn()),
+                SourceState::Failed => (format!("{name} ✗failed"), theme.error()),
+                SourceState::Stale => (
+                    format!("{name} ◷stale {}", age.unwrap_or_default()),
+                    theme.warn(),
+                ),
+            };
+            second.push(Span::styled(text, style));
+            second.push(Span::raw("  "));
+        }
+        second.push(Span::styled(
+            match self.newest_data(now) {
+                Some(age) => format!("│ data {age} old"),
+                None => "│ no data yet".to_string(),
+            },
+            theme.muted(),
+        ));
+        let [top, rest] = ratatui::layout::Layout::vertical([
+            ratatui::layout::Constraint::Length(1),
+            ratatui::layout::Constraint::Min(1),
+        ])
+        .areas(area);
+        frame.render_widget(
+            Paragraph::new(Line::from(first)).style(theme.header_bar()),
+            top,
+        );
+        // The sources wrap onto a second line on narrow terminals rather than vanish.
+        frame.render_widget(
+            Paragraph::new(Line::from(second))
+                .wrap(ratatui::widgets::Wrap { trim: true })
+                .style(theme.header_bar()),
+            rest,
+        );
+    }
+}
+
+fn progress_text(run: &SyncRun) -> String {
+    match run.total {
+        Some(total) if total > 0 => format!("{}/{}", run.done, total),
+        _ => format!("{}", run.done),
+    }
+}
+
+fn source_state(
+    status: Option<&SourceStatus>,
+    running: Option<&SyncRun>,
+    interval: Option<std::time::Duration>,
+    now: DateTime<Utc>,
+) -> SourceState {
+    if let Some(run) = running {
+        let percent = run
+            .total
+            .filter(|t| *t > 0)
+            .map(|t| ((run.done.max(0) as f64 / t as f64) * 100.0).min(100.0) as u32);
+        return SourceState::Running { percent };
+    }
+    let Some(status) = status else {
+        return SourceState::Never;
+    };
+    match status.last_sync_status.as_deref() {
+        None => SourceState::Never,
+        Some("failed" | "cancelled") => SourceState::Failed,
+        Some(last) => {
+            // Stale: no successful sync for two intervals (or a day without a schedule).
+            let allowed = interval
+                .filter(|i| !i.is_zero())
+                .map(|i| chrono::Duration::from_std(i * 2).unwrap_or(chrono::Duration::days(1)))
+                .unwrap_or(chrono::Duration::days(1));
+            let fresh = status
+                .last_sync_complete
+                .as_deref()
+                .and_then(crate::time::parse)
+                .is_some_and(|at| now - at <= allowed);
+            if !fresh {
+                SourceState::Stale
+            } else if last == "partial" {
+                SourceState::Partial
+            } else {
+                SourceState::Ok
+            }
+        }
+    }
+}
+
+/// `12345` → `12,345`.
+pub fn group(n: u64) -> String {
+    let digits = n.to_string();
+    let mut out = String::with_capacity(digits.len() + digits.len() / 3);
+    for (i, c) in digits.chars().enumerate() {
+        if i > 0 && (digits.len() - i).is_multiple_of(3) {
+            out.push(',');
+        }
+        out.push(c);
+    }
+    out
+}

@@ -1,0 +1,624 @@
+//! The one binding table: every key the dashboard understands, what it does, where it applies,
+//! and the words the footer hints and the help screen show. Keys, hints and help cannot drift
+//! apart because they are all read from [`BINDINGS`].
+
+use crossterm::event::{KeyCode, KeyEvent, KeyModifiers};
+
+/// Something a key asks for. Views interpret the ones in their scopes.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Action {
+    Quit,
+    Back,
+    Help,
+    Command,
+    Filter,
+    Redraw,
+    Copy,
+    Up,
+    Down,
+    PageUp,
+    PageDown,
+    Top,
+    Bottom,
+    Left,
+    Right,
+    Open,
+    SortNext,
+    SortReverse,
+    Tree,
+    Configs,
+    NextSection,
+    PrevSection,
+    Toggle,
+    ReverseTree,
+    Mark,
+    Diff,
+    NextHunk,
+    PrevHunk,
+    NextMatch,
+    PrevMatch,
+    SideBySide,
+    HideVolatile,
+    SyncSelected,
+    SyncAll,
+    CancelRun,
+    Approve,
+    Reject,
+    ApproveBatch,
+    RejectBatch,
+    Apply,
+    Rollback,
+}
+
+/// Where a binding applies. A view lists its scopes, most specific first.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Scope {
+    Global,
+    List,
+    Devices,
+    Detail,
+    Tree,
+    Configs,
+    Diff,
+    Sync,
+    Netbox,
+}
+
+impl Scope {
+    pub fn title(self) -> &'static str {
+        match self {
+            Scope::Global => "everywhere",
+            Scope::List => "lists",
+            Scope::Devices => "devices",
+            Scope::Detail => "device detail",
+            Scope::Tree => "relationship tree",
+            Scope::Configs => "config versions",
+            Scope::Diff => "config diff",
+            Scope::Sync => "sync",
+            Scope::Netbox => "NetBox queue",
+        }
+    }
+}
+
+/// A key with its modifiers (Shift is folded into the character for letters).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Key {
+    pub code: KeyCode,
+    pub ctrl: bool,
+}
+
+const fn k(c: char) -> Key {
+    Key {
+        code: KeyCode::Char(c),
+        ctrl: false,
+    }
+}
+
+const fn ctrl(c: char) -> Key {
+    Key {
+        code: KeyCode::Char(c),
+        ctrl: true,
+    }
+}
+
+const fn code(code: KeyCode) -> Key {
+    Key { code, ctrl: false }
+}
+
+/// One line of the table.
+#[derive(Debug)]
+pub struct Binding {
+    pub keys: &'static [Key],
+    /// How the keys are written in hints and help.
+    pub label: &'static str,
+    pub action: Action,
+    pub scope: Scope,
+    /// The footer word, for the bindings worth a hint.
+    pub hint: Option<&'static str>,
+    pub help: &'static str,
+    /// Writes to the database or a remote system: hidden and refused when read-only.
+    pub writes: bool,
+}
+
+const fn bind(
+    keys: &'static [Key],
+    label: &'static str,
+    action: Action,
+    scope: Scope,
+    hint: Option<&'static str>,
+    help: &'static str,
+) -> Binding {
+    Binding {
+        keys,
+        label,
+        action,
+        scope,
+        hint,
+        help,
+        writes: false,
+    }
+}
+
+const fn writes(binding: Binding) -> Binding {
+    Binding {
+        writes: true,
+        ..binding
+    }
+}
+
+use Action as A;
+use Scope as S;
+
+pub static BINDINGS: &[Binding] = &[
+    // Views first, so a view's meaning of a key wins over the list and global meanings.
+    bind(
+        &[k('s')],
+        "s",
+        A::SortNext,
+        S::Devices,
+        Some("sort"),
+        "sort by the next column",
+    ),
+    bind(
+        &[k('S')],
+        "S",
+        A::SortReverse,
+        S::Devices,
+        None,
+        "reverse the sort order",
+    ),
+    bind(
+        &[k('t')],
+        "t",
+        A::Tree,
+        S::Devices,
+        Some("tree"),
+        "relationship tree of the selected device",
+    ),
+    bind(
+        &[k('c')],
+        "c",
+        A::Configs,
+        S::Devices,
+        None,
+        "config versions of the selected device",
+    ),
+    bind(
+        &[k('t')],
+        "t",
+        A::Tree,
+        S::Detail,
+        Some("tree"),
+        "relationship tree of this device",
+    ),
+    bind(
+        &[k('c')],
+        "c",
+        A::Configs,
+        S::Detail,
+        Some("configs"),
+        "config versions of this device",
+    ),
+    bind(
+        &[code(KeyCode::Tab)],
+        "Tab",
+        A::NextSection,
+        S::Detail,
+        Some("section"),
+        "jump to the next section",
+    ),
+    bind(
+        &[code(KeyCode::BackTab)],
+        "S-Tab",
+        A::PrevSection,
+        S::Detail,
+        None,
+        "jump to the previous section",
+    ),
+    bind(
+        &[k(' '), code(KeyCode::Right), k('l')],
+        "Space/→",
+        A::Toggle,
+        S::Tree,
+        Some("expand"),
+        "expand or collapse the node",
+    ),
+    bind(
+        &[code(KeyCode::Left), k('h')],
+        "←",
+        A::Left,
+        S::Tree,
+        None,
+        "collapse, or go to the parent node",
+    ),
+    bind(
+        &[k('r')],
+        "r",
+        A::ReverseTree,
+        S::Tree,
+        Some("reverse"),
+        "switch between what this depends on and what depends on it",
+    ),
+    bind(
+        &[k(' ')],
+        "Space",
+        A::Mark,
+        S::Configs,
+        Some("mark"),
+        "mark a version to diff against",
+    ),
+    bind(
+        &[k('d')],
+        "d",
+        A::Diff,
+        S::Configs,
+        Some("diff"),
+        "diff the marked (or previous) version with the selected one",
+    ),
+    bind(
+        &[k(']')],
+        "]",
+        A::NextHunk,
+        S::Diff,
+        Some("hunk"),
+        "next change",
+    ),
+    bind(
+        &[k('[')],
+        "[",
+        A::PrevHunk,
+        S::Diff,
+        None,
+        "previous change",
+    ),
+    bind(
+        &[k('n')],
+        "n",
+        A::NextMatch,
+        S::Diff,
+        None,
+        "next search match",
+    ),
+    bind(
+        &[k('N')],
+        "N",
+        A::PrevMatch,
+        S::Diff,
+        None,
+        "previous search match",
+    ),
+    bind(
+        &[k('v')],
+        "v",
+        A::SideBySide,
+        S::Diff,
+        Some("split"),
+        "unified or side by side",
+    ),
+    bind(
+        &[k('i')],
+        "i",
+        A::HideVolatile,
+        S::Diff,
+        Some("noise"),
+        "hide or show volatile lines (timestamps, counters)",
+    ),
+    bind(
+        &[code(KeyCode::Left), k('h')],
+        "←/h",
+        A::Left,
+        S::Diff,
+        None,
+        "scroll left",
+    ),
+    bind(
+        &[code(KeyCode::Right), k('l')],
+        "→/l",
+        A::Right,
+        S::Diff,
+        None,
+        "scroll right",
+    ),
+    writes(bind(
+        &[k('s')],
+        "s",
+        A::SyncSelected,
+        S::Sync,
+        Some("sync"),
+        "start a sync of the selected source",
+    )),
+    writes(bind(
+        &[k('S')],
+        "S",
+        A::SyncAll,
+        S::Sync,
+        Some("sync all"),
+        "start a sync of every source",
+    )),
+    writes(bind(
+        &[k('x')],
+        "x",
+        A::CancelRun,
+        S::Sync,
+        Some("cancel"),
+        "cancel the selected source's running sync",
+    )),
+    bind(
+        &[k(' ')],
+        "Space",
+        A::Mark,
+        S::Netbox,
+        Some("mark"),
+        "mark an item (marks make a range)",
+    ),
+    writes(bind(
+        &[k('a')],
+        "a",
+        A::Approve,
+        S::Netbox,
+        Some("approve"),
+        "approve the marked or selected items",
+    )),
+    writes(bind(
+        &[k('r')],
+        "r",
+        A::Reject,
+        S::Netbox,
+        Some("reject"),
+        "reject the marked or selected items, with a reason",
+    )),
+    writes(bind(
+        &[k('A')],
+        "A",
+        A::ApproveBatch,
+        S::Netbox,
+        None,
+        "approve every pending item of the batch",
+    )),
+    writes(bind(
+        &[k('R')],
+        "R",
+        A::RejectBatch,
+        S::Netbox,
+        None,
+        "reject every pending item of the batch, with a reason",
+    )),
+    writes(bind(
+        &[k('P')],
+        "P",
+        A::Apply,
+        S::Netbox,
+        Some("apply"),
+        "apply the approved items of the batch to NetBox",
+    )),
+    writes(bind(
+        &[k('U')],
+        "U",
+        A::Rollback,
+        S::Netbox,
+        None,
+        "roll back the applied items of the batch",
+    )),
+    // Lists.
+    bind(
+        &[code(KeyCode::Down), k('j')],
+        "↓/j",
+        A::Down,
+        S::List,
+        None,
+        "move down",
+    ),
+    bind(
+        &[code(KeyCode::Up), k('k')],
+        "↑/k",
+        A::Up,
+        S::List,
+        None,
+        "move up",
+    ),
+    bind(
+        &[code(KeyCode::PageDown), ctrl('f'), ctrl('d')],
+        "PgDn",
+        A::PageDown,
+        S::List,
+        None,
+        "page down",
+    ),
+    bind(
+        &[code(KeyCode::PageUp), ctrl('b'), ctrl('u')],
+        "PgUp",
+        A::PageUp,
+        S::List,
+        None,
+        "page up",
+    ),
+    bind(
+        &[k('g'), code(KeyCode::Home)],
+        "g",
+        A::Top,
+        S::List,
+        None,
+        "first row",
+    ),
+    bind(
+        &[k('G'), code(KeyCode::End)],
+        "G",
+        A::Bottom,
+        S::List,
+        None,
+        "last row",
+    ),
+    bind(
+        &[code(KeyCode::Enter)],
+        "Enter",
+        A::Open,
+        S::List,
+        Some("open"),
+        "open the selected row",
+    ),
+    bind(
+        &[k('/')],
+        "/",
+        A::Filter,
+        S::List,
+        Some("filter"),
+        "filter: text, !text, type: source: status:",
+    ),
+    // Everywhere.
+    bind(
+        &[k(':')],
+        ":",
+        A::Command,
+        S::Global,
+        Some("cmd"),
+        "command: devices vms hosts network storage tree configs sync netbox search history",
+    ),
+    bind(
+        &[code(KeyCode::Esc)],
+        "Esc",
+        A::Back,
+        S::Global,
+        Some("back"),
+        "clear the filter, then go back",
+    ),
+    bind(
+        &[k('y')],
+        "y",
+        A::Copy,
+        S::Global,
+        None,
+        "copy the selected name, address or diff (OSC 52)",
+    ),
+    bind(
+        &[k('?')],
+        "?",
+        A::Help,
+        S::Global,
+        Some("help"),
+        "this help",
+    ),
+    bind(
+        &[ctrl('l')],
+        "C-l",
+        A::Redraw,
+        S::Global,
+        None,
+        "redraw the screen",
+    ),
+    bind(
+        &[k('q'), ctrl('c')],
+        "q",
+        A::Quit,
+        S::Global,
+        Some("quit"),
+        "quit",
+    ),
+];
+
+/// The binding for `event` in the first of `scopes` that binds it, if any.
+pub fn lookup(event: &KeyEvent, scopes: &[Scope], read_only: bool) -> Option<&'static Binding> {
+    let ctrl = event.modifiers.contains(KeyModifiers::CONTROL);
+    let code = match event.code {
+        // Shift+letter arrives as the upper-case letter on most terminals; normalise the rest.
+        KeyCode::Char(c) if event.modifiers.contains(KeyModifiers::SHIFT) => {
+            KeyCode::Char(c.to_ascii_uppercase())
+        }
+        other => other,
+    };
+    let key = Key { code, ctrl };
+    scopes.iter().find_map(|scope| {
+        BINDINGS
+            .iter()
+            .find(|b| b.scope == *scope && b.keys.contains(&key) && !(read_only && b.writes))
+    })
+}
+
+/// The footer hints for `scopes`, in table order, skipping writes when read-only.
+pub fn hints(scopes: &[Scope], read_only: bool) -> Vec<(&'static str, &'static str)> {
+    let mut seen = Vec::new();
+    let mut out = Vec::new();
+    for scope in scopes {
+        for b in BINDINGS.iter().filter(|b| b.scope == *scope) {
+            let Some(hint) = b.hint else { continue };
+            if (read_only && b.writes) || seen.contains(&b.action) {
+                continue;
+            }
+            seen.push(b.action);
+            out.push((b.label, hint));
+        }
+    }
+    out
+}
+
+/// Help rows grouped by scope, the current view's scopes first.
+pub fn help(scopes: &[Scope], read_only: bool) -> Vec<(Scope, Vec<&'static Binding>)> {
+    let mut order: Vec<Scope> = scopes.to_vec();
+    for scope in [
+        S::Global,
+        S::List,
+        S::Devices,
+        S::Detail,
+        S::Tree,
+        S::Configs,
+        S::Diff,
+        S::Sync,
+        S::Netbox,
+    ] {
+        if !order.contains(&scope) {
+            order.push(scope);
+        }
+    }
+    order
+        .into_iter()
+        .map(|scope| {
+            let rows = BINDINGS
+                .iter()
+                .filter(|b| b.scope == scope && !(read_only && b.writes))
+                .collect();
+            (scope, rows)
+        })
+        .filter(|(_, rows): &(Scope, Vec<&Binding>)| !rows.is_empty())
+        .collect()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn key(c: char) -> KeyEvent {
+        KeyEvent::new(KeyCode::Char(c), KeyModifiers::NONE)
+    }
+
+    #[test]
+    fn a_view_meaning_wins_and_writes_vanish_when_read_only() {
+        let sync = [S::Sync, S::List, S::Global];
+        assert_eq!(
+            lookup(&key('s'), &sync, false).unwrap().action,
+            A::SyncSelected
+        );
+        assert!(lookup(&key('s'), &sync, true).is_none());
+        let devices = [S::Devices, S::List, S::Global];
+        assert_eq!(
+            lookup(&key('s'), &devices, true).unwrap().action,
+            A::SortNext
+        );
+        assert_eq!(lookup(&key('j'), &devices, false).unwrap().action, A::Down);
+        let ctrl_c = KeyEvent::new(KeyCode::Char('c'), KeyModifiers::CONTROL);
+        assert_eq!(lookup(&ctrl_c, &devices, false).unwrap().action, A::Quit);
+        assert!(!hints(&sync, true).iter().any(|(_, h)| *h == "sync"));
+        assert!(hints(&sync, false).iter().any(|(_, h)| *h == "sync"));
+    }
+
+    #[test]
+    fn no_key_is_bound_twice_in_one_scope() {
+        for (i, a) in BINDINGS.iter().enumerate() {
+            for b in &BINDINGS[i + 1..] {
+                if a.scope == b.scope {
+                    for key in a.keys {
+                        assert!(!b.keys.contains(key), "{key:?} twice in {:?}", a.scope);
+                    }
+                }
+            }
+        }
+    }
+}

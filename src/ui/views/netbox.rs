@@ -1,0 +1,536 @@
+//! The NetBox review queue: batches, their items with a field-by-field before/after view, and
+//! approve / reject (with a reason) by item, marked range or whole batch. Apply and rollback ask
+//! for confirmation with Cancel focused; a batch with deletes needs its id typed.
+
+use crate::model::{ApprovalAction, ApprovalStatus};
+use crate::store::{ApprovalItem, Batch, Review, Store};
+use crate::ui::app::{Cx, Effect, Flash, Modal, Outcome, Screen};
+use crate::ui::keys::{Action, Scope};
+use crate::ui::theme::Theme;
+use crate::ui::widgets::cursor::Cursor;
+use ratatui::Frame;
+use ratatui::layout::{Constraint, Layout, Rect};
+use ratatui::text::{Line, Span};
+use ratatui::widgets::{Block, Borders, Paragraph, Row, Table, Wrap};
+use tui_textarea::TextArea;
+
+/// One review decision over some items of a batch, as the store records it.
+fn review(
+    store: &mut Store,
+    batch: &str,
+    ids: &[i64],
+    to: ApprovalStatus,
+    reviewer: &str,
+    reason: Option<&str>,
+) -> anyhow::Result<usize> {
+    let at = crate::time::now();
+    Ok(store.write(|w| {
+        w.review_items(
+            batch,
+            ids,
+            &Review {
+                from: ApprovalStatus::Pending,
+                to,
+                reviewer,
+                comment: reason,
+                at: &at,
+            },
+        )
+    })?)
+}
+
+fn reject_modal(batch: String, ids: Vec<i64>, what: String, reviewer: String) -> Modal {
+    let mut textarea = TextArea::default();
+    textarea.set_placeholder_text("why? (required; the planner and the audit trail see it)");
+    Modal::Reason {
+        title: format!("reject {what}"),
+        textarea: Box::new(textarea),
+        submit: Box::new(move |store, reason| {
+            let moved = review(
+                store,
+                &batch,
+                &ids,
+                ApprovalStatus::Rejected,
+                &reviewer,
+                Some(reason),
+            )?;
+            Ok(moved_message(moved, "rejected"))
+        }),
+    }
+}
+
+fn moved_message(moved: usize, verb: &str) -> String {
+    match moved {
+        0 => format!(
+            "nothing {verb}: the items were no longer pending (someone else may have reviewed them)"
+        ),
+        1 => format!("1 item {verb}"),
+        n => format!("{n} items {verb}"),
+    }
+}
+
+fn batch_action(batch: &Batch, action: Action, cx: &Cx) -> anyhow::Result<Outcome> {
+    let reviewer = cx.env.reviewer.clone();
+    let id = batch.batch_id.clone();
+    Ok(match action {
+        Action::ApproveBatch => {
+            let body = vec![
+                format!("approve all {} pending items of batch {id}?", batch.pending),
+                format!(
+                    "{} creates · {} updates · {} deletes",
+                    batch.creates, batch.updates, batch.deletes
+                ),
+            ];
+            Outcome::Modal(Modal::Confirm {
+                title: "approve batch".into(),
+                body,
+                require: None,
+                typed: String::new(),
+                yes_focused: false,
+                on_yes: Box::new(move |store| {
+                    let moved = review(store, &id, &[], ApprovalStatus::Approved, &reviewer, None)?;
+                    Ok((moved_message(moved, "approved"), None))
+                }),
+            })
+        }
+        Action::RejectBatch => Outcome::Modal(reject_modal(
+            id.clone(),
+            Vec::new(),
+            format!("every pending item of {id}"),
+            reviewer,
+        )),
+        Action::Apply | Action::Rollback => {
+            if !cx.env.netbox_configured {
+                return Ok(Outcome::Flash(Flash::error(
+                    "no [netbox] section in the config",
+                )));
+            }
+            let apply = action == Action::Apply;
+            let body = if apply {
+                vec![
+                    format!("write the {} approved items of {id} to NetBox?", batch.approved),
+                    "each object is re-read first; anything changed since the plan becomes a conflict".into(),
+                ]
+            } else {
+                vec![
+                    format!(
+                        "undo the {} applied items of {id} in NetBox?",
+                        batch.applied
+                    ),
+                    "each object is restored to what it was before apply".into(),
+                ]
+            };
+            Outcome::Modal(Modal::Confirm {
+                title: if apply {
+                    "apply batch".into()
+                } else {
+                    "roll back batch".into()
+                },
+                body,
+                require: (batch.deletes > 0 || !apply).then(|| id.clone()),
+                typed: String::new(),
+                yes_focused: false,
+                on_yes: Box::new(move |_| {
+                    Ok(if apply {
+                        (
+                            format!("applying {id}…"),
+                            Some(Effect::Apply { batch_id: id }),
+                        )
+                    } else {
+                        (
+                            format!("rolling back {id}…"),
+                            Some(Effect::Rollback { batch_id: id }),
+                        )
+                    })
+                }),
+            })
+        }
+        _ => Outcome::Ignored,
+    })
+}
+
+/// The batches.
+#[derive(Default)]
+pub struct NetboxView {
+    batches: Vec<Batch>,
+    cursor: Cursor,
+    height: usize,
+}
+
+impl Screen for NetboxView {
+    fn title(&self) -> String {
+        "netbox".into()
+    }
+
+    fn scopes(&self) -> &'static [Scope] {
+        &[Scope::Netbox, Scope::List, Scope::Global]
+    }
+
+    fn refresh(&mut self, cx: &mut Cx) -> anyhow::Result<()> {
+        self.batches = cx.store.batches()?;
+        Ok(())
+    }
+
+    fn copy_text(&self) -> Option<String> {
+        self.batches
+            .get(self.cursor.selected)
+            .map(|b| b.batch_id.clone())
+    }
+
+    fn act(&mut self, action: Action, cx: &mut Cx) -> anyhow::Result<Outcome> {
+        if self.cursor.apply(action, self.batches.len(), self.height) {
+            return Ok(Outcome::Handled);
+        }
+        let Some(batch) = self.batches.get(self.cursor.selected) else {
+            return Ok(Outcome::Ignored);
+        };
+        match action {
+            Action::Open => Ok(Outcome::Push(Box::new(BatchView::new(&batch.batch_id)))),
+            _ => batch_action(batch, action, cx),
+        }
+    }
+
+    fn draw(&mut self, frame: &mut Frame, area: Rect, cx: &mut Cx) {
+        let theme = cx.env.theme;
+        self.height = area.height.saturating_sub(1).max(1) as usize;
+        self.cursor.clamp(self.batches.len(), self.height);
+        if self.batches.is_empty() {
+            frame.render_widget(
+                Paragraph::new(Span::styled(
+                    "no NetBox batches yet: `infradeck netbox plan` makes one",
+                    theme.muted(),
+                )),
+                area,
+            );
+            return;
+        }
+        let rows: Vec<Row> = self
+            .batches
+            .iter()
+            .enumerate()
+            .skip(self.cursor.top)
+            .take(self.height)
+            .map(|(i, b)| {
+                let row = Row::new(vec![
+                    crate::sanitize::for_terminal(&b.batch_id).into_owned(),
+                    b.planned_at.clone().unwrap_or_default(),
+                    format!("+{} ~{} -{}", b.creates, b.updates, b.deletes),
+                    format!(
+                        "{} pending · {} ok · {} no · {} applied",
+                        b.pending, b.approved, b.rejected, b.applied
+                    ),
+                    b.state.clone().unwrap_or_default(),
+                ]);
+                if i == self.cursor.selected {
+                    row.style(theme.selected())
+                } else {
+                    row
+                }
+            })
+            .collect();
+        frame.render_widget(
+            Table::new(
+                rows,
+                [
+                    Constraint::Length(26),
+                    Constraint::Length(20),
+                    Constraint::Length(14),
+                    Constraint::Min(20),
+                    Constraint::Length(10),
+                ],
+            )
+            .header(
+                Row::new(["BATCH", "PLANNED", "CHANGES", "REVIEW", "STATE"]).style(theme.title()),
+            ),
+            area,
+        );
+    }
+}
+
+/// The items of one batch.
+pub struct BatchView {
+    batch_id: String,
+    batch: Option<Batch>,
+    items: Vec<ApprovalItem>,
+    cursor: Cursor,
+    anchor: Option<usize>,
+    height: usize,
+}
+
+impl BatchView {
+    pub fn new(batch_id: &str) -> BatchView {
+        BatchView {
+            batch_id: batch_id.to_string(),
+            batch: None,
+            items: Vec::new(),
+            cursor: Cursor::default(),
+            anchor: None,
+            height: 10,
+        }
+    }
+
+    fn marked_range(&self) -> std::ops::RangeInclusive<usize> {
+        match self.anchor {
+            Some(a) => a.min(self.cursor.selected)..=a.max(self.cursor.selected),
+            None => self.cursor.selected..=self.cursor.selected,
+        }
+    }
+
+    fn marked_ids(&self) -> Vec<i64> {
+        self.marked_range()
+            .filter_map(|i| self.items.get(i))
+            .map(|i| i.id)
+            .collect()
+    }
+}
+
+/// A field-by-field view of an item's proposed change.
+fn change_lines(item: &ApprovalItem, theme: Theme) -> Vec<Line<'static>> {
+    let clean = |v: &serde_json::Value| -> String {
+        let text = match v {
+            serde_json::Value::Null => "—".to_string(),
+            serde_json::Value::String(s) => s.clone(),
+            other => other.to_string(),
+        };
+        crate::sanitize::for_terminal(&text).into_owned()
+    };
+    let mut lines = vec![Line::from(vec![
+        Span::styled(format!("{} ", item.action.as_str()), theme.title()),
+        Span::raw(
+            crate::sanitize::for_terminal(item.netbox_object_type.as_deref().unwrap_or("?"))
+                .into_owned(),
+        ),
+        Span::styled(
+            item.netbox_object_id
+                .map(|id| format!(" #{id}"))
+                .unwrap_or_else(|| " (new)".into()),
+            theme.muted(),
+        ),
+        Span::styled(
+            match (&item.approved_by, &item.review_comment) {
+                (Some(by), Some(comment)) => {
+                    format!("  {} by {by}: {comment}", item.approval_status.as_str())
+                }
+                (Some(by), None) => format!("  {} by {by}", item.approval_status.as_str()),
+                _ => format!("  {}", item.approval_status.as_str()),
+            },
+            theme.muted(),
+        ),
+    ])];
+    let changes: serde_json::Value = item
+        .proposed_changes
+        .as_deref()
+        .and_then(|t| serde_json::from_str(t).ok())
+        .unwrap_or(serde_json::Value::Null);
+    match changes.get("fields").and_then(|f| f.as_object()) {
+        Some(fields) => {
+            for (name, change) in fields {
+                let from = change.get("from").unwrap_or(&serde_json::Value::Null);
+                let to = change.get("to").unwrap_or(&serde_json::Value::Null);
+                lines.push(Line::from(vec![
+                    Span::styled(
+                        format!("  {:<22}", crate::sanitize::for_terminal(name)),
+                        theme.muted(),
+                    ),
+                    Span::styled(
+                        format!("- {}", clean(from)),
+                        if from.is_null() {
+                            theme.muted()
+                        } else {
+                            theme.removed()
+                        },
+                    ),
+                    Span::raw("   "),
+                    Span::styled(
+                        format!("+ {}", clean(to)),
+                        if to.is_null() {
+                            theme.muted()
+                        } else {
+                            theme.added()
+                        },
+                    ),
+                ]));
+            }
+        }
+        None => lines.push(Line::raw(
+            crate::sanitize::for_terminal(&changes.to_string()).into_owned(),
+        )),
+    }
+    if let Some(conflict) = changes.get("conflict") {
+        lines.push(Line::from(Span::styled(
+            format!(
+                "  conflict: NetBox now has {}",
+                crate::sanitize::for_terminal(&conflict.to_string())
+            ),
+            theme.conflict(),
+        )));
+    }
+    lines
+}
+
+impl Screen for BatchView {
+    fn title(&self) -> String {
+        crate::sanitize::for_terminal(&self.batch_id).into_owned()
+    }
+
+    fn scopes(&self) -> &'static [Scope] {
+        &[Scope::Netbox, Scope::List, Scope::Global]
+    }
+
+    fn refresh(&mut self, cx: &mut Cx) -> anyhow::Result<()> {
+        self.items = cx.store.batch_items(&self.batch_id)?;
+        self.batch = cx
+            .store
+            .batches()?
+            .into_iter()
+            .find(|b| b.batch_id == self.batch_id);
+        Ok(())
+    }
+
+    fn device(&self) -> Option<i64> {
+        self.items
+            .get(self.cursor.selected)
+            .and_then(|i| i.device_id)
+    }
+
+    fn copy_text(&self) -> Option<String> {
+        self.items
+            .get(self.cursor.selected)
+            .and_then(|i| i.proposed_changes.clone())
+    }
+
+    fn act(&mut self, action: Action, cx: &mut Cx) -> anyhow::Result<Outcome> {
+        if self.cursor.apply(action, self.items.len(), self.height) {
+            return Ok(Outcome::Handled);
+        }
+        let reviewer = cx.env.reviewer.clone();
+        Ok(match action {
+            Action::Mark => {
+                self.anchor = match self.anchor {
+                    Some(_) => None,
+                    None => Some(self.cursor.selected),
+                };
+                Outcome::Handled
+            }
+            Action::Approve => {
+                let ids = self.marked_ids();
+                let moved = review(
+                    cx.store,
+                    &self.batch_id,
+                    &ids,
+                    ApprovalStatus::Approved,
+                    &reviewer,
+                    None,
+                )?;
+                self.anchor = None;
+                self.refresh(cx)?;
+                Outcome::Flash(Flash::info(moved_message(moved, "approved")))
+            }
+            Action::Reject => {
+                let ids = self.marked_ids();
+                let what = if ids.len() == 1 {
+                    format!("item {}", ids[0])
+                } else {
+                    format!("{} items", ids.len())
+                };
+                self.anchor = None;
+                Outcome::Modal(reject_modal(self.batch_id.clone(), ids, what, reviewer))
+            }
+            Action::Open => match self.device() {
+                Some(id) => Outcome::Push(Box::new(super::detail::DetailView::new(id))),
+                None => Outcome::Ignored,
+            },
+            other => match &self.batch {
+                Some(batch) => batch_action(batch, other, cx)?,
+                None => Outcome::Ignored,
+            },
+        })
+    }
+
+    fn draw(&mut self, frame: &mut Frame, area: Rect, cx: &mut Cx) {
+        let theme = cx.env.theme;
+        let list_height = (area.height / 2).max(3);
+        let [list_area, change_area] =
+            Layout::vertical([Constraint::Length(list_height), Constraint::Min(3)]).areas(area);
+        self.height = list_area.height.saturating_sub(1).max(1) as usize;
+        self.cursor.clamp(self.items.len(), self.height);
+        let marked = self.anchor.map(|_| self.marked_range());
+        let rows: Vec<Row> = self
+            .items
+            .iter()
+            .enumerate()
+            .skip(self.cursor.top)
+            .take(self.height)
+            .map(|(i, item)| {
+                let status_style = match item.approval_status {
+                    ApprovalStatus::Approved | ApprovalStatus::Applied => theme.ok(),
+                    ApprovalStatus::Rejected
+                    | ApprovalStatus::Conflict
+                    | ApprovalStatus::Failed => theme.error(),
+                    ApprovalStatus::Pending => theme.warn(),
+                    _ => theme.muted(),
+                };
+                let action_style = match item.action {
+                    ApprovalAction::Create => theme.added(),
+                    ApprovalAction::Delete => theme.removed(),
+                    _ => theme.base(),
+                };
+                let in_range = marked.as_ref().is_some_and(|r| r.contains(&i));
+                let row = Row::new(vec![
+                    Span::raw(if in_range { "●" } else { " " }),
+                    Span::raw(item.id.to_string()),
+                    Span::styled(item.action.as_str(), action_style),
+                    Span::raw(
+                        crate::sanitize::for_terminal(
+                            item.netbox_object_type.as_deref().unwrap_or(""),
+                        )
+                        .into_owned(),
+                    ),
+                    Span::raw(
+                        crate::sanitize::for_terminal(item.device_name.as_deref().unwrap_or(""))
+                            .into_owned(),
+                    ),
+                    Span::styled(item.approval_status.as_str(), status_style),
+                    Span::styled(item.approved_by.clone().unwrap_or_default(), theme.muted()),
+                ]);
+                if i == self.cursor.selected {
+                    row.style(theme.selected())
+                } else if in_range {
+                    row.style(theme.marked())
+                } else {
+                    row
+                }
+            })
+            .collect();
+        frame.render_widget(
+            Table::new(
+                rows,
+                [
+                    Constraint::Length(1),
+                    Constraint::Length(6),
+                    Constraint::Length(7),
+                    Constraint::Length(30),
+                    Constraint::Min(14),
+                    Constraint::Length(11),
+                    Constraint::Length(12),
+                ],
+            )
+            .header(
+                Row::new(["", "ID", "ACTION", "OBJECT", "DEVICE", "STATUS", "REVIEWER"])
+                    .style(theme.title()),
+            ),
+            list_area,
+        );
+        let block = Block::default()
+            .borders(Borders::TOP)
+            .title(Span::styled(" proposed change ", theme.muted()));
+        let inner = block.inner(change_area);
+        frame.render_widget(block, change_area);
+        if let Some(item) = self.items.get(self.cursor.selected) {
+            frame.render_widget(
+                Paragraph::new(change_lines(item, theme)).wrap(Wrap { trim: false }),
+                inner,
+            );
+        }
+    }
+}

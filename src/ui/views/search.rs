@@ -1,0 +1,160 @@
+//! Full-text search over devices, runbook pages and tickets, as you type. The dashboard uses
+//! the local FTS index only: it never waits on an embeddings server.
+
+use crate::store::{HitKind, SearchHit};
+use crate::ui::app::{Cx, Modal, Outcome, Screen};
+use crate::ui::keys::{Action, Scope};
+use crate::ui::widgets::cursor::Cursor;
+use ratatui::Frame;
+use ratatui::layout::Rect;
+use ratatui::text::{Line, Span};
+use ratatui::widgets::Paragraph;
+
+pub struct SearchView {
+    query: String,
+    hits: Vec<SearchHit>,
+    error: Option<String>,
+    cursor: Cursor,
+    height: usize,
+}
+
+impl SearchView {
+    pub fn new(query: &str) -> SearchView {
+        SearchView {
+            query: query.to_string(),
+            hits: Vec::new(),
+            error: None,
+            cursor: Cursor::default(),
+            height: 10,
+        }
+    }
+
+    fn run(&mut self, cx: &mut Cx) {
+        self.error = None;
+        self.hits = if self.query.trim().is_empty() {
+            Vec::new()
+        } else {
+            match cx.store.search(&self.query, &[], 200) {
+                Ok(hits) => hits,
+                Err(err) => {
+                    self.error = Some(err.to_string());
+                    Vec::new()
+                }
+            }
+        };
+    }
+}
+
+impl Screen for SearchView {
+    fn title(&self) -> String {
+        "search".into()
+    }
+
+    fn scopes(&self) -> &'static [Scope] {
+        &[Scope::List, Scope::Global]
+    }
+
+    fn refresh(&mut self, cx: &mut Cx) -> anyhow::Result<()> {
+        self.run(cx);
+        Ok(())
+    }
+
+    fn filter(&self) -> Option<&str> {
+        Some(&self.query)
+    }
+
+    fn set_filter(&mut self, text: &str, cx: &mut Cx) -> anyhow::Result<()> {
+        self.query = text.to_string();
+        self.cursor = Cursor::default();
+        self.run(cx);
+        Ok(())
+    }
+
+    fn device(&self) -> Option<i64> {
+        self.hits
+            .get(self.cursor.selected)
+            .filter(|h| h.kind == HitKind::Device)
+            .map(|h| h.id)
+    }
+
+    fn copy_text(&self) -> Option<String> {
+        self.hits
+            .get(self.cursor.selected)
+            .map(|h| h.url.clone().unwrap_or_else(|| h.title.clone()))
+    }
+
+    fn act(&mut self, action: Action, _cx: &mut Cx) -> anyhow::Result<Outcome> {
+        if self.cursor.apply(action, self.hits.len(), self.height) {
+            return Ok(Outcome::Handled);
+        }
+        let Some(hit) = self.hits.get(self.cursor.selected) else {
+            return Ok(Outcome::Ignored);
+        };
+        Ok(match (action, hit.kind) {
+            (Action::Open, HitKind::Device) => {
+                Outcome::Push(Box::new(super::detail::DetailView::new(hit.id)))
+            }
+            (Action::Open, _) => Outcome::Modal(Modal::Text {
+                title: hit.title.clone(),
+                lines: vec![
+                    hit.detail.clone(),
+                    hit.url.clone().unwrap_or_default(),
+                    String::new(),
+                    hit.snippet.clone(),
+                ],
+                scroll: 0,
+            }),
+            _ => Outcome::Ignored,
+        })
+    }
+
+    fn draw(&mut self, frame: &mut Frame, area: Rect, cx: &mut Cx) {
+        let theme = cx.env.theme;
+        // Two lines per hit: title, then the snippet.
+        self.height = (area.height / 2).max(1) as usize;
+        self.cursor.clamp(self.hits.len(), self.height);
+        let mut lines = Vec::new();
+        if let Some(error) = &self.error {
+            lines.push(Line::from(Span::styled(error.clone(), theme.error())));
+        } else if self.query.trim().is_empty() {
+            lines.push(Line::from(Span::styled(
+                "type / and a few words: names, addresses, error text, ticket keys",
+                theme.muted(),
+            )));
+        } else if self.hits.is_empty() {
+            lines.push(Line::from(Span::styled("no matches", theme.muted())));
+        }
+        for (i, hit) in self
+            .hits
+            .iter()
+            .enumerate()
+            .skip(self.cursor.top)
+            .take(self.height)
+        {
+            let mut title = Line::from(vec![
+                Span::styled(format!("{:<7}", hit.kind.as_str()), theme.muted()),
+                Span::raw(crate::sanitize::for_terminal(&hit.title).into_owned()),
+                Span::styled(
+                    format!("  {}", crate::sanitize::for_terminal(&hit.detail)),
+                    theme.muted(),
+                ),
+            ]);
+            if i == self.cursor.selected {
+                title = title.patch_style(theme.selected());
+            }
+            lines.push(title);
+            // Matches come back between [ and ]; show them highlighted instead.
+            let snippet = crate::sanitize::for_terminal(&hit.snippet).into_owned();
+            let mut spans = vec![Span::raw("       ")];
+            for (n, part) in snippet.split(['[', ']']).enumerate() {
+                spans.push(if n % 2 == 1 {
+                    Span::styled(part.to_string(), theme.search_match())
+                } else {
+                    Span::styled(part.to_string(), theme.muted())
+                });
+            }
+            lines.push(Line::from(spans));
+        }
+        frame.render_widget(Paragraph::new(lines), area);
+    }
+}

@@ -1,0 +1,322 @@
+//! The relationship tree: cluster → hosts → VMs, array → volumes, correlated records. Walks
+//! down (what depends on this device) or up (what it depends on); `r` re-roots at the selected
+//! node and turns around. Children are read when a node is first expanded.
+
+use crate::model::DeviceType;
+use crate::store::{Device, DeviceQuery, Direction, TreeNode};
+use crate::ui::app::{Cx, Outcome, Screen};
+use crate::ui::keys::{Action, Scope};
+use crate::ui::widgets::cursor::Cursor;
+use ratatui::Frame;
+use ratatui::layout::Rect;
+use ratatui::text::{Line, Span};
+use ratatui::widgets::Paragraph;
+
+struct Node {
+    device: Device,
+    relation: Option<String>,
+    /// `None` until read.
+    children: Option<Vec<Node>>,
+    expanded: bool,
+}
+
+impl Node {
+    fn from_tree(tree: TreeNode, expand_levels: usize) -> Node {
+        // A node where the walk stopped has children nobody has read yet.
+        let unread = tree.truncated && tree.children.is_empty();
+        let children: Vec<Node> = tree
+            .children
+            .into_iter()
+            .map(|c| Node::from_tree(c, expand_levels.saturating_sub(1)))
+            .collect();
+        Node {
+            device: tree.device,
+            relation: tree.relationship_type.map(|r| r.as_str().to_string()),
+            expanded: expand_levels > 0 && !children.is_empty(),
+            children: if unread { None } else { Some(children) },
+        }
+    }
+}
+
+pub struct TreeView {
+    root_device: Option<i64>,
+    direction: Direction,
+    roots: Vec<Node>,
+    /// Paths (child indexes from the roots) of the visible rows.
+    rows: Vec<(Vec<usize>, usize)>,
+    cursor: Cursor,
+    height: usize,
+    loaded: bool,
+}
+
+impl TreeView {
+    /// The tree around `device`, or every cluster and array when there is none.
+    pub fn new(device: Option<i64>) -> TreeView {
+        TreeView {
+            root_device: device,
+            direction: Direction::Down,
+            roots: Vec::new(),
+            rows: Vec::new(),
+            cursor: Cursor::default(),
+            height: 20,
+            loaded: false,
+        }
+    }
+
+    fn node(&self, path: &[usize]) -> Option<&Node> {
+        let (first, rest) = path.split_first()?;
+        let mut node = self.roots.get(*first)?;
+        for i in rest {
+            node = node.children.as_ref()?.get(*i)?;
+        }
+        Some(node)
+    }
+
+    fn node_mut(&mut self, path: &[usize]) -> Option<&mut Node> {
+        let (first, rest) = path.split_first()?;
+        let mut node = self.roots.get_mut(*first)?;
+        for i in rest {
+            node = node.children.as_mut()?.get_mut(*i)?;
+        }
+        Some(node)
+    }
+
+    fn flatten(&mut self) {
+        fn walk(nodes: &[Node], path: &mut Vec<usize>, out: &mut Vec<(Vec<usize>, usize)>) {
+            for (i, node) in nodes.iter().enumerate() {
+                path.push(i);
+                out.push((path.clone(), path.len() - 1));
+                if node.expanded
+                    && let Some(children) = &node.children
+                {
+                    walk(children, path, out);
+                }
+                path.pop();
+            }
+        }
+        let mut rows = Vec::new();
+        walk(&self.roots, &mut Vec::new(), &mut rows);
+        self.rows = rows;
+    }
+
+    fn selected_path(&self) -> Option<Vec<usize>> {
+        self.rows.get(self.cursor.selected).map(|(p, _)| p.clone())
+    }
+
+    fn load(&mut self, cx: &mut Cx) -> anyhow::Result<()> {
+        self.roots = match self.root_device {
+            Some(id) => {
+                if !self.loaded {
+                    // A device that hangs under something (a VM) starts looking up, towards its
+                    // host and cluster; anything else starts looking down at what it carries.
+                    let up = cx.store.relationship_tree(id, Direction::Up, 1)?;
+                    let has_parent = up.as_ref().is_some_and(|t| {
+                        t.children
+                            .iter()
+                            .any(|c| c.relationship_type.is_some_and(|r| r.as_str() != "same_as"))
+                    });
+                    let down = cx.store.relationship_tree(id, Direction::Down, 1)?;
+                    let has_children = down.as_ref().is_some_and(|t| {
+                        t.children
+                            .iter()
+                            .any(|c| c.relationship_type.is_some_and(|r| r.as_str() != "same_as"))
+                    });
+                    self.direction = if has_parent && !has_children {
+                        Direction::Up
+                    } else {
+                        Direction::Down
+                    };
+                }
+                cx.store
+                    .relationship_tree(id, self.direction, 3)?
+                    .map(|t| vec![Node::from_tree(t, 2)])
+                    .unwrap_or_default()
+            }
+            None => {
+                let mut roots = Vec::new();
+                for device_type in [DeviceType::Cluster, DeviceType::Storage] {
+                    let devices = cx.store.query_devices(&DeviceQuery {
+                        device_type: Some(device_type),
+                        ..DeviceQuery::default()
+                    })?;
+                    roots.extend(devices.into_iter().map(|device| Node {
+                        device,
+                        relation: None,
+                        children: None,
+                        expanded: false,
+                    }));
+                }
+                roots
+            }
+        };
+        self.loaded = true;
+        self.flatten();
+        Ok(())
+    }
+
+    fn toggle(&mut self, path: &[usize], cx: &mut Cx) -> anyhow::Result<()> {
+        let direction = self.direction;
+        let Some(node) = self.node_mut(path) else {
+            return Ok(());
+        };
+        if node.children.is_none() {
+            let tree = cx.store.relationship_tree(node.device.id, direction, 1)?;
+            node.children = Some(
+                tree.map(|t| {
+                    t.children
+                        .into_iter()
+                        .map(|c| Node::from_tree(c, 0))
+                        .collect()
+                })
+                .unwrap_or_default(),
+            );
+        }
+        node.expanded = !node.expanded && node.children.as_ref().is_some_and(|c| !c.is_empty());
+        self.flatten();
+        Ok(())
+    }
+}
+
+impl Screen for TreeView {
+    fn title(&self) -> String {
+        let direction = match self.direction {
+            Direction::Down => "what depends on it",
+            Direction::Up => "what it depends on",
+        };
+        match self.roots.first().filter(|_| self.root_device.is_some()) {
+            Some(root) => format!(
+                "tree {} ({direction})",
+                crate::sanitize::for_terminal(&root.device.name)
+            ),
+            None => "tree".into(),
+        }
+    }
+
+    fn scopes(&self) -> &'static [Scope] {
+        &[Scope::Tree, Scope::List, Scope::Global]
+    }
+
+    fn refresh(&mut self, cx: &mut Cx) -> anyhow::Result<()> {
+        if !self.loaded {
+            self.load(cx)?;
+        }
+        Ok(())
+    }
+
+    fn device(&self) -> Option<i64> {
+        self.selected_path()
+            .and_then(|p| self.node(&p).map(|n| n.device.id))
+    }
+
+    fn copy_text(&self) -> Option<String> {
+        self.selected_path()
+            .and_then(|p| self.node(&p).map(|n| n.device.name.clone()))
+    }
+
+    fn act(&mut self, action: Action, cx: &mut Cx) -> anyhow::Result<Outcome> {
+        if self.cursor.apply(action, self.rows.len(), self.height) {
+            return Ok(Outcome::Handled);
+        }
+        let Some(path) = self.selected_path() else {
+            return Ok(Outcome::Ignored);
+        };
+        Ok(match action {
+            Action::Toggle => {
+                self.toggle(&path, cx)?;
+                Outcome::Handled
+            }
+            Action::Left => {
+                if self.node(&path).is_some_and(|n| n.expanded) {
+                    self.toggle(&path, cx)?;
+                } else if path.len() > 1 {
+                    let parent = &path[..path.len() - 1];
+                    if let Some(index) = self.rows.iter().position(|(p, _)| p == parent) {
+                        self.cursor.selected = index;
+                    }
+                }
+                Outcome::Handled
+            }
+            Action::Open => match self.node(&path) {
+                Some(node) => {
+                    Outcome::Push(Box::new(super::detail::DetailView::new(node.device.id)))
+                }
+                None => Outcome::Ignored,
+            },
+            Action::ReverseTree => {
+                if let Some(node) = self.node(&path) {
+                    self.root_device = Some(node.device.id);
+                    self.direction = match self.direction {
+                        Direction::Down => Direction::Up,
+                        Direction::Up => Direction::Down,
+                    };
+                    self.cursor = Cursor::default();
+                    self.load(cx)?;
+                }
+                Outcome::Handled
+            }
+            _ => Outcome::Ignored,
+        })
+    }
+
+    fn draw(&mut self, frame: &mut Frame, area: Rect, cx: &mut Cx) {
+        let theme = cx.env.theme;
+        self.height = area.height.max(1) as usize;
+        self.cursor.clamp(self.rows.len(), self.height);
+        if self.rows.is_empty() {
+            frame.render_widget(
+                Paragraph::new(Span::styled(
+                    "no clusters or arrays yet; run a sync (:sync)",
+                    theme.muted(),
+                )),
+                area,
+            );
+            return;
+        }
+        let mut lines = Vec::new();
+        for index in self.cursor.top..(self.cursor.top + self.height).min(self.rows.len()) {
+            let (path, depth) = &self.rows[index];
+            let Some(node) = self.node(path) else {
+                continue;
+            };
+            let marker = match (&node.children, node.expanded) {
+                (Some(c), _) if c.is_empty() => "  ",
+                (_, true) => "▾ ",
+                (_, false) => "▸ ",
+            };
+            let relation = match (&node.relation, self.direction) {
+                (Some(r), Direction::Down) => format!("{r} ▸ "),
+                (Some(r), Direction::Up) => format!("◂ {r} "),
+                (None, _) => String::new(),
+            };
+            let count = node
+                .children
+                .as_ref()
+                .filter(|c| !c.is_empty() && !node.expanded)
+                .map(|c| format!("  ({})", c.len()))
+                .unwrap_or_default();
+            let mut line = Line::from(vec![
+                Span::raw("  ".repeat(*depth)),
+                Span::styled(marker, theme.key()),
+                Span::styled(relation, theme.muted()),
+                Span::raw(crate::sanitize::for_terminal(&node.device.name).into_owned()),
+                Span::styled(
+                    format!(
+                        "  {} · {}{count}",
+                        node.device.device_type.as_str(),
+                        crate::sanitize::for_terminal(&node.device.source_system)
+                    ),
+                    if node.device.status == crate::model::DeviceStatus::Inactive {
+                        theme.stale()
+                    } else {
+                        theme.muted()
+                    },
+                ),
+            ]);
+            if index == self.cursor.selected {
+                line = line.patch_style(theme.selected());
+            }
+            lines.push(line);
+        }
+        frame.render_widget(Paragraph::new(lines), area);
+    }
+}

@@ -1,0 +1,4 @@
+//! Pieces several views share.
+
+pub mod cursor;
+pub mod diff;
