@@ -153,3 +153,126 @@ pub fn reconcile_unchanged(count: usize) -> anyhow::Result<Duration> {
     }
     Ok(elapsed)
 }
+
+/// The dashboard over a large inventory, drawn into ratatui's TestBackend.
+#[derive(Debug, Clone)]
+pub struct DashboardFigure {
+    pub devices: usize,
+    /// Opening the database, building the dashboard and drawing its first frame, per try.
+    pub first_frame: Vec<Duration>,
+    /// One filter keystroke to the next frame, per keystroke.
+    pub keystroke: Vec<Duration>,
+    /// Scrolling one page down to the next frame.
+    pub page_down: Vec<Duration>,
+}
+
+/// Fills a scratch database with `devices` devices (90% VMs, names like `web-000123.lab`).
+pub fn inventory(devices: usize, path: &std::path::Path) -> anyhow::Result<()> {
+    let mut store = Store::open(path, &OpenOptions::default())?;
+    let now = crate::time::now();
+    let records: Vec<DeviceRecord> = (0..devices)
+        .map(|i| DeviceRecord {
+            source_system: "vcenter".into(),
+            source_identifier: "vc-bench".into(),
+            source_id: format!("vm-{i}"),
+            name: format!("{}-{:06}.lab", ["web", "db", "app", "cache", "mq"][i % 5], i),
+            device_type: if i % 10 == 0 { DeviceType::Server } else { DeviceType::Vm },
+            metadata: serde_json::json!({"vcenter": {"power_state": "POWERED_ON", "cpu_count": 2 + i % 8}}),
+        })
+        .collect();
+    for chunk in records.chunks(5000) {
+        store.write(|w| {
+            w.upsert_devices(chunk, &now)?;
+            Ok(())
+        })?;
+    }
+    Ok(())
+}
+
+/// Measures the dashboard over `devices` devices at 160×48.
+pub fn dashboard(devices: usize, tries: usize) -> anyhow::Result<DashboardFigure> {
+    let scratch = Scratch::new("dashboard")?;
+    let path = scratch.0.join("inventory.db");
+    inventory(devices, &path)?;
+    dashboard_over(&path, devices, tries)
+}
+
+/// Measures the dashboard over an existing database (in a fresh process this also gives the
+/// dashboard's own peak memory).
+pub fn dashboard_over(
+    path: &std::path::Path,
+    devices: usize,
+    tries: usize,
+) -> anyhow::Result<DashboardFigure> {
+    use crossterm::event::{KeyCode, KeyEvent, KeyModifiers};
+    let path = path.to_path_buf();
+    let env = crate::ui::app::Env {
+        database_label: "bench".into(),
+        identity: "bench@localhost".into(),
+        reviewer: "bench".into(),
+        read_only: false,
+        theme: crate::ui::theme::Theme { color: true },
+        sources: Vec::new(),
+        volatile_lines: Vec::new(),
+        stale_after: chrono::Duration::days(7),
+        fixed_now: None,
+        netbox_configured: false,
+    };
+    let mut terminal = ratatui::Terminal::new(ratatui::backend::TestBackend::new(160, 48))?;
+    let mut figure = DashboardFigure {
+        devices,
+        first_frame: Vec::new(),
+        keystroke: Vec::new(),
+        page_down: Vec::new(),
+    };
+    for _ in 0..tries {
+        let start = Instant::now();
+        let store = Store::open(&path, &OpenOptions::default())?;
+        let mut app = crate::ui::app::App::new(store, env.clone())?;
+        terminal.draw(|f| app.draw(f))?;
+        figure.first_frame.push(start.elapsed());
+        // As the event loop does once the first frame is up.
+        app.warm();
+
+        let key = |c| KeyEvent::new(c, KeyModifiers::NONE);
+        app.on_key(key(KeyCode::Char('/')));
+        for c in "web-0012".chars() {
+            let start = Instant::now();
+            app.on_key(key(KeyCode::Char(c)));
+            terminal.draw(|f| app.draw(f))?;
+            figure.keystroke.push(start.elapsed());
+        }
+        for _ in 0..8 {
+            let start = Instant::now();
+            app.on_key(key(KeyCode::Backspace));
+            terminal.draw(|f| app.draw(f))?;
+            figure.keystroke.push(start.elapsed());
+        }
+        app.on_key(key(KeyCode::Enter));
+        for _ in 0..20 {
+            let start = Instant::now();
+            app.on_key(key(KeyCode::PageDown));
+            terminal.draw(|f| app.draw(f))?;
+            figure.page_down.push(start.elapsed());
+        }
+    }
+    Ok(figure)
+}
+
+/// Peak resident memory of this process so far (Linux `VmHWM`), in bytes.
+pub fn peak_rss_bytes() -> Option<u64> {
+    let status = std::fs::read_to_string("/proc/self/status").ok()?;
+    let line = status.lines().find(|l| l.starts_with("VmHWM:"))?;
+    let kib: u64 = line.split_whitespace().nth(1)?.parse().ok()?;
+    Some(kib * 1024)
+}
+
+/// Median and (min, max) of some durations.
+pub fn median(samples: &[Duration]) -> (Duration, Duration, Duration) {
+    let mut sorted = samples.to_vec();
+    sorted.sort_unstable();
+    let Some((&min, &max)) = sorted.first().zip(sorted.last()) else {
+        return (Duration::ZERO, Duration::ZERO, Duration::ZERO);
+    };
+    (sorted[sorted.len() / 2], min, max)
+}

@@ -600,6 +600,20 @@ impl Store {
 
     /// Answers a name-sorted, name-filtered query from the in-memory name index when one is (or
     /// is worth being) built for the current database state; `None` means use SQL.
+    /// Builds the in-memory name index for the current database state now, so the next filtered
+    /// queries (someone typing a filter) do not pay for it. A no-op when it is current.
+    pub fn warm_name_index(&self) -> Result<()> {
+        let generation = self.generation()?;
+        let mut cached = self.name_index.borrow_mut();
+        if cached
+            .as_ref()
+            .is_none_or(|index| index.generation() != generation)
+        {
+            *cached = super::name_index::NameIndex::build(self.conn(), generation)?;
+        }
+        Ok(())
+    }
+
     fn indexed_matches(&self, query: &DeviceQuery) -> Result<Option<(Vec<i64>, u64)>> {
         let filtered = query
             .name_contains

@@ -85,8 +85,10 @@ async fn event_loop(
     netbox: Option<NetboxRunner>,
 ) -> anyhow::Result<()> {
     use tokio::signal::unix::{SignalKind, signal};
-    // The first frame goes out before any sync work starts.
+    // The first frame goes out before any sync work starts; then, while the user reads it, the
+    // filter index is built.
     terminal.draw(|f| app.draw(f))?;
+    app.warm();
     let mut events = EventStream::new();
     let mut sigterm = signal(SignalKind::terminate())?;
     let mut sighup = signal(SignalKind::hangup())?;

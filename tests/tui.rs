@@ -1,0 +1,317 @@
+//! The real binary in a real terminal (tmux), driven by keystrokes only, asserting on what
+//! `capture-pane` shows: filter, detail, tree, config diff, a sync with live progress, a NetBox
+//! rejection with a reason, and a hostile device name that must not act on the terminal.
+//! Every wait is for a condition on screen, with a deadline.
+
+use infradeck::model::{ApprovalAction, ApprovalStatus, DeviceRecord, DeviceType};
+use infradeck::store::{NewApprovalItem, NewBatch, OpenOptions, Store};
+use serde_json::json;
+use std::path::Path;
+use std::process::Command;
+use std::time::{Duration, Instant};
+
+mod common;
+
+/// One tmux server of our own (its own socket), killed on drop.
+struct Tmux {
+    socket: String,
+    home: tempfile::TempDir,
+}
+
+impl Tmux {
+    fn start(args: &[&str], config: Option<&Path>) -> Tmux {
+        let home = tempfile::tempdir().unwrap();
+        let socket = format!(
+            "infradeck-test-{}-{}",
+            std::process::id(),
+            home.path().file_name().unwrap().to_string_lossy()
+        );
+        let mut command = format!(
+            "env HOME={home} XDG_CONFIG_HOME={home}/.config XDG_DATA_HOME={home}/.local/share XDG_STATE_HOME={home}/.local/state TERM=xterm-256color {bin}",
+            home = home.path().display(),
+            bin = env!("CARGO_BIN_EXE_infradeck"),
+        );
+        if let Some(config) = config {
+            command.push_str(&format!(" --config {}", config.display()));
+        }
+        for arg in args {
+            command.push(' ');
+            command.push_str(arg);
+        }
+        // After the dashboard exits the pane shows its exit status and the restored screen.
+        command.push_str("; echo EXIT=$?; sleep 600");
+        let status = Command::new("tmux")
+            .args([
+                "-L",
+                &socket,
+                "-f",
+                "/dev/null",
+                "new-session",
+                "-d",
+                "-x",
+                "120",
+                "-y",
+                "36",
+                &command,
+            ])
+            .status()
+            .expect("tmux must be installed (.ci/run installs it)");
+        assert!(status.success());
+        Tmux { socket, home }
+    }
+
+    fn keys(&self, keys: &[&str]) {
+        let status = Command::new("tmux")
+            .args(["-L", &self.socket, "send-keys", "-t", "0"])
+            .args(keys)
+            .status()
+            .unwrap();
+        assert!(status.success());
+    }
+
+    /// Types text literally.
+    fn type_text(&self, text: &str) {
+        let status = Command::new("tmux")
+            .args(["-L", &self.socket, "send-keys", "-t", "0", "-l", text])
+            .status()
+            .unwrap();
+        assert!(status.success());
+    }
+
+    fn screen(&self) -> String {
+        let out = Command::new("tmux")
+            .args(["-L", &self.socket, "capture-pane", "-p", "-t", "0"])
+            .output()
+            .unwrap();
+        String::from_utf8_lossy(&out.stdout).into_owned()
+    }
+
+    /// Waits until the screen satisfies `check`, or fails with what was on screen.
+    fn wait_for(&self, what: &str, check: impl Fn(&str) -> bool) -> String {
+        let deadline = Instant::now() + Duration::from_secs(20);
+        loop {
+            let screen = self.screen();
+            if check(&screen) {
+                return screen;
+            }
+            assert!(
+                Instant::now() < deadline,
+                "timed out waiting for {what}; the screen was:\n{screen}"
+            );
+            std::thread::sleep(Duration::from_millis(40));
+        }
+    }
+
+    fn wait_text(&self, needle: &str) -> String {
+        self.wait_for(needle, |s| s.contains(needle))
+    }
+
+    fn pane_title(&self) -> String {
+        let out = Command::new("tmux")
+            .args([
+                "-L",
+                &self.socket,
+                "display-message",
+                "-p",
+                "-t",
+                "0",
+                "#{pane_title}",
+            ])
+            .output()
+            .unwrap();
+        String::from_utf8_lossy(&out.stdout).trim().to_string()
+    }
+}
+
+impl Drop for Tmux {
+    fn drop(&mut self) {
+        let _ = Command::new("tmux")
+            .args(["-L", &self.socket, "kill-server"])
+            .status();
+        let _ = &self.home;
+    }
+}
+
+fn plan_batch(db: &Path) {
+    let mut store = Store::open(db, &OpenOptions::default()).unwrap();
+    let vm = store
+        .query_devices(&infradeck::store::DeviceQuery {
+            device_type: Some(DeviceType::Vm),
+            limit: 1,
+            ..Default::default()
+        })
+        .unwrap()
+        .remove(0);
+    store
+        .write(|w| {
+            w.create_batch(
+                &NewBatch {
+                    batch_id: "nb-e2e-1",
+                    netbox_url: "http://127.0.0.1:1",
+                    planned_at: &infradeck::time::now(),
+                    planned_by: "planner",
+                    metadata: json!({}),
+                },
+                &[NewApprovalItem {
+                    device_id: Some(vm.id),
+                    action: ApprovalAction::Update,
+                    netbox_object_type: "virtualization.virtualmachine".into(),
+                    netbox_object_id: Some(5),
+                    proposed_changes: json!({"fields": {"vcpus": {"from": 2, "to": 4}}}),
+                }],
+            )
+        })
+        .unwrap();
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn keystrokes_walk_the_dashboard_from_filter_to_netbox_rejection() {
+    let rig = common::start_rig(60, 5).await;
+    let outcomes = rig.run(&["vcenter", "oxidized"]).await;
+    assert!(
+        outcomes
+            .iter()
+            .all(|o| o.status == infradeck::model::RunStatus::Success),
+        "{outcomes:?}"
+    );
+    let db = rig.dir.path().join("inventory.db");
+    plan_batch(&db);
+    let estate = rig.sims.estate.read().unwrap().clone();
+    // A VM whose name no other VM contains, so the filter narrows to exactly one row.
+    let vm = estate
+        .vms
+        .iter()
+        .find(|v| {
+            estate
+                .vms
+                .iter()
+                .filter(|o| o.name.to_lowercase().contains(&v.name.to_lowercase()))
+                .count()
+                == 1
+        })
+        .unwrap()
+        .clone();
+    let host = estate.hosts[vm.host].name.clone();
+    let config = rig.dir.path().join("config.toml");
+
+    let tmux = tokio::task::spawn_blocking(move || {
+        let tmux = Tmux::start(&[], Some(&config));
+        tmux.wait_text("devices");
+        // Filter to one VM, as you type.
+        tmux.keys(&["/"]);
+        tmux.type_text(&vm.name);
+        tmux.wait_text("1 of 1");
+        tmux.keys(&["Enter", "Enter"]);
+        tmux.wait_text("virtual machine");
+        // Follow the VM to its host in the tree.
+        tmux.keys(&["t"]);
+        let screen = tmux.wait_text("what it depends on");
+        assert!(
+            screen.contains(&host),
+            "the tree shows the host {host}:\n{screen}"
+        );
+        // Diff two config versions of a switch.
+        tmux.keys(&[":"]);
+        tmux.type_text("configs");
+        tmux.keys(&["Enter"]);
+        tmux.wait_text("VERSIONS");
+        tmux.keys(&["Enter"]);
+        tmux.wait_text("SHA-256");
+        tmux.keys(&["d"]);
+        let screen = tmux.wait_text("@@ -");
+        assert!(screen.contains("hunk 1/"), "{screen}");
+        tmux.keys(&["i"]);
+        tmux.wait_text("volatile");
+        // Start a sync and watch it run to the end.
+        tmux.keys(&[":"]);
+        tmux.type_text("sync");
+        tmux.keys(&["Enter"]);
+        tmux.wait_text("run log");
+        tmux.keys(&["s"]);
+        tmux.wait_for("the run to start", |s| {
+            s.contains("started vcenter/") || s.contains("started (")
+        });
+        tmux.wait_for("the run to finish", |s| {
+            s.contains("vcenter/vcenter-sim: success") || s.contains("vcenter-sim success")
+        });
+        // Reject a NetBox item with a reason.
+        tmux.keys(&[":"]);
+        tmux.type_text("netbox");
+        tmux.keys(&["Enter"]);
+        tmux.wait_text("nb-e2e-1");
+        tmux.keys(&["Enter"]);
+        tmux.wait_text("proposed change");
+        tmux.keys(&["r"]);
+        tmux.wait_text("reject item");
+        tmux.type_text("wrong cluster");
+        tmux.keys(&["Enter"]);
+        tmux.wait_text("1 item rejected");
+        tmux.keys(&["q"]);
+        let screen = tmux.wait_text("EXIT=");
+        assert!(screen.contains("EXIT=0"), "{screen}");
+        assert!(
+            !screen.contains("run log"),
+            "the alternate screen is gone:\n{screen}"
+        );
+        tmux
+    })
+    .await
+    .unwrap();
+    drop(tmux);
+
+    let store = rig.store();
+    let items = store.batch_items("nb-e2e-1").unwrap();
+    assert_eq!(items[0].approval_status, ApprovalStatus::Rejected);
+    assert_eq!(items[0].review_comment.as_deref(), Some("wrong cluster"));
+    let vcenter_runs = store
+        .recent_runs(20)
+        .unwrap()
+        .into_iter()
+        .filter(|r| r.source_system == "vcenter")
+        .count();
+    assert_eq!(vcenter_runs, 2, "the dashboard ran a second vCenter sync");
+}
+
+#[test]
+fn a_hostile_device_name_leaves_the_terminal_untouched() {
+    let dir = tempfile::tempdir().unwrap();
+    let db = dir.path().join("inventory.db");
+    let mut store = Store::open(&db, &OpenOptions::default()).unwrap();
+    store
+        .write(|w| {
+            w.upsert_device(
+                &DeviceRecord {
+                    source_system: "vcenter".into(),
+                    source_identifier: "vc1".into(),
+                    source_id: "vm-1".into(),
+                    name: "evil\x1b[2J\x1b]0;owned\x07\u{202e}name\rX".into(),
+                    device_type: DeviceType::Vm,
+                    metadata: json!({}),
+                },
+                &infradeck::time::now(),
+            )
+        })
+        .unwrap();
+    drop(store);
+    let db_arg = format!("--db {}", db.display());
+    let tmux = Tmux::start(&[&db_arg], None);
+    tmux.wait_text("1 of 1");
+    tmux.keys(&["Enter"]);
+    let screen = tmux.wait_text("merged view");
+    assert!(
+        screen.contains("evil␛[2J␛]0;owned␇⟨U+202E⟩name␍X"),
+        "{screen}"
+    );
+    assert!(
+        screen.contains("infradeck"),
+        "the screen was not cleared:\n{screen}"
+    );
+    assert_ne!(
+        tmux.pane_title(),
+        "owned",
+        "the window title was not changed"
+    );
+    tmux.keys(&["q"]);
+    let screen = tmux.wait_text("EXIT=");
+    assert!(screen.contains("EXIT=0"), "{screen}");
+}
