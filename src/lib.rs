@@ -10,6 +10,7 @@ pub mod config;
 pub mod identity;
 pub mod logging;
 pub mod model;
+pub mod netbox;
 pub mod sanitize;
 pub mod search;
 pub mod sim;

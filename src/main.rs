@@ -28,6 +28,42 @@ struct Cli {
 }
 
 #[derive(Debug, Subcommand)]
+enum NetboxCommand {
+    /// Compare the inventory with NetBox and record a batch of proposed changes
+    Plan {
+        #[arg(long)]
+        json: bool,
+    },
+    /// List batches, or the items of one with their before/after
+    Review {
+        batch: Option<String>,
+        #[arg(long)]
+        json: bool,
+    },
+    /// Approve items of a batch: ids, ranges (3-7) or `all` (the default)
+    Approve { batch: String, items: Vec<String> },
+    /// Reject items of a batch, with a reason
+    Reject {
+        batch: String,
+        items: Vec<String>,
+        #[arg(long)]
+        reason: String,
+    },
+    /// Write the approved items of a batch to NetBox
+    Apply {
+        batch: String,
+        /// Print the exact requests instead of sending them
+        #[arg(long)]
+        dry_run: bool,
+        /// Allow this many deletes when the batch has more than `max_deletes`
+        #[arg(long, value_name = "N")]
+        allow_deletes: Option<u32>,
+    },
+    /// Undo the applied items of a batch
+    Rollback { batch: String },
+}
+
+#[derive(Debug, Subcommand)]
 enum Command {
     /// Show config and database paths, schema version, row counts and last sync per source
     Info,
@@ -102,6 +138,11 @@ enum Command {
         /// Print JSON instead of a table
         #[arg(long)]
         json: bool,
+    },
+    /// NetBox: plan changes, review them, apply what was approved, roll back
+    Netbox {
+        #[command(subcommand)]
+        command: NetboxCommand,
     },
     /// Simulated estate, fresh database, sync of everything: the product in one command
     Demo {
@@ -272,6 +313,35 @@ fn run(cli: Cli) -> anyhow::Result<()> {
             limit,
             json,
         }) => cli::related(&ctx, &device, limit, json),
+        Some(Command::Netbox { command }) => cli::netbox(
+            &ctx,
+            &match command {
+                NetboxCommand::Plan { json } => cli::NetboxArgs::Plan { json },
+                NetboxCommand::Review { batch, json } => cli::NetboxArgs::Review { batch, json },
+                NetboxCommand::Approve { batch, items } => {
+                    cli::NetboxArgs::Approve { batch, items }
+                }
+                NetboxCommand::Reject {
+                    batch,
+                    items,
+                    reason,
+                } => cli::NetboxArgs::Reject {
+                    batch,
+                    items,
+                    reason,
+                },
+                NetboxCommand::Apply {
+                    batch,
+                    dry_run,
+                    allow_deletes,
+                } => cli::NetboxArgs::Apply {
+                    batch,
+                    dry_run,
+                    allow_deletes,
+                },
+                NetboxCommand::Rollback { batch } => cli::NetboxArgs::Rollback { batch },
+            },
+        ),
         Some(Command::Demo {
             scale,
             seed,

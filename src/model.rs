@@ -128,6 +128,7 @@ text_enum!(
         Failed => "failed",
         Superseded => "superseded",
         RolledBack => "rolled_back",
+        Applying => "applying",
     }
 );
 

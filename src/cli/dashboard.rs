@@ -52,6 +52,44 @@ pub fn dashboard(ctx: &Context, sync_at_start: Vec<SourceConfig>) -> anyhow::Res
             sync_at_start
         },
         mouse: ctx.config.dashboard.mouse,
-        netbox: None,
+        netbox: netbox_runner(ctx),
     })
+}
+
+/// Apply, dry run and rollback for the dashboard's NetBox queue, each on its own connection.
+/// Confirming with the typed batch id stands in for `--allow-deletes`.
+fn netbox_runner(ctx: &Context) -> Option<crate::ui::NetboxRunner> {
+    use crate::ui::NetboxOp;
+    let config = ctx.config.netbox.clone()?;
+    let database = ctx.database_path.clone();
+    let open = crate::store::OpenOptions {
+        busy_timeout: ctx.config.general.busy_timeout,
+    };
+    Some(std::sync::Arc::new(move |batch: String, op: NetboxOp| {
+        let (config, database, open) = (config.clone(), database.clone(), open.clone());
+        Box::pin(async move {
+            let client = crate::netbox::NetboxClient::new(
+                &config,
+                crate::sources::http::RetryPolicy::default(),
+            )?;
+            let mut store = crate::store::Store::open(&database, &open)?;
+            let report = match op {
+                NetboxOp::Rollback => crate::netbox::rollback(&mut store, &client, &batch).await?,
+                NetboxOp::Apply | NetboxOp::DryRun => {
+                    let options = crate::netbox::ApplyOptions {
+                        dry_run: op == NetboxOp::DryRun,
+                        allow_deletes: Some(u32::MAX),
+                        max_deletes: config.max_deletes,
+                    };
+                    crate::netbox::apply(&mut store, &client, &batch, &options).await?
+                }
+            };
+            let summary = match op {
+                NetboxOp::Apply => report.summary("applied"),
+                NetboxOp::DryRun => format!("{} requests would be sent", report.lines.len()),
+                NetboxOp::Rollback => report.summary("rolled back"),
+            };
+            Ok(std::iter::once(summary).chain(report.lines).collect())
+        })
+    }))
 }

@@ -310,6 +310,11 @@ impl NetboxState {
             .unwrap_or_default()
     }
 
+    /// Every change record so far (the object-changes log), oldest first; for tests.
+    pub fn changes(&self) -> Vec<Value> {
+        self.lock().changes.clone()
+    }
+
     /// How many change records exist.
     pub fn change_count(&self) -> usize {
         self.lock().changes.len()
@@ -757,7 +762,12 @@ fn handle(
         }
         (Method::DELETE, Some(id)) => {
             let mut scratch = db.clone();
-            match delete(&mut scratch, ty, id, request_id) {
+            let message = parsed
+                .as_ref()
+                .and_then(|b| b.get("changelog_message"))
+                .and_then(Value::as_str)
+                .unwrap_or("");
+            match delete_with_message(&mut scratch, ty, id, request_id, message) {
                 Ok(()) => {
                     *db = scratch;
                     StatusCode::NO_CONTENT.into_response()
@@ -1654,6 +1664,18 @@ fn delete(
     id: u64,
     request_id: &str,
 ) -> Result<(), Response> {
+    delete_with_message(db, ty, id, request_id, "")
+}
+
+/// Deletes one object (cascading as NetBox does); `message` is the request's
+/// `changelog_message`, recorded on the object's change.
+fn delete_with_message(
+    db: &mut NetboxDb,
+    ty: &'static ObjType,
+    id: u64,
+    request_id: &str,
+    message: &str,
+) -> Result<(), Response> {
     let Some(current) = db
         .objects
         .get(ty.endpoint)
@@ -1737,7 +1759,7 @@ fn delete(
         objs.remove(&id);
     }
     let pre = snapshot(db, &current);
-    log_change(db, ty, id, Some(pre), None, "", request_id);
+    log_change(db, ty, id, Some(pre), None, message, request_id);
     Ok(())
 }
 

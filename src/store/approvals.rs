@@ -71,11 +71,11 @@ pub struct ApprovalItem {
     pub review_comment: Option<String>,
 }
 
-const ITEM_COLUMNS: &str = "a.id, a.sync_batch_id, a.device_id, d.name, a.action, \
+pub(super) const ITEM_COLUMNS: &str = "a.id, a.sync_batch_id, a.device_id, d.name, a.action, \
      a.netbox_object_type, a.netbox_object_id, a.proposed_changes, a.approval_status, a.approved_by, \
      a.approved_at, a.applied_at, a.rollback_data, a.review_comment";
 
-fn item_from_row(row: &Row<'_>) -> rusqlite::Result<ApprovalItem> {
+pub(super) fn item_from_row(row: &Row<'_>) -> rusqlite::Result<ApprovalItem> {
     Ok(ApprovalItem {
         id: row.get(0)?,
         sync_batch_id: row.get(1)?,

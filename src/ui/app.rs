@@ -60,6 +60,7 @@ pub enum Effect {
     Cancel { sync_id: String },
     Copy(String),
     Apply { batch_id: String },
+    DryRun { batch_id: String },
     Rollback { batch_id: String },
 }
 
@@ -325,6 +326,15 @@ impl App {
 
     pub fn flash(&mut self, flash: Flash) {
         self.flash = Some(flash);
+    }
+
+    /// Shows lines of text over the current view (apply results, a dry-run preview).
+    pub fn show_text(&mut self, title: &str, lines: Vec<String>) {
+        self.mode = Mode::Modal(Modal::Text {
+            title: title.to_string(),
+            lines,
+            scroll: 0,
+        });
     }
 
     /// Prepares for filtering while nothing else happens (after the first frame, on `/`): the

@@ -47,6 +47,7 @@ pub enum Action {
     ApproveBatch,
     RejectBatch,
     Apply,
+    DryRun,
     Rollback,
 }
 
@@ -391,6 +392,14 @@ pub static BINDINGS: &[Binding] = &[
         Some("apply"),
         "apply the approved items of the batch to NetBox",
     )),
+    bind(
+        &[k('D')],
+        "D",
+        A::DryRun,
+        S::Netbox,
+        None,
+        "preview the exact requests apply would send",
+    ),
     writes(bind(
         &[k('U')],
         "U",

@@ -37,16 +37,24 @@ pub struct UiOptions {
     pub netbox: Option<NetboxRunner>,
 }
 
-/// Applies or rolls back a batch; returns a one-line summary. Provided by the NetBox module.
+/// What the NetBox runner is asked to do with a batch.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum NetboxOp {
+    Apply,
+    DryRun,
+    Rollback,
+}
+
+/// Runs a NetBox operation on a batch; returns a summary line, then one line per item.
 pub type NetboxRunner = std::sync::Arc<
-    dyn Fn(String, bool) -> futures::future::BoxFuture<'static, anyhow::Result<String>>
+    dyn Fn(String, NetboxOp) -> futures::future::BoxFuture<'static, anyhow::Result<Vec<String>>>
         + Send
         + Sync,
 >;
 
 enum Done {
     Sync(RunOutcome),
-    Netbox(anyhow::Result<String>),
+    Netbox(NetboxOp, String, anyhow::Result<Vec<String>>),
 }
 
 /// Opens the dashboard and runs until the user quits or a signal arrives. The terminal is
@@ -153,8 +161,20 @@ async fn event_loop(
                         );
                         app.flash(if outcome.status == crate::model::RunStatus::Failed { Flash::error(text) } else { Flash::info(text) });
                     }
-                    Done::Netbox(Ok(text)) => app.flash(Flash::info(text)),
-                    Done::Netbox(Err(err)) => app.flash(Flash::error(format!("{err:#}"))),
+                    Done::Netbox(op, batch, Ok(lines)) => {
+                        let title = match op {
+                            NetboxOp::Apply => format!("apply {batch}"),
+                            NetboxOp::DryRun => format!("dry run of {batch}: nothing was sent"),
+                            NetboxOp::Rollback => format!("rollback {batch}"),
+                        };
+                        if let Some(summary) = lines.first() {
+                            app.flash(Flash::info(summary.clone()));
+                        }
+                        app.show_text(&title, lines);
+                    }
+                    Done::Netbox(_, batch, Err(err)) => {
+                        app.flash(Flash::error(format!("{batch}: {err:#}")))
+                    }
                 }
                 app.reload_if_changed()?;
                 dirty = true;
@@ -188,13 +208,24 @@ async fn event_loop(
                         out.write_all(clipboard::osc52(&text, clipboard::inside_tmux()).as_bytes());
                     let _ = out.flush();
                 }
-                Effect::Apply { batch_id } | Effect::Rollback { batch_id } if netbox.is_none() => {
+                Effect::Apply { batch_id }
+                | Effect::Rollback { batch_id }
+                | Effect::DryRun { batch_id }
+                    if netbox.is_none() =>
+                {
                     app.flash(Flash::error(format!(
                         "cannot reach NetBox for {batch_id}: no [netbox] section"
                     )));
                 }
-                Effect::Apply { batch_id } => spawn_netbox(&netbox, batch_id, false, &done_tx),
-                Effect::Rollback { batch_id } => spawn_netbox(&netbox, batch_id, true, &done_tx),
+                Effect::Apply { batch_id } => {
+                    spawn_netbox(&netbox, batch_id, NetboxOp::Apply, &done_tx)
+                }
+                Effect::DryRun { batch_id } => {
+                    spawn_netbox(&netbox, batch_id, NetboxOp::DryRun, &done_tx)
+                }
+                Effect::Rollback { batch_id } => {
+                    spawn_netbox(&netbox, batch_id, NetboxOp::Rollback, &done_tx)
+                }
             }
             dirty = true;
         }
@@ -229,14 +260,14 @@ async fn next_run_event(
 fn spawn_netbox(
     netbox: &Option<NetboxRunner>,
     batch_id: String,
-    rollback: bool,
+    op: NetboxOp,
     done: &mpsc::UnboundedSender<Done>,
 ) {
     let Some(runner) = netbox.clone() else { return };
     let done = done.clone();
     tokio::spawn(async move {
-        let result = runner(batch_id, rollback).await;
-        let _ = done.send(Done::Netbox(result));
+        let result = runner(batch_id.clone(), op).await;
+        let _ = done.send(Done::Netbox(op, batch_id, result));
     });
 }
 

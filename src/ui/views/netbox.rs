@@ -99,6 +99,9 @@ fn batch_action(batch: &Batch, action: Action, cx: &Cx) -> anyhow::Result<Outcom
             format!("every pending item of {id}"),
             reviewer,
         )),
+        Action::DryRun if cx.env.netbox_configured => {
+            Outcome::Effect(Effect::DryRun { batch_id: id })
+        }
         Action::Apply | Action::Rollback => {
             if !cx.env.netbox_configured {
                 return Ok(Outcome::Flash(Flash::error(

@@ -1,0 +1,260 @@
+//! The NetBox REST client: token auth (v1 `Token`, v2 `Bearer nbt_`), every page of a list
+//! (following `next`, rewritten to the configured base), object reads with their `ETag`, and
+//! writes that carry `If-Match` and report NetBox's request id. Reads are retried by the shared
+//! client policy; POST and PATCH never are.
+
+use crate::config::{NetboxConfig, Secret};
+use crate::sources::http::{RequestParts, RetryPolicy, SourceClient, SourceError};
+use reqwest::Method;
+use serde_json::Value;
+use std::time::Duration;
+
+/// How a write went wrong.
+#[derive(Debug, thiserror::Error)]
+pub enum WriteError {
+    /// NetBox changed the object since it was read (HTTP 412 on `If-Match`).
+    #[error("NetBox changed {url} since it was read (412 Precondition Failed)")]
+    Changed { url: String },
+    /// NetBox refused the body (HTTP 400/409): the message names the fields.
+    #[error("NetBox refused {method} {url}: HTTP {status}: {body}")]
+    Refused {
+        method: String,
+        url: String,
+        status: u16,
+        body: String,
+    },
+    #[error(transparent)]
+    Http(#[from] SourceError),
+}
+
+/// A write that NetBox accepted.
+#[derive(Debug, Clone)]
+pub struct Written {
+    /// The object as NetBox returned it (`Null` for a delete).
+    pub object: Value,
+    /// NetBox's `X-Request-ID`, which its change log records.
+    pub request_id: Option<String>,
+}
+
+pub struct NetboxClient {
+    http: SourceClient,
+    token: Secret,
+    pub tag: String,
+}
+
+impl std::fmt::Debug for NetboxClient {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("NetboxClient")
+            .field("url", &self.http.base_url)
+            .finish()
+    }
+}
+
+impl NetboxClient {
+    pub fn new(config: &NetboxConfig, retry: RetryPolicy) -> anyhow::Result<NetboxClient> {
+        let token = config.token.resolve()?;
+        let http = SourceClient::for_endpoint(
+            "netbox".into(),
+            &config.url,
+            &config.tls,
+            Duration::from_secs(30),
+            4,
+            retry,
+        )?;
+        Ok(NetboxClient {
+            http,
+            token,
+            tag: config.tag.clone(),
+        })
+    }
+
+    pub fn base_url(&self) -> &str {
+        &self.http.base_url
+    }
+
+    fn authorization(&self) -> String {
+        let token = self.token.expose();
+        if token.starts_with("nbt_") {
+            format!("Bearer {token}")
+        } else {
+            format!("Token {token}")
+        }
+    }
+
+    fn headers(&self, etag: Option<&str>) -> Vec<(&'static str, String)> {
+        let mut headers = vec![
+            ("Authorization", self.authorization()),
+            ("Accept", "application/json".to_string()),
+        ];
+        if let Some(etag) = etag {
+            headers.push(("If-Match", etag.to_string()));
+        }
+        headers
+    }
+
+    /// `next` links are absolute URLs built from the Host NetBox saw, which behind a proxy may
+    /// be an internal name; keep path and query, use our base.
+    fn rebase(&self, next: &str) -> String {
+        match next.find("/api/") {
+            Some(at) => format!("{}{}", self.http.base_url, &next[at..]),
+            None => next.to_string(),
+        }
+    }
+
+    /// Every object of a list endpoint (`dcim/devices`), all pages.
+    pub async fn list(
+        &self,
+        endpoint: &str,
+        query: &[(&str, String)],
+    ) -> Result<Vec<Value>, SourceError> {
+        let mut out = Vec::new();
+        let mut params: Vec<(&str, String)> = query.to_vec();
+        params.push(("limit", "1000".into()));
+        let headers = self.headers(None);
+        let mut url = format!("/api/{endpoint}/");
+        let mut first = true;
+        loop {
+            let parts = RequestParts {
+                query: if first { &params } else { &[] },
+                headers: &headers,
+                ..RequestParts::default()
+            };
+            let page: Value = self.http.get_json(&url, &parts).await?;
+            let Some(results) = page.get("results").and_then(Value::as_array) else {
+                return Err(self
+                    .http
+                    .api_error(&self.http.url(&url), "a list answer without `results`"));
+            };
+            out.extend(results.iter().cloned());
+            match page.get("next").and_then(Value::as_str) {
+                Some(next) if !next.is_empty() => {
+                    url = self.rebase(next);
+                    first = false;
+                }
+                _ => return Ok(out),
+            }
+        }
+    }
+
+    /// One object and its `ETag`; `None` when NetBox no longer has it.
+    pub async fn get(
+        &self,
+        endpoint: &str,
+        id: i64,
+    ) -> Result<Option<(Value, Option<String>)>, SourceError> {
+        let headers = self.headers(None);
+        let answer = self
+            .http
+            .send(
+                Method::GET,
+                &format!("/api/{endpoint}/{id}/"),
+                &RequestParts {
+                    headers: &headers,
+                    ..RequestParts::default()
+                },
+            )
+            .await?;
+        if answer.status.as_u16() == 404 {
+            return Ok(None);
+        }
+        let etag = answer
+            .headers
+            .get("etag")
+            .and_then(|v| v.to_str().ok())
+            .map(str::to_string);
+        let answer = self.http.expect_success(answer)?;
+        Ok(Some((self.http.decode(&answer)?, etag)))
+    }
+
+    async fn write(
+        &self,
+        method: Method,
+        path: &str,
+        body: Option<&Value>,
+        etag: Option<&str>,
+    ) -> Result<Written, WriteError> {
+        let headers = self.headers(etag);
+        let answer = self
+            .http
+            .send(
+                method.clone(),
+                path,
+                &RequestParts {
+                    headers: &headers,
+                    json: body,
+                    ..RequestParts::default()
+                },
+            )
+            .await?;
+        let request_id = answer
+            .headers
+            .get("x-request-id")
+            .and_then(|v| v.to_str().ok())
+            .map(str::to_string);
+        match answer.status.as_u16() {
+            412 => Err(WriteError::Changed { url: answer.url }),
+            400 | 409 => Err(WriteError::Refused {
+                method: method.to_string(),
+                url: answer.url,
+                status: answer.status.as_u16(),
+                body: crate::sanitize::for_terminal(&String::from_utf8_lossy(&answer.body))
+                    .chars()
+                    .take(600)
+                    .collect(),
+            }),
+            _ => {
+                let answer = self.http.expect_success(answer)?;
+                let object = if answer.body.is_empty() {
+                    Value::Null
+                } else {
+                    self.http.decode(&answer)?
+                };
+                Ok(Written { object, request_id })
+            }
+        }
+    }
+
+    pub async fn create(&self, endpoint: &str, body: &Value) -> Result<Written, WriteError> {
+        self.write(Method::POST, &format!("/api/{endpoint}/"), Some(body), None)
+            .await
+    }
+
+    pub async fn update(
+        &self,
+        endpoint: &str,
+        id: i64,
+        body: &Value,
+        etag: Option<&str>,
+    ) -> Result<Written, WriteError> {
+        self.write(
+            Method::PATCH,
+            &format!("/api/{endpoint}/{id}/"),
+            Some(body),
+            etag,
+        )
+        .await
+    }
+
+    pub async fn delete(
+        &self,
+        endpoint: &str,
+        id: i64,
+        body: &Value,
+    ) -> Result<Written, WriteError> {
+        self.write(
+            Method::DELETE,
+            &format!("/api/{endpoint}/{id}/"),
+            Some(body),
+            None,
+        )
+        .await
+    }
+
+    /// The URL a request to `endpoint` (and `id`) goes to, for dry runs.
+    pub fn url_of(&self, endpoint: &str, id: Option<i64>) -> String {
+        match id {
+            Some(id) => format!("{}/api/{endpoint}/{id}/", self.http.base_url),
+            None => format!("{}/api/{endpoint}/", self.http.base_url),
+        }
+    }
+}

@@ -1,0 +1,465 @@
+//! The plan: what NetBox should look like according to the inventory, compared with what it
+//! holds, as create / update (only differing fields, each with from and to) / delete items.
+//!
+//! Mapping: vCenter clusters → virtualization clusters (type `vmware-vsphere`); vCenter VMs →
+//! virtualization VMs named by their canonical host name, in the cluster of the same name, with
+//! vCPUs, memory and disk in MB and status from the power state. Everything created carries the
+//! configured tag, and only tagged objects are ever updated or deleted.
+
+use super::client::NetboxClient;
+use crate::model::{ApprovalAction, DeviceStatus, DeviceType};
+use crate::store::{DeviceQuery, InventoryVm, NewApprovalItem, NewBatch, Store};
+use chrono::{DateTime, Utc};
+use serde_json::{Map, Value, json};
+use std::collections::{BTreeMap, HashMap, HashSet};
+
+pub const CLUSTERS: &str = "virtualization/clusters";
+pub const VMS: &str = "virtualization/virtual-machines";
+pub const CLUSTER_TYPE_SLUG: &str = "vmware-vsphere";
+
+/// The order of writes: clusters before the VMs in them (deletes go the other way).
+pub fn rank(endpoint: &str) -> u8 {
+    match endpoint {
+        CLUSTERS => 0,
+        _ => 1,
+    }
+}
+
+/// What `plan` did.
+#[derive(Debug, Clone, Default, serde::Serialize)]
+pub struct PlanReport {
+    /// The new batch, when there was anything new to propose.
+    pub batch_id: Option<String>,
+    pub creates: usize,
+    pub updates: usize,
+    pub deletes: usize,
+    /// Proposals already open in an earlier batch, left where they are.
+    pub already_open: usize,
+    /// Pending items of earlier plans that no longer apply.
+    pub superseded: usize,
+    /// Objects that differ but are not tagged, so they are not ours to change.
+    pub untagged: Vec<String>,
+    /// Inventory records that cannot be mapped (no cluster, no host name).
+    pub unmapped: Vec<String>,
+}
+
+/// A NetBox object's comparable fields, nested references by name and choices by value.
+pub fn observed(endpoint: &str, object: &Value) -> BTreeMap<String, Value> {
+    let mut out = BTreeMap::new();
+    let name_of = |v: &Value| v.get("name").cloned().unwrap_or(Value::Null);
+    let choice = |v: &Value| v.get("value").cloned().unwrap_or_else(|| v.clone());
+    let number = |v: &Value| match v.as_f64() {
+        Some(f) if f.fract() == 0.0 => json!(f as i64),
+        Some(f) => json!(f),
+        None => Value::Null,
+    };
+    out.insert(
+        "name".into(),
+        object.get("name").cloned().unwrap_or(Value::Null),
+    );
+    out.insert(
+        "status".into(),
+        object.get("status").map(choice).unwrap_or(Value::Null),
+    );
+    match endpoint {
+        CLUSTERS => {
+            out.insert(
+                "type".into(),
+                object
+                    .get("type")
+                    .map(|t| t.get("slug").cloned().unwrap_or(Value::Null))
+                    .unwrap_or(Value::Null),
+            );
+        }
+        _ => {
+            out.insert(
+                "cluster".into(),
+                object.get("cluster").map(name_of).unwrap_or(Value::Null),
+            );
+            for field in ["vcpus", "memory", "disk"] {
+                out.insert(
+                    field.into(),
+                    object.get(field).map(number).unwrap_or(Value::Null),
+                );
+            }
+        }
+    }
+    out
+}
+
+/// Whether a NetBox object carries `tag` (by slug or name).
+pub fn is_tagged(object: &Value, tag: &str) -> bool {
+    object
+        .get("tags")
+        .and_then(Value::as_array)
+        .is_some_and(|tags| {
+            tags.iter().any(|t| {
+                t.get("slug").and_then(Value::as_str) == Some(tag)
+                    || t.get("name").and_then(Value::as_str) == Some(tag)
+            })
+        })
+}
+
+/// Turns desired fields into a write body: references become lookups by name.
+pub fn write_body(endpoint: &str, fields: &BTreeMap<String, Value>) -> Value {
+    let mut body = Map::new();
+    for (key, value) in fields {
+        let written = match (endpoint, key.as_str()) {
+            (VMS, "cluster") if !value.is_null() => json!({"name": value}),
+            (CLUSTERS, "type") if !value.is_null() => json!({"slug": value}),
+            _ => value.clone(),
+        };
+        body.insert(key.clone(), written);
+    }
+    Value::Object(body)
+}
+
+fn vm_name(vm: &InventoryVm) -> String {
+    vm.hostname
+        .clone()
+        .unwrap_or_else(|| vm.name.split('.').next().unwrap_or(&vm.name).to_lowercase())
+}
+
+fn desired_vm(vm: &InventoryVm) -> Option<BTreeMap<String, Value>> {
+    let cluster = vm.cluster.clone()?;
+    let status = if vm.power_state.as_deref() == Some("POWERED_ON") {
+        "active"
+    } else {
+        "offline"
+    };
+    Some(BTreeMap::from([
+        ("name".to_string(), json!(vm_name(vm))),
+        ("cluster".to_string(), json!(cluster)),
+        ("status".to_string(), json!(status)),
+        ("vcpus".to_string(), json!(vm.cpu_count)),
+        ("memory".to_string(), json!(vm.memory_mb)),
+        ("disk".to_string(), json!(vm.disk_bytes.map(|b| b >> 20))),
+    ]))
+}
+
+/// Which inventory record and NetBox object an item is about, and its key (`vm:web-01`).
+struct Target {
+    device_id: Option<i64>,
+    object_id: Option<i64>,
+    key: String,
+}
+
+fn item(
+    action: ApprovalAction,
+    endpoint: &str,
+    target: Target,
+    fields: Value,
+    body: Value,
+    extra: Value,
+) -> NewApprovalItem {
+    let Target {
+        device_id,
+        object_id,
+        key,
+    } = target;
+    let mut changes = json!({
+        "key": key,
+        "endpoint": endpoint,
+        "object": key.split_once(':').map(|(_, n)| n).unwrap_or(&key),
+        "order": rank(endpoint),
+        "fields": fields,
+        "body": body,
+    });
+    if let (Some(map), Value::Object(extra)) = (changes.as_object_mut(), extra) {
+        map.extend(extra);
+    }
+    NewApprovalItem {
+        device_id,
+        action,
+        netbox_object_type: endpoint.to_string(),
+        netbox_object_id: object_id,
+        proposed_changes: changes,
+    }
+}
+
+/// The items NetBox needs, computed from the store and what NetBox holds now.
+pub async fn compute(
+    store: &Store,
+    client: &NetboxClient,
+    grace_days: u32,
+    now: DateTime<Utc>,
+) -> anyhow::Result<(Vec<NewApprovalItem>, PlanReport)> {
+    let mut report = PlanReport::default();
+    let tag = client.tag.clone();
+    let netbox_clusters = client.list(CLUSTERS, &[]).await?;
+    let netbox_vms = client
+        .list(VMS, &[("exclude", "config_context".to_string())])
+        .await?;
+    let mut items = Vec::new();
+
+    // Clusters.
+    let clusters = store.query_devices(&DeviceQuery {
+        device_type: Some(DeviceType::Cluster),
+        source_system: Some("vcenter".into()),
+        status: Some(DeviceStatus::Active),
+        ..DeviceQuery::default()
+    })?;
+    let by_name: HashMap<String, &Value> = netbox_clusters
+        .iter()
+        .filter_map(|c| Some((c.get("name")?.as_str()?.to_lowercase(), c)))
+        .collect();
+    for cluster in &clusters {
+        if by_name.contains_key(&cluster.name.to_lowercase()) {
+            continue;
+        }
+        let fields = BTreeMap::from([
+            ("name".to_string(), json!(cluster.name)),
+            ("type".to_string(), json!(CLUSTER_TYPE_SLUG)),
+            ("status".to_string(), json!("active")),
+        ]);
+        let mut body = write_body(CLUSTERS, &fields);
+        body["tags"] = json!([{"slug": tag}]);
+        let from_to: Map<String, Value> = fields
+            .iter()
+            .map(|(k, v)| (k.clone(), json!({"from": null, "to": v})))
+            .collect();
+        items.push(item(
+            ApprovalAction::Create,
+            CLUSTERS,
+            Target {
+                device_id: Some(cluster.id),
+                object_id: None,
+                key: format!("cluster:{}", cluster.name),
+            },
+            Value::Object(from_to),
+            body,
+            json!({}),
+        ));
+    }
+
+    // VMs.
+    let inventory = store.inventory_vms()?;
+    let mut active_names = HashSet::new();
+    let mut inactive: HashMap<String, &InventoryVm> = HashMap::new();
+    let mut netbox_by_name: HashMap<String, Vec<&Value>> = HashMap::new();
+    for vm in &netbox_vms {
+        if let Some(name) = vm.get("name").and_then(Value::as_str) {
+            netbox_by_name
+                .entry(name.to_lowercase())
+                .or_default()
+                .push(vm);
+        }
+    }
+    for vm in &inventory {
+        let name = vm_name(vm);
+        if !vm.active {
+            inactive.insert(name.to_lowercase(), vm);
+            continue;
+        }
+        if !active_names.insert(name.to_lowercase()) {
+            continue; // two inventory records for one name: the first one speaks
+        }
+        let Some(desired) = desired_vm(vm) else {
+            report
+                .unmapped
+                .push(format!("{name}: its host has no cluster"));
+            continue;
+        };
+        let candidates = netbox_by_name
+            .get(&name.to_lowercase())
+            .cloned()
+            .unwrap_or_default();
+        let existing = candidates
+            .iter()
+            .find(|o| is_tagged(o, &tag))
+            .or(candidates.first())
+            .copied();
+        match existing {
+            None => {
+                let mut body = write_body(VMS, &desired);
+                body["tags"] = json!([{"slug": tag}]);
+                let from_to: Map<String, Value> = desired
+                    .iter()
+                    .map(|(k, v)| (k.clone(), json!({"from": null, "to": v})))
+                    .collect();
+                items.push(item(
+                    ApprovalAction::Create,
+                    VMS,
+                    Target {
+                        device_id: Some(vm.device_id),
+                        object_id: None,
+                        key: format!("vm:{name}"),
+                    },
+                    Value::Object(from_to),
+                    body,
+                    json!({}),
+                ));
+            }
+            Some(object) => {
+                let current = observed(VMS, object);
+                let differing: BTreeMap<String, Value> = desired
+                    .iter()
+                    .filter(|(k, v)| current.get(*k) != Some(*v))
+                    .map(|(k, v)| (k.clone(), v.clone()))
+                    .collect();
+                if differing.is_empty() {
+                    continue;
+                }
+                if !is_tagged(object, &tag) {
+                    report.untagged.push(format!(
+                        "{name} ({})",
+                        differing.keys().cloned().collect::<Vec<_>>().join(", ")
+                    ));
+                    continue;
+                }
+                let from_to: Map<String, Value> = differing
+                    .iter()
+                    .map(|(k, v)| (k.clone(), json!({"from": current.get(k).cloned().unwrap_or(Value::Null), "to": v})))
+                    .collect();
+                items.push(item(
+                    ApprovalAction::Update,
+                    VMS,
+                    Target {
+                        device_id: Some(vm.device_id),
+                        object_id: object.get("id").and_then(Value::as_i64),
+                        key: format!("vm:{name}"),
+                    },
+                    Value::Object(from_to),
+                    write_body(VMS, &differing),
+                    json!({"seen": current}),
+                ));
+            }
+        }
+    }
+
+    // Deletes: tagged VMs whose record has been gone longer than the grace period.
+    let grace = chrono::Duration::days(i64::from(grace_days));
+    for object in &netbox_vms {
+        let Some(name) = object.get("name").and_then(Value::as_str) else {
+            continue;
+        };
+        if active_names.contains(&name.to_lowercase()) || !is_tagged(object, &tag) {
+            continue;
+        }
+        let gone_since = inactive
+            .get(&name.to_lowercase())
+            .and_then(|vm| vm.last_seen.as_deref())
+            .and_then(crate::time::parse)
+            .or_else(|| {
+                let text = object.pointer("/custom_fields/last_seen")?.as_str()?;
+                chrono::NaiveDate::parse_from_str(text, "%Y-%m-%d")
+                    .ok()?
+                    .and_hms_opt(0, 0, 0)
+                    .map(|d| d.and_utc())
+            })
+            .or_else(|| {
+                chrono::DateTime::parse_from_rfc3339(object.get("last_updated")?.as_str()?)
+                    .ok()
+                    .map(|d| d.with_timezone(&Utc))
+            });
+        let Some(gone_since) = gone_since else {
+            continue;
+        };
+        if now - gone_since < grace {
+            continue;
+        }
+        let current = observed(VMS, object);
+        let from_to: Map<String, Value> = current
+            .iter()
+            .map(|(k, v)| (k.clone(), json!({"from": v, "to": null})))
+            .collect();
+        items.push(item(
+            ApprovalAction::Delete,
+            VMS,
+            Target {
+                device_id: inactive.get(&name.to_lowercase()).map(|vm| vm.device_id),
+                object_id: object.get("id").and_then(Value::as_i64),
+                key: format!("vm:{name}"),
+            },
+            Value::Object(from_to),
+            Value::Null,
+            json!({"gone_since": crate::time::format(gone_since), "seen": current}),
+        ));
+    }
+    Ok((items, report))
+}
+
+/// The identity of a proposal, to recognise it in an earlier plan.
+fn signature(action: ApprovalAction, changes: &Value) -> String {
+    format!(
+        "{}|{}|{}",
+        action.as_str(),
+        changes.get("key").map(Value::to_string).unwrap_or_default(),
+        changes
+            .get("fields")
+            .map(Value::to_string)
+            .unwrap_or_default()
+    )
+}
+
+/// Plans and records a batch. Proposals already open stay in their batch; pending items of
+/// earlier plans that the new plan no longer contains are superseded; nothing new, no batch.
+pub async fn plan(
+    store: &mut Store,
+    client: &NetboxClient,
+    grace_days: u32,
+    planned_by: &str,
+    now: DateTime<Utc>,
+) -> anyhow::Result<PlanReport> {
+    let (items, mut report) = compute(store, client, grace_days, now).await?;
+    let open = store.open_items()?;
+    let open_signatures: HashMap<String, &crate::store::ApprovalItem> = open
+        .iter()
+        .map(|i| {
+            let changes: Value = i
+                .proposed_changes
+                .as_deref()
+                .and_then(|t| serde_json::from_str(t).ok())
+                .unwrap_or(Value::Null);
+            (signature(i.action, &changes), i)
+        })
+        .collect();
+    let planned: HashSet<String> = items
+        .iter()
+        .map(|i| signature(i.action, &i.proposed_changes))
+        .collect();
+    let fresh: Vec<NewApprovalItem> = items
+        .into_iter()
+        .filter(|i| !open_signatures.contains_key(&signature(i.action, &i.proposed_changes)))
+        .collect();
+    report.already_open = planned.len() - fresh.len();
+    let stale: Vec<i64> = open_signatures
+        .iter()
+        .filter(|(sig, item)| {
+            !planned.contains(*sig) && item.approval_status == crate::model::ApprovalStatus::Pending
+        })
+        .map(|(_, item)| item.id)
+        .collect();
+    for item in &fresh {
+        match item.action {
+            ApprovalAction::Create => report.creates += 1,
+            ApprovalAction::Update => report.updates += 1,
+            ApprovalAction::Delete => report.deletes += 1,
+        }
+    }
+    let batch_id = format!("nb-{}", now.format("%Y%m%d-%H%M%S%.3f"));
+    let planned_at = crate::time::format(now);
+    let url = client.base_url().to_string();
+    let (superseded, created) = store.write(|w| {
+        let superseded = w.supersede_items(&stale)?;
+        let created = if fresh.is_empty() {
+            false
+        } else {
+            w.create_batch(
+                &NewBatch {
+                    batch_id: &batch_id,
+                    netbox_url: &url,
+                    planned_at: &planned_at,
+                    planned_by,
+                    metadata: json!({"untagged": report.untagged, "unmapped": report.unmapped}),
+                },
+                &fresh,
+            )?;
+            true
+        };
+        Ok((superseded, created))
+    })?;
+    report.superseded = superseded;
+    report.batch_id = created.then_some(batch_id);
+    Ok(report)
+}

@@ -1,0 +1,154 @@
+//! Reads and writes for NetBox planning and apply: the inventory as NetBox will see it, open plan
+//! items, and the conditional status moves that make apply safe to run twice or from two
+//! processes at once.
+
+use super::approvals::{ITEM_COLUMNS, item_from_row};
+use super::{ApprovalItem, Result, Store, Writer};
+use crate::model::ApprovalStatus;
+use rusqlite::params;
+
+/// A VM of the inventory, with what NetBox needs to know about it.
+#[derive(Debug, Clone, PartialEq)]
+pub struct InventoryVm {
+    pub device_id: i64,
+    pub name: String,
+    /// The canonical short host name, when the source reported one.
+    pub hostname: Option<String>,
+    pub active: bool,
+    pub last_seen: Option<String>,
+    pub cluster: Option<String>,
+    pub power_state: Option<String>,
+    pub cpu_count: Option<i64>,
+    pub memory_mb: Option<i64>,
+    pub disk_bytes: Option<i64>,
+}
+
+impl Store {
+    /// Every vCenter VM with its VM details and the cluster of its host.
+    pub fn inventory_vms(&self) -> Result<Vec<InventoryVm>> {
+        let mut stmt = self.conn().prepare_cached(
+            "SELECT v.id, v.name, json_extract(v.metadata, '$.vcenter.hostname'), v.status, v.last_seen, \
+               (SELECT c.name FROM device_relationships r1 \
+                  JOIN device_relationships r2 ON r2.child_device_id = r1.parent_device_id AND r2.relationship_type = 'hosts' \
+                  JOIN devices c ON c.id = r2.parent_device_id AND c.device_type = 'cluster' \
+                 WHERE r1.child_device_id = v.id AND r1.relationship_type = 'hosts' LIMIT 1), \
+               m.power_state, m.cpu_count, m.memory_mb, m.total_disk_capacity_bytes \
+             FROM devices v LEFT JOIN vms m ON m.device_id = v.id \
+             WHERE v.device_type = 'vm' AND v.source_system = 'vcenter' ORDER BY v.name, v.id",
+        )?;
+        let rows = stmt.query_map([], |r| {
+            Ok(InventoryVm {
+                device_id: r.get(0)?,
+                name: r.get(1)?,
+                hostname: r.get(2)?,
+                active: r.get::<_, Option<String>>(3)?.as_deref() != Some("inactive"),
+                last_seen: r.get(4)?,
+                cluster: r.get(5)?,
+                power_state: r.get(6)?,
+                cpu_count: r.get(7)?,
+                memory_mb: r.get(8)?,
+                disk_bytes: r.get(9)?,
+            })
+        })?;
+        Ok(rows.collect::<rusqlite::Result<_>>()?)
+    }
+
+    /// Items of any batch still waiting for review or apply.
+    pub fn open_items(&self) -> Result<Vec<ApprovalItem>> {
+        let mut stmt = self.conn().prepare_cached(&format!(
+            "SELECT {ITEM_COLUMNS} FROM netbox_sync_approvals a LEFT JOIN devices d ON d.id = a.device_id \
+             WHERE a.approval_status IN ('pending', 'approved') ORDER BY a.id"
+        ))?;
+        let rows = stmt.query_map([], item_from_row)?;
+        Ok(rows.collect::<rusqlite::Result<_>>()?)
+    }
+}
+
+/// What happened to an item when it was applied or rolled back.
+#[derive(Debug, Clone)]
+pub struct ItemResult<'a> {
+    pub status: ApprovalStatus,
+    pub netbox_object_id: Option<i64>,
+    pub at: &'a str,
+    /// `{"request_id", "before", ...}`: enough to undo the write.
+    pub rollback_data: Option<&'a serde_json::Value>,
+    /// The plan item's changes with the outcome added (conflict, error).
+    pub proposed_changes: Option<&'a serde_json::Value>,
+}
+
+impl Writer<'_> {
+    /// Marks pending items of earlier plans as superseded by a new plan.
+    pub fn supersede_items(&self, ids: &[i64]) -> Result<usize> {
+        let mut stmt = self.conn().prepare_cached(
+            "UPDATE netbox_sync_approvals SET approval_status = 'superseded' WHERE id = ?1 AND approval_status = 'pending'",
+        )?;
+        let mut moved = 0;
+        for id in ids {
+            moved += stmt.execute([id])?;
+        }
+        Ok(moved)
+    }
+
+    /// Takes an item for apply or rollback: moves it from one of `from` to `to` only if it is
+    /// still there, so of two processes exactly one gets it. True when this caller got it.
+    pub fn claim_item(
+        &self,
+        id: i64,
+        from: &[ApprovalStatus],
+        to: ApprovalStatus,
+        at: &str,
+    ) -> Result<bool> {
+        let allowed: Vec<&str> = from.iter().map(|s| s.as_str()).collect();
+        let placeholders = (0..allowed.len())
+            .map(|i| format!("?{}", i + 4))
+            .collect::<Vec<_>>()
+            .join(", ");
+        let sql = format!(
+            "UPDATE netbox_sync_approvals SET approval_status = ?2, applied_at = ?3 \
+             WHERE id = ?1 AND approval_status IN ({placeholders})"
+        );
+        let mut values: Vec<rusqlite::types::Value> = vec![
+            id.into(),
+            to.as_str().to_string().into(),
+            at.to_string().into(),
+        ];
+        values.extend(
+            allowed
+                .iter()
+                .map(|s| rusqlite::types::Value::from(s.to_string())),
+        );
+        Ok(self
+            .conn()
+            .prepare_cached(&sql)?
+            .execute(rusqlite::params_from_iter(values))?
+            == 1)
+    }
+
+    /// Records an item's outcome.
+    pub fn finish_item(&self, id: i64, result: &ItemResult<'_>) -> Result<()> {
+        self.conn()
+            .prepare_cached(
+                "UPDATE netbox_sync_approvals SET approval_status = ?2, \
+                 netbox_object_id = COALESCE(?3, netbox_object_id), applied_at = ?4, \
+                 rollback_data = COALESCE(?5, rollback_data), proposed_changes = COALESCE(?6, proposed_changes) \
+                 WHERE id = ?1",
+            )?
+            .execute(params![
+                id,
+                result.status.as_str(),
+                result.netbox_object_id,
+                result.at,
+                result.rollback_data.map(|v| v.to_string()),
+                result.proposed_changes.map(|v| v.to_string()),
+            ])?;
+        Ok(())
+    }
+
+    /// Sets a batch's state (`pending`, `applying`, `applied`, `partial`, `rolled_back`).
+    pub fn set_batch_state(&self, batch_id: &str, state: &str) -> Result<()> {
+        self.conn()
+            .prepare_cached("UPDATE netbox_sync_batches SET state = ?2 WHERE batch_id = ?1")?
+            .execute(params![batch_id, state])?;
+        Ok(())
+    }
+}
