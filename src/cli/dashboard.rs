@@ -73,7 +73,35 @@ fn netbox_runner(ctx: &Context) -> Option<crate::ui::NetboxRunner> {
                 crate::sources::http::RetryPolicy::default(),
             )?;
             let mut store = crate::store::Store::open(&database, &open)?;
+            if op == NetboxOp::Plan {
+                let user = crate::identity::os_user();
+                let report = crate::netbox::plan(
+                    &mut store,
+                    &client,
+                    config.delete_grace_days,
+                    &user,
+                    chrono::Utc::now(),
+                )
+                .await?;
+                let summary = match &report.batch_id {
+                    Some(id) => format!(
+                        "planned {id}: {} creates, {} updates, {} deletes",
+                        report.creates, report.updates, report.deletes
+                    ),
+                    None => "nothing new to propose".to_string(),
+                };
+                let mut lines = vec![summary];
+                lines.extend(
+                    report
+                        .untagged
+                        .iter()
+                        .map(|u| format!("not ours (untagged), left alone: {u}")),
+                );
+                lines.extend(report.unmapped.iter().map(|u| format!("not mapped: {u}")));
+                return Ok(lines);
+            }
             let report = match op {
+                NetboxOp::Plan => unreachable!("handled above"),
                 NetboxOp::Rollback => crate::netbox::rollback(&mut store, &client, &batch).await?,
                 NetboxOp::Apply | NetboxOp::DryRun => {
                     let options = crate::netbox::ApplyOptions {
@@ -85,6 +113,7 @@ fn netbox_runner(ctx: &Context) -> Option<crate::ui::NetboxRunner> {
                 }
             };
             let summary = match op {
+                NetboxOp::Plan => String::new(),
                 NetboxOp::Apply => report.summary("applied"),
                 NetboxOp::DryRun => format!("{} requests would be sent", report.lines.len()),
                 NetboxOp::Rollback => report.summary("rolled back"),

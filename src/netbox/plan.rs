@@ -177,9 +177,29 @@ fn item(
     }
 }
 
-/// The items NetBox needs, computed from the store and what NetBox holds now.
+/// What the plan needs from the inventory, read before any request goes out.
+pub struct Inventory {
+    pub clusters: Vec<crate::store::Device>,
+    pub vms: Vec<InventoryVm>,
+}
+
+impl Inventory {
+    pub fn read(store: &Store) -> anyhow::Result<Inventory> {
+        Ok(Inventory {
+            clusters: store.query_devices(&DeviceQuery {
+                device_type: Some(DeviceType::Cluster),
+                source_system: Some("vcenter".into()),
+                status: Some(DeviceStatus::Active),
+                ..DeviceQuery::default()
+            })?,
+            vms: store.inventory_vms()?,
+        })
+    }
+}
+
+/// The items NetBox needs, computed from the inventory and what NetBox holds now.
 pub async fn compute(
-    store: &Store,
+    inventory: &Inventory,
     client: &NetboxClient,
     grace_days: u32,
     now: DateTime<Utc>,
@@ -193,17 +213,12 @@ pub async fn compute(
     let mut items = Vec::new();
 
     // Clusters.
-    let clusters = store.query_devices(&DeviceQuery {
-        device_type: Some(DeviceType::Cluster),
-        source_system: Some("vcenter".into()),
-        status: Some(DeviceStatus::Active),
-        ..DeviceQuery::default()
-    })?;
+    let clusters = &inventory.clusters;
     let by_name: HashMap<String, &Value> = netbox_clusters
         .iter()
         .filter_map(|c| Some((c.get("name")?.as_str()?.to_lowercase(), c)))
         .collect();
-    for cluster in &clusters {
+    for cluster in clusters {
         if by_name.contains_key(&cluster.name.to_lowercase()) {
             continue;
         }
@@ -233,7 +248,7 @@ pub async fn compute(
     }
 
     // VMs.
-    let inventory = store.inventory_vms()?;
+    let inventory = &inventory.vms;
     let mut active_names = HashSet::new();
     let mut inactive: HashMap<String, &InventoryVm> = HashMap::new();
     let mut netbox_by_name: HashMap<String, Vec<&Value>> = HashMap::new();
@@ -245,7 +260,7 @@ pub async fn compute(
                 .push(vm);
         }
     }
-    for vm in &inventory {
+    for vm in inventory {
         let name = vm_name(vm);
         if !vm.active {
             inactive.insert(name.to_lowercase(), vm);
@@ -401,7 +416,8 @@ pub async fn plan(
     planned_by: &str,
     now: DateTime<Utc>,
 ) -> anyhow::Result<PlanReport> {
-    let (items, mut report) = compute(store, client, grace_days, now).await?;
+    let inventory = Inventory::read(store)?;
+    let (items, mut report) = compute(&inventory, client, grace_days, now).await?;
     let open = store.open_items()?;
     let open_signatures: HashMap<String, &crate::store::ApprovalItem> = open
         .iter()

@@ -57,11 +57,21 @@ pub struct Cx<'a> {
 #[derive(Debug, Clone, PartialEq)]
 pub enum Effect {
     Sync(Vec<SourceConfig>),
-    Cancel { sync_id: String },
+    Cancel {
+        sync_id: String,
+    },
     Copy(String),
-    Apply { batch_id: String },
-    DryRun { batch_id: String },
-    Rollback { batch_id: String },
+    Apply {
+        batch_id: String,
+    },
+    DryRun {
+        batch_id: String,
+    },
+    /// A new NetBox plan (the batch id is empty).
+    Plan,
+    Rollback {
+        batch_id: String,
+    },
 }
 
 /// A one-line message in the footer until the next key.

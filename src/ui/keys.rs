@@ -47,6 +47,7 @@ pub enum Action {
     ApproveBatch,
     RejectBatch,
     Apply,
+    Plan,
     DryRun,
     Rollback,
 }
@@ -391,6 +392,14 @@ pub static BINDINGS: &[Binding] = &[
         S::Netbox,
         Some("apply"),
         "apply the approved items of the batch to NetBox",
+    )),
+    writes(bind(
+        &[k('p')],
+        "p",
+        A::Plan,
+        S::Netbox,
+        Some("plan"),
+        "plan: compare the inventory with NetBox and queue a new batch",
     )),
     bind(
         &[k('D')],

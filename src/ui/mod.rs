@@ -40,6 +40,7 @@ pub struct UiOptions {
 /// What the NetBox runner is asked to do with a batch.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum NetboxOp {
+    Plan,
     Apply,
     DryRun,
     Rollback,
@@ -163,6 +164,7 @@ async fn event_loop(
                     }
                     Done::Netbox(op, batch, Ok(lines)) => {
                         let title = match op {
+                            NetboxOp::Plan => "plan".to_string(),
                             NetboxOp::Apply => format!("apply {batch}"),
                             NetboxOp::DryRun => format!("dry run of {batch}: nothing was sent"),
                             NetboxOp::Rollback => format!("rollback {batch}"),
@@ -217,6 +219,10 @@ async fn event_loop(
                         "cannot reach NetBox for {batch_id}: no [netbox] section"
                     )));
                 }
+                Effect::Plan if netbox.is_none() => {
+                    app.flash(Flash::error("cannot plan: no [netbox] section"));
+                }
+                Effect::Plan => spawn_netbox(&netbox, String::new(), NetboxOp::Plan, &done_tx),
                 Effect::Apply { batch_id } => {
                     spawn_netbox(&netbox, batch_id, NetboxOp::Apply, &done_tx)
                 }

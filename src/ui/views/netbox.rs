@@ -184,6 +184,13 @@ impl Screen for NetboxView {
         if self.cursor.apply(action, self.batches.len(), self.height) {
             return Ok(Outcome::Handled);
         }
+        if action == Action::Plan {
+            return Ok(if cx.env.netbox_configured {
+                Outcome::Effect(Effect::Plan)
+            } else {
+                Outcome::Flash(Flash::error("no [netbox] section in the config"))
+            });
+        }
         let Some(batch) = self.batches.get(self.cursor.selected) else {
             return Ok(Outcome::Ignored);
         };
