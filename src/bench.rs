@@ -276,3 +276,376 @@ pub fn median(samples: &[Duration]) -> (Duration, Duration, Duration) {
     };
     (sorted[sorted.len() / 2], min, max)
 }
+
+/// The spread of repeated measurements.
+#[derive(Debug, Clone, Copy, serde::Serialize)]
+pub struct Stats {
+    pub median_ms: f64,
+    pub min_ms: f64,
+    pub max_ms: f64,
+    pub n: usize,
+}
+
+impl Stats {
+    pub fn of(samples: &[Duration]) -> Stats {
+        let (median, min, max) = median(samples);
+        Stats {
+            median_ms: median.as_secs_f64() * 1e3,
+            min_ms: min.as_secs_f64() * 1e3,
+            max_ms: max.as_secs_f64() * 1e3,
+            n: samples.len(),
+        }
+    }
+}
+
+/// One line of the benchmark table.
+#[derive(Debug, Clone, serde::Serialize)]
+pub struct Row {
+    pub measurement: String,
+    /// Devices (simulated VMs) in the estate, or lines for diffs, documents for search.
+    pub scale: usize,
+    pub stats: Stats,
+    /// What the figure is compared with (a floor), in ms, when there is one.
+    pub floor_ms: Option<f64>,
+    /// The target named in the issue that asked for it.
+    pub target: &'static str,
+}
+
+/// A KB corpus of `docs` pages, Zipf-distributed words over a 20,000-word vocabulary (the
+/// technical terms queried sit at ranks 50–400) plus a host name and an address each, with one
+/// `dims`-dimension vector per page under the model `bench`. Returns the query vector.
+pub fn knowledge_corpus(store: &mut Store, docs: usize, dims: usize) -> anyhow::Result<Vec<f32>> {
+    const TERMS: &[&str] = &[
+        "restart",
+        "service",
+        "disk",
+        "full",
+        "cluster",
+        "maintenance",
+        "upgrade",
+        "firmware",
+        "network",
+        "switch",
+        "interface",
+        "flapping",
+        "certificate",
+        "expired",
+        "backup",
+        "restore",
+        "database",
+        "replica",
+        "latency",
+        "storage",
+        "lun",
+        "expand",
+        "volume",
+        "snapshot",
+        "patch",
+        "kernel",
+        "reboot",
+        "memory",
+        "leak",
+        "alert",
+    ];
+    let mut seed = 0x2545F4914F6CDD1Du64;
+    let mut next = move || {
+        seed ^= seed << 13;
+        seed ^= seed >> 7;
+        seed ^= seed << 17;
+        seed
+    };
+    let vocabulary = 20_000usize;
+    let harmonic: f64 = (1..=vocabulary).map(|r| 1.0 / r as f64).sum();
+    let mut cdf = Vec::with_capacity(vocabulary);
+    let mut acc = 0.0;
+    for r in 1..=vocabulary {
+        acc += 1.0 / r as f64 / harmonic;
+        cdf.push(acc);
+    }
+    let word = |next: &mut dyn FnMut() -> u64| {
+        let u = (next() % 1_000_000) as f64 / 1_000_000.0;
+        let rank = cdf.partition_point(|c| *c < u);
+        match rank {
+            50..=79 => TERMS[rank - 50].to_string(),
+            r => format!("w{r}"),
+        }
+    };
+    for batch in (0..docs).collect::<Vec<_>>().chunks(5000) {
+        let articles: Vec<crate::model::KbArticleRecord> = batch
+            .iter()
+            .map(|&i| {
+                let body: Vec<String> = (0..120).map(|_| word(&mut next)).collect();
+                crate::model::KbArticleRecord {
+                    source_id: format!("p{i}"),
+                    space_key: Some("OPS".into()),
+                    title: format!("Runbook {i}: {} on web-{i:06}", TERMS[i % TERMS.len()]),
+                    body_text: Some(format!(
+                        "{} host web-{i:06} at 10.{}.{}.{}",
+                        body.join(" "),
+                        i >> 16,
+                        (i >> 8) & 255,
+                        i & 255
+                    )),
+                    ..crate::model::KbArticleRecord::default()
+                }
+            })
+            .collect();
+        store.write(|w| {
+            for a in &articles {
+                w.upsert_kb_article(a, "2026-11-01 00:00:00")?;
+            }
+            Ok(())
+        })?;
+    }
+    let vector = |next: &mut dyn FnMut() -> u64| -> Vec<f32> {
+        (0..dims)
+            .map(|_| (next() % 2000) as f32 / 1000.0 - 1.0)
+            .collect()
+    };
+    let ids: Vec<i64> = store
+        .knowledge_texts()?
+        .into_iter()
+        .map(|(_, id, _)| id)
+        .collect();
+    for batch in ids.chunks(5000) {
+        let rows: Vec<(i64, Vec<Chunk>)> = batch
+            .iter()
+            .map(|&id| (id, vec![(String::new(), vector(&mut next))]))
+            .collect();
+        store.write(|w| {
+            for (id, chunks) in &rows {
+                w.replace_embeddings("kb_article", *id, "bench", chunks, "2026-11-01 00:00:00")?;
+            }
+            Ok(())
+        })?;
+    }
+    Ok(vector(&mut next))
+}
+
+/// One embedded chunk: its text and vector.
+type Chunk = (String, Vec<f32>);
+
+/// The queries both search measurements run.
+pub const SEARCH_QUERIES: &[&str] = &[
+    "disk full",
+    "certificate expired",
+    "web-000042",
+    "10.0.2.3",
+    "firmware upgrade switch",
+    "latency",
+];
+
+/// Full-text and hybrid query times over a corpus made by [`knowledge_corpus`] (after two
+/// warm-up rounds).
+pub fn search_figures(
+    store: &Store,
+    query_vector: &[f32],
+    rounds: usize,
+) -> anyhow::Result<(Stats, Stats)> {
+    use crate::store::HitKind;
+    let kinds = [HitKind::KbArticle];
+    let (mut text, mut hybrid) = (Vec::new(), Vec::new());
+    store.vector_search("bench", query_vector, 10)?; // loads the vector matrix once
+    for round in 0..rounds + 2 {
+        for q in SEARCH_QUERIES {
+            let start = Instant::now();
+            store.search(q, &kinds, 20)?;
+            let fts = start.elapsed();
+            let start = Instant::now();
+            let hits = store.search(q, &kinds, 50)?;
+            crate::search::fuse(store, "bench", query_vector, hits, &kinds, 20)?;
+            if round >= 2 {
+                text.push(fts);
+                hybrid.push(start.elapsed());
+            }
+        }
+    }
+    Ok((Stats::of(&text), Stats::of(&hybrid)))
+}
+
+/// A config of `lines` lines and a next version with a change every ~100 lines (descriptions,
+/// shut ports, a new VLAN), like a busy switch's week.
+pub fn config_pair(lines: usize) -> (String, String) {
+    let mut old = String::with_capacity(lines * 32);
+    let mut new = String::with_capacity(lines * 32);
+    let mut i = 0;
+    while i < lines {
+        let port = i / 5;
+        let block = [
+            format!("interface Ethernet1/{port}"),
+            format!(" description server-{port:05} uplink"),
+            format!(" switchport access vlan {}", 100 + port % 50),
+            " no shutdown".to_string(),
+            "!".to_string(),
+        ];
+        for (k, line) in block.iter().enumerate() {
+            old.push_str(line);
+            old.push('\n');
+            if port % 20 == 7 && k == 1 {
+                new.push_str(&format!(
+                    " description server-{port:05} moved to rack C{:02}\n",
+                    port % 40
+                ));
+            } else if port % 20 == 13 && k == 3 {
+                new.push_str(" shutdown\n");
+            } else {
+                new.push_str(line);
+                new.push('\n');
+            }
+        }
+        i += block.len();
+    }
+    (old, new)
+}
+
+/// Diff times for a config of `lines` lines.
+pub fn diff_figure(lines: usize, rounds: usize) -> Stats {
+    let (old, new) = config_pair(lines);
+    let mut samples = Vec::new();
+    for round in 0..rounds + 1 {
+        let start = Instant::now();
+        let model = crate::ui::widgets::diff::diff(&old, &new, &[], 3);
+        let elapsed = start.elapsed();
+        std::hint::black_box(model.rows.len());
+        if round > 0 {
+            samples.push(elapsed);
+        }
+    }
+    Stats::of(&samples)
+}
+
+/// A full sync of every simulated source at `scale` VMs with `latency` per request, then a
+/// re-sync with nothing changed. Returns (first, re-sync, floor of the slowest source, database).
+pub async fn full_sync(
+    scale: usize,
+    latency: Duration,
+    dir: &std::path::Path,
+) -> anyhow::Result<(Duration, Duration, Duration, PathBuf)> {
+    let sims = Simulators::start(&SimOptions {
+        scale,
+        seed: 7,
+        ..SimOptions::default()
+    })
+    .await?;
+    for kind in SimKind::ALL {
+        sims.faults(kind).set_latency(latency);
+    }
+    let config_path = dir.join("config.toml");
+    let database = dir.join("inventory.db");
+    sims.write_config(&config_path, Some(&database))?;
+    let config = Config::load(&config_path, true)?;
+    let engine = Engine::new(config.database_path(None), config.general.clone());
+    let cancel = tokio_util::sync::CancellationToken::new();
+    let started = Instant::now();
+    let first = engine.run_all(&config.sources, &cancel).await;
+    let first_time = started.elapsed();
+    if let Some(failed) = first
+        .iter()
+        .find(|o| o.status != crate::model::RunStatus::Success)
+    {
+        anyhow::bail!(
+            "benchmark sync of {} failed: {:?}",
+            failed.source,
+            failed.message
+        );
+    }
+    let floor = config
+        .sources
+        .iter()
+        .filter_map(|s| {
+            let outcome = first
+                .iter()
+                .find(|o| o.source == format!("{}/{}", s.kind.as_str(), s.id))?;
+            Some(latency.mul_f64(outcome.requests as f64 / s.max_in_flight.max(1) as f64))
+        })
+        .max()
+        .unwrap_or_default();
+    let started = Instant::now();
+    let again = engine.run_all(&config.sources, &cancel).await;
+    let resync_time = started.elapsed();
+    if let Some(changed) = again
+        .iter()
+        .find(|o| o.counts.added + o.counts.updated + o.counts.removed > 0)
+    {
+        anyhow::bail!(
+            "the re-sync of {} changed something: {:?}",
+            changed.source,
+            changed.counts
+        );
+    }
+    sims.stop().await;
+    Ok((first_time, resync_time, floor, database))
+}
+
+/// Device queries over the database at `path`: a filtered page by name with its count (the
+/// dashboard's default), the same filtered page by last seen, and filter-as-you-type.
+pub fn query_figures(path: &std::path::Path) -> anyhow::Result<(Stats, Stats, Stats)> {
+    use crate::store::{DeviceQuery, DeviceSort};
+    let store = Store::open(path, &OpenOptions::default())?;
+    let mut by_name = Vec::new();
+    let mut by_other = Vec::new();
+    for round in 0..22 {
+        for (sort, samples) in [
+            (DeviceSort::Name, &mut by_name),
+            (DeviceSort::LastSeen, &mut by_other),
+        ] {
+            let start = Instant::now();
+            store.device_page(&DeviceQuery {
+                name_contains: Some("app".into()),
+                sort,
+                descending: round % 2 == 1,
+                limit: 50,
+                ..DeviceQuery::default()
+            })?;
+            if round >= 2 {
+                samples.push(start.elapsed());
+            }
+        }
+    }
+    store.warm_name_index()?;
+    let mut typing = Vec::new();
+    for round in 0..4 {
+        for prefix in ["w", "we", "web", "web-", "web-0", "web-00", "web-001"] {
+            let start = Instant::now();
+            store.device_page(&DeviceQuery {
+                name_contains: Some(prefix.into()),
+                limit: 50,
+                ..DeviceQuery::default()
+            })?;
+            if round > 0 {
+                typing.push(start.elapsed());
+            }
+        }
+    }
+    Ok((
+        Stats::of(&by_name),
+        Stats::of(&by_other),
+        Stats::of(&typing),
+    ))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn stats_and_config_pairs_are_what_they_say() {
+        let stats = Stats::of(&[
+            Duration::from_millis(3),
+            Duration::from_millis(1),
+            Duration::from_millis(2),
+        ]);
+        assert_eq!(
+            (stats.median_ms, stats.min_ms, stats.max_ms, stats.n),
+            (2.0, 1.0, 3.0, 3)
+        );
+        let (old, new) = config_pair(1_000);
+        assert_eq!(old.lines().count(), 1_000);
+        let model = crate::ui::widgets::diff::diff(&old, &new, &[], 3);
+        assert!(
+            model.added > 5 && model.removed > 5,
+            "a config pair differs in places: {model:?}"
+        );
+        assert!(model.added < 50);
+    }
+}

@@ -144,6 +144,21 @@ enum Command {
         #[command(subcommand)]
         command: NetboxCommand,
     },
+    /// Measure every speed target over simulated estates and print a table
+    Bench {
+        /// Estate sizes (simulated VMs; also KB pages for search), comma-separated
+        #[arg(long, value_delimiter = ',', default_value = "1000,10000")]
+        scale: Vec<usize>,
+        /// Simulated network latency per request, in milliseconds
+        #[arg(long, default_value_t = 2.0)]
+        latency_ms: f64,
+        /// Print JSON instead of a table
+        #[arg(long)]
+        json: bool,
+    },
+    /// (internal) the dashboard measurement of `bench`, in its own process
+    #[command(hide = true)]
+    BenchDashboard { db: PathBuf, devices: usize },
     /// Simulated estate, fresh database, sync of everything: the product in one command
     Demo {
         /// Number of simulated VMs
@@ -342,6 +357,16 @@ fn run(cli: Cli) -> anyhow::Result<()> {
                 NetboxCommand::Rollback { batch } => cli::NetboxArgs::Rollback { batch },
             },
         ),
+        Some(Command::Bench {
+            scale,
+            latency_ms,
+            json,
+        }) => cli::bench(&cli::BenchArgs {
+            scales: scale,
+            json,
+            latency: std::time::Duration::from_secs_f64(latency_ms.max(0.0) / 1000.0),
+        }),
+        Some(Command::BenchDashboard { db, devices }) => cli::bench_dashboard(&db, devices),
         Some(Command::Demo {
             scale,
             seed,

@@ -507,3 +507,37 @@ mod watching {
         sims.stop().await;
     }
 }
+
+#[test]
+fn bench_measures_every_row_and_prints_json() {
+    let env = Env::new();
+    let out = env.run(&["bench", "--scale", "150", "--latency-ms", "0", "--json"]);
+    assert!(out.status.success(), "{}", text(&out.stderr));
+    let report: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+    let rows = report["rows"].as_array().unwrap();
+    let names: Vec<&str> = rows.iter().map(|r| r["measurement"].as_str().unwrap()).collect();
+    for expected in [
+        "full sync",
+        "re-sync",
+        "vCenter sync alone",
+        "reconcile step",
+        "device page by name",
+        "filter as you type",
+        "dashboard: open database + first frame",
+        "dashboard: filter keystroke",
+        "full-text search",
+        "hybrid search",
+        "config diff",
+    ] {
+        assert!(names.iter().any(|n| n.starts_with(expected)), "no `{expected}` row in {names:?}");
+    }
+    for row in rows {
+        let stats = &row["stats"];
+        assert!(stats["n"].as_u64().unwrap() >= 1, "{row}");
+        assert!(stats["min_ms"].as_f64().unwrap() <= stats["median_ms"].as_f64().unwrap());
+        assert!(stats["median_ms"].as_f64().unwrap() <= stats["max_ms"].as_f64().unwrap());
+    }
+    assert_eq!(rows.iter().filter(|r| r["measurement"] == "config diff (line + word level)").count(), 3);
+    assert!(report["peak_rss_bytes"]["dashboard"].as_u64().unwrap() > 0);
+    assert!(report["machine"]["cores"].as_u64().unwrap() >= 1);
+}

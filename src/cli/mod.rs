@@ -1,6 +1,7 @@
 //! The command-line subcommands. `main.rs` parses arguments and calls one function here per
 //! subcommand; each prints for a person (or JSON with `--json`) and returns an error to report.
 
+mod bench;
 mod dashboard;
 mod db;
 mod demo;
@@ -12,6 +13,7 @@ mod sim;
 mod sync;
 mod table;
 
+pub use bench::{BenchArgs, bench, bench_dashboard};
 pub use dashboard::dashboard;
 pub use db::{MaintainArgs, db_check, db_maintain};
 pub use demo::{DemoArgs, demo};

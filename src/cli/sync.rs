@@ -150,14 +150,8 @@ async fn watch(
                 if outcome.status == RunStatus::Success {
                     let _guard = correlating.lock().await;
                     let (database, open) = (database.clone(), open.clone());
-                    let _ = tokio::task::spawn_blocking(move || -> anyhow::Result<()> {
-                        let mut store = crate::store::Store::open(&database, &open)?;
-                        crate::sync::correlate::correlate(
-                            &mut store,
-                            &crate::time::now(),
-                            &crate::identity::os_user(),
-                        )?;
-                        Ok(())
+                    let _ = tokio::task::spawn_blocking(move || {
+                        crate::sync::correlate::correlate_file(&database, &open)
                     })
                     .await;
                 }

@@ -443,15 +443,9 @@ async fn apply_item(
             let Some(id) = item.netbox_object_id else {
                 return Outcome::Failed("an update without a NetBox object id".into());
             };
-            let (object, etag) = match client.get(&plan.endpoint, id).await {
-                Ok(Some(found)) => found,
-                Ok(None) => {
-                    return Outcome::Conflict {
-                        current: Value::Null,
-                        note: "the object was deleted in NetBox".into(),
-                    };
-                }
-                Err(err) => return Outcome::Failed(err.to_string()),
+            let (object, etag) = match read_existing(client, &plan.endpoint, id).await {
+                Ok(found) => found,
+                Err(outcome) => return outcome,
             };
             if !is_tagged(&object, &client.tag) {
                 return Outcome::Conflict {
@@ -534,6 +528,22 @@ async fn apply_item(
                 Err(err) => write_failed(err),
             }
         }
+    }
+}
+
+/// The object as NetBox has it now, with its ETag; its absence is a conflict.
+async fn read_existing(
+    client: &NetboxClient,
+    endpoint: &str,
+    id: i64,
+) -> Result<(Value, Option<String>), Outcome> {
+    match client.get(endpoint, id).await {
+        Ok(Some(found)) => Ok(found),
+        Ok(None) => Err(Outcome::Conflict {
+            current: Value::Null,
+            note: "the object was deleted in NetBox".into(),
+        }),
+        Err(err) => Err(Outcome::Failed(err.to_string())),
     }
 }
 
@@ -714,15 +724,9 @@ async fn rollback_item(
             }
         }
         ApprovalAction::Update => {
-            let (object, etag) = match client.get(&plan.endpoint, id).await {
-                Ok(Some(found)) => found,
-                Ok(None) => {
-                    return Outcome::Conflict {
-                        current: Value::Null,
-                        note: "the object was deleted in NetBox".into(),
-                    };
-                }
-                Err(err) => return Outcome::Failed(err.to_string()),
+            let (object, etag) = match read_existing(client, &plan.endpoint, id).await {
+                Ok(found) => found,
+                Err(outcome) => return outcome,
             };
             let changed = drifted(plan, &observed(&plan.endpoint, &object), to_side);
             if !changed.is_empty() {

@@ -133,6 +133,20 @@ fn evidence(a: &Keys, b: &Keys) -> Option<Evidence> {
 }
 
 /// Recomputes every `same_as` link from the current inventory and applies the difference.
+/// Opens the database and correlates it now, as the OS user: for the places that run it after
+/// a sync (`sync --watch`, the dashboard).
+pub fn correlate_file(
+    database: &std::path::Path,
+    open: &crate::store::OpenOptions,
+) -> anyhow::Result<CorrelationReport> {
+    let mut store = Store::open(database, open)?;
+    Ok(correlate(
+        &mut store,
+        &crate::time::now(),
+        &crate::identity::os_user(),
+    )?)
+}
+
 pub fn correlate(store: &mut Store, at: &str, performed_by: &str) -> Result<CorrelationReport> {
     let sync_id = format!("correlate-{}", at.replace([' ', ':'], "-"));
     store.write(|w| {

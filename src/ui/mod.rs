@@ -319,14 +319,8 @@ async fn correlate(engine: &Engine) {
     static CORRELATING: tokio::sync::Mutex<()> = tokio::sync::Mutex::const_new(());
     let _turn = CORRELATING.lock().await;
     let (database, open) = (engine.database.clone(), engine.open.clone());
-    let result = tokio::task::spawn_blocking(move || -> anyhow::Result<()> {
-        let mut store = Store::open(&database, &open)?;
-        crate::sync::correlate::correlate(
-            &mut store,
-            &crate::time::now(),
-            &crate::identity::os_user(),
-        )?;
-        Ok(())
+    let result = tokio::task::spawn_blocking(move || {
+        crate::sync::correlate::correlate_file(&database, &open)
     })
     .await;
     if let Ok(Err(err)) = result {

@@ -6,7 +6,7 @@ use crate::ui::keys::{Action, Scope};
 use crate::ui::widgets::cursor::Cursor;
 use ratatui::Frame;
 use ratatui::layout::{Constraint, Rect};
-use ratatui::widgets::{Row, Table};
+use ratatui::widgets::Row;
 
 pub struct HistoryView {
     device: Option<i64>,
@@ -142,25 +142,22 @@ impl Screen for HistoryView {
                     crate::sanitize::for_terminal(summary).into_owned(),
                     crate::sanitize::for_terminal(&e.source_system).into_owned(),
                 ]);
-                if i == self.cursor.selected {
-                    row.style(theme.selected())
-                } else {
-                    row
-                }
+                crate::ui::widgets::table::select(row, i == self.cursor.selected, theme)
             })
             .collect();
         frame.render_widget(
-            Table::new(
+            crate::ui::widgets::table::list(
                 rows,
-                [
+                &[
                     Constraint::Length(19),
                     Constraint::Length(20),
                     Constraint::Length(10),
                     Constraint::Min(20),
                     Constraint::Length(10),
                 ],
-            )
-            .header(Row::new(["WHEN", "DEVICE", "CHANGE", "WHAT", "SOURCE"]).style(theme.title())),
+                &["WHEN", "DEVICE", "CHANGE", "WHAT", "SOURCE"],
+                theme,
+            ),
             area,
         );
     }

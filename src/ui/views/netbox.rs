@@ -11,7 +11,7 @@ use crate::ui::widgets::cursor::Cursor;
 use ratatui::Frame;
 use ratatui::layout::{Constraint, Layout, Rect};
 use ratatui::text::{Line, Span};
-use ratatui::widgets::{Block, Borders, Paragraph, Row, Table, Wrap};
+use ratatui::widgets::{Block, Borders, Paragraph, Row, Wrap};
 use tui_textarea::TextArea;
 
 /// One review decision over some items of a batch, as the store records it.
@@ -231,26 +231,21 @@ impl Screen for NetboxView {
                     ),
                     b.state.clone().unwrap_or_default(),
                 ]);
-                if i == self.cursor.selected {
-                    row.style(theme.selected())
-                } else {
-                    row
-                }
+                crate::ui::widgets::table::select(row, i == self.cursor.selected, theme)
             })
             .collect();
         frame.render_widget(
-            Table::new(
+            crate::ui::widgets::table::list(
                 rows,
-                [
+                &[
                     Constraint::Length(26),
                     Constraint::Length(20),
                     Constraint::Length(14),
                     Constraint::Min(20),
                     Constraint::Length(10),
                 ],
-            )
-            .header(
-                Row::new(["BATCH", "PLANNED", "CHANGES", "REVIEW", "STATE"]).style(theme.title()),
+                &["BATCH", "PLANNED", "CHANGES", "REVIEW", "STATE"],
+                theme,
             ),
             area,
         );
@@ -513,9 +508,9 @@ impl Screen for BatchView {
             })
             .collect();
         frame.render_widget(
-            Table::new(
+            crate::ui::widgets::table::list(
                 rows,
-                [
+                &[
                     Constraint::Length(1),
                     Constraint::Length(6),
                     Constraint::Length(7),
@@ -524,10 +519,8 @@ impl Screen for BatchView {
                     Constraint::Length(11),
                     Constraint::Length(12),
                 ],
-            )
-            .header(
-                Row::new(["", "ID", "ACTION", "OBJECT", "DEVICE", "STATUS", "REVIEWER"])
-                    .style(theme.title()),
+                &["", "ID", "ACTION", "OBJECT", "DEVICE", "STATUS", "REVIEWER"],
+                theme,
             ),
             list_area,
         );

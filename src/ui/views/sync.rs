@@ -10,7 +10,7 @@ use crate::ui::widgets::cursor::Cursor;
 use ratatui::Frame;
 use ratatui::layout::{Constraint, Layout, Rect};
 use ratatui::text::{Line, Span};
-use ratatui::widgets::{Block, Borders, Gauge, Paragraph, Row, Table, Wrap};
+use ratatui::widgets::{Block, Borders, Gauge, Paragraph, Row, Wrap};
 
 struct SourceRow {
     system: String,
@@ -264,17 +264,13 @@ impl Screen for SyncView {
                     Span::raw(counts),
                     Span::styled(error, theme.error()),
                 ]);
-                if i == self.cursor.selected {
-                    row.style(theme.selected())
-                } else {
-                    row
-                }
+                crate::ui::widgets::table::select(row, i == self.cursor.selected, theme)
             })
             .collect();
         frame.render_widget(
-            Table::new(
+            crate::ui::widgets::table::list(
                 rows,
-                [
+                &[
                     Constraint::Length(26),
                     Constraint::Length(30),
                     Constraint::Length(9),
@@ -282,10 +278,8 @@ impl Screen for SyncView {
                     Constraint::Length(16),
                     Constraint::Min(10),
                 ],
-            )
-            .header(
-                Row::new(["SOURCE", "STATE", "LAST", "TOOK", "+ ~ -", "ERROR"])
-                    .style(theme.title()),
+                &["SOURCE", "STATE", "LAST", "TOOK", "+ ~ -", "ERROR"],
+                theme,
             ),
             table_area,
         );

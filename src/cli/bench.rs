@@ -1,0 +1,291 @@
+//! `infradeck bench`: every speed target of the project measured over simulated estates, with
+//! warm-up and repeats, as a table or JSON.
+
+use crate::bench::{self as b, Row, Scratch, Stats};
+use std::time::Duration;
+
+#[derive(Debug, Clone)]
+pub struct BenchArgs {
+    pub scales: Vec<usize>,
+    pub json: bool,
+    /// Simulated network latency per request.
+    pub latency: Duration,
+}
+
+/// Hidden helper: measures the dashboard over an existing database in this fresh process and
+/// prints the figures as JSON, so the parent gets the dashboard's own memory.
+pub fn bench_dashboard(db: &std::path::Path, devices: usize) -> anyhow::Result<()> {
+    let figure = b::dashboard_over(db, devices, 3)?;
+    let out = serde_json::json!({
+        "first_frame": Stats::of(&figure.first_frame),
+        "keystroke": Stats::of(&figure.keystroke),
+        "page_down": Stats::of(&figure.page_down),
+        "peak_rss_bytes": b::peak_rss_bytes(),
+    });
+    println!("{out}");
+    Ok(())
+}
+
+fn progress(json: bool, text: &str) {
+    if !json {
+        eprintln!("  … {text}");
+    }
+}
+
+pub fn bench(args: &BenchArgs) -> anyhow::Result<()> {
+    let runtime = tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()?;
+    let mut rows: Vec<Row> = Vec::new();
+    let mut dashboard_rss: Option<u64> = None;
+    let latency_ms = args.latency.as_secs_f64() * 1e3;
+    for &scale in &args.scales {
+        // Small estates are cheap: repeat them; a 100,000-VM sync is measured once.
+        let repeats = if scale <= 10_000 { 3 } else { 1 };
+        let (mut first, mut resync, mut floors) = (Vec::new(), Vec::new(), Vec::new());
+        let keep = Scratch::new("bench-estate")?;
+        for round in 0..repeats {
+            progress(
+                args.json,
+                &format!(
+                    "{scale} VMs: full sync of all sources, run {}/{repeats}",
+                    round + 1
+                ),
+            );
+            let dir = keep.0.join(format!("run-{round}"));
+            std::fs::create_dir_all(&dir)?;
+            let (f, r, floor, _) = runtime.block_on(b::full_sync(scale, args.latency, &dir))?;
+            first.push(f);
+            resync.push(r);
+            floors.push(floor);
+            if round + 1 < repeats {
+                std::fs::remove_dir_all(&dir)?;
+            }
+        }
+        let floor_ms = Stats::of(&floors).median_ms;
+        rows.push(Row {
+            measurement: format!(
+                "full sync, all 8 sources in parallel ({latency_ms} ms per request)"
+            ),
+            scale,
+            stats: Stats::of(&first),
+            floor_ms: Some(floor_ms),
+            target: "— (all sources share 2 cores with the simulators: CPU-bound)",
+        });
+        rows.push(Row {
+            measurement: "re-sync, nothing changed".into(),
+            scale,
+            stats: Stats::of(&resync),
+            floor_ms: Some(floor_ms),
+            target: "writes nothing (checked)",
+        });
+        progress(args.json, &format!("{scale} VMs: vCenter sync alone"));
+        let vcenter: Vec<b::SyncFigure> = (0..repeats)
+            .map(|_| runtime.block_on(b::vcenter_sync(scale, args.latency)))
+            .collect::<anyhow::Result<_>>()?;
+        let vcenter_floor = vcenter.iter().map(|f| f.floor).collect::<Vec<_>>();
+        rows.push(Row {
+            measurement: format!(
+                "vCenter sync alone ({latency_ms} ms per request, {} in flight)",
+                vcenter.first().map_or(0, |f| f.concurrency)
+            ),
+            scale,
+            stats: Stats::of(&vcenter.iter().map(|f| f.elapsed).collect::<Vec<_>>()),
+            floor_ms: Some(Stats::of(&vcenter_floor).median_ms),
+            target: "≤ 1.5× the floor (requests × latency ÷ in flight) at 10,000",
+        });
+        progress(args.json, &format!("{scale} VMs: reconcile step alone"));
+        let reconcile: Vec<Duration> = (0..repeats)
+            .map(|_| b::reconcile_unchanged(scale))
+            .collect::<anyhow::Result<_>>()?;
+        rows.push(Row {
+            measurement: "reconcile step of an unchanged re-sync (VM + details + NIC)".into(),
+            scale,
+            stats: Stats::of(&reconcile),
+            floor_ms: None,
+            target: "< 1 s at 100,000",
+        });
+        drop(keep);
+        // The dashboard and query targets are stated for a number of devices: measure them over
+        // exactly `scale` devices.
+        let inventory_dir = Scratch::new("bench-inventory")?;
+        let db = inventory_dir.0.join("inventory.db");
+        b::inventory(scale, &db)?;
+        let devices = scale;
+        progress(args.json, &format!("{devices} devices: queries"));
+        let (page, page_other, typing) = b::query_figures(&db)?;
+        rows.push(Row {
+            measurement: "device page by name: substring filter + count".into(),
+            scale: devices,
+            stats: page,
+            floor_ms: None,
+            target: "< 5 ms at 100,000",
+        });
+        rows.push(Row {
+            measurement: "device page by last seen: substring filter + count".into(),
+            scale: devices,
+            stats: page_other,
+            floor_ms: None,
+            target: "—",
+        });
+        rows.push(Row {
+            measurement: "filter as you type, per keystroke (store)".into(),
+            scale: devices,
+            stats: typing,
+            floor_ms: None,
+            target: "< 16 ms",
+        });
+        progress(
+            args.json,
+            &format!("{devices} devices: dashboard (fresh process, TestBackend 160×48)"),
+        );
+        let output = std::process::Command::new(std::env::current_exe()?)
+            .arg("bench-dashboard")
+            .arg(&db)
+            .arg(devices.to_string())
+            .output()?;
+        anyhow::ensure!(
+            output.status.success(),
+            "the dashboard measurement failed: {}",
+            String::from_utf8_lossy(&output.stderr)
+        );
+        let figure: serde_json::Value = serde_json::from_slice(&output.stdout)?;
+        let stats = |key: &str| -> anyhow::Result<Stats> {
+            let v = &figure[key];
+            Ok(Stats {
+                median_ms: v["median_ms"].as_f64().unwrap_or_default(),
+                min_ms: v["min_ms"].as_f64().unwrap_or_default(),
+                max_ms: v["max_ms"].as_f64().unwrap_or_default(),
+                n: v["n"].as_u64().unwrap_or_default() as usize,
+            })
+        };
+        rows.push(Row {
+            measurement: "dashboard: open database + first frame".into(),
+            scale: devices,
+            stats: stats("first_frame")?,
+            floor_ms: None,
+            target: "< 200 ms at 100,000",
+        });
+        rows.push(Row {
+            measurement: "dashboard: filter keystroke → frame".into(),
+            scale: devices,
+            stats: stats("keystroke")?,
+            floor_ms: None,
+            target: "< 16 ms",
+        });
+        if let Some(rss) = figure["peak_rss_bytes"].as_u64() {
+            dashboard_rss = Some(dashboard_rss.map_or(rss, |r| r.max(rss)));
+        }
+        drop(inventory_dir);
+
+        progress(args.json, &format!("{scale} KB pages: search corpus"));
+        let corpus = Scratch::new("bench-search")?;
+        let mut store = crate::store::Store::open(
+            &corpus.0.join("inventory.db"),
+            &crate::store::OpenOptions::default(),
+        )?;
+        let query = b::knowledge_corpus(&mut store, scale, 384)?;
+        let (text, hybrid) = b::search_figures(&store, &query, 5)?;
+        rows.push(Row {
+            measurement: "full-text search, top 20 with snippets".into(),
+            scale,
+            stats: text,
+            floor_ms: None,
+            target: "median < 20 ms at 100,000",
+        });
+        rows.push(Row {
+            measurement: "hybrid search, 384-dimension vectors (query embedded)".into(),
+            scale,
+            stats: hybrid,
+            floor_ms: None,
+            target: "median < 50 ms at 100,000",
+        });
+    }
+    for lines in [1_000, 10_000, 100_000] {
+        progress(args.json, &format!("config diff of {lines} lines"));
+        rows.push(Row {
+            measurement: "config diff (line + word level)".into(),
+            scale: lines,
+            stats: b::diff_figure(lines, if lines >= 100_000 { 3 } else { 10 }),
+            floor_ms: None,
+            target: "—",
+        });
+    }
+    let peak = b::peak_rss_bytes();
+    let cores = std::thread::available_parallelism()
+        .map(|n| n.get())
+        .unwrap_or(1);
+    if args.json {
+        let out = serde_json::json!({
+            "machine": {"cores": cores, "os": std::env::consts::OS, "arch": std::env::consts::ARCH},
+            "latency_ms": latency_ms,
+            "rows": rows,
+            "peak_rss_bytes": {"bench_process": peak, "dashboard": dashboard_rss},
+        });
+        println!("{}", serde_json::to_string_pretty(&out)?);
+        return Ok(());
+    }
+    let table: Vec<Vec<String>> = rows
+        .iter()
+        .map(|r| {
+            vec![
+                r.measurement.clone(),
+                crate::ui::header::group(r.scale as u64),
+                format_ms(r.stats.median_ms),
+                format!(
+                    "{}–{}",
+                    format_ms(r.stats.min_ms),
+                    format_ms(r.stats.max_ms)
+                ),
+                r.stats.n.to_string(),
+                r.floor_ms
+                    .map(|f| format!("{} ({:.2}×)", format_ms(f), r.stats.median_ms / f.max(1e-9)))
+                    .unwrap_or_default(),
+                r.target.to_string(),
+            ]
+        })
+        .collect();
+    println!(
+        "infradeck bench · {cores} cores · {} {} · {latency_ms} ms simulated latency per request",
+        std::env::consts::OS,
+        std::env::consts::ARCH
+    );
+    print!(
+        "{}",
+        super::table::render(
+            &[
+                "MEASUREMENT",
+                "SCALE",
+                "MEDIAN",
+                "SPREAD",
+                "N",
+                "FLOOR",
+                "TARGET"
+            ],
+            &table
+        )
+    );
+    if let Some(rss) = dashboard_rss {
+        println!(
+            "peak resident memory of the dashboard (largest scale, own process): {:.0} MB   target < 200 MB at 100,000",
+            rss as f64 / 1e6
+        );
+    }
+    if let Some(rss) = peak {
+        println!(
+            "peak resident memory of this benchmark (simulators + syncs + corpus): {:.0} MB",
+            rss as f64 / 1e6
+        );
+    }
+    Ok(())
+}
+
+fn format_ms(ms: f64) -> String {
+    if ms >= 1000.0 {
+        format!("{:.2} s", ms / 1000.0)
+    } else if ms >= 10.0 {
+        format!("{ms:.1} ms")
+    } else {
+        format!("{ms:.2} ms")
+    }
+}
