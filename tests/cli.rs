@@ -515,7 +515,10 @@ fn bench_measures_every_row_and_prints_json() {
     assert!(out.status.success(), "{}", text(&out.stderr));
     let report: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
     let rows = report["rows"].as_array().unwrap();
-    let names: Vec<&str> = rows.iter().map(|r| r["measurement"].as_str().unwrap()).collect();
+    let names: Vec<&str> = rows
+        .iter()
+        .map(|r| r["measurement"].as_str().unwrap())
+        .collect();
     for expected in [
         "full sync",
         "re-sync",
@@ -529,7 +532,10 @@ fn bench_measures_every_row_and_prints_json() {
         "hybrid search",
         "config diff",
     ] {
-        assert!(names.iter().any(|n| n.starts_with(expected)), "no `{expected}` row in {names:?}");
+        assert!(
+            names.iter().any(|n| n.starts_with(expected)),
+            "no `{expected}` row in {names:?}"
+        );
     }
     for row in rows {
         let stats = &row["stats"];
@@ -537,7 +543,12 @@ fn bench_measures_every_row_and_prints_json() {
         assert!(stats["min_ms"].as_f64().unwrap() <= stats["median_ms"].as_f64().unwrap());
         assert!(stats["median_ms"].as_f64().unwrap() <= stats["max_ms"].as_f64().unwrap());
     }
-    assert_eq!(rows.iter().filter(|r| r["measurement"] == "config diff (line + word level)").count(), 3);
+    assert_eq!(
+        rows.iter()
+            .filter(|r| r["measurement"] == "config diff (line + word level)")
+            .count(),
+        3
+    );
     assert!(report["peak_rss_bytes"]["dashboard"].as_u64().unwrap() > 0);
     assert!(report["machine"]["cores"].as_u64().unwrap() >= 1);
 }

@@ -73,52 +73,55 @@ fn netbox_runner(ctx: &Context) -> Option<crate::ui::NetboxRunner> {
                 crate::sources::http::RetryPolicy::default(),
             )?;
             let mut store = crate::store::Store::open(&database, &open)?;
-            if op == NetboxOp::Plan {
-                let user = crate::identity::os_user();
-                let report = crate::netbox::plan(
-                    &mut store,
-                    &client,
-                    config.delete_grace_days,
-                    &user,
-                    chrono::Utc::now(),
-                )
-                .await?;
-                let summary = match &report.batch_id {
-                    Some(id) => format!(
-                        "planned {id}: {} creates, {} updates, {} deletes",
-                        report.creates, report.updates, report.deletes
-                    ),
-                    None => "nothing new to propose".to_string(),
-                };
-                let mut lines = vec![summary];
-                lines.extend(
-                    report
+            let with_summary = |summary: String, lines: Vec<String>| -> Vec<String> {
+                std::iter::once(summary).chain(lines).collect()
+            };
+            Ok(match op {
+                NetboxOp::Plan => {
+                    let user = crate::identity::os_user();
+                    let report = crate::netbox::plan(
+                        &mut store,
+                        &client,
+                        config.delete_grace_days,
+                        &user,
+                        chrono::Utc::now(),
+                    )
+                    .await?;
+                    let summary = match &report.batch_id {
+                        Some(id) => format!(
+                            "planned {id}: {} creates, {} updates, {} deletes",
+                            report.creates, report.updates, report.deletes
+                        ),
+                        None => "nothing new to propose".to_string(),
+                    };
+                    let notes = report
                         .untagged
                         .iter()
-                        .map(|u| format!("not ours (untagged), left alone: {u}")),
-                );
-                lines.extend(report.unmapped.iter().map(|u| format!("not mapped: {u}")));
-                return Ok(lines);
-            }
-            let report = match op {
-                NetboxOp::Plan => unreachable!("handled above"),
-                NetboxOp::Rollback => crate::netbox::rollback(&mut store, &client, &batch).await?,
+                        .map(|u| format!("not ours (untagged), left alone: {u}"))
+                        .chain(report.unmapped.iter().map(|u| format!("not mapped: {u}")))
+                        .collect();
+                    with_summary(summary, notes)
+                }
+                NetboxOp::Rollback => {
+                    let report = crate::netbox::rollback(&mut store, &client, &batch).await?;
+                    with_summary(report.summary("rolled back"), report.lines)
+                }
                 NetboxOp::Apply | NetboxOp::DryRun => {
                     let options = crate::netbox::ApplyOptions {
                         dry_run: op == NetboxOp::DryRun,
                         allow_deletes: Some(u32::MAX),
                         max_deletes: config.max_deletes,
                     };
-                    crate::netbox::apply(&mut store, &client, &batch, &options).await?
+                    let report =
+                        crate::netbox::apply(&mut store, &client, &batch, &options).await?;
+                    let summary = if options.dry_run {
+                        format!("{} requests would be sent", report.lines.len())
+                    } else {
+                        report.summary("applied")
+                    };
+                    with_summary(summary, report.lines)
                 }
-            };
-            let summary = match op {
-                NetboxOp::Plan => String::new(),
-                NetboxOp::Apply => report.summary("applied"),
-                NetboxOp::DryRun => format!("{} requests would be sent", report.lines.len()),
-                NetboxOp::Rollback => report.summary("rolled back"),
-            };
-            Ok(std::iter::once(summary).chain(report.lines).collect())
+            })
         })
     }))
 }

@@ -455,8 +455,44 @@ impl Screen for BatchView {
     fn draw(&mut self, frame: &mut Frame, area: Rect, cx: &mut Cx) {
         let theme = cx.env.theme;
         let list_height = (area.height / 2).max(3);
-        let [list_area, change_area] =
-            Layout::vertical([Constraint::Length(list_height), Constraint::Min(3)]).areas(area);
+        let [progress_area, list_area, change_area] = Layout::vertical([
+            Constraint::Length(1),
+            Constraint::Length(list_height),
+            Constraint::Min(3),
+        ])
+        .areas(area);
+        // Apply progress: of the items that were approved, how many have an outcome.
+        let count = |status: ApprovalStatus| {
+            self.items
+                .iter()
+                .filter(|i| i.approval_status == status)
+                .count()
+        };
+        let settled = count(ApprovalStatus::Applied)
+            + count(ApprovalStatus::Conflict)
+            + count(ApprovalStatus::Failed);
+        let to_write = settled + count(ApprovalStatus::Approved) + count(ApprovalStatus::Applying);
+        let label = format!(
+            "{} pending · {} approved · {} applying · {} applied · {} conflicts · {} failed · {} rejected",
+            count(ApprovalStatus::Pending),
+            count(ApprovalStatus::Approved),
+            count(ApprovalStatus::Applying),
+            count(ApprovalStatus::Applied),
+            count(ApprovalStatus::Conflict),
+            count(ApprovalStatus::Failed),
+            count(ApprovalStatus::Rejected),
+        );
+        frame.render_widget(
+            ratatui::widgets::Gauge::default()
+                .gauge_style(theme.gauge())
+                .ratio(if to_write == 0 {
+                    0.0
+                } else {
+                    settled as f64 / to_write as f64
+                })
+                .label(label),
+            progress_area,
+        );
         self.height = list_area.height.saturating_sub(1).max(1) as usize;
         self.cursor.clamp(self.items.len(), self.height);
         let marked = self.anchor.map(|_| self.marked_range());
