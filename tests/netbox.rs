@@ -19,9 +19,13 @@ use common::Rig;
 
 const VMS: &str = "virtualization/virtual-machines";
 const CLUSTERS: &str = "virtualization/clusters";
+const IFACES: &str = "virtualization/interfaces";
+const MACS: &str = "dcim/mac-addresses";
 
 async fn synced_rig(seed: u64) -> Rig {
-    let rig = common::start_rig(300, seed).await;
+    // 120 VMs: every kind of proposal (cluster and VM creates, drifted VMs, interfaces, MACs, the
+    // retired VM's delete) in a few hundred items.
+    let rig = common::start_rig(120, seed).await;
     let outcomes = rig.run(&["vcenter"]).await;
     assert!(
         outcomes.iter().all(|o| o.status == RunStatus::Success),
@@ -81,13 +85,37 @@ fn options() -> ApplyOptions {
     }
 }
 
-/// The comparable state of NetBox: every VM and cluster by name, without ids and timestamps.
+/// The comparable state of NetBox: every cluster, VM, VM interface and MAC object, keyed as the
+/// plan names them (`endpoint:name`, `endpoint:vm/interface`, `endpoint:mac`), without ids and
+/// timestamps.
 fn state(rig: &Rig) -> BTreeMap<String, Value> {
+    let vm_names: BTreeMap<u64, String> = rig
+        .sims
+        .netbox
+        .snapshot(VMS)
+        .into_iter()
+        .map(|(id, vm)| (id, vm["name"].as_str().unwrap().to_string()))
+        .collect();
     let mut out = BTreeMap::new();
-    for endpoint in [VMS, CLUSTERS] {
+    for endpoint in [VMS, CLUSTERS, IFACES, MACS] {
         for object in rig.sims.netbox.snapshot(endpoint).into_values() {
             let mut object = object.as_object().unwrap().clone();
-            for volatile in ["id", "created", "last_updated"] {
+            let name = match endpoint {
+                IFACES => format!(
+                    "{}/{}",
+                    vm_names[&object["virtual_machine"].as_u64().unwrap()],
+                    object["name"].as_str().unwrap()
+                ),
+                MACS => object["mac_address"].as_str().unwrap().to_lowercase(),
+                _ => object["name"].as_str().unwrap().to_string(),
+            };
+            for volatile in [
+                "id",
+                "created",
+                "last_updated",
+                "virtual_machine",
+                "assigned_object_id",
+            ] {
                 object.remove(volatile);
             }
             // vcpus is a decimal: 2 and 2.0 are the same value.
@@ -96,7 +124,6 @@ fn state(rig: &Rig) -> BTreeMap<String, Value> {
                     *value = Value::from(f as i64);
                 }
             }
-            let name = object["name"].as_str().unwrap().to_string();
             out.insert(format!("{endpoint}:{name}"), Value::Object(object));
         }
     }
@@ -205,8 +232,13 @@ async fn plan_approve_apply_then_rollback_restores_netbox() {
                     .get(&key)
                     .unwrap_or_else(|| panic!("{key} is in NetBox"));
                 for (field, change) in changes["fields"].as_object().unwrap() {
-                    if field == "cluster" || field == "type" {
+                    if matches!(field.as_str(), "cluster" | "type" | "virtual_machine") {
                         continue; // written as a lookup, stored as an id
+                    }
+                    if field == "mac_address" {
+                        let stored = object[field].as_str().unwrap().to_lowercase();
+                        assert_eq!(Some(stored.as_str()), change["to"].as_str());
+                        continue;
                     }
                     assert_eq!(
                         object[field]
@@ -461,7 +493,23 @@ async fn a_refused_write_is_reported_for_that_item_and_the_rest_land() {
         .filter(|i| i.approval_status == ApprovalStatus::Failed)
         .collect();
     assert_eq!(failed.len(), report.failed);
-    for item in failed {
+    // The VMs name the missing cluster; their interfaces and MACs then find no parent.
+    for item in failed
+        .iter()
+        .filter(|i| i.netbox_object_type.as_deref() != Some(VMS))
+    {
+        let changes: Value =
+            serde_json::from_str(item.proposed_changes.as_deref().unwrap()).unwrap();
+        let error = changes["error"].as_str().unwrap();
+        assert!(
+            error.contains("virtual_machine") || error.contains("no virtualization/"),
+            "{error}"
+        );
+    }
+    for item in failed
+        .into_iter()
+        .filter(|i| i.netbox_object_type.as_deref() == Some(VMS))
+    {
         let changes: Value =
             serde_json::from_str(item.proposed_changes.as_deref().unwrap()).unwrap();
         let error = changes["error"].as_str().unwrap();

@@ -5,7 +5,7 @@
 //! an item that the next run verifies against NetBox before writing again.
 
 use super::client::{NetboxClient, WriteError, Written};
-use super::plan::{CLUSTERS, VMS, is_tagged, observed, rank, write_body};
+use super::plan::{CLUSTERS, IFACES, MACS, VMS, is_tagged, observed, rank, write_body};
 use crate::model::{ApprovalAction, ApprovalStatus};
 use crate::store::{ApprovalItem, ItemResult, Store};
 use serde_json::{Map, Value, json};
@@ -50,6 +50,8 @@ struct Plan {
     body: Value,
     /// Every comparable field of the object as the plan saw it.
     seen: Option<BTreeMap<String, Value>>,
+    /// How to find the object a create makes (list filters, lookups allowed); by name if absent.
+    matcher: Option<Value>,
 }
 
 fn parse_plan(item: &ApprovalItem) -> anyhow::Result<Plan> {
@@ -66,7 +68,7 @@ fn parse_plan(item: &ApprovalItem) -> anyhow::Result<Plan> {
         .unwrap_or_default()
         .to_string();
     anyhow::ensure!(
-        endpoint == VMS || endpoint == CLUSTERS,
+        [VMS, CLUSTERS, IFACES, MACS].contains(&endpoint.as_str()),
         "item {}: unknown NetBox object type `{endpoint}`",
         item.id
     );
@@ -96,6 +98,7 @@ fn parse_plan(item: &ApprovalItem) -> anyhow::Result<Plan> {
             .to_string(),
         fields,
         body: changes.get("body").cloned().unwrap_or(Value::Null),
+        matcher: changes.get("match").cloned(),
         seen: changes
             .get("seen")
             .and_then(Value::as_object)
@@ -126,6 +129,9 @@ enum Outcome {
         note: String,
     },
     Failed(String),
+    /// A reference could not be resolved yet: its parent is not in NetBox (another process may
+    /// be writing it this moment). Tried again after the others; failed if it stays missing.
+    Deferred(String),
 }
 
 fn write_failed(err: WriteError) -> Outcome {
@@ -175,62 +181,98 @@ pub async fn apply(
     }
     let mut report = ApplyReport::default();
     let message = format!("infradeck batch {batch}");
-    for item in ordered(items, false) {
-        let retry = match item.approval_status {
-            ApprovalStatus::Approved => false,
-            ApprovalStatus::Failed => true,
-            ApprovalStatus::Applying
-                if item
-                    .applied_at
-                    .as_deref()
-                    .is_some_and(|at| at < stale_before.as_str()) =>
-            {
-                true
-            }
-            _ => continue,
-        };
-        let plan = match parse_plan(&item) {
-            Ok(plan) => plan,
-            Err(err) => {
-                report.failed += 1;
-                report.lines.push(format!("#{} failed: {err}", item.id));
+    let mut queue = ordered(items, false);
+    for pass in 0..3 {
+        let last_pass = pass == 2;
+        let mut deferred = Vec::new();
+        for item in queue {
+            let retry = match item.approval_status {
+                ApprovalStatus::Approved => false,
+                ApprovalStatus::Failed => true,
+                ApprovalStatus::Applying
+                    if item
+                        .applied_at
+                        .as_deref()
+                        .is_some_and(|at| at < stale_before.as_str()) =>
+                {
+                    true
+                }
+                _ => continue,
+            };
+            let plan = match parse_plan(&item) {
+                Ok(plan) => plan,
+                Err(err) => {
+                    report.failed += 1;
+                    report.lines.push(format!("#{} failed: {err}", item.id));
+                    continue;
+                }
+            };
+            if options.dry_run {
+                report
+                    .lines
+                    .push(describe_request(client, &item, &plan, &message));
                 continue;
             }
-        };
-        if options.dry_run {
-            report
-                .lines
-                .push(describe_request(client, &item, &plan, &message));
-            continue;
-        }
-        let at = crate::time::now();
-        let from = [
-            ApprovalStatus::Approved,
-            ApprovalStatus::Failed,
-            ApprovalStatus::Applying,
-        ];
-        let claimed = store.write(|w| {
-            w.claim_item(
-                item.id,
-                if retry { &from } else { &from[..1] },
+            let at = crate::time::now();
+            let from = [
+                ApprovalStatus::Approved,
+                ApprovalStatus::Failed,
                 ApprovalStatus::Applying,
-                &at,
-            )
-        })?;
-        if !claimed {
-            report.skipped += 1;
-            continue;
+            ];
+            let claimed = store.write(|w| {
+                w.claim_item(
+                    item.id,
+                    if retry { &from } else { &from[..1] },
+                    ApprovalStatus::Applying,
+                    &at,
+                )
+            })?;
+            if !claimed {
+                report.skipped += 1;
+                continue;
+            }
+            let outcome = match apply_item(client, &item, &plan, &message).await {
+                Outcome::Deferred(_) if !last_pass => {
+                    // Give the claim back; this item comes round again after the others.
+                    let at = crate::time::now();
+                    store.write(|w| {
+                        w.finish_item(
+                            item.id,
+                            &ItemResult {
+                                status: ApprovalStatus::Approved,
+                                netbox_object_id: None,
+                                at: &at,
+                                rollback_data: None,
+                                proposed_changes: None,
+                            },
+                        )
+                    })?;
+                    deferred.push(item.id);
+                    continue;
+                }
+                Outcome::Deferred(reason) => Outcome::Failed(reason),
+                other => other,
+            };
+            record(
+                store,
+                &item,
+                &plan,
+                outcome,
+                &mut report,
+                ApprovalStatus::Applied,
+                "applied",
+            )?;
         }
-        let outcome = apply_item(client, &item, &plan, &message).await;
-        record(
-            store,
-            &item,
-            &plan,
-            outcome,
-            &mut report,
-            ApprovalStatus::Applied,
-            "applied",
-        )?;
+        if deferred.is_empty() {
+            break;
+        }
+        // A parent written by another process a moment ago is visible after a short pause.
+        tokio::time::sleep(std::time::Duration::from_millis(200)).await;
+        queue = store
+            .batch_items(batch)?
+            .into_iter()
+            .filter(|i| deferred.contains(&i.id))
+            .collect();
     }
     if !options.dry_run {
         let items = store.batch_items(batch)?;
@@ -302,7 +344,7 @@ fn record(
                 )),
             )
         }
-        Outcome::Failed(error) => {
+        Outcome::Failed(error) | Outcome::Deferred(error) => {
             report.failed += 1;
             (
                 format!(
@@ -393,12 +435,91 @@ fn to_side(v: &(Value, Value)) -> &Value {
     &v.1
 }
 
-async fn find_by_name(
+/// Replaces every `{"$lookup": {"endpoint", "query"}}` in `value` by the id of the one object
+/// the endpoint lists for the query (itself resolved first).
+/// Why a reference did not resolve.
+enum Unresolved {
+    /// Nothing matches (yet): the parent is not in NetBox.
+    Missing(String),
+    Other(String),
+}
+
+fn resolve(
+    client: &NetboxClient,
+    value: Value,
+) -> futures::future::BoxFuture<'_, Result<Value, Unresolved>> {
+    Box::pin(async move {
+        match value {
+            Value::Object(map) => {
+                if let Some(spec) = map.get("$lookup") {
+                    let endpoint = spec
+                        .get("endpoint")
+                        .and_then(Value::as_str)
+                        .unwrap_or_default()
+                        .to_string();
+                    let query =
+                        resolve(client, spec.get("query").cloned().unwrap_or(Value::Null)).await?;
+                    let found = list_matching(client, &endpoint, &query)
+                        .await
+                        .map_err(Unresolved::Other)?;
+                    return match found.as_slice() {
+                        [one] => Ok(one.get("id").cloned().unwrap_or(Value::Null)),
+                        [] => Err(Unresolved::Missing(format!(
+                            "no {endpoint} object matches {query} (its parent is not in NetBox)"
+                        ))),
+                        many => Err(Unresolved::Other(format!(
+                            "{} {endpoint} objects match {query}; expected one",
+                            many.len()
+                        ))),
+                    };
+                }
+                let mut out = Map::new();
+                for (key, inner) in map {
+                    out.insert(key, resolve(client, inner).await?);
+                }
+                Ok(Value::Object(out))
+            }
+            Value::Array(list) => {
+                let mut out = Vec::with_capacity(list.len());
+                for inner in list {
+                    out.push(resolve(client, inner).await?);
+                }
+                Ok(Value::Array(out))
+            }
+            other => Ok(other),
+        }
+    })
+}
+
+/// The objects of `endpoint` that a flat query (`{"name": "eth0", "virtual_machine_id": 7}`) lists.
+async fn list_matching(
     client: &NetboxClient,
     endpoint: &str,
-    name: &str,
-) -> Result<Vec<Value>, WriteError> {
-    Ok(client.list(endpoint, &[("name", name.to_string())]).await?)
+    query: &Value,
+) -> Result<Vec<Value>, String> {
+    let params: Vec<(String, String)> = query
+        .as_object()
+        .map(|m| {
+            m.iter()
+                .map(|(k, v)| {
+                    (
+                        k.clone(),
+                        v.as_str()
+                            .map(str::to_string)
+                            .unwrap_or_else(|| v.to_string()),
+                    )
+                })
+                .collect()
+        })
+        .unwrap_or_default();
+    let borrowed: Vec<(&str, String)> = params
+        .iter()
+        .map(|(k, v)| (k.as_str(), v.clone()))
+        .collect();
+    client
+        .list(endpoint, &borrowed)
+        .await
+        .map_err(|e| e.to_string())
 }
 
 async fn apply_item(
@@ -410,9 +531,17 @@ async fn apply_item(
     match item.action {
         ApprovalAction::Create => {
             // Someone (or an earlier, interrupted run of ours) may have created it since.
-            let existing = match find_by_name(client, &plan.endpoint, &plan.object).await {
-                Ok(found) => found,
-                Err(err) => return write_failed(err),
+            let matcher = plan
+                .matcher
+                .clone()
+                .unwrap_or_else(|| json!({"name": plan.object}));
+            let existing = match resolve(client, matcher).await {
+                Ok(query) => match list_matching(client, &plan.endpoint, &query).await {
+                    Ok(found) => found,
+                    Err(err) => return Outcome::Failed(err),
+                },
+                Err(Unresolved::Missing(err)) => return Outcome::Deferred(err),
+                Err(Unresolved::Other(err)) => return Outcome::Failed(err),
             };
             if let Some(object) = existing.first() {
                 let current = observed(&plan.endpoint, object);
@@ -428,7 +557,11 @@ async fn apply_item(
                     note: "an object of that name appeared in NetBox after the plan".into(),
                 };
             }
-            let mut body = plan.body.clone();
+            let mut body = match resolve(client, plan.body.clone()).await {
+                Ok(body) => body,
+                Err(Unresolved::Missing(err)) => return Outcome::Deferred(err),
+                Err(Unresolved::Other(err)) => return Outcome::Failed(err),
+            };
             body["changelog_message"] = json!(message);
             match client.create(&plan.endpoint, &body).await {
                 Ok(Written { object, request_id }) => Outcome::Done {
@@ -644,7 +777,7 @@ pub async fn rollback(
                 )
             })?;
             let line = match outcome {
-                Outcome::Failed(e) => {
+                Outcome::Failed(e) | Outcome::Deferred(e) => {
                     report.failed += 1;
                     format!("#{} rollback failed: {e}", item.id)
                 }

@@ -15,14 +15,25 @@ use std::collections::{BTreeMap, HashMap, HashSet};
 
 pub const CLUSTERS: &str = "virtualization/clusters";
 pub const VMS: &str = "virtualization/virtual-machines";
+pub const IFACES: &str = "virtualization/interfaces";
+pub const MACS: &str = "dcim/mac-addresses";
 pub const CLUSTER_TYPE_SLUG: &str = "vmware-vsphere";
 
-/// The order of writes: clusters before the VMs in them (deletes go the other way).
+/// The order of writes: clusters, then the VMs in them, their interfaces, the MAC objects on
+/// those (deletes go the other way).
 pub fn rank(endpoint: &str) -> u8 {
     match endpoint {
         CLUSTERS => 0,
-        _ => 1,
+        VMS => 1,
+        IFACES => 2,
+        _ => 3,
     }
+}
+
+/// A reference NetBox cannot take as a lookup dict (a generic `assigned_object_id`): resolved
+/// at apply time to the id of the one object `endpoint` lists for `query`.
+pub fn lookup(endpoint: &str, query: Value) -> Value {
+    json!({"$lookup": {"endpoint": endpoint, "query": query}})
 }
 
 /// What `plan` did.
@@ -62,6 +73,28 @@ pub fn observed(endpoint: &str, object: &Value) -> BTreeMap<String, Value> {
         object.get("status").map(choice).unwrap_or(Value::Null),
     );
     match endpoint {
+        IFACES => {
+            out.remove("status");
+            out.insert(
+                "virtual_machine".into(),
+                object
+                    .get("virtual_machine")
+                    .map(name_of)
+                    .unwrap_or(Value::Null),
+            );
+        }
+        MACS => {
+            out.remove("name");
+            out.remove("status");
+            out.insert(
+                "mac_address".into(),
+                object
+                    .get("mac_address")
+                    .and_then(Value::as_str)
+                    .map(|m| json!(m.to_lowercase()))
+                    .unwrap_or(Value::Null),
+            );
+        }
         CLUSTERS => {
             out.insert(
                 "type".into(),
@@ -181,6 +214,8 @@ fn item(
 pub struct Inventory {
     pub clusters: Vec<crate::store::Device>,
     pub vms: Vec<InventoryVm>,
+    /// (VM device id, adapter name, MAC) of active VMs.
+    pub nics: Vec<(i64, String, Option<String>)>,
 }
 
 impl Inventory {
@@ -193,6 +228,7 @@ impl Inventory {
                 ..DeviceQuery::default()
             })?,
             vms: store.inventory_vms()?,
+            nics: store.inventory_vm_nics()?,
         })
     }
 }
@@ -248,8 +284,9 @@ pub async fn compute(
     }
 
     // VMs.
-    let inventory = &inventory.vms;
+    let vms = &inventory.vms;
     let mut active_names = HashSet::new();
+    let mut ours: HashMap<i64, String> = HashMap::new();
     let mut inactive: HashMap<String, &InventoryVm> = HashMap::new();
     let mut netbox_by_name: HashMap<String, Vec<&Value>> = HashMap::new();
     for vm in &netbox_vms {
@@ -260,7 +297,7 @@ pub async fn compute(
                 .push(vm);
         }
     }
-    for vm in inventory {
+    for vm in vms {
         let name = vm_name(vm);
         if !vm.active {
             inactive.insert(name.to_lowercase(), vm);
@@ -284,6 +321,10 @@ pub async fn compute(
             .find(|o| is_tagged(o, &tag))
             .or(candidates.first())
             .copied();
+        // Interfaces go only on VMs that are ours: created by this plan or already tagged.
+        if existing.is_none_or(|o| is_tagged(o, &tag)) {
+            ours.insert(vm.device_id, name.clone());
+        }
         match existing {
             None => {
                 let mut body = write_body(VMS, &desired);
@@ -341,6 +382,80 @@ pub async fn compute(
             }
         }
     }
+
+    // VM interfaces and their MAC objects (NetBox 4.2+: a MAC is an object assigned to an
+    // interface). Only created; they go with their VM when it is deleted.
+    let netbox_ifaces = client.list(IFACES, &[]).await?;
+    let netbox_macs = client.list(MACS, &[]).await?;
+    let have_iface: HashSet<(String, String)> = netbox_ifaces
+        .iter()
+        .filter_map(|i| {
+            let vm = i.pointer("/virtual_machine/name")?.as_str()?.to_lowercase();
+            Some((vm, i.get("name")?.as_str()?.to_lowercase()))
+        })
+        .collect();
+    let have_mac: HashSet<String> = netbox_macs
+        .iter()
+        .filter_map(|m| Some(m.get("mac_address")?.as_str()?.to_lowercase()))
+        .collect();
+    let mut mac_items = Vec::new();
+    for (device_id, adapter, mac) in &inventory.nics {
+        let Some(vm) = ours.get(device_id) else {
+            continue;
+        };
+        let vm_ref = lookup(VMS, json!({"name": vm}));
+        if !have_iface.contains(&(vm.to_lowercase(), adapter.to_lowercase())) {
+            let fields = BTreeMap::from([
+                ("name".to_string(), json!(adapter)),
+                ("virtual_machine".to_string(), json!(vm)),
+            ]);
+            let from_to: Map<String, Value> = fields
+                .iter()
+                .map(|(k, v)| (k.clone(), json!({"from": null, "to": v})))
+                .collect();
+            items.push(item(
+                ApprovalAction::Create,
+                IFACES,
+                Target {
+                    device_id: Some(*device_id),
+                    object_id: None,
+                    key: format!("iface:{vm}/{adapter}"),
+                },
+                Value::Object(from_to),
+                json!({"virtual_machine": {"name": vm}, "name": adapter, "enabled": true, "tags": [{"slug": tag}]}),
+                json!({"match": {"name": adapter, "virtual_machine_id": vm_ref}}),
+            ));
+        }
+        let Some(mac) = mac.as_deref().map(str::to_lowercase) else {
+            continue;
+        };
+        if have_mac.contains(&mac) {
+            continue;
+        }
+        let iface_ref = lookup(
+            IFACES,
+            json!({"name": adapter, "virtual_machine_id": vm_ref}),
+        );
+        let from_to = json!({"mac_address": {"from": null, "to": mac}});
+        mac_items.push(item(
+            ApprovalAction::Create,
+            MACS,
+            Target {
+                device_id: Some(*device_id),
+                object_id: None,
+                key: format!("mac:{mac}"),
+            },
+            from_to,
+            json!({
+                "mac_address": mac.to_uppercase(),
+                "assigned_object_type": "virtualization.vminterface",
+                "assigned_object_id": iface_ref,
+                "tags": [{"slug": tag}],
+            }),
+            json!({"match": {"mac_address": mac}, "on": format!("{vm} {adapter}")}),
+        ));
+    }
+    items.extend(mac_items);
 
     // Deletes: tagged VMs whose record has been gone longer than the grace period.
     let grace = chrono::Duration::days(i64::from(grace_days));

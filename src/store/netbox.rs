@@ -53,6 +53,18 @@ impl Store {
         Ok(rows.collect::<rusqlite::Result<_>>()?)
     }
 
+    /// The network adapters of active vCenter VMs: (device id, adapter name, MAC).
+    pub fn inventory_vm_nics(&self) -> Result<Vec<(i64, String, Option<String>)>> {
+        let mut stmt = self.conn().prepare_cached(
+            "SELECT d.id, i.interface_name, i.mac_address FROM network_interfaces i \
+             JOIN devices d ON d.id = i.device_id \
+             WHERE d.device_type = 'vm' AND d.source_system = 'vcenter' AND d.status = 'active' \
+             ORDER BY d.id, i.interface_name",
+        )?;
+        let rows = stmt.query_map([], |r| Ok((r.get(0)?, r.get(1)?, r.get(2)?)))?;
+        Ok(rows.collect::<rusqlite::Result<_>>()?)
+    }
+
     /// Items of any batch still waiting for review or apply.
     pub fn open_items(&self) -> Result<Vec<ApprovalItem>> {
         let mut stmt = self.conn().prepare_cached(&format!(
