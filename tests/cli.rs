@@ -552,3 +552,72 @@ fn bench_measures_every_row_and_prints_json() {
     assert!(report["peak_rss_bytes"]["dashboard"].as_u64().unwrap() > 0);
     assert!(report["machine"]["cores"].as_u64().unwrap() >= 1);
 }
+
+#[test]
+fn opening_the_database_twice_in_one_process_keeps_sqlite_locks_for_other_processes() {
+    // Reading a database file's header through our own file handle and closing it drops, under
+    // POSIX rules, every lock SQLite holds on that file for the whole process. Another process
+    // that then closes its connection believes it is the last one, checkpoints and deletes the
+    // WAL under our feet: that corrupted a demo database once. The second open must not do it.
+    let env = Env::new();
+    let db = env.path("inventory.db");
+    seed(&db, &[("vm-1", "web-01", DeviceType::Vm)]);
+    let first = Store::open(&db, &OpenOptions::default()).unwrap();
+    assert_eq!(first.count_devices(&Default::default()).unwrap(), 1);
+    let second = Store::open(&db, &OpenOptions::default()).unwrap();
+    let wal = env.path("inventory.db-wal");
+    assert!(wal.exists(), "WAL mode with our connections open");
+    // Another process asks for the lock it would need to checkpoint and delete our WAL.
+    let out = Command::new(std::env::current_exe().unwrap())
+        .args([
+            "--exact",
+            "plain_sqlite_reader_in_a_child_process",
+            "--nocapture",
+        ])
+        .env("INFRADECK_TEST_CHILD_DB", &db)
+        .output()
+        .unwrap();
+    assert!(out.status.success(), "{}", text(&out.stdout));
+    assert!(
+        text(&out.stdout).contains("child was refused the exclusive lock"),
+        "our SQLite locks must survive a second open in this process: {}",
+        text(&out.stdout)
+    );
+    assert!(wal.exists());
+    seed(&db, &[("vm-2", "web-02", DeviceType::Vm)]);
+    assert_eq!(second.count_devices(&Default::default()).unwrap(), 2);
+    drop((first, second));
+    let out = env.run(&["--db", db.to_str().unwrap(), "db", "check"]);
+    assert!(out.status.success(), "{}", text(&out.stdout));
+}
+
+/// The other process of the test above; does nothing unless started by it. It asks for the
+/// write lock another SQLite process needs to delete the WAL (the lock on the "shared" byte range
+/// of the database file, which every open SQLite connection in WAL mode holds a read lock on).
+#[test]
+fn plain_sqlite_reader_in_a_child_process() {
+    let Some(db) = std::env::var_os("INFRADECK_TEST_CHILD_DB") else {
+        return;
+    };
+    use std::os::fd::AsRawFd;
+    let file = std::fs::OpenOptions::new()
+        .read(true)
+        .write(true)
+        .open(db)
+        .unwrap();
+    // SQLite's lock bytes: PENDING_BYTE = 0x40000000, the shared range starts 2 bytes later.
+    let mut lock: libc::flock = unsafe { std::mem::zeroed() };
+    lock.l_type = libc::F_WRLCK as _;
+    lock.l_whence = libc::SEEK_SET as _;
+    lock.l_start = 0x4000_0002;
+    lock.l_len = 510;
+    let got = unsafe { libc::fcntl(file.as_raw_fd(), libc::F_SETLK, &lock) } == 0;
+    println!(
+        "child {}",
+        if got {
+            "got the exclusive lock"
+        } else {
+            "was refused the exclusive lock"
+        }
+    );
+}

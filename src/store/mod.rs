@@ -123,6 +123,8 @@ impl Default for OpenOptions {
 
 /// An open master database.
 pub struct Store {
+    /// This store's entry in the process-wide table of open database files.
+    open_file_key: PathBuf,
     conn: Connection,
     path: PathBuf,
     busy_timeout_ms: u64,
@@ -133,6 +135,43 @@ pub struct Store {
     last_unindexed_filter: std::cell::Cell<Option<name_index::Generation>>,
     name_index: std::cell::RefCell<Option<name_index::NameIndex>>,
     vectors: std::cell::RefCell<Option<search::VectorIndex>>,
+}
+
+impl Drop for Store {
+    fn drop(&mut self) {
+        let mut open_files = open_files();
+        if let Some(count) = open_files.get_mut(&self.open_file_key) {
+            *count = count.saturating_sub(1);
+            if *count == 0 {
+                open_files.remove(&self.open_file_key);
+            }
+        }
+    }
+}
+
+/// How many stores of this process have each database file open.
+fn open_files() -> std::sync::MutexGuard<'static, std::collections::HashMap<PathBuf, usize>> {
+    static OPEN: std::sync::OnceLock<std::sync::Mutex<std::collections::HashMap<PathBuf, usize>>> =
+        std::sync::OnceLock::new();
+    OPEN.get_or_init(Default::default)
+        .lock()
+        // A panic while holding this lock cannot leave the counts half-updated: every update
+        // is a single insert or remove.
+        .unwrap_or_else(|poisoned| poisoned.into_inner())
+}
+
+/// The identity of a database file: its canonical path when it exists (so `./a.db` and the
+/// absolute path are one file), else the path as given.
+fn open_file_key(path: &Path) -> PathBuf {
+    let parent = path
+        .parent()
+        .filter(|p| !p.as_os_str().is_empty())
+        .unwrap_or(Path::new("."));
+    let parent = std::fs::canonicalize(parent).unwrap_or_else(|_| parent.to_path_buf());
+    match path.file_name() {
+        Some(name) => parent.join(name),
+        None => path.to_path_buf(),
+    }
 }
 
 impl std::fmt::Debug for Store {
@@ -146,12 +185,21 @@ const SQLITE_HEADER: &[u8; 16] = b"SQLite format 3\0";
 impl Store {
     /// Opens (creating if needed) the database at `path` and brings its schema up to date.
     pub fn open(path: &Path, options: &OpenOptions) -> Result<Store> {
-        refuse_foreign_file(path)?;
         if let Some(parent) = path.parent().filter(|p| !p.as_os_str().is_empty()) {
             std::fs::create_dir_all(parent).map_err(|source| Error::Io {
                 path: parent.to_path_buf(),
                 source,
             })?;
+        }
+        // Held until this store is registered, so two threads cannot both decide they are first.
+        let mut open_files = open_files();
+        let key = open_file_key(path);
+        // Reading the header with our own file handle and closing it would, under POSIX rules,
+        // drop every lock SQLite holds on the file for this process: another process could then
+        // checkpoint and delete the WAL under our feet and corrupt the database. So the file is
+        // only inspected while no connection of this process has it open.
+        if open_files.get(&key).copied().unwrap_or(0) == 0 {
+            refuse_foreign_file(path)?;
         }
         let conn = Connection::open_with_flags(
             path,
@@ -160,7 +208,10 @@ impl Store {
                 | OpenFlags::SQLITE_OPEN_NO_MUTEX,
         )?;
         let busy_timeout_ms = options.busy_timeout.as_millis() as u64;
+        *open_files.entry(key.clone()).or_insert(0) += 1;
+        drop(open_files);
         let mut store = Store {
+            open_file_key: key,
             conn,
             path: path.to_path_buf(),
             busy_timeout_ms,

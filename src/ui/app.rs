@@ -399,6 +399,18 @@ impl App {
         Ok(true)
     }
 
+    /// [`App::reload_if_changed`] for the event loop: a database that cannot be read is shown
+    /// in the footer, and the dashboard stays up (the next change may well be readable).
+    pub fn refresh(&mut self) -> bool {
+        match self.reload_if_changed() {
+            Ok(changed) => changed,
+            Err(err) => {
+                self.flash = Some(Flash::error(format!("cannot read the database: {err:#}")));
+                true
+            }
+        }
+    }
+
     /// Handles one key. True when the screen should be redrawn.
     pub fn on_key(&mut self, key: KeyEvent) -> bool {
         if let Err(err) = self.handle_key(key) {

@@ -139,7 +139,7 @@ async fn event_loop(
                 ticks += 1;
                 // Poll the database four times a second while something runs, else once.
                 if app.busy() || ticks.is_multiple_of(4) {
-                    dirty = app.reload_if_changed()?;
+                    dirty = app.refresh();
                 }
                 let minute = chrono::Utc::now().timestamp() / 60;
                 if minute != last_minute {
@@ -178,12 +178,12 @@ async fn event_loop(
                         app.flash(Flash::error(format!("{batch}: {err:#}")))
                     }
                 }
-                app.reload_if_changed()?;
+                app.refresh();
                 dirty = true;
             }
             Some(_) = next_run_event(&mut run_events) => {
                 // Progress is in the database too; an event only says "look now".
-                dirty = app.reload_if_changed()?;
+                dirty = app.refresh();
             }
             _ = sigterm.recv() => break,
             _ = sighup.recv() => break,
