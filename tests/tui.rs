@@ -231,9 +231,9 @@ async fn keystrokes_walk_the_dashboard_from_filter_to_netbox_rejection() {
         tmux.wait_for("the run to start", |s| {
             s.contains("started vcenter/") || s.contains("started (")
         });
-        tmux.wait_for("the run to finish", |s| {
-            s.contains("vcenter/vcenter-sim: success") || s.contains("vcenter-sim success")
-        });
+        // The footer's outcome message comes last, after correlation: wait for it, so no later
+        // message replaces the ones the next steps look for.
+        tmux.wait_text("vcenter/vcenter-sim: success");
         // Reject a NetBox item with a reason.
         tmux.keys(&[":"]);
         tmux.type_text("netbox");
@@ -245,7 +245,7 @@ async fn keystrokes_walk_the_dashboard_from_filter_to_netbox_rejection() {
         tmux.wait_text("reject item");
         tmux.type_text("wrong cluster");
         tmux.keys(&["Enter"]);
-        tmux.wait_text("1 item rejected");
+        tmux.wait_text("rejected by");
         tmux.keys(&["q"]);
         let screen = tmux.wait_text("EXIT=");
         assert!(screen.contains("EXIT=0"), "{screen}");

@@ -170,6 +170,16 @@ fn desired_vm(vm: &InventoryVm) -> Option<BTreeMap<String, Value>> {
     ]))
 }
 
+/// `{"field": {"from": null, "to": value}}` for an object that does not exist yet.
+fn from_nothing(fields: &BTreeMap<String, Value>) -> Value {
+    Value::Object(
+        fields
+            .iter()
+            .map(|(k, v)| (k.clone(), json!({"from": null, "to": v})))
+            .collect(),
+    )
+}
+
 /// Which inventory record and NetBox object an item is about, and its key (`vm:web-01`).
 struct Target {
     device_id: Option<i64>,
@@ -265,10 +275,7 @@ pub async fn compute(
         ]);
         let mut body = write_body(CLUSTERS, &fields);
         body["tags"] = json!([{"slug": tag}]);
-        let from_to: Map<String, Value> = fields
-            .iter()
-            .map(|(k, v)| (k.clone(), json!({"from": null, "to": v})))
-            .collect();
+        let from_to = from_nothing(&fields);
         items.push(item(
             ApprovalAction::Create,
             CLUSTERS,
@@ -277,7 +284,7 @@ pub async fn compute(
                 object_id: None,
                 key: format!("cluster:{}", cluster.name),
             },
-            Value::Object(from_to),
+            from_to,
             body,
             json!({}),
         ));
@@ -329,10 +336,7 @@ pub async fn compute(
             None => {
                 let mut body = write_body(VMS, &desired);
                 body["tags"] = json!([{"slug": tag}]);
-                let from_to: Map<String, Value> = desired
-                    .iter()
-                    .map(|(k, v)| (k.clone(), json!({"from": null, "to": v})))
-                    .collect();
+                let from_to = from_nothing(&desired);
                 items.push(item(
                     ApprovalAction::Create,
                     VMS,
@@ -341,7 +345,7 @@ pub async fn compute(
                         object_id: None,
                         key: format!("vm:{name}"),
                     },
-                    Value::Object(from_to),
+                    from_to,
                     body,
                     json!({}),
                 ));
@@ -409,10 +413,7 @@ pub async fn compute(
                 ("name".to_string(), json!(adapter)),
                 ("virtual_machine".to_string(), json!(vm)),
             ]);
-            let from_to: Map<String, Value> = fields
-                .iter()
-                .map(|(k, v)| (k.clone(), json!({"from": null, "to": v})))
-                .collect();
+            let from_to = from_nothing(&fields);
             items.push(item(
                 ApprovalAction::Create,
                 IFACES,
@@ -421,7 +422,7 @@ pub async fn compute(
                     object_id: None,
                     key: format!("iface:{vm}/{adapter}"),
                 },
-                Value::Object(from_to),
+                from_to,
                 json!({"virtual_machine": {"name": vm}, "name": adapter, "enabled": true, "tags": [{"slug": tag}]}),
                 json!({"match": {"name": adapter, "virtual_machine_id": vm_ref}}),
             ));
