@@ -562,3 +562,35 @@ fn reviews_are_recorded_with_reviewer_and_reason_and_read_only_hides_them() {
         "read-only wrote nothing"
     );
 }
+
+#[test]
+fn the_tree_shows_clusters_and_arrays_and_an_array_opens_onto_its_volumes() {
+    let mut h = harness(100, 30, true);
+    h.keys(":tree all<Enter>");
+    let text = h.text();
+    assert!(
+        text.contains("▸ dc1-prod") && text.contains("▸ ontap-a"),
+        "{text}"
+    );
+    h.keys("G<Space>");
+    let text = h.text();
+    assert!(text.contains("▾ ontap-a"), "{text}");
+    assert!(
+        text.contains("volume ▸ vol_vmware_01") && text.contains("1.0 TiB"),
+        "{text}"
+    );
+    h.keys("<Down>y");
+    assert_eq!(
+        h.app.take_effects(),
+        vec![Effect::Copy("vol_vmware_01".into())]
+    );
+    h.keys("<Left><Left>");
+    assert!(!h.text().contains("vol_vmware_01"), "collapsed again");
+    // The cluster opens onto its host, which opens onto its VM.
+    h.keys("g<Space><Down><Space>");
+    let text = h.text();
+    assert!(
+        text.contains("hosts ▸ esx01.dc1.example.net") && text.contains("hosts ▸ web-01"),
+        "{text}"
+    );
+}

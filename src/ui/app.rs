@@ -210,7 +210,7 @@ pub const COMMANDS: &[Command] = &[
     Command {
         name: "tree",
         aliases: &["t", "xray"],
-        help: "relationship tree (of the selected device, or every root)",
+        help: "relationship tree of the selected device; `:tree all`: every cluster and array",
     },
     Command {
         name: "configs",
@@ -634,6 +634,7 @@ impl App {
                 Some(DeviceType::Cluster),
                 argument,
             )),
+            "tree" if argument == "all" => Box::new(views::tree::TreeView::new(None)),
             "tree" => Box::new(views::tree::TreeView::new(selected)),
             "configs" => match selected {
                 Some(id) if !self.store.config_versions(id)?.is_empty() => {

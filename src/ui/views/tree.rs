@@ -3,7 +3,7 @@
 //! node and turns around. Children are read when a node is first expanded.
 
 use crate::model::DeviceType;
-use crate::store::{Device, DeviceQuery, Direction, TreeNode};
+use crate::store::{Device, DeviceQuery, Direction, Store, TreeNode, VolumeRow};
 use crate::ui::app::{Cx, Outcome, Screen};
 use crate::ui::keys::{Action, Scope};
 use crate::ui::widgets::cursor::Cursor;
@@ -17,6 +17,8 @@ struct Node {
     relation: Option<String>,
     /// `None` until read.
     children: Option<Vec<Node>>,
+    /// An array's volumes, shown as leaves after its children; read with the children.
+    volumes: Vec<VolumeRow>,
     expanded: bool,
 }
 
@@ -34,7 +36,26 @@ impl Node {
             relation: tree.relationship_type.map(|r| r.as_str().to_string()),
             expanded: expand_levels > 0 && !children.is_empty(),
             children: if unread { None } else { Some(children) },
+            volumes: Vec::new(),
         }
+    }
+
+    fn has_content(&self) -> bool {
+        self.children.as_ref().is_some_and(|c| !c.is_empty()) || !self.volumes.is_empty()
+    }
+
+    /// Reads the volumes of every array whose children have been read, at any depth.
+    fn attach_volumes(&mut self, store: &Store) -> anyhow::Result<()> {
+        if self.device.device_type == DeviceType::Storage
+            && self.children.is_some()
+            && self.volumes.is_empty()
+        {
+            self.volumes = store.volumes_of_device(self.device.id)?;
+        }
+        for child in self.children.iter_mut().flatten() {
+            child.attach_volumes(store)?;
+        }
+        Ok(())
     }
 }
 
@@ -42,8 +63,9 @@ pub struct TreeView {
     root_device: Option<i64>,
     direction: Direction,
     roots: Vec<Node>,
-    /// Paths (child indexes from the roots) of the visible rows.
-    rows: Vec<(Vec<usize>, usize)>,
+    /// The visible rows: path (child indexes from the roots), depth, and for a volume row the
+    /// index of the volume in the node at that path.
+    rows: Vec<(Vec<usize>, usize, Option<usize>)>,
     cursor: Cursor,
     height: usize,
     loaded: bool,
@@ -82,14 +104,18 @@ impl TreeView {
     }
 
     fn flatten(&mut self) {
-        fn walk(nodes: &[Node], path: &mut Vec<usize>, out: &mut Vec<(Vec<usize>, usize)>) {
+        type Rows = Vec<(Vec<usize>, usize, Option<usize>)>;
+        fn walk(nodes: &[Node], path: &mut Vec<usize>, out: &mut Rows) {
             for (i, node) in nodes.iter().enumerate() {
                 path.push(i);
-                out.push((path.clone(), path.len() - 1));
-                if node.expanded
-                    && let Some(children) = &node.children
-                {
-                    walk(children, path, out);
+                out.push((path.clone(), path.len() - 1, None));
+                if node.expanded {
+                    if let Some(children) = &node.children {
+                        walk(children, path, out);
+                    }
+                    for v in 0..node.volumes.len() {
+                        out.push((path.clone(), path.len(), Some(v)));
+                    }
                 }
                 path.pop();
             }
@@ -100,7 +126,9 @@ impl TreeView {
     }
 
     fn selected_path(&self) -> Option<Vec<usize>> {
-        self.rows.get(self.cursor.selected).map(|(p, _)| p.clone())
+        self.rows
+            .get(self.cursor.selected)
+            .map(|(p, _, _)| p.clone())
     }
 
     fn load(&mut self, cx: &mut Cx) -> anyhow::Result<()> {
@@ -143,12 +171,19 @@ impl TreeView {
                         device,
                         relation: None,
                         children: None,
+                        volumes: Vec::new(),
                         expanded: false,
                     }));
                 }
                 roots
             }
         };
+        for root in &mut self.roots {
+            root.attach_volumes(cx.store)?;
+            if self.root_device.is_some() && root.has_content() {
+                root.expanded = true;
+            }
+        }
         self.loaded = true;
         self.flatten();
         Ok(())
@@ -170,8 +205,9 @@ impl TreeView {
                 })
                 .unwrap_or_default(),
             );
+            node.attach_volumes(cx.store)?;
         }
-        node.expanded = !node.expanded && node.children.as_ref().is_some_and(|c| !c.is_empty());
+        node.expanded = !node.expanded && node.has_content();
         self.flatten();
         Ok(())
     }
@@ -209,8 +245,12 @@ impl Screen for TreeView {
     }
 
     fn copy_text(&self) -> Option<String> {
-        self.selected_path()
-            .and_then(|p| self.node(&p).map(|n| n.device.name.clone()))
+        let (path, _, volume) = self.rows.get(self.cursor.selected)?;
+        let node = self.node(path)?;
+        Some(match volume {
+            Some(v) => node.volumes.get(*v)?.volume.name.clone(),
+            None => node.device.name.clone(),
+        })
     }
 
     fn act(&mut self, action: Action, cx: &mut Cx) -> anyhow::Result<Outcome> {
@@ -230,7 +270,11 @@ impl Screen for TreeView {
                     self.toggle(&path, cx)?;
                 } else if path.len() > 1 {
                     let parent = &path[..path.len() - 1];
-                    if let Some(index) = self.rows.iter().position(|(p, _)| p == parent) {
+                    if let Some(index) = self
+                        .rows
+                        .iter()
+                        .position(|(p, _, v)| p == parent && v.is_none())
+                    {
                         self.cursor.selected = index;
                     }
                 }
@@ -274,12 +318,33 @@ impl Screen for TreeView {
         }
         let mut lines = Vec::new();
         for index in self.cursor.top..(self.cursor.top + self.height).min(self.rows.len()) {
-            let (path, depth) = &self.rows[index];
+            let (path, depth, volume) = &self.rows[index];
             let Some(node) = self.node(path) else {
                 continue;
             };
+            if let Some(volume) = volume.and_then(|v| node.volumes.get(v)) {
+                let v = &volume.volume;
+                let mut line = Line::from(vec![
+                    Span::raw("  ".repeat(*depth)),
+                    Span::styled("  volume ▸ ", theme.muted()),
+                    Span::raw(crate::sanitize::for_terminal(&v.name).into_owned()),
+                    Span::styled(
+                        format!(
+                            "  {} · {}",
+                            v.volume_type.as_deref().unwrap_or("volume"),
+                            v.capacity_bytes.map_or("?".into(), super::detail::bytes)
+                        ),
+                        theme.muted(),
+                    ),
+                ]);
+                if index == self.cursor.selected {
+                    line = line.patch_style(theme.selected());
+                }
+                lines.push(line);
+                continue;
+            }
             let marker = match (&node.children, node.expanded) {
-                (Some(c), _) if c.is_empty() => "  ",
+                (Some(c), _) if c.is_empty() && node.volumes.is_empty() => "  ",
                 (_, true) => "▾ ",
                 (_, false) => "▸ ",
             };
