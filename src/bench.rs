@@ -189,14 +189,6 @@ pub fn inventory(devices: usize, path: &std::path::Path) -> anyhow::Result<()> {
     Ok(())
 }
 
-/// Measures the dashboard over `devices` devices at 160×48.
-pub fn dashboard(devices: usize, tries: usize) -> anyhow::Result<DashboardFigure> {
-    let scratch = Scratch::new("dashboard")?;
-    let path = scratch.0.join("inventory.db");
-    inventory(devices, &path)?;
-    dashboard_over(&path, devices, tries)
-}
-
 /// Measures the dashboard over an existing database (in a fresh process this also gives the
 /// dashboard's own peak memory).
 pub fn dashboard_over(

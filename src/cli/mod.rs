@@ -40,6 +40,15 @@ pub struct Context {
     pub read_only: bool,
 }
 
+/// Prints `value` as pretty JSON, with the characters that could act on a terminal escaped.
+pub(crate) fn print_json(value: &impl serde::Serialize) -> anyhow::Result<()> {
+    println!(
+        "{}",
+        crate::sanitize::json_for_terminal(&serde_json::to_string_pretty(value)?)
+    );
+    Ok(())
+}
+
 impl Context {
     /// Loads the config (`explicit` from `--config`/`INFRADECK_CONFIG`) and resolves the database
     /// path (`db` from `--db`).

@@ -105,10 +105,7 @@ pub fn netbox(ctx: &Context, args: &NetboxArgs) -> anyhow::Result<()> {
                 chrono::Utc::now(),
             ))?;
             if *json {
-                println!(
-                    "{}",
-                    crate::sanitize::json_for_terminal(&serde_json::to_string_pretty(&report)?)
-                );
+                super::print_json(&report)?;
                 return Ok(());
             }
             match &report.batch_id {
@@ -146,12 +143,7 @@ pub fn netbox(ctx: &Context, args: &NetboxArgs) -> anyhow::Result<()> {
                 None => {
                     let batches = store.batches()?;
                     if *json {
-                        println!(
-                            "{}",
-                            crate::sanitize::json_for_terminal(&serde_json::to_string_pretty(
-                                &batches
-                            )?)
-                        );
+                        super::print_json(&batches)?;
                         return Ok(());
                     }
                     let rows: Vec<Vec<String>> = batches
@@ -181,12 +173,7 @@ pub fn netbox(ctx: &Context, args: &NetboxArgs) -> anyhow::Result<()> {
                     let items = store.batch_items(batch)?;
                     anyhow::ensure!(!items.is_empty(), "no batch `{batch}`");
                     if *json {
-                        println!(
-                            "{}",
-                            crate::sanitize::json_for_terminal(&serde_json::to_string_pretty(
-                                &items
-                            )?)
-                        );
+                        super::print_json(&items)?;
                         return Ok(());
                     }
                     for item in items {

@@ -64,10 +64,7 @@ pub fn search(ctx: &Context, args: &SearchArgs) -> anyhow::Result<()> {
         eprintln!("{}", sanitize::for_terminal(&notice));
     }
     if args.json {
-        println!(
-            "{}",
-            sanitize::json_for_terminal(&serde_json::to_string_pretty(&hits)?)
-        );
+        super::print_json(&hits)?;
         return Ok(());
     }
     let rows: Vec<Vec<String>> = hits
@@ -135,10 +132,7 @@ pub fn related(ctx: &Context, device: &str, limit: usize, json: bool) -> anyhow:
         }
     }
     if json {
-        println!(
-            "{}",
-            sanitize::json_for_terminal(&serde_json::to_string_pretty(&hits)?)
-        );
+        super::print_json(&hits)?;
         return Ok(());
     }
     let rows: Vec<Vec<String>> = hits

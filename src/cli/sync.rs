@@ -338,10 +338,7 @@ pub fn history(ctx: &Context, args: &HistoryArgs) -> anyhow::Result<()> {
         }
     };
     if args.json {
-        println!(
-            "{}",
-            sanitize::json_for_terminal(&serde_json::to_string_pretty(&entries)?)
-        );
+        super::print_json(&entries)?;
         return Ok(());
     }
     let rows: Vec<Vec<String>> = entries

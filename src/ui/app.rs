@@ -313,10 +313,6 @@ impl App {
         Ok(app)
     }
 
-    pub fn env(&self) -> &Env {
-        &self.env
-    }
-
     /// The breadcrumb trail, root first.
     pub fn breadcrumb(&self) -> Vec<String> {
         self.views.iter().map(|v| v.title()).collect()
@@ -387,8 +383,7 @@ impl App {
             return Ok(false);
         }
         self.generation = Some(generation);
-        let now = self.env.now();
-        let transitions = self.header.refresh(&self.store, &self.env, now)?;
+        let transitions = self.header.refresh(&self.store)?;
         for line in transitions {
             self.log_line(line);
         }

@@ -35,12 +35,7 @@ pub enum SourceState {
 impl Header {
     /// Re-reads counts and sync state; returns log lines for runs that started, moved to a new
     /// phase or ended since the last read (by any process).
-    pub fn refresh(
-        &mut self,
-        store: &Store,
-        _env: &Env,
-        _now: DateTime<Utc>,
-    ) -> anyhow::Result<Vec<String>> {
+    pub fn refresh(&mut self, store: &Store) -> anyhow::Result<Vec<String>> {
         self.counts = store.device_counts()?;
         self.statuses = store.source_statuses()?;
         self.running = store.running_runs()?;
