@@ -42,6 +42,11 @@ pub struct ApplyOptions {
 
 /// An item claimed by another run this long ago is presumed dead and verified again.
 const STALE_CLAIM: chrono::TimeDelta = chrono::TimeDelta::seconds(120);
+/// How long items wait for parents another process is writing before they are failed: a
+/// safety net for a process that died holding claims, whose claims then go stale.
+const DEFER_LIMIT: std::time::Duration = std::time::Duration::from_secs(120);
+/// The pause between passes over deferred items.
+const DEFER_PAUSE: std::time::Duration = std::time::Duration::from_millis(100);
 
 struct Plan {
     endpoint: String,
@@ -130,12 +135,20 @@ enum Outcome {
     },
     Failed(String),
     /// A reference could not be resolved yet: its parent is not in NetBox (another process may
-    /// be writing it this moment). Tried again after the others; failed if it stays missing.
+    /// be writing it this moment). Tried again while an item that could be that parent is still
+    /// to be written; failed once none is.
     Deferred(String),
 }
 
 fn write_failed(err: WriteError) -> Outcome {
-    Outcome::Failed(err.to_string())
+    match &err {
+        // A nested reference (`"cluster": {"name": ...}`) to an object that is not there yet:
+        // NetBox's words for it. Its parent may be another process's item of this batch.
+        WriteError::Refused { body, .. } if body.contains("Related object not found") => {
+            Outcome::Deferred(err.to_string())
+        }
+        _ => Outcome::Failed(err.to_string()),
+    }
 }
 
 /// Items of `batch` in the order they must be written: creates and updates by rank, then
@@ -182,8 +195,8 @@ pub async fn apply(
     let mut report = ApplyReport::default();
     let message = format!("infradeck batch {batch}");
     let mut queue = ordered(items, false);
-    for pass in 0..3 {
-        let last_pass = pass == 2;
+    let mut deferring_since = None;
+    loop {
         let mut deferred = Vec::new();
         for item in queue {
             let retry = match item.approval_status {
@@ -231,8 +244,12 @@ pub async fn apply(
                 report.skipped += 1;
                 continue;
             }
-            let outcome = match apply_item(client, &item, &plan, &message).await {
-                Outcome::Deferred(_) if !last_pass => {
+            let mut outcome = apply_item(client, &item, &plan, &message).await;
+            if matches!(outcome, Outcome::Deferred(_)) {
+                let waiting = deferring_since.get_or_insert_with(tokio::time::Instant::now);
+                if waiting.elapsed() < DEFER_LIMIT
+                    && parent_may_still_come(store, batch, &item, &stale_before)?
+                {
                     // Give the claim back; this item comes round again after the others.
                     let at = crate::time::now();
                     store.write(|w| {
@@ -250,9 +267,13 @@ pub async fn apply(
                     deferred.push(item.id);
                     continue;
                 }
-                Outcome::Deferred(reason) => Outcome::Failed(reason),
-                other => other,
-            };
+                // No parent is still to be written. One finished between the attempt and that
+                // check is in NetBox by now, so one more attempt settles it.
+                outcome = match apply_item(client, &item, &plan, &message).await {
+                    Outcome::Deferred(reason) => Outcome::Failed(reason),
+                    other => other,
+                };
+            }
             record(
                 store,
                 &item,
@@ -266,8 +287,8 @@ pub async fn apply(
         if deferred.is_empty() {
             break;
         }
-        // A parent written by another process a moment ago is visible after a short pause.
-        tokio::time::sleep(std::time::Duration::from_millis(200)).await;
+        // The parents are being written by another process: give it a moment.
+        tokio::time::sleep(DEFER_PAUSE).await;
         queue = store
             .batch_items(batch)?
             .into_iter()
@@ -294,6 +315,31 @@ pub async fn apply(
         store.write(|w| w.set_batch_state(batch, state))?;
     }
     Ok(report)
+}
+
+/// Whether an item `item` may depend on is still to be written by someone: an approved or
+/// in-flight create or update of a lower rank (parents rank below their children). Our own
+/// deferred items count, so a chain of deferrals unwinds from the bottom, one pass per level.
+fn parent_may_still_come(
+    store: &Store,
+    batch: &str,
+    item: &ApprovalItem,
+    stale_before: &str,
+) -> anyhow::Result<bool> {
+    let own_rank = rank(item.netbox_object_type.as_deref().unwrap_or_default());
+    Ok(store.batch_items(batch)?.iter().any(|other| {
+        other.id != item.id
+            && other.action != ApprovalAction::Delete
+            && match other.approval_status {
+                ApprovalStatus::Approved => true,
+                ApprovalStatus::Applying => other
+                    .applied_at
+                    .as_deref()
+                    .is_some_and(|at| at >= stale_before),
+                _ => false,
+            }
+            && rank(other.netbox_object_type.as_deref().unwrap_or_default()) < own_rank
+    }))
 }
 
 fn record(
