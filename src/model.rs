@@ -142,7 +142,7 @@ text_enum!(
 );
 
 /// A device as a source reports it, normalized: the input of a device upsert.
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Hash, Serialize, Deserialize)]
 pub struct DeviceRecord {
     pub source_system: String,
     /// The configured source instance (`id` in the config), so two vCenters can both have `vm-1001`.
@@ -155,7 +155,7 @@ pub struct DeviceRecord {
 }
 
 /// VM details for the `vms` table.
-#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+#[derive(Debug, Clone, Default, PartialEq, Eq, Hash, Serialize, Deserialize)]
 pub struct VmRecord {
     pub instance_uuid: Option<String>,
     pub guest_os: Option<String>,
@@ -174,7 +174,7 @@ pub struct VmRecord {
 }
 
 /// One row of `network_interfaces`.
-#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+#[derive(Debug, Clone, Default, PartialEq, Eq, Hash, Serialize, Deserialize)]
 pub struct InterfaceRecord {
     pub interface_name: String,
     pub mac_address: Option<String>,

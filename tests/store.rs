@@ -1024,3 +1024,53 @@ fn many_connections_opening_a_new_database_at_once_all_succeed() {
         assert_eq!(store.journal_mode().unwrap(), "wal");
     }
 }
+
+#[test]
+fn the_unchanged_fast_path_touches_only_devices_still_stored_as_fingerprinted() {
+    let (_dir, mut store) = open();
+    let records: Vec<DeviceRecord> = (0..3)
+        .map(|i| {
+            record(
+                "vcenter",
+                "vc1",
+                &format!("vm-{i}"),
+                &format!("web0{i}"),
+                DeviceType::Vm,
+            )
+        })
+        .collect();
+    let refs: Vec<&DeviceRecord> = records.iter().collect();
+    let ups = store
+        .write(|w| w.upsert_devices_fingerprinted(&refs, &[11, 22, 33], "2026-01-01 00:00:00"))
+        .unwrap();
+    let ids: Vec<i64> = ups.iter().map(|u| u.id).collect();
+    // Another source instance and an inactive device are not part of the run's known set.
+    let other = record("vcenter", "vc2", "vm-0", "web00", DeviceType::Vm);
+    store
+        .write(|w| w.upsert_devices_fingerprinted(&[&other], &[11], "2026-01-01 00:00:00"))
+        .unwrap();
+    store
+        .write(|w| w.set_device_status(ids[2], DeviceStatus::Inactive, "2026-01-02 00:00:00"))
+        .unwrap();
+    let known = store
+        .write(|w| w.fingerprinted_devices("vcenter", "vc1"))
+        .unwrap();
+    assert_eq!(known.len(), 2, "{known:?}");
+    assert_eq!(known["vm-0"], (ids[0], 11));
+    assert_eq!(known["vm-1"], (ids[1], 22));
+
+    // vm-0 as known; vm-1 with a fingerprint another writer has since replaced; vm-2 inactive.
+    let touched = store
+        .write(|w| {
+            w.touch_unchanged(
+                &[(ids[0], 11), (ids[1], 99), (ids[2], 33)],
+                "2026-01-03 00:00:00",
+            )
+        })
+        .unwrap();
+    assert_eq!(touched.into_iter().collect::<Vec<_>>(), vec![ids[0]]);
+    let seen = |id: i64| store.device(id).unwrap().unwrap().last_seen;
+    assert_eq!(seen(ids[0]).as_deref(), Some("2026-01-03 00:00:00"));
+    assert_eq!(seen(ids[1]).as_deref(), Some("2026-01-01 00:00:00"));
+    assert_eq!(seen(ids[2]).as_deref(), Some("2026-01-01 00:00:00"));
+}

@@ -49,6 +49,9 @@ pub struct DeviceBundle {
     /// `None`: the source does not report facts.
     pub facts: Option<BTreeMap<String, String>>,
     pub configs: Vec<ConfigRecord>,
+    /// [`Self::content_fingerprint`], set by [`FetchContext::emit`] on the connector's task so
+    /// that the one writer thread does not pay for it; `None`: the reconciler computes it.
+    pub fingerprint: Option<i64>,
 }
 
 impl DeviceBundle {
@@ -60,7 +63,46 @@ impl DeviceBundle {
             ips_unknown: false,
             facts: None,
             configs: Vec::new(),
+            fingerprint: None,
         }
+    }
+
+    /// A hash of everything the source reported about the device, so an identical report is
+    /// recognised without reading the stored details back. SHA-256 over the values' `Hash`
+    /// feed, truncated to 64 bits: collisions are negligible, and if a new build fed the hasher
+    /// differently the only cost would be one re-sync that compares every detail (a fingerprint
+    /// that does not match is never taken as a change by itself). `Hash` rather than serialized
+    /// JSON: half the cost.
+    pub fn content_fingerprint(&self) -> i64 {
+        use std::hash::{Hash, Hasher};
+        let mut feed = ShaFeed(sha2::Digest::new());
+        self.record.hash(&mut feed);
+        self.vm.hash(&mut feed);
+        self.interfaces.hash(&mut feed);
+        self.facts.hash(&mut feed);
+        self.ips_unknown.hash(&mut feed);
+        for config in &self.configs {
+            config.text.hash(&mut feed);
+            config.retrieved_at.hash(&mut feed);
+        }
+        // Stored in an INTEGER column: the 64 bits as they are, sign included.
+        feed.finish() as i64
+    }
+}
+
+/// A `Hasher` that feeds SHA-256; `finish` is the first 64 bits of the digest.
+struct ShaFeed(sha2::Sha256);
+
+impl std::hash::Hasher for ShaFeed {
+    fn write(&mut self, bytes: &[u8]) {
+        sha2::Digest::update(&mut self.0, bytes);
+    }
+
+    fn finish(&self) -> u64 {
+        let digest = sha2::Digest::finalize(self.0.clone());
+        let mut first = [0u8; 8];
+        first.copy_from_slice(&digest[..8]);
+        u64::from_le_bytes(first)
     }
 }
 
@@ -162,7 +204,10 @@ pub struct FetchSummary {
 
 impl FetchContext {
     /// Sends one item to the reconciler; fails only when the run is being torn down.
-    pub async fn emit(&self, item: Item) -> Result<(), SourceError> {
+    pub async fn emit(&self, mut item: Item) -> Result<(), SourceError> {
+        if let Item::Device(bundle) = &mut item {
+            bundle.fingerprint = Some(bundle.content_fingerprint());
+        }
         self.sink
             .send(item)
             .await

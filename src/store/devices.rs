@@ -8,7 +8,7 @@ use super::{
 use crate::model::{DeviceRecord, DeviceStatus, DeviceType};
 use rusqlite::{OptionalExtension, Row, params};
 use serde::Serialize;
-use std::collections::{BTreeMap, HashMap};
+use std::collections::{BTreeMap, HashMap, HashSet};
 
 /// One row of `devices`. `metadata` is the stored JSON text.
 #[derive(Debug, Clone, PartialEq, Serialize)]
@@ -186,6 +186,58 @@ impl Writer<'_> {
         seen_at: &str,
     ) -> Result<Vec<Upserted>> {
         self.upsert_devices_with(records, Some(fingerprints), seen_at)
+    }
+
+    /// The active devices of one source instance that carry a content fingerprint, by source
+    /// id: `(id, fingerprint)`. A sync run reads this once (one scan of the unique index) so
+    /// that the devices a source reports unchanged need no lookup of their own.
+    pub fn fingerprinted_devices(
+        &self,
+        source_system: &str,
+        source_identifier: &str,
+    ) -> Result<HashMap<String, (i64, i64)>> {
+        let mut stmt = self.conn().prepare_cached(
+            "SELECT source_id, id, content_fingerprint FROM devices \
+             WHERE source_system = ?1 AND source_identifier = ?2 AND status = 'active' \
+             AND content_fingerprint IS NOT NULL",
+        )?;
+        let mut rows = stmt.query(params![source_system, source_identifier])?;
+        let mut found = HashMap::new();
+        while let Some(row) = rows.next()? {
+            found.insert(row.get(0)?, (row.get(1)?, row.get(2)?));
+        }
+        Ok(found)
+    }
+
+    /// Moves `last_seen` of each `(id, fingerprint)` device that is still active with that
+    /// fingerprint stored, and returns the ids it moved. A device another writer changed since
+    /// [`Self::fingerprinted_devices`] is left alone, for the caller's full upsert to handle.
+    pub fn touch_unchanged(&self, given: &[(i64, i64)], seen_at: &str) -> Result<HashSet<i64>> {
+        const CHUNK: usize = 400;
+        let mut touched = HashSet::with_capacity(given.len());
+        for chunk in given.chunks(CHUNK) {
+            let pairs: Vec<String> = (0..chunk.len())
+                .map(|i| format!("(?{}, ?{})", 2 * i + 2, 2 * i + 3))
+                .collect();
+            let sql = format!(
+                "UPDATE devices SET last_seen = ?1 FROM (VALUES {}) AS given \
+                 WHERE devices.id = given.column1 AND devices.content_fingerprint = given.column2 \
+                 AND devices.status = 'active' RETURNING devices.id",
+                pairs.join(", ")
+            );
+            let mut values: Vec<&dyn rusqlite::ToSql> = Vec::with_capacity(1 + 2 * chunk.len());
+            values.push(&seen_at);
+            for (id, fingerprint) in chunk {
+                values.push(id);
+                values.push(fingerprint);
+            }
+            let mut stmt = self.conn().prepare_cached(&sql)?;
+            let mut rows = stmt.query(values.as_slice())?;
+            while let Some(row) = rows.next()? {
+                touched.insert(row.get(0)?);
+            }
+        }
+        Ok(touched)
     }
 
     fn upsert_devices_with(

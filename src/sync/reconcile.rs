@@ -42,10 +42,13 @@ pub struct Reconciler {
     pub source_system: String,
     pub source_identifier: String,
     pub performed_by: String,
-    seen: HashSet<String>,
     seen_volumes: HashSet<String>,
     links: Vec<LinkRecord>,
+    /// Every device seen so far in this run, by source id, with its stored id.
     ids: HashMap<String, i64>,
+    /// The source's active devices as stored when the run began, by source id: `(id,
+    /// fingerprint)`. Read on the first batch.
+    known: Option<HashMap<String, (i64, i64)>>,
     pub counts: Counts,
 }
 
@@ -109,17 +112,17 @@ impl Reconciler {
             source_system: source_system.to_string(),
             source_identifier: source_identifier.to_string(),
             performed_by: performed_by.to_string(),
-            seen: HashSet::new(),
             seen_volumes: HashSet::new(),
             links: Vec::new(),
             ids: HashMap::new(),
+            known: None,
             counts: Counts::default(),
         }
     }
 
     /// How many devices the run has seen so far.
     pub fn seen(&self) -> usize {
-        self.seen.len()
+        self.ids.len()
     }
 
     /// Writes one batch of items in one transaction.
@@ -143,9 +146,9 @@ impl Reconciler {
             source_system,
             source_identifier,
             performed_by,
-            seen,
             seen_volumes,
             ids,
+            known,
             counts,
             ..
         } = self;
@@ -157,12 +160,46 @@ impl Reconciler {
             at,
         };
         store.write(|w| {
+            let known = match known {
+                Some(known) => known,
+                None => known.insert(w.fingerprinted_devices(source_system, source_identifier)?),
+            };
+            // As the report arrived (before stored IPs are patched in for guests without Tools).
+            let fingerprints: Vec<i64> = bundles
+                .iter()
+                .map(|b| b.fingerprint.unwrap_or_else(|| b.content_fingerprint()))
+                .collect();
+            // A device reported exactly as stored costs one `last_seen` move, nothing else.
+            let same: Vec<(i64, i64)> = bundles
+                .iter()
+                .zip(&fingerprints)
+                .filter_map(|(bundle, &given)| {
+                    known
+                        .get(&bundle.record.source_id)
+                        .filter(|(_, stored)| *stored == given)
+                        .map(|&(id, _)| (id, given))
+                })
+                .collect();
+            let touched = w.touch_unchanged(&same, at)?;
+            let mut rest = Vec::with_capacity(bundles.len() - touched.len());
+            let mut rest_fingerprints = Vec::with_capacity(rest.capacity());
+            for (bundle, given) in bundles.into_iter().zip(fingerprints) {
+                match known.get(&bundle.record.source_id) {
+                    Some(&(id, _)) if touched.contains(&id) => {
+                        ids.insert(bundle.record.source_id, id);
+                        counts.unchanged += 1;
+                    }
+                    _ => {
+                        rest.push(bundle);
+                        rest_fingerprints.push(given);
+                    }
+                }
+            }
+            let mut bundles = rest;
             let records: Vec<&crate::model::DeviceRecord> =
                 bundles.iter().map(|b| &b.record).collect();
-            let fingerprints: Vec<i64> = bundles.iter().map(fingerprint).collect();
-            let upserted = w.upsert_devices_fingerprinted(&records, &fingerprints, at)?;
+            let upserted = w.upsert_devices_fingerprinted(&records, &rest_fingerprints, at)?;
             for (bundle, up) in bundles.iter_mut().zip(upserted) {
-                seen.insert(bundle.record.source_id.clone());
                 ids.insert(bundle.record.source_id.clone(), up.id);
                 let added = matches!(up.change, Change::Added);
                 if up.same_content {
@@ -273,11 +310,11 @@ impl Reconciler {
             source_system,
             source_identifier,
             performed_by,
-            seen,
             seen_volumes,
             links,
             ids,
             counts,
+            known: _,
         } = self;
         let audit = Audit {
             sync_id,
@@ -308,7 +345,7 @@ impl Reconciler {
                 }
             }
             let active = w.device_keys(source_system, source_identifier, DeviceStatus::Active)?;
-            let gone: Vec<&(i64, String)> = active.iter().filter(|(_, sid)| !seen.contains(sid)).collect();
+            let gone: Vec<&(i64, String)> = active.iter().filter(|(_, sid)| !ids.contains_key(sid)).collect();
             if !gone.is_empty() && gone.len() as u64 * 100 > u64::from(guard_percent) * active.len() as u64 {
                 finish.sweep_refused = Some(format!(
                     "sweep refused: {} of {} active devices ({:.0}%) were not seen, more than the {}% the guard allows; nothing was marked inactive",
@@ -333,45 +370,6 @@ impl Reconciler {
             }
             Ok(finish)
         })
-    }
-}
-
-/// A hash of everything a source reported about one device, as it arrived (before stored IPs are
-/// patched in for guests without Tools), so an identical report is recognised without reading the
-/// stored details back. SHA-256 truncated to 64 bits: stable across builds, collisions negligible.
-fn fingerprint(bundle: &DeviceBundle) -> i64 {
-    use sha2::{Digest, Sha256};
-    let mut hasher = Sha256::new();
-    let mut feed = |value: &dyn erased::Feed| value.feed(&mut hasher);
-    feed(&bundle.record);
-    feed(&bundle.vm);
-    feed(&bundle.interfaces);
-    feed(&bundle.facts);
-    hasher.update([u8::from(bundle.ips_unknown)]);
-    for config in &bundle.configs {
-        hasher.update(config.text.as_bytes());
-        hasher.update(config.retrieved_at.as_bytes());
-    }
-    let digest = hasher.finalize();
-    let mut first = [0u8; 8];
-    first.copy_from_slice(&digest[..8]);
-    i64::from_le_bytes(first)
-}
-
-mod erased {
-    /// Serializes a value into the hasher, each value followed by a separator.
-    pub trait Feed {
-        fn feed(&self, hasher: &mut sha2::Sha256);
-    }
-
-    impl<T: serde::Serialize> Feed for T {
-        fn feed(&self, hasher: &mut sha2::Sha256) {
-            use sha2::Digest;
-            if let Ok(bytes) = serde_json::to_vec(self) {
-                hasher.update(&bytes);
-            }
-            hasher.update([0xff]);
-        }
     }
 }
 
