@@ -9,7 +9,7 @@ use super::plan::{CLUSTERS, IFACES, MACS, VMS, is_tagged, observed, rank, write_
 use crate::model::{ApprovalAction, ApprovalStatus};
 use crate::store::{ApprovalItem, ItemResult, Store};
 use serde_json::{Map, Value, json};
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, HashSet};
 
 /// How an apply or rollback went, item by item.
 #[derive(Debug, Clone, Default, serde::Serialize)]
@@ -155,7 +155,7 @@ fn write_failed(err: WriteError) -> Outcome {
 /// deletes in reverse rank.
 fn ordered(mut items: Vec<ApprovalItem>, reverse: bool) -> Vec<ApprovalItem> {
     let key = |i: &ApprovalItem| {
-        let r = rank(i.netbox_object_type.as_deref().unwrap_or_default());
+        let r = item_rank(i);
         let delete = i.action == ApprovalAction::Delete;
         (delete, if delete { 255 - r } else { r }, i.id)
     };
@@ -194,10 +194,23 @@ pub async fn apply(
     }
     let mut report = ApplyReport::default();
     let message = format!("infradeck batch {batch}");
-    let mut queue = ordered(items, false);
+    // The whole batch as last read, and (after the first pass) the items deferred in the last.
+    let mut snapshot = items;
+    let mut retry_only: Option<HashSet<i64>> = None;
     let mut deferring_since = None;
     loop {
-        let mut deferred = Vec::new();
+        // Read before this pass's attempts: a parent written after it is in NetBox by the time its
+        // child is tried, so a child that finds no parent while nothing below it was pending
+        // really has none coming.
+        let lowest_pending = lowest_pending_rank(&snapshot, &stale_before);
+        let queue = ordered(
+            snapshot
+                .into_iter()
+                .filter(|i| retry_only.as_ref().is_none_or(|ids| ids.contains(&i.id)))
+                .collect(),
+            false,
+        );
+        let mut deferred = HashSet::new();
         for item in queue {
             let retry = match item.approval_status {
                 ApprovalStatus::Approved => false,
@@ -245,10 +258,10 @@ pub async fn apply(
                 continue;
             }
             let mut outcome = apply_item(client, &item, &plan, &message).await;
-            if matches!(outcome, Outcome::Deferred(_)) {
+            if let Outcome::Deferred(reason) = outcome {
                 let waiting = deferring_since.get_or_insert_with(tokio::time::Instant::now);
                 if waiting.elapsed() < DEFER_LIMIT
-                    && parent_may_still_come(store, batch, &item, &stale_before)?
+                    && lowest_pending.is_some_and(|r| r < item_rank(&item))
                 {
                     // Give the claim back; this item comes round again after the others.
                     let at = crate::time::now();
@@ -264,15 +277,10 @@ pub async fn apply(
                             },
                         )
                     })?;
-                    deferred.push(item.id);
+                    deferred.insert(item.id);
                     continue;
                 }
-                // No parent is still to be written. One finished between the attempt and that
-                // check is in NetBox by now, so one more attempt settles it.
-                outcome = match apply_item(client, &item, &plan, &message).await {
-                    Outcome::Deferred(reason) => Outcome::Failed(reason),
-                    other => other,
-                };
+                outcome = Outcome::Failed(reason);
             }
             record(
                 store,
@@ -289,11 +297,8 @@ pub async fn apply(
         }
         // The parents are being written by another process: give it a moment.
         tokio::time::sleep(DEFER_PAUSE).await;
-        queue = store
-            .batch_items(batch)?
-            .into_iter()
-            .filter(|i| deferred.contains(&i.id))
-            .collect();
+        snapshot = store.batch_items(batch)?;
+        retry_only = Some(deferred);
     }
     if !options.dry_run {
         let items = store.batch_items(batch)?;
@@ -317,29 +322,29 @@ pub async fn apply(
     Ok(report)
 }
 
-/// Whether an item `item` may depend on is still to be written by someone: an approved or
-/// in-flight create or update of a lower rank (parents rank below their children). Our own
+fn item_rank(item: &ApprovalItem) -> u8 {
+    rank(item.netbox_object_type.as_deref().unwrap_or_default())
+}
+
+/// The lowest rank among the creates and updates still to be written by someone: approved, or
+/// claimed recently enough that their writer is presumed alive. Parents rank below their
+/// children, so an item may still get its parent only if this is below its own rank. Our own
 /// deferred items count, so a chain of deferrals unwinds from the bottom, one pass per level.
-fn parent_may_still_come(
-    store: &Store,
-    batch: &str,
-    item: &ApprovalItem,
-    stale_before: &str,
-) -> anyhow::Result<bool> {
-    let own_rank = rank(item.netbox_object_type.as_deref().unwrap_or_default());
-    Ok(store.batch_items(batch)?.iter().any(|other| {
-        other.id != item.id
-            && other.action != ApprovalAction::Delete
-            && match other.approval_status {
-                ApprovalStatus::Approved => true,
-                ApprovalStatus::Applying => other
-                    .applied_at
-                    .as_deref()
-                    .is_some_and(|at| at >= stale_before),
-                _ => false,
-            }
-            && rank(other.netbox_object_type.as_deref().unwrap_or_default()) < own_rank
-    }))
+fn lowest_pending_rank(items: &[ApprovalItem], stale_before: &str) -> Option<u8> {
+    items
+        .iter()
+        .filter(|i| {
+            i.action != ApprovalAction::Delete
+                && match i.approval_status {
+                    ApprovalStatus::Approved => true,
+                    ApprovalStatus::Applying => {
+                        i.applied_at.as_deref().is_some_and(|at| at >= stale_before)
+                    }
+                    _ => false,
+                }
+        })
+        .map(item_rank)
+        .min()
 }
 
 fn record(
