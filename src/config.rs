@@ -46,6 +46,44 @@ pub const DEFAULT_VOLATILE_LINES: &[&str] = &[
     r"(?i)^\s*#?\s*(uptime|last (updated|modified|commit))\b",
 ];
 
+/// Facter 4 fact paths (and their Facter 3 legacy names) whose values change on every Puppet
+/// run; `sources::facts` explains the matching. A source's `volatile_facts` adds to these, and
+/// `volatile_facts_defaults = false` drops them.
+pub const DEFAULT_VOLATILE_FACTS: &[&str] = &[
+    "uptime*",
+    "system_uptime",
+    "load_averages",
+    "memory.*.used*",
+    "memory.*.available*",
+    "memory.*.capacity",
+    "mountpoints.*.used*",
+    "mountpoints.*.available*",
+    "mountpoints.*.capacity",
+    "memoryfree*",
+    "swapfree*",
+    "sp_uptime",
+    "_timestamp",
+];
+
+/// Why a volatile-fact pattern is unusable, if it is.
+fn check_fact_pattern(pattern: &str) -> Result<(), String> {
+    if pattern.split('.').any(str::is_empty) {
+        return Err(format!(
+            "`{pattern}` has an empty path segment (an empty pattern, two dots in a row, or a leading or trailing dot)"
+        ));
+    }
+    if pattern
+        .split('.')
+        .next()
+        .is_some_and(|first| first.chars().all(|c| c == '*'))
+    {
+        return Err(format!(
+            "`{pattern}` starts with `*` and would match every top-level fact; name the fact"
+        ));
+    }
+    Ok(())
+}
+
 impl Default for DashboardConfig {
     fn default() -> Self {
         DashboardConfig {
@@ -262,6 +300,12 @@ pub struct SourceConfig {
     /// Dorado: login scope (`0` = local user) and vStore.
     pub scope: Option<String>,
     pub vstore: Option<String>,
+    /// PuppetDB: an AST query every listing is restricted to (`["=", "environment", "production"]`).
+    pub query: Option<serde_json::Value>,
+    /// Paged listings (PuppetDB, Foreman, Dorado): records per page; `None`: the connector's own.
+    pub page_size: Option<usize>,
+    /// PuppetDB and Foreman: fact path patterns whose values are not stored.
+    pub volatile_facts: Vec<String>,
 }
 
 /// `[netbox]`: the NetBox that plans are made against.
@@ -386,6 +430,10 @@ struct RawSource {
     flavor: Option<String>,
     scope: Option<String>,
     vstore: Option<String>,
+    query: Option<String>,
+    page_size: Option<usize>,
+    volatile_facts: Option<Vec<String>>,
+    volatile_facts_defaults: Option<bool>,
 }
 
 #[derive(Debug, Deserialize)]
@@ -665,6 +713,58 @@ fn parse_source(
     )?;
     only_for("scope", raw.scope.is_some(), &[SourceKind::Dorado])?;
     only_for("vstore", raw.vstore.is_some(), &[SourceKind::Dorado])?;
+    only_for("query", raw.query.is_some(), &[SourceKind::Puppetdb])?;
+    only_for(
+        "page_size",
+        raw.page_size.is_some(),
+        &[
+            SourceKind::Puppetdb,
+            SourceKind::Foreman,
+            SourceKind::Dorado,
+        ],
+    )?;
+    let fact_sources = [SourceKind::Puppetdb, SourceKind::Foreman];
+    only_for(
+        "volatile_facts",
+        raw.volatile_facts.is_some(),
+        &fact_sources,
+    )?;
+    only_for(
+        "volatile_facts_defaults",
+        raw.volatile_facts_defaults.is_some(),
+        &fact_sources,
+    )?;
+    let query = match &raw.query {
+        None => None,
+        Some(text) => match serde_json::from_str::<serde_json::Value>(text) {
+            Ok(value @ serde_json::Value::Array(_)) => Some(value),
+            Ok(_) => {
+                return Err(locate.error(
+                    here,
+                    "query",
+                    "must be a PuppetDB AST query: a JSON array such as [\"=\", \"environment\", \"production\"]",
+                ));
+            }
+            Err(e) => {
+                return Err(locate.error(here, "query", &format!("is not valid JSON: {e}")));
+            }
+        },
+    };
+    if raw.page_size.is_some_and(|n| n == 0 || n > 10_000) {
+        return Err(locate.error(here, "page_size", "must be between 1 and 10000"));
+    }
+    let mut volatile_facts: Vec<String> = if raw.volatile_facts_defaults.unwrap_or(true) {
+        DEFAULT_VOLATILE_FACTS
+            .iter()
+            .map(|p| p.to_string())
+            .collect()
+    } else {
+        Vec::new()
+    };
+    for pattern in raw.volatile_facts.unwrap_or_default() {
+        check_fact_pattern(&pattern).map_err(|m| locate.error(here, "volatile_facts", &m))?;
+        volatile_facts.push(pattern);
+    }
     if let Some(flavor) = &raw.flavor
         && flavor != "server"
         && flavor != "cloud"
@@ -707,6 +807,9 @@ fn parse_source(
         flavor: raw.flavor,
         scope: raw.scope,
         vstore: raw.vstore,
+        query,
+        page_size: raw.page_size,
+        volatile_facts,
     })
 }
 

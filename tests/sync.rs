@@ -660,3 +660,325 @@ async fn the_merged_view_shows_each_field_by_source_and_marks_conflicts() {
         "the detail carries it"
     );
 }
+
+/// The certnames PuppetDB lists, in its order (certname ascending).
+fn puppet_certnames(rig: &Rig) -> Vec<String> {
+    let estate = rig.sims.estate.read().unwrap().clone();
+    let mut names: Vec<String> = infradeck::sim::machines::machines(&estate)
+        .into_iter()
+        .filter(|m| m.in_puppet)
+        .map(|m| m.fqdn)
+        .collect();
+    names.sort();
+    names
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn a_puppetdb_node_deactivated_between_pages_never_makes_an_active_node_inactive() {
+    let rig = start_rig(120).await;
+    let mut source = rig.source("puppetdb");
+    source.page_size = Some(10);
+    let first = rig.run_source(&source).await;
+    assert_eq!(first.status, RunStatus::Success, "{:?}", first.message);
+    let active = rig.count("puppetdb", Some(DeviceStatus::Active));
+    assert!(active > 30, "several pages: {active}");
+
+    // A node on the first page is deactivated right after that page is served: with offset
+    // paging every later row shifts by one and the node at the page boundary goes unlisted.
+    let certnames = puppet_certnames(&rig);
+    rig.sims.puppetdb.deactivate_between_pages(&certnames[0]);
+    let raced = rig.run_source(&source).await;
+    assert_eq!(raced.status, RunStatus::Success, "{:?}", raced.message);
+    assert_eq!(
+        raced.counts.removed, 0,
+        "nothing PuppetDB still has is swept"
+    );
+    assert_eq!(rig.count("puppetdb", Some(DeviceStatus::Active)), active);
+    let note = raced.message.clone().unwrap_or_default();
+    assert!(note.contains("1 active node(s) were missing"), "{note}");
+    let boundary = rig.store().devices_named(&certnames[10]).unwrap();
+    assert!(
+        boundary
+            .iter()
+            .any(|d| d.source_system == "puppetdb" && d.status == DeviceStatus::Active),
+        "the node at the page boundary stays active"
+    );
+
+    // The next run does not list the deactivated node, and the check confirms it is gone.
+    let after = rig.run_source(&source).await;
+    assert_eq!(after.status, RunStatus::Success, "{:?}", after.message);
+    assert_eq!(after.counts.removed, 1);
+    let gone = rig.store().devices_named(&certnames[0]).unwrap();
+    let gone = gone.iter().find(|d| d.source_system == "puppetdb").unwrap();
+    assert_eq!(gone.status, DeviceStatus::Inactive);
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn a_foreman_host_deleted_between_pages_never_makes_another_host_inactive() {
+    let rig = start_rig(120).await;
+    let mut source = rig.source("foreman");
+    source.page_size = Some(10);
+    let first = rig.run_source(&source).await;
+    assert_eq!(first.status, RunStatus::Success, "{:?}", first.message);
+    let active = rig.count("foreman", Some(DeviceStatus::Active));
+    assert!(active > 30, "several pages: {active}");
+
+    let estate = rig.sims.estate.read().unwrap().clone();
+    let mut ids: Vec<u64> = infradeck::sim::machines::machines(&estate)
+        .iter()
+        .filter_map(|m| m.foreman_id)
+        .collect();
+    ids.sort();
+    rig.sims.foreman.delete_between_pages(ids[0]);
+    let raced = rig.run_source(&source).await;
+    assert_eq!(raced.status, RunStatus::Success, "{:?}", raced.message);
+    // The host was listed, then its facts answered 404: it is gone, and it alone is swept.
+    assert_eq!(raced.counts.removed, 1, "keyset pages skip nobody");
+    assert_eq!(rig.count("foreman", Some(DeviceStatus::Active)), active - 1);
+    let gone = rig
+        .store()
+        .device_keys_of_source("foreman", &source.id, DeviceStatus::Inactive)
+        .unwrap();
+    assert_eq!(gone.len(), 1);
+    assert_eq!(gone[0].1, ids[0].to_string());
+
+    let after = rig.run_source(&source).await;
+    assert_eq!(after.counts.removed, 0);
+    assert_eq!(rig.count("foreman", Some(DeviceStatus::Active)), active - 1);
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn a_puppet_run_that_moves_only_run_volatile_facts_writes_nothing() {
+    let rig = start_rig(60).await;
+    let sources = ["puppetdb", "foreman"];
+    assert_success(&rig.run(&sources).await);
+    let history_before = rig.store().table_counts().unwrap();
+    rig.sims.estate.write().unwrap().puppet_runs += 1;
+    let again = rig.run(&sources).await;
+    assert_success(&again);
+    for o in &again {
+        assert_eq!(
+            (o.counts.added, o.counts.updated, o.counts.removed),
+            (0, 0, 0),
+            "{}: used memory, mount point usage, load and uptime moved, nothing else",
+            o.source
+        );
+    }
+    let history_after = rig.store().table_counts().unwrap();
+    let history =
+        |counts: &[(&str, u64)]| counts.iter().find(|(t, _)| *t == "sync_history").unwrap().1;
+    assert_eq!(history(&history_after), history(&history_before));
+
+    // Facts that only look volatile by substring are kept; run-volatile ones and `trusted` not.
+    let store = rig.store();
+    let estate = rig.sims.estate.read().unwrap().clone();
+    let redhat = infradeck::sim::machines::machines(&estate)
+        .into_iter()
+        .find(|m| m.in_puppet && infradeck::sim::estate::Estate::guest_os(m.guest).1 == "RedHat")
+        .expect("the estate has RedHat nodes");
+    let device = store
+        .devices_named(&redhat.fqdn)
+        .unwrap()
+        .into_iter()
+        .find(|d| d.source_system == "puppetdb")
+        .unwrap();
+    let facts: BTreeMap<String, Option<String>> = store
+        .facts(device.id)
+        .unwrap()
+        .into_iter()
+        .map(|f| (f.name, f.value))
+        .collect();
+    assert!(facts.contains_key("freeipa_client"), "{:?}", facts.keys());
+    assert!(!facts.contains_key("trusted"));
+    assert!(!facts.contains_key("system_uptime") && !facts.contains_key("load_averages"));
+    let memory = facts["memory"].clone().unwrap();
+    assert!(
+        memory.contains("total_bytes") && !memory.contains("used_bytes"),
+        "{memory}"
+    );
+    let mountpoints = facts["mountpoints"].clone().unwrap();
+    assert!(
+        mountpoints.contains("size_bytes") && !mountpoints.contains("capacity"),
+        "{mountpoints}"
+    );
+}
+
+/// `openssl s_server` on loopback with a self-signed certificate for `localhost` only.
+struct TlsServer {
+    child: std::process::Child,
+    port: u16,
+    cert: std::path::PathBuf,
+    _dir: tempfile::TempDir,
+}
+
+impl Drop for TlsServer {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+fn tls_server() -> Option<TlsServer> {
+    let openssl = |args: &[&str], dir: &std::path::Path| {
+        std::process::Command::new("openssl")
+            .args(args)
+            .current_dir(dir)
+            .stdout(std::process::Stdio::null())
+            .stderr(std::process::Stdio::null())
+            .status()
+            .map(|s| s.success())
+            .unwrap_or(false)
+    };
+    let dir = tempfile::tempdir().unwrap();
+    std::fs::write(
+        dir.path().join("leaf.ext"),
+        "subjectAltName=DNS:localhost\nbasicConstraints=CA:FALSE\n",
+    )
+    .unwrap();
+    // A CA of its own and a leaf for `localhost` signed by it, as a Puppet CA issues them.
+    let made = openssl(
+        &[
+            "req",
+            "-x509",
+            "-newkey",
+            "rsa:2048",
+            "-nodes",
+            "-days",
+            "2",
+            "-subj",
+            "/CN=test-ca",
+            "-keyout",
+            "ca.key",
+            "-out",
+            "ca.pem",
+        ],
+        dir.path(),
+    ) && openssl(
+        &[
+            "req",
+            "-newkey",
+            "rsa:2048",
+            "-nodes",
+            "-subj",
+            "/CN=localhost",
+            "-keyout",
+            "key.pem",
+            "-out",
+            "leaf.csr",
+        ],
+        dir.path(),
+    ) && openssl(
+        &[
+            "x509",
+            "-req",
+            "-in",
+            "leaf.csr",
+            "-CA",
+            "ca.pem",
+            "-CAkey",
+            "ca.key",
+            "-CAcreateserial",
+            "-days",
+            "2",
+            "-extfile",
+            "leaf.ext",
+            "-out",
+            "cert.pem",
+        ],
+        dir.path(),
+    );
+    if !made {
+        eprintln!("skipped: the openssl command is not available");
+        return None;
+    }
+    let port = std::net::TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port();
+    let child = std::process::Command::new("openssl")
+        .args([
+            "s_server",
+            "-accept",
+            &format!("127.0.0.1:{port}"),
+            "-cert",
+            "cert.pem",
+            "-key",
+            "key.pem",
+            "-www",
+            "-quiet",
+        ])
+        .current_dir(dir.path())
+        .stdin(std::process::Stdio::null())
+        .stdout(std::process::Stdio::null())
+        .stderr(std::process::Stdio::null())
+        .spawn()
+        .unwrap();
+    let server = TlsServer {
+        child,
+        port,
+        cert: dir.path().join("ca.pem"),
+        _dir: dir,
+    };
+    let deadline = Instant::now() + Duration::from_secs(20);
+    while std::net::TcpStream::connect(("127.0.0.1", port)).is_err() {
+        assert!(Instant::now() < deadline, "openssl s_server did not listen");
+        std::thread::sleep(Duration::from_millis(20));
+    }
+    Some(server)
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn certificate_failures_are_not_retried_and_say_what_to_configure() {
+    use infradeck::config::TlsConfig;
+    use infradeck::sources::http::{RequestParts, RetryPolicy, SourceClient, SourceError};
+    let Some(server) = tls_server() else { return };
+    let retry = RetryPolicy {
+        max_tries: 5,
+        base: Duration::from_millis(10),
+        cap: Duration::from_millis(50),
+    };
+    let client = |url: &str, tls: &TlsConfig| {
+        SourceClient::for_endpoint(
+            "puppetdb/tls".into(),
+            url,
+            tls,
+            Duration::from_secs(10),
+            1,
+            retry.clone(),
+        )
+        .unwrap()
+    };
+    async fn get(c: &SourceClient) -> Result<infradeck::sources::http::Answer, SourceError> {
+        c.send(reqwest::Method::GET, "/", &RequestParts::default())
+            .await
+    }
+
+    let untrusted = client(
+        &format!("https://127.0.0.1:{}", server.port),
+        &TlsConfig::default(),
+    );
+    let err = get(&untrusted)
+        .await
+        .err()
+        .expect("an untrusted certificate fails");
+    assert_eq!(untrusted.requests(), 1, "not retried: {err}");
+    assert!(matches!(err, SourceError::Tls { .. }), "{err:?}");
+    assert!(err.to_string().contains("tls.ca_file"), "{err}");
+
+    let trusted = TlsConfig {
+        ca_file: Some(server.cert.clone()),
+        ..TlsConfig::default()
+    };
+    let by_ip = client(&format!("https://127.0.0.1:{}", server.port), &trusted);
+    let err = get(&by_ip)
+        .await
+        .err()
+        .expect("the certificate names localhost only");
+    assert_eq!(by_ip.requests(), 1, "not retried: {err}");
+    assert!(err.to_string().contains("`url`"), "{err}");
+
+    let by_name = client(&format!("https://localhost:{}", server.port), &trusted);
+    let answer = get(&by_name).await.unwrap();
+    assert_eq!(answer.status.as_u16(), 200);
+}

@@ -375,6 +375,9 @@ pub struct Estate {
     pub seed: u64,
     pub scale: usize,
     pub step: u32,
+    /// Puppet runs since the estate was made: every run moves the run-volatile facts (used
+    /// memory, mount point usage, uptime, load) and nothing else.
+    pub puppet_runs: u64,
     pub now: DateTime<Utc>,
     pub clusters: Vec<Cluster>,
     pub hosts: Vec<Host>,
@@ -485,6 +488,7 @@ impl Estate {
             seed,
             scale,
             step: 0,
+            puppet_runs: 0,
             now,
             clusters,
             hosts,
@@ -1135,6 +1139,7 @@ impl Estate {
     /// disjoint, and the clock moves one hour.
     pub fn advance(&mut self) -> AdvanceReport {
         self.step += 1;
+        self.puppet_runs += 1;
         self.now += Duration::hours(1);
         let mut rng = Rng::derive(self.seed, &format!("advance-{}", self.step));
         let mut report = AdvanceReport {

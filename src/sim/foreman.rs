@@ -17,6 +17,30 @@ pub struct ForemanState {
     pub faults: Arc<Faults>,
     pub credentials: Credentials,
     pub machines: MachineCache,
+    /// Hosts deleted while the simulator runs (by the fault below), by Foreman id.
+    pub deleted: std::sync::Mutex<std::collections::HashSet<u64>>,
+    /// A fault: once the next host list page has been served, delete this host, as a colleague
+    /// deleting it in the web UI while a client pages through `/api/hosts` would.
+    pub delete_after_next_page: std::sync::Mutex<Option<u64>>,
+}
+
+impl ForemanState {
+    /// Arms the "change between pages" fault for the host with this Foreman id.
+    pub fn delete_between_pages(&self, id: u64) {
+        *self
+            .delete_after_next_page
+            .lock()
+            .unwrap_or_else(|e| e.into_inner()) = Some(id);
+    }
+
+    fn is_deleted(&self, m: &Machine) -> bool {
+        m.foreman_id.is_some_and(|id| {
+            self.deleted
+                .lock()
+                .unwrap_or_else(|e| e.into_inner())
+                .contains(&id)
+        })
+    }
 }
 
 type Shared = Arc<ForemanState>;
@@ -98,7 +122,7 @@ fn host_json(estate: &Estate, m: &Machine) -> Value {
 
 /// The subset of Foreman's scoped search the simulator understands:
 /// `name = x`, `name ~ x`, `hostgroup_title = x`, `last_report > "YYYY-MM-DD HH:MM:SS"`,
-/// joined with `and`. Anything else is a 400, like a search Foreman cannot parse.
+/// `id > N` (integers compared as numbers, as Foreman's INTEGER validator does), joined with `and`. Anything else is a 400, like a search Foreman cannot parse.
 fn search_filter(search: &str) -> Result<Vec<(String, String, String)>, String> {
     let mut terms = Vec::new();
     for part in search.split(" and ") {
@@ -112,8 +136,14 @@ fn search_filter(search: &str) -> Result<Vec<(String, String, String)>, String> 
             .ok_or_else(|| format!("Invalid search query: {search}"))?;
         let (field, value) = part.split_once(op).unwrap_or((part, ""));
         let field = field.trim();
-        if !["name", "hostgroup_title", "last_report"].contains(&field) {
+        if !["name", "hostgroup_title", "last_report", "id"].contains(&field) {
             return Err(format!("Field '{field}' not recognized for searching!"));
+        }
+        if field == "id" && value.trim().parse::<u64>().is_err() {
+            return Err(format!(
+                "Value '{}' is not valid for field 'id'",
+                value.trim()
+            ));
         }
         terms.push((
             field.to_string(),
@@ -126,6 +156,15 @@ fn search_filter(search: &str) -> Result<Vec<(String, String, String)>, String> 
 
 fn matches(m: &Machine, terms: &[(String, String, String)]) -> bool {
     terms.iter().all(|(field, op, value)| {
+        if field == "id" {
+            let (id, wanted) = (m.foreman_id.unwrap_or(0), value.parse::<u64>().unwrap_or(0));
+            return match op.as_str() {
+                "=" => id == wanted,
+                ">" => id > wanted,
+                "<" => id < wanted,
+                _ => false,
+            };
+        }
         let actual = match field.as_str() {
             "name" => m.fqdn.clone(),
             "hostgroup_title" => m.hostgroup.clone(),
@@ -181,9 +220,27 @@ async fn list_hosts(
     let all: Vec<&Machine> = index
         .list
         .iter()
-        .filter(|m| m.foreman_id.is_some())
+        .filter(|m| m.foreman_id.is_some() && !state.is_deleted(m))
         .collect();
-    let matching: Vec<&Machine> = all.iter().copied().filter(|m| matches(m, &terms)).collect();
+    let mut matching: Vec<&Machine> = all.iter().copied().filter(|m| matches(m, &terms)).collect();
+    // `order=FIELD [ASC|DESC]`; without it Foreman orders hosts by name (the default order).
+    let order = q.get("order").unwrap_or("name ASC").to_string();
+    let mut words = order.split_whitespace();
+    let field = words.next().unwrap_or("name");
+    let descending = words.next().is_some_and(|w| w.eq_ignore_ascii_case("desc"));
+    match field {
+        "id" => matching.sort_by_key(|m| m.foreman_id),
+        "name" => matching.sort_by(|a, b| a.fqdn.cmp(&b.fqdn)),
+        other => {
+            return error(
+                StatusCode::BAD_REQUEST,
+                &format!("Field '{other}' not recognized for searching!"),
+            );
+        }
+    }
+    if descending {
+        matching.reverse();
+    }
     let (page, per_page) = match paging(&q, matching.len()) {
         Ok(p) => p,
         Err(r) => return r,
@@ -201,12 +258,24 @@ async fn list_hosts(
             }
         })
         .collect();
+    if let Some(id) = state
+        .delete_after_next_page
+        .lock()
+        .unwrap_or_else(|e| e.into_inner())
+        .take()
+    {
+        state
+            .deleted
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .insert(id);
+    }
     json(
         StatusCode::OK,
         json!({
             "total": all.len(), "subtotal": matching.len(), "page": page, "per_page": per_page,
             "search": if search.is_empty() { Value::Null } else { Value::String(search) },
-            "sort": {"by": null, "order": null},
+            "sort": {"by": field, "order": if descending { "DESC" } else { "ASC" }},
             "results": results,
         }),
     )
@@ -222,7 +291,10 @@ async fn show_host(
     }
     let estate = state.estate.read().unwrap_or_else(|e| e.into_inner());
     let index = state.machines.get(&estate);
-    let Some(m) = index.get(&id).filter(|m| m.foreman_id.is_some()) else {
+    let Some(m) = index
+        .get(&id)
+        .filter(|m| m.foreman_id.is_some() && !state.is_deleted(m))
+    else {
         return error(
             StatusCode::NOT_FOUND,
             &format!("Resource host not found by id '{id}'"),
@@ -250,7 +322,10 @@ async fn host_facts(
     let q = Query::parse(raw.as_deref());
     let estate = state.estate.read().unwrap_or_else(|e| e.into_inner());
     let index = state.machines.get(&estate);
-    let Some(m) = index.get(&id).filter(|m| m.foreman_id.is_some()) else {
+    let Some(m) = index
+        .get(&id)
+        .filter(|m| m.foreman_id.is_some() && !state.is_deleted(m))
+    else {
         return error(
             StatusCode::NOT_FOUND,
             &format!("Resource host not found by id '{id}'"),

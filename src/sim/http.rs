@@ -266,6 +266,23 @@ async fn fault_layer(State(faults): State<Arc<Faults>>, request: Request, next: 
             let bytes = axum::body::to_bytes(body, usize::MAX)
                 .await
                 .unwrap_or_default();
+            // A gzipped answer is cut as the JSON it carries: the fault is a server that stopped
+            // writing its document half-way, which is what the client must name.
+            let bytes = if parts
+                .headers
+                .get(header::CONTENT_ENCODING)
+                .is_some_and(|v| v == "gzip")
+            {
+                parts.headers.remove(header::CONTENT_ENCODING);
+                let mut plain = Vec::new();
+                let _ = std::io::Read::read_to_end(
+                    &mut flate2::read::GzDecoder::new(&bytes[..]),
+                    &mut plain,
+                );
+                axum::body::Bytes::from(plain)
+            } else {
+                bytes
+            };
             let cut = bytes.slice(..bytes.len() / 2);
             parts.headers.remove(header::CONTENT_LENGTH);
             Response::from_parts(parts, Body::from(cut))

@@ -146,8 +146,10 @@ pub fn machines(estate: &Estate) -> Vec<Machine> {
     out
 }
 
-/// Typed facts as PuppetDB returns them. Foreman shows the same tree flattened with `::`.
-/// `uptime` and available memory move with the estate's clock, as real ones do.
+/// Typed facts as PuppetDB returns them, shaped like Facter 4's (about 3 KB a node, `trusted`
+/// included). Foreman shows the same tree flattened with `::`. Used memory, mount point usage,
+/// load and uptime move on every Puppet run ([`Estate::puppet_runs`]) and with the clock, as real
+/// ones do; nothing else does.
 pub fn facts(estate: &Estate, m: &Machine) -> Value {
     let (_, os_name, release) = Estate::guest_os(m.guest);
     let family = match os_name {
@@ -156,34 +158,108 @@ pub fn facts(estate: &Estate, m: &Machine) -> Value {
         "SLES" => "Suse",
         _ => "windows",
     };
+    let run = estate.puppet_runs + u64::from(estate.step);
     let uptime = if m.running {
-        86_400 * 12 + u64::from(estate.step) * 3600
+        86_400 * 12 + u64::from(estate.step) * 3600 + estate.puppet_runs * 1800
     } else {
         0
     };
     let total = m.memory_mib * 1024 * 1024;
+    // A per-machine wobble so nodes do not all report the same usage.
+    let wobble = (m.fqdn.len() as u64 * 7 + run * 13) % 29;
+    let used = total / 100 * (31 + wobble);
+    let swap_total: u64 = 2 * 1024 * 1024 * 1024;
+    let swap_used = swap_total / 100 * (wobble % 5);
+    let root_size: u64 = 50 * 1024 * 1024 * 1024;
+    let root_used = root_size / 1000 * (412 + wobble * 3);
+    let gib = |b: u64| format!("{:.2} GiB", b as f64 / 1073741824.0);
+    let pct = |part: u64, whole: u64| format!("{:.2}%", part as f64 * 100.0 / whole.max(1) as f64);
+    let kernel = if family == "windows" {
+        "windows"
+    } else {
+        "Linux"
+    };
+    let kernelrelease = if family == "windows" {
+        "10.0.17763".to_string()
+    } else {
+        format!("{release}.0-generic")
+    };
+    let domain = SITES[m.site].1;
+    let model = "Intel(R) Xeon(R) Gold 6338 CPU @ 2.00GHz";
+    let fingerprint = |algo: &str| {
+        format!(
+            "SHA256:{}{}",
+            algo,
+            m.mac
+                .replace(':', "")
+                .repeat(3)
+                .chars()
+                .take(40)
+                .collect::<String>()
+        )
+    };
     json!({
-        "os": {"family": family, "name": os_name, "release": {"full": release, "major": release.split('.').next().unwrap_or(release)}},
-        "networking": {
-            "fqdn": m.fqdn, "hostname": m.short, "domain": SITES[m.site].1, "ip": m.ip, "mac": m.mac,
-            "primary": "eth0",
-            "interfaces": {"eth0": {"ip": m.ip, "mac": m.mac, "netmask": "255.255.255.0", "mtu": 1500}},
+        "os": {
+            "family": family, "name": os_name, "architecture": "x86_64", "hardware": "x86_64",
+            "release": {"full": release, "major": release.split('.').next().unwrap_or(release)},
+            "selinux": {"enabled": family == "RedHat"},
         },
-        "processors": {"count": m.cpu_count, "models": ["Intel(R) Xeon(R) Gold 6338 CPU @ 2.00GHz"]},
-        "memory": {"system": {"total_bytes": total, "available_bytes": total / 100 * (40 + u64::from(estate.step % 7))}},
+        "networking": {
+            "fqdn": m.fqdn, "hostname": m.short, "domain": domain, "ip": m.ip, "mac": m.mac,
+            "netmask": "255.255.255.0", "network": m.ip.rsplit_once('.').map(|(a, _)| format!("{a}.0")),
+            "mtu": 1500, "primary": "eth0",
+            "interfaces": {
+                "eth0": {"ip": m.ip, "mac": m.mac, "netmask": "255.255.255.0", "mtu": 1500,
+                         "bindings": [{"address": m.ip, "netmask": "255.255.255.0"}]},
+                "lo": {"ip": "127.0.0.1", "netmask": "255.0.0.0", "mtu": 65536,
+                       "bindings": [{"address": "127.0.0.1", "netmask": "255.0.0.0"}]},
+            },
+        },
+        "processors": {"count": m.cpu_count, "physicalcount": 1, "isa": "x86_64",
+                       "models": vec![model; m.cpu_count.min(8) as usize], "speed": "2.00 GHz"},
+        "memory": {
+            "system": {"total_bytes": total, "total": gib(total), "used_bytes": used, "used": gib(used),
+                       "available_bytes": total - used, "available": gib(total - used), "capacity": pct(used, total)},
+            "swap": {"total_bytes": swap_total, "total": gib(swap_total), "used_bytes": swap_used, "used": gib(swap_used),
+                     "available_bytes": swap_total - swap_used, "available": gib(swap_total - swap_used), "capacity": pct(swap_used, swap_total)},
+        },
+        "mountpoints": {
+            "/": {"device": "/dev/mapper/vg0-root", "filesystem": "xfs", "size_bytes": root_size, "size": gib(root_size),
+                  "used_bytes": root_used, "used": gib(root_used), "available_bytes": root_size - root_used,
+                  "available": gib(root_size - root_used), "capacity": pct(root_used, root_size), "options": ["rw", "relatime"]},
+            "/boot": {"device": "/dev/sda1", "filesystem": "xfs", "size_bytes": 1_063_256_064_u64, "size": "1014.00 MiB",
+                      "used_bytes": 250_000_000_u64 + run % 3, "used": "238.42 MiB", "available_bytes": 813_256_064_u64 - run % 3,
+                      "available": "775.58 MiB", "capacity": "23.51%", "options": ["rw", "relatime"]},
+        },
+        "disks": {"sda": {"model": "Virtual disk", "size": "60.00 GiB", "size_bytes": 64_424_509_440_u64, "type": "hdd", "vendor": "VMware"}},
         "dmi": {
             "manufacturer": m.manufacturer,
             "product": {"name": m.model, "serial_number": m.serial, "uuid": m.bios_uuid.as_deref().map(str::to_uppercase)},
+            "bios": {"vendor": "Phoenix Technologies LTD", "version": "6.00", "release_date": "11/12/2020"},
         },
-        "kernelrelease": if family == "windows" { "10.0.17763".to_string() } else { format!("{release}.0-generic") },
+        "kernel": kernel,
+        "kernelrelease": kernelrelease,
+        "kernelversion": release,
+        "kernelmajversion": release.split('.').next().unwrap_or(release),
         "virtual": if m.is_virtual { "vmware" } else { "physical" },
         "is_virtual": m.is_virtual,
-        "system_uptime": {"seconds": uptime, "uptime": format!("{} days", uptime / 86_400)},
+        "timezone": "UTC",
+        "ssh": {
+            "ecdsa": {"fingerprints": {"sha256": fingerprint("E")}, "type": "ecdsa-sha2-nistp256"},
+            "ed25519": {"fingerprints": {"sha256": fingerprint("D")}, "type": "ssh-ed25519"},
+        },
+        "load_averages": {"1m": (run % 17) as f64 / 10.0, "5m": (run % 11) as f64 / 10.0, "15m": (run % 7) as f64 / 10.0},
+        "system_uptime": {"seconds": uptime, "hours": uptime / 3600, "days": uptime / 86_400, "uptime": format!("{} days", uptime / 86_400)},
+        // A custom fact whose name contains "free": the old substring rule dropped it.
+        "freeipa_client": if family == "RedHat" { json!({"enrolled": true, "realm": domain.to_uppercase()}) } else { Value::Null },
+        "facterversion": "4.2.14",
+        "puppetversion": "7.24.0",
         "fqdn": m.fqdn,
         "hostname": m.short,
-        "domain": SITES[m.site].1,
+        "domain": domain,
         "ipaddress": m.ip,
         "macaddress": m.mac,
+        "trusted": {"certname": m.fqdn, "domain": domain, "hostname": m.short, "authenticated": "remote", "extensions": {}},
     })
 }
 

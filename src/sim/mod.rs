@@ -240,12 +240,13 @@ impl Simulators {
             faults: faults[&SimKind::Foreman].clone(),
             credentials: credentials(SimKind::Foreman),
             machines: Default::default(),
+            deleted: Default::default(),
+            delete_after_next_page: Default::default(),
         });
-        let puppetdb = Arc::new(puppetdb::PuppetdbState {
-            estate: estate.clone(),
-            faults: faults[&SimKind::Puppetdb].clone(),
-            machines: Default::default(),
-        });
+        let puppetdb = Arc::new(puppetdb::PuppetdbState::new(
+            estate.clone(),
+            faults[&SimKind::Puppetdb].clone(),
+        ));
         let oxidized = Arc::new(oxidized::OxidizedState {
             estate: estate.clone(),
             faults: faults[&SimKind::Oxidized].clone(),

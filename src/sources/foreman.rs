@@ -6,10 +6,9 @@
 //! Staleness is judged against the freshest report in the same listing, not this machine's
 //! clock, so clock skew between the bastion and Foreman cannot make every host look stale.
 
+use super::facts::VolatileFacts;
 use super::http::{RequestParts, SourceError};
-use super::{
-    DeviceBundle, FetchContext, FetchSummary, Item, is_volatile_fact, normalize_mac, short_hostname,
-};
+use super::{DeviceBundle, FetchContext, FetchSummary, Item, normalize_mac, short_hostname};
 use crate::model::{DeviceRecord, DeviceType, InterfaceRecord, SourceKind};
 use chrono::NaiveDateTime;
 use futures::StreamExt;
@@ -27,14 +26,22 @@ pub async fn fetch(ctx: &FetchContext) -> Result<FetchSummary, SourceError> {
         ..Default::default()
     };
     ctx.progress.set_phase("list hosts");
+    let per_page = ctx.source.page_size.unwrap_or(PER_PAGE);
     let mut hosts: Vec<Value> = Vec::new();
-    let mut page = 1;
+    // Keyset paging: `search=id > LAST` ordered by id, always page 1. A `page` number shifts
+    // when a host on an earlier page is deleted while the run reads, which skipped a host Foreman
+    // still has — and the sweep then marked it inactive. A key does not move.
+    let mut last_id: Option<u64> = None;
     loop {
         ctx.check_cancelled()?;
-        let query = [
-            ("page", page.to_string()),
-            ("per_page", PER_PAGE.to_string()),
+        let mut query = vec![
+            ("page", "1".to_string()),
+            ("per_page", per_page.to_string()),
+            ("order", "id ASC".to_string()),
         ];
+        if let Some(last) = last_id {
+            query.push(("search", format!("id > {last}")));
+        }
         let body: Value = ctx
             .client
             .get_json(
@@ -45,23 +52,40 @@ pub async fn fetch(ctx: &FetchContext) -> Result<FetchSummary, SourceError> {
                 },
             )
             .await?;
+        let url = ctx.client.url("/api/hosts");
         let results = body["results"].as_array().cloned().ok_or_else(|| {
-            ctx.client.api_error(
-                &ctx.client.url("/api/hosts"),
-                "the answer has no `results` array",
-            )
+            ctx.client
+                .api_error(&url, "the answer has no `results` array")
         })?;
-        let subtotal = body["subtotal"]
-            .as_u64()
-            .or(body["total"].as_u64())
-            .unwrap_or(0) as usize;
+        if last_id.is_none() {
+            ctx.progress.set_total(
+                body["subtotal"]
+                    .as_u64()
+                    .or(body["total"].as_u64())
+                    .unwrap_or(0),
+            );
+        }
         let got = results.len();
+        for host in &results {
+            let Some(id) = host["id"].as_u64() else {
+                return Err(ctx.client.api_error(&url, "a host without a numeric `id`"));
+            };
+            if last_id.is_some_and(|last| id <= last) {
+                // A Foreman that ignored `order` or `search` would make us loop or skip hosts.
+                return Err(ctx.client.api_error(
+                    &url,
+                    format!(
+                        "hosts are not in id order (id {id} after {})",
+                        last_id.unwrap_or(0)
+                    ),
+                ));
+            }
+            last_id = Some(id);
+        }
         hosts.extend(results);
-        ctx.progress.set_total(subtotal as u64);
-        if got == 0 || hosts.len() >= subtotal {
+        if got < per_page {
             break;
         }
-        page += 1;
     }
     let freshest = hosts.iter().filter_map(last_report).max();
     ctx.progress.set_phase("fetch facts");
@@ -75,7 +99,9 @@ pub async fn fetch(ctx: &FetchContext) -> Result<FetchSummary, SourceError> {
     futures::pin_mut!(bundles);
     while let Some(bundle) = bundles.next().await {
         ctx.check_cancelled()?;
-        ctx.emit(Item::Device(Box::new(bundle?))).await?;
+        if let Some(bundle) = bundle? {
+            ctx.emit(Item::Device(Box::new(bundle))).await?;
+        }
         ctx.progress.inc();
     }
     Ok(FetchSummary {
@@ -102,16 +128,17 @@ async fn host_bundle(
     host: &Value,
     auth: &RequestParts<'_>,
     freshest: Option<NaiveDateTime>,
-) -> Result<DeviceBundle, SourceError> {
+) -> Result<Option<DeviceBundle>, SourceError> {
     let id = host["id"]
         .as_u64()
         .map(|i| i.to_string())
         .unwrap_or_default();
     let name = host["name"].as_str().unwrap_or(&id).to_string();
     let query = [("per_page", "all".to_string())];
-    let body: Value = ctx
+    let answer = ctx
         .client
-        .get_json(
+        .send(
+            reqwest::Method::GET,
             &format!("/api/hosts/{id}/facts"),
             &RequestParts {
                 query: &query,
@@ -119,7 +146,16 @@ async fn host_bundle(
             },
         )
         .await?;
+    if answer.status == reqwest::StatusCode::NOT_FOUND {
+        // Deleted since it was listed: Foreman itself says it is gone, so it is not emitted
+        // and the sweep may mark it inactive.
+        tracing::info!(source = %ctx.client.name, host = %name, "host deleted while the run read it");
+        return Ok(None);
+    }
+    let answer = ctx.client.expect_success(answer)?;
+    let body: Value = ctx.client.decode(&answer)?;
     let mut facts = BTreeMap::new();
+    let volatile = VolatileFacts::new(&ctx.source.volatile_facts);
     // `results` is an object keyed by host name; take whichever key is there.
     if let Some(values) = body["results"]
         .as_object()
@@ -127,16 +163,27 @@ async fn host_bundle(
         .and_then(Value::as_object)
     {
         for (k, v) in values {
-            if is_volatile_fact(k) {
+            // Foreman flattens the fact tree with `::`: the same path PuppetDB nests.
+            let path: Vec<&str> = k.split("::").collect();
+            if volatile.matches(&path) {
                 continue;
             }
-            let text = match v {
-                Value::String(s) => s.clone(),
-                other => other.to_string(),
-            };
-            facts.insert(k.clone(), text);
+            if let Some(text) = super::facts::fact_text(v) {
+                facts.insert(k.clone(), text);
+            }
         }
     }
+    // The machine's own names from its facts; Foreman's host name when it has none.
+    let fqdn = ["networking::fqdn", "fqdn"]
+        .iter()
+        .find_map(|k| facts.get(*k).filter(|v| !v.trim().is_empty()))
+        .map(|v| v.trim().to_ascii_lowercase())
+        .unwrap_or_else(|| name.to_ascii_lowercase());
+    let hostname = ["networking::hostname", "hostname"]
+        .iter()
+        .find_map(|k| facts.get(*k).filter(|v| !v.trim().is_empty()))
+        .map(|v| v.trim().to_ascii_lowercase())
+        .unwrap_or_else(|| short_hostname(&fqdn));
     let stale = match (last_report(host), freshest) {
         (Some(t), Some(newest)) => (newest - t).num_hours() > STALE_AFTER_HOURS,
         _ => true,
@@ -145,8 +192,8 @@ async fn host_bundle(
     let mac = host["mac"].as_str().and_then(normalize_mac);
     let uuid = host["uuid"].as_str().map(str::to_ascii_lowercase);
     let metadata = json!({"foreman": {
-        "hostname": short_hostname(&name),
-        "fqdn": name.to_ascii_lowercase(),
+        "hostname": hostname,
+        "fqdn": fqdn,
         "ip": host["ip"],
         "mac": mac,
         "macs": mac.iter().collect::<Vec<_>>(),
@@ -202,5 +249,5 @@ async fn host_bundle(
         metadata: json!({"primary": true}),
     }]);
     bundle.facts = Some(facts);
-    Ok(bundle)
+    Ok(Some(bundle))
 }

@@ -7,6 +7,7 @@
 
 pub mod atlassian;
 pub mod dorado;
+pub mod facts;
 pub mod foreman;
 pub mod html;
 pub mod http;
@@ -173,12 +174,24 @@ pub struct Hints {
     /// When the last successful run of this source instance started (database format), for
     /// sources that can fetch only what changed since.
     pub last_success_start: Option<String>,
+    /// The source ids of this instance's active devices, for connectors that read by offset
+    /// and must confirm that a record they did not list is really gone
+    /// ([`confirms_missed_records`]).
+    pub active_ids: std::collections::HashSet<String>,
 }
 
 /// Whether a connector reads [`Hints::metadata`]. Loading it parses the metadata of every device
 /// of the source, which a 100,000-VM vCenter run would pay for nothing.
 pub fn reads_stored_metadata(kind: SourceKind) -> bool {
     kind == SourceKind::Oxidized
+}
+
+/// Whether a connector asks the source about the stored records its listing did not return,
+/// before the run may sweep them. PuppetDB is read by offset (it refuses `>` on `certname`, so no
+/// keyset), and a node deactivated on an earlier page while the run reads shifts every later
+/// row: the listing alone would make the sweep mark an active node inactive.
+pub fn confirms_missed_records(kind: SourceKind) -> bool {
+    kind == SourceKind::Puppetdb
 }
 
 /// Everything a connector needs for one run.
@@ -281,33 +294,6 @@ pub async fn fetch(ctx: &FetchContext) -> Result<FetchSummary, SourceError> {
     }
 }
 
-/// Facts whose values move on every report (uptime, free memory, load). They are not stored:
-/// recording them would turn every sync into a wall of meaningless audit rows.
-pub fn is_volatile_fact(name: &str) -> bool {
-    const PATTERNS: &[&str] = &[
-        "uptime",
-        "available",
-        "free",
-        "load_average",
-        "_timestamp",
-        "last_run",
-        "swap_used",
-        "memoryused",
-    ];
-    let lower = name.to_ascii_lowercase();
-    PATTERNS.iter().any(|p| lower.contains(p))
-}
-
-/// Removes volatile keys from a typed fact tree, at any depth.
-pub fn strip_volatile(value: &mut serde_json::Value) {
-    if let serde_json::Value::Object(map) = value {
-        map.retain(|k, _| !is_volatile_fact(k));
-        for v in map.values_mut() {
-            strip_volatile(v);
-        }
-    }
-}
-
 /// Lower-case, colon-separated MAC, or `None` for something that is not a MAC.
 pub fn normalize_mac(mac: &str) -> Option<String> {
     let hex: String = mac.chars().filter(|c| c.is_ascii_hexdigit()).collect();
@@ -348,14 +334,5 @@ mod tests {
         );
         assert_eq!(normalize_mac("nope"), None);
         assert_eq!(short_hostname("WEB01.lab.local"), "web01");
-        assert!(is_volatile_fact("system_uptime::seconds"));
-        assert!(!is_volatile_fact("processors::count"));
-        let mut v =
-            serde_json::json!({"memory": {"system": {"total_bytes": 1, "available_bytes": 2}}});
-        strip_volatile(&mut v);
-        assert_eq!(
-            v,
-            serde_json::json!({"memory": {"system": {"total_bytes": 1}}})
-        );
     }
 }

@@ -1,44 +1,129 @@
-//! PuppetDB v4: every active node's facts from `inventory`, paged with `limit`/`offset` ordered by
-//! certname. Values are typed JSON; top-level facts are stored by name (complex ones as JSON),
-//! minus values that move on every run.
+//! PuppetDB v4: every active node's facts from `inventory`, paged by offset in certname order,
+//! with the nodes the listing missed confirmed by name. Values are typed JSON; top-level facts are stored by name (complex ones as JSON),
+//! minus the run-volatile paths (`sources::facts`).
 
+use super::facts::{VolatileFacts, top_level_texts};
 use super::http::{RequestParts, SourceError};
-use super::{
-    DeviceBundle, FetchContext, FetchSummary, Item, normalize_mac, short_hostname, strip_volatile,
-};
+use super::{DeviceBundle, FetchContext, FetchSummary, Item, normalize_mac, short_hostname};
 use crate::model::{DeviceRecord, DeviceType, SourceKind};
 use serde_json::{Value, json};
-use std::collections::BTreeMap;
 
 const PAGE: usize = 500;
+/// Missed nodes asked about per request (an `or` of certname terms).
+const CONFIRM_BATCH: usize = 100;
 
+/// Lists every active node (within the configured `query`) in pages ordered by certname, then
+/// confirms what the listing did not return.
+///
+/// PuppetDB pages by `offset` only: it refuses `>` on `certname` ("Query operators >,>=,<,<=
+/// are not allowed on field certname"), so there is no keyset. An offset shifts when a node on an
+/// earlier page is deactivated while the run reads, and the node at the page boundary is never
+/// listed. So every stored active node the listing missed is asked about by name, in batches;
+/// those PuppetDB still has active are fetched and kept, and only the rest — deactivated,
+/// expired or purged — are left for the sweep.
 pub async fn fetch(ctx: &FetchContext) -> Result<FetchSummary, SourceError> {
     let token = ctx.secret(super::SecretKind::Token)?;
     let headers: Vec<(&str, String)> = token
         .iter()
         .map(|t| ("X-Authentication", t.expose().to_string()))
         .collect();
+    let reader = Reader {
+        ctx,
+        headers,
+        volatile: VolatileFacts::new(&ctx.source.volatile_facts),
+    };
+    let page_size = ctx.source.page_size.unwrap_or(PAGE);
     ctx.progress.set_phase("fetch inventory");
+    let mut listed = std::collections::HashSet::new();
     let mut offset = 0;
     loop {
         ctx.check_cancelled()?;
-        let query = [
-            ("limit", PAGE.to_string()),
-            ("offset", offset.to_string()),
-            (
-                "order_by",
-                r#"[{"field":"certname","order":"asc"}]"#.to_string(),
-            ),
-            ("include_total", "true".to_string()),
-        ];
+        let count = reader
+            .read(
+                ctx.source.query.clone(),
+                Some((page_size, offset)),
+                &mut listed,
+            )
+            .await?;
+        if count < page_size {
+            break;
+        }
+        offset += page_size;
+    }
+    let mut missed: Vec<&String> = ctx
+        .hints
+        .active_ids
+        .iter()
+        .filter(|id| !listed.contains(*id))
+        .collect();
+    missed.sort();
+    if !missed.is_empty() {
+        ctx.progress.set_phase("confirm missing nodes");
+        tracing::info!(source = %ctx.client.name, missed = missed.len(), "asking PuppetDB about nodes the listing did not return");
+    }
+    let mut still_active = 0;
+    for batch in missed.chunks(CONFIRM_BATCH) {
+        ctx.check_cancelled()?;
+        let names =
+            std::iter::once(json!("or")).chain(batch.iter().map(|c| json!(["=", "certname", c])));
+        let by_name = Value::Array(names.collect());
+        let query = match &ctx.source.query {
+            Some(restriction) => json!(["and", restriction, by_name]),
+            None => by_name,
+        };
+        still_active += reader.read(Some(query), None, &mut listed).await?;
+    }
+    Ok(FetchSummary {
+        complete: true,
+        note: (still_active > 0).then(|| {
+            format!(
+                "{still_active} active node(s) were missing from the paged listing (the inventory changed while it was read) and were fetched by name"
+            )
+        }),
+    })
+}
+
+/// One run's requests to `/pdb/query/v4/inventory`.
+struct Reader<'a> {
+    ctx: &'a FetchContext,
+    headers: Vec<(&'static str, String)>,
+    volatile: VolatileFacts,
+}
+
+impl Reader<'_> {
+    /// Reads one answer (a page when `page` is `(limit, offset)`) and emits every node not
+    /// emitted before; returns how many rows the answer had.
+    async fn read(
+        &self,
+        query: Option<Value>,
+        page: Option<(usize, usize)>,
+        listed: &mut std::collections::HashSet<String>,
+    ) -> Result<usize, SourceError> {
+        let ctx = self.ctx;
+        // GET, not POST: a query is a read, and the client retries only idempotent requests.
+        let mut params = vec![(
+            "order_by",
+            r#"[{"field":"certname","order":"asc"}]"#.to_string(),
+        )];
+        if let Some((limit, offset)) = page {
+            params.push(("limit", limit.to_string()));
+            params.push(("offset", offset.to_string()));
+            if offset == 0 {
+                // The total is the same on every page; asking once is enough for progress.
+                params.push(("include_total", "true".to_string()));
+            }
+        }
+        if let Some(query) = &query {
+            params.push(("query", query.to_string()));
+        }
         let answer = ctx
             .client
             .send(
                 reqwest::Method::GET,
                 "/pdb/query/v4/inventory",
                 &RequestParts {
-                    query: &query,
-                    headers: &headers,
+                    query: &params,
+                    headers: &self.headers,
                     ..Default::default()
                 },
             )
@@ -55,26 +140,53 @@ pub async fn fetch(ctx: &FetchContext) -> Result<FetchSummary, SourceError> {
         let nodes: Vec<Value> = ctx.client.decode(&answer)?;
         let count = nodes.len();
         for node in nodes {
-            ctx.emit(Item::Device(Box::new(node_bundle(ctx, node))))
+            let Some(certname) = node["certname"].as_str().map(str::to_string) else {
+                return Err(ctx
+                    .client
+                    .api_error(&answer.url, "an inventory row without a `certname` string"));
+            };
+            // A node shifted back onto the next page by a new node ahead of it comes twice.
+            if listed.insert(certname) {
+                ctx.emit(Item::Device(Box::new(node_bundle(
+                    ctx,
+                    &self.volatile,
+                    node,
+                ))))
                 .await?;
-            ctx.progress.inc();
+                ctx.progress.inc();
+            }
         }
-        if count < PAGE {
-            break;
-        }
-        offset += PAGE;
+        Ok(count)
     }
-    Ok(FetchSummary {
-        complete: true,
-        note: None,
-    })
 }
 
-fn node_bundle(ctx: &FetchContext, node: Value) -> DeviceBundle {
+/// One node. Host name and FQDN come from the node's own facts (`networking.fqdn`,
+/// `networking.hostname`, Facter 3's `fqdn`/`hostname`); the certname, which is only the name the
+/// agent's certificate was issued for, is the fallback. `trusted` is left out of the stored facts:
+/// it is the certificate's view (certname, extensions), not the machine's, and the metadata keeps
+/// the certname.
+fn node_bundle(ctx: &FetchContext, volatile: &VolatileFacts, node: Value) -> DeviceBundle {
     let certname = node["certname"].as_str().unwrap_or_default().to_string();
     let mut facts_tree = node["facts"].clone();
-    strip_volatile(&mut facts_tree);
+    if let Some(map) = facts_tree.as_object_mut() {
+        map.remove("trusted");
+    }
+    volatile.strip(&mut facts_tree);
     let f = &facts_tree;
+    let fact_str = |value: &Value| {
+        value
+            .as_str()
+            .map(str::trim)
+            .filter(|s| !s.is_empty())
+            .map(str::to_string)
+    };
+    let fqdn = fact_str(&f["networking"]["fqdn"])
+        .or_else(|| fact_str(&f["fqdn"]))
+        .unwrap_or_else(|| certname.clone());
+    let hostname = fact_str(&f["networking"]["hostname"])
+        .or_else(|| fact_str(&f["hostname"]))
+        .map(|h| h.to_ascii_lowercase())
+        .unwrap_or_else(|| short_hostname(&fqdn));
     let is_virtual = f["is_virtual"].as_bool().unwrap_or(false);
     let mac = f["networking"]["mac"].as_str().and_then(normalize_mac);
     let mut macs: Vec<String> = f["networking"]["interfaces"]
@@ -89,8 +201,9 @@ fn node_bundle(ctx: &FetchContext, node: Value) -> DeviceBundle {
     macs.sort();
     macs.dedup();
     let metadata = json!({"puppetdb": {
-        "hostname": short_hostname(&certname),
-        "fqdn": certname.to_ascii_lowercase(),
+        "hostname": hostname,
+        "fqdn": fqdn.to_ascii_lowercase(),
+        "certname": certname,
         "ip": f["networking"]["ip"],
         "mac": mac,
         "macs": macs,
@@ -104,21 +217,12 @@ fn node_bundle(ctx: &FetchContext, node: Value) -> DeviceBundle {
         "environment": node["environment"],
         "virtual": f["virtual"],
     }});
-    let mut facts = BTreeMap::new();
-    if let Some(map) = facts_tree.as_object() {
-        for (name, value) in map {
-            let text = match value {
-                Value::String(s) => s.clone(),
-                other => other.to_string(),
-            };
-            facts.insert(name.clone(), text);
-        }
-    }
+    let facts = top_level_texts(&facts_tree);
     let mut bundle = DeviceBundle::new(DeviceRecord {
         source_system: SourceKind::Puppetdb.as_str().to_string(),
         source_identifier: ctx.source.id.clone(),
-        source_id: certname.clone(),
-        name: certname,
+        source_id: certname,
+        name: fqdn,
         device_type: if is_virtual {
             DeviceType::Vm
         } else {

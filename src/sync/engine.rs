@@ -158,6 +158,15 @@ impl Engine {
                         Default::default()
                     },
                     last_success_start: store.last_success_start(&kind, &id)?,
+                    active_ids: if crate::sources::confirms_missed_records(source_kind) {
+                        store
+                            .device_keys_of_source(&kind, &id, crate::model::DeviceStatus::Active)?
+                            .into_iter()
+                            .map(|(_, source_id)| source_id)
+                            .collect()
+                    } else {
+                        Default::default()
+                    },
                 };
                 Ok((store, hints))
             })

@@ -1,0 +1,194 @@
+//! Which facts move on every Puppet run, and how fact trees become stored facts.
+//!
+//! A fact is named by its path: PuppetDB's typed tree gives `memory.system.used_bytes`,
+//! Foreman's flattened names give `memory::system::used_bytes`; both are the segments
+//! `memory`, `system`, `used_bytes`. A volatile pattern is a path too, matched segment by
+//! segment against the start of a fact's path, with `*` standing for any run of characters
+//! inside one segment: `memory.*.used*` matches `memory.swap.used_bytes` and everything under
+//! it, and never `freeipa_client` — the old substring rule ("free" anywhere) dropped such facts.
+//!
+//! Values that move on every run are left out rather than stored: recording them would write an
+//! audit row per node per Puppet run and bury the changes that matter.
+
+use serde_json::Value;
+use std::collections::BTreeMap;
+
+/// Compiled volatile-fact patterns.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct VolatileFacts {
+    patterns: Vec<Vec<String>>,
+}
+
+impl VolatileFacts {
+    /// Patterns as written in the config (`memory.*.used*`), vetted by the config loader.
+    pub fn new<S: AsRef<str>>(patterns: &[S]) -> VolatileFacts {
+        VolatileFacts {
+            patterns: patterns
+                .iter()
+                .map(|p| p.as_ref().split('.').map(str::to_string).collect())
+                .collect(),
+        }
+    }
+
+    /// Whether the fact at this path (or a tree it is part of) is volatile.
+    pub fn matches(&self, path: &[&str]) -> bool {
+        self.patterns.iter().any(|pattern| {
+            pattern.len() <= path.len()
+                && pattern
+                    .iter()
+                    .zip(path)
+                    .all(|(glob, segment)| glob_matches(glob, segment))
+        })
+    }
+
+    /// Removes every volatile subtree from a typed fact tree.
+    pub fn strip(&self, tree: &mut Value) {
+        let mut path = Vec::new();
+        self.strip_at(tree, &mut path);
+    }
+
+    fn strip_at(&self, value: &mut Value, path: &mut Vec<String>) {
+        let Value::Object(map) = value else { return };
+        map.retain(|key, _| {
+            path.push(key.clone());
+            let keep = !self.matches(&path.iter().map(String::as_str).collect::<Vec<_>>());
+            path.pop();
+            keep
+        });
+        for (key, child) in map.iter_mut() {
+            path.push(key.clone());
+            self.strip_at(child, path);
+            path.pop();
+        }
+    }
+}
+
+impl Default for VolatileFacts {
+    fn default() -> Self {
+        VolatileFacts::new(crate::config::DEFAULT_VOLATILE_FACTS)
+    }
+}
+
+/// `*` matches any run of characters (none included); everything else matches itself, case
+/// folded (fact names are lower case, but a hand-written pattern may not be).
+fn glob_matches(glob: &str, text: &str) -> bool {
+    let glob: Vec<char> = glob.to_lowercase().chars().collect();
+    let text: Vec<char> = text.to_lowercase().chars().collect();
+    // Classic two-pointer wildcard match with backtracking to the last star.
+    let (mut g, mut t) = (0, 0);
+    let mut star: Option<(usize, usize)> = None;
+    while t < text.len() {
+        if g < glob.len() && glob[g] != '*' && glob[g] == text[t] {
+            g += 1;
+            t += 1;
+        } else if g < glob.len() && glob[g] == '*' {
+            star = Some((g, t));
+            g += 1;
+        } else if let Some((sg, st)) = star {
+            g = sg + 1;
+            t = st + 1;
+            star = Some((sg, st + 1));
+        } else {
+            return false;
+        }
+    }
+    glob[g..].iter().all(|c| *c == '*')
+}
+
+/// Top-level facts as stored text: strings as they are, other values as JSON. A null fact
+/// (Facter's "could not resolve") is left out rather than stored as the text `null`.
+pub fn top_level_texts(tree: &Value) -> BTreeMap<String, String> {
+    let mut facts = BTreeMap::new();
+    if let Some(map) = tree.as_object() {
+        for (name, value) in map {
+            if let Some(text) = fact_text(value) {
+                facts.insert(name.clone(), text);
+            }
+        }
+    }
+    facts
+}
+
+/// One fact value as stored text; `None` for null.
+pub fn fact_text(value: &Value) -> Option<String> {
+    match value {
+        Value::Null => None,
+        Value::String(s) => Some(s.clone()),
+        other => Some(other.to_string()),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use serde_json::json;
+
+    #[test]
+    fn patterns_match_whole_segments_not_substrings() {
+        let v = VolatileFacts::default();
+        for volatile in [
+            &["memory", "system", "used_bytes"][..],
+            &["memory", "swap", "used"],
+            &["memory", "system", "capacity"],
+            &["memory", "system", "available_bytes"],
+            &["mountpoints", "/", "used_bytes"],
+            &["mountpoints", "/var/lib", "capacity"],
+            &["uptime_seconds"],
+            &["system_uptime", "seconds"],
+            &["load_averages", "1m"],
+            &["memoryfree_mb"],
+        ] {
+            assert!(v.matches(volatile), "{volatile:?}");
+        }
+        for kept in [
+            &["freeipa_client"][..],
+            &["memory", "system", "total_bytes"],
+            &["mountpoints", "/", "size_bytes"],
+            &["disks", "sda", "size_bytes"],
+            &["available_zones"],
+            &["processors", "count"],
+            &["memory"],
+        ] {
+            assert!(!v.matches(kept), "{kept:?}");
+        }
+    }
+
+    #[test]
+    fn strip_removes_subtrees_at_their_path_only() {
+        let mut tree = json!({
+            "memory": {"system": {"total_bytes": 1, "used_bytes": 2, "capacity": "3%"}},
+            "mountpoints": {"/": {"size_bytes": 10, "used": "1 GiB", "available_bytes": 9}},
+            "system_uptime": {"seconds": 5},
+            "freeipa_client": "yes",
+            "custom": {"uptime": "nested is not the top-level uptime fact"},
+        });
+        VolatileFacts::default().strip(&mut tree);
+        assert_eq!(
+            tree,
+            json!({
+                "memory": {"system": {"total_bytes": 1}},
+                "mountpoints": {"/": {"size_bytes": 10}},
+                "freeipa_client": "yes",
+                "custom": {"uptime": "nested is not the top-level uptime fact"},
+            })
+        );
+    }
+
+    #[test]
+    fn globs() {
+        assert!(glob_matches("used*", "used"));
+        assert!(glob_matches("used*", "used_bytes"));
+        assert!(glob_matches("*_bytes", "used_bytes"));
+        assert!(glob_matches("a*b*c", "axxbyyc"));
+        assert!(!glob_matches("used*", "unused"));
+        assert!(glob_matches("*", "anything"));
+        assert!(glob_matches("Uptime*", "uptime_days"));
+    }
+
+    #[test]
+    fn null_facts_are_not_stored() {
+        let facts = top_level_texts(&json!({"a": null, "b": "x", "c": 3}));
+        assert_eq!(facts.len(), 2);
+        assert_eq!(facts["c"], "3");
+    }
+}
