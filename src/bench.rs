@@ -93,6 +93,81 @@ pub async fn vcenter_sync(vms: usize, latency: Duration) -> anyhow::Result<SyncF
     })
 }
 
+/// PuppetDB syncs of an estate of `scale` VMs (its nodes carry Facter-4-sized facts, ~3 KB):
+/// the first sync against its floor, an unchanged re-sync, and a re-sync after a Puppet run
+/// that moved only the run-volatile facts.
+#[derive(Debug, Clone)]
+pub struct PuppetdbFigure {
+    pub nodes: u64,
+    pub first: Duration,
+    pub requests: u64,
+    /// requests × latency (pages are read one after the other).
+    pub floor: Duration,
+    pub unchanged: Duration,
+    pub volatile_only: Duration,
+    /// Rows the volatile-only re-sync wrote to `sync_history` (must be 0).
+    pub volatile_history_rows: u64,
+}
+
+pub async fn puppetdb_sync(scale: usize, latency: Duration) -> anyhow::Result<PuppetdbFigure> {
+    let scratch = Scratch::new("puppetdb")?;
+    let sims = Simulators::start(&SimOptions {
+        scale,
+        seed: 3,
+        ..SimOptions::default()
+    })
+    .await?;
+    sims.faults(SimKind::Puppetdb).set_latency(latency);
+    let config_path = scratch.0.join("config.toml");
+    sims.write_config(&config_path, Some(&scratch.0.join("inventory.db")))?;
+    let config = Config::load(&config_path, true)?;
+    let source = config
+        .sources
+        .iter()
+        .find(|s| s.kind == crate::model::SourceKind::Puppetdb)
+        .cloned()
+        .ok_or_else(|| anyhow::anyhow!("no puppetdb source"))?;
+    let engine = Engine::new(config.database_path(None), config.general.clone());
+    let run = || async {
+        let started = Instant::now();
+        let outcome = engine
+            .run(&source, tokio_util::sync::CancellationToken::new())
+            .await;
+        if outcome.status != crate::model::RunStatus::Success {
+            anyhow::bail!("benchmark sync failed: {:?}", outcome.message);
+        }
+        Ok((started.elapsed(), outcome))
+    };
+    let (first, outcome) = run().await?;
+    let (unchanged, _) = run().await?;
+    let history = |path: &std::path::Path| -> anyhow::Result<u64> {
+        let store = Store::open(path, &OpenOptions::default())?;
+        Ok(store
+            .table_counts()?
+            .into_iter()
+            .find(|(t, _)| *t == "sync_history")
+            .map_or(0, |(_, n)| n))
+    };
+    let database = config.database_path(None);
+    let before = history(&database)?;
+    sims.estate
+        .write()
+        .unwrap_or_else(|e| e.into_inner())
+        .puppet_runs += 1;
+    let (volatile_only, _) = run().await?;
+    let volatile_history_rows = history(&database)? - before;
+    sims.stop().await;
+    Ok(PuppetdbFigure {
+        nodes: outcome.counts.added.max(0) as u64,
+        first,
+        requests: outcome.requests,
+        floor: latency.mul_f64(outcome.requests as f64),
+        unchanged,
+        volatile_only,
+        volatile_history_rows,
+    })
+}
+
 /// Bundles as the vCenter connector makes them, for `count` VMs.
 pub fn vm_bundles(count: usize, generation: u32) -> Vec<Item> {
     (0..count)

@@ -1142,6 +1142,49 @@ ca_file = "ca.pem"
     }
 
     #[test]
+    fn puppetdb_query_page_size_and_volatile_facts_are_checked_where_they_are_written() {
+        let source = |extra: &str| {
+            parse(&format!(
+                "[[sources]]\nkind = \"puppetdb\"\nid = \"p\"\nurl = \"https://p\"\n{extra}"
+            ))
+        };
+        let config = source(
+            "query = '[\"=\", \"environment\", \"production\"]'\npage_size = 50\nvolatile_facts = [\"backup.last_run\"]\n",
+        )
+        .unwrap();
+        let p = &config.sources[0];
+        assert_eq!(p.page_size, Some(50));
+        assert_eq!(p.query.as_ref().unwrap()[2], "production");
+        assert!(p.volatile_facts.iter().any(|f| f == "memory.*.used*"));
+        assert_eq!(p.volatile_facts.last().unwrap(), "backup.last_run");
+        let bare = source("volatile_facts_defaults = false\n").unwrap();
+        assert!(bare.sources[0].volatile_facts.is_empty());
+
+        let err = source("query = '[\"=\", \"environment\"'\n").unwrap_err();
+        assert_eq!(
+            (err.line, err.key.as_deref()),
+            (Some(5), Some("sources[0].query"))
+        );
+        assert!(err.message.contains("not valid JSON"), "{err}");
+        let err = source("query = '{\"a\": 1}'\n").unwrap_err();
+        assert!(err.message.contains("AST"), "{err}");
+        let err = source("volatile_facts = [\"memory..used\"]\n").unwrap_err();
+        assert_eq!(err.key.as_deref(), Some("sources[0].volatile_facts"));
+        let err = source("volatile_facts = [\"*\"]\n").unwrap_err();
+        assert!(err.message.contains("every top-level fact"), "{err}");
+        let err = source("page_size = 0\n").unwrap_err();
+        assert_eq!(err.key.as_deref(), Some("sources[0].page_size"));
+        let err = parse(
+            "[[sources]]\nkind = \"oxidized\"\nid = \"o\"\nurl = \"https://o\"\nquery = '[]'\n",
+        )
+        .unwrap_err();
+        assert!(
+            err.message.contains("does not apply to a oxidized source"),
+            "{err}"
+        );
+    }
+
+    #[test]
     fn secrets_resolve_and_never_print() {
         let dir = tempfile::tempdir().unwrap();
         let file = dir.path().join("secret");

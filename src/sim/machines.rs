@@ -198,7 +198,7 @@ pub fn facts(estate: &Estate, m: &Machine) -> Value {
                 .collect::<String>()
         )
     };
-    json!({
+    let mut tree = json!({
         "os": {
             "family": family, "name": os_name, "architecture": "x86_64", "hardware": "x86_64",
             "release": {"full": release, "major": release.split('.').next().unwrap_or(release)},
@@ -250,8 +250,6 @@ pub fn facts(estate: &Estate, m: &Machine) -> Value {
         },
         "load_averages": {"1m": (run % 17) as f64 / 10.0, "5m": (run % 11) as f64 / 10.0, "15m": (run % 7) as f64 / 10.0},
         "system_uptime": {"seconds": uptime, "hours": uptime / 3600, "days": uptime / 86_400, "uptime": format!("{} days", uptime / 86_400)},
-        // A custom fact whose name contains "free": the old substring rule dropped it.
-        "freeipa_client": if family == "RedHat" { json!({"enrolled": true, "realm": domain.to_uppercase()}) } else { Value::Null },
         "facterversion": "4.2.14",
         "puppetversion": "7.24.0",
         "fqdn": m.fqdn,
@@ -260,7 +258,17 @@ pub fn facts(estate: &Estate, m: &Machine) -> Value {
         "ipaddress": m.ip,
         "macaddress": m.mac,
         "trusted": {"certname": m.fqdn, "domain": domain, "hostname": m.short, "authenticated": "remote", "extensions": {}},
-    })
+    });
+    if family == "RedHat"
+        && let Some(map) = tree.as_object_mut()
+    {
+        // A custom fact whose name contains "free": the old substring rule dropped it.
+        map.insert(
+            "freeipa_client".into(),
+            json!({"enrolled": true, "realm": domain.to_uppercase()}),
+        );
+    }
+    tree
 }
 
 /// Flattens a fact tree the way Foreman stores facts: nested keys joined by `::`, every value a

@@ -142,7 +142,8 @@ impl Entity {
 
     fn fields(self) -> &'static [&'static str] {
         match self {
-            Entity::Inventory => &["certname", "environment", "facts", "timestamp", "trusted"],
+            // In the order PuppetDB names them in its errors.
+            Entity::Inventory => &["certname", "timestamp", "environment", "facts", "trusted"],
             Entity::Facts => &["certname", "environment", "name", "value"],
             Entity::Nodes => &[
                 "cached_catalog_status",
@@ -252,13 +253,9 @@ fn params(
                         "Illegal value '{item}' for :order_by; missing required key :field"
                     )));
                 };
-                if !entity.fields().contains(&field) || matches!(field, "facts" | "trusted") {
-                    let supported: Vec<String> = entity
-                        .fields()
-                        .iter()
-                        .filter(|f| !matches!(**f, "facts" | "trusted"))
-                        .map(|f| format!("'{f}'"))
-                        .collect();
+                if !entity.fields().contains(&field) {
+                    let supported: Vec<String> =
+                        entity.fields().iter().map(|f| format!("'{f}'")).collect();
                     return Err(bad_request(&format!(
                         "Unrecognized column '{field}' specified in :order_by; Supported columns are {}",
                         supported.join(", ")
@@ -502,24 +499,27 @@ fn inventory_row(estate: &Estate, m: &Machine) -> Value {
     })
 }
 
+/// A node as `/nodes` shows one that has submitted facts and nothing else (the simulator
+/// serves no catalogs or reports): every catalog and report field is null, as the real
+/// PuppetDB answers for such a node.
 fn node_row(m: &Machine, deactivated: Option<DateTime<Utc>>) -> Value {
     json!({
         "certname": m.fqdn,
         "deactivated": deactivated.map(stamp),
         "expired": null,
-        "catalog_timestamp": stamp(m.last_report),
+        "catalog_timestamp": null,
         "facts_timestamp": stamp(m.last_report),
-        "report_timestamp": stamp(m.last_report),
-        "catalog_environment": "production",
+        "report_timestamp": null,
+        "catalog_environment": null,
         "facts_environment": "production",
-        "report_environment": "production",
-        "latest_report_status": "unchanged",
-        "latest_report_noop": false,
-        "latest_report_noop_pending": false,
-        "latest_report_hash": format!("{:040x}", m.fqdn.len() as u128 * 0x9e37_79b9_7f4a_7c15),
+        "report_environment": null,
+        "latest_report_status": null,
+        "latest_report_noop": null,
+        "latest_report_noop_pending": null,
+        "latest_report_hash": null,
         "latest_report_job_id": null,
         "latest_report_corrective_change": null,
-        "cached_catalog_status": "not_used",
+        "cached_catalog_status": null,
     })
 }
 
@@ -604,7 +604,7 @@ async fn inventory(
             .filter(|(_, d)| if d.is_some() { inactive } else { active })
             .collect();
         let plain_certname_order = p.order_by.iter().all(|(f, desc)| f == "certname" && !desc);
-        if plain_certname_order && p.query.as_ref().is_none_or(|q| only_certname_terms(q)) {
+        if plain_certname_order && p.query.as_ref().is_none_or(only_certname_terms) {
             // The common paging shapes (no query, or certname keys): filter on the certname
             // before building rows, so walking 100,000 nodes page by page stays linear.
             nodes.sort_by(|a, b| a.0.fqdn.cmp(&b.0.fqdn));
