@@ -688,16 +688,7 @@ async fn fact_rows(
     RawQuery(raw): RawQuery,
     body: Bytes,
 ) -> Response {
-    let p = match prepare(Entity::Facts, &method, raw.as_deref(), &body) {
-        Ok(p) => p,
-        Err(response) => return response,
-    };
-    let estate = state.estate.read().unwrap_or_else(|e| e.into_inner());
-    let rows = fact_rows_of(&state, &estate, p.query.as_ref(), None);
-    match select(Entity::Facts, &p, rows.into_iter()) {
-        Ok((rows, total)) => page_answer(rows, total, &p, &headers),
-        Err(response) => response,
-    }
+    facts_answer(&state, None, &method, &headers, raw.as_deref(), &body)
 }
 
 async fn named_facts(
@@ -708,14 +699,33 @@ async fn named_facts(
     RawQuery(raw): RawQuery,
     body: Bytes,
 ) -> Response {
-    let p = match prepare(Entity::Facts, &method, raw.as_deref(), &body) {
+    facts_answer(
+        &state,
+        Some(&name),
+        &method,
+        &headers,
+        raw.as_deref(),
+        &body,
+    )
+}
+
+/// `/facts` (every fact) and `/facts/{name}` (`only` that one).
+fn facts_answer(
+    state: &PuppetdbState,
+    only: Option<&str>,
+    method: &Method,
+    headers: &HeaderMap,
+    raw: Option<&str>,
+    body: &Bytes,
+) -> Response {
+    let p = match prepare(Entity::Facts, method, raw, body) {
         Ok(p) => p,
         Err(response) => return response,
     };
     let estate = state.estate.read().unwrap_or_else(|e| e.into_inner());
-    let rows = fact_rows_of(&state, &estate, p.query.as_ref(), Some(&name));
+    let rows = fact_rows_of(state, &estate, p.query.as_ref(), only);
     match select(Entity::Facts, &p, rows.into_iter()) {
-        Ok((rows, total)) => page_answer(rows, total, &p, &headers),
+        Ok((rows, total)) => page_answer(rows, total, &p, headers),
         Err(response) => response,
     }
 }
