@@ -11,6 +11,7 @@ pub mod identity;
 pub mod logging;
 pub mod model;
 pub mod netbox;
+pub mod process;
 pub mod sanitize;
 pub mod search;
 pub mod sim;

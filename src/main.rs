@@ -102,6 +102,10 @@ enum Command {
         /// Keep running, syncing each source on its configured interval
         #[arg(long)]
         watch: bool,
+        /// Release the lock of run RUN whose process is gone (on another host: once its
+        /// heartbeat is stale), instead of syncing
+        #[arg(long, value_name = "RUN")]
+        break_lock: Option<String>,
     },
     /// The audit trail, newest first: everything, or one device by id or name
     History {
@@ -286,9 +290,14 @@ fn run(cli: Cli) -> anyhow::Result<()> {
             ),
         },
         Some(Command::Sync {
+            break_lock: Some(run),
+            ..
+        }) => cli::break_lock(&ctx, &run),
+        Some(Command::Sync {
             sources,
             all,
             watch,
+            break_lock: None,
         }) => cli::sync(
             &ctx,
             &cli::SyncArgs {

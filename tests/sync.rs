@@ -532,13 +532,8 @@ async fn a_sync_killed_with_sigkill_leaves_a_consistent_database() {
         String::from_utf8_lossy(&check.stdout)
     );
 
-    // The dead run's lock is stale; make it look old rather than waiting a minute.
-    rusqlite::Connection::open(rig.dir.path().join("inventory.db"))
-        .unwrap()
-        .execute_batch(
-            "UPDATE sync_runs SET heartbeat_at = '2000-01-01 00:00:00' WHERE status = 'running'",
-        )
-        .unwrap();
+    // No waiting for the dead run's heartbeat to go stale: its process is gone from this host,
+    // so the next sync takes the lock over at once.
     rig.sims
         .faults(SimKind::Vcenter)
         .set_latency(Duration::ZERO);
@@ -572,6 +567,15 @@ async fn a_sync_killed_with_sigkill_leaves_a_consistent_database() {
         .filter(|r| r.status == RunStatus::Failed)
         .count();
     // (On a machine fast enough to finish before the kill there is nothing to abandon.)
+    if !finished_on_its_own {
+        let runs = rig.store().recent_runs(10).unwrap();
+        let dead = runs.iter().find(|r| r.status == RunStatus::Failed).unwrap();
+        assert!(
+            dead.message.as_deref().unwrap_or("").contains("is gone"),
+            "{:?}",
+            dead.message
+        );
+    }
     assert_eq!(
         abandoned,
         usize::from(!finished_on_its_own),
@@ -981,4 +985,195 @@ async fn certificate_failures_are_not_retried_and_say_what_to_configure() {
     let by_name = client(&format!("https://localhost:{}", server.port), &trusted);
     let answer = get(&by_name).await.unwrap();
     assert_eq!(answer.status.as_u16(), 200);
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn a_dorado_lun_deleted_between_pages_never_removes_another_lun() {
+    let rig = start_rig(400).await;
+    let mut source = rig.source("dorado");
+    source.page_size = Some(5);
+    let first = rig.run_source(&source).await;
+    assert_eq!(first.status, RunStatus::Success, "{:?}", first.message);
+    let stored = |rig: &Rig| -> Vec<String> {
+        let mut ids: Vec<String> = rig
+            .store()
+            .volume_keys_of_source("dorado", &source.id)
+            .unwrap()
+            .into_iter()
+            .map(|(_, id)| id)
+            .collect();
+        ids.sort();
+        ids
+    };
+    let before = stored(&rig);
+    assert!(before.len() > 15, "several pages: {}", before.len());
+
+    // The first LUN goes after page one was served: `range` offsets shift, and the LUN at the
+    // page boundary is not listed. It is read by id and kept.
+    let listed: Vec<String> = rig
+        .sims
+        .estate
+        .read()
+        .unwrap()
+        .dorado
+        .luns
+        .iter()
+        .map(|l| l.id.clone())
+        .collect();
+    *rig.sims.dorado.delete_after_next_lun_page.lock().unwrap() = Some(listed[0].clone());
+    let raced = rig.run_source(&source).await;
+    assert_eq!(raced.status, RunStatus::Success, "{:?}", raced.message);
+    assert_eq!(
+        stored(&rig),
+        before,
+        "no LUN the array still has is removed"
+    );
+    let note = raced.message.clone().unwrap_or_default();
+    assert!(note.contains("1 LUN(s) were missing"), "{note}");
+
+    let after = rig.run_source(&source).await;
+    assert_eq!(after.status, RunStatus::Success, "{:?}", after.message);
+    let mut expected = before.clone();
+    expected.retain(|id| *id != listed[0]);
+    assert_eq!(stored(&rig), expected, "the deleted LUN, and only it");
+}
+
+/// Spawns `infradeck sync SOURCE` against the rig, waits until its run is under way, sends
+/// `signal`, and returns (how the process ended, the runs table afterwards).
+async fn signal_a_running_sync(
+    rig: &Rig,
+    signal: i32,
+) -> (std::process::ExitStatus, Vec<infradeck::store::SyncRun>) {
+    let config = rig.dir.path().join("config.toml");
+    let home = tempfile::tempdir().unwrap();
+    let mut child = std::process::Command::new(env!("CARGO_BIN_EXE_infradeck"))
+        .env("HOME", home.path())
+        .env("XDG_STATE_HOME", home.path())
+        .args(["--config", config.to_str().unwrap(), "sync", "vcenter-sim"])
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .unwrap();
+    let deadline = Instant::now() + Duration::from_secs(60);
+    loop {
+        let under_way = Store::open(
+            &rig.dir.path().join("inventory.db"),
+            &OpenOptions::default(),
+        )
+        .ok()
+        .and_then(|s| s.running_runs().ok())
+        .is_some_and(|runs| runs.iter().any(|r| r.done > 0));
+        if under_way {
+            break;
+        }
+        assert!(
+            child.try_wait().unwrap().is_none(),
+            "the sync ended before the signal"
+        );
+        assert!(Instant::now() < deadline, "the sync never got under way");
+        tokio::time::sleep(Duration::from_millis(10)).await;
+    }
+    // SAFETY: kill(2) on our own child's pid.
+    assert_eq!(unsafe { libc::kill(child.id() as i32, signal) }, 0);
+    let deadline = Instant::now() + Duration::from_secs(30);
+    let status = loop {
+        if let Some(status) = child.try_wait().unwrap() {
+            break status;
+        }
+        assert!(
+            Instant::now() < deadline,
+            "the sync did not exit after the signal"
+        );
+        tokio::time::sleep(Duration::from_millis(10)).await;
+    };
+    (status, rig.store().recent_runs(10).unwrap())
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn a_dropped_ssh_session_cancels_the_sync_and_the_next_one_starts_at_once() {
+    let rig = start_rig(300).await;
+    rig.sims
+        .faults(SimKind::Vcenter)
+        .set_latency(Duration::from_millis(5));
+    for signal in [libc::SIGHUP, libc::SIGTERM] {
+        let (status, runs) = signal_a_running_sync(&rig, signal).await;
+        assert!(!status.success(), "a cancelled sync does not exit 0");
+        assert!(
+            runs.iter().all(|r| r.status != RunStatus::Running),
+            "signal {signal}: no run is left running: {runs:?}"
+        );
+        assert_eq!(runs[0].status, RunStatus::Cancelled, "signal {signal}");
+    }
+    // The lock went with the runs: a sync right away is not refused.
+    rig.sims
+        .faults(SimKind::Vcenter)
+        .set_latency(Duration::ZERO);
+    let next = rig.run_source(&rig.source("vcenter")).await;
+    assert_eq!(next.status, RunStatus::Success, "{:?}", next.message);
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn a_lock_says_when_it_expires_and_break_lock_refuses_a_live_run() {
+    let rig = start_rig(50).await;
+    let db = rig.dir.path().join("inventory.db");
+    drop(rig.store());
+    let now = infradeck::time::now();
+    // A run of another host (pid 1 there): its process cannot be checked from here.
+    let mut store = rig.store();
+    store
+        .write(|w| {
+            w.begin_run(
+                "vcenter-elsewhere-1",
+                "vcenter",
+                "vcenter-sim",
+                &infradeck::store::RunOwner {
+                    pid: 1,
+                    host: "other-bastion",
+                },
+                &now,
+                "2000-01-01 00:00:00",
+            )
+        })
+        .unwrap();
+    let refused = rig.run_source(&rig.source("vcenter")).await;
+    let message = refused.message.unwrap_or_default();
+    assert!(
+        message.contains("lock expires at") && message.contains("--break-lock vcenter-elsewhere-1"),
+        "{message}"
+    );
+    let config = rig.dir.path().join("config.toml");
+    let break_lock = || {
+        std::process::Command::new(env!("CARGO_BIN_EXE_infradeck"))
+            .args([
+                "--config",
+                config.to_str().unwrap(),
+                "sync",
+                "--break-lock",
+                "vcenter-elsewhere-1",
+            ])
+            .output()
+            .unwrap()
+    };
+    let fresh = break_lock();
+    assert!(!fresh.status.success());
+    assert!(
+        String::from_utf8_lossy(&fresh.stderr).contains("may be alive"),
+        "{}",
+        String::from_utf8_lossy(&fresh.stderr)
+    );
+    rusqlite::Connection::open(&db)
+        .unwrap()
+        .execute_batch("UPDATE sync_runs SET heartbeat_at = '2000-01-01 00:00:00' WHERE sync_id = 'vcenter-elsewhere-1'")
+        .unwrap();
+    let stale = break_lock();
+    assert!(
+        stale.status.success(),
+        "{}",
+        String::from_utf8_lossy(&stale.stderr)
+    );
+    let run = rig.store().run("vcenter-elsewhere-1").unwrap().unwrap();
+    assert_eq!(run.status, RunStatus::Failed);
+    assert!(run.message.unwrap().contains("lock broken by"));
+    let next = rig.run_source(&rig.source("vcenter")).await;
+    assert_eq!(next.status, RunStatus::Success, "{:?}", next.message);
 }

@@ -315,3 +315,83 @@ fn a_hostile_device_name_leaves_the_terminal_untouched() {
     let screen = tmux.wait_text("EXIT=");
     assert!(screen.contains("EXIT=0"), "{screen}");
 }
+
+#[tokio::test(flavor = "multi_thread")]
+async fn quitting_or_dropping_the_dashboard_mid_sync_leaves_no_run_running() {
+    use infradeck::model::RunStatus;
+    let rig = common::start_rig(300, 9).await;
+    rig.sims
+        .faults(infradeck::sim::SimKind::Vcenter)
+        .set_latency(Duration::from_millis(5));
+    let config = rig.dir.path().join("config.toml");
+    let db = rig.dir.path().join("inventory.db");
+    for how in ["q", "hang up"] {
+        let (config, db) = (config.clone(), db.clone());
+        tokio::task::spawn_blocking(move || {
+            let tmux = Tmux::start(&[], Some(&config));
+            tmux.wait_text("devices");
+            tmux.keys(&[":"]);
+            tmux.type_text("sync");
+            tmux.keys(&["Enter"]);
+            tmux.wait_text("run log");
+            tmux.keys(&["s"]);
+            let deadline = Instant::now() + Duration::from_secs(60);
+            let pid = loop {
+                let running = Store::open(&db, &OpenOptions::default())
+                    .unwrap()
+                    .running_runs()
+                    .unwrap();
+                if let Some(run) = running.iter().find(|r| r.done > 0) {
+                    break run.pid.unwrap();
+                }
+                assert!(
+                    Instant::now() < deadline,
+                    "{how}: the sync never got under way"
+                );
+                std::thread::sleep(Duration::from_millis(20));
+            };
+            if how == "q" {
+                tmux.keys(&["q"]);
+                let screen = tmux.wait_text("EXIT=");
+                assert!(screen.contains("EXIT=0"), "{screen}");
+            } else {
+                // Killing the tmux server hangs up the terminal, as a dropped SSH session does.
+                drop(tmux);
+            }
+            let deadline = Instant::now() + Duration::from_secs(30);
+            while Path::new(&format!("/proc/{pid}")).exists() {
+                assert!(
+                    Instant::now() < deadline,
+                    "{how}: the dashboard did not exit"
+                );
+                std::thread::sleep(Duration::from_millis(20));
+            }
+            let store = Store::open(&db, &OpenOptions::default()).unwrap();
+            let runs = store.recent_runs(20).unwrap();
+            assert!(
+                runs.iter().all(|r| r.status != RunStatus::Running),
+                "{how}: a run was left running: {runs:?}"
+            );
+            let last = runs.iter().find(|r| r.pid == Some(pid)).unwrap();
+            assert_eq!(
+                last.status,
+                RunStatus::Cancelled,
+                "{how}: {:?}",
+                last.message
+            );
+        })
+        .await
+        .unwrap();
+    }
+    // Nothing holds the source's lock: a sync right away runs.
+    rig.sims
+        .faults(infradeck::sim::SimKind::Vcenter)
+        .set_latency(Duration::ZERO);
+    let next = rig.run_source(&rig.source("vcenter")).await;
+    assert_eq!(
+        next.status,
+        infradeck::model::RunStatus::Success,
+        "{:?}",
+        next.message
+    );
+}

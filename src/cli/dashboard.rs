@@ -42,6 +42,10 @@ pub fn dashboard(ctx: &Context, sync_at_start: Vec<SourceConfig>) -> anyhow::Res
     let store = ctx.open_store()?;
     let engine = (!ctx.read_only)
         .then(|| crate::sync::Engine::new(ctx.database_path.clone(), ctx.config.general.clone()));
+    if engine.is_some() {
+        // Before the dashboard's own hook, which restores the terminal and then calls this one.
+        crate::process::end_runs_on_panic(ctx.database_path.clone());
+    }
     crate::ui::run(UiOptions {
         store,
         env: env(ctx),

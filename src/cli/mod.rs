@@ -22,7 +22,9 @@ pub use info::info;
 pub use netbox::{NetboxArgs, netbox, parse_items};
 pub use search::{SearchArgs, parse_kind, related, search};
 pub use sim::{SimArgs, sim, sim_options};
-pub use sync::{HistoryArgs, SyncArgs, history, select_sources, summarize_change, sync};
+pub use sync::{
+    HistoryArgs, SyncArgs, break_lock, history, select_sources, summarize_change, sync,
+};
 
 use crate::config::{self, Config};
 use crate::store::{OpenOptions, Store};

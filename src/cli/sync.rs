@@ -60,6 +60,7 @@ pub fn sync(ctx: &Context, args: &SyncArgs) -> anyhow::Result<()> {
         .build()?;
     runtime.block_on(async {
         let engine = Engine::new(ctx.database_path.clone(), ctx.config.general.clone());
+        crate::process::end_runs_on_panic(ctx.database_path.clone());
         let cancel = CancellationToken::new();
         spawn_signal_handler(cancel.clone());
         let renderer = tokio::spawn(render_progress(
@@ -72,22 +73,74 @@ pub fn sync(ctx: &Context, args: &SyncArgs) -> anyhow::Result<()> {
             once(ctx, &engine, &sources, &cancel).await
         };
         renderer.abort();
+        // Every run has ended by now; this only catches one that could not record its end.
+        engine.end_own_runs("cancelled: the process ended before the run recorded its end");
         result
     })
 }
 
+/// `infradeck sync --break-lock RUN`: releases the lock of a run whose process is gone. On this
+/// host a dead process is recognised at once; a run of another host only once its heartbeat is
+/// stale (its process may still be alive over there).
+pub fn break_lock(ctx: &Context, sync_id: &str) -> anyhow::Result<()> {
+    let mut store = ctx.open_store()?;
+    let engine = Engine::new(ctx.database_path.clone(), ctx.config.general.clone());
+    let host = crate::identity::host_name();
+    let now = chrono::Utc::now();
+    let run = store
+        .run(sync_id)?
+        .ok_or_else(|| anyhow::anyhow!("no run {sync_id} in {}", ctx.database_path.display()))?;
+    let gone_here = run.host.as_deref() == Some(host.as_str())
+        && run.pid.is_some_and(crate::identity::process_is_gone);
+    // A dead process on this host needs no waiting: treat its heartbeat as stale now.
+    let stale_before = if gone_here {
+        crate::time::format(now + chrono::Duration::seconds(1))
+    } else {
+        crate::time::format(
+            now - chrono::Duration::from_std(engine.stale_after).unwrap_or_default(),
+        )
+    };
+    let who = crate::identity::os_user();
+    match store.write(|w| w.break_lock(sync_id, &who, &stale_before, &crate::time::format(now)))? {
+        Some(run) => {
+            println!(
+                "released the lock of run {} ({}/{}, pid {} on {}); it is recorded as failed",
+                run.sync_id,
+                run.source_system,
+                run.source_identifier,
+                run.pid.unwrap_or(0),
+                run.host.as_deref().unwrap_or("?")
+            );
+            Ok(())
+        }
+        None => anyhow::bail!(
+            "run {sync_id} is not running ({}): there is no lock to break",
+            run.status.as_str()
+        ),
+    }
+}
+
+/// Ctrl-C, SIGTERM and SIGHUP (a dropped SSH session) cancel the running syncs, which then
+/// record themselves `cancelled` before the command exits.
 fn spawn_signal_handler(cancel: CancellationToken) {
+    use tokio::signal::unix::{SignalKind, signal};
     tokio::spawn(async move {
-        let mut terminate =
-            match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
-                Ok(s) => s,
-                Err(_) => return,
-            };
+        let (Ok(mut terminate), Ok(mut hangup)) = (
+            signal(SignalKind::terminate()),
+            signal(SignalKind::hangup()),
+        ) else {
+            return;
+        };
         tokio::select! {
             _ = tokio::signal::ctrl_c() => {}
             _ = terminate.recv() => {}
+            _ = hangup.recv() => {
+                // The terminal is gone: later progress lines must not fail (and panic).
+                crate::process::detach_from_terminal();
+            }
         }
-        eprintln!("\nstopping: cancelling running syncs…");
+        use std::io::Write;
+        let _ = writeln!(std::io::stderr(), "\nstopping: cancelling running syncs…");
         cancel.cancel();
     });
 }

@@ -92,30 +92,29 @@ impl NetboxClient {
         headers
     }
 
-    /// `next` links are absolute URLs built from the Host NetBox saw, which behind a proxy may
-    /// be an internal name; keep path and query, use our base.
-    fn rebase(&self, next: &str) -> String {
-        match next.find("/api/") {
-            Some(at) => format!("{}{}", self.http.base_url, &next[at..]),
-            None => next.to_string(),
-        }
-    }
-
-    /// Every object of a list endpoint (`dcim/devices`), all pages.
+    /// Every object of a list endpoint (`dcim/devices`), all pages, keyed by id: each page asks
+    /// for `id__gt` the last id seen, ordered by id. An `offset` shifts when an object on an
+    /// earlier page is deleted while we read, and the object at the page boundary would be
+    /// missed — and a plan would then propose creating it again. `next` (null on the last page)
+    /// says whether more remain, whatever page size `MAX_PAGE_SIZE` allows.
     pub async fn list(
         &self,
         endpoint: &str,
         query: &[(&str, String)],
     ) -> Result<Vec<Value>, SourceError> {
-        let mut out = Vec::new();
-        let mut params: Vec<(&str, String)> = query.to_vec();
-        params.push(("limit", "1000".into()));
+        let mut out: Vec<Value> = Vec::new();
         let headers = self.headers(None);
-        let mut url = format!("/api/{endpoint}/");
-        let mut first = true;
+        let url = format!("/api/{endpoint}/");
+        let mut last_id: Option<i64> = None;
         loop {
+            let mut params: Vec<(&str, String)> = query.to_vec();
+            params.push(("limit", "1000".into()));
+            params.push(("ordering", "id".into()));
+            if let Some(last) = last_id {
+                params.push(("id__gt", last.to_string()));
+            }
             let parts = RequestParts {
-                query: if first { &params } else { &[] },
+                query: &params,
                 headers: &headers,
                 ..RequestParts::default()
             };
@@ -125,13 +124,23 @@ impl NetboxClient {
                     .http
                     .api_error(&self.http.url(&url), "a list answer without `results`"));
             };
+            let highest = results.iter().filter_map(|o| o["id"].as_i64()).max();
             out.extend(results.iter().cloned());
-            match page.get("next").and_then(Value::as_str) {
-                Some(next) if !next.is_empty() => {
-                    url = self.rebase(next);
-                    first = false;
+            let more = page
+                .get("next")
+                .and_then(Value::as_str)
+                .is_some_and(|n| !n.is_empty());
+            match (more, highest) {
+                (true, Some(highest)) if last_id.is_none_or(|l| highest > l) => {
+                    last_id = Some(highest);
                 }
-                _ => return Ok(out),
+                (true, _) => {
+                    return Err(self.http.api_error(
+                        &self.http.url(&url),
+                        "a page said more objects follow but moved the id key no further",
+                    ));
+                }
+                (false, _) => return Ok(out),
             }
         }
     }

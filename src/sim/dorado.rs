@@ -27,6 +27,9 @@ pub struct DoradoState {
     next_token: AtomicU64,
     /// When set, the next LUN page answers this (code, description) with HTTP 200.
     pub fail_next_lun_page: Mutex<Option<(i64, String)>>,
+    /// A fault: once the next LUN page has been served, delete the LUN with this id, as an
+    /// administrator would while a client pages through the list.
+    pub delete_after_next_lun_page: Mutex<Option<String>>,
     pub logins: AtomicU64,
     pub logouts: AtomicU64,
 }
@@ -44,6 +47,7 @@ impl DoradoState {
             sessions: Mutex::new(HashMap::new()),
             next_token: AtomicU64::new(1),
             fail_next_lun_page: Mutex::new(None),
+            delete_after_next_lun_page: Mutex::new(None),
             logins: AtomicU64::new(0),
             logouts: AtomicU64::new(0),
         })
@@ -219,17 +223,28 @@ async fn luns(
         Ok(r) => r,
         Err(r) => return r,
     };
-    let estate = state.estate.read().unwrap_or_else(|e| e.into_inner());
-    let name_filter = q.get("filter").and_then(|f| f.strip_prefix("NAME::"));
-    let page: Vec<Value> = estate
-        .dorado
-        .luns
-        .iter()
-        .filter(|l| name_filter.is_none_or(|n| l.name == n))
-        .skip(start)
-        .take(end - start)
-        .map(|l| lun_json(&estate, l))
-        .collect();
+    let page: Vec<Value> = {
+        let estate = state.estate.read().unwrap_or_else(|e| e.into_inner());
+        let name_filter = q.get("filter").and_then(|f| f.strip_prefix("NAME::"));
+        estate
+            .dorado
+            .luns
+            .iter()
+            .filter(|l| name_filter.is_none_or(|n| l.name == n))
+            .skip(start)
+            .take(end - start)
+            .map(|l| lun_json(&estate, l))
+            .collect()
+    };
+    let doomed = state
+        .delete_after_next_lun_page
+        .lock()
+        .unwrap_or_else(|e| e.into_inner())
+        .take();
+    if let Some(id) = doomed {
+        let mut estate = state.estate.write().unwrap_or_else(|e| e.into_inner());
+        estate.dorado.luns.retain(|l| l.id != id);
+    }
     if page.is_empty() {
         // The array leaves `data` out of an empty answer.
         return (

@@ -910,6 +910,10 @@ fn list_filter(db: &NetboxDb, ty: &ObjType, object: &Map<String, Value>, q: &Que
             "id" => wanted
                 .iter()
                 .any(|w| object.get("id").map(|v| v.to_string()).as_deref() == Some(*w)),
+            "id__gt" => wanted.iter().all(|w| {
+                let id = object.get("id").and_then(Value::as_u64).unwrap_or(0);
+                w.parse::<u64>().is_ok_and(|floor| id > floor)
+            }),
             "q" | "name__ic" => wanted.iter().any(|w| {
                 text("name").is_some_and(|n| n.to_lowercase().contains(&w.to_lowercase()))
             }),

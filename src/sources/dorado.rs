@@ -37,6 +37,9 @@ fn code_of(body: &Value) -> i64 {
 }
 
 /// Codes after which Huawei's own driver logs in again.
+/// Dorado's `error.code` for a LUN id it does not have.
+const LUN_DOES_NOT_EXIST: i64 = 1_077_936_859;
+
 fn is_session_error(code: i64) -> bool {
     matches!(code, -401 | -403 | 4_294_967_297)
 }
@@ -142,6 +145,20 @@ impl<'a> Dorado<'a> {
     /// GET a path under `{base}/{deviceid}/`, with one re-login on a session error; any other
     /// non-zero `error.code` is an error naming the code and its description.
     async fn get(&self, path: &str) -> Result<Value, SourceError> {
+        self.get_unless(path, None).await?.ok_or_else(|| {
+            self.ctx
+                .client
+                .api_error(path, "the array answered that the object does not exist")
+        })
+    }
+
+    /// Like [`Self::get`], but `None` when the array answers with `absent` (its code for "no
+    /// such object").
+    async fn get_unless(
+        &self,
+        path: &str,
+        absent: Option<i64>,
+    ) -> Result<Option<Value>, SourceError> {
         let client = &self.ctx.client;
         for attempt in 0..2 {
             let (url, headers) = {
@@ -168,7 +185,10 @@ impl<'a> Dorado<'a> {
             let body: Value = client.decode(&answer)?;
             let code = code_of(&body);
             if code == 0 {
-                return Ok(body);
+                return Ok(Some(body));
+            }
+            if Some(code) == absent {
+                return Ok(None);
             }
             if is_session_error(code) && attempt == 0 {
                 tracing::info!(source = %client.name, code, "Dorado session rejected; logging in again");
@@ -261,43 +281,84 @@ async fn fetch_with(ctx: &FetchContext, dorado: &Dorado<'_>) -> Result<FetchSumm
     }))))
     .await?;
     ctx.progress.set_phase("list luns");
+    let lun_record = |lun: &Value| {
+        let pool = lun["PARENTNAME"].as_str().unwrap_or_default().to_string();
+        VolumeRecord {
+            source_system: SourceKind::Dorado.as_str().into(),
+            source_identifier: ctx.source.id.clone(),
+            source_id: string(&lun["ID"]),
+            name: lun["NAME"].as_str().unwrap_or_default().to_string(),
+            volume_type: Some("lun".into()),
+            capacity_bytes: sectors(&lun["CAPACITY"]),
+            used_bytes: sectors(&lun["ALLOCCAPACITY"]),
+            storage_array: Some(name.clone()),
+            raid_level: raid_of(&pool),
+            thin_provisioned: lun["ALLOCTYPE"].as_str().map(|t| t == "1"),
+            metadata: json!({"dorado": {
+                "wwn": lun["WWN"].as_str().map(str::to_ascii_lowercase),
+                "pool": pool,
+                "running_status": running_status(lun["RUNNINGSTATUS"].as_str().unwrap_or("")),
+                "health_status": health_status(lun["HEALTHSTATUS"].as_str().unwrap_or("")),
+            }}),
+            device_id: None,
+        }
+    };
+    let page_size = ctx.source.page_size.unwrap_or(PAGE);
+    let mut listed = std::collections::HashSet::new();
     let mut start = 0;
     loop {
         ctx.check_cancelled()?;
         let page = dorado
-            .get(&format!("lun?range=[{start}-{}]", start + PAGE))
+            .get(&format!("lun?range=[{start}-{}]", start + page_size))
             .await?;
         // An empty answer may leave `data` out entirely.
         let luns = page["data"].as_array().cloned().unwrap_or_default();
         for lun in &luns {
-            let pool = lun["PARENTNAME"].as_str().unwrap_or_default().to_string();
-            let record = VolumeRecord {
-                source_system: SourceKind::Dorado.as_str().into(),
-                source_identifier: ctx.source.id.clone(),
-                source_id: string(&lun["ID"]),
-                name: lun["NAME"].as_str().unwrap_or_default().to_string(),
-                volume_type: Some("lun".into()),
-                capacity_bytes: sectors(&lun["CAPACITY"]),
-                used_bytes: sectors(&lun["ALLOCCAPACITY"]),
-                storage_array: Some(name.clone()),
-                raid_level: raid_of(&pool),
-                thin_provisioned: lun["ALLOCTYPE"].as_str().map(|t| t == "1"),
-                metadata: json!({"dorado": {
-                    "wwn": lun["WWN"].as_str().map(str::to_ascii_lowercase),
-                    "pool": pool,
-                    "running_status": running_status(lun["RUNNINGSTATUS"].as_str().unwrap_or("")),
-                    "health_status": health_status(lun["HEALTHSTATUS"].as_str().unwrap_or("")),
-                }}),
-                device_id: None,
-            };
-            ctx.emit(Item::Volume(Box::new(record), Some(serial.clone())))
-                .await?;
-            ctx.progress.inc();
+            let record = lun_record(lun);
+            if listed.insert(record.source_id.clone()) {
+                ctx.emit(Item::Volume(Box::new(record), Some(serial.clone())))
+                    .await?;
+                ctx.progress.inc();
+            }
         }
-        if luns.len() < PAGE {
+        if luns.len() < page_size {
             break;
         }
-        start += PAGE;
+        start += page_size;
+    }
+    // `range` is an offset: a LUN deleted on an earlier page while the run reads shifts the
+    // rest, and the LUN at the page boundary goes unlisted. Each stored LUN the listing missed is
+    // read by id; only the array's "LUN does not exist" lets the sweep remove it.
+    let mut missed: Vec<&String> = ctx
+        .hints
+        .volume_ids
+        .iter()
+        .filter(|id| !listed.contains(*id))
+        .collect();
+    missed.sort();
+    let mut still_there = 0;
+    for id in missed {
+        ctx.check_cancelled()?;
+        let path = format!(
+            "lun/{}",
+            form_urlencoded::byte_serialize(id.as_bytes()).collect::<String>()
+        );
+        if let Some(answer) = dorado.get_unless(&path, Some(LUN_DOES_NOT_EXIST)).await? {
+            still_there += 1;
+            ctx.emit(Item::Volume(
+                Box::new(lun_record(&answer["data"])),
+                Some(serial.clone()),
+            ))
+            .await?;
+        }
+    }
+    if still_there > 0 {
+        return Ok(FetchSummary {
+            complete: true,
+            note: Some(format!(
+                "{still_there} LUN(s) were missing from the paged listing (LUNs changed while it was read) and were read by id"
+            )),
+        });
     }
     Ok(FetchSummary {
         complete: true,

@@ -13,7 +13,8 @@
 use serde_json::Value;
 use std::collections::BTreeMap;
 
-/// Compiled volatile-fact patterns.
+/// Compiled volatile-fact patterns: segments lower-cased once, matched without allocating
+/// (this runs for every key of every node's fact tree).
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct VolatileFacts {
     patterns: Vec<Vec<String>>,
@@ -25,7 +26,7 @@ impl VolatileFacts {
         VolatileFacts {
             patterns: patterns
                 .iter()
-                .map(|p| p.as_ref().split('.').map(str::to_string).collect())
+                .map(|p| p.as_ref().split('.').map(str::to_lowercase).collect())
                 .collect(),
         }
     }
@@ -43,22 +44,31 @@ impl VolatileFacts {
 
     /// Removes every volatile subtree from a typed fact tree.
     pub fn strip(&self, tree: &mut Value) {
-        let mut path = Vec::new();
-        self.strip_at(tree, &mut path);
+        let live: Vec<&[String]> = self.patterns.iter().map(Vec::as_slice).collect();
+        strip_at(tree, &live);
     }
+}
 
-    fn strip_at(&self, value: &mut Value, path: &mut Vec<String>) {
-        let Value::Object(map) = value else { return };
-        map.retain(|key, _| {
-            path.push(key.clone());
-            let keep = !self.matches(&path.iter().map(String::as_str).collect::<Vec<_>>());
-            path.pop();
-            keep
-        });
-        for (key, child) in map.iter_mut() {
-            path.push(key.clone());
-            self.strip_at(child, path);
-            path.pop();
+/// Strips the children of `value` that a pattern (given as what remains of it below this
+/// level) matches whole, and descends only into children some longer pattern can still reach.
+fn strip_at(value: &mut Value, patterns: &[&[String]]) {
+    let Value::Object(map) = value else { return };
+    if patterns.is_empty() {
+        return;
+    }
+    map.retain(|key, _| {
+        !patterns
+            .iter()
+            .any(|p| p.len() == 1 && glob_matches(&p[0], key))
+    });
+    for (key, child) in map.iter_mut() {
+        let deeper: Vec<&[String]> = patterns
+            .iter()
+            .filter(|p| p.len() > 1 && glob_matches(&p[0], key))
+            .map(|p| &p[1..])
+            .collect();
+        if !deeper.is_empty() {
+            strip_at(child, &deeper);
         }
     }
 }
@@ -69,19 +79,19 @@ impl Default for VolatileFacts {
     }
 }
 
-/// `*` matches any run of characters (none included); everything else matches itself, case
-/// folded (fact names are lower case, but a hand-written pattern may not be).
+/// `*` matches any run of characters (none included); everything else matches itself, ASCII
+/// case folded (`glob` is lower case already). Byte-wise: `*` is ASCII, and a multi-byte
+/// character only ever matches itself, so no UTF-8 boundary is split in a way that matters.
 fn glob_matches(glob: &str, text: &str) -> bool {
-    let glob: Vec<char> = glob.to_lowercase().chars().collect();
-    let text: Vec<char> = text.to_lowercase().chars().collect();
-    // Classic two-pointer wildcard match with backtracking to the last star.
+    let (glob, text) = (glob.as_bytes(), text.as_bytes());
+    // Two-pointer wildcard match with backtracking to the last star.
     let (mut g, mut t) = (0, 0);
     let mut star: Option<(usize, usize)> = None;
     while t < text.len() {
-        if g < glob.len() && glob[g] != '*' && glob[g] == text[t] {
+        if g < glob.len() && glob[g] != b'*' && glob[g] == text[t].to_ascii_lowercase() {
             g += 1;
             t += 1;
-        } else if g < glob.len() && glob[g] == '*' {
+        } else if g < glob.len() && glob[g] == b'*' {
             star = Some((g, t));
             g += 1;
         } else if let Some((sg, st)) = star {
@@ -92,7 +102,7 @@ fn glob_matches(glob: &str, text: &str) -> bool {
             return false;
         }
     }
-    glob[g..].iter().all(|c| *c == '*')
+    glob[g..].iter().all(|c| *c == b'*')
 }
 
 /// Top-level facts as stored text: strings as they are, other values as JSON. A null fact
@@ -182,7 +192,8 @@ mod tests {
         assert!(glob_matches("a*b*c", "axxbyyc"));
         assert!(!glob_matches("used*", "unused"));
         assert!(glob_matches("*", "anything"));
-        assert!(glob_matches("Uptime*", "uptime_days"));
+        assert!(glob_matches("uptime*", "Uptime_days"));
+        assert!(VolatileFacts::new(&["Uptime*"]).matches(&["uptime_days"]));
     }
 
     #[test]

@@ -178,6 +178,8 @@ pub struct Hints {
     /// and must confirm that a record they did not list is really gone
     /// ([`confirms_missed_records`]).
     pub active_ids: std::collections::HashSet<String>,
+    /// The source ids of this instance's stored volumes, for the same check on volumes.
+    pub volume_ids: std::collections::HashSet<String>,
 }
 
 /// Whether a connector reads [`Hints::metadata`]. Loading it parses the metadata of every device
@@ -190,8 +192,10 @@ pub fn reads_stored_metadata(kind: SourceKind) -> bool {
 /// before the run may sweep them. PuppetDB is read by offset (it refuses `>` on `certname`, so no
 /// keyset), and a node deactivated on an earlier page while the run reads shifts every later
 /// row: the listing alone would make the sweep mark an active node inactive.
+/// Huawei Dorado lists LUNs by `range` (an offset) with no key to page by, so a LUN deleted on an
+/// earlier page hides a later one in the same way; each stored LUN the listing missed is read by id.
 pub fn confirms_missed_records(kind: SourceKind) -> bool {
-    kind == SourceKind::Puppetdb
+    matches!(kind, SourceKind::Puppetdb | SourceKind::Dorado)
 }
 
 /// Everything a connector needs for one run.

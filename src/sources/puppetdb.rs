@@ -165,9 +165,9 @@ impl Reader<'_> {
 /// agent's certificate was issued for, is the fallback. `trusted` is left out of the stored facts:
 /// it is the certificate's view (certname, extensions), not the machine's, and the metadata keeps
 /// the certname.
-fn node_bundle(ctx: &FetchContext, volatile: &VolatileFacts, node: Value) -> DeviceBundle {
+fn node_bundle(ctx: &FetchContext, volatile: &VolatileFacts, mut node: Value) -> DeviceBundle {
     let certname = node["certname"].as_str().unwrap_or_default().to_string();
-    let mut facts_tree = node["facts"].clone();
+    let mut facts_tree = node["facts"].take();
     if let Some(map) = facts_tree.as_object_mut() {
         map.remove("trusted");
     }

@@ -226,6 +226,42 @@ impl Writer<'_> {
     /// Starts a run of a source instance, taking its lock. A running row whose heartbeat is older
     /// than `stale_before` belongs to a process that died: it is closed as failed and the new run
     /// proceeds. A live one makes this fail with [`Error::RunLocked`] naming the holder.
+    /// Ends a `running` run of this source whose process is gone: it ran on `host` (this
+    /// machine) and `is_gone(pid)` says its process no longer exists. Its lock is released at
+    /// once instead of when its heartbeat goes stale. Returns the run taken over, if any.
+    pub fn end_run_of_dead_process(
+        &self,
+        source_system: &str,
+        source_identifier: &str,
+        host: &str,
+        is_gone: &dyn Fn(i64) -> bool,
+        now: &str,
+    ) -> Result<Option<SyncRun>> {
+        let conn = self.conn();
+        let running = conn
+            .prepare_cached(&format!(
+                "SELECT {RUN_COLUMNS} FROM sync_runs WHERE source_system = ?1 \
+                 AND source_identifier = ?2 AND status = 'running'"
+            ))?
+            .query_row(params![source_system, source_identifier], run_from_row)
+            .optional()?;
+        let Some(holder) = running else {
+            return Ok(None);
+        };
+        let (Some(pid), Some(holder_host)) = (holder.pid, holder.host.as_deref()) else {
+            return Ok(None);
+        };
+        if holder_host != host || !is_gone(pid) {
+            return Ok(None);
+        }
+        conn.prepare_cached(
+            "UPDATE sync_runs SET status = 'failed', finished_at = ?2, message = \
+             'abandoned: its process (pid ' || pid || ' on this host) is gone' WHERE id = ?1",
+        )?
+        .execute(params![holder.id, now])?;
+        Ok(Some(holder))
+    }
+
     pub fn begin_run(
         &self,
         sync_id: &str,
@@ -245,6 +281,16 @@ impl Writer<'_> {
             .optional()?;
         if let Some(holder) = running {
             if holder.heartbeat_at.as_str() >= stale_before {
+                // The stale window is `now - stale_before`; the lock lapses that long after the
+                // last heartbeat.
+                let expires_at = match (
+                    crate::time::parse(now),
+                    crate::time::parse(stale_before),
+                    crate::time::parse(&holder.heartbeat_at),
+                ) {
+                    (Some(n), Some(b), Some(h)) => crate::time::format(h + (n - b)),
+                    _ => "an unknown time".to_string(),
+                };
                 return Err(Error::RunLocked(Box::new(super::RunLock {
                     source_system: source_system.to_string(),
                     source_identifier: source_identifier.to_string(),
@@ -252,6 +298,8 @@ impl Writer<'_> {
                     pid: holder.pid.unwrap_or(0),
                     host: holder.host.unwrap_or_default(),
                     started_at: holder.started_at,
+                    heartbeat_at: holder.heartbeat_at,
+                    expires_at,
                 })));
             }
             conn.prepare_cached(
@@ -334,6 +382,54 @@ impl Writer<'_> {
                 now
             ])?;
         Ok(())
+    }
+
+    /// Releases the lock of run `sync_id` by recording it `failed` ("lock broken by WHO"), if it
+    /// is still running and its heartbeat is older than `stale_before`. `Ok(None)`: no such
+    /// running run; `Err(Conflict)`: its heartbeat is fresh, so its process may be alive.
+    pub fn break_lock(
+        &self,
+        sync_id: &str,
+        who: &str,
+        stale_before: &str,
+        now: &str,
+    ) -> Result<Option<SyncRun>> {
+        let conn = self.conn();
+        let Some(run) = conn
+            .prepare_cached(&format!(
+                "SELECT {RUN_COLUMNS} FROM sync_runs WHERE sync_id = ?1 AND status = 'running'"
+            ))?
+            .query_row([sync_id], run_from_row)
+            .optional()?
+        else {
+            return Ok(None);
+        };
+        if run.heartbeat_at.as_str() >= stale_before {
+            return Err(Error::Conflict(format!(
+                "run {sync_id} sent a heartbeat at {} (pid {} on {}): its process may be alive, so the lock stays; stop that process, or wait until its heartbeat is stale",
+                run.heartbeat_at,
+                run.pid.unwrap_or(0),
+                run.host.as_deref().unwrap_or("?")
+            )));
+        }
+        conn.prepare_cached(
+            "UPDATE sync_runs SET status = 'failed', finished_at = ?2, message = ?3 WHERE id = ?1",
+        )?
+        .execute(params![run.id, now, format!("lock broken by {who}")])?;
+        Ok(Some(run))
+    }
+
+    /// Records every run this process (`pid` on `host`) still has `running` as `cancelled`:
+    /// the last step of every way the process ends, so no lock outlives it. Returns how many.
+    pub fn end_runs_of_process(&self, pid: i64, host: &str, why: &str, now: &str) -> Result<usize> {
+        Ok(self
+            .conn()
+            .prepare_cached(
+                "UPDATE sync_runs SET status = 'cancelled', message = ?3, phase = 'done', \
+                 finished_at = ?4, heartbeat_at = ?4 \
+                 WHERE status = 'running' AND pid = ?1 AND host = ?2",
+            )?
+            .execute(params![pid, host, why, now])?)
     }
 
     /// Asks a running sync to stop; it notices at its next progress update. False if not running.

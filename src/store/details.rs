@@ -453,13 +453,7 @@ impl Writer<'_> {
         source_system: &str,
         source_identifier: &str,
     ) -> Result<Vec<(i64, String)>> {
-        let mut stmt = self.conn().prepare_cached(
-            "SELECT id, source_id FROM storage_volumes WHERE source_system = ?1 AND source_identifier = ?2",
-        )?;
-        let rows = stmt.query_map(params![source_system, source_identifier], |r| {
-            Ok((r.get(0)?, r.get(1)?))
-        })?;
-        Ok(rows.collect::<rusqlite::Result<Vec<_>>>()?)
+        volume_keys_in(self.conn(), source_system, source_identifier)
     }
 }
 
@@ -480,6 +474,31 @@ pub struct VolumeLink {
     pub parent_volume_id: i64,
     pub child_volume_id: i64,
     pub metadata: Option<String>,
+}
+
+fn volume_keys_in(
+    conn: &rusqlite::Connection,
+    source_system: &str,
+    source_identifier: &str,
+) -> Result<Vec<(i64, String)>> {
+    let mut stmt = conn.prepare_cached(
+        "SELECT id, source_id FROM storage_volumes WHERE source_system = ?1 AND source_identifier = ?2",
+    )?;
+    let rows = stmt.query_map(params![source_system, source_identifier], |r| {
+        Ok((r.get(0)?, r.get(1)?))
+    })?;
+    Ok(rows.collect::<rusqlite::Result<Vec<_>>>()?)
+}
+
+impl Store {
+    /// (id, source id) of a source instance's volumes, read outside a transaction.
+    pub fn volume_keys_of_source(
+        &self,
+        source_system: &str,
+        source_identifier: &str,
+    ) -> Result<Vec<(i64, String)>> {
+        volume_keys_in(self.conn(), source_system, source_identifier)
+    }
 }
 
 impl Writer<'_> {

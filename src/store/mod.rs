@@ -19,6 +19,7 @@ mod overview;
 mod relationships;
 pub mod schema;
 mod search;
+mod write_queue;
 
 pub use approvals::{ApprovalItem, Batch, NewApprovalItem, NewBatch, Review};
 pub use audit::{
@@ -95,7 +96,7 @@ pub type Result<T> = std::result::Result<T, Error>;
 /// Who holds a source instance's run lock.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 #[error(
-    "sync of {source_system}/{source_identifier} is already running as run {sync_id} (pid {pid} on {host}, started {started_at})"
+    "sync of {source_system}/{source_identifier} is already running as run {sync_id} (pid {pid} on {host}, started {started_at}, last heartbeat {heartbeat_at}); the lock expires at {expires_at} if no heartbeat follows, or once its process is gone `infradeck sync --break-lock {sync_id}` releases it"
 )]
 pub struct RunLock {
     pub source_system: String,
@@ -104,6 +105,9 @@ pub struct RunLock {
     pub pid: i64,
     pub host: String,
     pub started_at: String,
+    pub heartbeat_at: String,
+    /// When the heartbeat will count as stale (database time format).
+    pub expires_at: String,
 }
 
 /// How to open the database.
@@ -125,6 +129,8 @@ impl Default for OpenOptions {
 pub struct Store {
     /// This store's entry in the process-wide table of open database files.
     open_file_key: PathBuf,
+    /// Same-process writers of this file take turns here before SQLite's lock.
+    write_queue: std::sync::Arc<write_queue::WriteQueue>,
     conn: Connection,
     path: PathBuf,
     busy_timeout_ms: u64,
@@ -211,6 +217,7 @@ impl Store {
         *open_files.entry(key.clone()).or_insert(0) += 1;
         drop(open_files);
         let mut store = Store {
+            write_queue: write_queue::for_file(&key),
             open_file_key: key,
             conn,
             path: path.to_path_buf(),
@@ -323,6 +330,12 @@ impl Store {
     /// Runs `f` in one `BEGIN IMMEDIATE` transaction and commits; on error nothing is written.
     pub fn write<T>(&mut self, f: impl FnOnce(&Writer<'_>) -> Result<T>) -> Result<T> {
         let busy_timeout_ms = self.busy_timeout_ms;
+        let queue = self.write_queue.clone();
+        let _turn = queue
+            .wait_turn(std::time::Duration::from_millis(busy_timeout_ms))
+            .ok_or(Error::Busy {
+                timeout_ms: busy_timeout_ms,
+            })?;
         let tx = self
             .conn
             .transaction_with_behavior(TransactionBehavior::Immediate)

@@ -69,7 +69,29 @@ pub struct Engine {
     events: broadcast::Sender<RunEvent>,
 }
 
+/// Records every run of this process still `running` as cancelled, in `database`: the last
+/// step of every way a process that runs syncs ends (quit, signal, panic), so that no run row
+/// outlives its process and holds the source's lock. Best effort: returns how many were ended.
+pub fn end_own_runs(database: &std::path::Path, why: &str) -> usize {
+    let pid = i64::from(std::process::id());
+    let host = crate::identity::host_name();
+    let now = crate::time::now();
+    Store::open(
+        database,
+        &OpenOptions {
+            busy_timeout: Duration::from_secs(2),
+        },
+    )
+    .and_then(|mut store| store.write(|w| w.end_runs_of_process(pid, &host, why, &now)))
+    .unwrap_or(0)
+}
+
 impl Engine {
+    /// [`end_own_runs`] for this engine's database.
+    pub fn end_own_runs(&self, why: &str) -> usize {
+        end_own_runs(&self.database, why)
+    }
+
     pub fn new(database: PathBuf, general: General) -> Engine {
         let (events, _) = broadcast::channel(1024);
         Engine {
@@ -142,6 +164,15 @@ impl Engine {
                     host: &host,
                 };
                 store.write(|w| {
+                    if let Some(dead) = w.end_run_of_dead_process(
+                        &kind,
+                        &id,
+                        &host,
+                        &crate::identity::process_is_gone,
+                        &crate::time::format(now),
+                    )? {
+                        tracing::warn!(source = %format!("{kind}/{id}"), sync_id = %dead.sync_id, pid = ?dead.pid, "took over the lock of a run whose process is gone");
+                    }
                     w.begin_run(
                         &sid,
                         &kind,
@@ -161,6 +192,15 @@ impl Engine {
                     active_ids: if crate::sources::confirms_missed_records(source_kind) {
                         store
                             .device_keys_of_source(&kind, &id, crate::model::DeviceStatus::Active)?
+                            .into_iter()
+                            .map(|(_, source_id)| source_id)
+                            .collect()
+                    } else {
+                        Default::default()
+                    },
+                    volume_ids: if crate::sources::confirms_missed_records(source_kind) {
+                        store
+                            .volume_keys_of_source(&kind, &id)?
                             .into_iter()
                             .map(|(_, source_id)| source_id)
                             .collect()

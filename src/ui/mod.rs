@@ -111,7 +111,9 @@ async fn event_loop(
     }
     let mut ticks: u64 = 0;
     let mut last_minute = chrono::Utc::now().timestamp() / 60;
-    loop {
+    // The loop ends by quitting, a signal, or an error (a terminal that is gone fails the next
+    // draw or read); the runs are ended after it in every case.
+    let ended: anyhow::Result<()> = async { loop {
         let mut dirty = false;
         let mut clear = false;
         tokio::select! {
@@ -186,7 +188,12 @@ async fn event_loop(
                 dirty = app.refresh();
             }
             _ = sigterm.recv() => break,
-            _ = sighup.recv() => break,
+            _ = sighup.recv() => {
+                // The SSH session dropped: the terminal is gone, and writing to it (the
+                // terminal restore included) would fail and panic before the runs are ended.
+                crate::process::detach_from_terminal();
+                break;
+            }
         }
         if app.quit {
             break;
@@ -242,10 +249,34 @@ async fn event_loop(
             terminal.draw(|f| app.draw(f))?;
         }
     }
+    Ok(()) }.await;
+    if ended.is_err() {
+        // A terminal that fails to draw or read is gone (a dropped session whose hang-up has not
+        // been read yet): writing to it again, as the restore will, must not panic.
+        crate::process::detach_from_terminal();
+    }
+    // However the dashboard ends, its syncs end with it and are recorded as cancelled: wait a
+    // bounded time for each to record its own end, then end any that could not.
     for token in running.values() {
         token.cancel();
     }
-    Ok(())
+    let deadline = tokio::time::Instant::now() + Duration::from_secs(2);
+    while !running.is_empty() {
+        tokio::select! {
+            done = done_rx.recv() => match done {
+                Some(Done::Sync(outcome)) => {
+                    running.remove(&outcome.source);
+                }
+                Some(_) => {}
+                None => break,
+            },
+            _ = tokio::time::sleep_until(deadline) => break,
+        }
+    }
+    if let Some(engine) = &engine {
+        engine.end_own_runs("cancelled: the dashboard that started it was closed");
+    }
+    ended
 }
 
 async fn next_run_event(

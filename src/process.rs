@@ -1,0 +1,36 @@
+//! What a process that runs syncs does on its way out, however it goes: a dropped SSH session
+//! (SIGHUP), SIGTERM, Ctrl-C, quitting the dashboard, or a panic. Its runs are recorded as
+//! ended so that no `running` row outlives the process and locks the source.
+
+use std::path::PathBuf;
+
+/// After SIGHUP the terminal is gone: writing to it fails, and Rust's `print!`/`eprint!` panic
+/// on a failed write — which would kill the process before it records its runs as ended.
+/// Standard input, output and error are pointed at `/dev/null` instead.
+pub fn detach_from_terminal() {
+    use std::os::fd::AsRawFd;
+    let Ok(null) = std::fs::OpenOptions::new()
+        .read(true)
+        .write(true)
+        .open("/dev/null")
+    else {
+        return;
+    };
+    for fd in 0..=2 {
+        // SAFETY: dup2 on two valid descriptors; it replaces fd 0–2 atomically and touches no
+        // memory of ours. `null` stays open until the end of this function, after the calls.
+        unsafe {
+            libc::dup2(null.as_raw_fd(), fd);
+        }
+    }
+}
+
+/// Chains a panic hook that, after the usual report, records this process's running syncs in
+/// `database` as cancelled.
+pub fn end_runs_on_panic(database: PathBuf) {
+    let previous = std::panic::take_hook();
+    std::panic::set_hook(Box::new(move |info| {
+        previous(info);
+        crate::sync::engine::end_own_runs(&database, "cancelled: the process panicked");
+    }));
+}
