@@ -126,6 +126,9 @@ pub struct General {
     /// A sweep that would deactivate more than this share (percent) of a source's active
     /// devices is refused and the run ends `partial`.
     pub sweep_guard_percent: u32,
+    /// The longest a source's `Retry-After` (or a backoff) is waited out; a source that asks
+    /// for longer fails the request at once, saying so, rather than stalling the sync.
+    pub max_retry_wait: Duration,
 }
 
 impl Default for General {
@@ -138,6 +141,7 @@ impl Default for General {
             history_retention_days: 365,
             config_versions_kept: 10,
             sweep_guard_percent: 25,
+            max_retry_wait: Duration::from_secs(60),
         }
     }
 }
@@ -213,15 +217,20 @@ impl SecretRef {
                 )
             }
             SecretRef::Command(command) => {
-                let output = std::process::Command::new("sh")
+                let mut child = std::process::Command::new("sh");
+                child
                     .arg("-c")
                     .arg(command)
-                    .stdin(std::process::Stdio::null())
-                    .output()
-                    .map_err(|e| SecretError::Command {
-                        command: command.clone(),
-                        detail: e.to_string(),
-                    })?;
+                    .stdin(std::process::Stdio::null());
+                // The command gets our environment minus every secret the config reads from
+                // one: a `pass show vcenter` has no business seeing NetBox's token.
+                for name in secret_env_names() {
+                    child.env_remove(name);
+                }
+                let output = child.output().map_err(|e| SecretError::Command {
+                    command: command.clone(),
+                    detail: e.to_string(),
+                })?;
                 if !output.status.success() {
                     let stderr = String::from_utf8_lossy(&output.stderr);
                     return Err(SecretError::Command {
@@ -390,6 +399,7 @@ struct RawGeneral {
     history_retention_days: Option<u32>,
     config_versions_kept: Option<u32>,
     sweep_guard_percent: Option<u32>,
+    max_retry_wait_secs: Option<u64>,
 }
 
 #[derive(Debug, Default, Deserialize)]
@@ -526,6 +536,7 @@ impl Config {
             history_retention_days: raw.general.history_retention_days.unwrap_or(365),
             config_versions_kept: raw.general.config_versions_kept.unwrap_or(10),
             sweep_guard_percent: raw.general.sweep_guard_percent.unwrap_or(25),
+            max_retry_wait: Duration::from_secs(raw.general.max_retry_wait_secs.unwrap_or(60)),
         };
         if general.sweep_guard_percent > 100 {
             return Err(locate.error(
@@ -565,14 +576,16 @@ impl Config {
             .map(|e| parse_embeddings(e, base, &locate))
             .transpose()?;
         let dashboard = parse_dashboard(raw.dashboard.unwrap_or_default(), &locate)?;
-        Ok(Config {
+        let config = Config {
             path: None,
             general,
             sources,
             netbox,
             embeddings,
             dashboard,
-        })
+        };
+        register_secret_env_names(&config);
+        Ok(config)
     }
 
     /// The database path: `--db` wins, then `[general] database`, then the XDG default.
@@ -623,6 +636,42 @@ fn secret_ref(
         _ => Err(format!(
             "set only one of {prefix}_env, {prefix}_file and {prefix}_cmd"
         )),
+    }
+}
+
+/// The environment variables configured configs read secrets from (`*_env`), which no
+/// `*_cmd` child inherits.
+fn secret_env_registry() -> &'static std::sync::Mutex<std::collections::BTreeSet<String>> {
+    static NAMES: std::sync::OnceLock<std::sync::Mutex<std::collections::BTreeSet<String>>> =
+        std::sync::OnceLock::new();
+    NAMES.get_or_init(Default::default)
+}
+
+fn secret_env_names() -> Vec<String> {
+    secret_env_registry()
+        .lock()
+        // A set of names: a panic elsewhere cannot leave it half-written.
+        .unwrap_or_else(|e| e.into_inner())
+        .iter()
+        .cloned()
+        .collect()
+}
+
+fn register_secret_env_names(config: &Config) {
+    let refs = config
+        .sources
+        .iter()
+        .flat_map(|s| [s.password.as_ref(), s.token.as_ref()])
+        .chain(config.netbox.iter().map(|n| Some(&n.token)))
+        .chain(config.embeddings.iter().map(|e| e.token.as_ref()))
+        .flatten();
+    let mut names = secret_env_registry()
+        .lock()
+        .unwrap_or_else(|e| e.into_inner());
+    for reference in refs {
+        if let SecretRef::Env(name) = reference {
+            names.insert(name.clone());
+        }
     }
 }
 
@@ -1182,6 +1231,22 @@ ca_file = "ca.pem"
             err.message.contains("does not apply to a oxidized source"),
             "{err}"
         );
+    }
+
+    #[test]
+    fn a_password_cmd_does_not_see_other_sources_secret_variables() {
+        // A name no other test uses: the process environment is shared by the test threads.
+        let name = "INFRADECK_TEST_OTHER_SOURCE_SECRET";
+        // SAFETY: set once, read only by children of this test; no other test reads it.
+        unsafe { std::env::set_var(name, "leaked") };
+        let config = parse(&format!(
+            "[[sources]]\nkind = \"puppetdb\"\nid = \"a\"\nurl = \"https://a\"\ntoken_env = \"{name}\"\n\n[[sources]]\nkind = \"puppetdb\"\nid = \"b\"\nurl = \"https://b\"\ntoken_cmd = \"printf %s \\\"${{{name}:-not-inherited}}\\\"\"\n"
+        ))
+        .unwrap();
+        let from_cmd = config.sources[1].token.as_ref().unwrap().resolve().unwrap();
+        assert_eq!(from_cmd.expose(), "not-inherited");
+        let from_env = config.sources[0].token.as_ref().unwrap().resolve().unwrap();
+        assert_eq!(from_env.expose(), "leaked");
     }
 
     #[test]

@@ -23,6 +23,10 @@ struct Cli {
     /// Refuse every action that writes to a source or NetBox
     #[arg(long, global = true)]
     read_only: bool,
+    /// Tables show every value whole (by default a cell is cut with `…` at the terminal's
+    /// width, or at 80 columns when the output is not a terminal)
+    #[arg(long, global = true)]
+    wide: bool,
     #[command(subcommand)]
     command: Option<Command>,
 }
@@ -106,6 +110,10 @@ enum Command {
         /// heartbeat is stale), instead of syncing
         #[arg(long, value_name = "RUN")]
         break_lock: Option<String>,
+        /// Let this sync mark inactive more than `sweep_guard_percent` of a source's devices
+        /// (after the guard refused a removal that is real)
+        #[arg(long)]
+        allow_mass_removal: bool,
     },
     /// The audit trail, newest first: everything, or one device by id or name
     History {
@@ -234,6 +242,12 @@ where
 }
 
 fn main() -> ExitCode {
+    // An inventory maps a company's estate: every file and directory this process creates (the
+    // database, its WAL and SHM, logs, written configs and secrets) is for this user only.
+    // SAFETY: umask(2) only sets the process's file mode creation mask; no memory is involved.
+    unsafe {
+        libc::umask(0o077);
+    }
     let cli = Cli::parse();
     match run(cli) {
         Ok(()) => ExitCode::SUCCESS,
@@ -241,12 +255,16 @@ fn main() -> ExitCode {
             // `{:#}` prints the cause chain on one line without the backtrace that
             // RUST_BACKTRACE would otherwise attach.
             eprintln!("error: {err:#}");
-            ExitCode::FAILURE
+            match err.downcast_ref::<cli::ExitWith>() {
+                Some(exit) => ExitCode::from(exit.code),
+                None => ExitCode::FAILURE,
+            }
         }
     }
 }
 
 fn run(cli: Cli) -> anyhow::Result<()> {
+    cli::table::set_wide(cli.wide);
     let mut ctx = Context::load(cli.config.as_deref(), cli.db.as_deref(), cli.read_only)?;
     let log_dir = infradeck::config::default_log_dir();
     let _log = match infradeck::logging::init(&log_dir, &cli.log_level) {
@@ -298,12 +316,14 @@ fn run(cli: Cli) -> anyhow::Result<()> {
             all,
             watch,
             break_lock: None,
+            allow_mass_removal,
         }) => cli::sync(
             &ctx,
             &cli::SyncArgs {
                 sources,
                 all,
                 watch,
+                allow_mass_removal,
             },
         ),
         Some(Command::History {

@@ -65,6 +65,35 @@ pub fn json_for_terminal(json: &str) -> Cow<'_, str> {
     Cow::Owned(out)
 }
 
+/// What goes to the clipboard: the text with every control character, escape sequence
+/// introducer and invisible/bidi character removed (a paste into a shell must not run anything
+/// the source put there). A `multi_line` copy (a diff, a config) keeps its line breaks and tabs;
+/// a single value becomes one line, with no trailing newline — pasted after a prompt, a newline
+/// would press Enter.
+pub fn for_clipboard(text: &str, multi_line: bool) -> String {
+    let mut out = String::with_capacity(text.len());
+    for c in text.chars() {
+        match c {
+            '\n' if multi_line => out.push('\n'),
+            '\t' if multi_line => out.push('\t'),
+            // A line break inside a single value separates words; it never ends one.
+            '\n' | '\r' | '\t' if !multi_line && !out.is_empty() && !out.ends_with(' ') => {
+                out.push(' ')
+            }
+            c if needs_placeholder(c) => {}
+            c => out.push(c),
+        }
+    }
+    if multi_line {
+        while out.ends_with('\n') {
+            out.pop();
+        }
+        out
+    } else {
+        out.trim_end().to_string()
+    }
+}
+
 fn needs_placeholder(c: char) -> bool {
     c.is_control() || is_invisible_format(c)
 }
@@ -111,6 +140,21 @@ mod tests {
         let shown = for_terminal(hostile);
         assert_eq!(shown, "evil␛]0;pwned␇␍name⟨U+202E⟩gnp.exe⟨U+009B⟩2J");
         assert!(!shown.chars().any(|c| c.is_control()));
+    }
+
+    #[test]
+    fn the_clipboard_gets_no_control_bytes_and_no_trailing_newline() {
+        let hostile = "web01\u{1b}]0;pwned\u{7}\necho PASTE-INJECTED\n\u{202E}x\u{9b}";
+        let single = for_clipboard(hostile, false);
+        assert_eq!(single, "web01]0;pwned echo PASTE-INJECTED x");
+        assert!(
+            !single
+                .chars()
+                .any(|c| c.is_control() || is_invisible_format(c))
+        );
+        let multi = for_clipboard("- a\u{1b}[2J\n+ b\r\n\n", true);
+        assert_eq!(multi, "- a[2J\n+ b");
+        assert_eq!(for_clipboard("web01\n", false), "web01");
     }
 
     #[test]

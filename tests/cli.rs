@@ -109,6 +109,40 @@ fn info_on_a_new_database_prints_schema_version_and_zero_counts() {
 }
 
 #[test]
+fn the_inventory_is_created_for_its_owner_only_and_looser_files_are_reported() {
+    use std::os::unix::fs::PermissionsExt;
+    let env = Env::new();
+    let out = env.run(&["info"]);
+    assert!(out.status.success(), "{}", text(&out.stderr));
+    assert!(
+        !text(&out.stdout).contains("warning:"),
+        "{}",
+        text(&out.stdout)
+    );
+    let mode = |p: &Path| std::fs::metadata(p).unwrap().permissions().mode() & 0o777;
+    let db = env.path(".local/share/infradeck/inventory.db");
+    let log = env.path(".local/state/infradeck/infradeck.log");
+    assert_eq!(mode(&db), 0o600, "database");
+    assert_eq!(mode(&log), 0o600, "log");
+    assert_eq!(mode(db.parent().unwrap()), 0o700, "database directory");
+    assert_eq!(mode(log.parent().unwrap()), 0o700, "log directory");
+    for sidecar in ["inventory.db-wal", "inventory.db-shm"] {
+        let path = db.with_file_name(sidecar);
+        if path.exists() {
+            assert_eq!(mode(&path), 0o600, "{sidecar}");
+        }
+    }
+    std::fs::set_permissions(&db, std::fs::Permissions::from_mode(0o644)).unwrap();
+    let out = env.run(&["info"]);
+    let stdout = text(&out.stdout);
+    assert!(
+        stdout.contains(&format!("warning:  {} is mode 644", db.display()))
+            && stdout.contains("chmod 600"),
+        "{stdout}"
+    );
+}
+
+#[test]
 fn random_bytes_as_database_are_refused_and_left_untouched() {
     let env = Env::new();
     let db = env.path("notes.db");
@@ -619,5 +653,88 @@ fn plain_sqlite_reader_in_a_child_process() {
         } else {
             "was refused the exclusive lock"
         }
+    );
+}
+
+#[test]
+fn sim_write_config_with_a_relative_path_names_secrets_by_absolute_path() {
+    let env = Env::new();
+    let work = env.path("work");
+    std::fs::create_dir_all(work.join("rel")).unwrap();
+    let mut child = env
+        .cmd()
+        .current_dir(&work)
+        .args(["sim", "--scale", "20", "--write-config", "rel/config.toml"])
+        .stdout(std::process::Stdio::null())
+        .stderr(std::process::Stdio::null())
+        .spawn()
+        .unwrap();
+    let config = work.join("rel/config.toml");
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(60);
+    let text = loop {
+        let text = std::fs::read_to_string(&config).unwrap_or_default();
+        if text.contains("[[sources]]") && text.contains("netbox") {
+            break text;
+        }
+        assert!(child.try_wait().unwrap().is_none(), "sim exited early");
+        assert!(std::time::Instant::now() < deadline, "no config written");
+        std::thread::sleep(std::time::Duration::from_millis(20));
+    };
+    let _ = child.kill();
+    let _ = child.wait();
+    let files: Vec<&str> = text
+        .lines()
+        .filter_map(|l| l.split_once("_file = ").map(|(_, v)| v.trim_matches('"')))
+        .collect();
+    assert!(!files.is_empty(), "{text}");
+    for file in files {
+        assert!(Path::new(file).is_absolute(), "{file} in\n{text}");
+        assert!(Path::new(file).exists(), "{file}");
+    }
+}
+
+#[test]
+fn a_row_with_invalid_utf8_is_shown_lossily_and_named_in_the_log() {
+    let env = Env::new();
+    let db = env.path("inv.db");
+    seed(
+        &db,
+        &[
+            ("vm-1", "web01", DeviceType::Vm),
+            ("vm-2", "web02", DeviceType::Vm),
+        ],
+    );
+    // Another tool wrote bytes that are not UTF-8 into one name.
+    let conn = rusqlite::Connection::open(&db).unwrap();
+    conn.execute_batch(
+        "UPDATE devices SET name = CAST(x'7765622d8001ff' AS TEXT) WHERE source_id = 'vm-2'",
+    )
+    .unwrap();
+    let id: i64 = conn
+        .query_row("SELECT id FROM devices WHERE source_id = 'vm-2'", [], |r| {
+            r.get(0)
+        })
+        .unwrap();
+    drop(conn);
+    let db = db.to_str().unwrap();
+    let out = env.run(&["--db", db, "devices"]);
+    assert!(out.status.success(), "{}", text(&out.stderr));
+    let stdout = text(&out.stdout);
+    assert!(
+        stdout.contains("web01") && stdout.contains("web-\u{fffd}"),
+        "{stdout}"
+    );
+    let out = env.run(&["--db", db, "devices", "--json"]);
+    assert!(out.status.success(), "{}", text(&out.stderr));
+    let parsed: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+    assert_eq!(parsed.as_array().unwrap().len(), 2);
+    let out = env.run(&["--db", db, "search", "web01"]);
+    assert!(out.status.success(), "{}", text(&out.stderr));
+    let log = std::fs::read_to_string(env.path(".local/state/infradeck/infradeck.log")).unwrap();
+    assert!(
+        log.contains("invalid UTF-8")
+            && log.contains(&format!("row_id={id}"))
+            && log.contains("column=\"name\""),
+        "{log}"
     );
 }

@@ -331,6 +331,23 @@ async fn rate_limits_are_waited_out_and_truncated_json_is_named() {
         started.elapsed()
     );
 
+    // A source that asks for longer than max_retry_wait (here 5 s) is not waited out: the run
+    // fails at once and says why, instead of sitting silent for minutes.
+    rig.sims
+        .faults(SimKind::Puppetdb)
+        .push(FaultRule::new(FaultAction::RateLimit("3600".into())).times(1));
+    let outcome = rig
+        .engine
+        .run(&rig.source("puppetdb"), CancellationToken::new())
+        .await;
+    assert_eq!(outcome.status, RunStatus::Failed);
+    let message = outcome.message.unwrap();
+    assert!(
+        message.contains("3600 s") && message.contains("max_retry_wait"),
+        "{message}"
+    );
+    assert_eq!(outcome.requests, 1, "asked once, not waited out");
+
     rig.sims
         .faults(SimKind::Puppetdb)
         .push(FaultRule::new(FaultAction::Truncate).times(1));
@@ -397,7 +414,52 @@ async fn the_sweep_guard_refuses_a_mass_removal() {
         message.contains("sweep refused") && message.contains("25%"),
         "{message}"
     );
+    assert!(outcome.sweep_refused);
     assert_eq!(rig.count("vcenter", Some(DeviceStatus::Inactive)), 0);
+
+    // The command says so with its own exit code and names the way to accept a real removal.
+    let config = rig.dir.path().join("config.toml");
+    let home = tempfile::tempdir().unwrap();
+    let sync = |extra: &[&str]| {
+        std::process::Command::new(env!("CARGO_BIN_EXE_infradeck"))
+            .env("HOME", home.path())
+            .env("XDG_STATE_HOME", home.path())
+            .args(["--config", config.to_str().unwrap(), "sync", "vcenter-sim"])
+            .args(extra)
+            .output()
+            .unwrap()
+    };
+    let refused = sync(&[]);
+    assert_eq!(
+        refused.status.code(),
+        Some(3),
+        "documented: 3 = sweep refused"
+    );
+    let stderr = String::from_utf8_lossy(&refused.stderr);
+    assert!(
+        stderr.contains("infradeck sync vcenter-sim --allow-mass-removal"),
+        "{stderr}"
+    );
+    assert_eq!(rig.count("vcenter", Some(DeviceStatus::Inactive)), 0);
+    let accepted = sync(&["--allow-mass-removal"]);
+    assert!(
+        accepted.status.success(),
+        "{}",
+        String::from_utf8_lossy(&accepted.stderr)
+    );
+    let deleted = rig
+        .sims
+        .estate
+        .read()
+        .unwrap()
+        .vms
+        .iter()
+        .filter(|v| v.deleted)
+        .count();
+    assert_eq!(
+        rig.count("vcenter", Some(DeviceStatus::Inactive)) as usize,
+        deleted
+    );
 }
 
 #[tokio::test(flavor = "multi_thread")]

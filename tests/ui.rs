@@ -424,10 +424,18 @@ fn a_hostile_device_name_is_shown_as_placeholders() {
     }
     h.keys("<Enter>");
     assert!(h.text().contains("evil␛[2J"));
-    // Copying hands the original bytes to the clipboard path, which base64-encodes them.
+    // The clipboard gets the value without anything that could act on a terminal or a shell
+    // it is pasted into: no escape, no bidi override, no line break.
     h.keys("y");
     let effects = h.app.take_effects();
-    assert!(matches!(&effects[..], [Effect::Copy(_)]), "{effects:?}");
+    let [Effect::Copy(copied)] = &effects[..] else {
+        panic!("{effects:?}")
+    };
+    assert!(
+        !copied.chars().any(|c| c.is_control() || c == '\u{202e}'),
+        "{copied:?}"
+    );
+    assert!(copied.starts_with("evil") && !copied.ends_with('\n'), "{copied:?}");
 }
 
 #[test]

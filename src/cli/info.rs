@@ -27,6 +27,9 @@ pub fn info(ctx: &Context) -> anyhow::Result<()> {
     if ctx.read_only {
         writeln!(out, "mode:     read-only")?;
     }
+    for warning in loose_permissions(ctx) {
+        writeln!(out, "warning:  {warning}")?;
+    }
     writeln!(out)?;
     let counts: Vec<Vec<String>> = store
         .table_counts()?
@@ -69,6 +72,42 @@ pub fn info(ctx: &Context) -> anyhow::Result<()> {
     }
     print!("{out}");
     Ok(())
+}
+
+/// Files of the inventory that others than its owner can read: the database, its WAL and
+/// shared-memory files, the log, and the directories that hold them.
+fn loose_permissions(ctx: &Context) -> Vec<String> {
+    use std::os::unix::fs::PermissionsExt;
+    let mut paths: Vec<(std::path::PathBuf, u32)> = Vec::new();
+    let db = &ctx.database_path;
+    for suffix in ["", "-wal", "-shm"] {
+        let mut name = db.as_os_str().to_owned();
+        name.push(suffix);
+        paths.push((name.into(), 0o077));
+    }
+    if let Some(dir) = db.parent().filter(|d| !d.as_os_str().is_empty()) {
+        paths.push((dir.to_path_buf(), 0o077));
+    }
+    if let Some(log) = &ctx.log_file {
+        paths.push((log.clone(), 0o077));
+        if let Some(dir) = log.parent() {
+            paths.push((dir.to_path_buf(), 0o077));
+        }
+    }
+    paths
+        .into_iter()
+        .filter_map(|(path, forbidden)| {
+            let mode = std::fs::metadata(&path).ok()?.permissions().mode() & 0o777;
+            (mode & forbidden != 0).then(|| {
+                format!(
+                    "{} is mode {mode:03o}: others can read the inventory; `chmod {} {}`",
+                    path.display(),
+                    if path.is_dir() { "700" } else { "600" },
+                    path.display()
+                )
+            })
+        })
+        .collect()
 }
 
 fn source_row(kind: &str, id: &str, status: Option<&crate::store::SourceStatus>) -> Vec<String> {

@@ -11,7 +11,7 @@ mod netbox;
 mod search;
 mod sim;
 mod sync;
-mod table;
+pub mod table;
 
 pub use bench::{BenchArgs, bench, bench_dashboard};
 pub use dashboard::dashboard;
@@ -22,6 +22,18 @@ pub use info::info;
 pub use netbox::{NetboxArgs, netbox, parse_items};
 pub use search::{SearchArgs, parse_kind, related, search};
 pub use sim::{SimArgs, sim, sim_options};
+/// An error that ends the command with its own exit code (documented in the README), so a script
+/// can tell "done, but the source's sweep was refused" from a failure.
+#[derive(Debug, thiserror::Error)]
+#[error("{message}")]
+pub struct ExitWith {
+    pub code: u8,
+    pub message: String,
+}
+
+/// `sync`: every run ended, but at least one sweep was refused by the mass-removal guard.
+pub const EXIT_SWEEP_REFUSED: u8 = 3;
+
 pub use sync::{
     HistoryArgs, SyncArgs, break_lock, history, select_sources, summarize_change, sync,
 };

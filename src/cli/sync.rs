@@ -17,6 +17,8 @@ pub struct SyncArgs {
     pub sources: Vec<String>,
     pub all: bool,
     pub watch: bool,
+    /// Lift the sweep guard for this invocation.
+    pub allow_mass_removal: bool,
 }
 
 /// The configured sources a sync command means.
@@ -59,7 +61,11 @@ pub fn sync(ctx: &Context, args: &SyncArgs) -> anyhow::Result<()> {
         .enable_all()
         .build()?;
     runtime.block_on(async {
-        let engine = Engine::new(ctx.database_path.clone(), ctx.config.general.clone());
+        let mut general = ctx.config.general.clone();
+        if args.allow_mass_removal {
+            general.sweep_guard_percent = 100;
+        }
+        let engine = Engine::new(ctx.database_path.clone(), general);
         crate::process::end_runs_on_panic(ctx.database_path.clone());
         let cancel = CancellationToken::new();
         spawn_signal_handler(cancel.clone());
@@ -176,6 +182,30 @@ async fn once(
             outcomes.len(),
             failed.join(", ")
         );
+    }
+    let refused: Vec<&RunOutcome> = outcomes.iter().filter(|o| o.sweep_refused).collect();
+    if !refused.is_empty() {
+        let ids: Vec<&str> = refused
+            .iter()
+            .map(|o| {
+                o.source
+                    .split_once('/')
+                    .map_or(o.source.as_str(), |(_, id)| id)
+            })
+            .collect();
+        return Err(super::ExitWith {
+            code: super::EXIT_SWEEP_REFUSED,
+            message: format!(
+                "the mass-removal guard kept {} from marking devices inactive (see above); if the removal is real, run `infradeck sync {} --allow-mass-removal`",
+                refused
+                    .iter()
+                    .map(|o| o.source.as_str())
+                    .collect::<Vec<_>>()
+                    .join(", "),
+                ids.join(" ")
+            ),
+        }
+        .into());
     }
     Ok(())
 }

@@ -4,13 +4,69 @@
 use crate::sanitize;
 use unicode_width::UnicodeWidthStr;
 
+/// Widest a cell may be when the output is not a terminal (documented in the README).
+pub const DEFAULT_CELL_WIDTH: usize = 80;
+
+static WIDE: std::sync::atomic::AtomicBool = std::sync::atomic::AtomicBool::new(false);
+
+/// `--wide`: cells are never cut.
+pub fn set_wide(wide: bool) {
+    WIDE.store(wide, std::sync::atomic::Ordering::Relaxed);
+}
+
+/// How wide one cell may be: the terminal's width, else [`DEFAULT_CELL_WIDTH`]; `None` with
+/// `--wide`. One 100,000-character name must not turn a 50-row table into megabytes of padding.
+fn cell_cap() -> Option<usize> {
+    use std::io::IsTerminal;
+    if WIDE.load(std::sync::atomic::Ordering::Relaxed) {
+        return None;
+    }
+    let terminal = std::io::stdout()
+        .is_terminal()
+        .then(|| crossterm::terminal::size().ok())
+        .flatten()
+        .map(|(columns, _)| usize::from(columns).max(20));
+    Some(terminal.unwrap_or(DEFAULT_CELL_WIDTH))
+}
+
+/// `text` cut to `cap` display columns, ending in `…` when something was cut.
+pub fn clip(text: &str, cap: usize) -> std::borrow::Cow<'_, str> {
+    use unicode_width::UnicodeWidthChar;
+    if text.width() <= cap {
+        return std::borrow::Cow::Borrowed(text);
+    }
+    let mut out = String::new();
+    let mut width = 0;
+    for c in text.chars() {
+        let w = c.width().unwrap_or(0);
+        if width + w > cap.saturating_sub(1) {
+            break;
+        }
+        out.push(c);
+        width += w;
+    }
+    out.push('…');
+    std::borrow::Cow::Owned(out)
+}
+
 /// Left-aligned columns separated by two spaces; the last column is not padded.
 pub fn render(headers: &[&str], rows: &[Vec<String>]) -> String {
+    render_capped(headers, rows, cell_cap())
+}
+
+/// [`render`] with an explicit cell cap (`None`: no cap).
+pub fn render_capped(headers: &[&str], rows: &[Vec<String>], cap: Option<usize>) -> String {
     let cells: Vec<Vec<String>> = rows
         .iter()
         .map(|row| {
             row.iter()
-                .map(|c| sanitize::for_terminal(c).into_owned())
+                .map(|c| {
+                    let safe = sanitize::for_terminal(c);
+                    match cap {
+                        Some(cap) => clip(&safe, cap).into_owned(),
+                        None => safe.into_owned(),
+                    }
+                })
                 .collect()
         })
         .collect();
@@ -40,4 +96,22 @@ pub fn render(headers: &[&str], rows: &[Vec<String>]) -> String {
         push_row(row);
     }
     out
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn long_cells_are_cut_with_an_ellipsis_by_display_width() {
+        let long = "x".repeat(100_000);
+        let rows = vec![vec![long.clone(), "ok".to_string()]];
+        let out = render_capped(&["NAME", "STATUS"], &rows, Some(80));
+        assert!(out.len() < 400, "{} bytes", out.len());
+        assert!(out.contains(&format!("{}…  ok", "x".repeat(79))), "{out}");
+        let whole = render_capped(&["NAME", "STATUS"], &rows, None);
+        assert!(whole.contains(&long));
+        assert_eq!(clip("日本語テキスト", 7), "日本語…");
+        assert_eq!(clip("short", 80), "short");
+    }
 }

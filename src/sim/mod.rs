@@ -366,6 +366,11 @@ impl Simulators {
     /// Writes a complete config pointing at the simulators, with every secret in its own file
     /// (mode 600) under `<config>.secrets/`, so `infradeck --config PATH sync --all` works as is.
     pub fn write_config(&self, path: &Path, database: Option<&Path>) -> std::io::Result<()> {
+        // Secret files are named by absolute path: the config is read from wherever the user
+        // runs infradeck, not from the directory `--write-config rel/path.toml` was given in.
+        let path = &std::path::absolute(path)?;
+        let database = database.map(std::path::absolute).transpose()?;
+        let database = database.as_deref();
         let stem = path
             .file_name()
             .and_then(|n| n.to_str())

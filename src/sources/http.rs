@@ -71,6 +71,16 @@ pub enum SourceError {
         /// What to configure.
         hint: String,
     },
+    /// The source asked us to come back later than `max_retry_wait` allows.
+    #[error(
+        "{source_name}: rate limited at {url}: the source asks to wait {asked_secs} s (Retry-After), longer than max_retry_wait ({max_secs} s); sync again later, or raise [general] max_retry_wait_secs"
+    )]
+    RateLimited {
+        source_name: String,
+        url: String,
+        asked_secs: u64,
+        max_secs: u64,
+    },
     #[error("{source_name}: {detail}")]
     Setup { source_name: String, detail: String },
     #[error("{source_name}: cancelled")]
@@ -224,6 +234,17 @@ impl SourceClient {
                 Err(SourceError::Connect { .. } | SourceError::Timeout { .. }) => Some(None),
                 _ => None,
             };
+            if let Some(Some(asked)) = retry_after
+                && asked > self.retry.cap
+            {
+                // Waiting the cap and asking again would only be refused again: say so now.
+                return Err(SourceError::RateLimited {
+                    source_name: self.name.clone(),
+                    url,
+                    asked_secs: asked.as_secs(),
+                    max_secs: self.retry.cap.as_secs(),
+                });
+            }
             match retry_after {
                 Some(hint) if idempotent && attempt < self.retry.max_tries => {
                     let wait = hint

@@ -66,17 +66,20 @@ const SELECT_BY_SOURCE_KEY: &str = concat!(
 
 pub(crate) fn device_from_row(row: &Row<'_>) -> rusqlite::Result<Device> {
     let status: Option<String> = row.get(6)?;
+    let id: i64 = row.get(0)?;
+    // Text another tool may have written as invalid UTF-8 is read lossily (and logged).
+    let text = |index, column| super::lossy_text(row, index, "devices", id, column);
     Ok(Device {
-        id: row.get(0)?,
-        name: row.get(1)?,
+        id,
+        name: text(1, "name")?.unwrap_or_default(),
         device_type: parse_text_enum(row, 2)?,
-        source_system: row.get(3)?,
-        source_identifier: row.get(4)?,
-        source_id: row.get(5)?,
+        source_system: text(3, "source_system")?.unwrap_or_default(),
+        source_identifier: text(4, "source_identifier")?.unwrap_or_default(),
+        source_id: text(5, "source_id")?.unwrap_or_default(),
         status: status
             .and_then(|s| s.parse().ok())
             .unwrap_or(DeviceStatus::Unknown),
-        metadata: row.get(7)?,
+        metadata: text(7, "metadata")?,
         first_seen: row.get(8)?,
         last_seen: row.get(9)?,
         created_at: row.get(10)?,

@@ -404,6 +404,36 @@ fn busy_or(err: rusqlite::Error, timeout_ms: u64) -> Error {
     }
 }
 
+/// A text column read as UTF-8 whatever another tool wrote into it: invalid bytes become
+/// U+FFFD (shown by the sanitizer as `�`), and a warning names the table, row and column. One
+/// bad row must not make the inventory unreadable; nothing is written back.
+pub(crate) fn lossy_text(
+    row: &rusqlite::Row<'_>,
+    index: usize,
+    table: &'static str,
+    row_id: i64,
+    column: &'static str,
+) -> rusqlite::Result<Option<String>> {
+    use rusqlite::types::ValueRef;
+    Ok(match row.get_ref(index)? {
+        ValueRef::Null => None,
+        ValueRef::Text(bytes) | ValueRef::Blob(bytes) => Some(match std::str::from_utf8(bytes) {
+            Ok(text) => text.to_string(),
+            Err(_) => {
+                tracing::warn!(
+                    table,
+                    row_id,
+                    column,
+                    "invalid UTF-8 in the database; shown with U+FFFD replacement characters"
+                );
+                String::from_utf8_lossy(bytes).into_owned()
+            }
+        }),
+        ValueRef::Integer(n) => Some(n.to_string()),
+        ValueRef::Real(x) => Some(x.to_string()),
+    })
+}
+
 /// Refuses a non-empty file that does not start with the SQLite header, before SQLite opens it,
 /// so a mistyped `--db` never gets a WAL file or a journal written next to someone's data.
 fn refuse_foreign_file(path: &Path) -> Result<()> {

@@ -56,8 +56,11 @@ impl NameIndex {
             if name.contains(&0) {
                 return Ok(None);
             }
-            let system = row.get_ref(4)?.as_str().map_err(rusqlite::Error::from)?;
-            let instance = row.get_ref(5)?.as_str().map_err(rusqlite::Error::from)?;
+            let id: i64 = row.get(0)?;
+            let system =
+                &super::lossy_text(row, 4, "devices", id, "source_system")?.unwrap_or_default();
+            let instance =
+                &super::lossy_text(row, 5, "devices", id, "source_identifier")?.unwrap_or_default();
             let source = match sources
                 .iter()
                 .position(|(s, i)| s == system && i == instance)
@@ -75,7 +78,7 @@ impl NameIndex {
             named.push((
                 name.into(),
                 Entry {
-                    id: row.get(0)?,
+                    id,
                     device_type: super::parse_text_enum(row, 2)?,
                     status: status
                         .and_then(|s| s.parse().ok())

@@ -181,7 +181,7 @@ impl Store {
             .conn()
             .prepare_cached(&sql)?
             .query_row(rusqlite::params![fts, rowid], |r| {
-                r.get::<_, Option<String>>(0)
+                super::lossy_text(r, 0, table, rowid, "snippet")
             })
             .optional()?
             .flatten()
@@ -192,7 +192,10 @@ impl Store {
         Ok(self
             .conn()
             .prepare_cached("SELECT name, device_type || ' · ' || source_system || '/' || source_identifier FROM devices WHERE id = ?1")?
-            .query_row([device_id], |r| Ok(SearchHit { kind: HitKind::Device, id: device_id, title: r.get(0)?, detail: r.get(1)?, snippet, url: None, score }))
+            .query_row([device_id], |r| {
+                let text = |i, column| super::lossy_text(r, i, "devices", device_id, column);
+                Ok(SearchHit { kind: HitKind::Device, id: device_id, title: text(0, "name")?.unwrap_or_default(), detail: text(1, "device_type/source")?.unwrap_or_default(), snippet, url: None, score })
+            })
             .optional()?)
     }
 
@@ -463,13 +466,14 @@ impl Store {
             .conn()
             .prepare_cached(sql)?
             .query_row([id], |r| {
+                let text = |i, column| super::lossy_text(r, i, "search", id, column);
                 Ok(SearchHit {
                     kind,
                     id,
-                    title: r.get(0)?,
-                    detail: r.get(1)?,
-                    snippet: r.get(2)?,
-                    url: r.get(3)?,
+                    title: text(0, "title")?.unwrap_or_default(),
+                    detail: text(1, "detail")?.unwrap_or_default(),
+                    snippet: text(2, "snippet")?.unwrap_or_default(),
+                    url: text(3, "url")?,
                     score: 0.0,
                 })
             })

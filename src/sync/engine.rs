@@ -54,6 +54,8 @@ pub struct RunOutcome {
     pub duration: Duration,
     /// HTTP requests sent to the source.
     pub requests: u64,
+    /// The sweep guard refused to mark a large share of the source's devices inactive.
+    pub sweep_refused: bool,
 }
 
 /// Runs syncs against one database.
@@ -94,6 +96,7 @@ impl Engine {
 
     pub fn new(database: PathBuf, general: General) -> Engine {
         let (events, _) = broadcast::channel(1024);
+        let max_retry_wait = general.max_retry_wait;
         Engine {
             // Several runs write at once, each holding the write lock for a batch; a run should
             // wait its turn rather than fail, so its connections wait at least 30 s.
@@ -102,7 +105,10 @@ impl Engine {
             },
             database,
             general,
-            retry: RetryPolicy::default(),
+            retry: RetryPolicy {
+                cap: max_retry_wait,
+                ..RetryPolicy::default()
+            },
             performed_by: format!("infradeck sync ({})", crate::identity::os_user()),
             stale_after: Duration::from_secs(60),
             events,
@@ -135,6 +141,7 @@ impl Engine {
             counts: Counts::default(),
             duration: started.elapsed(),
             requests: 0,
+            sweep_refused: false,
         };
         let started_at = crate::time::now();
         let sync_id = format!(
@@ -334,11 +341,13 @@ impl Engine {
         let result = tokio::task::spawn_blocking(move || {
             let now = crate::time::now();
             let (mut status, mut message) = (status, message);
+            let mut sweep_refused = false;
             match reconciler.finish(complete, guard, &now) {
                 Ok(finish) => {
                     if let Some(refused) = finish.sweep_refused {
                         status = RunStatus::Partial;
                         message = Some(refused);
+                        sweep_refused = true;
                     }
                 }
                 Err(err) => {
@@ -385,16 +394,17 @@ impl Engine {
                 status = RunStatus::Failed;
                 message = Some(format!("cannot record the run: {err}"));
             }
-            (status, message, counts, sync_id)
+            (status, message, counts, sync_id, sweep_refused)
         })
         .await;
-        let (status, message, counts, sync_id) = match result {
+        let (status, message, counts, sync_id, sweep_refused) = match result {
             Ok(r) => r,
             Err(err) => (
                 RunStatus::Failed,
                 Some(format!("the run's bookkeeping panicked: {err}")),
                 Counts::default(),
                 String::new(),
+                false,
             ),
         };
         let _ = events.send(RunEvent {
@@ -418,6 +428,7 @@ impl Engine {
             counts,
             duration: started.elapsed(),
             requests,
+            sweep_refused,
         }
     }
 }

@@ -485,7 +485,8 @@ impl App {
                         "copied {shown}{} to the clipboard",
                         if text.chars().count() > 40 { "…" } else { "" }
                     )));
-                    self.effects.push(Effect::Copy(text));
+                    self.effects
+                        .push(Effect::Copy(crate::sanitize::for_clipboard(&text, false)));
                 }
                 None => self.flash = Some(Flash::error("nothing to copy here")),
             },
@@ -701,7 +702,11 @@ impl App {
                     KeyCode::Down | KeyCode::Char('j') => scroll + 1,
                     KeyCode::Up | KeyCode::Char('k') => scroll.saturating_sub(1),
                     KeyCode::Char('y') => {
-                        self.effects.push(Effect::Copy(lines.join("\n")));
+                        self.effects
+                            .push(Effect::Copy(crate::sanitize::for_clipboard(
+                                &lines.join("\n"),
+                                true,
+                            )));
                         scroll
                     }
                     _ => return Ok(()),
