@@ -738,3 +738,80 @@ fn a_row_with_invalid_utf8_is_shown_lossily_and_named_in_the_log() {
         "{log}"
     );
 }
+
+#[test]
+fn a_database_this_user_cannot_write_opens_read_only_and_says_so() {
+    use std::os::unix::fs::PermissionsExt;
+    let binary = env!("CARGO_BIN_EXE_infradeck");
+    // Root writes anything, so the reader is another user: `nobody`, through runuser.
+    let can_run_as_nobody = Command::new("runuser")
+        .args(["-u", "nobody", "--", "test", "-x", binary])
+        .status()
+        .is_ok_and(|s| s.success());
+    if !can_run_as_nobody {
+        eprintln!(
+            "skipped: cannot run {binary} as user nobody (runuser missing, or the build directory is not readable by others)"
+        );
+        return;
+    }
+    let shared = tempfile::tempdir().unwrap();
+    std::fs::set_permissions(shared.path(), std::fs::Permissions::from_mode(0o755)).unwrap();
+    let dir = shared.path().join("snapshot");
+    std::fs::create_dir(&dir).unwrap();
+    let db = dir.join("inventory.db");
+    seed(
+        &db,
+        &[
+            ("vm-1", "web01", DeviceType::Vm),
+            ("vm-2", "db01", DeviceType::Vm),
+        ],
+    );
+    std::fs::set_permissions(&db, std::fs::Permissions::from_mode(0o444)).unwrap();
+    std::fs::set_permissions(&dir, std::fs::Permissions::from_mode(0o555)).unwrap();
+    let as_nobody = |args: &[&str]| {
+        Command::new("runuser")
+            .args([
+                "-u",
+                "nobody",
+                "--",
+                "env",
+                "HOME=/nonexistent",
+                binary,
+                "--db",
+            ])
+            .arg(&db)
+            .args(args)
+            .output()
+            .unwrap()
+    };
+    for args in [
+        &["info"][..],
+        &["--read-only", "info"],
+        &["devices"],
+        &["devices", "--json"],
+        &["search", "web01"],
+    ] {
+        let out = as_nobody(args);
+        assert!(out.status.success(), "{args:?}: {}", text(&out.stderr));
+        assert!(
+            text(&out.stderr).contains("opened read-only"),
+            "{args:?}: {}",
+            text(&out.stderr)
+        );
+    }
+    assert!(text(&as_nobody(&["devices"]).stdout).contains("web01"));
+    let sync = as_nobody(&["sync"]);
+    assert!(!sync.status.success());
+    assert!(
+        text(&sync.stderr).contains("not writable"),
+        "{}",
+        text(&sync.stderr)
+    );
+    // Nothing was created beside the snapshot.
+    let names: Vec<String> = std::fs::read_dir(&dir)
+        .unwrap()
+        .map(|e| e.unwrap().file_name().to_string_lossy().into_owned())
+        .collect();
+    assert_eq!(names, ["inventory.db"]);
+    std::fs::set_permissions(&dir, std::fs::Permissions::from_mode(0o755)).unwrap();
+}

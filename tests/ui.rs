@@ -435,7 +435,10 @@ fn a_hostile_device_name_is_shown_as_placeholders() {
         !copied.chars().any(|c| c.is_control() || c == '\u{202e}'),
         "{copied:?}"
     );
-    assert!(copied.starts_with("evil") && !copied.ends_with('\n'), "{copied:?}");
+    assert!(
+        copied.starts_with("evil") && !copied.ends_with('\n'),
+        "{copied:?}"
+    );
 }
 
 #[test]

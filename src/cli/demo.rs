@@ -57,6 +57,7 @@ pub fn demo(args: &DemoArgs) -> anyhow::Result<()> {
         config_found: true,
         log_file: None,
         read_only: false,
+        database_read_only: false,
     };
     let interactive = std::io::stdout().is_terminal() && std::io::stdin().is_terminal();
     if interactive && !args.headless {

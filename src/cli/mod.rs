@@ -52,6 +52,9 @@ pub struct Context {
     pub database_path: PathBuf,
     pub log_file: Option<PathBuf>,
     pub read_only: bool,
+    /// The database exists but this user cannot write it (or the directory its WAL files
+    /// need): it is opened read-only, and every write is refused up front.
+    pub database_read_only: bool,
 }
 
 /// Prints `value` as pretty JSON, with the characters that could act on a terminal escaped.
@@ -75,7 +78,14 @@ impl Context {
         let config = Config::load(&config_path, must_exist)?;
         let config_found = config.path.is_some();
         let database_path = config.database_path(db);
-        let read_only = read_only || config.general.read_only;
+        let database_read_only = crate::store::is_unwritable(&database_path);
+        if database_read_only {
+            eprintln!(
+                "note: {} is not writable by this user: opened read-only (reading works; syncs, reviews and maintenance do not)",
+                database_path.display()
+            );
+        }
+        let read_only = read_only || config.general.read_only || database_read_only;
         Ok(Context {
             config,
             config_path,
@@ -83,15 +93,21 @@ impl Context {
             database_path,
             log_file: None,
             read_only,
+            database_read_only,
         })
     }
 
-    /// Opens the database, creating and migrating it as needed.
+    /// Opens the database, creating and migrating it as needed (read-only when this user
+    /// cannot write it: a shared copy, a snapshot).
     pub fn open_store(&self) -> anyhow::Result<Store> {
         let options = OpenOptions {
             busy_timeout: self.config.general.busy_timeout,
         };
-        Store::open(&self.database_path, &options)
-            .with_context(|| format!("cannot open database {}", self.database_path.display()))
+        let opened = if self.database_read_only {
+            Store::open_read_only(&self.database_path, &options)
+        } else {
+            Store::open(&self.database_path, &options)
+        };
+        opened.with_context(|| format!("cannot open database {}", self.database_path.display()))
     }
 }

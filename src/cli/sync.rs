@@ -54,6 +54,12 @@ pub fn select_sources(ctx: &Context, ids: &[String]) -> anyhow::Result<Vec<Sourc
 
 /// Runs the selected sources once (or on their intervals with `--watch`).
 pub fn sync(ctx: &Context, args: &SyncArgs) -> anyhow::Result<()> {
+    if ctx.database_read_only {
+        anyhow::bail!(
+            "cannot sync: {} is not writable by this user (it was opened read-only)",
+            ctx.database_path.display()
+        );
+    }
     let sources = select_sources(ctx, &args.sources)?;
     // Open (and migrate) once up front, so a bad database path fails before any network work.
     drop(ctx.open_store()?);

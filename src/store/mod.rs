@@ -69,6 +69,9 @@ pub enum Error {
     RunLocked(Box<RunLock>),
     #[error("{0}")]
     Conflict(String),
+    /// A write to a database opened read-only.
+    #[error("{0}")]
+    ReadOnly(String),
     #[error("not found: {0}")]
     NotFound(String),
     #[error("could not read {path}: {source}")]
@@ -131,6 +134,8 @@ pub struct Store {
     open_file_key: PathBuf,
     /// Same-process writers of this file take turns here before SQLite's lock.
     write_queue: std::sync::Arc<write_queue::WriteQueue>,
+    /// Opened with [`Store::open_read_only`]: every write is refused.
+    read_only: bool,
     conn: Connection,
     path: PathBuf,
     busy_timeout_ms: u64,
@@ -217,6 +222,7 @@ impl Store {
         *open_files.entry(key.clone()).or_insert(0) += 1;
         drop(open_files);
         let mut store = Store {
+            read_only: false,
             write_queue: write_queue::for_file(&key),
             open_file_key: key,
             conn,
@@ -327,8 +333,65 @@ impl Store {
         Ok(())
     }
 
+    /// Opens an existing database for reading only, for a user who cannot write it (a shared
+    /// copy, a snapshot in a read-only directory). Nothing is created, switched or migrated.
+    /// When its WAL index cannot be created beside it, the file is read as immutable (it is
+    /// then assumed not to change while open, which holds for such copies).
+    pub fn open_read_only(path: &Path, options: &OpenOptions) -> Result<Store> {
+        let key = open_file_key(path);
+        let encoded: String = form_urlencoded::byte_serialize(path.to_string_lossy().as_bytes())
+            .collect::<String>()
+            .replace("%2F", "/");
+        let flags = OpenFlags::SQLITE_OPEN_READ_ONLY
+            | OpenFlags::SQLITE_OPEN_URI
+            | OpenFlags::SQLITE_OPEN_NO_MUTEX;
+        let readable = |conn: &Connection| {
+            conn.query_row("PRAGMA user_version", [], |r| r.get::<_, i64>(0))
+                .is_ok()
+        };
+        let conn = match Connection::open_with_flags(format!("file:{encoded}?mode=ro"), flags) {
+            Ok(conn) if readable(&conn) => conn,
+            _ => Connection::open_with_flags(format!("file:{encoded}?mode=ro&immutable=1"), flags)?,
+        };
+        *open_files().entry(key.clone()).or_insert(0) += 1;
+        let store = Store {
+            read_only: true,
+            write_queue: write_queue::for_file(&key),
+            open_file_key: key,
+            conn,
+            path: path.to_path_buf(),
+            busy_timeout_ms: options.busy_timeout.as_millis() as u64,
+            local_commits: std::cell::Cell::new(0),
+            last_unindexed_filter: std::cell::Cell::new(None),
+            name_index: std::cell::RefCell::new(None),
+            vectors: std::cell::RefCell::new(None),
+        };
+        store.conn.busy_timeout(options.busy_timeout)?;
+        store.check_not_newer()?;
+        let version = store.schema_version()?;
+        if version < schema::LATEST_VERSION {
+            return Err(Error::ReadOnly(format!(
+                "{} has schema version {version} and this infradeck reads version {}; it cannot be migrated read-only: open it once as a user who can write it",
+                path.display(),
+                schema::LATEST_VERSION
+            )));
+        }
+        Ok(store)
+    }
+
+    /// Whether this store was opened read-only.
+    pub fn is_read_only(&self) -> bool {
+        self.read_only
+    }
+
     /// Runs `f` in one `BEGIN IMMEDIATE` transaction and commits; on error nothing is written.
     pub fn write<T>(&mut self, f: impl FnOnce(&Writer<'_>) -> Result<T>) -> Result<T> {
+        if self.read_only {
+            return Err(Error::ReadOnly(format!(
+                "{} is open read-only (this user cannot write it)",
+                self.path.display()
+            )));
+        }
         let busy_timeout_ms = self.busy_timeout_ms;
         let queue = self.write_queue.clone();
         let _turn = queue
@@ -402,6 +465,32 @@ fn busy_or(err: rusqlite::Error, timeout_ms: u64) -> Error {
     } else {
         Error::Sqlite(err)
     }
+}
+
+/// Whether `path` is an existing database this user cannot write: the file itself, or the
+/// directory that must hold its `-wal`/`-shm` files when they do not exist yet.
+pub fn is_unwritable(path: &Path) -> bool {
+    use std::os::unix::ffi::OsStrExt;
+    let writable = |p: &Path| {
+        let Ok(c) = std::ffi::CString::new(p.as_os_str().as_bytes()) else {
+            return true;
+        };
+        // SAFETY: access(2) reads the NUL-terminated path and nothing else.
+        unsafe { libc::access(c.as_ptr(), libc::W_OK) == 0 }
+    };
+    if !path.is_file() {
+        return false;
+    }
+    let dir = path
+        .parent()
+        .filter(|d| !d.as_os_str().is_empty())
+        .unwrap_or(Path::new("."));
+    let sidecars_exist = ["-wal", "-shm"].iter().all(|suffix| {
+        let mut name = path.as_os_str().to_owned();
+        name.push(suffix);
+        Path::new(&name).exists()
+    });
+    !writable(path) || (!sidecars_exist && !writable(dir))
 }
 
 /// A text column read as UTF-8 whatever another tool wrote into it: invalid bytes become
