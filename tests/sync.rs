@@ -279,6 +279,7 @@ async fn a_500_half_way_fails_that_source_only_and_sweeps_nothing() {
     let rig = start_rig(200).await;
     assert_success(&rig.run(&DEVICE_SOURCES).await);
     let active_before = rig.count("vcenter", Some(DeviceStatus::Active));
+    // One VM's detail answers 500: its neighbours land, the run is partial and names it.
     rig.sims.faults(SimKind::Vcenter).push(
         FaultRule::new(FaultAction::Status(500))
             .after(60)
@@ -287,12 +288,30 @@ async fn a_500_half_way_fails_that_source_only_and_sweeps_nothing() {
     );
     let outcomes = rig.run(&DEVICE_SOURCES).await;
     let by = by_source(&outcomes);
-    assert_eq!(by["vcenter"].status, RunStatus::Failed);
+    assert_eq!(by["vcenter"].status, RunStatus::Partial);
     let message = by["vcenter"].message.clone().unwrap();
     assert!(
-        message.contains("HTTP 500") && message.contains("/api/vcenter/vm/vm-"),
+        message.contains("1 VMs could not be read")
+            && message.contains("HTTP 500")
+            && message.contains("/api/vcenter/vm/vm-"),
         "{message}"
     );
+    assert_eq!(
+        rig.count("vcenter", Some(DeviceStatus::Active)),
+        active_before,
+        "the VM whose detail failed is not swept"
+    );
+    // A failure of the listing itself still fails the run.
+    rig.sims.faults(SimKind::Vcenter).push(
+        FaultRule::new(FaultAction::Status(500))
+            .times(1)
+            .on_path("/api/vcenter/cluster"),
+    );
+    let outcomes = rig.run(&DEVICE_SOURCES).await;
+    let by = by_source(&outcomes);
+    assert_eq!(by["vcenter"].status, RunStatus::Failed);
+    let message = by["vcenter"].message.clone().unwrap();
+    assert!(message.contains("HTTP 500"), "{message}");
     for other in ["foreman", "puppetdb", "oxidized"] {
         assert_eq!(by[other].status, RunStatus::Success);
     }
@@ -1238,4 +1257,57 @@ async fn a_lock_says_when_it_expires_and_break_lock_refuses_a_live_run() {
     assert!(run.message.unwrap().contains("lock broken by"));
     let next = rig.run_source(&rig.source("vcenter")).await;
     assert_eq!(next.status, RunStatus::Success, "{:?}", next.message);
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn one_foreman_host_whose_facts_fail_is_skipped_and_named_not_swept() {
+    let rig = start_rig(60).await;
+    let source = rig.source("foreman");
+    assert_success(&[rig.run_source(&source).await]);
+    let active = rig.count("foreman", Some(DeviceStatus::Active));
+    rig.sims.faults(SimKind::Foreman).push(
+        FaultRule::new(FaultAction::Status(500))
+            .after(5)
+            .times(1)
+            .on_path("/facts"),
+    );
+    let outcome = rig.run_source(&source).await;
+    assert_eq!(outcome.status, RunStatus::Partial, "{:?}", outcome.message);
+    let message = outcome.message.unwrap_or_default();
+    assert!(
+        message.contains("1 hosts' facts could not be read") && message.contains("/facts"),
+        "{message}"
+    );
+    assert_eq!(rig.count("foreman", Some(DeviceStatus::Active)), active);
+    assert_success(&[rig.run_source(&source).await]);
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn a_datastore_list_that_hits_the_cap_sweeps_no_datastore() {
+    let rig = start_rig(100).await;
+    let source = rig.source("vcenter");
+    assert_success(&[rig.run_source(&source).await]);
+    let volumes = |rig: &Rig| {
+        rig.store()
+            .volume_keys_of_source("vcenter", &source.id)
+            .unwrap()
+            .len()
+    };
+    let stored = volumes(&rig);
+    assert!(stored > 1);
+    let history_before = rig.store().history(None, 100_000).unwrap().len();
+    rig.sims
+        .vcenter
+        .datastore_cap
+        .store(1, std::sync::atomic::Ordering::Relaxed);
+    let capped = rig.run_source(&source).await;
+    assert_eq!(capped.status, RunStatus::Partial, "{:?}", capped.message);
+    let message = capped.message.unwrap_or_default();
+    assert!(message.contains("result cap"), "{message}");
+    assert_eq!(volumes(&rig), stored, "no datastore swept");
+    assert_eq!(
+        rig.store().history(None, 100_000).unwrap().len(),
+        history_before,
+        "no `delete volume` rows, nor any other: nothing changed"
+    );
 }

@@ -28,6 +28,8 @@ pub struct VcenterState {
     next_session: AtomicUsize,
     /// The VM list cap; lowered in tests to exercise the split strategy.
     pub vm_cap: AtomicUsize,
+    /// The datastore list cap; lowered in tests to show a capped list never sweeps.
+    pub datastore_cap: AtomicUsize,
 }
 
 impl VcenterState {
@@ -43,6 +45,7 @@ impl VcenterState {
             sessions: Mutex::new(HashMap::new()),
             next_session: AtomicUsize::new(1),
             vm_cap: AtomicUsize::new(VM_CAP),
+            datastore_cap: AtomicUsize::new(DATASTORE_CAP),
         })
     }
 
@@ -540,7 +543,7 @@ async fn list_datastores(
         })
         .map(|d| json!({"datastore": d.moid, "name": d.name, "type": d.kind, "free_space": d.free_space, "capacity": d.capacity}))
         .collect();
-    if out.len() > DATASTORE_CAP {
+    if out.len() > state.datastore_cap.load(Ordering::Relaxed) {
         return too_many("datastore");
     }
     json(StatusCode::OK, Value::Array(out))

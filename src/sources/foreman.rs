@@ -97,16 +97,21 @@ pub async fn fetch(ctx: &FetchContext) -> Result<FetchSummary, SourceError> {
     let bundles =
         futures::stream::iter(pending).buffer_unordered(ctx.source.max_in_flight.max(1) * 2);
     futures::pin_mut!(bundles);
+    let mut failed: Vec<String> = Vec::new();
     while let Some(bundle) = bundles.next().await {
         ctx.check_cancelled()?;
-        if let Some(bundle) = bundle? {
-            ctx.emit(Item::Device(Box::new(bundle))).await?;
+        match bundle {
+            Ok(Some(bundle)) => ctx.emit(Item::Device(Box::new(bundle))).await?,
+            Ok(None) => {}
+            // One host whose facts failed does not fail its neighbours.
+            Err(err) if err.is_item_level() => failed.push(err.to_string()),
+            Err(err) => return Err(err),
         }
         ctx.progress.inc();
     }
     Ok(FetchSummary {
-        complete: true,
-        note: None,
+        complete: failed.is_empty(),
+        note: super::item_failures_note("hosts' facts", &failed),
     })
 }
 

@@ -88,6 +88,17 @@ pub enum SourceError {
 }
 
 impl SourceError {
+    /// Whether the failure concerns the one object asked about (an HTTP error status, a body
+    /// that is not the JSON expected, an error the API reported), not the source as a whole:
+    /// a connector may skip that object and go on (the run then ends `partial` and sweeps
+    /// nothing). Unreachable, timed-out, unauthorized or cancelled requests are the source's.
+    pub fn is_item_level(&self) -> bool {
+        matches!(
+            self,
+            SourceError::Status { .. } | SourceError::Decode { .. } | SourceError::Api { .. }
+        )
+    }
+
     /// Whether the failure is the session's (the connector may log in again once).
     pub fn is_unauthorized(&self) -> bool {
         matches!(self, SourceError::Unauthorized { .. })

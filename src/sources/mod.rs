@@ -210,6 +210,35 @@ pub struct FetchContext {
     pub now: chrono::DateTime<chrono::Utc>,
 }
 
+/// Details of single items that could not be read, for the run's message: a count and the
+/// first few errors (each names the source and the URL of the item).
+pub fn item_failures_note(what: &str, failures: &[String]) -> Option<String> {
+    const SHOWN: usize = 3;
+    if failures.is_empty() {
+        return None;
+    }
+    let mut note = format!(
+        "{} {what} could not be read and were skipped (nothing was swept): {}",
+        failures.len(),
+        failures
+            .iter()
+            .take(SHOWN)
+            .cloned()
+            .collect::<Vec<_>>()
+            .join("; ")
+    );
+    if failures.len() > SHOWN {
+        note.push_str(&format!("; and {} more", failures.len() - SHOWN));
+    }
+    Some(note)
+}
+
+/// Joins the notes of one run.
+pub fn join_notes(notes: impl IntoIterator<Item = Option<String>>) -> Option<String> {
+    let notes: Vec<String> = notes.into_iter().flatten().collect();
+    (!notes.is_empty()).then(|| notes.join("; "))
+}
+
 /// How a fetch ended when it did not fail.
 #[derive(Debug, Clone, PartialEq)]
 pub struct FetchSummary {

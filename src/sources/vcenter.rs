@@ -327,20 +327,26 @@ async fn fetch_with(
         futures::stream::iter(pending).buffer_unordered(ctx.source.max_in_flight.max(1) * 2);
     futures::pin_mut!(details);
     let mut vanished = 0;
+    let mut failed: Vec<String> = Vec::new();
     while let Some(result) = details.next().await {
         ctx.check_cancelled()?;
-        match result? {
-            (Some(bundle), host, moid) => {
+        match result {
+            Ok((Some(bundle), host, moid)) => {
                 ctx.emit(Item::Device(Box::new(bundle))).await?;
                 ctx.emit(hosts_link(&host, &moid)).await?;
             }
             // Deleted between list and detail: not an error, and not seen either.
-            (None, _, _) => vanished += 1,
+            Ok((None, _, _)) => vanished += 1,
+            // One VM whose detail failed does not fail its neighbours.
+            Err(err) if err.is_item_level() => failed.push(err.to_string()),
+            Err(err) => return Err(err),
         }
         ctx.progress.inc();
     }
     ctx.progress.set_phase("list datastores");
-    if let Listed::Items(datastores) = session.list("/api/vcenter/datastore", &[]).await? {
+    let listed = session.list("/api/vcenter/datastore", &[]).await?;
+    let datastores_complete = matches!(listed, Listed::Items(_));
+    if let Listed::Items(datastores) = listed {
         for ds in datastores {
             let capacity = ds["capacity"].as_i64();
             let free = ds["free_space"].as_i64();
@@ -365,9 +371,16 @@ async fn fetch_with(
         }
     }
     Ok(FetchSummary {
-        complete: true,
-        note: (vanished > 0)
-            .then(|| format!("{vanished} VMs disappeared between listing and detail")),
+        // A capped datastore list is not the whole list: sweeping by it would delete every
+        // datastore it left out.
+        complete: failed.is_empty() && datastores_complete,
+        note: super::join_notes([
+            (vanished > 0).then(|| format!("{vanished} VMs disappeared between listing and detail")),
+            super::item_failures_note("VMs", &failed),
+            (!datastores_complete).then(|| {
+                "the datastore list hit vCenter's result cap and was not read: no datastore was swept".to_string()
+            }),
+        ]),
     })
 }
 

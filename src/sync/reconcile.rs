@@ -159,7 +159,10 @@ impl Reconciler {
             performed_by,
             at,
         };
-        store.write(|w| {
+        // The counts report what was committed: a batch whose transaction fails (a full disk)
+        // takes its counts back with it.
+        let committed = *counts;
+        let written = store.write(|w| {
             let known = match known {
                 Some(known) => known,
                 None => known.insert(w.fingerprinted_devices(source_system, source_identifier)?),
@@ -299,7 +302,11 @@ impl Reconciler {
                 }
             }
             Ok(())
-        })
+        });
+        if written.is_err() {
+            *counts = committed;
+        }
+        written
     }
 
     /// Links, then the sweep (only after a complete fetch, behind the guard).
