@@ -342,8 +342,13 @@ pub fn normalize_mac(mac: &str) -> Option<String> {
     )
 }
 
-/// The short host name: case-folded, domain stripped.
+/// The short host name: case-folded, domain stripped. A host registered by its IP address keeps
+/// the whole address: "10" of 10.0.0.5 would make every such host the same machine.
 pub fn short_hostname(name: &str) -> String {
+    let name = name.trim();
+    if name.parse::<std::net::IpAddr>().is_ok() {
+        return name.to_ascii_lowercase();
+    }
     name.split('.')
         .next()
         .unwrap_or(name)
@@ -367,5 +372,7 @@ mod tests {
         );
         assert_eq!(normalize_mac("nope"), None);
         assert_eq!(short_hostname("WEB01.lab.local"), "web01");
+        assert_eq!(short_hostname("10.20.30.41"), "10.20.30.41");
+        assert_eq!(short_hostname("fe80::1"), "fe80::1");
     }
 }
