@@ -338,12 +338,24 @@ async fn rate_limits_are_waited_out_and_truncated_json_is_named() {
     rig.sims
         .faults(SimKind::Puppetdb)
         .push(FaultRule::new(FaultAction::RateLimit("2".into())).times(1));
+    let mut events = rig.engine.subscribe();
     let started = Instant::now();
     let outcome = rig
         .engine
         .run(&rig.source("puppetdb"), CancellationToken::new())
         .await;
     assert_eq!(outcome.status, RunStatus::Success, "{:?}", outcome.message);
+    // The wait was shown while it lasted, as the run's phase.
+    let mut phases = Vec::new();
+    while let Ok(event) = events.try_recv() {
+        phases.push(event.phase);
+    }
+    assert!(
+        phases
+            .iter()
+            .any(|p| p == "waiting 2 s: rate limited by puppetdb/puppetdb-sim"),
+        "{phases:?}"
+    );
     assert!(
         started.elapsed() >= Duration::from_millis(1900),
         "Retry-After: 2 was honoured ({:?})",

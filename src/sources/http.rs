@@ -133,6 +133,8 @@ pub struct SourceClient {
     retry: RetryPolicy,
     timeout: Duration,
     requests: AtomicU64,
+    /// Where a wait for a rate limit is shown (the run's progress phase), when set.
+    waits_shown_in: std::sync::OnceLock<Arc<crate::sources::Progress>>,
 }
 
 /// What a request sends, beyond method and URL.
@@ -184,8 +186,15 @@ impl SourceClient {
             retry,
             timeout,
             requests: AtomicU64::new(0),
+            waits_shown_in: std::sync::OnceLock::new(),
             name,
         })
+    }
+
+    /// Shows waits for a rate limit in this progress's phase ("waiting 30 s: rate limited by
+    /// puppetdb/prod"), so nobody watches a sync that seems to hang.
+    pub fn show_waits_in(&self, progress: Arc<crate::sources::Progress>) {
+        let _ = self.waits_shown_in.set(progress);
     }
 
     /// How many HTTP requests this client has sent (retries included).
@@ -262,7 +271,20 @@ impl SourceClient {
                         .unwrap_or_else(|| backoff(&self.retry, attempt))
                         .min(self.retry.cap);
                     tracing::warn!(source = %self.name, %url, attempt, wait_ms = wait.as_millis() as u64, "retrying");
+                    let shown = hint.is_some().then(|| self.waits_shown_in.get()).flatten();
+                    let before = shown.map(|p| {
+                        let before = p.phase();
+                        p.set_phase(&format!(
+                            "waiting {} s: rate limited by {}",
+                            wait.as_secs_f64().ceil() as u64,
+                            self.name
+                        ));
+                        before
+                    });
                     tokio::time::sleep(wait).await;
+                    if let (Some(p), Some(before)) = (shown, before) {
+                        p.set_phase(&before);
+                    }
                 }
                 _ => return outcome,
             }

@@ -249,6 +249,7 @@ impl Engine {
             }
         };
         let progress = Arc::new(Progress::default());
+        client.show_waits_in(progress.clone());
         let (tx, rx) = mpsc::channel::<Item>(4096);
         let handle = tokio::runtime::Handle::current();
         let loop_state = LoopState {
