@@ -20,24 +20,25 @@ pub fn host_name() -> String {
 }
 
 /// Whether process `pid` on this machine is gone, or is no longer an infradeck (the pid was
-/// reused by another program). Unknown (no `/proc`) counts as alive: only the heartbeat timeout
-/// then frees a lock, which is the safe side.
+/// reused by another program). Decided by `kill(pid, 0)`: "no such process" is gone; a process
+/// we may not signal (another user's) exists. Unknown counts as alive — only the heartbeat
+/// timeout then frees the lock, which is the safe side.
 pub fn process_is_gone(pid: i64) -> bool {
-    if pid <= 0 {
+    let Ok(raw) = i32::try_from(pid) else {
+        return false;
+    };
+    if raw <= 0 || pid == i64::from(std::process::id()) {
         return false;
     }
-    if pid == i64::from(std::process::id()) {
-        return false;
+    // SAFETY: kill(2) with signal 0 sends nothing; it only checks that the process exists.
+    let exists = unsafe { libc::kill(raw, 0) } == 0
+        || std::io::Error::last_os_error().raw_os_error() != Some(libc::ESRCH);
+    if !exists {
+        return true;
     }
-    let proc_dir = std::path::Path::new("/proc");
-    if !proc_dir.join("self").exists() {
+    // It exists: is it still an infradeck? Only a readable executable link can say it is not.
+    let Ok(exe) = std::fs::read_link(format!("/proc/{raw}/exe")) else {
         return false;
-    }
-    let exe = match std::fs::read_link(proc_dir.join(pid.to_string()).join("exe")) {
-        Ok(exe) => exe,
-        Err(err) if err.kind() == std::io::ErrorKind::NotFound => return true,
-        // Another user's process, say: cannot tell, so not gone.
-        Err(_) => return !proc_dir.join(pid.to_string()).exists(),
     };
     let name = |p: &std::path::Path| {
         p.file_name().map(|n| {

@@ -26,11 +26,27 @@ pub fn detach_from_terminal() {
 }
 
 /// Chains a panic hook that, after the usual report, records this process's running syncs in
-/// `database` as cancelled.
+/// `database` as cancelled — when the panic ends the process, that is, when it is the main
+/// thread's. A panic on a worker (a sync task, the reconciler thread) is caught and reported by
+/// its owner while the other runs go on; ending them all then would drop locks of live runs.
 pub fn end_runs_on_panic(database: PathBuf) {
     let previous = std::panic::take_hook();
     std::panic::set_hook(Box::new(move |info| {
         previous(info);
-        crate::sync::engine::end_own_runs(&database, "cancelled: the process panicked");
+        if std::thread::current().name() == Some("main") {
+            crate::sync::engine::end_own_runs(&database, "cancelled: the process panicked");
+        }
     }));
+}
+
+/// Whether SIGHUP was ignored when this process started (`nohup`): then a hang-up is not a
+/// reason to stop, and no handler may replace the ignore.
+pub fn hangup_ignored() -> bool {
+    // SAFETY: sigaction(2) with a null new action only reads the current one into `current`,
+    // a zeroed plain-data struct of the right type.
+    unsafe {
+        let mut current: libc::sigaction = std::mem::zeroed();
+        libc::sigaction(libc::SIGHUP, std::ptr::null(), &mut current) == 0
+            && current.sa_sigaction == libc::SIG_IGN
+    }
 }

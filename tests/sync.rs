@@ -1136,17 +1136,28 @@ async fn a_dorado_lun_deleted_between_pages_never_removes_another_lun() {
 async fn signal_a_running_sync(
     rig: &Rig,
     signal: i32,
+    under_nohup: bool,
 ) -> (std::process::ExitStatus, Vec<infradeck::store::SyncRun>) {
+    use std::os::unix::process::CommandExt;
     let config = rig.dir.path().join("config.toml");
     let home = tempfile::tempdir().unwrap();
-    let mut child = std::process::Command::new(env!("CARGO_BIN_EXE_infradeck"))
+    let mut command = std::process::Command::new(env!("CARGO_BIN_EXE_infradeck"));
+    command
         .env("HOME", home.path())
         .env("XDG_STATE_HOME", home.path())
         .args(["--config", config.to_str().unwrap(), "sync", "vcenter-sim"])
-        .stdout(std::process::Stdio::piped())
-        .stderr(std::process::Stdio::piped())
-        .spawn()
-        .unwrap();
+        .stdout(std::process::Stdio::null())
+        .stderr(std::process::Stdio::null());
+    if under_nohup {
+        // SAFETY: between fork and exec only signal(2) runs, which is async-signal-safe.
+        unsafe {
+            command.pre_exec(|| {
+                libc::signal(libc::SIGHUP, libc::SIG_IGN);
+                Ok(())
+            });
+        }
+    }
+    let mut child = command.spawn().unwrap();
     let deadline = Instant::now() + Duration::from_secs(60);
     loop {
         let under_way = Store::open(
@@ -1189,7 +1200,7 @@ async fn a_dropped_ssh_session_cancels_the_sync_and_the_next_one_starts_at_once(
         .faults(SimKind::Vcenter)
         .set_latency(Duration::from_millis(5));
     for signal in [libc::SIGHUP, libc::SIGTERM] {
-        let (status, runs) = signal_a_running_sync(&rig, signal).await;
+        let (status, runs) = signal_a_running_sync(&rig, signal, false).await;
         assert!(!status.success(), "a cancelled sync does not exit 0");
         assert!(
             runs.iter().all(|r| r.status != RunStatus::Running),

@@ -74,7 +74,7 @@ pub fn sync(ctx: &Context, args: &SyncArgs) -> anyhow::Result<()> {
         let engine = Engine::new(ctx.database_path.clone(), general);
         crate::process::end_runs_on_panic(ctx.database_path.clone());
         let cancel = CancellationToken::new();
-        spawn_signal_handler(cancel.clone());
+        spawn_signal_handler(cancel.clone(), ctx.database_path.clone());
         let renderer = tokio::spawn(render_progress(
             engine.subscribe(),
             std::io::stderr().is_terminal(),
@@ -133,27 +133,46 @@ pub fn break_lock(ctx: &Context, sync_id: &str) -> anyhow::Result<()> {
 }
 
 /// Ctrl-C, SIGTERM and SIGHUP (a dropped SSH session) cancel the running syncs, which then
-/// record themselves `cancelled` before the command exits.
-fn spawn_signal_handler(cancel: CancellationToken) {
+/// record themselves `cancelled` before the command exits. Under `nohup` (SIGHUP ignored) a
+/// hang-up changes nothing. A second signal means "now": the runs are recorded as cancelled and
+/// the process exits without waiting for them.
+fn spawn_signal_handler(cancel: CancellationToken, database: std::path::PathBuf) {
     use tokio::signal::unix::{SignalKind, signal};
+    let watch_hangup = !crate::process::hangup_ignored();
     tokio::spawn(async move {
-        let (Ok(mut terminate), Ok(mut hangup)) = (
-            signal(SignalKind::terminate()),
-            signal(SignalKind::hangup()),
-        ) else {
+        let Ok(mut terminate) = signal(SignalKind::terminate()) else {
             return;
         };
-        tokio::select! {
-            _ = tokio::signal::ctrl_c() => {}
-            _ = terminate.recv() => {}
-            _ = hangup.recv() => {
-                // The terminal is gone: later progress lines must not fail (and panic).
-                crate::process::detach_from_terminal();
+        let mut hangup = if watch_hangup {
+            signal(SignalKind::hangup()).ok()
+        } else {
+            None
+        };
+        let mut first = true;
+        loop {
+            tokio::select! {
+                _ = tokio::signal::ctrl_c() => {}
+                _ = terminate.recv() => {}
+                Some(_) = async { match hangup.as_mut() { Some(h) => h.recv().await, None => std::future::pending().await } } => {
+                    // The terminal is gone: later progress lines must not fail (and panic).
+                    crate::process::detach_from_terminal();
+                }
+            }
+            if first {
+                first = false;
+                let _ = writeln!(
+                    std::io::stderr(),
+                    "\nstopping: cancelling running syncs… (again to stop at once)"
+                );
+                cancel.cancel();
+            } else {
+                crate::sync::engine::end_own_runs(
+                    &database,
+                    "cancelled: stopped at once by a second signal",
+                );
+                std::process::exit(130);
             }
         }
-        use std::io::Write;
-        let _ = writeln!(std::io::stderr(), "\nstopping: cancelling running syncs…");
-        cancel.cancel();
     });
 }
 
@@ -166,14 +185,15 @@ async fn once(
     let outcomes = engine.run_all(sources, cancel).await;
     clear_progress_line();
     print_summary(&outcomes);
-    if outcomes.iter().any(|o| o.status == RunStatus::Success) {
+    // After a stop request nothing else starts: no correlation, no embedding calls.
+    if !cancel.is_cancelled() && outcomes.iter().any(|o| o.status == RunStatus::Success) {
         correlate_and_report(ctx)?;
     }
     let knowledge_synced = outcomes.iter().any(|o| {
         o.status == RunStatus::Success
             && (o.source.starts_with("confluence/") || o.source.starts_with("jira/"))
     });
-    if knowledge_synced {
+    if knowledge_synced && !cancel.is_cancelled() {
         embed_knowledge(ctx, engine).await;
     }
     let failed: Vec<&str> = outcomes

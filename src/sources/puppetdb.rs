@@ -9,8 +9,32 @@ use crate::model::{DeviceRecord, DeviceType, SourceKind};
 use serde_json::{Value, json};
 
 const PAGE: usize = 500;
-/// Missed nodes asked about per request (an `or` of certname terms).
+/// Missed nodes asked about per request (an `or` of certname terms), at most.
 const CONFIRM_BATCH: usize = 100;
+/// The query text of one confirmation request, at most: it travels in the URL, and PuppetDB's
+/// Jetty (like nginx in front of it) refuses request headers over 8 KB by default.
+const CONFIRM_QUERY_BYTES: usize = 3000;
+
+/// The missed certnames in request-sized batches: by count and by the URL-encoded size of
+/// their terms (a certname is encoded at most three bytes per byte).
+fn confirm_batches<'a>(missed: &[&'a String]) -> Vec<Vec<&'a String>> {
+    let mut batches: Vec<Vec<&String>> = Vec::new();
+    let mut size = 0;
+    for name in missed {
+        let term = 40 + name.len() * 3;
+        match batches.last_mut() {
+            Some(batch) if batch.len() < CONFIRM_BATCH && size + term <= CONFIRM_QUERY_BYTES => {
+                batch.push(name);
+                size += term;
+            }
+            _ => {
+                batches.push(vec![name]);
+                size = term;
+            }
+        }
+    }
+    batches
+}
 
 /// Lists every active node (within the configured `query`) in pages ordered by certname, then
 /// confirms what the listing did not return.
@@ -62,7 +86,7 @@ pub async fn fetch(ctx: &FetchContext) -> Result<FetchSummary, SourceError> {
         tracing::info!(source = %ctx.client.name, missed = missed.len(), "asking PuppetDB about nodes the listing did not return");
     }
     let mut still_active = 0;
-    for batch in missed.chunks(CONFIRM_BATCH) {
+    for batch in confirm_batches(&missed) {
         ctx.check_cancelled()?;
         let names =
             std::iter::once(json!("or")).chain(batch.iter().map(|c| json!(["=", "certname", c])));
@@ -232,4 +256,36 @@ fn node_bundle(ctx: &FetchContext, volatile: &VolatileFacts, mut node: Value) ->
     });
     bundle.facts = Some(facts);
     bundle
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn confirmation_batches_stay_small_enough_for_a_url() {
+        let long: Vec<String> = (0..250)
+            .map(|i| format!("node-{i:04}.{}.example.net", "x".repeat(40)))
+            .collect();
+        let refs: Vec<&String> = long.iter().collect();
+        let batches = confirm_batches(&refs);
+        assert_eq!(batches.iter().map(Vec::len).sum::<usize>(), 250);
+        for batch in &batches {
+            let query = Value::Array(
+                std::iter::once(json!("or"))
+                    .chain(batch.iter().map(|c| json!(["=", "certname", c])))
+                    .collect(),
+            );
+            let encoded: String =
+                form_urlencoded::byte_serialize(query.to_string().as_bytes()).collect();
+            assert!(encoded.len() < 6000, "{} bytes", encoded.len());
+        }
+        let short: Vec<String> = (0..250).map(|i| format!("n{i}")).collect();
+        let refs: Vec<&String> = short.iter().collect();
+        assert!(
+            confirm_batches(&refs)
+                .iter()
+                .all(|b| b.len() <= CONFIRM_BATCH)
+        );
+    }
 }

@@ -338,21 +338,38 @@ impl Store {
     /// When its WAL index cannot be created beside it, the file is read as immutable (it is
     /// then assumed not to change while open, which holds for such copies).
     pub fn open_read_only(path: &Path, options: &OpenOptions) -> Result<Store> {
+        use std::os::unix::ffi::OsStrExt;
         let key = open_file_key(path);
-        let encoded: String = form_urlencoded::byte_serialize(path.to_string_lossy().as_bytes())
-            .collect::<String>()
-            .replace("%2F", "/");
+        // A URI path: every byte but the unreserved ones percent-encoded (SQLite decodes `%XX`,
+        // not `+`).
+        let encoded: String = path
+            .as_os_str()
+            .as_bytes()
+            .iter()
+            .map(|&b| match b {
+                b'A'..=b'Z' | b'a'..=b'z' | b'0'..=b'9' | b'/' | b'.' | b'_' | b'~' | b'-' => {
+                    (b as char).to_string()
+                }
+                _ => format!("%{b:02X}"),
+            })
+            .collect();
         let flags = OpenFlags::SQLITE_OPEN_READ_ONLY
             | OpenFlags::SQLITE_OPEN_URI
             | OpenFlags::SQLITE_OPEN_NO_MUTEX;
-        let readable = |conn: &Connection| {
-            conn.query_row("PRAGMA user_version", [], |r| r.get::<_, i64>(0))
-                .is_ok()
+        let sidecars_exist = ["-wal", "-shm"].iter().all(|suffix| {
+            let mut name = path.as_os_str().to_owned();
+            name.push(suffix);
+            Path::new(&name).exists()
+        });
+        // Without its WAL files, a read-only connection would create them (owned by this user,
+        // left behind, in the owner's way); with no WAL there is nothing to read from one, so
+        // the file is read as immutable instead.
+        let uri = if sidecars_exist {
+            format!("file:{encoded}?mode=ro")
+        } else {
+            format!("file:{encoded}?mode=ro&immutable=1")
         };
-        let conn = match Connection::open_with_flags(format!("file:{encoded}?mode=ro"), flags) {
-            Ok(conn) if readable(&conn) => conn,
-            _ => Connection::open_with_flags(format!("file:{encoded}?mode=ro&immutable=1"), flags)?,
-        };
+        let conn = Connection::open_with_flags(uri, flags)?;
         *open_files().entry(key.clone()).or_insert(0) += 1;
         let store = Store {
             read_only: true,
