@@ -112,6 +112,20 @@ const RUN_COLUMNS: &str = "id, sync_id, source_system, source_identifier, status
      total, message, devices_added, devices_updated, devices_removed, cancel_requested, \
      started_at, heartbeat_at, finished_at, pid, host";
 
+/// The run of a source instance that is `running`, if any (at most one: it is the lock).
+fn running_run(
+    conn: &rusqlite::Connection,
+    source_system: &str,
+    source_identifier: &str,
+) -> rusqlite::Result<Option<SyncRun>> {
+    conn.prepare_cached(&format!(
+        "SELECT {RUN_COLUMNS} FROM sync_runs WHERE source_system = ?1 \
+         AND source_identifier = ?2 AND status = 'running'"
+    ))?
+    .query_row(params![source_system, source_identifier], run_from_row)
+    .optional()
+}
+
 fn run_from_row(row: &Row<'_>) -> rusqlite::Result<SyncRun> {
     Ok(SyncRun {
         id: row.get(0)?,
@@ -238,13 +252,7 @@ impl Writer<'_> {
         now: &str,
     ) -> Result<Option<SyncRun>> {
         let conn = self.conn();
-        let running = conn
-            .prepare_cached(&format!(
-                "SELECT {RUN_COLUMNS} FROM sync_runs WHERE source_system = ?1 \
-                 AND source_identifier = ?2 AND status = 'running'"
-            ))?
-            .query_row(params![source_system, source_identifier], run_from_row)
-            .optional()?;
+        let running = running_run(conn, source_system, source_identifier)?;
         let Some(holder) = running else {
             return Ok(None);
         };
@@ -272,13 +280,7 @@ impl Writer<'_> {
         stale_before: &str,
     ) -> Result<SyncRun> {
         let conn = self.conn();
-        let running = conn
-            .prepare_cached(&format!(
-                "SELECT {RUN_COLUMNS} FROM sync_runs WHERE source_system = ?1 \
-                 AND source_identifier = ?2 AND status = 'running'"
-            ))?
-            .query_row(params![source_system, source_identifier], run_from_row)
-            .optional()?;
+        let running = running_run(conn, source_system, source_identifier)?;
         if let Some(holder) = running {
             if holder.heartbeat_at.as_str() >= stale_before {
                 // The stale window is `now - stale_before`; the lock lapses that long after the
