@@ -78,27 +78,30 @@ pub fn info(ctx: &Context) -> anyhow::Result<()> {
 /// shared-memory files, the log, and the directories that hold them.
 fn loose_permissions(ctx: &Context) -> Vec<String> {
     use std::os::unix::fs::PermissionsExt;
-    let mut paths: Vec<(std::path::PathBuf, u32)> = Vec::new();
     let db = &ctx.database_path;
-    for suffix in ["", "-wal", "-shm"] {
-        let mut name = db.as_os_str().to_owned();
-        name.push(suffix);
-        paths.push((name.into(), 0o077));
-    }
-    if let Some(dir) = db.parent().filter(|d| !d.as_os_str().is_empty()) {
-        paths.push((dir.to_path_buf(), 0o077));
-    }
+    let mut paths: Vec<std::path::PathBuf> = ["", "-wal", "-shm"]
+        .iter()
+        .map(|suffix| {
+            let mut name = db.as_os_str().to_owned();
+            name.push(suffix);
+            name.into()
+        })
+        .collect();
+    paths.extend(
+        db.parent()
+            .filter(|d| !d.as_os_str().is_empty())
+            .map(Into::into),
+    );
     if let Some(log) = &ctx.log_file {
-        paths.push((log.clone(), 0o077));
-        if let Some(dir) = log.parent() {
-            paths.push((dir.to_path_buf(), 0o077));
-        }
+        paths.push(log.clone());
+        paths.extend(log.parent().map(Into::into));
     }
     paths
         .into_iter()
-        .filter_map(|(path, forbidden)| {
+        .filter_map(|path| {
             let mode = std::fs::metadata(&path).ok()?.permissions().mode() & 0o777;
-            (mode & forbidden != 0).then(|| {
+            // Any bit for group or others is too loose for a map of the estate.
+            (mode & 0o077 != 0).then(|| {
                 format!(
                     "{} is mode {mode:03o}: others can read the inventory; `chmod {} {}`",
                     path.display(),

@@ -96,7 +96,6 @@ pub fn sync(ctx: &Context, args: &SyncArgs) -> anyhow::Result<()> {
 /// stale (its process may still be alive over there).
 pub fn break_lock(ctx: &Context, sync_id: &str) -> anyhow::Result<()> {
     let mut store = ctx.open_store()?;
-    let engine = Engine::new(ctx.database_path.clone(), ctx.config.general.clone());
     let host = crate::identity::host_name();
     let now = chrono::Utc::now();
     let run = store
@@ -109,7 +108,7 @@ pub fn break_lock(ctx: &Context, sync_id: &str) -> anyhow::Result<()> {
         crate::time::format(now + chrono::Duration::seconds(1))
     } else {
         crate::time::format(
-            now - chrono::Duration::from_std(engine.stale_after).unwrap_or_default(),
+            now - chrono::Duration::from_std(crate::sync::engine::STALE_AFTER).unwrap_or_default(),
         )
     };
     let who = crate::identity::os_user();

@@ -484,6 +484,24 @@ fn puppet_machines(
         .collect()
 }
 
+/// The nodes a query asks for by state: the active ones unless it says `node_state` otherwise.
+fn nodes_asked_for(
+    state: &PuppetdbState,
+    estate: &Estate,
+    query: Option<&Value>,
+) -> Vec<(Machine, Option<DateTime<Utc>>)> {
+    let (active, inactive) = wanted_states(query);
+    let mut nodes = puppet_machines(state, estate);
+    nodes.retain(|(_, deactivated)| {
+        if deactivated.is_some() {
+            inactive
+        } else {
+            active
+        }
+    });
+    nodes
+}
+
 fn stamp(t: DateTime<Utc>) -> String {
     t.format("%Y-%m-%dT%H:%M:%S%.3fZ").to_string()
 }
@@ -596,13 +614,9 @@ async fn inventory(
         Ok(p) => p,
         Err(response) => return response,
     };
-    let (active, inactive) = wanted_states(p.query.as_ref());
     let response = {
         let estate = state.estate.read().unwrap_or_else(|e| e.into_inner());
-        let mut nodes: Vec<(Machine, Option<DateTime<Utc>>)> = puppet_machines(&state, &estate)
-            .into_iter()
-            .filter(|(_, d)| if d.is_some() { inactive } else { active })
-            .collect();
+        let mut nodes = nodes_asked_for(&state, &estate, p.query.as_ref());
         let plain_certname_order = p.order_by.iter().all(|(f, desc)| f == "certname" && !desc);
         if plain_certname_order && p.query.as_ref().is_none_or(only_certname_terms) {
             // The common paging shapes (no query, or certname keys): filter on the certname
@@ -659,16 +673,8 @@ fn fact_rows_of(
     query: Option<&Value>,
     only: Option<&str>,
 ) -> Vec<Value> {
-    let (active, inactive) = wanted_states(query);
     let mut rows = Vec::new();
-    for (m, deactivated) in puppet_machines(state, estate) {
-        if !(if deactivated.is_some() {
-            inactive
-        } else {
-            active
-        }) {
-            continue;
-        }
+    for (m, _) in nodes_asked_for(state, estate, query) {
         let Value::Object(tree) = facts(estate, &m) else {
             continue;
         };
@@ -741,11 +747,9 @@ async fn nodes(
         Ok(p) => p,
         Err(response) => return response,
     };
-    let (active, inactive) = wanted_states(p.query.as_ref());
     let estate = state.estate.read().unwrap_or_else(|e| e.into_inner());
-    let rows: Vec<Value> = puppet_machines(&state, &estate)
+    let rows: Vec<Value> = nodes_asked_for(&state, &estate, p.query.as_ref())
         .into_iter()
-        .filter(|(_, d)| if d.is_some() { inactive } else { active })
         .map(|(m, d)| node_row(&m, d))
         .collect();
     match select(Entity::Nodes, &p, rows.into_iter()) {

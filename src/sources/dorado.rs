@@ -36,10 +36,10 @@ fn code_of(body: &Value) -> i64 {
         .unwrap_or(0)
 }
 
-/// Codes after which Huawei's own driver logs in again.
 /// Dorado's `error.code` for a LUN id it does not have.
 const LUN_DOES_NOT_EXIST: i64 = 1_077_936_859;
 
+/// Codes after which Huawei's own driver logs in again.
 fn is_session_error(code: i64) -> bool {
     matches!(code, -401 | -403 | 4_294_967_297)
 }
@@ -329,13 +329,7 @@ async fn fetch_with(ctx: &FetchContext, dorado: &Dorado<'_>) -> Result<FetchSumm
     // `range` is an offset: a LUN deleted on an earlier page while the run reads shifts the
     // rest, and the LUN at the page boundary goes unlisted. Each stored LUN the listing missed is
     // read by id; only the array's "LUN does not exist" lets the sweep remove it.
-    let mut missed: Vec<&String> = ctx
-        .hints
-        .volume_ids
-        .iter()
-        .filter(|id| !listed.contains(*id))
-        .collect();
-    missed.sort();
+    let missed = super::missed_by_listing(&ctx.hints.volume_ids, &listed);
     let mut still_there = 0;
     for id in missed {
         ctx.check_cancelled()?;
@@ -352,16 +346,12 @@ async fn fetch_with(ctx: &FetchContext, dorado: &Dorado<'_>) -> Result<FetchSumm
             .await?;
         }
     }
-    if still_there > 0 {
-        return Ok(FetchSummary {
-            complete: true,
-            note: Some(format!(
-                "{still_there} LUN(s) were missing from the paged listing (LUNs changed while it was read) and were read by id"
-            )),
-        });
-    }
     Ok(FetchSummary {
         complete: true,
-        note: None,
+        note: (still_there > 0).then(|| {
+            format!(
+                "{still_there} LUN(s) were missing from the paged listing (LUNs changed while it was read) and were read by id"
+            )
+        }),
     })
 }

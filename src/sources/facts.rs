@@ -26,7 +26,7 @@ impl VolatileFacts {
         VolatileFacts {
             patterns: patterns
                 .iter()
-                .map(|p| p.as_ref().split('.').map(str::to_lowercase).collect())
+                .map(|p| p.as_ref().split('.').map(str::to_ascii_lowercase).collect())
                 .collect(),
         }
     }

@@ -87,12 +87,13 @@ pub async fn fetch(ctx: &FetchContext) -> Result<FetchSummary, SourceError> {
             break;
         }
     }
+    let volatile = VolatileFacts::new(&ctx.source.volatile_facts);
     let freshest = hosts.iter().filter_map(last_report).max();
     ctx.progress.set_phase("fetch facts");
     // Collected first: a stream over a borrowing closure is not provably `Send` (rustc #110338).
     let pending: Vec<_> = hosts
         .iter()
-        .map(|host| host_bundle(ctx, host, &auth, freshest))
+        .map(|host| host_bundle(ctx, host, &auth, freshest, &volatile))
         .collect();
     let bundles =
         futures::stream::iter(pending).buffer_unordered(ctx.source.max_in_flight.max(1) * 2);
@@ -133,6 +134,7 @@ async fn host_bundle(
     host: &Value,
     auth: &RequestParts<'_>,
     freshest: Option<NaiveDateTime>,
+    volatile: &VolatileFacts,
 ) -> Result<Option<DeviceBundle>, SourceError> {
     let id = host["id"]
         .as_u64()
@@ -160,7 +162,6 @@ async fn host_bundle(
     let answer = ctx.client.expect_success(answer)?;
     let body: Value = ctx.client.decode(&answer)?;
     let mut facts = BTreeMap::new();
-    let volatile = VolatileFacts::new(&ctx.source.volatile_facts);
     // `results` is an object keyed by host name; take whichever key is there.
     if let Some(values) = body["results"]
         .as_object()

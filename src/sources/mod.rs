@@ -176,7 +176,7 @@ pub struct Hints {
     pub last_success_start: Option<String>,
     /// The source ids of this instance's active devices, for connectors that read by offset
     /// and must confirm that a record they did not list is really gone
-    /// ([`confirms_missed_records`]).
+    /// ([`confirms_missed_devices`]).
     pub active_ids: std::collections::HashSet<String>,
     /// The source ids of this instance's stored volumes, for the same check on volumes.
     pub volume_ids: std::collections::HashSet<String>,
@@ -188,14 +188,19 @@ pub fn reads_stored_metadata(kind: SourceKind) -> bool {
     kind == SourceKind::Oxidized
 }
 
-/// Whether a connector asks the source about the stored records its listing did not return,
-/// before the run may sweep them. PuppetDB is read by offset (it refuses `>` on `certname`, so no
-/// keyset), and a node deactivated on an earlier page while the run reads shifts every later
-/// row: the listing alone would make the sweep mark an active node inactive.
-/// Huawei Dorado lists LUNs by `range` (an offset) with no key to page by, so a LUN deleted on an
-/// earlier page hides a later one in the same way; each stored LUN the listing missed is read by id.
-pub fn confirms_missed_records(kind: SourceKind) -> bool {
-    matches!(kind, SourceKind::Puppetdb | SourceKind::Dorado)
+/// Whether a connector asks the source about the stored devices its listing did not return,
+/// before the run may sweep them ([`Hints::active_ids`]). PuppetDB is read by offset (it refuses
+/// `>` on `certname`, so no keyset), and a node deactivated on an earlier page while the run
+/// reads shifts every later row: the listing alone would make the sweep mark an active node
+/// inactive.
+pub fn confirms_missed_devices(kind: SourceKind) -> bool {
+    kind == SourceKind::Puppetdb
+}
+
+/// The same for volumes ([`Hints::volume_ids`]): Huawei Dorado lists LUNs by `range` (an
+/// offset) with no key to page by, so each stored LUN the listing missed is read by id.
+pub fn confirms_missed_volumes(kind: SourceKind) -> bool {
+    kind == SourceKind::Dorado
 }
 
 /// Everything a connector needs for one run.
@@ -208,6 +213,17 @@ pub struct FetchContext {
     pub hints: Hints,
     /// The run's start, for staleness judgements.
     pub now: chrono::DateTime<chrono::Utc>,
+}
+
+/// The stored source ids a listing did not return, in order: the ones to confirm with the
+/// source before the sweep may touch them.
+pub fn missed_by_listing<'a>(
+    stored: &'a std::collections::HashSet<String>,
+    listed: &std::collections::HashSet<String>,
+) -> Vec<&'a String> {
+    let mut missed: Vec<&String> = stored.iter().filter(|id| !listed.contains(*id)).collect();
+    missed.sort();
+    missed
 }
 
 /// Details of single items that could not be read, for the run's message: a count and the

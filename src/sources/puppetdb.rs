@@ -1,6 +1,6 @@
 //! PuppetDB v4: every active node's facts from `inventory`, paged by offset in certname order,
-//! with the nodes the listing missed confirmed by name. Values are typed JSON; top-level facts are stored by name (complex ones as JSON),
-//! minus the run-volatile paths (`sources::facts`).
+//! with the nodes the listing missed confirmed by name. Values are typed JSON; top-level facts
+//! are stored by name (complex ones as JSON), minus the run-volatile paths (`sources::facts`).
 
 use super::facts::{VolatileFacts, top_level_texts};
 use super::http::{RequestParts, SourceError};
@@ -74,13 +74,7 @@ pub async fn fetch(ctx: &FetchContext) -> Result<FetchSummary, SourceError> {
         }
         offset += page_size;
     }
-    let mut missed: Vec<&String> = ctx
-        .hints
-        .active_ids
-        .iter()
-        .filter(|id| !listed.contains(*id))
-        .collect();
-    missed.sort();
+    let missed = super::missed_by_listing(&ctx.hints.active_ids, &listed);
     if !missed.is_empty() {
         ctx.progress.set_phase("confirm missing nodes");
         tracing::info!(source = %ctx.client.name, missed = missed.len(), "asking PuppetDB about nodes the listing did not return");

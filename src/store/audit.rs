@@ -237,9 +237,6 @@ impl Writer<'_> {
         Ok(())
     }
 
-    /// Starts a run of a source instance, taking its lock. A running row whose heartbeat is older
-    /// than `stale_before` belongs to a process that died: it is closed as failed and the new run
-    /// proceeds. A live one makes this fail with [`Error::RunLocked`] naming the holder.
     /// Ends a `running` run of this source whose process is gone: it ran on `host` (this
     /// machine) and `is_gone(pid)` says its process no longer exists. Its lock is released at
     /// once instead of when its heartbeat goes stale. Returns the run taken over, if any.
@@ -270,6 +267,9 @@ impl Writer<'_> {
         Ok(Some(holder))
     }
 
+    /// Starts a run of a source instance, taking its lock. A running row whose heartbeat is older
+    /// than `stale_before` belongs to a process that died: it is closed as failed and the new run
+    /// proceeds. A live one makes this fail with [`Error::RunLocked`] naming the holder.
     pub fn begin_run(
         &self,
         sync_id: &str,

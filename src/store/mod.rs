@@ -356,11 +356,7 @@ impl Store {
         let flags = OpenFlags::SQLITE_OPEN_READ_ONLY
             | OpenFlags::SQLITE_OPEN_URI
             | OpenFlags::SQLITE_OPEN_NO_MUTEX;
-        let sidecars_exist = ["-wal", "-shm"].iter().all(|suffix| {
-            let mut name = path.as_os_str().to_owned();
-            name.push(suffix);
-            Path::new(&name).exists()
-        });
+        let sidecars_exist = wal_sidecars_exist(path);
         // Without its WAL files, a read-only connection would create them (owned by this user,
         // left behind, in the owner's way); with no WAL there is nothing to read from one, so
         // the file is read as immutable instead.
@@ -394,11 +390,6 @@ impl Store {
             )));
         }
         Ok(store)
-    }
-
-    /// Whether this store was opened read-only.
-    pub fn is_read_only(&self) -> bool {
-        self.read_only
     }
 
     /// Runs `f` in one `BEGIN IMMEDIATE` transaction and commits; on error nothing is written.
@@ -484,6 +475,15 @@ fn busy_or(err: rusqlite::Error, timeout_ms: u64) -> Error {
     }
 }
 
+/// Whether both WAL files (`-wal`, `-shm`) of the database at `path` exist.
+fn wal_sidecars_exist(path: &Path) -> bool {
+    ["-wal", "-shm"].iter().all(|suffix| {
+        let mut name = path.as_os_str().to_owned();
+        name.push(suffix);
+        Path::new(&name).exists()
+    })
+}
+
 /// Whether `path` is an existing database this user cannot write: the file itself, or the
 /// directory that must hold its `-wal`/`-shm` files when they do not exist yet.
 pub fn is_unwritable(path: &Path) -> bool {
@@ -502,11 +502,7 @@ pub fn is_unwritable(path: &Path) -> bool {
         .parent()
         .filter(|d| !d.as_os_str().is_empty())
         .unwrap_or(Path::new("."));
-    let sidecars_exist = ["-wal", "-shm"].iter().all(|suffix| {
-        let mut name = path.as_os_str().to_owned();
-        name.push(suffix);
-        Path::new(&name).exists()
-    });
+    let sidecars_exist = wal_sidecars_exist(path);
     !writable(path) || (!sidecars_exist && !writable(dir))
 }
 

@@ -71,6 +71,9 @@ pub struct Engine {
     events: broadcast::Sender<RunEvent>,
 }
 
+/// A running row whose heartbeat is older than this belongs to a process that died.
+pub const STALE_AFTER: Duration = Duration::from_secs(60);
+
 /// Records every run of this process still `running` as cancelled, in `database`: the last
 /// step of every way a process that runs syncs ends (quit, signal, panic), so that no run row
 /// outlives its process and holds the source's lock. Best effort: returns how many were ended.
@@ -110,7 +113,7 @@ impl Engine {
                 ..RetryPolicy::default()
             },
             performed_by: format!("infradeck sync ({})", crate::identity::os_user()),
-            stale_after: Duration::from_secs(60),
+            stale_after: STALE_AFTER,
             events,
         }
     }
@@ -196,7 +199,7 @@ impl Engine {
                         Default::default()
                     },
                     last_success_start: store.last_success_start(&kind, &id)?,
-                    active_ids: if crate::sources::confirms_missed_records(source_kind) {
+                    active_ids: if crate::sources::confirms_missed_devices(source_kind) {
                         store
                             .device_keys_of_source(&kind, &id, crate::model::DeviceStatus::Active)?
                             .into_iter()
@@ -205,7 +208,7 @@ impl Engine {
                     } else {
                         Default::default()
                     },
-                    volume_ids: if crate::sources::confirms_missed_records(source_kind) {
+                    volume_ids: if crate::sources::confirms_missed_volumes(source_kind) {
                         store
                             .volume_keys_of_source(&kind, &id)?
                             .into_iter()

@@ -250,7 +250,10 @@ async fn event_loop(
         }
     }
     Ok(()) }.await;
-    if ended.is_err() {
+    if ended
+        .as_ref()
+        .is_err_and(|e| e.downcast_ref::<std::io::Error>().is_some())
+    {
         // A terminal that fails to draw or read is gone (a dropped session whose hang-up has not
         // been read yet): writing to it again, as the restore will, must not panic.
         crate::process::detach_from_terminal();
