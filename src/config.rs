@@ -327,6 +327,8 @@ pub struct NetboxConfig {
     pub tag: String,
     pub delete_grace_days: u32,
     pub max_deletes: u32,
+    /// The NetBox site clusters are scoped to (created when missing), so their VMs get it too.
+    pub site: Option<String>,
 }
 
 /// A configuration problem, located in its file.
@@ -459,6 +461,7 @@ struct RawNetbox {
     tag: Option<String>,
     delete_grace_days: Option<u32>,
     max_deletes: Option<u32>,
+    site: Option<String>,
 }
 
 // ---- paths -----------------------------------------------------------------------------------
@@ -909,6 +912,12 @@ fn parse_netbox(
         tag: raw.tag.unwrap_or_else(|| "infradeck".to_string()),
         delete_grace_days: raw.delete_grace_days.unwrap_or(7),
         max_deletes: raw.max_deletes.unwrap_or(10),
+        site: match raw.site.map(|s| s.trim().to_string()) {
+            Some(site) if site.is_empty() => {
+                return Err(locate.error(here, "site", "the site name is empty"));
+            }
+            site => site,
+        },
     })
 }
 

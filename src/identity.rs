@@ -6,7 +6,26 @@ pub fn os_user() -> String {
     ["USER", "LOGNAME", "USERNAME"]
         .iter()
         .find_map(|var| std::env::var(var).ok().filter(|v| !v.is_empty()))
-        .unwrap_or_else(|| "unknown".to_string())
+        .unwrap_or_else(user_of_uid)
+}
+
+/// The account name of this process's user from `/etc/passwd` (USER and LOGNAME are unset
+/// under cron, systemd units and some `sudo` set-ups), else `uid 1000`: a reviewer is always
+/// someone who can be found.
+fn user_of_uid() -> String {
+    // SAFETY: getuid has no preconditions and cannot fail.
+    let uid = unsafe { libc::getuid() };
+    std::fs::read_to_string("/etc/passwd")
+        .ok()
+        .and_then(|passwd| {
+            passwd.lines().find_map(|line| {
+                let mut fields = line.split(':');
+                let name = fields.next()?;
+                let entry_uid: u32 = fields.nth(1)?.parse().ok()?;
+                (entry_uid == uid && !name.is_empty()).then(|| name.to_string())
+            })
+        })
+        .unwrap_or_else(|| format!("uid {uid}"))
 }
 
 /// This machine's host name.

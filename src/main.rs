@@ -206,6 +206,9 @@ enum Command {
         /// Advance the estate (VMs created, deleted, migrated; configs edited; ...) this often
         #[arg(long, value_name = "DURATION", value_parser = parse_duration)]
         advance_every: Option<std::time::Duration>,
+        /// Start NetBox with part of the estate in it (default: empty, like a new NetBox)
+        #[arg(long)]
+        netbox_seeded: bool,
     },
 }
 
@@ -414,6 +417,7 @@ fn run(cli: Cli) -> anyhow::Result<()> {
             write_config,
             port,
             advance_every,
+            netbox_seeded,
         }) => cli::sim(&cli::SimArgs {
             scale,
             seed,
@@ -421,6 +425,7 @@ fn run(cli: Cli) -> anyhow::Result<()> {
             write_config,
             port,
             advance_every,
+            netbox_seeded,
         }),
         Some(Command::Devices {
             pattern,

@@ -115,6 +115,7 @@ fn netbox_runner(ctx: &Context) -> Option<crate::ui::NetboxRunner> {
                         dry_run: op == NetboxOp::DryRun,
                         allow_deletes: Some(u32::MAX),
                         max_deletes: config.max_deletes,
+                        chunk: crate::netbox::apply::CHUNK,
                     };
                     let report =
                         crate::netbox::apply(&mut store, &client, &batch, &options).await?;

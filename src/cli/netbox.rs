@@ -84,6 +84,54 @@ pub fn parse_items(specs: &[String]) -> anyhow::Result<Vec<i64>> {
     Ok(ids)
 }
 
+/// `apply`/`rollback` ended with items that failed (exit 5) or conflict with NetBox (exit 4),
+/// so a script can tell "applied" from "applied with conflicts" (documented in the README).
+pub const EXIT_CONFLICTS: u8 = 4;
+pub const EXIT_FAILED: u8 = 5;
+
+fn outcome_exit(report: &crate::netbox::ApplyReport, retry: &str) -> anyhow::Result<()> {
+    if report.failed > 0 {
+        return Err(super::ExitWith {
+            code: EXIT_FAILED,
+            message: format!("{} items failed; {retry}", report.failed),
+        }
+        .into());
+    }
+    if report.conflicts > 0 {
+        return Err(super::ExitWith {
+            code: EXIT_CONFLICTS,
+            message: format!(
+                "{} items conflict with NetBox (see `review`); nothing was written for them",
+                report.conflicts
+            ),
+        }
+        .into());
+    }
+    Ok(())
+}
+
+/// Per-batch item numbers (as `review` shows them) → the items' ids; empty stays empty (all).
+fn item_ids(
+    items: &[crate::store::ApprovalItem],
+    numbers: &[i64],
+    batch: &str,
+) -> anyhow::Result<Vec<i64>> {
+    let mut ids: Vec<i64> = items.iter().map(|i| i.id).collect();
+    ids.sort_unstable();
+    numbers
+        .iter()
+        .map(|&n| {
+            usize::try_from(n)
+                .ok()
+                .and_then(|n| n.checked_sub(1))
+                .and_then(|i| ids.get(i).copied())
+                .ok_or_else(|| {
+                    anyhow::anyhow!("batch {batch} has items 1-{}; there is no #{n}", ids.len())
+                })
+        })
+        .collect()
+}
+
 pub fn netbox(ctx: &Context, args: &NetboxArgs) -> anyhow::Result<()> {
     let runtime = tokio::runtime::Builder::new_current_thread()
         .enable_all()
@@ -154,8 +202,8 @@ pub fn netbox(ctx: &Context, args: &NetboxArgs) -> anyhow::Result<()> {
                                 b.planned_at.clone().unwrap_or_default(),
                                 format!("+{} ~{} -{}", b.creates, b.updates, b.deletes),
                                 format!(
-                                    "{} pending, {} approved, {} rejected, {} applied",
-                                    b.pending, b.approved, b.rejected, b.applied
+                                    "{} pending, {} approved, {} rejected, {} applied, {} failed, {} rolled back",
+                                    b.pending, b.approved, b.rejected, b.applied, b.failed, b.rolled_back
                                 ),
                                 b.state.clone().unwrap_or_default(),
                             ]
@@ -176,6 +224,7 @@ pub fn netbox(ctx: &Context, args: &NetboxArgs) -> anyhow::Result<()> {
                         super::print_json(&items)?;
                         return Ok(());
                     }
+                    let numbers = crate::netbox::apply::item_numbers(&items);
                     for item in items {
                         let changes: serde_json::Value = item
                             .proposed_changes
@@ -184,7 +233,7 @@ pub fn netbox(ctx: &Context, args: &NetboxArgs) -> anyhow::Result<()> {
                             .unwrap_or_default();
                         println!(
                             "#{} {} {} {} [{}{}]",
-                            item.id,
+                            numbers[&item.id],
                             item.action.as_str(),
                             item.netbox_object_type.as_deref().unwrap_or("?"),
                             crate::sanitize::for_terminal(
@@ -205,11 +254,40 @@ pub fn netbox(ctx: &Context, args: &NetboxArgs) -> anyhow::Result<()> {
                                 );
                             }
                         }
-                        if let Some(conflict) = changes.get("conflict") {
+                        if let Some(needs) = changes.get("needs").and_then(|n| n.as_array())
+                            && !needs.is_empty()
+                        {
+                            let needs: Vec<&str> =
+                                needs.iter().filter_map(|n| n.as_str()).collect();
                             println!(
-                                "    conflict: {}",
-                                crate::sanitize::for_terminal(&conflict.to_string())
+                                "    after: {}",
+                                crate::sanitize::for_terminal(&needs.join(", "))
                             );
+                        }
+                        for (key, label) in [
+                            ("conflict", "conflict"),
+                            ("error", "failed"),
+                            ("rollback_conflict", "rollback conflict"),
+                            ("rollback_error", "rollback failed"),
+                        ] {
+                            let Some(value) = changes.get(key) else {
+                                continue;
+                            };
+                            let text = match value {
+                                serde_json::Value::String(text) => text.clone(),
+                                serde_json::Value::Object(map) => match map.get("note") {
+                                    Some(serde_json::Value::String(note)) => {
+                                        let now = map.get("netbox_now").filter(|v| !v.is_null());
+                                        match now {
+                                            Some(now) => format!("{note}; NetBox now has {now}"),
+                                            None => note.clone(),
+                                        }
+                                    }
+                                    _ => value.to_string(),
+                                },
+                                other => other.to_string(),
+                            };
+                            println!("    {label}: {}", crate::sanitize::for_terminal(&text));
                         }
                     }
                 }
@@ -228,8 +306,9 @@ pub fn netbox(ctx: &Context, args: &NetboxArgs) -> anyhow::Result<()> {
                 }
                 _ => (ApprovalStatus::Approved, None),
             };
-            anyhow::ensure!(!store.batch_items(batch)?.is_empty(), "no batch `{batch}`");
-            let ids = parse_items(items)?;
+            let batch_items = store.batch_items(batch)?;
+            anyhow::ensure!(!batch_items.is_empty(), "no batch `{batch}`");
+            let ids = item_ids(&batch_items, &parse_items(items)?, batch)?;
             let at = crate::time::now();
             let moved = store.write(|w| {
                 w.review_items(
@@ -271,26 +350,28 @@ pub fn netbox(ctx: &Context, args: &NetboxArgs) -> anyhow::Result<()> {
                 dry_run: *dry_run,
                 allow_deletes: *allow_deletes,
                 max_deletes: config.max_deletes,
+                chunk: crate::netbox::apply::CHUNK,
             };
             let report =
                 runtime.block_on(crate::netbox::apply(&mut store, &client, batch, &options))?;
             for line in &report.lines {
                 println!("{line}");
             }
+            if report.eligible == 0 {
+                println!(
+                    "nothing to apply in batch {batch}: no item is approved (approve with `infradeck netbox approve {batch} all`, or by number)"
+                );
+                return Ok(());
+            }
             if *dry_run {
                 println!(
-                    "dry run: {} requests would be sent; nothing was written",
+                    "dry run: {} items would be written; nothing was sent",
                     report.lines.len()
                 );
                 return Ok(());
             }
             println!("{}", report.summary("applied"));
-            anyhow::ensure!(
-                report.failed == 0,
-                "{} items failed; run apply again to retry them",
-                report.failed
-            );
-            Ok(())
+            outcome_exit(&report, "run apply again to retry them")
         }
         NetboxArgs::Rollback { batch } => {
             refuse_read_only(ctx, "rollback")?;
@@ -299,13 +380,15 @@ pub fn netbox(ctx: &Context, args: &NetboxArgs) -> anyhow::Result<()> {
             for line in &report.lines {
                 println!("{line}");
             }
+            if report.eligible == 0 {
+                println!("nothing to roll back in batch {batch}: no item is applied");
+                return Ok(());
+            }
             println!("{}", report.summary("rolled back"));
-            anyhow::ensure!(
-                report.failed == 0,
-                "{} items could not be rolled back",
-                report.failed
-            );
-            Ok(())
+            outcome_exit(
+                &report,
+                "they stay applied; run rollback again to retry them",
+            )
         }
     }
 }

@@ -13,6 +13,7 @@ pub struct SimArgs {
     pub write_config: Option<PathBuf>,
     pub port: Option<u16>,
     pub advance_every: Option<Duration>,
+    pub netbox_seeded: bool,
 }
 
 /// Builds the simulator options from the command line, validating every fault term.
@@ -21,6 +22,7 @@ pub fn sim_options(args: &SimArgs) -> anyhow::Result<SimOptions> {
         scale: args.scale,
         seed: args.seed,
         base_port: args.port,
+        netbox_seeded: args.netbox_seeded,
         ..SimOptions::default()
     };
     for spec in &args.faults {

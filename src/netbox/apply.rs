@@ -1,15 +1,30 @@
-//! Apply and rollback. Only approved items are written, in dependency order; before each write
-//! the object is read again and compared with the plan, and a difference makes the item a
-//! conflict instead of a write. Each item is claimed with a conditional status move first, so
+//! Apply and rollback. Only approved items are written, parents before children; before each
+//! write the objects are read again and compared with the plan, and a difference makes the item
+//! a conflict instead of a write. Each item is claimed with a conditional status move first, so
 //! two processes applying one batch write each item once, and a crash or failure half-way leaves
 //! an item that the next run verifies against NetBox before writing again.
+//!
+//! Writes go through NetBox's list endpoints in chunks (bulk POST, PATCH and DELETE, one
+//! transaction each): the reads that guard them are one list request per chunk too. NetBox 4.7
+//! checks `If-Match` on bulk PATCH and DELETE against the list of ETags sent (each object's
+//! must be among them), so updates and deletes keep their precondition. When NetBox refuses a
+//! chunk it names the objects to blame; the chunk is sent again without them, then one object
+//! at a time, so one bad object never fails its neighbours.
 
-use super::client::{NetboxClient, WriteError, Written};
-use super::plan::{CLUSTERS, IFACES, MACS, VMS, is_tagged, observed, rank, write_body};
+use super::client::{BulkEntry, BulkError, NetboxClient, WriteError, Written};
+use super::plan::{
+    CLUSTER_TYPES, CLUSTERS, ENDPOINTS, IFACES, SITES, TAGS, VMS, is_tagged, observed, rank,
+    write_body,
+};
 use crate::model::{ApprovalAction, ApprovalStatus};
 use crate::store::{ApprovalItem, ItemResult, Store};
+use reqwest::Method;
 use serde_json::{Map, Value, json};
-use std::collections::{BTreeMap, HashSet};
+use std::collections::{BTreeMap, HashMap};
+
+/// Objects per bulk request. Also bounds the `If-Match` header (~40 bytes per ETag) well under
+/// the 8 KB request-header limit of gunicorn and most proxies.
+pub const CHUNK: usize = 100;
 
 /// How an apply or rollback went, item by item.
 #[derive(Debug, Clone, Default, serde::Serialize)]
@@ -19,6 +34,10 @@ pub struct ApplyReport {
     pub failed: usize,
     /// Taken by another process, or not in a state this run handles.
     pub skipped: usize,
+    /// Items this run would write (approved, or left failed or half-done by an earlier run).
+    pub eligible: usize,
+    /// Write requests sent to NetBox.
+    pub requests: usize,
     /// One line per item: what was (or, in a dry run, would be) sent, and how it ended.
     pub lines: Vec<String>,
 }
@@ -38,6 +57,19 @@ pub struct ApplyOptions {
     /// A batch with more approved deletes than `max_deletes` needs this many allowed.
     pub allow_deletes: Option<u32>,
     pub max_deletes: u32,
+    /// Objects per bulk request; 1 writes one object per request (the baseline `bench` measures).
+    pub chunk: usize,
+}
+
+impl Default for ApplyOptions {
+    fn default() -> ApplyOptions {
+        ApplyOptions {
+            dry_run: false,
+            allow_deletes: None,
+            max_deletes: 10,
+            chunk: CHUNK,
+        }
+    }
 }
 
 /// An item claimed by another run this long ago is presumed dead and verified again.
@@ -51,12 +83,17 @@ const DEFER_PAUSE: std::time::Duration = std::time::Duration::from_millis(100);
 struct Plan {
     endpoint: String,
     object: String,
+    key: String,
     fields: BTreeMap<String, (Value, Value)>,
     body: Value,
     /// Every comparable field of the object as the plan saw it.
     seen: Option<BTreeMap<String, Value>>,
     /// How to find the object a create makes (list filters, lookups allowed); by name if absent.
     matcher: Option<Value>,
+    /// Keys of the items of this batch this one needs written first.
+    needs: Vec<String>,
+    /// For a MAC: the interface it becomes the primary MAC of.
+    primary_of: Option<Value>,
 }
 
 fn parse_plan(item: &ApprovalItem) -> anyhow::Result<Plan> {
@@ -73,7 +110,7 @@ fn parse_plan(item: &ApprovalItem) -> anyhow::Result<Plan> {
         .unwrap_or_default()
         .to_string();
     anyhow::ensure!(
-        [VMS, CLUSTERS, IFACES, MACS].contains(&endpoint.as_str()),
+        ENDPOINTS.contains(&endpoint.as_str()),
         "item {}: unknown NetBox object type `{endpoint}`",
         item.id
     );
@@ -94,13 +131,17 @@ fn parse_plan(item: &ApprovalItem) -> anyhow::Result<Plan> {
                 .collect()
         })
         .unwrap_or_default();
-    Ok(Plan {
-        endpoint,
-        object: changes
-            .get("object")
+    let text = |key: &str| {
+        changes
+            .get(key)
             .and_then(Value::as_str)
             .unwrap_or_default()
-            .to_string(),
+            .to_string()
+    };
+    Ok(Plan {
+        object: text("object"),
+        key: text("key"),
+        endpoint,
         fields,
         body: changes.get("body").cloned().unwrap_or(Value::Null),
         matcher: changes.get("match").cloned(),
@@ -108,6 +149,17 @@ fn parse_plan(item: &ApprovalItem) -> anyhow::Result<Plan> {
             .get("seen")
             .and_then(Value::as_object)
             .map(|m| m.iter().map(|(k, v)| (k.clone(), v.clone())).collect()),
+        needs: changes
+            .get("needs")
+            .and_then(Value::as_array)
+            .map(|n| {
+                n.iter()
+                    .filter_map(Value::as_str)
+                    .map(str::to_string)
+                    .collect()
+            })
+            .unwrap_or_default(),
+        primary_of: changes.get("primary_of").cloned(),
     })
 }
 
@@ -134,36 +186,77 @@ enum Outcome {
         note: String,
     },
     Failed(String),
-    /// A reference could not be resolved yet: its parent is not in NetBox (another process may
-    /// be writing it this moment). Tried again while an item that could be that parent is still
-    /// to be written; failed once none is.
-    Deferred(String),
 }
 
-fn write_failed(err: WriteError) -> Outcome {
-    match &err {
-        // A nested reference (`"cluster": {"name": ...}`) to an object that is not there yet:
-        // NetBox's words for it. Its parent may be another process's item of this batch.
-        WriteError::Refused { body, .. } if body.contains("Related object not found") => {
-            Outcome::Deferred(err.to_string())
+fn conflict(note: impl Into<String>) -> Outcome {
+    Outcome::Conflict {
+        current: Value::Null,
+        note: note.into(),
+    }
+}
+
+/// Apply or rollback: which way the items are undone or done.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Mode {
+    Apply,
+    Rollback,
+}
+
+/// The request an item needs in this run.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
+enum Op {
+    Create,
+    Update,
+    Delete,
+}
+
+fn op_of(mode: Mode, action: ApprovalAction) -> Op {
+    match (mode, action) {
+        (Mode::Apply, ApprovalAction::Create) | (Mode::Rollback, ApprovalAction::Delete) => {
+            Op::Create
         }
-        _ => Outcome::Failed(err.to_string()),
+        (_, ApprovalAction::Update) => Op::Update,
+        (Mode::Apply, ApprovalAction::Delete) | (Mode::Rollback, ApprovalAction::Create) => {
+            Op::Delete
+        }
     }
 }
 
-/// Items of `batch` in the order they must be written: creates and updates by rank, then
-/// deletes in reverse rank.
-fn ordered(mut items: Vec<ApprovalItem>, reverse: bool) -> Vec<ApprovalItem> {
-    let key = |i: &ApprovalItem| {
-        let r = item_rank(i);
-        let delete = i.action == ApprovalAction::Delete;
-        (delete, if delete { 255 - r } else { r }, i.id)
-    };
-    items.sort_by_key(key);
-    if reverse {
-        items.reverse();
+/// One item this run handles.
+struct Work {
+    item: ApprovalItem,
+    plan: Plan,
+    /// Its number within the batch (1-based), as `review` shows and `approve` takes it.
+    number: usize,
+    op: Op,
+}
+
+impl Work {
+    fn endpoint(&self) -> &str {
+        &self.plan.endpoint
     }
-    items
+
+    /// When this item is written: creates and updates parents first, deletes children first;
+    /// apply writes before it deletes, rollback undoes creates before it re-creates.
+    fn stage(&self, mode: Mode) -> (u8, u8) {
+        let r = rank(&self.plan.endpoint);
+        match (mode, self.op) {
+            (Mode::Apply, Op::Delete) => (1, 255 - r),
+            (Mode::Apply, _) => (0, r),
+            (Mode::Rollback, Op::Delete) => (0, 255 - r),
+            (Mode::Rollback, _) => (1, r),
+        }
+    }
+}
+
+/// Per-batch numbers of items: their position in the batch, from 1.
+pub fn item_numbers(items: &[ApprovalItem]) -> HashMap<i64, usize> {
+    let mut ids: Vec<i64> = items.iter().map(|i| i.id).collect();
+    ids.sort_unstable();
+    ids.into_iter()
+        .enumerate()
+        .map(|(n, id)| (id, n + 1))
+        .collect()
 }
 
 /// Applies the approved items of `batch`.
@@ -178,8 +271,7 @@ pub async fn apply(
         !items.is_empty(),
         "no batch `{batch}` (see `infradeck netbox review`)"
     );
-    let now = chrono::Utc::now();
-    let stale_before = crate::time::format(now - STALE_CLAIM);
+    let stale_before = crate::time::format(chrono::Utc::now() - STALE_CLAIM);
     let deletes = items
         .iter()
         .filter(|i| {
@@ -192,244 +284,1101 @@ pub async fn apply(
             options.max_deletes
         );
     }
-    let mut report = ApplyReport::default();
-    let message = format!("infradeck batch {batch}");
-    // The whole batch as last read, and (after the first pass) the items deferred in the last.
-    let mut snapshot = items;
-    let mut retry_only: Option<HashSet<i64>> = None;
-    let mut deferring_since = None;
-    loop {
-        // Read before this pass's attempts: a parent written after it is in NetBox by the time its
-        // child is tried, so a child that finds no parent while nothing below it was pending
-        // really has none coming.
-        let lowest_pending = lowest_pending_rank(&snapshot, &stale_before);
-        let queue = ordered(
-            snapshot
-                .into_iter()
-                .filter(|i| retry_only.as_ref().is_none_or(|ids| ids.contains(&i.id)))
-                .collect(),
-            false,
-        );
-        let mut deferred = HashSet::new();
-        for item in queue {
-            let retry = match item.approval_status {
-                ApprovalStatus::Approved => false,
-                ApprovalStatus::Failed => true,
-                ApprovalStatus::Applying
-                    if item
-                        .applied_at
-                        .as_deref()
-                        .is_some_and(|at| at < stale_before.as_str()) =>
-                {
-                    true
-                }
-                _ => continue,
-            };
-            let plan = match parse_plan(&item) {
-                Ok(plan) => plan,
-                Err(err) => {
-                    report.failed += 1;
-                    report.lines.push(format!("#{} failed: {err}", item.id));
-                    continue;
-                }
-            };
-            if options.dry_run {
-                report
-                    .lines
-                    .push(describe_request(client, &item, &plan, &message));
-                continue;
-            }
-            let at = crate::time::now();
-            let from = [
-                ApprovalStatus::Approved,
-                ApprovalStatus::Failed,
-                ApprovalStatus::Applying,
-            ];
-            let claimed = store.write(|w| {
-                w.claim_item(
-                    item.id,
-                    if retry { &from } else { &from[..1] },
-                    ApprovalStatus::Applying,
-                    &at,
-                )
-            })?;
-            if !claimed {
-                report.skipped += 1;
-                continue;
-            }
-            let mut outcome = apply_item(client, &item, &plan, &message).await;
-            if let Outcome::Deferred(reason) = outcome {
-                let waiting = deferring_since.get_or_insert_with(tokio::time::Instant::now);
-                if waiting.elapsed() < DEFER_LIMIT
-                    && lowest_pending.is_some_and(|r| r < item_rank(&item))
-                {
-                    // Give the claim back; this item comes round again after the others.
-                    let at = crate::time::now();
-                    store.write(|w| {
-                        w.finish_item(
-                            item.id,
-                            &ItemResult {
-                                status: ApprovalStatus::Approved,
-                                netbox_object_id: None,
-                                at: &at,
-                                rollback_data: None,
-                                proposed_changes: None,
-                            },
-                        )
-                    })?;
-                    deferred.insert(item.id);
-                    continue;
-                }
-                outcome = Outcome::Failed(reason);
-            }
-            record(
-                store,
-                &item,
-                &plan,
-                outcome,
-                &mut report,
-                ApprovalStatus::Applied,
-                "applied",
-            )?;
-        }
-        if deferred.is_empty() {
-            break;
-        }
-        // The parents are being written by another process: give it a moment.
-        tokio::time::sleep(DEFER_PAUSE).await;
-        snapshot = store.batch_items(batch)?;
-        retry_only = Some(deferred);
-    }
-    if !options.dry_run {
-        let items = store.batch_items(batch)?;
-        let state = if items.iter().any(|i| {
-            matches!(
-                i.approval_status,
-                ApprovalStatus::Conflict | ApprovalStatus::Failed | ApprovalStatus::Applying
-            )
-        }) {
-            "partial"
-        } else if items
-            .iter()
-            .any(|i| i.approval_status == ApprovalStatus::Applied)
-        {
-            "applied"
-        } else {
-            "pending"
-        };
-        store.write(|w| w.set_batch_state(batch, state))?;
-    }
-    Ok(report)
-}
-
-fn item_rank(item: &ApprovalItem) -> u8 {
-    rank(item.netbox_object_type.as_deref().unwrap_or_default())
-}
-
-/// The lowest rank among the creates and updates still to be written by someone: approved, or
-/// claimed recently enough that their writer is presumed alive. Parents rank below their
-/// children, so an item may still get its parent only if this is below its own rank. Our own
-/// deferred items count, so a chain of deferrals unwinds from the bottom, one pass per level.
-fn lowest_pending_rank(items: &[ApprovalItem], stale_before: &str) -> Option<u8> {
-    items
-        .iter()
-        .filter(|i| {
-            i.action != ApprovalAction::Delete
-                && match i.approval_status {
-                    ApprovalStatus::Approved => true,
-                    ApprovalStatus::Applying => {
-                        i.applied_at.as_deref().is_some_and(|at| at >= stale_before)
-                    }
-                    _ => false,
-                }
-        })
-        .map(item_rank)
-        .min()
-}
-
-fn record(
-    store: &mut Store,
-    item: &ApprovalItem,
-    plan: &Plan,
-    outcome: Outcome,
-    report: &mut ApplyReport,
-    done: ApprovalStatus,
-    verb: &str,
-) -> anyhow::Result<()> {
-    let at = crate::time::now();
-    let (result_line, status, object_id, rollback, changes) = match outcome {
-        Outcome::Done {
-            object_id,
-            rollback,
-            note,
-        } => {
-            report.applied += 1;
-            (
-                format!(
-                    "#{} {verb}: {} {} {}{note}",
-                    item.id,
-                    item.action.as_str(),
-                    plan.endpoint,
-                    plan.object
-                ),
-                done,
-                object_id,
-                Some(rollback),
-                None,
-            )
-        }
-        Outcome::Conflict { current, note } => {
-            report.conflicts += 1;
-            (
-                format!(
-                    "#{} conflict: {} {}: {note}",
-                    item.id, plan.endpoint, plan.object
-                ),
-                ApprovalStatus::Conflict,
-                None,
-                None,
-                Some(with_outcome(
-                    item,
-                    "conflict",
-                    json!({"note": note, "netbox_now": current}),
-                )),
-            )
-        }
-        Outcome::Failed(error) | Outcome::Deferred(error) => {
-            report.failed += 1;
-            (
-                format!(
-                    "#{} failed: {} {}: {error}",
-                    item.id, plan.endpoint, plan.object
-                ),
-                ApprovalStatus::Failed,
-                None,
-                None,
-                Some(with_outcome(item, "error", json!(error))),
-            )
-        }
+    let eligible = |i: &ApprovalItem| match i.approval_status {
+        ApprovalStatus::Approved | ApprovalStatus::Failed => true,
+        ApprovalStatus::Applying => i
+            .applied_at
+            .as_deref()
+            .is_some_and(|at| at < stale_before.as_str()),
+        _ => false,
     };
-    store.write(|w| {
-        w.finish_item(
-            item.id,
-            &ItemResult {
-                status,
-                netbox_object_id: object_id,
-                at: &at,
-                rollback_data: rollback.as_ref(),
-                proposed_changes: changes.as_ref(),
-            },
+    let message = format!("infradeck batch {batch}");
+    let mut run = Run::new(store, client, batch, Mode::Apply, &message, options.chunk);
+    run.report.eligible = items.iter().filter(|i| eligible(i)).count();
+    if options.dry_run {
+        let numbers = item_numbers(&items);
+        for item in items.iter().filter(|i| eligible(i)) {
+            let line = match parse_plan(item) {
+                Ok(plan) => describe_request(client, item, numbers[&item.id], &plan, &message),
+                Err(err) => format!("#{} cannot be applied: {err}", numbers[&item.id]),
+            };
+            run.report.lines.push(line);
+        }
+        return Ok(run.report);
+    }
+    if run.report.eligible == 0 {
+        return Ok(run.report);
+    }
+    check_auth(client).await?;
+    run.execute(items, eligible).await?;
+    let items = run.store.batch_items(batch)?;
+    let state = batch_state(&items);
+    run.store.write(|w| w.set_batch_state(batch, state))?;
+    tracing::info!(
+        batch,
+        netbox = client.base_url(),
+        applied = run.report.applied,
+        conflicts = run.report.conflicts,
+        failed = run.report.failed,
+        skipped = run.report.skipped,
+        requests = run.report.requests,
+        "netbox apply"
+    );
+    Ok(run.report)
+}
+
+/// A batch's state from its items' statuses.
+fn batch_state(items: &[ApprovalItem]) -> &'static str {
+    let any = |s: ApprovalStatus| items.iter().any(|i| i.approval_status == s);
+    if any(ApprovalStatus::Conflict) || any(ApprovalStatus::Failed) || any(ApprovalStatus::Applying)
+    {
+        "partial"
+    } else if any(ApprovalStatus::Applied) {
+        if any(ApprovalStatus::RolledBack) {
+            "partial"
+        } else {
+            "applied"
+        }
+    } else if any(ApprovalStatus::RolledBack) {
+        "rolled_back"
+    } else {
+        "pending"
+    }
+}
+
+async fn check_auth(client: &NetboxClient) -> anyhow::Result<()> {
+    client.check_auth().await.map_err(|err| {
+        anyhow::anyhow!(
+            "NetBox at {} did not accept the request, so nothing was claimed or written: {err}",
+            client.base_url()
         )
-    })?;
-    report
-        .lines
-        .push(crate::sanitize::for_terminal(&result_line).into_owned());
-    Ok(())
+    })
+}
+
+/// Undoes the applied items of `batch`, newest dependency first: deletes what was created,
+/// restores updated fields, re-creates what was deleted. Each with a drift check.
+pub async fn rollback(
+    store: &mut Store,
+    client: &NetboxClient,
+    batch: &str,
+) -> anyhow::Result<ApplyReport> {
+    let items = store.batch_items(batch)?;
+    anyhow::ensure!(!items.is_empty(), "no batch `{batch}`");
+    let message = format!("infradeck rollback of batch {batch}");
+    let mut run = Run::new(store, client, batch, Mode::Rollback, &message, CHUNK);
+    let eligible = |i: &ApprovalItem| i.approval_status == ApprovalStatus::Applied;
+    run.report.eligible = items.iter().filter(|i| eligible(i)).count();
+    if run.report.eligible > 0 {
+        check_auth(client).await?;
+        run.execute(items, eligible).await?;
+    }
+    let items = run.store.batch_items(batch)?;
+    let state = batch_state(&items);
+    run.store.write(|w| w.set_batch_state(batch, state))?;
+    tracing::info!(
+        batch,
+        netbox = client.base_url(),
+        rolled_back = run.report.applied,
+        conflicts = run.report.conflicts,
+        failed = run.report.failed,
+        "netbox rollback"
+    );
+    Ok(run.report)
+}
+
+/// One apply or rollback of one batch.
+struct Run<'a> {
+    store: &'a mut Store,
+    client: &'a NetboxClient,
+    batch: String,
+    mode: Mode,
+    message: String,
+    chunk: usize,
+    resolver: Resolver<'a>,
+    report: ApplyReport,
+}
+
+impl<'a> Run<'a> {
+    fn new(
+        store: &'a mut Store,
+        client: &'a NetboxClient,
+        batch: &str,
+        mode: Mode,
+        message: &str,
+        chunk: usize,
+    ) -> Run<'a> {
+        Run {
+            store,
+            client,
+            batch: batch.to_string(),
+            mode,
+            message: message.to_string(),
+            chunk: chunk.max(1),
+            resolver: Resolver::new(client),
+            report: ApplyReport::default(),
+        }
+    }
+
+    /// Claims and writes every item `eligible` picks, stage by stage; items whose parents
+    /// another process is writing wait for it (up to `DEFER_LIMIT`).
+    async fn execute(
+        &mut self,
+        items: Vec<ApprovalItem>,
+        eligible: impl Fn(&ApprovalItem) -> bool,
+    ) -> anyhow::Result<()> {
+        let numbers = item_numbers(&items);
+        let mut todo: Vec<Work> = Vec::new();
+        for item in items.into_iter().filter(|i| eligible(i)) {
+            let number = numbers[&item.id];
+            match parse_plan(&item) {
+                Ok(plan) => todo.push(Work {
+                    op: op_of(self.mode, item.action),
+                    item,
+                    plan,
+                    number,
+                }),
+                Err(err) => {
+                    self.report.failed += 1;
+                    self.report.lines.push(format!("#{number} failed: {err}"));
+                }
+            }
+        }
+        let deferring_since = tokio::time::Instant::now();
+        while !todo.is_empty() {
+            let mut stages: Vec<(u8, u8)> = todo.iter().map(|w| w.stage(self.mode)).collect();
+            stages.sort_unstable();
+            stages.dedup();
+            let mut waiting = Vec::new();
+            for stage in stages {
+                let (now, later): (Vec<Work>, Vec<Work>) =
+                    todo.into_iter().partition(|w| w.stage(self.mode) == stage);
+                todo = later;
+                let deferred = self.run_stage(now).await?;
+                waiting.extend(deferred);
+            }
+            if waiting.is_empty() {
+                break;
+            }
+            if deferring_since.elapsed() >= DEFER_LIMIT {
+                let outcomes = waiting
+                    .into_iter()
+                    .map(|w| {
+                        let reason = format!(
+                            "waited {} s for items another process claimed ({}) and gave up",
+                            DEFER_LIMIT.as_secs(),
+                            w.plan.needs.join(", ")
+                        );
+                        (w, Outcome::Failed(reason))
+                    })
+                    .collect();
+                self.record_unclaimed(outcomes)?;
+                break;
+            }
+            tokio::time::sleep(DEFER_PAUSE).await;
+            todo = waiting;
+        }
+        Ok(())
+    }
+
+    /// One stage: checks each item's parents, claims the items that can go, writes them by
+    /// endpoint and request kind in chunks, records the outcomes. Returns the items that wait
+    /// for another process.
+    async fn run_stage(&mut self, work: Vec<Work>) -> anyhow::Result<Vec<Work>> {
+        let statuses: HashMap<String, (usize, ApprovalStatus)> = {
+            let items = self.store.batch_items(&self.batch)?;
+            let numbers = item_numbers(&items);
+            items
+                .iter()
+                .filter_map(|i| {
+                    let plan = parse_plan(i).ok()?;
+                    Some((plan.key, (numbers[&i.id], i.approval_status)))
+                })
+                .collect()
+        };
+        let mut ready = Vec::new();
+        let mut waiting = Vec::new();
+        let mut refused = Vec::new();
+        for w in work {
+            match self.parents_state(&w, &statuses) {
+                Parents::Ready => ready.push(w),
+                Parents::Busy => waiting.push(w),
+                Parents::Failed(reason) => refused.push((w, Outcome::Failed(reason))),
+            }
+        }
+        self.claim_and_record_unwritten(refused)?;
+        let mut groups: BTreeMap<(Op, String), Vec<Work>> = BTreeMap::new();
+        for w in ready {
+            groups
+                .entry((w.op, w.endpoint().to_string()))
+                .or_default()
+                .push(w);
+        }
+        for ((op, endpoint), group) in groups {
+            let mut group = group.into_iter().peekable();
+            while group.peek().is_some() {
+                let chunk: Vec<Work> = group.by_ref().take(self.chunk).collect();
+                let claimed = self.claim(chunk)?;
+                if claimed.is_empty() {
+                    continue;
+                }
+                let outcomes = match op {
+                    Op::Create => self.create(&endpoint, claimed).await,
+                    Op::Update => self.update(&endpoint, claimed).await,
+                    Op::Delete => self.delete(&endpoint, claimed).await,
+                };
+                self.record(outcomes)?;
+            }
+        }
+        Ok(waiting)
+    }
+
+    /// Whether an item's parents (in rollback: nothing; children go first by stage) are in
+    /// NetBox.
+    fn parents_state(
+        &self,
+        work: &Work,
+        statuses: &HashMap<String, (usize, ApprovalStatus)>,
+    ) -> Parents {
+        if self.mode == Mode::Rollback || work.op != Op::Create {
+            return Parents::Ready;
+        }
+        for need in &work.plan.needs {
+            let Some((number, status)) = statuses.get(need) else {
+                continue;
+            };
+            match status {
+                ApprovalStatus::Applied => {}
+                // Ours, still to come in this run, or another process's, in flight.
+                ApprovalStatus::Approved | ApprovalStatus::Applying => return Parents::Busy,
+                other => {
+                    return Parents::Failed(format!(
+                        "not sent: it needs #{number} ({need}), which is {}",
+                        describe_status(*other)
+                    ));
+                }
+            }
+        }
+        Parents::Ready
+    }
+
+    /// Claims `chunk`'s items (one transaction); returns those this run got.
+    fn claim(&mut self, chunk: Vec<Work>) -> anyhow::Result<Vec<Work>> {
+        let at = crate::time::now();
+        let mode = self.mode;
+        let got: Vec<bool> = self.store.write(|w| {
+            chunk
+                .iter()
+                .map(|work| {
+                    let from: &[ApprovalStatus] = match (mode, work.item.approval_status) {
+                        (Mode::Rollback, _) => &[ApprovalStatus::Applied],
+                        (Mode::Apply, ApprovalStatus::Approved) => &[ApprovalStatus::Approved],
+                        (Mode::Apply, _) => &[
+                            ApprovalStatus::Approved,
+                            ApprovalStatus::Failed,
+                            ApprovalStatus::Applying,
+                        ],
+                    };
+                    w.claim_item(work.item.id, from, ApprovalStatus::Applying, &at)
+                })
+                .collect()
+        })?;
+        let mut claimed = Vec::new();
+        for (work, got) in chunk.into_iter().zip(got) {
+            if got {
+                claimed.push(work);
+            } else {
+                self.report.skipped += 1;
+            }
+        }
+        Ok(claimed)
+    }
+
+    /// Outcomes for items failed before any request: claimed first, so a second process does not
+    /// write them meanwhile.
+    fn claim_and_record_unwritten(&mut self, outcomes: Vec<(Work, Outcome)>) -> anyhow::Result<()> {
+        if outcomes.is_empty() {
+            return Ok(());
+        }
+        let (works, outcomes): (Vec<Work>, Vec<Outcome>) = outcomes.into_iter().unzip();
+        let by_id: HashMap<i64, Outcome> = works
+            .iter()
+            .map(|w| w.item.id)
+            .zip(outcomes)
+            .collect::<HashMap<_, _>>();
+        let mut by_id = by_id;
+        let claimed = self.claim(works)?;
+        let outcomes = claimed
+            .into_iter()
+            .filter_map(|w| {
+                let outcome = by_id.remove(&w.item.id)?;
+                Some((w, outcome))
+            })
+            .collect();
+        self.record(outcomes)
+    }
+
+    /// Outcomes for items never claimed (a claim would only be given back).
+    fn record_unclaimed(&mut self, outcomes: Vec<(Work, Outcome)>) -> anyhow::Result<()> {
+        self.claim_and_record_unwritten(outcomes)
+    }
+
+    /// Records outcomes (one transaction) and adds their lines to the report.
+    fn record(&mut self, outcomes: Vec<(Work, Outcome)>) -> anyhow::Result<()> {
+        let at = crate::time::now();
+        let verb = match self.mode {
+            Mode::Apply => "applied",
+            Mode::Rollback => "rolled back",
+        };
+        let mut rows = Vec::with_capacity(outcomes.len());
+        for (work, outcome) in outcomes {
+            let Work {
+                item, plan, number, ..
+            } = work;
+            let (line, status, object_id, rollback, changes) = match outcome {
+                Outcome::Done {
+                    object_id,
+                    rollback,
+                    note,
+                } => {
+                    self.report.applied += 1;
+                    let status = match self.mode {
+                        Mode::Apply => ApprovalStatus::Applied,
+                        Mode::Rollback => ApprovalStatus::RolledBack,
+                    };
+                    (
+                        format!(
+                            "#{number} {verb}: {} {} {}{note}",
+                            item.action.as_str(),
+                            plan.endpoint,
+                            plan.object
+                        ),
+                        status,
+                        object_id,
+                        Some(rollback),
+                        None,
+                    )
+                }
+                Outcome::Conflict { current, note } => {
+                    self.report.conflicts += 1;
+                    match self.mode {
+                        Mode::Apply => (
+                            format!(
+                                "#{number} conflict: {} {}: {note}",
+                                plan.endpoint, plan.object
+                            ),
+                            ApprovalStatus::Conflict,
+                            None,
+                            None,
+                            Some(with_outcome(
+                                &item,
+                                "conflict",
+                                json!({"note": note, "netbox_now": current}),
+                            )),
+                        ),
+                        // A rollback that could not happen leaves the item applied, so it can be
+                        // tried again.
+                        Mode::Rollback => (
+                            format!(
+                                "#{number} rollback conflict: {} {}: {note}",
+                                plan.endpoint, plan.object
+                            ),
+                            ApprovalStatus::Applied,
+                            None,
+                            None,
+                            Some(with_outcome(
+                                &item,
+                                "rollback_conflict",
+                                json!({"note": note, "netbox_now": current}),
+                            )),
+                        ),
+                    }
+                }
+                Outcome::Failed(error) => {
+                    self.report.failed += 1;
+                    match self.mode {
+                        Mode::Apply => (
+                            format!(
+                                "#{number} failed: {} {}: {error}",
+                                plan.endpoint, plan.object
+                            ),
+                            ApprovalStatus::Failed,
+                            None,
+                            None,
+                            Some(with_outcome(&item, "error", json!(error))),
+                        ),
+                        Mode::Rollback => (
+                            format!(
+                                "#{number} rollback failed: {} {}: {error}",
+                                plan.endpoint, plan.object
+                            ),
+                            ApprovalStatus::Applied,
+                            None,
+                            None,
+                            Some(with_outcome(&item, "rollback_error", json!(error))),
+                        ),
+                    }
+                }
+            };
+            self.report
+                .lines
+                .push(crate::sanitize::for_terminal(&line).into_owned());
+            rows.push((item.id, status, object_id, rollback, changes));
+        }
+        self.store.write(|w| {
+            for (id, status, object_id, rollback, changes) in &rows {
+                w.finish_item(
+                    *id,
+                    &ItemResult {
+                        status: *status,
+                        netbox_object_id: *object_id,
+                        at: &at,
+                        rollback_data: rollback.as_ref(),
+                        proposed_changes: changes.as_ref(),
+                    },
+                )?;
+            }
+            Ok(())
+        })?;
+        Ok(())
+    }
+
+    // ------------------------------------------------------------------- creates
+
+    /// Creates: the objects' matchers and bodies resolved, an object already there is verified
+    /// (ours and as planned: done; else a conflict), the rest are sent in one bulk POST.
+    async fn create(&mut self, endpoint: &str, chunk: Vec<Work>) -> Vec<(Work, Outcome)> {
+        let mut outcomes = Vec::new();
+        // What to send and how to recognise it, per item.
+        let mut specs: Vec<(Value, Option<Value>)> = Vec::with_capacity(chunk.len());
+        for w in &chunk {
+            let (mut body, matcher) = match self.mode {
+                Mode::Apply => (
+                    w.plan.body.clone(),
+                    Some(
+                        w.plan
+                            .matcher
+                            .clone()
+                            .unwrap_or_else(|| json!({"name": w.plan.object})),
+                    ),
+                ),
+                Mode::Rollback => {
+                    let before = rollback_data(&w.item)
+                        .get("before")
+                        .cloned()
+                        .unwrap_or(Value::Null);
+                    (recreate_body(&before), None)
+                }
+            };
+            if let Some(map) = body.as_object_mut() {
+                map.insert("changelog_message".into(), json!(self.message));
+            }
+            specs.push((body, matcher));
+        }
+        let mut values: Vec<Value> = specs
+            .iter()
+            .flat_map(|(b, m)| [b.clone(), m.clone().unwrap_or(Value::Null)])
+            .collect();
+        let resolved = self.resolver.resolve(&mut values).await;
+        let mut pending = Vec::new();
+        for (i, w) in chunk.into_iter().enumerate() {
+            let errors = [&resolved[2 * i], &resolved[2 * i + 1]];
+            if let Some(err) = errors.iter().find_map(|r| r.as_ref().err()) {
+                outcomes.push((w, Outcome::Failed(err.clone())));
+                continue;
+            }
+            let body = values[2 * i].clone();
+            let matcher = values[2 * i + 1].clone();
+            pending.push((w, body, matcher));
+        }
+        // Created since the plan (by someone else, or by an earlier run of ours cut short)?
+        let matchers: Vec<Value> = pending
+            .iter()
+            .map(|(_, _, m)| m.clone())
+            .filter(|m| !m.is_null())
+            .collect();
+        let found = match self.resolver.find(endpoint, &matchers).await {
+            Ok(found) => found,
+            Err(err) => {
+                outcomes.extend(
+                    pending
+                        .into_iter()
+                        .map(|(w, ..)| (w, Outcome::Failed(err.clone()))),
+                );
+                return outcomes;
+            }
+        };
+        let mut found = found.into_iter();
+        let mut to_send = Vec::new();
+        for (w, body, matcher) in pending {
+            let existing = if matcher.is_null() {
+                Vec::new()
+            } else {
+                found.next().unwrap_or_default()
+            };
+            match existing.first() {
+                None => to_send.push((w, body, matcher)),
+                Some(object) => {
+                    let current = observed(endpoint, object);
+                    let ours = endpoint == TAGS || is_tagged(object, &self.client.tag);
+                    let outcome = if ours && drifted(&w.plan, &current, to_side).is_empty() {
+                        Outcome::Done {
+                            object_id: object.get("id").and_then(Value::as_i64),
+                            rollback: json!({"created": true, "before": null, "request_id": null}),
+                            note: " (already in NetBox from an earlier run)".into(),
+                        }
+                    } else {
+                        Outcome::Conflict {
+                            current: Value::Object(current.into_iter().collect()),
+                            note: "an object of that name appeared in NetBox after the plan".into(),
+                        }
+                    };
+                    outcomes.push((w, outcome));
+                }
+            }
+        }
+        let sent = self
+            .send_chunk(
+                Method::POST,
+                endpoint,
+                to_send,
+                |(_, body, _)| body.clone(),
+                None,
+            )
+            .await;
+        let mut primaries = Vec::new();
+        for ((w, _, matcher), result) in sent {
+            let outcome = match result {
+                Ok(Written { object, request_id }) => {
+                    let id = object.get("id").and_then(Value::as_i64);
+                    let rollback = match self.mode {
+                        Mode::Apply => {
+                            json!({"created": true, "before": null, "request_id": request_id})
+                        }
+                        Mode::Rollback => rollback_data(&w.item),
+                    };
+                    if let (Some(id), false) = (id, matcher.is_null()) {
+                        self.resolver.remember(endpoint, &matcher, id);
+                    }
+                    if let (Some(id), Some(iface)) = (id, &w.plan.primary_of) {
+                        primaries.push((w.item.id, iface.clone(), id));
+                    }
+                    Outcome::Done {
+                        object_id: id,
+                        rollback,
+                        note: String::new(),
+                    }
+                }
+                Err(err) => Outcome::Failed(err),
+            };
+            outcomes.push((w, outcome));
+        }
+        if !primaries.is_empty() && self.mode == Mode::Apply {
+            let notes = self.set_primary_macs(primaries).await;
+            for (w, outcome) in outcomes.iter_mut() {
+                if let (Some(note), Outcome::Done { note: n, .. }) =
+                    (notes.get(&w.item.id), outcome)
+                {
+                    n.push_str(note);
+                }
+            }
+        }
+        outcomes
+    }
+
+    /// Makes each new MAC its interface's primary MAC (one bulk PATCH); item id → a note for
+    /// the items where that failed.
+    async fn set_primary_macs(
+        &mut self,
+        primaries: Vec<(i64, Value, i64)>,
+    ) -> HashMap<i64, String> {
+        let mut notes = HashMap::new();
+        let mut values: Vec<Value> = primaries
+            .iter()
+            .map(|(_, iface, _)| iface.clone())
+            .collect();
+        let resolved = self.resolver.resolve(&mut values).await;
+        let mut body = Vec::new();
+        for ((item, _, mac), (iface, ok)) in primaries.iter().zip(values.iter().zip(&resolved)) {
+            match (ok, iface.as_i64()) {
+                (Ok(()), Some(iface)) => body.push((*item, json!({"id": iface, "primary_mac_address": mac, "changelog_message": self.message}))),
+                (Err(err), _) => {
+                    notes.insert(*item, format!(" (not made its interface's primary MAC: {err})"));
+                }
+                _ => {
+                    notes.insert(*item, " (not made its interface's primary MAC: no interface id)".to_string());
+                }
+            }
+        }
+        if body.is_empty() {
+            return notes;
+        }
+        self.report.requests += 1;
+        let list = Value::Array(body.iter().map(|(_, b)| b.clone()).collect());
+        if let Err(err) = self.client.bulk(Method::PATCH, IFACES, &list, None).await {
+            let text = bulk_error_text(&err);
+            for (item, _) in body {
+                notes.insert(
+                    item,
+                    format!(" (not made its interface's primary MAC: {text})"),
+                );
+            }
+        }
+        notes
+    }
+
+    // ------------------------------------------------------------ updates, deletes
+
+    /// The objects of `chunk` as NetBox has them now (one list request), by id.
+    async fn read_current(
+        &mut self,
+        endpoint: &str,
+        ids: &[i64],
+    ) -> Result<HashMap<i64, Value>, String> {
+        if ids.is_empty() {
+            return Ok(HashMap::new());
+        }
+        let query: Vec<(&str, String)> = ids.iter().map(|id| ("id", id.to_string())).collect();
+        let objects = self
+            .client
+            .list(endpoint, &query)
+            .await
+            .map_err(|e| e.to_string())?;
+        Ok(objects
+            .into_iter()
+            .filter_map(|o| Some((o.get("id")?.as_i64()?, o)))
+            .collect())
+    }
+
+    async fn update(&mut self, endpoint: &str, chunk: Vec<Work>) -> Vec<(Work, Outcome)> {
+        let mut outcomes = Vec::new();
+        let ids: Vec<i64> = chunk
+            .iter()
+            .filter_map(|w| w.item.netbox_object_id)
+            .collect();
+        let current = match self.read_current(endpoint, &ids).await {
+            Ok(current) => current,
+            Err(err) => {
+                return chunk
+                    .into_iter()
+                    .map(|w| (w, Outcome::Failed(err.clone())))
+                    .collect();
+            }
+        };
+        let mut to_send = Vec::new();
+        for w in chunk {
+            let Some(id) = w.item.netbox_object_id else {
+                outcomes.push((
+                    w,
+                    Outcome::Failed("an update without a NetBox object id".into()),
+                ));
+                continue;
+            };
+            let Some(object) = current.get(&id) else {
+                outcomes.push((w, conflict("the object was deleted in NetBox")));
+                continue;
+            };
+            if !is_tagged(object, &self.client.tag) {
+                let note = format!("the object no longer carries the `{}` tag", self.client.tag);
+                outcomes.push((w, conflict(note)));
+                continue;
+            }
+            let seen = observed(endpoint, object);
+            let body = match self.mode {
+                Mode::Apply => {
+                    let changed = changed_since_plan(&w.plan, &seen);
+                    if !changed.is_empty() {
+                        // Changed exactly as planned (an interrupted earlier run of ours wrote it)?
+                        let only_planned = changed.keys().all(|k| w.plan.fields.contains_key(k));
+                        let outcome = if only_planned && drifted(&w.plan, &seen, to_side).is_empty()
+                        {
+                            Outcome::Done {
+                                object_id: Some(id),
+                                rollback: json!({"before": object, "request_id": null}),
+                                note: " (NetBox already had these values)".into(),
+                            }
+                        } else {
+                            Outcome::Conflict {
+                                current: Value::Object(changed),
+                                note: "NetBox changed these fields after the plan".into(),
+                            }
+                        };
+                        outcomes.push((w, outcome));
+                        continue;
+                    }
+                    w.plan.body.clone()
+                }
+                Mode::Rollback => {
+                    let changed = drifted(&w.plan, &seen, to_side);
+                    if !changed.is_empty() {
+                        outcomes.push((
+                            w,
+                            Outcome::Conflict {
+                                current: Value::Object(changed),
+                                note: "NetBox changed these fields after apply".into(),
+                            },
+                        ));
+                        continue;
+                    }
+                    let restore: BTreeMap<String, Value> = w
+                        .plan
+                        .fields
+                        .iter()
+                        .map(|(k, (from, _))| (k.clone(), from.clone()))
+                        .collect();
+                    write_body(endpoint, &restore)
+                }
+            };
+            let mut body = body;
+            body["id"] = json!(id);
+            body["changelog_message"] = json!(self.message);
+            to_send.push((w, body, object.clone()));
+        }
+        let etags: Vec<String> = to_send.iter().filter_map(|(_, _, o)| etag_of(o)).collect();
+        let if_match =
+            (etags.len() == to_send.len() && !etags.is_empty()).then(|| etags.join(", "));
+        let sent = self
+            .send_chunk(
+                Method::PATCH,
+                endpoint,
+                to_send,
+                |(_, body, _)| body.clone(),
+                if_match,
+            )
+            .await;
+        for ((w, _, before), result) in sent {
+            let outcome = match result {
+                Ok(Written { request_id, .. }) => Outcome::Done {
+                    object_id: w.item.netbox_object_id,
+                    rollback: match self.mode {
+                        Mode::Apply => json!({"before": before, "request_id": request_id}),
+                        Mode::Rollback => rollback_data(&w.item),
+                    },
+                    note: String::new(),
+                },
+                Err(err) if err == CHANGED => {
+                    conflict("NetBox changed the object between read and write (412)")
+                }
+                Err(err) => Outcome::Failed(err),
+            };
+            outcomes.push((w, outcome));
+        }
+        outcomes
+    }
+
+    async fn delete(&mut self, endpoint: &str, chunk: Vec<Work>) -> Vec<(Work, Outcome)> {
+        let mut outcomes = Vec::new();
+        let ids: Vec<i64> = chunk
+            .iter()
+            .filter_map(|w| w.item.netbox_object_id)
+            .collect();
+        let current = match self.read_current(endpoint, &ids).await {
+            Ok(current) => current,
+            Err(err) => {
+                return chunk
+                    .into_iter()
+                    .map(|w| (w, Outcome::Failed(err.clone())))
+                    .collect();
+            }
+        };
+        let mut to_send = Vec::new();
+        for w in chunk {
+            let Some(id) = w.item.netbox_object_id else {
+                outcomes.push((
+                    w,
+                    Outcome::Failed("no NetBox object id was recorded".into()),
+                ));
+                continue;
+            };
+            let Some(object) = current.get(&id) else {
+                let rollback = match self.mode {
+                    Mode::Apply => json!({"before": null, "request_id": null}),
+                    Mode::Rollback => rollback_data(&w.item),
+                };
+                outcomes.push((
+                    w,
+                    Outcome::Done {
+                        object_id: Some(id),
+                        rollback,
+                        note: " (already gone)".into(),
+                    },
+                ));
+                continue;
+            };
+            if endpoint != TAGS && !is_tagged(object, &self.client.tag) {
+                let note = format!("the object no longer carries the `{}` tag", self.client.tag);
+                outcomes.push((w, conflict(note)));
+                continue;
+            }
+            let seen = observed(endpoint, object);
+            let changed = match self.mode {
+                Mode::Apply => changed_since_plan(&w.plan, &seen),
+                // The object as the batch made it: a hand edit since is someone's work.
+                Mode::Rollback => drifted(&w.plan, &seen, to_side),
+            };
+            if !changed.is_empty() {
+                let note = match self.mode {
+                    Mode::Apply => "NetBox changed the object after the plan",
+                    Mode::Rollback => "NetBox changed the object after apply; not deleted",
+                };
+                outcomes.push((
+                    w,
+                    Outcome::Conflict {
+                        current: Value::Object(changed),
+                        note: note.into(),
+                    },
+                ));
+                continue;
+            }
+            if self.mode == Mode::Rollback
+                && let Some(users) = self.still_used(endpoint, id, object).await
+            {
+                outcomes.push((w, conflict(format!("still used by {users}; kept"))));
+                continue;
+            }
+            let body = json!({"id": id, "changelog_message": self.message});
+            to_send.push((w, body, object.clone()));
+        }
+        let etags: Vec<String> = to_send.iter().filter_map(|(_, _, o)| etag_of(o)).collect();
+        let if_match =
+            (etags.len() == to_send.len() && !etags.is_empty()).then(|| etags.join(", "));
+        let sent = self
+            .send_chunk(
+                Method::DELETE,
+                endpoint,
+                to_send,
+                |(_, body, _)| body.clone(),
+                if_match,
+            )
+            .await;
+        for ((w, _, before), result) in sent {
+            let outcome = match result {
+                Ok(Written { request_id, .. }) => Outcome::Done {
+                    object_id: w.item.netbox_object_id,
+                    rollback: match self.mode {
+                        Mode::Apply => json!({"before": before, "request_id": request_id}),
+                        Mode::Rollback => rollback_data(&w.item),
+                    },
+                    note: String::new(),
+                },
+                Err(err) if err == CHANGED => {
+                    conflict("NetBox changed the object between read and write (412)")
+                }
+                Err(err) => Outcome::Failed(err),
+            };
+            outcomes.push((w, outcome));
+        }
+        outcomes
+    }
+
+    /// For a prerequisite a rollback would delete: what still uses it (objects of other batches
+    /// or made by hand), or `None` when nothing does. NetBox would silently untag every object
+    /// on a deleted tag, and re-home what sits on a site.
+    async fn still_used(&mut self, endpoint: &str, id: i64, object: &Value) -> Option<String> {
+        let count = |field: &str| object.get(field).and_then(Value::as_u64).unwrap_or(0);
+        match endpoint {
+            TAGS if count("tagged_items") > 0 => {
+                Some(format!("{} tagged objects", count("tagged_items")))
+            }
+            CLUSTER_TYPES if count("cluster_count") > 0 => {
+                Some(format!("{} clusters", count("cluster_count")))
+            }
+            SITES => {
+                let query = [("site_id", id.to_string()), ("limit", "1".to_string())];
+                for (what, list) in [("clusters", CLUSTERS), ("virtual machines", VMS)] {
+                    match self.client.list(list, &query).await {
+                        Ok(found) if !found.is_empty() => return Some(what.to_string()),
+                        Ok(_) => {}
+                        Err(err) => {
+                            return Some(format!("unknown objects (could not check: {err})"));
+                        }
+                    }
+                }
+                None
+            }
+            _ => None,
+        }
+    }
+
+    /// Sends one chunk as a bulk request and answers per item. A refused chunk is sent again
+    /// without the objects NetBox blamed (who get its message), and if refused again, one object
+    /// at a time, so every item ends with its own answer. A 412 sends the chunk one at a time
+    /// with each object's own ETag read just before.
+    async fn send_chunk<T>(
+        &mut self,
+        method: Method,
+        endpoint: &str,
+        items: Vec<T>,
+        body_of: impl Fn(&T) -> Value,
+        if_match: Option<String>,
+    ) -> Vec<(T, Result<Written, String>)> {
+        let mut out = Vec::new();
+        let mut items = items;
+        for attempt in 0..2 {
+            if items.is_empty() {
+                return out;
+            }
+            if self.chunk == 1 {
+                break;
+            }
+            let bodies: Vec<Value> = items.iter().map(&body_of).collect();
+            self.report.requests += 1;
+            match self
+                .client
+                .bulk(
+                    method.clone(),
+                    endpoint,
+                    &Value::Array(bodies.clone()),
+                    if_match.as_deref(),
+                )
+                .await
+            {
+                Ok((objects, request_id)) => {
+                    let mut objects = objects.into_iter();
+                    for item in items {
+                        let object = if method == Method::DELETE {
+                            Value::Null
+                        } else {
+                            objects.next().unwrap_or(Value::Null)
+                        };
+                        out.push((
+                            item,
+                            Ok(Written {
+                                object,
+                                request_id: request_id.clone(),
+                            }),
+                        ));
+                    }
+                    return out;
+                }
+                Err(BulkError::Refused { entries, body, .. })
+                    if attempt == 0 && !entries.is_empty() =>
+                {
+                    let blamed: HashMap<BulkEntry, String> = entries.into_iter().collect();
+                    let mut keep = Vec::new();
+                    for (index, (item, body_value)) in items.into_iter().zip(bodies).enumerate() {
+                        let by_id = body_value
+                            .get("id")
+                            .and_then(Value::as_i64)
+                            .map(BulkEntry::Id);
+                        let message = blamed
+                            .get(&BulkEntry::Index(index))
+                            .or_else(|| by_id.and_then(|id| blamed.get(&id)));
+                        match message {
+                            Some(message) => {
+                                out.push((item, Err(format!("NetBox refused it: {message}"))))
+                            }
+                            None => keep.push(item),
+                        }
+                    }
+                    tracing::debug!(endpoint, %body, "bulk write refused; retrying without the blamed objects");
+                    items = keep;
+                    // The ETags sent still cover the rest.
+                }
+                Err(BulkError::Http(err)) => {
+                    let note = format!(
+                        "{err} (it may have been written: the next apply checks NetBox first)"
+                    );
+                    out.extend(items.into_iter().map(|i| (i, Err(note.clone()))));
+                    return out;
+                }
+                // Refused without saying whom, refused twice, or a 412: one at a time.
+                Err(_) => break,
+            }
+        }
+        for item in items {
+            let body = body_of(&item);
+            let result = self.send_one(&method, endpoint, body).await;
+            out.push((item, result));
+        }
+        out
+    }
+
+    /// One object's write, with its own ETag read just before for PATCH and DELETE.
+    async fn send_one(
+        &mut self,
+        method: &Method,
+        endpoint: &str,
+        mut body: Value,
+    ) -> Result<Written, String> {
+        self.report.requests += 1;
+        let id = body.get("id").and_then(Value::as_i64);
+        if let Some(map) = body.as_object_mut() {
+            map.remove("id");
+        }
+        let result = match (method.as_str(), id) {
+            ("POST", _) => self.client.create(endpoint, &body).await,
+            ("PATCH", Some(id)) => {
+                let etag = match self.client.get(endpoint, id).await {
+                    Ok(Some((_, etag))) => etag,
+                    Ok(None) => return Err(CHANGED.to_string()),
+                    Err(err) => return Err(err.to_string()),
+                };
+                self.client
+                    .update(endpoint, id, &body, etag.as_deref())
+                    .await
+            }
+            ("DELETE", Some(id)) => self.client.delete(endpoint, id, &body).await,
+            _ => return Err(format!("no object id for {method} {endpoint}")),
+        };
+        match result {
+            Ok(written) => Ok(written),
+            Err(WriteError::Changed { .. }) => Err(CHANGED.to_string()),
+            Err(err) => Err(err.to_string()),
+        }
+    }
+}
+
+/// The error text of a 412, told apart from other failures.
+const CHANGED: &str = "412";
+
+fn bulk_error_text(err: &BulkError) -> String {
+    match err {
+        BulkError::Changed => "NetBox changed the interface meanwhile (412)".into(),
+        BulkError::Refused { status, body, .. } => format!("HTTP {status}: {body}"),
+        BulkError::Http(err) => err.to_string(),
+    }
+}
+
+enum Parents {
+    Ready,
+    /// Not yet written: by this run later, or by another process now.
+    Busy,
+    Failed(String),
+}
+
+fn describe_status(status: ApprovalStatus) -> &'static str {
+    match status {
+        ApprovalStatus::Pending => "not approved",
+        ApprovalStatus::Rejected => "rejected",
+        ApprovalStatus::Failed => "failed",
+        ApprovalStatus::Conflict => "a conflict",
+        ApprovalStatus::Superseded => "superseded",
+        ApprovalStatus::RolledBack => "rolled back",
+        _ => "not applied",
+    }
+}
+
+fn rollback_data(item: &ApprovalItem) -> Value {
+    item.rollback_data
+        .as_deref()
+        .and_then(|t| serde_json::from_str(t).ok())
+        .unwrap_or(Value::Null)
+}
+
+/// The ETag NetBox 4.7 gives an object, from the `last_updated` a list answer carries
+/// (`W/"<last_updated in isoformat>"`, UTC written `+00:00`): so a chunk's reads need no
+/// request per object. Should it ever differ, NetBox answers 412 and the chunk goes one object
+/// at a time with ETags read from NetBox.
+fn etag_of(object: &Value) -> Option<String> {
+    let at = object.get("last_updated")?.as_str()?;
+    let at = at.strip_suffix('Z').map(|t| format!("{t}+00:00"));
+    Some(format!("W/\"{}\"", at?))
 }
 
 fn describe_request(
     client: &NetboxClient,
     item: &ApprovalItem,
+    number: usize,
     plan: &Plan,
     message: &str,
 ) -> String {
@@ -440,7 +1389,7 @@ fn describe_request(
     let line = match item.action {
         ApprovalAction::Create => format!("POST {} {}", client.url_of(&plan.endpoint, None), body),
         ApprovalAction::Update => format!(
-            "PATCH {} {} (If-Match: the ETag read just before)",
+            "PATCH {} {} (If-Match: the object's ETag)",
             client.url_of(&plan.endpoint, item.netbox_object_id),
             body
         ),
@@ -449,10 +1398,10 @@ fn describe_request(
             client.url_of(&plan.endpoint, item.netbox_object_id)
         ),
     };
-    crate::sanitize::for_terminal(&format!("#{} {line}", item.id)).into_owned()
+    crate::sanitize::for_terminal(&format!("#{number} {line}")).into_owned()
 }
 
-/// Where the plan's `from` values no longer hold: field → what NetBox has now.
+/// Where the plan's `from` (or `to`) values no longer hold: field → what NetBox has now.
 fn drifted(
     plan: &Plan,
     current: &BTreeMap<String, Value>,
@@ -486,251 +1435,6 @@ fn to_side(v: &(Value, Value)) -> &Value {
     &v.1
 }
 
-/// Replaces every `{"$lookup": {"endpoint", "query"}}` in `value` by the id of the one object
-/// the endpoint lists for the query (itself resolved first).
-/// Why a reference did not resolve.
-enum Unresolved {
-    /// Nothing matches (yet): the parent is not in NetBox.
-    Missing(String),
-    Other(String),
-}
-
-fn resolve(
-    client: &NetboxClient,
-    value: Value,
-) -> futures::future::BoxFuture<'_, Result<Value, Unresolved>> {
-    Box::pin(async move {
-        match value {
-            Value::Object(map) => {
-                if let Some(spec) = map.get("$lookup") {
-                    let endpoint = spec
-                        .get("endpoint")
-                        .and_then(Value::as_str)
-                        .unwrap_or_default()
-                        .to_string();
-                    let query =
-                        resolve(client, spec.get("query").cloned().unwrap_or(Value::Null)).await?;
-                    let found = list_matching(client, &endpoint, &query)
-                        .await
-                        .map_err(Unresolved::Other)?;
-                    return match found.as_slice() {
-                        [one] => Ok(one.get("id").cloned().unwrap_or(Value::Null)),
-                        [] => Err(Unresolved::Missing(format!(
-                            "no {endpoint} object matches {query} (its parent is not in NetBox)"
-                        ))),
-                        many => Err(Unresolved::Other(format!(
-                            "{} {endpoint} objects match {query}; expected one",
-                            many.len()
-                        ))),
-                    };
-                }
-                let mut out = Map::new();
-                for (key, inner) in map {
-                    out.insert(key, resolve(client, inner).await?);
-                }
-                Ok(Value::Object(out))
-            }
-            Value::Array(list) => {
-                let mut out = Vec::with_capacity(list.len());
-                for inner in list {
-                    out.push(resolve(client, inner).await?);
-                }
-                Ok(Value::Array(out))
-            }
-            other => Ok(other),
-        }
-    })
-}
-
-/// The objects of `endpoint` that a flat query (`{"name": "eth0", "virtual_machine_id": 7}`) lists.
-async fn list_matching(
-    client: &NetboxClient,
-    endpoint: &str,
-    query: &Value,
-) -> Result<Vec<Value>, String> {
-    let params: Vec<(String, String)> = query
-        .as_object()
-        .map(|m| {
-            m.iter()
-                .map(|(k, v)| {
-                    (
-                        k.clone(),
-                        v.as_str()
-                            .map(str::to_string)
-                            .unwrap_or_else(|| v.to_string()),
-                    )
-                })
-                .collect()
-        })
-        .unwrap_or_default();
-    let borrowed: Vec<(&str, String)> = params
-        .iter()
-        .map(|(k, v)| (k.as_str(), v.clone()))
-        .collect();
-    client
-        .list(endpoint, &borrowed)
-        .await
-        .map_err(|e| e.to_string())
-}
-
-async fn apply_item(
-    client: &NetboxClient,
-    item: &ApprovalItem,
-    plan: &Plan,
-    message: &str,
-) -> Outcome {
-    match item.action {
-        ApprovalAction::Create => {
-            // Someone (or an earlier, interrupted run of ours) may have created it since.
-            let matcher = plan
-                .matcher
-                .clone()
-                .unwrap_or_else(|| json!({"name": plan.object}));
-            let existing = match resolve(client, matcher).await {
-                Ok(query) => match list_matching(client, &plan.endpoint, &query).await {
-                    Ok(found) => found,
-                    Err(err) => return Outcome::Failed(err),
-                },
-                Err(Unresolved::Missing(err)) => return Outcome::Deferred(err),
-                Err(Unresolved::Other(err)) => return Outcome::Failed(err),
-            };
-            if let Some(object) = existing.first() {
-                let current = observed(&plan.endpoint, object);
-                if is_tagged(object, &client.tag) && drifted(plan, &current, to_side).is_empty() {
-                    return Outcome::Done {
-                        object_id: object.get("id").and_then(Value::as_i64),
-                        rollback: json!({"created": true, "before": null, "request_id": null}),
-                        note: " (already in NetBox from an earlier run)".into(),
-                    };
-                }
-                return Outcome::Conflict {
-                    current: Value::Object(current.into_iter().collect()),
-                    note: "an object of that name appeared in NetBox after the plan".into(),
-                };
-            }
-            let mut body = match resolve(client, plan.body.clone()).await {
-                Ok(body) => body,
-                Err(Unresolved::Missing(err)) => return Outcome::Deferred(err),
-                Err(Unresolved::Other(err)) => return Outcome::Failed(err),
-            };
-            body["changelog_message"] = json!(message);
-            match client.create(&plan.endpoint, &body).await {
-                Ok(Written { object, request_id }) => Outcome::Done {
-                    object_id: object.get("id").and_then(Value::as_i64),
-                    rollback: json!({"created": true, "before": null, "request_id": request_id}),
-                    note: String::new(),
-                },
-                Err(err) => write_failed(err),
-            }
-        }
-        ApprovalAction::Update => {
-            let Some(id) = item.netbox_object_id else {
-                return Outcome::Failed("an update without a NetBox object id".into());
-            };
-            let (object, etag) = match read_existing(client, &plan.endpoint, id).await {
-                Ok(found) => found,
-                Err(outcome) => return outcome,
-            };
-            if !is_tagged(&object, &client.tag) {
-                return Outcome::Conflict {
-                    current: Value::Null,
-                    note: format!("the object no longer carries the `{}` tag", client.tag),
-                };
-            }
-            let current = observed(&plan.endpoint, &object);
-            let changed = changed_since_plan(plan, &current);
-            if !changed.is_empty() {
-                // Changed exactly as planned (an interrupted earlier run of ours wrote it)?
-                let only_planned = changed.keys().all(|k| plan.fields.contains_key(k));
-                if only_planned && drifted(plan, &current, to_side).is_empty() {
-                    return Outcome::Done {
-                        object_id: Some(id),
-                        rollback: json!({"before": object, "request_id": null}),
-                        note: " (NetBox already had these values)".into(),
-                    };
-                }
-                return Outcome::Conflict {
-                    current: Value::Object(changed),
-                    note: "NetBox changed these fields after the plan".into(),
-                };
-            }
-            let mut body = plan.body.clone();
-            body["changelog_message"] = json!(message);
-            match client
-                .update(&plan.endpoint, id, &body, etag.as_deref())
-                .await
-            {
-                Ok(Written { request_id, .. }) => Outcome::Done {
-                    object_id: Some(id),
-                    rollback: json!({"before": object, "request_id": request_id}),
-                    note: String::new(),
-                },
-                Err(WriteError::Changed { .. }) => Outcome::Conflict {
-                    current: Value::Null,
-                    note: "NetBox changed the object between read and write (412)".into(),
-                },
-                Err(err) => write_failed(err),
-            }
-        }
-        ApprovalAction::Delete => {
-            let Some(id) = item.netbox_object_id else {
-                return Outcome::Failed("a delete without a NetBox object id".into());
-            };
-            let object = match client.get(&plan.endpoint, id).await {
-                Ok(Some((object, _))) => object,
-                Ok(None) => {
-                    return Outcome::Done {
-                        object_id: Some(id),
-                        rollback: json!({"before": null, "request_id": null}),
-                        note: " (already gone)".into(),
-                    };
-                }
-                Err(err) => return Outcome::Failed(err.to_string()),
-            };
-            if !is_tagged(&object, &client.tag) {
-                return Outcome::Conflict {
-                    current: Value::Null,
-                    note: format!("the object no longer carries the `{}` tag", client.tag),
-                };
-            }
-            let changed = changed_since_plan(plan, &observed(&plan.endpoint, &object));
-            if !changed.is_empty() {
-                return Outcome::Conflict {
-                    current: Value::Object(changed),
-                    note: "NetBox changed the object after the plan".into(),
-                };
-            }
-            match client
-                .delete(&plan.endpoint, id, &json!({"changelog_message": message}))
-                .await
-            {
-                Ok(Written { request_id, .. }) => Outcome::Done {
-                    object_id: Some(id),
-                    rollback: json!({"before": object, "request_id": request_id}),
-                    note: String::new(),
-                },
-                Err(err) => write_failed(err),
-            }
-        }
-    }
-}
-
-/// The object as NetBox has it now, with its ETag; its absence is a conflict.
-async fn read_existing(
-    client: &NetboxClient,
-    endpoint: &str,
-    id: i64,
-) -> Result<(Value, Option<String>), Outcome> {
-    match client.get(endpoint, id).await {
-        Ok(Some(found)) => Ok(found),
-        Ok(None) => Err(Outcome::Conflict {
-            current: Value::Null,
-            note: "the object was deleted in NetBox".into(),
-        }),
-        Err(err) => Err(Outcome::Failed(err.to_string())),
-    }
-}
-
 /// An object as read, turned into a create body: references by id, choices by value, tags by
 /// slug, read-only fields dropped.
 fn recreate_body(before: &Value) -> Value {
@@ -747,6 +1451,10 @@ fn recreate_body(before: &Value) -> Value {
                 | "created"
                 | "last_updated"
                 | "config_context"
+                | "primary_mac_address"
+                | "primary_ip"
+                | "primary_ip4"
+                | "primary_ip6"
         ) || key.ends_with("_count")
         {
             continue;
@@ -777,182 +1485,274 @@ fn recreate_body(before: &Value) -> Value {
     Value::Object(body)
 }
 
-/// Undoes the applied items of `batch`, newest dependency first: deletes what was created,
-/// restores updated fields, re-creates what was deleted. Each with a drift check.
-pub async fn rollback(
-    store: &mut Store,
-    client: &NetboxClient,
-    batch: &str,
-) -> anyhow::Result<ApplyReport> {
-    let items = store.batch_items(batch)?;
-    anyhow::ensure!(!items.is_empty(), "no batch `{batch}`");
-    let mut report = ApplyReport::default();
-    let message = format!("infradeck rollback of batch {batch}");
-    for item in ordered(items, true) {
-        if item.approval_status != ApprovalStatus::Applied {
-            continue;
-        }
-        let plan = parse_plan(&item)?;
-        let at = crate::time::now();
-        if !store.write(|w| {
-            w.claim_item(
-                item.id,
-                &[ApprovalStatus::Applied],
-                ApprovalStatus::Applying,
-                &at,
-            )
-        })? {
-            report.skipped += 1;
-            continue;
-        }
-        let rollback_data: Value = item
-            .rollback_data
-            .as_deref()
-            .and_then(|t| serde_json::from_str(t).ok())
-            .unwrap_or(Value::Null);
-        let outcome = rollback_item(client, &item, &plan, &rollback_data, &message).await;
-        // A rollback that could not happen leaves the item applied, so it can be tried again.
-        let done = ApprovalStatus::RolledBack;
-        if let Outcome::Failed(_) | Outcome::Conflict { .. } = outcome {
-            let at = crate::time::now();
-            store.write(|w| {
-                w.finish_item(
-                    item.id,
-                    &ItemResult {
-                        status: ApprovalStatus::Applied,
-                        netbox_object_id: None,
-                        at: &at,
-                        rollback_data: None,
-                        proposed_changes: None,
-                    },
-                )
-            })?;
-            let line = match outcome {
-                Outcome::Failed(e) | Outcome::Deferred(e) => {
-                    report.failed += 1;
-                    format!("#{} rollback failed: {e}", item.id)
-                }
-                Outcome::Conflict { note, .. } => {
-                    report.conflicts += 1;
-                    format!("#{} rollback conflict: {note}", item.id)
-                }
-                Outcome::Done { .. } => String::new(),
-            };
-            report
-                .lines
-                .push(crate::sanitize::for_terminal(&line).into_owned());
-            continue;
-        }
-        record(
-            store,
-            &item,
-            &plan,
-            outcome,
-            &mut report,
-            done,
-            "rolled back",
-        )?;
-    }
-    store.write(|w| {
-        w.set_batch_state(
-            batch,
-            if report.failed + report.conflicts == 0 {
-                "rolled_back"
-            } else {
-                "partial"
-            },
-        )
-    })?;
-    Ok(report)
+// ---------------------------------------------------------------------- lookups
+
+/// Turns `{"$lookup": {"endpoint", "query"}}` references into ids, many at a time: each round
+/// resolves the innermost lookups of every value with one list request per endpoint and filter
+/// set (values ORed), and remembers ids (also of objects this run created) for the rest of it.
+struct Resolver<'a> {
+    client: &'a NetboxClient,
+    ids: HashMap<String, i64>,
 }
 
-async fn rollback_item(
-    client: &NetboxClient,
-    item: &ApprovalItem,
-    plan: &Plan,
-    data: &Value,
-    message: &str,
-) -> Outcome {
-    let Some(id) = item.netbox_object_id else {
-        return Outcome::Failed("no NetBox object id was recorded".into());
+fn cache_key(endpoint: &str, query: &Value) -> String {
+    let sorted: BTreeMap<String, Value> = query
+        .as_object()
+        .map(|m| m.iter().map(|(k, v)| (k.clone(), v.clone())).collect())
+        .unwrap_or_default();
+    format!(
+        "{endpoint}|{}",
+        serde_json::to_string(&sorted).unwrap_or_default()
+    )
+}
+
+/// A lookup's endpoint and query, when `value` is one whose query holds no further lookup.
+fn innermost(value: &Value) -> Option<(String, Value)> {
+    let spec = value.as_object()?.get("$lookup")?;
+    let endpoint = spec.get("endpoint")?.as_str()?.to_string();
+    let query = spec.get("query")?.clone();
+    (!has_lookup(&query)).then_some((endpoint, query))
+}
+
+fn has_lookup(value: &Value) -> bool {
+    match value {
+        Value::Object(map) => map.contains_key("$lookup") || map.values().any(has_lookup),
+        Value::Array(list) => list.iter().any(has_lookup),
+        _ => false,
+    }
+}
+
+fn collect_innermost(value: &Value, out: &mut Vec<(String, Value)>) {
+    if let Some(found) = innermost(value) {
+        out.push(found);
+        return;
+    }
+    match value {
+        Value::Object(map) => map.values().for_each(|v| collect_innermost(v, out)),
+        Value::Array(list) => list.iter().for_each(|v| collect_innermost(v, out)),
+        _ => {}
+    }
+}
+
+/// Replaces the innermost lookups of `value` by their ids; the first that did not resolve is
+/// the error.
+fn substitute(
+    value: &mut Value,
+    answers: &HashMap<String, Result<i64, String>>,
+) -> Result<(), String> {
+    if let Some((endpoint, query)) = innermost(value) {
+        return match answers.get(&cache_key(&endpoint, &query)) {
+            Some(Ok(id)) => {
+                *value = json!(id);
+                Ok(())
+            }
+            Some(Err(err)) => Err(err.clone()),
+            None => Err(format!("no answer for the lookup of {endpoint} {query}")),
+        };
+    }
+    match value {
+        Value::Object(map) => map.values_mut().try_for_each(|v| substitute(v, answers)),
+        Value::Array(list) => list.iter_mut().try_for_each(|v| substitute(v, answers)),
+        _ => Ok(()),
+    }
+}
+
+/// Whether a listed object has `value` for the filter `key` (`name`, `slug`, `mac_address`,
+/// `virtual_machine_id`...), as NetBox compares them (names case-insensitively).
+fn matches_filter(object: &Value, key: &str, value: &Value) -> bool {
+    let wanted = value
+        .as_str()
+        .map(str::to_string)
+        .unwrap_or_else(|| value.to_string());
+    if let Some(field) = key.strip_suffix("_id") {
+        let id = match object.get(field) {
+            Some(Value::Object(nested)) => nested.get("id").cloned(),
+            Some(other) => Some(other.clone()),
+            None => None,
+        };
+        return id.is_some_and(|id| id.to_string() == wanted);
+    }
+    let actual = match object.get(key) {
+        Some(Value::String(s)) => s.clone(),
+        Some(Value::Object(choice)) => choice
+            .get("value")
+            .and_then(Value::as_str)
+            .unwrap_or_default()
+            .to_string(),
+        Some(other) => other.to_string(),
+        None => return false,
     };
-    match item.action {
-        ApprovalAction::Create => {
-            match client.get(&plan.endpoint, id).await {
-                Ok(None) => {
-                    return Outcome::Done {
-                        object_id: None,
-                        rollback: data.clone(),
-                        note: " (already gone)".into(),
-                    };
+    actual.to_lowercase() == wanted.to_lowercase()
+}
+
+impl<'a> Resolver<'a> {
+    fn new(client: &'a NetboxClient) -> Resolver<'a> {
+        Resolver {
+            client,
+            ids: HashMap::new(),
+        }
+    }
+
+    fn remember(&mut self, endpoint: &str, query: &Value, id: i64) {
+        self.ids.insert(cache_key(endpoint, query), id);
+    }
+
+    /// Resolves every lookup in `values` in place; per value, whether it fully resolved.
+    async fn resolve(&mut self, values: &mut [Value]) -> Vec<Result<(), String>> {
+        let mut results: Vec<Result<(), String>> = vec![Ok(()); values.len()];
+        for _ in 0..8 {
+            let mut wanted = Vec::new();
+            for (value, result) in values.iter().zip(&results) {
+                if result.is_ok() {
+                    collect_innermost(value, &mut wanted);
                 }
-                Ok(Some((object, _))) if !is_tagged(&object, &client.tag) => {
-                    return Outcome::Conflict {
-                        current: Value::Null,
-                        note: "the created object lost its tag".into(),
-                    };
+            }
+            if wanted.is_empty() {
+                break;
+            }
+            let mut answers: HashMap<String, Result<i64, String>> = HashMap::new();
+            let mut by_endpoint: BTreeMap<String, Vec<Value>> = BTreeMap::new();
+            for (endpoint, query) in wanted {
+                let key = cache_key(&endpoint, &query);
+                if let Some(id) = self.ids.get(&key) {
+                    answers.insert(key, Ok(*id));
+                } else if !answers.contains_key(&key) {
+                    answers.insert(key, Err(String::new()));
+                    by_endpoint.entry(endpoint).or_default().push(query);
                 }
-                Ok(Some(_)) => {}
-                Err(err) => return Outcome::Failed(err.to_string()),
             }
-            match client
-                .delete(&plan.endpoint, id, &json!({"changelog_message": message}))
-                .await
-            {
-                Ok(_) => Outcome::Done {
-                    object_id: None,
-                    rollback: data.clone(),
-                    note: String::new(),
-                },
-                Err(err) => write_failed(err),
+            for (endpoint, queries) in by_endpoint {
+                let found = self.find(&endpoint, &queries).await;
+                for (i, query) in queries.iter().enumerate() {
+                    let key = cache_key(&endpoint, query);
+                    let answer = match &found {
+                        Err(err) => Err(err.clone()),
+                        Ok(found) => match found[i].as_slice() {
+                            [one] => match one.get("id").and_then(Value::as_i64) {
+                                Some(id) => {
+                                    self.ids.insert(key.clone(), id);
+                                    Ok(id)
+                                }
+                                None => Err(format!("the {endpoint} object for {query} has no id")),
+                            },
+                            [] => Err(format!(
+                                "no {endpoint} object matches {query} (its parent is not in NetBox)"
+                            )),
+                            many => Err(format!(
+                                "{} {endpoint} objects match {query}; expected one",
+                                many.len()
+                            )),
+                        },
+                    };
+                    answers.insert(key, answer);
+                }
             }
-        }
-        ApprovalAction::Update => {
-            let (object, etag) = match read_existing(client, &plan.endpoint, id).await {
-                Ok(found) => found,
-                Err(outcome) => return outcome,
-            };
-            let changed = drifted(plan, &observed(&plan.endpoint, &object), to_side);
-            if !changed.is_empty() {
-                return Outcome::Conflict {
-                    current: Value::Object(changed),
-                    note: "NetBox changed these fields after apply".into(),
-                };
-            }
-            let restore: BTreeMap<String, Value> = plan
-                .fields
-                .iter()
-                .map(|(k, (from, _))| (k.clone(), from.clone()))
-                .collect();
-            let mut body = write_body(&plan.endpoint, &restore);
-            body["changelog_message"] = json!(message);
-            match client
-                .update(&plan.endpoint, id, &body, etag.as_deref())
-                .await
-            {
-                Ok(_) => Outcome::Done {
-                    object_id: Some(id),
-                    rollback: data.clone(),
-                    note: String::new(),
-                },
-                Err(err) => write_failed(err),
+            for (value, result) in values.iter_mut().zip(results.iter_mut()) {
+                if result.is_ok()
+                    && let Err(err) = substitute(value, &answers)
+                {
+                    *result = Err(err);
+                }
             }
         }
-        ApprovalAction::Delete => {
-            let before = data.get("before").cloned().unwrap_or(Value::Null);
-            if before.is_null() {
-                return Outcome::Failed("the deleted object was not recorded".into());
-            }
-            let mut body = recreate_body(&before);
-            body["changelog_message"] = json!(message);
-            match client.create(&plan.endpoint, &body).await {
-                Ok(Written { object, .. }) => Outcome::Done {
-                    object_id: object.get("id").and_then(Value::as_i64),
-                    rollback: data.clone(),
-                    note: String::new(),
-                },
-                Err(err) => write_failed(err),
+        results
+    }
+
+    /// For each flat query (`{"name": "eth0", "virtual_machine_id": 7}`), the objects of
+    /// `endpoint` it matches: one list request per distinct filter set and 50 queries, with the
+    /// values of each filter ORed (NetBox's semantics for a repeated parameter), then matched
+    /// exactly here.
+    async fn find(&self, endpoint: &str, queries: &[Value]) -> Result<Vec<Vec<Value>>, String> {
+        let mut out: Vec<Vec<Value>> = vec![Vec::new(); queries.len()];
+        let mut groups: BTreeMap<Vec<String>, Vec<usize>> = BTreeMap::new();
+        for (i, query) in queries.iter().enumerate() {
+            let keys: Vec<String> = query
+                .as_object()
+                .map(|m| m.keys().cloned().collect())
+                .unwrap_or_default();
+            groups.entry(keys).or_default().push(i);
+        }
+        for (keys, members) in groups {
+            for part in members.chunks(50) {
+                let mut params: Vec<(String, String)> = Vec::new();
+                for key in &keys {
+                    let mut values: Vec<String> = part
+                        .iter()
+                        .filter_map(|&i| queries[i].get(key))
+                        .map(|v| {
+                            v.as_str()
+                                .map(str::to_string)
+                                .unwrap_or_else(|| v.to_string())
+                        })
+                        .collect();
+                    values.sort();
+                    values.dedup();
+                    params.extend(values.into_iter().map(|v| (key.clone(), v)));
+                }
+                let borrowed: Vec<(&str, String)> = params
+                    .iter()
+                    .map(|(k, v)| (k.as_str(), v.clone()))
+                    .collect();
+                let objects = self
+                    .client
+                    .list(endpoint, &borrowed)
+                    .await
+                    .map_err(|e| e.to_string())?;
+                for &i in part {
+                    let query = queries[i].as_object();
+                    out[i] = objects
+                        .iter()
+                        .filter(|o| {
+                            query.is_some_and(|q| q.iter().all(|(k, v)| matches_filter(o, k, v)))
+                        })
+                        .cloned()
+                        .collect();
+                }
             }
         }
+        Ok(out)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn etags_are_derived_as_netbox_writes_them() {
+        let object = json!({"last_updated": "2026-12-01T13:35:36.017322Z"});
+        assert_eq!(
+            etag_of(&object).as_deref(),
+            Some("W/\"2026-12-01T13:35:36.017322+00:00\"")
+        );
+        assert_eq!(etag_of(&json!({"last_updated": null})), None);
+    }
+
+    #[test]
+    fn filters_match_nested_ids_and_names_case_insensitively() {
+        let iface = json!({"name": "Eth0", "virtual_machine": {"id": 7, "name": "web"}});
+        assert!(matches_filter(&iface, "name", &json!("eth0")));
+        assert!(matches_filter(&iface, "virtual_machine_id", &json!(7)));
+        assert!(!matches_filter(&iface, "virtual_machine_id", &json!(8)));
+        assert!(!matches_filter(&iface, "slug", &json!("x")));
+    }
+
+    #[test]
+    fn innermost_lookups_resolve_first() {
+        let vm = json!({"$lookup": {"endpoint": VMS, "query": {"name": "web"}}});
+        let iface = json!({"$lookup": {"endpoint": IFACES, "query": {"name": "eth0", "virtual_machine_id": vm}}});
+        let mut found = Vec::new();
+        collect_innermost(&iface, &mut found);
+        assert_eq!(found, vec![(VMS.to_string(), json!({"name": "web"}))]);
+        let mut value = json!({"assigned_object_id": iface});
+        let answers = HashMap::from([(cache_key(VMS, &json!({"name": "web"})), Ok(7))]);
+        substitute(&mut value, &answers).unwrap();
+        assert_eq!(
+            innermost(&value["assigned_object_id"]),
+            Some((
+                IFACES.to_string(),
+                json!({"name": "eth0", "virtual_machine_id": 7})
+            ))
+        );
     }
 }

@@ -27,6 +27,54 @@ pub enum WriteError {
     Http(#[from] SourceError),
 }
 
+/// How a bulk write went wrong.
+#[derive(Debug)]
+pub enum BulkError {
+    /// An object's ETag was not among those sent (HTTP 412): nothing was written.
+    Changed,
+    /// NetBox refused the list (HTTP 400/409) and wrote nothing; `entries` names the objects it
+    /// blamed, by position (creates) or id (updates, deletes), with their messages.
+    Refused {
+        status: u16,
+        entries: Vec<(BulkEntry, String)>,
+        body: String,
+    },
+    /// The request failed on the way: it may or may not have been written.
+    Http(SourceError),
+}
+
+/// Which object of a bulk request an error is about.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub enum BulkEntry {
+    Index(usize),
+    Id(i64),
+}
+
+/// NetBox 4.7's bulk error body, `{"detail": "1 of 2 objects could not be created.", "errors":
+/// [{"index": 1, "errors": {"name": ["..."]}}]}` (updates and deletes name an `id`), turned into
+/// one line per blamed object.
+fn bulk_errors(body: &Value) -> Vec<(BulkEntry, String)> {
+    let Some(entries) = body.get("errors").and_then(Value::as_array) else {
+        return Vec::new();
+    };
+    entries
+        .iter()
+        .filter_map(|entry| {
+            let which = match (entry.get("index"), entry.get("id")) {
+                (Some(i), _) => BulkEntry::Index(usize::try_from(i.as_u64()?).ok()?),
+                (None, Some(id)) => BulkEntry::Id(id.as_i64()?),
+                _ => return None,
+            };
+            let errors = entry.get("errors").cloned().unwrap_or(Value::Null);
+            let message = crate::sanitize::for_terminal(&errors.to_string())
+                .chars()
+                .take(400)
+                .collect();
+            Some((which, message))
+        })
+        .collect()
+}
+
 /// A write that NetBox accepted.
 #[derive(Debug, Clone)]
 pub struct Written {
@@ -40,6 +88,8 @@ pub struct NetboxClient {
     http: SourceClient,
     token: Secret,
     pub tag: String,
+    /// The site clusters are scoped to, by name (`[netbox] site`).
+    pub site: Option<String>,
 }
 
 impl std::fmt::Debug for NetboxClient {
@@ -65,6 +115,7 @@ impl NetboxClient {
             http,
             token,
             tag: config.tag.clone(),
+            site: config.site.clone(),
         })
     }
 
@@ -257,6 +308,89 @@ impl NetboxClient {
             None,
         )
         .await
+    }
+
+    /// Whether NetBox accepts the token, asked before anything is claimed: a wrong token must
+    /// not leave a batch's items claimed and failed one by one. `/api/status/` authenticates
+    /// any token sent (an invalid one is a 403 even where the endpoint is public).
+    pub async fn check_auth(&self) -> Result<(), SourceError> {
+        let headers = self.headers(None);
+        let answer = self
+            .http
+            .send(
+                Method::GET,
+                "/api/status/",
+                &RequestParts {
+                    headers: &headers,
+                    ..RequestParts::default()
+                },
+            )
+            .await?;
+        self.http.expect_success(answer).map(|_| ())
+    }
+
+    /// One bulk write to a list endpoint: a JSON list, one transaction in NetBox. `if_match`
+    /// carries the ETags of every object written (NetBox 4.7 checks each object's ETag is among
+    /// them, under a row lock).
+    pub async fn bulk(
+        &self,
+        method: Method,
+        endpoint: &str,
+        body: &Value,
+        if_match: Option<&str>,
+    ) -> Result<(Vec<Value>, Option<String>), BulkError> {
+        let headers = self.headers(if_match);
+        let path = format!("/api/{endpoint}/");
+        let answer = self
+            .http
+            .send(
+                method.clone(),
+                &path,
+                &RequestParts {
+                    headers: &headers,
+                    json: Some(body),
+                    ..RequestParts::default()
+                },
+            )
+            .await
+            .map_err(BulkError::Http)?;
+        match answer.status.as_u16() {
+            412 => Err(BulkError::Changed),
+            400 | 409 => {
+                let text = String::from_utf8_lossy(&answer.body).into_owned();
+                let parsed: Value = serde_json::from_str(&text).unwrap_or(Value::Null);
+                Err(BulkError::Refused {
+                    status: answer.status.as_u16(),
+                    entries: bulk_errors(&parsed),
+                    body: crate::sanitize::for_terminal(&text)
+                        .chars()
+                        .take(600)
+                        .collect(),
+                })
+            }
+            _ => {
+                let request_id = answer
+                    .headers
+                    .get("x-request-id")
+                    .and_then(|v| v.to_str().ok())
+                    .map(str::to_string);
+                let answer = self.http.expect_success(answer).map_err(BulkError::Http)?;
+                if answer.body.is_empty() {
+                    return Ok((Vec::new(), request_id));
+                }
+                match self
+                    .http
+                    .decode::<Value>(&answer)
+                    .map_err(BulkError::Http)?
+                {
+                    Value::Array(objects) => Ok((objects, request_id)),
+                    _ => Err(BulkError::Http(self.http.api_error(
+                        &answer.url,
+                        "a bulk write answered something other than a list",
+                    ))),
+                }
+            }
+        }
     }
 
     /// The URL a request to `endpoint` (and `id`) goes to, for dry runs.

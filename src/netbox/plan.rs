@@ -5,6 +5,11 @@
 //! virtualization VMs named by their canonical host name, in the cluster of the same name, with
 //! vCPUs, memory and disk in MB and status from the power state. Everything created carries the
 //! configured tag, and only tagged objects are ever updated or deleted.
+//!
+//! What the plan refers to but NetBox lacks (the tag, the cluster type, the configured site) is
+//! proposed as its own create item first, and every item lists the items of its batch it needs
+//! (`needs`: their keys), so apply writes parents before children and fails a child at once,
+//! naming the parent, when its parent failed.
 
 use super::client::NetboxClient;
 use crate::model::{ApprovalAction, DeviceStatus, DeviceType};
@@ -17,17 +22,38 @@ pub const CLUSTERS: &str = "virtualization/clusters";
 pub const VMS: &str = "virtualization/virtual-machines";
 pub const IFACES: &str = "virtualization/interfaces";
 pub const MACS: &str = "dcim/mac-addresses";
+pub const TAGS: &str = "extras/tags";
+pub const CLUSTER_TYPES: &str = "virtualization/cluster-types";
+pub const SITES: &str = "dcim/sites";
 pub const CLUSTER_TYPE_SLUG: &str = "vmware-vsphere";
+const CLUSTER_TYPE_NAME: &str = "VMware vSphere";
 
-/// The order of writes: clusters, then the VMs in them, their interfaces, the MAC objects on
-/// those (deletes go the other way).
+/// Every endpoint a plan writes, in write order.
+pub const ENDPOINTS: [&str; 7] = [TAGS, CLUSTER_TYPES, SITES, CLUSTERS, VMS, IFACES, MACS];
+
+/// The order of writes: what others refer to (tag, cluster type, site), clusters, then the VMs
+/// in them, their interfaces, the MAC objects on those (deletes go the other way).
 pub fn rank(endpoint: &str) -> u8 {
     match endpoint {
-        CLUSTERS => 0,
-        VMS => 1,
-        IFACES => 2,
-        _ => 3,
+        TAGS | CLUSTER_TYPES | SITES => 0,
+        CLUSTERS => 1,
+        VMS => 2,
+        IFACES => 3,
+        _ => 4,
     }
+}
+
+/// A NetBox slug for a name: lower case, runs of anything but letters and digits as one `-`.
+pub fn slugify(name: &str) -> String {
+    let mut slug = String::new();
+    for c in name.chars() {
+        if c.is_alphanumeric() {
+            slug.extend(c.to_lowercase());
+        } else if !slug.is_empty() && !slug.ends_with('-') {
+            slug.push('-');
+        }
+    }
+    slug.trim_end_matches('-').to_string()
 }
 
 /// A reference NetBox cannot take as a lookup dict (a generic `assigned_object_id`): resolved
@@ -73,6 +99,19 @@ pub fn observed(endpoint: &str, object: &Value) -> BTreeMap<String, Value> {
         object.get("status").map(choice).unwrap_or(Value::Null),
     );
     match endpoint {
+        TAGS | CLUSTER_TYPES => {
+            out.remove("status");
+            out.insert(
+                "slug".into(),
+                object.get("slug").cloned().unwrap_or(Value::Null),
+            );
+        }
+        SITES => {
+            out.insert(
+                "slug".into(),
+                object.get("slug").cloned().unwrap_or(Value::Null),
+            );
+        }
         IFACES => {
             out.remove("status");
             out.insert(
@@ -252,6 +291,7 @@ pub async fn compute(
 ) -> anyhow::Result<(Vec<NewApprovalItem>, PlanReport)> {
     let mut report = PlanReport::default();
     let tag = client.tag.clone();
+    let site_slug = client.site.as_deref().map(slugify);
     let netbox_clusters = client.list(CLUSTERS, &[]).await?;
     let netbox_vms = client
         .list(VMS, &[("exclude", "config_context".to_string())])
@@ -275,6 +315,16 @@ pub async fn compute(
         ]);
         let mut body = write_body(CLUSTERS, &fields);
         body["tags"] = json!([{"slug": tag}]);
+        let mut needs = vec![
+            format!("tag:{tag}"),
+            format!("cluster-type:{CLUSTER_TYPE_SLUG}"),
+        ];
+        if let Some(site) = &site_slug {
+            // Scoped to the site, the cluster gives its VMs their site.
+            body["scope_type"] = json!("dcim.site");
+            body["scope_id"] = lookup(SITES, json!({"slug": site}));
+            needs.push(format!("site:{site}"));
+        }
         let from_to = from_nothing(&fields);
         items.push(item(
             ApprovalAction::Create,
@@ -286,7 +336,7 @@ pub async fn compute(
             },
             from_to,
             body,
-            json!({}),
+            json!({"needs": needs}),
         ));
     }
 
@@ -337,6 +387,13 @@ pub async fn compute(
                 let mut body = write_body(VMS, &desired);
                 body["tags"] = json!([{"slug": tag}]);
                 let from_to = from_nothing(&desired);
+                let needs = json!([
+                    format!("tag:{tag}"),
+                    format!(
+                        "cluster:{}",
+                        desired["cluster"].as_str().unwrap_or_default()
+                    )
+                ]);
                 items.push(item(
                     ApprovalAction::Create,
                     VMS,
@@ -347,7 +404,7 @@ pub async fn compute(
                     },
                     from_to,
                     body,
-                    json!({}),
+                    json!({"needs": needs}),
                 ));
             }
             Some(object) => {
@@ -424,7 +481,10 @@ pub async fn compute(
                 },
                 from_to,
                 json!({"virtual_machine": {"name": vm}, "name": adapter, "enabled": true, "tags": [{"slug": tag}]}),
-                json!({"match": {"name": adapter, "virtual_machine_id": vm_ref}}),
+                json!({
+                    "match": {"name": adapter, "virtual_machine_id": vm_ref},
+                    "needs": [format!("tag:{tag}"), format!("vm:{vm}")],
+                }),
             ));
         }
         let Some(mac) = mac.as_deref().map(str::to_lowercase) else {
@@ -453,7 +513,14 @@ pub async fn compute(
                 "assigned_object_id": iface_ref,
                 "tags": [{"slug": tag}],
             }),
-            json!({"match": {"mac_address": mac}, "on": format!("{vm} {adapter}")}),
+            json!({
+                "match": {"mac_address": mac},
+                "on": format!("{vm} {adapter}"),
+                // Once created, the MAC becomes its interface's primary MAC (how NetBox 4.2+
+                // shows an interface's MAC address).
+                "primary_of": iface_ref,
+                "needs": [format!("tag:{tag}"), format!("iface:{vm}/{adapter}")],
+            }),
         ));
     }
     items.extend(mac_items);
@@ -507,7 +574,111 @@ pub async fn compute(
             json!({"gone_since": crate::time::format(gone_since), "seen": current}),
         ));
     }
+    let mut items = with_prerequisites(client, items).await?;
+    keep_needs_within(&mut items);
     Ok((items, report))
+}
+
+/// `items` preceded by a create for each object they refer to that NetBox lacks: the tag (any
+/// create carries it), the cluster type and the configured site (any cluster create refers to
+/// them). An empty NetBox has none of them.
+async fn with_prerequisites(
+    client: &NetboxClient,
+    items: Vec<NewApprovalItem>,
+) -> anyhow::Result<Vec<NewApprovalItem>> {
+    let creates = |endpoint: &str| {
+        items
+            .iter()
+            .any(|i| i.action == ApprovalAction::Create && i.netbox_object_type == endpoint)
+    };
+    let mut wanted: Vec<(&str, String, String, Value)> = Vec::new();
+    if items.iter().any(|i| i.action == ApprovalAction::Create) {
+        let tag = client.tag.clone();
+        wanted.push((
+            TAGS,
+            format!("tag:{tag}"),
+            tag.clone(),
+            json!({"name": tag, "slug": tag, "color": "2196f3",
+                   "description": "Managed by infradeck: only objects with this tag are changed"}),
+        ));
+    }
+    if creates(CLUSTERS) {
+        wanted.push((
+            CLUSTER_TYPES,
+            format!("cluster-type:{CLUSTER_TYPE_SLUG}"),
+            CLUSTER_TYPE_SLUG.to_string(),
+            json!({"name": CLUSTER_TYPE_NAME, "slug": CLUSTER_TYPE_SLUG}),
+        ));
+        if let Some(site) = &client.site {
+            let slug = slugify(site);
+            wanted.push((
+                SITES,
+                format!("site:{slug}"),
+                slug.clone(),
+                json!({"name": site, "slug": slug, "status": "active"}),
+            ));
+        }
+    }
+    let mut out = Vec::new();
+    for (endpoint, key, slug, mut body) in wanted {
+        if !client
+            .list(endpoint, &[("slug", slug.clone())])
+            .await?
+            .is_empty()
+        {
+            continue;
+        }
+        let fields: BTreeMap<String, Value> = body
+            .as_object()
+            .into_iter()
+            .flatten()
+            .filter(|(k, _)| ["name", "slug", "status"].contains(&k.as_str()))
+            .map(|(k, v)| (k.clone(), v.clone()))
+            .collect();
+        if endpoint != TAGS {
+            body["tags"] = json!([{"slug": client.tag}]);
+        }
+        let needs = if endpoint == TAGS {
+            json!([])
+        } else {
+            json!([format!("tag:{}", client.tag)])
+        };
+        out.push(item(
+            ApprovalAction::Create,
+            endpoint,
+            Target {
+                device_id: None,
+                object_id: None,
+                key: key.clone(),
+            },
+            from_nothing(&fields),
+            body,
+            json!({"match": {"slug": slug}, "needs": needs, "prerequisite": true}),
+        ));
+    }
+    out.extend(items);
+    Ok(out)
+}
+
+/// Drops from each item's `needs` the keys no create of the batch has: those objects are in
+/// NetBox already (or open in an earlier batch, which NetBox's answer will tell). An update
+/// shares its object's key but makes nothing a child could wait for.
+fn keep_needs_within(items: &mut [NewApprovalItem]) {
+    let keys: HashSet<String> = items
+        .iter()
+        .filter(|i| i.action == ApprovalAction::Create)
+        .filter_map(|i| i.proposed_changes.get("key").and_then(Value::as_str))
+        .map(str::to_string)
+        .collect();
+    for item in items.iter_mut() {
+        if let Some(needs) = item
+            .proposed_changes
+            .get_mut("needs")
+            .and_then(Value::as_array_mut)
+        {
+            needs.retain(|n| n.as_str().is_some_and(|k| keys.contains(k)));
+        }
+    }
 }
 
 /// The identity of a proposal, to recognise it in an earlier plan.

@@ -110,6 +110,9 @@ pub struct SimOptions {
     pub bind: IpAddr,
     /// First port; simulators take consecutive ports from it. `None`: any free ports.
     pub base_port: Option<u16>,
+    /// NetBox starts with part of the estate in it (`--netbox-seeded`); by default it is
+    /// empty, as a new NetBox is.
+    pub netbox_seeded: bool,
 }
 
 impl Default for SimOptions {
@@ -121,6 +124,7 @@ impl Default for SimOptions {
             vcenter_vm_cap: vcenter::VM_CAP,
             bind: IpAddr::V4(Ipv4Addr::LOCALHOST),
             base_port: None,
+            netbox_seeded: false,
         }
     }
 }
@@ -225,7 +229,12 @@ impl Simulators {
             })
             .collect();
         let credentials = |k: SimKind| Credentials::for_kind(seed, k.as_str());
-        let netbox = netbox::NetboxState::new(&estate, faults[&SimKind::Netbox].clone(), seed);
+        let netbox = netbox::NetboxState::new(
+            &estate,
+            faults[&SimKind::Netbox].clone(),
+            seed,
+            options.netbox_seeded,
+        );
         let estate = Arc::new(RwLock::new(estate));
         let vcenter = vcenter::VcenterState::new(
             estate.clone(),

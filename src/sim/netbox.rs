@@ -153,11 +153,9 @@ const TYPES: &[ObjType] = &[
         endpoint: "virtualization/clusters",
         model: "virtualization.cluster",
         required: &["name", "type"],
-        plain: &["name", "description", "comments"],
-        fks: &[
-            ("type", "virtualization/cluster-types"),
-            ("site", "dcim/sites"),
-        ],
+        // NetBox 4.2+: a cluster's place is a generic scope (`dcim.site` + id), not `site`.
+        plain: &["name", "description", "comments", "scope_type", "scope_id"],
+        fks: &[("type", "virtualization/cluster-types")],
         choices: &[("status", STATUS_CLUSTER, Some("active"))],
     },
     ObjType {
@@ -274,7 +272,10 @@ pub struct NetboxState {
 }
 
 impl NetboxState {
-    pub fn new(estate: &Estate, faults: Arc<Faults>, seed: u64) -> Arc<NetboxState> {
+    /// A NetBox as a new user has it (`seeded` false: empty, like a fresh install), or with the
+    /// content of an estate already half in NetBox: the tag, sites, a cluster type, half the
+    /// clusters and a fifth of the VMs (some drifted), hand-made VMs and a retired one.
+    pub fn new(estate: &Estate, faults: Arc<Faults>, seed: u64, seeded: bool) -> Arc<NetboxState> {
         let mut rng = Rng::derive(seed, "netbox-tokens");
         let hex = |rng: &mut Rng, n: usize| -> String {
             (0..n)
@@ -289,7 +290,9 @@ impl NetboxState {
             token_read_only: format!("nbt_{}.{}", hex(&mut rng, 12), hex(&mut rng, 40)),
             base_url: RwLock::new("http://127.0.0.1".into()),
         };
-        state.seed(estate);
+        if seeded {
+            state.seed(estate);
+        }
         Arc::new(state)
     }
 
@@ -401,9 +404,9 @@ impl NetboxState {
             let id = insert(
                 &mut db,
                 "virtualization/clusters",
-                json!({"name": cluster.name, "type": vsphere, "site": sites[cluster.site], "status": "active", "description": "", "comments": ""}),
+                json!({"name": cluster.name, "type": vsphere, "scope_type": "dcim.site", "scope_id": sites[cluster.site], "status": "active", "description": "", "comments": ""}),
             );
-            clusters.insert(cluster.name.clone(), id);
+            clusters.insert(cluster.name.clone(), (id, sites[cluster.site]));
         }
         for (i, vm) in estate
             .vms
@@ -413,7 +416,7 @@ impl NetboxState {
             .filter(|(i, _)| i % 5 == 0)
         {
             let cluster = &estate.clusters[estate.hosts[vm.host].cluster];
-            let Some(&cluster_id) = clusters.get(&cluster.name) else {
+            let Some(&(cluster_id, _)) = clusters.get(&cluster.name) else {
                 continue;
             };
             let memory = if i % 4 == 0 {
@@ -432,22 +435,23 @@ impl NetboxState {
                 }),
             );
         }
-        for (name, cluster_id) in clusters.iter().take(3) {
+        // NetBox gives a VM its cluster's site.
+        for (name, (cluster_id, site)) in clusters.iter().take(3) {
             insert(
                 &mut db,
                 "virtualization/virtual-machines",
                 json!({
-                    "name": format!("manual-{name}"), "cluster": cluster_id, "status": "active",
+                    "name": format!("manual-{name}"), "cluster": cluster_id, "site": site, "status": "active",
                     "vcpus": 2, "memory": 2048, "disk": 20480, "serial": "", "description": "made by hand", "comments": "",
                 }),
             );
         }
-        if let Some(cluster_id) = clusters.values().next() {
+        if let Some((cluster_id, site)) = clusters.values().next() {
             insert(
                 &mut db,
                 "virtualization/virtual-machines",
                 json!({
-                    "name": "retired-app-01", "cluster": cluster_id, "status": "active",
+                    "name": "retired-app-01", "cluster": cluster_id, "site": site, "status": "active",
                     "vcpus": 2, "memory": 4096, "disk": 40960, "serial": "", "description": "", "comments": "",
                     "tags": [tag], "custom_fields": {"inventory_source": "vcenter", "last_seen": "2026-08-01"},
                 }),
@@ -569,7 +573,11 @@ fn handle(
             Some(q) => format!("{path}/?{q}"),
             None => format!("{path}/"),
         };
-        return (StatusCode::FOUND, [(header::LOCATION, location)]).into_response();
+        return (
+            StatusCode::MOVED_PERMANENTLY,
+            [(header::LOCATION, location)],
+        )
+            .into_response();
     }
     let write_enabled = match authenticate(state, headers) {
         Ok(w) => w,
@@ -586,7 +594,7 @@ fn handle(
     if rest == "status" {
         return json(
             StatusCode::OK,
-            json!({"netbox-version": "4.6.8", "python-version": "3.12.7", "plugins": {}, "rq-workers-running": 1}),
+            json!({"netbox-version": "4.7.3", "python-version": "3.12.7", "plugins": {}, "rq-workers-running": 1}),
         );
     }
     if segments.len() >= 2 && segments[0] == "core" && segments[1] == "object-changes" {
@@ -659,6 +667,9 @@ fn handle(
     let mut db = state.lock();
     match (method.clone(), item) {
         (Method::GET, None) => {
+            if let Some(response) = invalid_choice(&db, ty, &q) {
+                return response;
+            }
             let brief = q.get("brief") == Some("true");
             let objects: Vec<Value> = db
                 .objects
@@ -701,7 +712,7 @@ fn handle(
                 &base,
                 ty,
                 &items,
-                bulk,
+                bulk.then_some("created"),
                 StatusCode::CREATED,
                 |db, item| create(db, ty, item, request_id),
             )
@@ -714,12 +725,25 @@ fn handle(
                     "Bulk update requires a list of objects",
                 );
             };
+            let ids: Vec<u64> = items
+                .iter()
+                .filter_map(|i| i.get("id").and_then(Value::as_u64))
+                .collect();
+            if let Some(response) = missing_objects(&db, ty, &ids) {
+                return response;
+            }
+            for id in &ids {
+                let current = &db.objects[ty.endpoint][id];
+                if !if_match_holds(headers, current) {
+                    return precondition_failed(current);
+                }
+            }
             transact(
                 &mut db,
                 &base,
                 ty,
                 &items,
-                true,
+                Some("updated"),
                 StatusCode::OK,
                 |db, item| {
                     let id = item
@@ -737,13 +761,8 @@ fn handle(
             let Some(current) = db.objects.get(ty.endpoint).and_then(|o| o.get(&id)) else {
                 return detail(StatusCode::NOT_FOUND, "Not found.");
             };
-            if let Some(wanted) = headers.get(header::IF_MATCH).and_then(|v| v.to_str().ok())
-                && Some(wanted.to_string()) != etag(current)
-            {
-                return detail(
-                    StatusCode::PRECONDITION_FAILED,
-                    "The object has been modified since it was read (ETag mismatch).",
-                );
+            if !if_match_holds(headers, current) {
+                return precondition_failed(current);
             }
             let partial = *method == Method::PATCH;
             let mut scratch = db.clone();
@@ -761,6 +780,11 @@ fn handle(
             }
         }
         (Method::DELETE, Some(id)) => {
+            if let Some(current) = db.objects.get(ty.endpoint).and_then(|o| o.get(&id))
+                && !if_match_holds(headers, current)
+            {
+                return precondition_failed(current);
+            }
             let mut scratch = db.clone();
             let message = parsed
                 .as_ref()
@@ -782,7 +806,7 @@ fn handle(
                     "Bulk delete requires a list of objects",
                 );
             };
-            let mut scratch = db.clone();
+            let mut ids = Vec::new();
             for item in &items {
                 let Some(id) = item.get("id").and_then(Value::as_u64) else {
                     return json(
@@ -790,9 +814,46 @@ fn handle(
                         json!({"id": ["This field is required."]}),
                     );
                 };
-                if let Err(response) = delete(&mut scratch, ty, id, request_id) {
-                    return response;
+                ids.push(id);
+            }
+            if let Some(response) = missing_objects(&db, ty, &ids) {
+                return response;
+            }
+            for id in &ids {
+                let current = &db.objects[ty.endpoint][id];
+                if !if_match_holds(headers, current) {
+                    return precondition_failed(current);
                 }
+            }
+            // One transaction: every object is tried, and any refusal writes nothing. Like
+            // NetBox's bulk delete, a protected object is reported by count only.
+            let mut scratch = db.clone();
+            let mut errors = Vec::new();
+            for (item, id) in items.iter().zip(&ids) {
+                let message = item
+                    .get("changelog_message")
+                    .and_then(Value::as_str)
+                    .unwrap_or("");
+                if let Err(response) =
+                    delete_with_message(&mut scratch, ty, *id, request_id, message)
+                {
+                    let _ = response;
+                    let dependents = PROTECTED_BY
+                        .iter()
+                        .filter(|(target, _, _)| *target == ty.endpoint)
+                        .map(|(_, endpoint, field)| ids_where(&scratch, endpoint, field, *id).len())
+                        .sum::<usize>();
+                    errors.push(json!({"id": id, "errors": {"__all__": [format!("Unable to delete: {dependents} dependent object(s) prevent deletion.")]}}));
+                }
+            }
+            if !errors.is_empty() {
+                return json(
+                    StatusCode::CONFLICT,
+                    json!({
+                        "detail": format!("{} of {} objects could not be deleted.", errors.len(), ids.len()),
+                        "errors": errors,
+                    }),
+                );
             }
             *db = scratch;
             StatusCode::NO_CONTENT.into_response()
@@ -812,32 +873,39 @@ fn transact(
     base: &str,
     ty: &'static ObjType,
     items: &[Value],
-    bulk: bool,
+    bulk: Option<&str>,
     success: StatusCode,
     mut op: impl FnMut(&mut NetboxDb, &Value) -> Result<u64, FieldErrors>,
 ) -> Response {
     let mut scratch = db.clone();
     let mut ids = Vec::with_capacity(items.len());
-    let mut errors = Vec::with_capacity(items.len());
-    let mut failed = false;
-    for item in items {
+    let mut errors = Vec::new();
+    for (index, item) in items.iter().enumerate() {
         match op(&mut scratch, item) {
-            Ok(id) => {
-                ids.push(id);
-                errors.push(Value::Object(Map::new()));
-            }
-            Err(e) => {
-                failed = true;
-                errors.push(Value::Object(e));
-            }
+            Ok(id) => ids.push(id),
+            // NetBox 4.7 names a create by its position and an update by its id.
+            Err(e) => errors.push(match item.get("id").filter(|_| bulk == Some("updated")) {
+                Some(id) => json!({"id": id, "errors": e}),
+                None => json!({"index": index, "errors": e}),
+            }),
         }
     }
-    if failed {
+    if !errors.is_empty() {
         return match bulk {
-            true => json(StatusCode::BAD_REQUEST, Value::Array(errors)),
-            false => json(
+            Some(verb) => json(
                 StatusCode::BAD_REQUEST,
-                errors.into_iter().next().unwrap_or_default(),
+                json!({
+                    "detail": format!("{} of {} objects could not be {verb}.", errors.len(), items.len()),
+                    "errors": errors,
+                }),
+            ),
+            None => json(
+                StatusCode::BAD_REQUEST,
+                errors
+                    .into_iter()
+                    .next()
+                    .and_then(|e| e.get("errors").cloned())
+                    .unwrap_or_default(),
             ),
         };
     }
@@ -848,16 +916,56 @@ fn transact(
         .map(|o| render(db, base, ty, o))
         .collect();
     match bulk {
-        true => json(success, Value::Array(rendered)),
-        false => json(success, rendered.pop().unwrap_or_default()),
+        Some(_) => json(success, Value::Array(rendered)),
+        None => {
+            let object = rendered.pop().unwrap_or_default();
+            let etag = ids
+                .last()
+                .and_then(|id| db.objects.get(ty.endpoint)?.get(id))
+                .and_then(etag)
+                .and_then(|e| HeaderValue::from_str(&e).ok());
+            let mut response = json(success, object);
+            if let Some(etag) = etag {
+                response.headers_mut().insert(header::ETAG, etag);
+            }
+            response
+        }
     }
 }
 
+/// NetBox 4.7's ETag: `W/"<last_updated>"` in Python's isoformat (`+00:00`, not `Z`).
 fn etag(object: &Map<String, Value>) -> Option<String> {
-    object
-        .get("last_updated")
-        .and_then(Value::as_str)
-        .map(|t| format!("W/\"{t}\""))
+    object.get("last_updated").and_then(Value::as_str).map(|t| {
+        format!(
+            "W/\"{}\"",
+            t.strip_suffix('Z')
+                .map(|t| format!("{t}+00:00"))
+                .unwrap_or_else(|| t.to_string())
+        )
+    })
+}
+
+/// `If-Match` as NetBox 4.7 reads it: absent or `*` passes; otherwise a comma-separated list
+/// of ETags, of which the object's must be one (bulk writes send one per object).
+fn if_match_holds(headers: &HeaderMap, object: &Map<String, Value>) -> bool {
+    let Some(wanted) = headers.get(header::IF_MATCH).and_then(|v| v.to_str().ok()) else {
+        return true;
+    };
+    if wanted.trim() == "*" {
+        return true;
+    }
+    let Some(current) = etag(object) else {
+        return true;
+    };
+    wanted.split(',').any(|e| e.trim() == current)
+}
+
+fn precondition_failed(object: &Map<String, Value>) -> Response {
+    let mut response = detail(StatusCode::PRECONDITION_FAILED, "Precondition failed.");
+    if let Some(etag) = etag(object).and_then(|e| HeaderValue::from_str(&e).ok()) {
+        response.headers_mut().insert(header::ETAG, etag);
+    }
+    response
 }
 
 /// limit/offset paging with absolute `next`/`previous` links.
@@ -931,6 +1039,15 @@ fn list_filter(db: &NetboxDb, ty: &ObjType, object: &Map<String, Value>, q: &Que
             "mac_address" => wanted
                 .iter()
                 .any(|w| text("mac_address").is_some_and(|m| m.eq_ignore_ascii_case(w))),
+            // A cluster's site is its scope.
+            "site_id" if ty.endpoint == "virtualization/clusters" => wanted.iter().any(|w| {
+                object.get("scope_type").and_then(Value::as_str) == Some("dcim.site")
+                    && text("scope_id").as_deref() == Some(*w)
+            }),
+            // Names compare case-insensitively, as NetBox's `name` filter does.
+            "name" => wanted
+                .iter()
+                .any(|w| text("name").is_some_and(|n| n.to_lowercase() == w.to_lowercase())),
             k if k.ends_with("_id") && ty.fks.iter().any(|(f, _)| *f == &k[..k.len() - 3]) => {
                 wanted
                     .iter()
@@ -943,6 +1060,30 @@ fn list_filter(db: &NetboxDb, ty: &ObjType, object: &Map<String, Value>, q: &Que
             },
         }
     })
+}
+
+/// NetBox validates a relation filter's ids: `?virtual_machine_id=999999` is a 400 ("Select a
+/// valid choice"), not an empty list.
+fn invalid_choice(db: &NetboxDb, ty: &ObjType, q: &Query) -> Option<Response> {
+    for (key, value) in &q.0 {
+        let Some(field) = key.strip_suffix("_id") else {
+            continue;
+        };
+        let Some((_, target)) = ty.fks.iter().find(|(f, _)| *f == field) else {
+            continue;
+        };
+        let known = value
+            .parse::<u64>()
+            .ok()
+            .is_some_and(|id| db.objects.get(target).is_some_and(|o| o.contains_key(&id)));
+        if !known {
+            return Some(json(
+                StatusCode::BAD_REQUEST,
+                json!({key.clone(): [format!("Select a valid choice. {value} is not one of the available choices.")]}),
+            ));
+        }
+    }
+    None
 }
 
 fn tag_by_id(db: &NetboxDb, id: u64) -> Option<&Map<String, Value>> {
@@ -1125,6 +1266,40 @@ fn render(db: &NetboxDb, base: &str, ty: &ObjType, object: &Map<String, Value>) 
             });
             out.insert("interface_count".into(), json!(count));
             out.insert("virtual_disk_count".into(), json!(0));
+            // A decimal field: NetBox always answers `16.0`.
+            if let Some(vcpus) = object.get("vcpus").and_then(Value::as_f64) {
+                out.insert("vcpus".into(), json!(vcpus));
+            }
+        }
+        "extras/tags" => {
+            let tagged = db
+                .objects
+                .values()
+                .flat_map(|objects| objects.values())
+                .filter(|o| {
+                    o.get("tags")
+                        .and_then(Value::as_array)
+                        .is_some_and(|t| t.contains(&json!(id)))
+                })
+                .count();
+            out.insert("tagged_items".into(), json!(tagged));
+        }
+        "virtualization/cluster-types" => {
+            let count = ids_where(db, "virtualization/clusters", "type", id).len();
+            out.insert("cluster_count".into(), json!(count));
+        }
+        "virtualization/clusters" => {
+            let scope = match (
+                object.get("scope_type").and_then(Value::as_str),
+                object.get("scope_id"),
+            ) {
+                (Some("dcim.site"), Some(site)) => related(db, base, "dcim/sites", Some(site)),
+                _ => Value::Null,
+            };
+            out.insert("scope".into(), scope);
+            for field in ["scope_type", "scope_id"] {
+                out.entry(field).or_insert(Value::Null);
+            }
         }
         "dcim/devices" => {
             let count = db.objects.get("dcim/interfaces").map_or(0, |o| {
@@ -1187,8 +1362,9 @@ fn log_change(
         "changed_object_id": id,
         "object_repr": repr,
         "message": message,
-        "prechange_data": pre,
-        "postchange_data": post,
+        // NetBox records the side that does not exist as `{}`, not null.
+        "prechange_data": pre.unwrap_or_else(|| json!({})),
+        "postchange_data": post.unwrap_or_else(|| json!({})),
     }));
 }
 
@@ -1228,7 +1404,7 @@ fn resolve(
                     field,
                     &format!(
                         "Related object not found using the provided attributes: {}",
-                        Value::Object(lookup.clone())
+                        python_repr(&Value::Object(lookup.clone()))
                     ),
                 )),
                 _ => Err(field_error(
@@ -1450,7 +1626,7 @@ fn validate(db: &NetboxDb, ty: &ObjType, object: &Map<String, Value>) -> Result<
                 .all(|f| object.get(*f).is_none_or(Value::is_null))
             {
                 return Err(field_error(
-                    "non_field_errors",
+                    "__all__",
                     "A virtual machine must be assigned to a site, cluster, or device.",
                 ));
             }
@@ -1561,7 +1737,7 @@ fn create(
 ) -> Result<u64, FieldErrors> {
     let input = input.as_object().ok_or_else(|| {
         field_error(
-            "non_field_errors",
+            "__all__",
             "Invalid data. Expected a dictionary, but got list.",
         )
     })?;
@@ -1594,6 +1770,7 @@ fn create(
     }
     object.insert("created".into(), json!(now));
     object.insert("last_updated".into(), json!(now));
+    site_from_cluster(db, ty, &mut object);
     validate(db, ty, &object)?;
     let post = snapshot(db, &object);
     db.objects
@@ -1609,6 +1786,24 @@ fn create(
     Ok(id)
 }
 
+/// A VM in a cluster scoped to a site takes that site, as NetBox sets it.
+fn site_from_cluster(db: &NetboxDb, ty: &ObjType, object: &mut Map<String, Value>) {
+    if ty.endpoint != "virtualization/virtual-machines"
+        || object.get("site").is_some_and(|s| !s.is_null())
+    {
+        return;
+    }
+    let site = object
+        .get("cluster")
+        .and_then(Value::as_u64)
+        .and_then(|c| db.objects.get("virtualization/clusters")?.get(&c))
+        .filter(|c| c.get("scope_type").and_then(Value::as_str) == Some("dcim.site"))
+        .and_then(|c| c.get("scope_id").cloned());
+    if let Some(site) = site {
+        object.insert("site".into(), site);
+    }
+}
+
 fn update(
     db: &mut NetboxDb,
     ty: &'static ObjType,
@@ -1619,7 +1814,7 @@ fn update(
 ) -> Result<u64, FieldErrors> {
     let input = input
         .as_object()
-        .ok_or_else(|| field_error("non_field_errors", "Invalid data. Expected a dictionary."))?;
+        .ok_or_else(|| field_error("__all__", "Invalid data. Expected a dictionary."))?;
     let Some(current) = db
         .objects
         .get(ty.endpoint)
@@ -1699,10 +1894,11 @@ fn delete_with_message(
                 o.values()
                     .filter(|d| d.get(*field) == Some(&json!(id)))
                     .map(|d| {
-                        d.get("name")
-                            .and_then(Value::as_str)
-                            .unwrap_or("?")
-                            .to_string()
+                        format!(
+                            "{} ({})",
+                            d.get("name").and_then(Value::as_str).unwrap_or("?"),
+                            d.get("id").and_then(Value::as_u64).unwrap_or(0)
+                        )
                     })
                     .collect()
             })
@@ -1765,6 +1961,46 @@ fn delete_with_message(
     let pre = snapshot(db, &current);
     log_change(db, ty, id, Some(pre), None, message, request_id);
     Ok(())
+}
+
+/// A value as Python's `repr` writes it, as NetBox's messages quote lookups: `{'slug': 'x'}`.
+fn python_repr(value: &Value) -> String {
+    match value {
+        Value::Object(map) => format!(
+            "{{{}}}",
+            map.iter()
+                .map(|(k, v)| format!("'{k}': {}", python_repr(v)))
+                .collect::<Vec<_>>()
+                .join(", ")
+        ),
+        Value::Array(list) => format!(
+            "[{}]",
+            list.iter().map(python_repr).collect::<Vec<_>>().join(", ")
+        ),
+        Value::String(text) => format!("'{text}'"),
+        Value::Bool(true) => "True".into(),
+        Value::Bool(false) => "False".into(),
+        Value::Null => "None".into(),
+        Value::Number(n) => n.to_string(),
+    }
+}
+
+/// NetBox's answer to a bulk update or delete naming an id it does not have.
+fn missing_objects(db: &NetboxDb, ty: &ObjType, ids: &[u64]) -> Option<Response> {
+    let missing: Vec<Value> = ids
+        .iter()
+        .filter(|id| db.objects.get(ty.endpoint).is_none_or(|o| !o.contains_key(id)))
+        .map(|id| json!({"id": id, "errors": {"id": [format!("Object with ID {id} does not exist")]}}))
+        .collect();
+    (!missing.is_empty()).then(|| {
+        json(
+            StatusCode::BAD_REQUEST,
+            json!({
+                "detail": format!("{} of {} objects could not be found.", missing.len(), ids.len()),
+                "errors": missing,
+            }),
+        )
+    })
 }
 
 fn ids_where(db: &NetboxDb, endpoint: &str, field: &str, id: u64) -> Vec<u64> {

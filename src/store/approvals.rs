@@ -50,6 +50,9 @@ pub struct Batch {
     pub approved: i64,
     pub rejected: i64,
     pub applied: i64,
+    pub rolled_back: i64,
+    /// Items that failed or conflict with NetBox.
+    pub failed: i64,
 }
 
 /// One plan item.
@@ -200,7 +203,9 @@ impl Store {
              (SELECT COUNT(*) FROM netbox_sync_approvals a WHERE a.sync_batch_id = b.batch_id AND a.approval_status = 'pending'), \
              (SELECT COUNT(*) FROM netbox_sync_approvals a WHERE a.sync_batch_id = b.batch_id AND a.approval_status = 'approved'), \
              (SELECT COUNT(*) FROM netbox_sync_approvals a WHERE a.sync_batch_id = b.batch_id AND a.approval_status = 'rejected'), \
-             (SELECT COUNT(*) FROM netbox_sync_approvals a WHERE a.sync_batch_id = b.batch_id AND a.approval_status = 'applied') \
+             (SELECT COUNT(*) FROM netbox_sync_approvals a WHERE a.sync_batch_id = b.batch_id AND a.approval_status = 'applied'), \
+             (SELECT COUNT(*) FROM netbox_sync_approvals a WHERE a.sync_batch_id = b.batch_id AND a.approval_status = 'rolled_back'), \
+             (SELECT COUNT(*) FROM netbox_sync_approvals a WHERE a.sync_batch_id = b.batch_id AND a.approval_status IN ('failed', 'conflict')) \
              FROM netbox_sync_batches b ORDER BY b.planned_at DESC, b.batch_id DESC",
         )?;
         let rows = stmt.query_map([], |r| {
@@ -217,6 +222,8 @@ impl Store {
                 approved: r.get(9)?,
                 rejected: r.get(10)?,
                 applied: r.get(11)?,
+                rolled_back: r.get(12)?,
+                failed: r.get(13)?,
             })
         })?;
         Ok(rows.collect::<rusqlite::Result<Vec<_>>>()?)

@@ -19,10 +19,16 @@ pub struct Rig {
     pub engine: Engine,
 }
 
+/// Simulators with NetBox seeded with part of the estate (drifted, hand-made and retired VMs).
 pub async fn start_rig(scale: usize, seed: u64) -> Rig {
+    start_rig_with(scale, seed, true).await
+}
+
+pub async fn start_rig_with(scale: usize, seed: u64, netbox_seeded: bool) -> Rig {
     let sims = Simulators::start(&SimOptions {
         scale,
         seed,
+        netbox_seeded,
         ..SimOptions::default()
     })
     .await

@@ -10,51 +10,15 @@
 # puppetdb.pid, env. Must run as root (uses runuser for postgres/puppetdb).
 set -Eeuo pipefail
 
-PG_BIN=/usr/lib/postgresql/15/bin
+TIER=puppetdb
+# shellcheck source=tests/tiers/lib.sh
+. "$(dirname "${BASH_SOURCE[0]}")/lib.sh"
 PDB_JAR=/usr/share/puppetdb/puppetdb.jar
 PDB_ETC=/etc/puppetdb
 START_DEADLINE=300   # seconds until PuppetDB must answer
 POLL=1               # poll interval, seconds
 
-log() { printf '[puppetdb-tier] %s\n' "$*" >&2; }
-
 usage() { echo "usage: $0 start|stop DIR" >&2; exit 2; }
-
-# ---------------------------------------------------------------- helpers
-
-# Is PID alive and does its command line mention our state dir?
-ours() {
-  local pid=$1 dir=$2
-  [[ -n $pid && -r /proc/$pid/cmdline ]] || return 1
-  local cmd
-  cmd=$(tr '\0' ' ' 2>/dev/null <"/proc/$pid/cmdline") || return 1
-  [[ $cmd == *"$dir/"* ]]
-}
-
-# stop_pid NAME PIDFILE DIR: TERM, wait (60 s), then KILL.
-stop_pid() {
-  local name=$1 pidfile=$2 dir=$3 pid i
-  [[ -f $pidfile ]] || return 0
-  pid=$(head -n1 "$pidfile" 2>/dev/null | tr -dc 0-9) || true
-  if ours "$pid" "$dir"; then
-    log "stopping $name (pid $pid)"
-    kill -TERM "$pid" 2>/dev/null || true
-    for ((i = 0; i < 60 * 5; i++)); do        # 60 s at 0.2 s
-      ours "$pid" "$dir" || break
-      # postgres: TERM is "smart" shutdown; after 10 s ask for "fast".
-      [[ $name == postgres && $i -eq 50 ]] && kill -INT "$pid" 2>/dev/null || true
-      sleep 0.2
-    done
-    if ours "$pid" "$dir"; then
-      log "$name (pid $pid) still alive after 60 s, sending KILL"
-      kill -KILL "$pid" 2>/dev/null || true
-      for ((i = 0; i < 50; i++)); do ours "$pid" "$dir" || break; sleep 0.2; done
-    fi
-    # Let the parent (or init) reap it, so callers see the PID gone.
-    for ((i = 0; i < 25; i++)); do [[ -e /proc/$pid ]] || break; sleep 0.2; done
-  fi
-  rm -f "$pidfile"
-}
 
 do_stop() {
   local dir=$1
@@ -62,24 +26,6 @@ do_stop() {
   stop_pid puppetdb "$dir/puppetdb.pid" "$dir"
   stop_pid postgres "$dir/postgres.pid" "$dir"
   rm -f "$dir/env"
-}
-
-# A free TCP port on 127.0.0.1 (not in $1 if given).
-free_port() {
-  local avoid=${1:-} p
-  if command -v python3 >/dev/null 2>&1; then
-    for _ in 1 2 3 4 5; do
-      p=$(python3 -c 'import socket
-s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1]); s.close()')
-      [[ $p != "$avoid" ]] && { echo "$p"; return 0; }
-    done
-  fi
-  for _ in $(seq 200); do
-    p=$((20000 + RANDOM % 40000))
-    [[ $p == "$avoid" ]] && continue
-    if ! (exec 3<>"/dev/tcp/127.0.0.1/$p") 2>/dev/null; then echo "$p"; return 0; fi
-  done
-  return 1
 }
 
 ensure_packages() {
@@ -94,28 +40,7 @@ ensure_packages() {
   DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends "${need[@]}" >&2
 }
 
-# --------------------------------------------------------------- failure
-
 DIR=""
-FAIL_LOGS=()
-STARTED=0
-
-on_fail() {
-  local rc=$? line=${1:-?}
-  trap - ERR
-  log "FAILED (line $line, rc $rc)"
-  local f
-  for f in "${FAIL_LOGS[@]}"; do
-    if [[ -s $f ]]; then
-      echo "----- last 40 lines of $f -----" >&2
-      tail -n 40 "$f" >&2
-    fi
-  done
-  if ((STARTED)) && [[ -n $DIR ]]; then do_stop "$DIR" || true; fi
-  exit 1
-}
-
-die() { log "$*"; false; }
 
 # ----------------------------------------------------------------- start
 
@@ -139,40 +64,11 @@ do_start() {
   STARTED=1
 
   # ------------------------------------------------------ PostgreSQL 15
-  local pg=$DIR/pg sock=$DIR/pgsock
-  mkdir -p "$sock"
-  chown postgres:postgres "$sock"; chmod 700 "$sock"
-  touch "$DIR/postgres.log"; chown postgres:postgres "$DIR/postgres.log"
-  FAIL_LOGS=("$DIR/postgres.log")
-  local fresh=0
-  # Reuse a cluster only if an earlier start completed its setup.
-  if [[ ! -f $pg/PG_VERSION || ! -f $DIR/pg.ready ]]; then
-    fresh=1
-    rm -rf "$pg"; mkdir -p "$pg"; chown postgres:postgres "$pg"; chmod 700 "$pg"
-    runuser -u postgres -- "$PG_BIN/initdb" -D "$pg" -A trust -E UTF8 --locale=C.UTF-8 \
-      >>"$DIR/postgres.log" 2>&1
-    echo "include_if_exists = 'tier.conf'" >>"$pg/postgresql.conf"
-  fi
-  pg_port=$(free_port) || die "no free port"
-  cat >"$pg/tier.conf" <<EOF
-listen_addresses = '127.0.0.1'
-port = $pg_port
-unix_socket_directories = '$sock'
-fsync = off
-synchronous_commit = off
-full_page_writes = off
-EOF
-  chown postgres:postgres "$pg/tier.conf"
-  log "starting PostgreSQL 15 on 127.0.0.1:$pg_port"
-  runuser -u postgres -- "$PG_BIN/pg_ctl" -D "$pg" -l "$DIR/postgres.log" -w -t 60 start \
-    </dev/null >>"$DIR/postgres.log" 2>&1
-  head -n1 "$pg/postmaster.pid" >"$DIR/postgres.pid"
-  ours "$(cat "$DIR/postgres.pid")" "$DIR" || die "postgres pid not found"
-
-  local psql=("$PG_BIN/psql" -X -q -v ON_ERROR_STOP=1 -h "$sock" -p "$pg_port" -U postgres)
+  pg_start
+  pg_port=$PG_PORT
   pw=$(od -An -N12 -tx1 /dev/urandom | tr -d ' \n')
-  if ((fresh)); then
-    runuser -u postgres -- "${psql[@]}" -d postgres >>"$DIR/postgres.log" 2>&1 <<EOF
+  if ((PG_FRESH)); then
+    pg_psql postgres >>"$DIR/postgres.log" 2>&1 <<EOF
 CREATE ROLE puppetdb LOGIN PASSWORD '$pw';
 CREATE DATABASE puppetdb OWNER puppetdb TEMPLATE template0 ENCODING 'UTF8';
 \c puppetdb
@@ -180,14 +76,14 @@ CREATE EXTENSION pg_trgm;
 EOF
     touch "$DIR/pg.ready"
   else
-    runuser -u postgres -- "${psql[@]}" -d postgres >>"$DIR/postgres.log" 2>&1 <<EOF
+    pg_psql postgres >>"$DIR/postgres.log" 2>&1 <<EOF
 ALTER ROLE puppetdb PASSWORD '$pw';
 EOF
   fi
 
   # ----------------------------------------------------------- PuppetDB
   local conf=$DIR/conf var=$DIR/var
-  if ((fresh)); then rm -rf "$var"; fi
+  if ((PG_FRESH)); then rm -rf "$var"; fi
   rm -rf "$conf"; mkdir -p "$conf" "$var"
   cp "$bootstrap" "$DIR/bootstrap.cfg"
   cp "$PDB_ETC/conf.d/auth.conf" "$conf/auth.conf"
@@ -271,7 +167,7 @@ EOF
   echo "INFRADECK_REAL_PUPPETDB_URL=$base" >"$DIR/env"
   cat "$DIR/env"
   log "PuppetDB $("${curl[@]}" "$base/pdb/meta/v1/version" | tr -d '\n') ready;" \
-    "start took $(awk -v a="$t0" -v b="$(date +%s.%N)" 'BEGIN{printf "%.1f", b-a}') s"
+    "start took $(elapsed_since "$t0") s"
 }
 
 # ------------------------------------------------------------------ main
