@@ -168,6 +168,175 @@ pub async fn puppetdb_sync(scale: usize, latency: Duration) -> anyhow::Result<Pu
     })
 }
 
+/// A NetBox to apply to: the simulator (started empty) or the real one of the test tier.
+#[derive(Debug, Clone)]
+pub enum NetboxTarget {
+    Simulator {
+        latency: Duration,
+    },
+    /// `INFRADECK_REAL_NETBOX_URL`, a file holding the token, and the command that empties it.
+    Real {
+        url: String,
+        token_file: PathBuf,
+        reset: String,
+    },
+}
+
+impl NetboxTarget {
+    /// The real tier, when its variables are set (`tests/tiers/netbox.sh start DIR` writes them).
+    pub fn real_from_env(dir: &std::path::Path) -> anyhow::Result<Option<NetboxTarget>> {
+        let var = |name: &str| std::env::var(name).ok().filter(|v| !v.is_empty());
+        let (Some(url), Some(token), Some(reset)) = (
+            var("INFRADECK_REAL_NETBOX_URL"),
+            var("INFRADECK_REAL_NETBOX_TOKEN"),
+            var("INFRADECK_REAL_NETBOX_RESET"),
+        ) else {
+            return Ok(None);
+        };
+        let token_file = dir.join("real-netbox-token");
+        std::fs::write(&token_file, token)?;
+        Ok(Some(NetboxTarget::Real {
+            url,
+            token_file,
+            reset,
+        }))
+    }
+}
+
+/// One plan → approve all → apply → rollback against an empty NetBox.
+#[derive(Debug, Clone)]
+pub struct NetboxFigure {
+    /// Items applied (every one a create).
+    pub objects: usize,
+    pub apply: Duration,
+    pub rollback: Duration,
+    /// Write requests apply sent.
+    pub requests: usize,
+}
+
+impl NetboxFigure {
+    pub fn apply_rate(&self) -> f64 {
+        self.objects as f64 / self.apply.as_secs_f64().max(1e-9)
+    }
+
+    pub fn rollback_rate(&self) -> f64 {
+        self.objects as f64 / self.rollback.as_secs_f64().max(1e-9)
+    }
+}
+
+/// Plans the vCenter inventory of a `scale`-VM estate into an empty NetBox, approves it all and
+/// applies it `chunk` objects per request (1: one request per object, the baseline), then rolls
+/// it back.
+pub async fn netbox_apply(
+    scale: usize,
+    target: &NetboxTarget,
+    chunk: usize,
+) -> anyhow::Result<NetboxFigure> {
+    use crate::model::ApprovalStatus;
+    let scratch = Scratch::new("netbox")?;
+    let sims = Simulators::start(&SimOptions {
+        scale,
+        seed: 5,
+        ..SimOptions::default()
+    })
+    .await?;
+    let config_path = scratch.0.join("config.toml");
+    let database = scratch.0.join("inventory.db");
+    sims.write_config(&config_path, Some(&database))?;
+    let config = Config::load(&config_path, true)?;
+    let source = config
+        .sources
+        .iter()
+        .find(|s| s.kind == crate::model::SourceKind::Vcenter)
+        .cloned()
+        .ok_or_else(|| anyhow::anyhow!("no vcenter source"))?;
+    let engine = Engine::new(database.clone(), config.general.clone());
+    let outcome = engine
+        .run(&source, tokio_util::sync::CancellationToken::new())
+        .await;
+    anyhow::ensure!(
+        outcome.status == crate::model::RunStatus::Success,
+        "benchmark sync failed: {:?}",
+        outcome.message
+    );
+    let mut netbox = config
+        .netbox
+        .clone()
+        .ok_or_else(|| anyhow::anyhow!("the simulator config has no [netbox]"))?;
+    match target {
+        NetboxTarget::Simulator { latency } => sims.faults(SimKind::Netbox).set_latency(*latency),
+        NetboxTarget::Real {
+            url,
+            token_file,
+            reset,
+        } => {
+            let status = std::process::Command::new("sh")
+                .args(["-c", reset])
+                .status()?;
+            anyhow::ensure!(status.success(), "`{reset}` failed");
+            netbox.url = url.clone();
+            netbox.token = crate::config::SecretRef::File(token_file.clone());
+        }
+    }
+    let client =
+        crate::netbox::NetboxClient::new(&netbox, crate::sources::http::RetryPolicy::default())?;
+    let mut store = Store::open(&database, &OpenOptions::default())?;
+    let report = crate::netbox::plan(&mut store, &client, 7, "bench", chrono::Utc::now()).await?;
+    let batch = report
+        .batch_id
+        .ok_or_else(|| anyhow::anyhow!("an empty NetBox got no plan"))?;
+    let at = crate::time::now();
+    let objects = store.write(|w| {
+        w.review_items(
+            &batch,
+            &[],
+            &crate::store::Review {
+                from: ApprovalStatus::Pending,
+                to: ApprovalStatus::Approved,
+                reviewer: "bench",
+                comment: None,
+                at: &at,
+            },
+        )
+    })?;
+    let options = crate::netbox::ApplyOptions {
+        chunk,
+        ..crate::netbox::ApplyOptions::default()
+    };
+    let started = Instant::now();
+    let applied = crate::netbox::apply(&mut store, &client, &batch, &options).await?;
+    let apply = started.elapsed();
+    anyhow::ensure!(
+        applied.applied == objects,
+        "apply wrote {} of {objects}: {}",
+        applied.applied,
+        applied
+            .lines
+            .iter()
+            .rev()
+            .take(3)
+            .cloned()
+            .collect::<Vec<_>>()
+            .join(" | ")
+    );
+    let started = Instant::now();
+    let rolled =
+        crate::netbox::apply::rollback_in_chunks(&mut store, &client, &batch, chunk).await?;
+    let rollback = started.elapsed();
+    anyhow::ensure!(
+        rolled.applied == objects,
+        "rollback undid {} of {objects}",
+        rolled.applied
+    );
+    sims.stop().await;
+    Ok(NetboxFigure {
+        objects,
+        apply,
+        rollback,
+        requests: applied.requests,
+    })
+}
+
 /// Bundles as the vCenter connector makes them, for `count` VMs.
 pub fn vm_bundles(count: usize, generation: u32) -> Vec<Item> {
     (0..count)

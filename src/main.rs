@@ -167,6 +167,10 @@ enum Command {
         /// Print JSON instead of a table
         #[arg(long)]
         json: bool,
+        /// Only the NetBox apply and rollback rows (against the real NetBox too when the tier's
+        /// INFRADECK_REAL_NETBOX_* variables are set)
+        #[arg(long)]
+        netbox_only: bool,
     },
     /// (internal) the dashboard measurement of `bench`, in its own process
     #[command(hide = true)]
@@ -252,6 +256,19 @@ fn main() -> ExitCode {
         libc::umask(0o077);
     }
     let cli = Cli::parse();
+    match &cli.command {
+        Some(
+            Command::Info
+            | Command::Devices { .. }
+            | Command::History { .. }
+            | Command::Search { .. }
+            | Command::Related { .. },
+        ) => infradeck::process::die_on_broken_pipe(),
+        Some(Command::Netbox {
+            command: NetboxCommand::Review { .. },
+        }) => infradeck::process::die_on_broken_pipe(),
+        _ => infradeck::process::quiet_broken_pipe(),
+    }
     match run(cli) {
         Ok(()) => ExitCode::SUCCESS,
         Err(err) => {
@@ -393,8 +410,10 @@ fn run(cli: Cli) -> anyhow::Result<()> {
             scale,
             latency_ms,
             json,
+            netbox_only,
         }) => cli::bench(&cli::BenchArgs {
-            scales: scale,
+            scales: if netbox_only { Vec::new() } else { scale },
+            netbox_only,
             json,
             latency: std::time::Duration::from_secs_f64(latency_ms.max(0.0) / 1000.0),
         }),

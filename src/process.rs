@@ -39,6 +39,37 @@ pub fn end_runs_on_panic(database: PathBuf) {
     }));
 }
 
+/// `infradeck devices | head` must end quietly when `head` closes the pipe, as every Unix tool
+/// does: the default action of SIGPIPE (ended by the signal, nothing printed). Rust ignores
+/// SIGPIPE, which turns the closed pipe into a panic at the next `println!`. Only for commands
+/// that read and print; those that write (sync, apply) keep running and are quieted by
+/// `quiet_broken_pipe` instead, so a closed pipe never cuts a write short.
+pub fn die_on_broken_pipe() {
+    // SAFETY: signal(2) with SIG_DFL only changes this process's disposition of SIGPIPE.
+    unsafe {
+        libc::signal(libc::SIGPIPE, libc::SIG_DFL);
+    }
+}
+
+/// A `println!` into a closed pipe panics ("failed printing to stdout: Broken pipe"): exit with
+/// 141 (128 + SIGPIPE, as a shell reports it) without a panic message. Installed before any
+/// other hook, so hooks added later (ending runs) still run first.
+pub fn quiet_broken_pipe() {
+    let previous = std::panic::take_hook();
+    std::panic::set_hook(Box::new(move |info| {
+        let message = info
+            .payload()
+            .downcast_ref::<String>()
+            .map(String::as_str)
+            .or_else(|| info.payload().downcast_ref::<&str>().copied())
+            .unwrap_or_default();
+        if message.contains("Broken pipe") && message.contains("failed printing") {
+            std::process::exit(141);
+        }
+        previous(info);
+    }));
+}
+
 /// Whether SIGHUP was ignored when this process started (`nohup`): then a hang-up is not a
 /// reason to stop, and no handler may replace the ignore.
 pub fn hangup_ignored() -> bool {

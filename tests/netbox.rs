@@ -741,3 +741,45 @@ async fn a_bad_token_is_reported_as_an_authentication_problem_and_not_retried() 
         "a 403 is not retried"
     );
 }
+
+/// `review BATCH | head`: the pipe closes before infradeck writes; it ends quietly (by SIGPIPE
+/// for a read-only command, exit 141 for one that writes), never with a panic. Without USER and
+/// LOGNAME the planner is still named (from the uid).
+#[tokio::test(flavor = "multi_thread")]
+async fn a_closed_pipe_ends_commands_quietly_and_a_reviewer_without_user_is_named() {
+    use std::os::unix::process::ExitStatusExt;
+    let rig = synced_rig(28).await;
+    let config = rig.dir.path().join("config.toml");
+    let run_closed = |args: &[&str]| {
+        let mut child = std::process::Command::new(env!("CARGO_BIN_EXE_infradeck"))
+            .arg("--config")
+            .arg(&config)
+            .args(args)
+            .env("HOME", rig.dir.path())
+            .env("XDG_STATE_HOME", rig.dir.path().join("state"))
+            .env_remove("USER")
+            .env_remove("LOGNAME")
+            .env_remove("USERNAME")
+            .stdout(std::process::Stdio::piped())
+            .stderr(std::process::Stdio::piped())
+            .spawn()
+            .unwrap();
+        drop(child.stdout.take());
+        child.wait_with_output().unwrap()
+    };
+    let plan = tokio::task::block_in_place(|| run_closed(&["netbox", "plan"]));
+    assert_eq!(plan.status.code(), Some(141), "{plan:?}");
+    let stderr = String::from_utf8_lossy(&plan.stderr);
+    assert!(!stderr.contains("panicked"), "{stderr}");
+    let store = rig.store();
+    let batch = store.batches().unwrap()[0].batch_id.clone();
+    let planned_by = store.batches().unwrap()[0].planned_by.clone().unwrap();
+    assert!(
+        !planned_by.is_empty() && planned_by != "unknown",
+        "the planner is named from the uid: {planned_by}"
+    );
+    let review = tokio::task::block_in_place(|| run_closed(&["netbox", "review", &batch]));
+    const SIGPIPE: i32 = 13;
+    assert_eq!(review.status.signal(), Some(SIGPIPE), "{review:?}");
+    assert!(!String::from_utf8_lossy(&review.stderr).contains("panicked"));
+}

@@ -574,7 +574,14 @@ async fn oxidized_serves_configs_versions_and_its_200_with_text_quirks() {
 
 #[tokio::test(flavor = "multi_thread")]
 async fn netbox_auth_paging_validation_bulk_atomicity_etags_and_changelog() {
-    let sims = start(60).await;
+    let sims = Simulators::start(&SimOptions {
+        scale: 60,
+        seed: 7,
+        netbox_seeded: true,
+        ..SimOptions::default()
+    })
+    .await
+    .unwrap();
     let http = client();
     let base = sims.url(SimKind::Netbox);
     let v2 = format!("Bearer {}", sims.netbox.token_v2);
@@ -616,7 +623,7 @@ async fn netbox_auth_paging_validation_bulk_atomicity_etags_and_changelog() {
         .send()
         .await
         .unwrap();
-    assert_eq!(redirect.status(), StatusCode::FOUND);
+    assert_eq!(redirect.status(), StatusCode::MOVED_PERMANENTLY);
     assert!(
         redirect.headers()["location"]
             .to_str()
@@ -673,7 +680,7 @@ async fn netbox_auth_paging_validation_bulk_atomicity_etags_and_changelog() {
     assert_eq!(seen as u64, count);
     assert_eq!(pages, 2, "5000 was silently capped to 1000");
 
-    // Validation errors per field; model rules as non_field_errors.
+    // Validation errors per field; model rules under `__all__`.
     let bad = http
         .post(format!("{base}/api/virtualization/virtual-machines/"))
         .header("Authorization", &v2)
@@ -698,7 +705,7 @@ async fn netbox_auth_paging_validation_bulk_atomicity_etags_and_changelog() {
         .await
         .unwrap();
     assert_eq!(
-        orphan.json::<Value>().await.unwrap()["non_field_errors"][0],
+        orphan.json::<Value>().await.unwrap()["__all__"][0],
         "A virtual machine must be assigned to a site, cluster, or device."
     );
 
@@ -733,10 +740,13 @@ async fn netbox_auth_paging_validation_bulk_atomicity_etags_and_changelog() {
         .await
         .unwrap();
     assert_eq!(failed.status(), StatusCode::BAD_REQUEST);
-    let per_item: Vec<Value> = failed.json().await.unwrap();
-    assert_eq!(per_item.len(), 3);
-    assert_eq!(per_item[0], json!({}));
-    assert!(per_item[1]["non_field_errors"].is_array());
+    // NetBox 4.7's shape: a summary and only the objects to blame, by position.
+    let answer: Value = failed.json().await.unwrap();
+    assert_eq!(answer["detail"], "1 of 3 objects could not be created.");
+    let blamed = answer["errors"].as_array().unwrap();
+    assert_eq!(blamed.len(), 1);
+    assert_eq!(blamed[0]["index"], 1);
+    assert!(blamed[0]["errors"]["__all__"].is_array());
     assert_eq!(
         sims.netbox
             .snapshot("virtualization/virtual-machines")

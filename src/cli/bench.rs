@@ -10,6 +10,8 @@ pub struct BenchArgs {
     pub json: bool,
     /// Simulated network latency per request.
     pub latency: Duration,
+    /// Only the NetBox rows.
+    pub netbox_only: bool,
 }
 
 /// Hidden helper: measures the dashboard over an existing database in this fresh process and
@@ -239,7 +241,12 @@ pub fn bench(args: &BenchArgs) -> anyhow::Result<()> {
             target: "median < 50 ms at 100,000",
         });
     }
-    for lines in [1_000, 10_000, 100_000] {
+    let diff_sizes: &[usize] = if args.netbox_only {
+        &[]
+    } else {
+        &[1_000, 10_000, 100_000]
+    };
+    for &lines in diff_sizes {
         progress(args.json, &format!("config diff of {lines} lines"));
         rows.push(Row {
             measurement: "config diff (line + word level)".into(),
@@ -249,6 +256,7 @@ pub fn bench(args: &BenchArgs) -> anyhow::Result<()> {
             target: "—",
         });
     }
+    netbox_rows(&runtime, args, &mut rows)?;
     let peak = b::peak_rss_bytes();
     let cores = std::thread::available_parallelism()
         .map(|n| n.get())
@@ -314,6 +322,83 @@ pub fn bench(args: &BenchArgs) -> anyhow::Result<()> {
             "peak resident memory of this benchmark (simulators + syncs + corpus): {:.0} MB",
             rss as f64 / 1e6
         );
+    }
+    Ok(())
+}
+
+/// NetBox apply and rollback of ~600 creates: bulk against the one-request-per-object baseline
+/// measured in the same run, on the simulator and (when the tier's variables are set) on the
+/// real NetBox 4.7.3.
+fn netbox_rows(
+    runtime: &tokio::runtime::Runtime,
+    args: &BenchArgs,
+    rows: &mut Vec<Row>,
+) -> anyhow::Result<()> {
+    // An estate of 60 VMs plans ~600 creates into an empty NetBox (tag, type, site, clusters,
+    // VMs, their interfaces and MACs).
+    const ESTATE: usize = 60;
+    // The one-request-per-object baseline on the real NetBox takes ~0.4 s per object: a smaller
+    // estate gives its rate.
+    const BASELINE_ESTATE: usize = 12;
+    let scratch = Scratch::new("bench-netbox")?;
+    let mut targets = vec![(
+        format!(
+            "simulator, {} ms per request",
+            args.latency.as_secs_f64() * 1e3
+        ),
+        b::NetboxTarget::Simulator {
+            latency: args.latency,
+        },
+        ESTATE,
+    )];
+    if let Some(real) = b::NetboxTarget::real_from_env(&scratch.0)? {
+        targets.push(("real NetBox 4.7.3".to_string(), real, BASELINE_ESTATE));
+    }
+    for (name, target, baseline_estate) in targets {
+        progress(
+            args.json,
+            &format!("NetBox apply ({name}): one request per object"),
+        );
+        let single = runtime.block_on(b::netbox_apply(baseline_estate, &target, 1))?;
+        progress(args.json, &format!("NetBox apply ({name}): bulk"));
+        let bulk = runtime.block_on(b::netbox_apply(
+            ESTATE,
+            &target,
+            crate::netbox::apply::CHUNK,
+        ))?;
+        // The baseline's time for this many objects, at its own rate.
+        let baseline_ms = bulk.objects as f64 / single.apply_rate() * 1e3;
+        let ms = |d: Duration| d.as_secs_f64() * 1e3;
+        let one = |v: f64| Stats {
+            median_ms: v,
+            min_ms: v,
+            max_ms: v,
+            n: 1,
+        };
+        rows.push(Row {
+            measurement: format!(
+                "NetBox apply, {} creates in {} requests ({name}): {:.0} objects/s; one request per object: {:.1}/s",
+                bulk.objects,
+                bulk.requests,
+                bulk.apply_rate(),
+                single.apply_rate()
+            ),
+            scale: bulk.objects,
+            stats: one(ms(bulk.apply)),
+            floor_ms: Some(baseline_ms),
+            target: "≥ 25 objects/s on the real NetBox (600 creates < 25 s)",
+        });
+        rows.push(Row {
+            measurement: format!(
+                "NetBox rollback of the same ({name}): {:.0} objects/s; one request per object: {:.1}/s",
+                bulk.rollback_rate(),
+                single.rollback_rate()
+            ),
+            scale: bulk.objects,
+            stats: one(ms(bulk.rollback)),
+            floor_ms: Some(bulk.objects as f64 / single.rollback_rate() * 1e3),
+            target: "≥ 25 objects/s on the real NetBox",
+        });
     }
     Ok(())
 }

@@ -163,6 +163,12 @@ pub fn netbox(ctx: &Context, args: &NetboxArgs) -> anyhow::Result<()> {
                 ),
                 None => println!("nothing new to propose"),
             }
+            if !report.prerequisites.is_empty() {
+                println!(
+                    "NetBox lacks what these refer to; created first: {}",
+                    crate::sanitize::for_terminal(&report.prerequisites.join(", "))
+                );
+            }
             if report.already_open > 0 {
                 println!(
                     "{} proposals are already open in earlier batches",

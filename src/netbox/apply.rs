@@ -362,10 +362,20 @@ pub async fn rollback(
     client: &NetboxClient,
     batch: &str,
 ) -> anyhow::Result<ApplyReport> {
+    rollback_in_chunks(store, client, batch, CHUNK).await
+}
+
+/// `rollback`, `chunk` objects per request (1: one request per object).
+pub async fn rollback_in_chunks(
+    store: &mut Store,
+    client: &NetboxClient,
+    batch: &str,
+    chunk: usize,
+) -> anyhow::Result<ApplyReport> {
     let items = store.batch_items(batch)?;
     anyhow::ensure!(!items.is_empty(), "no batch `{batch}`");
     let message = format!("infradeck rollback of batch {batch}");
-    let mut run = Run::new(store, client, batch, Mode::Rollback, &message, CHUNK);
+    let mut run = Run::new(store, client, batch, Mode::Rollback, &message, chunk);
     let eligible = |i: &ApprovalItem| i.approval_status == ApprovalStatus::Applied;
     run.report.eligible = items.iter().filter(|i| eligible(i)).count();
     if run.report.eligible > 0 {
@@ -1163,6 +1173,9 @@ impl<'a> Run<'a> {
                 Err(err) if err == CHANGED => {
                     conflict("NetBox changed the object between read and write (412)")
                 }
+                Err(err) if err.contains("HTTP 409") => conflict(format!(
+                    "NetBox keeps it while other objects depend on it: {err}"
+                )),
                 Err(err) => Outcome::Failed(err),
             };
             outcomes.push((w, outcome));
@@ -1250,11 +1263,16 @@ impl<'a> Run<'a> {
                     }
                     return out;
                 }
-                Err(BulkError::Refused { entries, body, .. })
-                    if attempt == 0 && !entries.is_empty() =>
-                {
+                Err(BulkError::Refused {
+                    entries,
+                    body,
+                    status,
+                }) if attempt == 0 && !entries.is_empty() => {
                     let blamed: HashMap<BulkEntry, String> = entries.into_iter().collect();
                     let mut keep = Vec::new();
+                    // A bulk delete only counts an object's dependents; a single delete names
+                    // them, which the item's error should.
+                    let mut protected = Vec::new();
                     for (index, (item, body_value)) in items.into_iter().zip(bodies).enumerate() {
                         let by_id = body_value
                             .get("id")
@@ -1264,11 +1282,18 @@ impl<'a> Run<'a> {
                             .get(&BulkEntry::Index(index))
                             .or_else(|| by_id.and_then(|id| blamed.get(&id)));
                         match message {
+                            Some(_) if method == Method::DELETE && status == 409 => {
+                                protected.push(item)
+                            }
                             Some(message) => {
                                 out.push((item, Err(format!("NetBox refused it: {message}"))))
                             }
                             None => keep.push(item),
                         }
+                    }
+                    for item in protected {
+                        let result = self.send_one(&method, endpoint, body_of(&item)).await;
+                        out.push((item, result));
                     }
                     tracing::debug!(endpoint, %body, "bulk write refused; retrying without the blamed objects");
                     items = keep;
@@ -1566,11 +1591,11 @@ fn matches_filter(object: &Value, key: &str, value: &Value) -> bool {
         .unwrap_or_else(|| value.to_string());
     if let Some(field) = key.strip_suffix("_id") {
         let id = match object.get(field) {
-            Some(Value::Object(nested)) => nested.get("id").cloned(),
-            Some(other) => Some(other.clone()),
+            Some(Value::Object(nested)) => nested.get("id").and_then(Value::as_i64),
+            Some(other) => other.as_i64(),
             None => None,
         };
-        return id.is_some_and(|id| id.to_string() == wanted);
+        return id.is_some_and(|id| wanted.parse::<i64>() == Ok(id));
     }
     let actual = match object.get(key) {
         Some(Value::String(s)) => s.clone(),
@@ -1616,8 +1641,9 @@ impl<'a> Resolver<'a> {
                 let key = cache_key(&endpoint, &query);
                 if let Some(id) = self.ids.get(&key) {
                     answers.insert(key, Ok(*id));
-                } else if !answers.contains_key(&key) {
-                    answers.insert(key, Err(String::new()));
+                } else if let std::collections::hash_map::Entry::Vacant(slot) = answers.entry(key) {
+                    // Asked once per round, however many values refer to it.
+                    slot.insert(Err(String::new()));
                     by_endpoint.entry(endpoint).or_default().push(query);
                 }
             }

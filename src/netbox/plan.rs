@@ -31,15 +31,17 @@ const CLUSTER_TYPE_NAME: &str = "VMware vSphere";
 /// Every endpoint a plan writes, in write order.
 pub const ENDPOINTS: [&str; 7] = [TAGS, CLUSTER_TYPES, SITES, CLUSTERS, VMS, IFACES, MACS];
 
-/// The order of writes: what others refer to (tag, cluster type, site), clusters, then the VMs
-/// in them, their interfaces, the MAC objects on those (deletes go the other way).
+/// The order of writes: the tag (everything else carries it), what clusters refer to (cluster
+/// type, site), clusters, then the VMs in them, their interfaces, the MAC objects on those
+/// (deletes go the other way, so the tag goes last, once nothing carries it).
 pub fn rank(endpoint: &str) -> u8 {
     match endpoint {
-        TAGS | CLUSTER_TYPES | SITES => 0,
-        CLUSTERS => 1,
-        VMS => 2,
-        IFACES => 3,
-        _ => 4,
+        TAGS => 0,
+        CLUSTER_TYPES | SITES => 1,
+        CLUSTERS => 2,
+        VMS => 3,
+        IFACES => 4,
+        _ => 5,
     }
 }
 
@@ -78,6 +80,8 @@ pub struct PlanReport {
     pub untagged: Vec<String>,
     /// Inventory records that cannot be mapped (no cluster, no host name).
     pub unmapped: Vec<String>,
+    /// What NetBox lacks that the plan refers to (`tag:infradeck`), created first.
+    pub prerequisites: Vec<String>,
 }
 
 /// A NetBox object's comparable fields, nested references by name and choices by value.
@@ -576,6 +580,12 @@ pub async fn compute(
     }
     let mut items = with_prerequisites(client, items).await?;
     keep_needs_within(&mut items);
+    report.prerequisites = items
+        .iter()
+        .filter(|i| i.proposed_changes.get("prerequisite").is_some())
+        .filter_map(|i| i.proposed_changes.get("key").and_then(Value::as_str))
+        .map(str::to_string)
+        .collect();
     Ok((items, report))
 }
 
@@ -764,5 +774,16 @@ pub async fn plan(
     })?;
     report.superseded = superseded;
     report.batch_id = created.then_some(batch_id);
+    tracing::info!(
+        batch = report.batch_id.as_deref().unwrap_or("-"),
+        netbox = client.base_url(),
+        creates = report.creates,
+        updates = report.updates,
+        deletes = report.deletes,
+        already_open = report.already_open,
+        superseded = report.superseded,
+        prerequisites = report.prerequisites.len(),
+        "netbox plan"
+    );
     Ok(report)
 }

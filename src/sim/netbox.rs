@@ -145,7 +145,7 @@ const TYPES: &[ObjType] = &[
         endpoint: "virtualization/cluster-types",
         model: "virtualization.clustertype",
         required: &["name", "slug"],
-        plain: &["name", "slug", "description"],
+        plain: &["name", "slug", "description", "comments"],
         fks: &[],
         choices: &[],
     },
@@ -248,8 +248,17 @@ fn type_by_model(model: &str) -> Option<&'static ObjType> {
 #[derive(Clone, Default)]
 pub struct NetboxDb {
     objects: BTreeMap<&'static str, BTreeMap<u64, Map<String, Value>>>,
-    next_id: u64,
+    /// The last id given per endpoint: like NetBox's tables, each has its own sequence.
+    last_ids: BTreeMap<&'static str, u64>,
     changes: Vec<Value>,
+}
+
+impl NetboxDb {
+    fn next_id(&mut self, endpoint: &'static str) -> u64 {
+        let last = self.last_ids.entry(endpoint).or_insert(0);
+        *last += 1;
+        *last
+    }
 }
 
 /// Per-field validation errors in NetBox's shape.
@@ -340,8 +349,7 @@ impl NetboxState {
     fn seed(&self, estate: &Estate) {
         let mut db = self.lock();
         let insert = |db: &mut NetboxDb, endpoint: &'static str, fields: Value| -> u64 {
-            db.next_id += 1;
-            let id = db.next_id;
+            let id = db.next_id(endpoint);
             let Value::Object(mut map) = fields else {
                 return id;
             };
@@ -350,6 +358,9 @@ impl NetboxState {
             map.insert("last_updated".into(), json!("2025-03-01T20:01:23.458302Z"));
             map.entry("custom_fields").or_insert(json!({}));
             map.entry("tags").or_insert(json!([]));
+            if let Some(ty) = obj_type(endpoint) {
+                fill_defaults(ty, &mut map);
+            }
             db.objects.entry(endpoint).or_default().insert(id, map);
             id
         };
@@ -1266,6 +1277,7 @@ fn render(db: &NetboxDb, base: &str, ty: &ObjType, object: &Map<String, Value>) 
             });
             out.insert("interface_count".into(), json!(count));
             out.insert("virtual_disk_count".into(), json!(0));
+            out.insert("config_context".into(), json!({}));
             // A decimal field: NetBox always answers `16.0`.
             if let Some(vcpus) = object.get("vcpus").and_then(Value::as_f64) {
                 out.insert("vcpus".into(), json!(vcpus));
@@ -1411,7 +1423,7 @@ fn resolve(
                     field,
                     &format!(
                         "Multiple objects match the provided attributes: {}",
-                        Value::Object(lookup.clone())
+                        python_repr(&Value::Object(lookup.clone()))
                     ),
                 )),
             }
@@ -1602,8 +1614,14 @@ fn validate(db: &NetboxDb, ty: &ObjType, object: &Map<String, Value>) -> Result<
                 "slug",
             )?;
         }
-        "virtualization/clusters" => {
-            unique(&["name"], "Cluster with this name already exists.", "name")?
+        // NetBox 4.7 allows two clusters of one name unless they share a scope (its unique
+        // constraints include the scope, and NULLs never collide).
+        "virtualization/clusters" if object.get("scope_id").is_some_and(|s| !s.is_null()) => {
+            unique(
+                &["scope_type", "scope_id", "name"],
+                "A cluster with this name already exists in this scope.",
+                "name",
+            )?
         }
         "dcim/devices" => unique(
             &["site", "name"],
@@ -1757,15 +1775,12 @@ fn create(
             object.entry(field.to_string()).or_insert(json!(default));
         }
     }
-    db.next_id += 1;
-    let id = db.next_id;
+    fill_defaults(ty, &mut object);
+    let id = db.next_id(ty.endpoint);
     let now = now_iso();
     object.insert("id".into(), json!(id));
     object.entry("tags").or_insert(json!([]));
-    if matches!(
-        ty.endpoint,
-        "dcim/devices" | "virtualization/virtual-machines"
-    ) {
+    if ty.endpoint != "extras/tags" {
         object.entry("custom_fields").or_insert(json!({}));
     }
     object.insert("created".into(), json!(now));
@@ -1784,6 +1799,37 @@ fn create(
         .to_string();
     log_change(db, ty, id, None, Some(post), &message, request_id);
     Ok(id)
+}
+
+/// Every field NetBox has is in its answer, with its default when a create did not give it.
+fn fill_defaults(ty: &ObjType, object: &mut Map<String, Value>) {
+    for field in ty.plain {
+        object
+            .entry(field.to_string())
+            .or_insert_with(|| plain_default(field));
+    }
+    for (field, _) in ty.fks {
+        object.entry(field.to_string()).or_insert(Value::Null);
+    }
+}
+
+/// NetBox's default for a field a create did not give.
+fn plain_default(field: &str) -> Value {
+    match field {
+        "enabled" | "vm_role" => json!(true),
+        "mgmt_only" => json!(false),
+        "color" => json!("9e9e9e"),
+        "vcpus"
+        | "memory"
+        | "disk"
+        | "mtu"
+        | "u_height"
+        | "assigned_object_type"
+        | "assigned_object_id"
+        | "scope_type"
+        | "scope_id" => Value::Null,
+        _ => json!(""),
+    }
 }
 
 /// A VM in a cluster scoped to a site takes that site, as NetBox sets it.

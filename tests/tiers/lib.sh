@@ -42,6 +42,18 @@ stop_pid() {
   rm -f "$pidfile"
 }
 
+# apt_install PACKAGE...: one apt at a time across the tier scripts (CI starts them together,
+# and dpkg allows one writer).
+apt_install() {
+  log "installing: $*"
+  (
+    flock 9
+    DEBIAN_FRONTEND=noninteractive apt-get -o DPkg::Lock::Timeout=300 update -qq
+    DEBIAN_FRONTEND=noninteractive apt-get -o DPkg::Lock::Timeout=300 install -y -qq \
+      --no-install-recommends "$@" >&2
+  ) 9>/tmp/infradeck-tiers-apt.lock
+}
+
 # A free TCP port on 127.0.0.1, not among the arguments.
 free_port() {
   local p

@@ -59,9 +59,7 @@ ensure_packages() {
   command -v redis-server >/dev/null 2>&1 || need+=(redis-server)
   command -v curl >/dev/null 2>&1 || need+=(curl)
   ((${#need[@]} == 0)) && return 0
-  log "installing: ${need[*]}"
-  DEBIAN_FRONTEND=noninteractive apt-get update -qq
-  DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends "${need[@]}" >&2
+  apt_install "${need[@]}"
 }
 
 # The venv, built once into a temporary name and renamed when complete (commands run through
@@ -214,7 +212,7 @@ PY
 INFRADECK_REAL_NETBOX_URL=$base
 INFRADECK_REAL_NETBOX_TOKEN=$TOKEN_V2
 INFRADECK_REAL_NETBOX_TOKEN_V1=$TOKEN_V1
-INFRADECK_REAL_NETBOX_RESET=bash $HERE/netbox.sh reset $DIR
+INFRADECK_REAL_NETBOX_RESET="bash $HERE/netbox.sh reset $DIR"
 ENV
   cat "$DIR/env"
   log "NetBox $NETBOX_VERSION ready; start took $(elapsed_since "$t0") s"

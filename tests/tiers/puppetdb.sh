@@ -34,10 +34,8 @@ ensure_packages() {
   [[ -x $PG_BIN/initdb ]] || need+=(postgresql)
   command -v curl >/dev/null 2>&1 || need+=(curl)
   ((${#need[@]} == 0)) && return 0
-  log "installing: ${need[*]}"
   echo "puppetdb puppetdb/dbconfig-install boolean false" | debconf-set-selections
-  DEBIAN_FRONTEND=noninteractive apt-get update -qq
-  DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends "${need[@]}" >&2
+  apt_install "${need[@]}"
 }
 
 DIR=""
