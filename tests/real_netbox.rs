@@ -369,6 +369,142 @@ async fn a_wrong_token_claims_nothing_and_a_failed_parent_fails_its_children_uns
     );
 }
 
+/// A VM gone from vCenter is deleted from NetBox with what NetBox deletes with it (its
+/// interfaces and their MACs), which the review lists; rollback brings all of it back.
+async fn a_vm_delete_takes_its_interfaces_and_rollback_restores_them(
+    netbox: &RealNetbox,
+    rig: &Rig,
+    client: &NetboxClient,
+) {
+    let mut store = rig.store();
+    let batch = plan(&mut store, client).await.batch_id.unwrap();
+    approve_all(&mut store, &batch);
+    let applied = infradeck::netbox::apply(&mut store, client, &batch, &ApplyOptions::default())
+        .await
+        .unwrap();
+    assert_eq!(
+        applied.failed + applied.conflicts,
+        0,
+        "{:#?}",
+        applied.lines
+    );
+    // One VM with interfaces and MACs leaves vCenter.
+    let ifaces = netbox.all(IFACES).await;
+    let vm_name = ifaces[0]["virtual_machine"]["name"]
+        .as_str()
+        .unwrap()
+        .to_string();
+    let before_ifaces: Vec<Value> = ifaces
+        .iter()
+        .filter(|i| i["virtual_machine"]["name"] == vm_name.as_str())
+        .map(|i| json!([i["name"], i["primary_mac_address"]["mac_address"]]))
+        .collect();
+    assert!(!before_ifaces.is_empty());
+    {
+        let mut estate = rig.sims.estate.write().unwrap();
+        let named: Vec<usize> = (0..estate.vms.len())
+            .filter(|&i| estate.vms[i].hostname.eq_ignore_ascii_case(&vm_name))
+            .collect();
+        assert_eq!(named.len(), 1, "one VM of that name");
+        // Deleted as the simulator deletes VMs (others refer to VMs by position).
+        estate.vms[named[0]].deleted = true;
+    }
+    let outcomes = rig.run(&["vcenter"]).await;
+    assert!(
+        outcomes.iter().all(|o| o.status == RunStatus::Success),
+        "{outcomes:?}"
+    );
+    let report = infradeck::netbox::plan(&mut store, client, 0, "planner", chrono::Utc::now())
+        .await
+        .unwrap();
+    assert_eq!(
+        report.deletes,
+        1,
+        "{report:?} {:#?}",
+        store
+            .batch_items(report.batch_id.as_deref().unwrap())
+            .unwrap()
+            .iter()
+            .map(|i| i.proposed_changes.clone())
+            .collect::<Vec<_>>()
+    );
+    let deletes = report.batch_id.unwrap();
+    let item = store
+        .batch_items(&deletes)
+        .unwrap()
+        .into_iter()
+        .find(|i| i.action == infradeck::model::ApprovalAction::Delete)
+        .unwrap();
+    let changes: Value = serde_json::from_str(item.proposed_changes.as_deref().unwrap()).unwrap();
+    assert_eq!(
+        changes["cascade"]["interfaces"].as_array().map(Vec::len),
+        Some(before_ifaces.len()),
+        "the review lists what goes with the VM: {changes}"
+    );
+    approve_all(&mut store, &deletes);
+    let deleted = infradeck::netbox::apply(&mut store, client, &deletes, &ApplyOptions::default())
+        .await
+        .unwrap();
+    assert_eq!(
+        (deleted.applied, deleted.failed, deleted.conflicts),
+        (1, 0, 0),
+        "{:#?}",
+        deleted.lines
+    );
+    let gone = |list: &[Value]| {
+        !list
+            .iter()
+            .any(|i| i["virtual_machine"]["name"] == vm_name.as_str())
+    };
+    assert!(
+        gone(&netbox.all(IFACES).await),
+        "NetBox deleted the interfaces with the VM"
+    );
+
+    let rolled = infradeck::netbox::rollback(&mut store, client, &deletes)
+        .await
+        .unwrap();
+    assert_eq!(
+        (rolled.applied, rolled.failed, rolled.conflicts),
+        (1, 0, 0),
+        "{:#?}",
+        rolled.lines
+    );
+    let after: Vec<Value> = netbox
+        .all(IFACES)
+        .await
+        .iter()
+        .filter(|i| i["virtual_machine"]["name"] == vm_name.as_str())
+        .map(|i| json!([i["name"], i["primary_mac_address"]["mac_address"]]))
+        .collect();
+    assert_eq!(
+        after, before_ifaces,
+        "interfaces and their primary MACs are back"
+    );
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn a_vm_delete_and_its_rollback_keep_the_interfaces_on_the_real_netbox() {
+    let Some(netbox) = real_netbox() else { return };
+    let _owner = NETBOX.lock().await;
+    netbox.reset();
+    let rig = synced_rig(10, 45).await;
+    let client = netbox.client(&rig, &netbox.token, None);
+    a_vm_delete_takes_its_interfaces_and_rollback_restores_them(&netbox, &rig, &client).await;
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn a_vm_delete_and_its_rollback_keep_the_interfaces_on_the_simulator() {
+    let rig = synced_rig(10, 45).await;
+    let sim = RealNetbox {
+        url: rig.config.netbox.as_ref().unwrap().url.clone(),
+        token: rig.sims.netbox.token_v2.clone(),
+        reset: String::new(),
+    };
+    let client = sim.client(&rig, &sim.token, None);
+    a_vm_delete_takes_its_interfaces_and_rollback_restores_them(&sim, &rig, &client).await;
+}
+
 /// The same requests to the simulator (started empty) and to the real NetBox: the same status,
 /// and the same keys in the answer (the simulator may leave out fields infradeck never reads,
 /// listed here).

@@ -334,9 +334,9 @@ fn netbox_rows(
     args: &BenchArgs,
     rows: &mut Vec<Row>,
 ) -> anyhow::Result<()> {
-    // An estate of 60 VMs plans ~600 creates into an empty NetBox (tag, type, site, clusters,
-    // VMs, their interfaces and MACs).
-    const ESTATE: usize = 60;
+    // An estate of 180 VMs plans ~600 creates into an empty NetBox (tag, type, clusters, VMs,
+    // their interfaces and MACs).
+    const ESTATE: usize = 180;
     // The one-request-per-object baseline on the real NetBox takes ~0.4 s per object: a smaller
     // estate gives its rate.
     const BASELINE_ESTATE: usize = 12;

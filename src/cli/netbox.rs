@@ -260,6 +260,36 @@ pub fn netbox(ctx: &Context, args: &NetboxArgs) -> anyhow::Result<()> {
                                 );
                             }
                         }
+                        if let Some(cascade) = changes.get("cascade") {
+                            let part = |key: &str, what: &str| -> Option<String> {
+                                let list = cascade.get(key)?.as_array()?;
+                                (!list.is_empty()).then(|| {
+                                    let names: Vec<String> = list
+                                        .iter()
+                                        .map(|v| {
+                                            v.as_str()
+                                                .map(str::to_string)
+                                                .unwrap_or_else(|| v.to_string())
+                                        })
+                                        .collect();
+                                    format!("{} {what} ({})", list.len(), names.join(", "))
+                                })
+                            };
+                            let parts: Vec<String> = [
+                                part("interfaces", "interfaces"),
+                                part("mac_addresses", "MACs"),
+                                part("ip_addresses", "IP addresses"),
+                            ]
+                            .into_iter()
+                            .flatten()
+                            .collect();
+                            if !parts.is_empty() {
+                                println!(
+                                    "    NetBox deletes with it: {} (rollback re-creates them)",
+                                    crate::sanitize::for_terminal(&parts.join(", "))
+                                );
+                            }
+                        }
                         if let Some(needs) = changes.get("needs").and_then(|n| n.as_array())
                             && !needs.is_empty()
                         {

@@ -13,8 +13,8 @@
 
 use super::client::{BulkEntry, BulkError, NetboxClient, WriteError, Written};
 use super::plan::{
-    CLUSTER_TYPES, CLUSTERS, ENDPOINTS, IFACES, SITES, TAGS, VMS, is_tagged, observed, rank,
-    write_body,
+    CLUSTER_TYPES, CLUSTERS, ENDPOINTS, IFACES, IPS, MACS, SITES, TAGS, VMS, is_tagged, observed,
+    rank, write_body,
 };
 use crate::model::{ApprovalAction, ApprovalStatus};
 use crate::store::{ApprovalItem, ItemResult, Store};
@@ -24,7 +24,11 @@ use std::collections::{BTreeMap, HashMap};
 
 /// Objects per bulk request. Also bounds the `If-Match` header (~40 bytes per ETag) well under
 /// the 8 KB request-header limit of gunicorn and most proxies.
-pub const CHUNK: usize = 100;
+pub const CHUNK: usize = 64;
+/// Chunks of one stage written at once. NetBox spends ~80 ms of Python per object even in bulk
+/// (validation, change log, search cache), one CPU per worker: two chunks in flight keep two of
+/// its workers busy, which is what a 2-core NetBox host has.
+const IN_FLIGHT: usize = 3;
 
 /// How an apply or rollback went, item by item.
 #[derive(Debug, Clone, Default, serde::Serialize)]
@@ -399,13 +403,20 @@ pub async fn rollback_in_chunks(
 /// One apply or rollback of one batch.
 struct Run<'a> {
     store: &'a mut Store,
-    client: &'a NetboxClient,
     batch: String,
+    net: Net<'a>,
+    report: ApplyReport,
+}
+
+/// The NetBox side of a run: what the chunks written at once share (so no store in it).
+struct Net<'a> {
+    client: &'a NetboxClient,
     mode: Mode,
     message: String,
     chunk: usize,
     resolver: Resolver<'a>,
-    report: ApplyReport,
+    /// Write requests sent (counted by chunks in flight together).
+    requests: std::sync::atomic::AtomicUsize,
 }
 
 impl<'a> Run<'a> {
@@ -419,12 +430,15 @@ impl<'a> Run<'a> {
     ) -> Run<'a> {
         Run {
             store,
-            client,
             batch: batch.to_string(),
-            mode,
-            message: message.to_string(),
-            chunk: chunk.max(1),
-            resolver: Resolver::new(client),
+            net: Net {
+                client,
+                mode,
+                message: message.to_string(),
+                chunk: chunk.max(1),
+                resolver: Resolver::new(client),
+                requests: Default::default(),
+            },
             report: ApplyReport::default(),
         }
     }
@@ -442,7 +456,7 @@ impl<'a> Run<'a> {
             let number = numbers[&item.id];
             match parse_plan(&item) {
                 Ok(plan) => todo.push(Work {
-                    op: op_of(self.mode, item.action),
+                    op: op_of(self.net.mode, item.action),
                     item,
                     plan,
                     number,
@@ -455,13 +469,14 @@ impl<'a> Run<'a> {
         }
         let deferring_since = tokio::time::Instant::now();
         while !todo.is_empty() {
-            let mut stages: Vec<(u8, u8)> = todo.iter().map(|w| w.stage(self.mode)).collect();
+            let mut stages: Vec<(u8, u8)> = todo.iter().map(|w| w.stage(self.net.mode)).collect();
             stages.sort_unstable();
             stages.dedup();
             let mut waiting = Vec::new();
             for stage in stages {
-                let (now, later): (Vec<Work>, Vec<Work>) =
-                    todo.into_iter().partition(|w| w.stage(self.mode) == stage);
+                let (now, later): (Vec<Work>, Vec<Work>) = todo
+                    .into_iter()
+                    .partition(|w| w.stage(self.net.mode) == stage);
                 todo = later;
                 let deferred = self.run_stage(now).await?;
                 waiting.extend(deferred);
@@ -526,19 +541,27 @@ impl<'a> Run<'a> {
         for ((op, endpoint), group) in groups {
             let mut group = group.into_iter().peekable();
             while group.peek().is_some() {
-                let chunk: Vec<Work> = group.by_ref().take(self.chunk).collect();
-                let claimed = self.claim(chunk)?;
-                if claimed.is_empty() {
-                    continue;
+                let mut in_flight = Vec::new();
+                while in_flight.len() < IN_FLIGHT && group.peek().is_some() {
+                    let chunk: Vec<Work> = group.by_ref().take(self.net.chunk).collect();
+                    let claimed = self.claim(chunk)?;
+                    if !claimed.is_empty() {
+                        in_flight.push(claimed);
+                    }
                 }
-                let outcomes = match op {
-                    Op::Create => self.create(&endpoint, claimed).await,
-                    Op::Update => self.update(&endpoint, claimed).await,
-                    Op::Delete => self.delete(&endpoint, claimed).await,
-                };
-                self.record(outcomes)?;
+                let net = &self.net;
+                let written = futures::future::join_all(
+                    in_flight
+                        .into_iter()
+                        .map(|chunk| net.write(op, &endpoint, chunk)),
+                )
+                .await;
+                for outcomes in written {
+                    self.record(outcomes)?;
+                }
             }
         }
+        self.report.requests = self.net.requests.load(std::sync::atomic::Ordering::Relaxed);
         Ok(waiting)
     }
 
@@ -549,7 +572,7 @@ impl<'a> Run<'a> {
         work: &Work,
         statuses: &HashMap<String, (usize, ApprovalStatus)>,
     ) -> Parents {
-        if self.mode == Mode::Rollback || work.op != Op::Create {
+        if self.net.mode == Mode::Rollback || work.op != Op::Create {
             return Parents::Ready;
         }
         for need in &work.plan.needs {
@@ -574,7 +597,7 @@ impl<'a> Run<'a> {
     /// Claims `chunk`'s items (one transaction); returns those this run got.
     fn claim(&mut self, chunk: Vec<Work>) -> anyhow::Result<Vec<Work>> {
         let at = crate::time::now();
-        let mode = self.mode;
+        let mode = self.net.mode;
         let got: Vec<bool> = self.store.write(|w| {
             chunk
                 .iter()
@@ -635,7 +658,7 @@ impl<'a> Run<'a> {
     /// Records outcomes (one transaction) and adds their lines to the report.
     fn record(&mut self, outcomes: Vec<(Work, Outcome)>) -> anyhow::Result<()> {
         let at = crate::time::now();
-        let verb = match self.mode {
+        let verb = match self.net.mode {
             Mode::Apply => "applied",
             Mode::Rollback => "rolled back",
         };
@@ -651,7 +674,7 @@ impl<'a> Run<'a> {
                     note,
                 } => {
                     self.report.applied += 1;
-                    let status = match self.mode {
+                    let status = match self.net.mode {
                         Mode::Apply => ApprovalStatus::Applied,
                         Mode::Rollback => ApprovalStatus::RolledBack,
                     };
@@ -670,7 +693,7 @@ impl<'a> Run<'a> {
                 }
                 Outcome::Conflict { current, note } => {
                     self.report.conflicts += 1;
-                    match self.mode {
+                    match self.net.mode {
                         Mode::Apply => (
                             format!(
                                 "#{number} conflict: {} {}: {note}",
@@ -705,7 +728,7 @@ impl<'a> Run<'a> {
                 }
                 Outcome::Failed(error) => {
                     self.report.failed += 1;
-                    match self.mode {
+                    match self.net.mode {
                         Mode::Apply => (
                             format!(
                                 "#{number} failed: {} {}: {error}",
@@ -751,12 +774,22 @@ impl<'a> Run<'a> {
         })?;
         Ok(())
     }
+}
+
+impl<'a> Net<'a> {
+    async fn write(&self, op: Op, endpoint: &str, chunk: Vec<Work>) -> Vec<(Work, Outcome)> {
+        match op {
+            Op::Create => self.create(endpoint, chunk).await,
+            Op::Update => self.update(endpoint, chunk).await,
+            Op::Delete => self.delete(endpoint, chunk).await,
+        }
+    }
 
     // ------------------------------------------------------------------- creates
 
     /// Creates: the objects' matchers and bodies resolved, an object already there is verified
     /// (ours and as planned: done; else a conflict), the rest are sent in one bulk POST.
-    async fn create(&mut self, endpoint: &str, chunk: Vec<Work>) -> Vec<(Work, Outcome)> {
+    async fn create(&self, endpoint: &str, chunk: Vec<Work>) -> Vec<(Work, Outcome)> {
         let mut outcomes = Vec::new();
         // What to send and how to recognise it, per item.
         let mut specs: Vec<(Value, Option<Value>)> = Vec::with_capacity(chunk.len());
@@ -882,6 +915,22 @@ impl<'a> Run<'a> {
             };
             outcomes.push((w, outcome));
         }
+        if endpoint == VMS && self.mode == Mode::Rollback {
+            for (w, outcome) in outcomes.iter_mut() {
+                let cascade = rollback_data(&w.item).get("cascade").cloned();
+                if let (
+                    Some(cascade),
+                    Outcome::Done {
+                        object_id: Some(vm),
+                        note,
+                        ..
+                    },
+                ) = (cascade.filter(|c| !c.is_null()), &mut *outcome)
+                {
+                    note.push_str(&self.restore_cascade(*vm, &cascade).await);
+                }
+            }
+        }
         if !primaries.is_empty() && self.mode == Mode::Apply {
             let notes = self.set_primary_macs(primaries).await;
             for (w, outcome) in outcomes.iter_mut() {
@@ -897,10 +946,7 @@ impl<'a> Run<'a> {
 
     /// Makes each new MAC its interface's primary MAC (one bulk PATCH); item id → a note for
     /// the items where that failed.
-    async fn set_primary_macs(
-        &mut self,
-        primaries: Vec<(i64, Value, i64)>,
-    ) -> HashMap<i64, String> {
+    async fn set_primary_macs(&self, primaries: Vec<(i64, Value, i64)>) -> HashMap<i64, String> {
         let mut notes = HashMap::new();
         let mut values: Vec<Value> = primaries
             .iter()
@@ -922,7 +968,8 @@ impl<'a> Run<'a> {
         if body.is_empty() {
             return notes;
         }
-        self.report.requests += 1;
+        self.requests
+            .fetch_add(1, std::sync::atomic::Ordering::Relaxed);
         let list = Value::Array(body.iter().map(|(_, b)| b.clone()).collect());
         if let Err(err) = self.client.bulk(Method::PATCH, IFACES, &list, None).await {
             let text = bulk_error_text(&err);
@@ -940,7 +987,7 @@ impl<'a> Run<'a> {
 
     /// The objects of `chunk` as NetBox has them now (one list request), by id.
     async fn read_current(
-        &mut self,
+        &self,
         endpoint: &str,
         ids: &[i64],
     ) -> Result<HashMap<i64, Value>, String> {
@@ -959,7 +1006,7 @@ impl<'a> Run<'a> {
             .collect())
     }
 
-    async fn update(&mut self, endpoint: &str, chunk: Vec<Work>) -> Vec<(Work, Outcome)> {
+    async fn update(&self, endpoint: &str, chunk: Vec<Work>) -> Vec<(Work, Outcome)> {
         let mut outcomes = Vec::new();
         let ids: Vec<i64> = chunk
             .iter()
@@ -1075,7 +1122,7 @@ impl<'a> Run<'a> {
         outcomes
     }
 
-    async fn delete(&mut self, endpoint: &str, chunk: Vec<Work>) -> Vec<(Work, Outcome)> {
+    async fn delete(&self, endpoint: &str, chunk: Vec<Work>) -> Vec<(Work, Outcome)> {
         let mut outcomes = Vec::new();
         let ids: Vec<i64> = chunk
             .iter()
@@ -1148,6 +1195,29 @@ impl<'a> Run<'a> {
             let body = json!({"id": id, "changelog_message": self.message});
             to_send.push((w, body, object.clone()));
         }
+        // What NetBox deletes with a VM (its interfaces, their MACs and IP addresses), read just
+        // before, so rollback can bring it all back.
+        let mut cascades: HashMap<i64, Value> = HashMap::new();
+        if endpoint == VMS && self.mode == Mode::Apply && !to_send.is_empty() {
+            let ids: Vec<i64> = to_send
+                .iter()
+                .filter_map(|(w, _, _)| w.item.netbox_object_id)
+                .collect();
+            match self.cascade_of(&ids).await {
+                Ok(found) => cascades = found,
+                Err(err) => {
+                    let note = format!(
+                        "not deleted: what NetBox would delete with it could not be read: {err}"
+                    );
+                    outcomes.extend(
+                        to_send
+                            .into_iter()
+                            .map(|(w, _, _)| (w, Outcome::Failed(note.clone()))),
+                    );
+                    return outcomes;
+                }
+            }
+        }
         let etags: Vec<String> = to_send.iter().filter_map(|(_, _, o)| etag_of(o)).collect();
         let if_match =
             (etags.len() == to_send.len() && !etags.is_empty()).then(|| etags.join(", "));
@@ -1165,7 +1235,11 @@ impl<'a> Run<'a> {
                 Ok(Written { request_id, .. }) => Outcome::Done {
                     object_id: w.item.netbox_object_id,
                     rollback: match self.mode {
-                        Mode::Apply => json!({"before": before, "request_id": request_id}),
+                        Mode::Apply => json!({
+                            "before": before,
+                            "request_id": request_id,
+                            "cascade": w.item.netbox_object_id.and_then(|id| cascades.get(&id)),
+                        }),
                         Mode::Rollback => rollback_data(&w.item),
                     },
                     note: String::new(),
@@ -1183,10 +1257,131 @@ impl<'a> Run<'a> {
         outcomes
     }
 
+    async fn cascade_of(&self, vms: &[i64]) -> Result<HashMap<i64, Value>, String> {
+        cascade_of(self.client, vms).await
+    }
+
+    /// Re-creates what NetBox deleted with a VM, on the VM re-created as `vm`: its interfaces,
+    /// their MACs and IP addresses, then each interface's primary MAC. A note for the item's line.
+    async fn restore_cascade(&self, vm: i64, cascade: &Value) -> String {
+        let list = |key: &str| {
+            cascade
+                .get(key)
+                .and_then(Value::as_array)
+                .cloned()
+                .unwrap_or_default()
+        };
+        let (ifaces, macs, ips) = (
+            list("interfaces"),
+            list("mac_addresses"),
+            list("ip_addresses"),
+        );
+        let mut problems = Vec::new();
+        // Old interface id → new one.
+        let mut moved: HashMap<i64, i64> = HashMap::new();
+        let mut primary: Vec<(i64, i64)> = Vec::new(); // (old interface, old MAC)
+        let bodies: Vec<Value> = ifaces
+            .iter()
+            .map(|i| {
+                if let Some(mac) = i.pointer("/primary_mac_address/id").and_then(Value::as_i64) {
+                    primary.push((i["id"].as_i64().unwrap_or_default(), mac));
+                }
+                let mut body = recreate_body(i);
+                body["virtual_machine"] = json!(vm);
+                body["changelog_message"] = json!(self.message);
+                body
+            })
+            .collect();
+        if !bodies.is_empty() {
+            self.requests
+                .fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+            match self
+                .client
+                .bulk(Method::POST, IFACES, &Value::Array(bodies), None)
+                .await
+            {
+                Ok((created, _)) => {
+                    for (old, new) in ifaces.iter().zip(created) {
+                        if let (Some(old), Some(new)) = (old["id"].as_i64(), new["id"].as_i64()) {
+                            moved.insert(old, new);
+                        }
+                    }
+                }
+                Err(err) => problems.push(format!("interfaces: {}", bulk_error_text(&err))),
+            }
+        }
+        let mut new_macs: HashMap<i64, i64> = HashMap::new();
+        for (endpoint, objects) in [(MACS, &macs), (IPS, &ips)] {
+            let mut olds = Vec::new();
+            let bodies: Vec<Value> = objects
+                .iter()
+                .filter_map(|o| {
+                    let iface = moved.get(&o["assigned_object_id"].as_i64()?)?;
+                    let mut body = recreate_body(o);
+                    body["assigned_object_id"] = json!(iface);
+                    body["changelog_message"] = json!(self.message);
+                    olds.push(o["id"].as_i64().unwrap_or_default());
+                    Some(body)
+                })
+                .collect();
+            if bodies.is_empty() {
+                continue;
+            }
+            self.requests
+                .fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+            match self
+                .client
+                .bulk(Method::POST, endpoint, &Value::Array(bodies), None)
+                .await
+            {
+                Ok((created, _)) if endpoint == MACS => {
+                    for (old, new) in olds.iter().zip(created) {
+                        if let Some(new) = new["id"].as_i64() {
+                            new_macs.insert(*old, new);
+                        }
+                    }
+                }
+                Ok(_) => {}
+                Err(err) => problems.push(format!("{endpoint}: {}", bulk_error_text(&err))),
+            }
+        }
+        let patches: Vec<Value> = primary
+            .iter()
+            .filter_map(|(iface, mac)| {
+                Some(
+                    json!({"id": moved.get(iface)?, "primary_mac_address": new_macs.get(mac)?,
+                            "changelog_message": self.message}),
+                )
+            })
+            .collect();
+        if !patches.is_empty() {
+            self.requests
+                .fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+            if let Err(err) = self
+                .client
+                .bulk(Method::PATCH, IFACES, &Value::Array(patches), None)
+                .await
+            {
+                problems.push(format!("primary MACs: {}", bulk_error_text(&err)));
+            }
+        }
+        let restored = format!(
+            " (with {} interfaces, {} MACs and {} IP addresses)",
+            moved.len(),
+            new_macs.len(),
+            ips.len()
+        );
+        if problems.is_empty() {
+            restored
+        } else {
+            format!("{restored}; not restored: {}", problems.join("; "))
+        }
+    }
+
     /// For a prerequisite a rollback would delete: what still uses it (objects of other batches
     /// or made by hand), or `None` when nothing does. NetBox would silently untag every object
     /// on a deleted tag, and re-home what sits on a site.
-    async fn still_used(&mut self, endpoint: &str, id: i64, object: &Value) -> Option<String> {
+    async fn still_used(&self, endpoint: &str, id: i64, object: &Value) -> Option<String> {
         let count = |field: &str| object.get(field).and_then(Value::as_u64).unwrap_or(0);
         match endpoint {
             TAGS if count("tagged_items") > 0 => {
@@ -1217,7 +1412,7 @@ impl<'a> Run<'a> {
     /// at a time, so every item ends with its own answer. A 412 sends the chunk one at a time
     /// with each object's own ETag read just before.
     async fn send_chunk<T>(
-        &mut self,
+        &self,
         method: Method,
         endpoint: &str,
         items: Vec<T>,
@@ -1234,7 +1429,8 @@ impl<'a> Run<'a> {
                 break;
             }
             let bodies: Vec<Value> = items.iter().map(&body_of).collect();
-            self.report.requests += 1;
+            self.requests
+                .fetch_add(1, std::sync::atomic::Ordering::Relaxed);
             match self
                 .client
                 .bulk(
@@ -1320,12 +1516,13 @@ impl<'a> Run<'a> {
 
     /// One object's write, with its own ETag read just before for PATCH and DELETE.
     async fn send_one(
-        &mut self,
+        &self,
         method: &Method,
         endpoint: &str,
         mut body: Value,
     ) -> Result<Written, String> {
-        self.report.requests += 1;
+        self.requests
+            .fetch_add(1, std::sync::atomic::Ordering::Relaxed);
         let id = body.get("id").and_then(Value::as_i64);
         if let Some(map) = body.as_object_mut() {
             map.remove("id");
@@ -1351,6 +1548,56 @@ impl<'a> Run<'a> {
             Err(err) => Err(err.to_string()),
         }
     }
+}
+
+/// For each VM id: its interfaces, and the MAC and IP address objects on them, as NetBox has
+/// them (three list requests for all of them): what NetBox deletes with the VM.
+pub async fn cascade_of(client: &NetboxClient, vms: &[i64]) -> Result<HashMap<i64, Value>, String> {
+    let by = |key: &'static str, ids: &[i64]| -> Vec<(&'static str, String)> {
+        ids.iter().map(|id| (key, id.to_string())).collect()
+    };
+    let list = |endpoint: &'static str, query: Vec<(&'static str, String)>| async move {
+        if query.is_empty() {
+            return Ok(Vec::new());
+        }
+        client
+            .list(endpoint, &query)
+            .await
+            .map_err(|e| e.to_string())
+    };
+    let ifaces = list(IFACES, by("virtual_machine_id", vms)).await?;
+    let iface_ids: Vec<i64> = ifaces.iter().filter_map(|i| i["id"].as_i64()).collect();
+    let macs = list(MACS, by("vminterface_id", &iface_ids)).await?;
+    let ips = list(IPS, by("vminterface_id", &iface_ids)).await?;
+    let mut out = HashMap::new();
+    for vm in vms {
+        let mine: Vec<&Value> = ifaces
+            .iter()
+            .filter(|i| i.pointer("/virtual_machine/id").and_then(Value::as_i64) == Some(*vm))
+            .collect();
+        let ids: Vec<i64> = mine.iter().filter_map(|i| i["id"].as_i64()).collect();
+        let on_mine = |objects: &[Value]| -> Vec<Value> {
+            objects
+                .iter()
+                .filter(|o| {
+                    o["assigned_object_type"] == "virtualization.vminterface"
+                        && o["assigned_object_id"]
+                            .as_i64()
+                            .is_some_and(|i| ids.contains(&i))
+                })
+                .cloned()
+                .collect()
+        };
+        out.insert(
+            *vm,
+            json!({
+                "interfaces": mine,
+                "mac_addresses": on_mine(&macs),
+                "ip_addresses": on_mine(&ips),
+            }),
+        );
+    }
+    Ok(out)
 }
 
 /// The error text of a 412, told apart from other failures.
@@ -1517,7 +1764,8 @@ fn recreate_body(before: &Value) -> Value {
 /// set (values ORed), and remembers ids (also of objects this run created) for the rest of it.
 struct Resolver<'a> {
     client: &'a NetboxClient,
-    ids: HashMap<String, i64>,
+    /// Shared by the chunks a stage writes at once.
+    ids: std::sync::Mutex<HashMap<String, i64>>,
 }
 
 fn cache_key(endpoint: &str, query: &Value) -> String {
@@ -1614,16 +1862,22 @@ impl<'a> Resolver<'a> {
     fn new(client: &'a NetboxClient) -> Resolver<'a> {
         Resolver {
             client,
-            ids: HashMap::new(),
+            ids: Default::default(),
         }
     }
 
-    fn remember(&mut self, endpoint: &str, query: &Value, id: i64) {
-        self.ids.insert(cache_key(endpoint, query), id);
+    /// The ids learnt so far. A poisoned lock only means a panic elsewhere mid-insert of a
+    /// plain map entry: the map is still whole.
+    fn ids_map(&self) -> std::sync::MutexGuard<'_, HashMap<String, i64>> {
+        self.ids.lock().unwrap_or_else(|e| e.into_inner())
+    }
+
+    fn remember(&self, endpoint: &str, query: &Value, id: i64) {
+        self.ids_map().insert(cache_key(endpoint, query), id);
     }
 
     /// Resolves every lookup in `values` in place; per value, whether it fully resolved.
-    async fn resolve(&mut self, values: &mut [Value]) -> Vec<Result<(), String>> {
+    async fn resolve(&self, values: &mut [Value]) -> Vec<Result<(), String>> {
         let mut results: Vec<Result<(), String>> = vec![Ok(()); values.len()];
         for _ in 0..8 {
             let mut wanted = Vec::new();
@@ -1639,8 +1893,8 @@ impl<'a> Resolver<'a> {
             let mut by_endpoint: BTreeMap<String, Vec<Value>> = BTreeMap::new();
             for (endpoint, query) in wanted {
                 let key = cache_key(&endpoint, &query);
-                if let Some(id) = self.ids.get(&key) {
-                    answers.insert(key, Ok(*id));
+                if let Some(id) = self.ids_map().get(&key).copied() {
+                    answers.insert(key, Ok(id));
                 } else if let std::collections::hash_map::Entry::Vacant(slot) = answers.entry(key) {
                     // Asked once per round, however many values refer to it.
                     slot.insert(Err(String::new()));
@@ -1656,7 +1910,7 @@ impl<'a> Resolver<'a> {
                         Ok(found) => match found[i].as_slice() {
                             [one] => match one.get("id").and_then(Value::as_i64) {
                                 Some(id) => {
-                                    self.ids.insert(key.clone(), id);
+                                    self.ids_map().insert(key.clone(), id);
                                     Ok(id)
                                 }
                                 None => Err(format!("the {endpoint} object for {query} has no id")),

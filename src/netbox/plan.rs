@@ -22,6 +22,7 @@ pub const CLUSTERS: &str = "virtualization/clusters";
 pub const VMS: &str = "virtualization/virtual-machines";
 pub const IFACES: &str = "virtualization/interfaces";
 pub const MACS: &str = "dcim/mac-addresses";
+pub const IPS: &str = "ipam/ip-addresses";
 pub const TAGS: &str = "extras/tags";
 pub const CLUSTER_TYPES: &str = "virtualization/cluster-types";
 pub const SITES: &str = "dcim/sites";
@@ -578,6 +579,7 @@ pub async fn compute(
             json!({"gone_since": crate::time::format(gone_since), "seen": current}),
         ));
     }
+    with_cascades(client, &mut items).await?;
     let mut items = with_prerequisites(client, items).await?;
     keep_needs_within(&mut items);
     report.prerequisites = items
@@ -587,6 +589,43 @@ pub async fn compute(
         .map(str::to_string)
         .collect();
     Ok((items, report))
+}
+
+/// Adds to each VM delete what NetBox deletes with it (`cascade`: its interfaces, and the MACs
+/// and IP addresses on them, by name), for the review; apply records them in full again just
+/// before deleting, and rollback re-creates them.
+async fn with_cascades(client: &NetboxClient, items: &mut [NewApprovalItem]) -> anyhow::Result<()> {
+    let vms: Vec<i64> = items
+        .iter()
+        .filter(|i| i.action == ApprovalAction::Delete && i.netbox_object_type == VMS)
+        .filter_map(|i| i.netbox_object_id)
+        .collect();
+    if vms.is_empty() {
+        return Ok(());
+    }
+    let cascades = super::apply::cascade_of(client, &vms)
+        .await
+        .map_err(|e| anyhow::anyhow!("reading what deleting VMs would take with them: {e}"))?;
+    let names = |cascade: &Value, key: &str, field: &str| -> Vec<Value> {
+        cascade[key]
+            .as_array()
+            .map(|list| list.iter().map(|o| o[field].clone()).collect())
+            .unwrap_or_default()
+    };
+    for item in items.iter_mut() {
+        let Some(cascade) = item.netbox_object_id.and_then(|id| cascades.get(&id)) else {
+            continue;
+        };
+        if item.action != ApprovalAction::Delete || item.netbox_object_type != VMS {
+            continue;
+        }
+        item.proposed_changes["cascade"] = json!({
+            "interfaces": names(cascade, "interfaces", "name"),
+            "mac_addresses": names(cascade, "mac_addresses", "mac_address"),
+            "ip_addresses": names(cascade, "ip_addresses", "address"),
+        });
+    }
+    Ok(())
 }
 
 /// `items` preceded by a create for each object they refer to that NetBox lacks: the tag (any

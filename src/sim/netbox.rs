@@ -1050,6 +1050,14 @@ fn list_filter(db: &NetboxDb, ty: &ObjType, object: &Map<String, Value>, q: &Que
             "mac_address" => wanted
                 .iter()
                 .any(|w| text("mac_address").is_some_and(|m| m.eq_ignore_ascii_case(w))),
+            // MACs and IP addresses by the VM interface they are assigned to.
+            "vminterface_id" if ty.plain.contains(&"assigned_object_id") => {
+                wanted.iter().any(|w| {
+                    object.get("assigned_object_type").and_then(Value::as_str)
+                        == Some("virtualization.vminterface")
+                        && text("assigned_object_id").as_deref() == Some(*w)
+                })
+            }
             // A cluster's site is its scope.
             "site_id" if ty.endpoint == "virtualization/clusters" => wanted.iter().any(|w| {
                 object.get("scope_type").and_then(Value::as_str) == Some("dcim.site")
