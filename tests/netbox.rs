@@ -634,13 +634,14 @@ async fn the_command_line_plans_reviews_approves_by_range_and_applies() {
     let again = run(vec!["netbox".into(), "plan".into()]);
     assert!(String::from_utf8_lossy(&again.stdout).contains("nothing new to propose"));
 
+    // Items are numbered within their batch, from 1, as review shows them.
     let items = rig.store().batch_items(&batch).unwrap();
-    let (first, last) = (items[0].id, items[2].id);
+    let (first, last) = (1, 3);
     let out = run(vec![
         "netbox".into(),
         "reject".into(),
         batch.clone(),
-        format!("{}", items[3].id),
+        "4".into(),
     ]);
     assert!(
         !out.status.success(),
@@ -650,7 +651,7 @@ async fn the_command_line_plans_reviews_approves_by_range_and_applies() {
         "netbox".into(),
         "reject".into(),
         batch.clone(),
-        format!("{}", items[3].id),
+        "4".into(),
         "--reason".into(),
         "wrong site".into(),
     ]);
@@ -712,6 +713,47 @@ async fn the_command_line_plans_reviews_approves_by_range_and_applies() {
         String::from_utf8_lossy(&out.stdout).contains("3 rolled back"),
         "{}",
         String::from_utf8_lossy(&out.stdout)
+    );
+    let out = run(vec!["netbox".into(), "apply".into(), batch.clone()]);
+    assert!(out.status.success());
+    assert!(
+        String::from_utf8_lossy(&out.stdout).contains("nothing to apply"),
+        "{}",
+        String::from_utf8_lossy(&out.stdout)
+    );
+
+    // A conflict ends apply with exit code 4, and review says why.
+    let (number, update) = items
+        .iter()
+        .enumerate()
+        .find(|(_, i)| i.action == ApprovalAction::Update)
+        .map(|(n, i)| (n + 1, i.clone()))
+        .unwrap();
+    let out = run(vec![
+        "netbox".into(),
+        "approve".into(),
+        batch.clone(),
+        number.to_string(),
+    ]);
+    assert!(String::from_utf8_lossy(&out.stdout).contains("1 items approved"));
+    assert!(rig.sims.netbox.edit(
+        VMS,
+        update.netbox_object_id.unwrap() as u64,
+        "vcpus",
+        Value::from(64)
+    ));
+    let out = run(vec!["netbox".into(), "apply".into(), batch.clone()]);
+    assert_eq!(
+        out.status.code(),
+        Some(4),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let out = run(vec!["netbox".into(), "review".into(), batch.clone()]);
+    let review = String::from_utf8_lossy(&out.stdout).to_string();
+    assert!(
+        review.contains(&format!("#{number} ")) && review.contains("conflict: NetBox changed"),
+        "{review}"
     );
 }
 

@@ -270,6 +270,13 @@ async fn an_empty_netbox_takes_the_whole_cycle_and_rollback_empties_it_again() {
             .any(|l| l.contains(edited["name"].as_str().unwrap())),
         "{conflicts:#?}"
     );
+    // Its cluster is kept: NetBox refuses the delete (409), and the item's line names the VM.
+    assert!(
+        conflicts.iter().any(|l| l.contains(CLUSTERS)
+            && l.contains("409")
+            && l.contains(edited["name"].as_str().unwrap())),
+        "{conflicts:#?}"
+    );
     // What the kept VM uses is kept too, and said so: its cluster, the type, the site, the tag.
     for kept in ["cluster-type", "dc1-test", "infradeck"] {
         assert!(

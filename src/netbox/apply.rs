@@ -496,7 +496,7 @@ impl<'a> Run<'a> {
                         (w, Outcome::Failed(reason))
                     })
                     .collect();
-                self.record_unclaimed(outcomes)?;
+                self.claim_and_record_unwritten(outcomes)?;
                 break;
             }
             tokio::time::sleep(DEFER_PAUSE).await;
@@ -633,12 +633,8 @@ impl<'a> Run<'a> {
             return Ok(());
         }
         let (works, outcomes): (Vec<Work>, Vec<Outcome>) = outcomes.into_iter().unzip();
-        let by_id: HashMap<i64, Outcome> = works
-            .iter()
-            .map(|w| w.item.id)
-            .zip(outcomes)
-            .collect::<HashMap<_, _>>();
-        let mut by_id = by_id;
+        let mut by_id: HashMap<i64, Outcome> =
+            works.iter().map(|w| w.item.id).zip(outcomes).collect();
         let claimed = self.claim(works)?;
         let outcomes = claimed
             .into_iter()
@@ -648,11 +644,6 @@ impl<'a> Run<'a> {
             })
             .collect();
         self.record(outcomes)
-    }
-
-    /// Outcomes for items never claimed (a claim would only be given back).
-    fn record_unclaimed(&mut self, outcomes: Vec<(Work, Outcome)>) -> anyhow::Result<()> {
-        self.claim_and_record_unwritten(outcomes)
     }
 
     /// Records outcomes (one transaction) and adds their lines to the report.
