@@ -306,8 +306,9 @@ fn change_lines(item: &ApprovalItem, theme: Theme) -> Vec<Line<'static>> {
                 .into_owned(),
         ),
         Span::styled(
+            // NetBox's own id, said so: `#n` means an item's number within its batch.
             item.netbox_object_id
-                .map(|id| format!(" #{id}"))
+                .map(|id| format!(" (NetBox id {id})"))
                 .unwrap_or_else(|| " (new)".into()),
             theme.muted(),
         ),
