@@ -275,6 +275,44 @@ async fn correlation_links_the_same_machines_and_none_of_the_decoys() {
 }
 
 #[tokio::test(flavor = "multi_thread")]
+async fn a_vcenter_older_than_7_0_u2_is_refused_with_the_reason() {
+    let rig = start_rig(20).await;
+    // vCenter before 7.0 U2 (and VMware's vcsim 0.24) answers 404 for /api/session.
+    rig.sims
+        .faults(SimKind::Vcenter)
+        .push(FaultRule::new(FaultAction::Status(404)).on_path("/api/session"));
+    let outcomes = rig.run(&["vcenter"]).await;
+    assert_eq!(outcomes[0].status, RunStatus::Failed);
+    let message = outcomes[0].message.clone().unwrap();
+    assert!(
+        message.contains("older than vSphere 7.0 U2") && message.contains("/api/session"),
+        "{message}"
+    );
+    assert_eq!(rig.count("vcenter", None), 0);
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn a_503_on_guest_data_is_an_answer_not_retried() {
+    let rig = start_rig(20).await;
+    let first = rig.run(&["vcenter"]).await;
+    assert_success(&first);
+    // Tools not ready on every VM: vCenter answers 503 for guest networking.
+    rig.sims
+        .faults(SimKind::Vcenter)
+        .push(FaultRule::new(FaultAction::Status(503)).on_path("/guest/networking/interfaces"));
+    let second = rig.run(&["vcenter"]).await;
+    assert_success(&second);
+    assert_eq!(
+        second[0].requests, first[0].requests,
+        "one request per VM for guest data, as without the 503s"
+    );
+    assert_eq!(
+        second[0].counts.updated, 0,
+        "unknown guest data changes nothing stored (no addresses removed)"
+    );
+}
+
+#[tokio::test(flavor = "multi_thread")]
 async fn a_500_half_way_fails_that_source_only_and_sweeps_nothing() {
     let rig = start_rig(200).await;
     assert_success(&rig.run(&DEVICE_SOURCES).await);

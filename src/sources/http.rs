@@ -145,6 +145,9 @@ pub struct RequestParts<'a> {
     pub json: Option<&'a serde_json::Value>,
     pub basic: Option<(&'a str, &'a Secret)>,
     pub bearer: Option<&'a Secret>,
+    /// Statuses that are this request's answer, not a passing failure: never retried (vCenter's
+    /// 503 on guest data means "VMware Tools not ready", and asking again does not change it).
+    pub answers: &'a [u16],
 }
 
 /// A response read completely.
@@ -248,7 +251,10 @@ impl SourceClient {
                 self.once(method.clone(), &url, parts).await
             };
             let retry_after = match &outcome {
-                Ok(answer) if is_retryable_status(answer.status) => {
+                Ok(answer)
+                    if is_retryable_status(answer.status)
+                        && !parts.answers.contains(&answer.status.as_u16()) =>
+                {
                     Some(retry_after(&answer.headers))
                 }
                 Err(SourceError::Connect { .. } | SourceError::Timeout { .. }) => Some(None),

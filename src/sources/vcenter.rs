@@ -63,6 +63,15 @@ impl<'a> Session<'a> {
                 },
             )
             .await?;
+        if answer.status.as_u16() == 404 {
+            // The `/api` REST API (sessions, `/api/vcenter/...`) arrived in vSphere 7.0 U2;
+            // older releases only have `/rest/com/vmware/cis/session`.
+            return Err(client.api_error(
+                &answer.url,
+                "this vCenter has no /api/session: its REST API is older than vSphere 7.0 U2, \
+                 which infradeck needs (older releases only serve /rest/...)",
+            ));
+        }
         let answer = client.expect_success(answer)?;
         let token: Value = client.decode(&answer)?;
         token.as_str().map(str::to_string).ok_or_else(|| {
@@ -98,6 +107,16 @@ impl<'a> Session<'a> {
         path: &str,
         query: &[(&str, String)],
     ) -> Result<super::http::Answer, SourceError> {
+        self.get_answering(path, query, &[]).await
+    }
+
+    /// `get`, with `answers` statuses taken as the answer instead of retried.
+    async fn get_answering(
+        &self,
+        path: &str,
+        query: &[(&str, String)],
+        answers: &[u16],
+    ) -> Result<super::http::Answer, SourceError> {
         let client = &self.ctx.client;
         for replay in 0..2 {
             let token = self.token.read().await.clone();
@@ -109,6 +128,7 @@ impl<'a> Session<'a> {
                     &RequestParts {
                         query,
                         headers: &headers,
+                        answers,
                         ..Default::default()
                     },
                 )
@@ -467,14 +487,16 @@ async fn vm_bundle(
         Some(false)
     };
     let guest: Option<Vec<Value>> = if tools_running == Some(true) {
+        // 503: VMware Tools are not (or no longer) ready. That is the answer for now, so it is
+        // not retried; guest data is unknown, not empty.
         let answer = session
-            .get(
+            .get_answering(
                 &format!("/api/vcenter/vm/{moid}/guest/networking/interfaces"),
                 &[],
+                &[503],
             )
             .await?;
         if answer.status == reqwest::StatusCode::SERVICE_UNAVAILABLE {
-            // Tools stopped between the tools call and this one: guest data is unknown, not empty.
             None
         } else {
             match ctx
