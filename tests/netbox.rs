@@ -15,7 +15,7 @@ use std::collections::BTreeMap;
 use std::time::Duration;
 
 mod common;
-use common::Rig;
+use common::{Rig, approve_all};
 
 const VMS: &str = "virtualization/virtual-machines";
 const CLUSTERS: &str = "virtualization/clusters";
@@ -56,25 +56,6 @@ async fn plan(rig: &Rig, store: &mut Store) -> infradeck::netbox::PlanReport {
     )
     .await
     .unwrap()
-}
-
-fn approve_all(store: &mut Store, batch: &str) -> usize {
-    let at = infradeck::time::now();
-    store
-        .write(|w| {
-            w.review_items(
-                batch,
-                &[],
-                &Review {
-                    from: ApprovalStatus::Pending,
-                    to: ApprovalStatus::Approved,
-                    reviewer: "oncall",
-                    comment: None,
-                    at: &at,
-                },
-            )
-        })
-        .unwrap()
 }
 
 fn options() -> ApplyOptions {

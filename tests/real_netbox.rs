@@ -12,13 +12,13 @@ use infradeck::config::{NetboxConfig, SecretRef};
 use infradeck::model::{ApprovalStatus, RunStatus};
 use infradeck::netbox::{ApplyOptions, NetboxClient};
 use infradeck::sources::http::RetryPolicy;
-use infradeck::store::{Review, Store};
+use infradeck::store::Store;
 use serde_json::{Value, json};
 use std::collections::BTreeMap;
 use std::time::Duration;
 
 mod common;
-use common::Rig;
+use common::{Rig, approve_all};
 
 const VMS: &str = "virtualization/virtual-machines";
 const CLUSTERS: &str = "virtualization/clusters";
@@ -150,25 +150,6 @@ async fn synced_rig(scale: usize, seed: u64) -> Rig {
 async fn plan(store: &mut Store, client: &NetboxClient) -> infradeck::netbox::PlanReport {
     infradeck::netbox::plan(store, client, 7, "planner", chrono::Utc::now())
         .await
-        .unwrap()
-}
-
-fn approve_all(store: &mut Store, batch: &str) -> usize {
-    let at = infradeck::time::now();
-    store
-        .write(|w| {
-            w.review_items(
-                batch,
-                &[],
-                &Review {
-                    from: ApprovalStatus::Pending,
-                    to: ApprovalStatus::Approved,
-                    reviewer: "oncall",
-                    comment: None,
-                    at: &at,
-                },
-            )
-        })
         .unwrap()
 }
 

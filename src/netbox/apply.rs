@@ -502,6 +502,7 @@ impl<'a> Run<'a> {
             tokio::time::sleep(DEFER_PAUSE).await;
             todo = waiting;
         }
+        self.report.requests = self.net.requests.load(std::sync::atomic::Ordering::Relaxed);
         Ok(())
     }
 
@@ -561,7 +562,6 @@ impl<'a> Run<'a> {
                 }
             }
         }
-        self.report.requests = self.net.requests.load(std::sync::atomic::Ordering::Relaxed);
         Ok(waiting)
     }
 
@@ -980,8 +980,12 @@ impl<'a> Net<'a> {
     async fn read_current(
         &self,
         endpoint: &str,
-        ids: &[i64],
+        chunk: &[Work],
     ) -> Result<HashMap<i64, Value>, String> {
+        let ids: Vec<i64> = chunk
+            .iter()
+            .filter_map(|w| w.item.netbox_object_id)
+            .collect();
         if ids.is_empty() {
             return Ok(HashMap::new());
         }
@@ -999,18 +1003,9 @@ impl<'a> Net<'a> {
 
     async fn update(&self, endpoint: &str, chunk: Vec<Work>) -> Vec<(Work, Outcome)> {
         let mut outcomes = Vec::new();
-        let ids: Vec<i64> = chunk
-            .iter()
-            .filter_map(|w| w.item.netbox_object_id)
-            .collect();
-        let current = match self.read_current(endpoint, &ids).await {
+        let current = match self.read_current(endpoint, &chunk).await {
             Ok(current) => current,
-            Err(err) => {
-                return chunk
-                    .into_iter()
-                    .map(|w| (w, Outcome::Failed(err.clone())))
-                    .collect();
-            }
+            Err(err) => return all_failed(chunk, &err),
         };
         let mut to_send = Vec::new();
         for w in chunk {
@@ -1081,52 +1076,66 @@ impl<'a> Net<'a> {
             body["changelog_message"] = json!(self.message);
             to_send.push((w, body, object.clone()));
         }
-        let etags: Vec<String> = to_send.iter().filter_map(|(_, _, o)| etag_of(o)).collect();
-        let if_match =
-            (etags.len() == to_send.len() && !etags.is_empty()).then(|| etags.join(", "));
-        let sent = self
-            .send_chunk(
-                Method::PATCH,
-                endpoint,
-                to_send,
-                |(_, body, _)| body.clone(),
-                if_match,
-            )
-            .await;
-        for ((w, _, before), result) in sent {
-            let outcome = match result {
-                Ok(Written { request_id, .. }) => Outcome::Done {
-                    object_id: w.item.netbox_object_id,
-                    rollback: match self.mode {
-                        Mode::Apply => json!({"before": before, "request_id": request_id}),
-                        Mode::Rollback => rollback_data(&w.item),
-                    },
-                    note: String::new(),
-                },
-                Err(err) if err == CHANGED => {
-                    conflict("NetBox changed the object between read and write (412)")
-                }
-                Err(err) => Outcome::Failed(err),
-            };
+        for ((w, _, before), result) in self.send_guarded(Method::PATCH, endpoint, to_send).await {
+            let outcome = self.guarded_outcome(
+                &w,
+                result,
+                |request_id| json!({"before": before, "request_id": request_id}),
+            );
             outcomes.push((w, outcome));
         }
         outcomes
     }
 
+    /// Sends updates or deletes `(item, body, object as read)` with the objects' ETags.
+    async fn send_guarded(
+        &self,
+        method: Method,
+        endpoint: &str,
+        to_send: Vec<(Work, Value, Value)>,
+    ) -> Vec<((Work, Value, Value), Result<Written, String>)> {
+        let etags: Vec<String> = to_send.iter().filter_map(|(_, _, o)| etag_of(o)).collect();
+        let if_match =
+            (etags.len() == to_send.len() && !etags.is_empty()).then(|| etags.join(", "));
+        self.send_chunk(
+            method,
+            endpoint,
+            to_send,
+            |(_, body, _)| body.clone(),
+            if_match,
+        )
+        .await
+    }
+
+    /// How a guarded write ended: done (in apply, undone with what `undo` makes of NetBox's
+    /// request id), a conflict on 412, or failed.
+    fn guarded_outcome(
+        &self,
+        w: &Work,
+        result: Result<Written, String>,
+        undo: impl FnOnce(Option<String>) -> Value,
+    ) -> Outcome {
+        match result {
+            Ok(Written { request_id, .. }) => Outcome::Done {
+                object_id: w.item.netbox_object_id,
+                rollback: match self.mode {
+                    Mode::Apply => undo(request_id),
+                    Mode::Rollback => rollback_data(&w.item),
+                },
+                note: String::new(),
+            },
+            Err(err) if err == CHANGED => {
+                conflict("NetBox changed the object between read and write (412)")
+            }
+            Err(err) => Outcome::Failed(err),
+        }
+    }
+
     async fn delete(&self, endpoint: &str, chunk: Vec<Work>) -> Vec<(Work, Outcome)> {
         let mut outcomes = Vec::new();
-        let ids: Vec<i64> = chunk
-            .iter()
-            .filter_map(|w| w.item.netbox_object_id)
-            .collect();
-        let current = match self.read_current(endpoint, &ids).await {
+        let current = match self.read_current(endpoint, &chunk).await {
             Ok(current) => current,
-            Err(err) => {
-                return chunk
-                    .into_iter()
-                    .map(|w| (w, Outcome::Failed(err.clone())))
-                    .collect();
-            }
+            Err(err) => return all_failed(chunk, &err),
         };
         let mut to_send = Vec::new();
         for w in chunk {
@@ -1209,39 +1218,18 @@ impl<'a> Net<'a> {
                 }
             }
         }
-        let etags: Vec<String> = to_send.iter().filter_map(|(_, _, o)| etag_of(o)).collect();
-        let if_match =
-            (etags.len() == to_send.len() && !etags.is_empty()).then(|| etags.join(", "));
-        let sent = self
-            .send_chunk(
-                Method::DELETE,
-                endpoint,
-                to_send,
-                |(_, body, _)| body.clone(),
-                if_match,
-            )
-            .await;
-        for ((w, _, before), result) in sent {
+        for ((w, _, before), result) in self.send_guarded(Method::DELETE, endpoint, to_send).await {
             let outcome = match result {
-                Ok(Written { request_id, .. }) => Outcome::Done {
-                    object_id: w.item.netbox_object_id,
-                    rollback: match self.mode {
-                        Mode::Apply => json!({
-                            "before": before,
-                            "request_id": request_id,
-                            "cascade": w.item.netbox_object_id.and_then(|id| cascades.get(&id)),
-                        }),
-                        Mode::Rollback => rollback_data(&w.item),
-                    },
-                    note: String::new(),
-                },
-                Err(err) if err == CHANGED => {
-                    conflict("NetBox changed the object between read and write (412)")
-                }
                 Err(err) if err.contains("HTTP 409") => conflict(format!(
                     "NetBox keeps it while other objects depend on it: {err}"
                 )),
-                Err(err) => Outcome::Failed(err),
+                result => self.guarded_outcome(&w, result, |request_id| {
+                    json!({
+                        "before": before,
+                        "request_id": request_id,
+                        "cascade": w.item.netbox_object_id.and_then(|id| cascades.get(&id)),
+                    })
+                }),
             };
             outcomes.push((w, outcome));
         }
@@ -1589,6 +1577,14 @@ pub async fn cascade_of(client: &NetboxClient, vms: &[i64]) -> Result<HashMap<i6
         );
     }
     Ok(out)
+}
+
+/// Every item of `chunk` failed with `err`.
+fn all_failed(chunk: Vec<Work>, err: &str) -> Vec<(Work, Outcome)> {
+    chunk
+        .into_iter()
+        .map(|w| (w, Outcome::Failed(err.to_string())))
+        .collect()
 }
 
 /// The error text of a 412, told apart from other failures.

@@ -740,14 +740,8 @@ fn handle(
                 .iter()
                 .filter_map(|i| i.get("id").and_then(Value::as_u64))
                 .collect();
-            if let Some(response) = missing_objects(&db, ty, &ids) {
+            if let Some(response) = bulk_refusal(&db, ty, &ids, headers) {
                 return response;
-            }
-            for id in &ids {
-                let current = &db.objects[ty.endpoint][id];
-                if !if_match_holds(headers, current) {
-                    return precondition_failed(current);
-                }
             }
             transact(
                 &mut db,
@@ -827,14 +821,8 @@ fn handle(
                 };
                 ids.push(id);
             }
-            if let Some(response) = missing_objects(&db, ty, &ids) {
+            if let Some(response) = bulk_refusal(&db, ty, &ids, headers) {
                 return response;
-            }
-            for id in &ids {
-                let current = &db.objects[ty.endpoint][id];
-                if !if_match_holds(headers, current) {
-                    return precondition_failed(current);
-                }
             }
             // One transaction: every object is tried, and any refusal writes nothing. Like
             // NetBox's bulk delete, a protected object is reported by count only.
@@ -2037,6 +2025,19 @@ fn python_repr(value: &Value) -> String {
         Value::Null => "None".into(),
         Value::Number(n) => n.to_string(),
     }
+}
+
+/// Why NetBox refuses a bulk update or delete before touching anything: an id it does not
+/// have (400), or an object whose ETag is not among those in `If-Match` (412).
+fn bulk_refusal(db: &NetboxDb, ty: &ObjType, ids: &[u64], headers: &HeaderMap) -> Option<Response> {
+    if let Some(response) = missing_objects(db, ty, ids) {
+        return Some(response);
+    }
+    // Every id is there: `missing_objects` said so.
+    ids.iter()
+        .map(|id| &db.objects[ty.endpoint][id])
+        .find(|current| !if_match_holds(headers, current))
+        .map(precondition_failed)
 }
 
 /// NetBox's answer to a bulk update or delete naming an id it does not have.

@@ -4,10 +4,10 @@
 #![allow(dead_code)] // each test binary uses part of it
 
 use infradeck::config::{Config, SourceConfig};
-use infradeck::model::DeviceStatus;
+use infradeck::model::{ApprovalStatus, DeviceStatus};
 use infradeck::sim::{SimOptions, Simulators};
 use infradeck::sources::http::RetryPolicy;
-use infradeck::store::{DeviceQuery, OpenOptions, Store};
+use infradeck::store::{DeviceQuery, OpenOptions, Review, Store};
 use infradeck::sync::{Engine, RunOutcome};
 use std::time::Duration;
 use tokio_util::sync::CancellationToken;
@@ -92,4 +92,24 @@ impl Rig {
             })
             .unwrap()
     }
+}
+
+/// Approves every pending item of `batch` as `oncall`; how many moved.
+pub fn approve_all(store: &mut Store, batch: &str) -> usize {
+    let at = infradeck::time::now();
+    store
+        .write(|w| {
+            w.review_items(
+                batch,
+                &[],
+                &Review {
+                    from: ApprovalStatus::Pending,
+                    to: ApprovalStatus::Approved,
+                    reviewer: "oncall",
+                    comment: None,
+                    at: &at,
+                },
+            )
+        })
+        .unwrap()
 }
