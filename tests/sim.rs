@@ -102,7 +102,38 @@ async fn vcenter_login_lists_details_and_the_result_cap() {
             .unwrap();
         by_cluster += part.len();
     }
-    assert_eq!(by_cluster, 120, "cluster filters partition the VMs");
+    // The standalone host's VMs are in no cluster: listed through the host.
+    let standalone: Vec<Value> = get("/api/vcenter/host?standalone=true".into())
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    assert_eq!(standalone.len(), 1, "{standalone:?}");
+    assert!(
+        standalone[0]["name"]
+            .as_str()
+            .unwrap()
+            .parse::<std::net::IpAddr>()
+            .is_ok(),
+        "registered by address: {}",
+        standalone[0]
+    );
+    let on_standalone: Vec<Value> = get(format!(
+        "/api/vcenter/vm?hosts={}",
+        standalone[0]["host"].as_str().unwrap()
+    ))
+    .await
+    .unwrap()
+    .json()
+    .await
+    .unwrap();
+    assert!(!on_standalone.is_empty());
+    assert_eq!(
+        by_cluster + on_standalone.len(),
+        120,
+        "cluster filters and the standalone host partition the VMs"
+    );
     let two: Vec<Value> = get("/api/vcenter/vm?names=web-0009&names=app-0001".into())
         .await
         .unwrap()

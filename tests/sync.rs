@@ -67,10 +67,16 @@ async fn first_sync_counts_resync_nothing_then_exactly_what_advance_did() {
         first["oxidized"].counts.configs_stored as usize, versions,
         "every version, history included"
     );
+    let clustered_hosts = estate.hosts.iter().filter(|h| !h.standalone).count();
+    assert_eq!(
+        clustered_hosts,
+        estate.hosts.len() - 1,
+        "one standalone host"
+    );
     assert_eq!(
         first["vcenter"].counts.links_added as usize,
-        estate.hosts.len() + estate.vms.len(),
-        "cluster→host and host→VM"
+        clustered_hosts + estate.vms.len(),
+        "cluster→host (not for the standalone host) and host→VM"
     );
 
     let counts: BTreeMap<&str, u64> = rig.store().table_counts().unwrap().into_iter().collect();
@@ -1371,4 +1377,82 @@ async fn a_datastore_list_that_hits_the_cap_sweeps_no_datastore() {
         history_before,
         "no `delete volume` rows, nor any other: nothing changed"
     );
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn standalone_hosts_distributed_port_groups_and_guest_names_arrive_as_vcenter_reports_them() {
+    let rig = start_rig(100).await;
+    let estate = rig.sims.estate.read().unwrap().clone();
+    assert_success(&rig.run(&["vcenter"]).await);
+    let store = rig.store();
+    let metadata = |device: &infradeck::store::Device| -> serde_json::Value {
+        serde_json::from_str::<serde_json::Value>(device.metadata.as_deref().unwrap()).unwrap()
+            ["vcenter"]
+            .clone()
+    };
+
+    // The standalone host, registered by address: kept whole, in no cluster, with its VMs.
+    let (index, host) = estate
+        .hosts
+        .iter()
+        .enumerate()
+        .find(|(_, h)| h.standalone)
+        .unwrap();
+    let stored = store
+        .device_by_source_key("vcenter", "vcenter-sim", &host.moid)
+        .unwrap()
+        .expect("the standalone host is listed");
+    assert_eq!(stored.name, host.name);
+    assert_eq!(metadata(&stored)["hostname"], host.name.as_str());
+    assert_eq!(metadata(&stored)["cluster"], serde_json::Value::Null);
+    let site = estate.clusters[host.cluster].site;
+    assert_eq!(
+        metadata(&stored)["datacenter"],
+        infradeck::sim::estate::SITES[site].0
+    );
+    let on_it: BTreeSet<String> = estate
+        .live_vms()
+        .filter(|vm| vm.host == index)
+        .map(|vm| vm.moid.clone())
+        .collect();
+    assert!(!on_it.is_empty());
+    let hosted: BTreeSet<String> = store
+        .related(stored.id)
+        .unwrap()
+        .into_iter()
+        .filter(|r| !r.is_parent && r.relationship_type == RelationshipType::Hosts)
+        .map(|r| r.device.source_id)
+        .collect();
+    assert_eq!(hosted, on_it);
+
+    // A NIC on a distributed port group is named through /api/vcenter/network.
+    let (vm, nic) = estate
+        .live_vms()
+        .find_map(|vm| vm.nics.iter().find(|n| n.distributed).map(|n| (vm, n)))
+        .unwrap();
+    let device = store
+        .device_by_source_key("vcenter", "vcenter-sim", &vm.moid)
+        .unwrap()
+        .unwrap();
+    let interfaces = store.interfaces(device.id).unwrap();
+    let stored_nic = interfaces
+        .iter()
+        .find(|i| i.interface.mac_address.as_deref() == Some(nic.mac.as_str()))
+        .unwrap();
+    assert_eq!(
+        stored_nic.interface.metadata["network"],
+        nic.network_name.as_str()
+    );
+
+    // The guest's own host name (its FQDN) from /guest/identity.
+    let running = estate
+        .live_vms()
+        .find(|vm| vm.tools_running && vm.power_state.as_str() == "POWERED_ON")
+        .unwrap();
+    let device = store
+        .device_by_source_key("vcenter", "vcenter-sim", &running.moid)
+        .unwrap()
+        .unwrap();
+    assert_eq!(metadata(&device)["fqdn"], running.fqdn().as_str());
+    assert_eq!(metadata(&device)["hostname"], running.hostname.as_str());
 }

@@ -94,7 +94,11 @@ pub struct Cluster {
 pub struct Host {
     pub moid: String,
     pub name: String,
+    /// Its cluster, or for a standalone host the cluster whose site, datastores and network it
+    /// shares (vCenter reports it outside any cluster).
     pub cluster: usize,
+    /// Outside any cluster: in vCenter a plain compute resource (`/api/vcenter/host?standalone=true`).
+    pub standalone: bool,
     /// `CONNECTED`, `DISCONNECTED` or `NOT_RESPONDING`.
     pub connection_state: String,
     pub serial: String,
@@ -106,6 +110,8 @@ pub struct VmNic {
     pub mac: String,
     pub network: String,
     pub network_name: String,
+    /// On a distributed port group: vCenter sends no `network_name` in the NIC backing.
+    pub distributed: bool,
     pub ip: Option<String>,
     pub prefix: u8,
 }
@@ -454,10 +460,18 @@ impl Estate {
             .map(|i| {
                 let cluster = i % cluster_count;
                 let site = clusters[cluster].site;
+                // The last host stands alone, registered in vCenter by its address (as hosts
+                // added by IP are): its name is an IP address.
+                let standalone = i + 1 == host_count;
                 Host {
                     moid: format!("host-{}", 100 + i),
-                    name: format!("esx{:03}.{}", i + 1, SITES[site].1),
+                    name: if standalone {
+                        format!("172.16.{site}.{}", 100 + i)
+                    } else {
+                        format!("esx{:03}.{}", i + 1, SITES[site].1)
+                    },
                     cluster,
+                    standalone,
                     connection_state: "CONNECTED".into(),
                     serial: format!("CZ{}", hex(&mut rng, 8).to_uppercase()),
                 }
@@ -570,14 +584,21 @@ impl Estate {
         let nics = (0..nic_count)
             .map(|n| {
                 let vlan = 100 + (index % 20) as u32 + n as u32 * 100;
+                // Odd VLANs are distributed port groups.
+                let distributed = vlan % 2 == 1;
                 VmNic {
                     key: 4000 + n as u32,
                     mac: mac(
                         [0x00, 0x50, 0x56],
                         (index as u64) * 2 + n as u64 + 0x10_0000,
                     ),
-                    network: format!("network-{}", 300 + vlan),
+                    network: if distributed {
+                        format!("dvportgroup-{}", 300 + vlan)
+                    } else {
+                        format!("network-{}", 300 + vlan)
+                    },
                     network_name: format!("VLAN{vlan}-{}", if n == 0 { "prod" } else { "backup" }),
+                    distributed,
                     ip: (n == 0 || rng.chance(0.5)).then(|| ip_of(site, index * 2 + n)),
                     prefix: 24,
                 }
@@ -1192,6 +1213,8 @@ impl Estate {
                     h != from
                         && self.hosts[h].connection_state == "CONNECTED"
                         && self.hosts[h].cluster == cluster
+                        && !self.hosts[h].standalone
+                        && !self.hosts[from].standalone
                 })
                 .collect();
             if targets.is_empty() {

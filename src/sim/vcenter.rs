@@ -18,6 +18,7 @@ pub const VM_CAP: usize = 4000;
 pub const HOST_CAP: usize = 2500;
 pub const DATASTORE_CAP: usize = 2500;
 pub const CLUSTER_CAP: usize = 1000;
+pub const NETWORK_CAP: usize = 1000;
 
 pub struct VcenterState {
     pub estate: Arc<RwLock<Estate>>,
@@ -78,6 +79,8 @@ pub fn router(state: Shared) -> Router {
         .route("/api/vcenter/host", get(list_hosts))
         .route("/api/vcenter/cluster", get(list_clusters))
         .route("/api/vcenter/cluster/{cluster}", get(cluster_detail))
+        .route("/api/vcenter/datacenter", get(list_datacenters))
+        .route("/api/vcenter/network", get(list_networks))
         .route("/api/vcenter/datastore", get(list_datastores))
         .route("/api/vcenter/datastore/{datastore}", get(datastore_detail))
         .with_state(state)
@@ -179,6 +182,16 @@ fn too_many(what: &str) -> Response {
     )
 }
 
+/// The datacenter of a site: one per site.
+fn datacenter_moid(site: usize) -> String {
+    format!("datacenter-{}", 2 + site)
+}
+
+/// A `datacenters` filter accepts `site` (an absent filter accepts every site).
+fn in_datacenters(filter: &[&str], site: usize) -> bool {
+    filter.is_empty() || filter.contains(&datacenter_moid(site).as_str())
+}
+
 fn moid_index(moid: &str, prefix: &str, base: usize) -> Option<usize> {
     moid.strip_prefix(prefix)?
         .parse::<usize>()
@@ -195,12 +208,13 @@ async fn list_vms(
         return r;
     }
     let q = Query::parse(raw.as_deref());
-    let (vms, names, hosts, clusters, powers) = (
+    let (vms, names, hosts, clusters, powers, datacenters) = (
         q.all("vms"),
         q.all("names"),
         q.all("hosts"),
         q.all("clusters"),
         q.all("power_states"),
+        q.all("datacenters"),
     );
     let estate = state.estate.read().unwrap_or_else(|e| e.into_inner());
     let cap = state.vm_cap.load(Ordering::Relaxed);
@@ -211,8 +225,10 @@ async fn list_vms(
         let keep = (vms.is_empty() || vms.contains(&vm.moid.as_str()))
             && (names.is_empty() || names.contains(&vm.name.as_str()))
             && (hosts.is_empty() || hosts.contains(&host.moid.as_str()))
-            && (clusters.is_empty() || clusters.contains(&cluster.moid.as_str()))
-            && (powers.is_empty() || powers.contains(&vm.power_state.as_str()));
+            && (clusters.is_empty()
+                || (!host.standalone && clusters.contains(&cluster.moid.as_str())))
+            && (powers.is_empty() || powers.contains(&vm.power_state.as_str()))
+            && in_datacenters(&datacenters, cluster.site);
         if !keep {
             continue;
         }
@@ -285,7 +301,7 @@ async fn vm_detail(
                     "mac_address": n.mac, "state": "CONNECTED", "start_connected": true,
                     "pci_slot_number": 160 + (n.key - 4000) * 32, "wake_on_lan_enabled": false,
                     "allow_guest_control": true, "upt_compatibility_enabled": false,
-                    "backing": {"type": "STANDARD_PORTGROUP", "network": n.network, "network_name": n.network_name},
+                    "backing": nic_backing(n),
                 }),
             )
         })
@@ -309,6 +325,19 @@ async fn vm_detail(
             "boot_devices": [],
         }),
     )
+}
+
+/// A NIC's backing: only a standard port group's carries its name, as vCenter sends it.
+fn nic_backing(nic: &super::estate::VmNic) -> Value {
+    if nic.distributed {
+        json!({
+            "type": "DISTRIBUTED_PORTGROUP", "network": nic.network,
+            "distributed_switch_uuid": "50 2a 6c 1f 3b 7d 4e 90-8c 61 2f 0d 9a 4b 33 e1",
+            "distributed_port": format!("{}", nic.key - 3000), "connection_cookie": 1_234_567,
+        })
+    } else {
+        json!({"type": "STANDARD_PORTGROUP", "network": nic.network, "network_name": nic.network_name})
+    }
 }
 
 /// Guest data exists only while VMware Tools runs; otherwise 503, as vCenter answers.
@@ -441,20 +470,25 @@ async fn list_hosts(
         return r;
     }
     let q = Query::parse(raw.as_deref());
-    let (hosts, names, clusters, states) = (
+    let (hosts, names, clusters, states, datacenters) = (
         q.all("hosts"),
         q.all("names"),
         q.all("clusters"),
         q.all("connection_states"),
+        q.all("datacenters"),
     );
+    let standalone = q.get("standalone").map(|v| v == "true");
     let estate = state.estate.read().unwrap_or_else(|e| e.into_inner());
     let mut out = Vec::new();
     for host in &estate.hosts {
         let cluster = &estate.clusters[host.cluster];
         let keep = (hosts.is_empty() || hosts.contains(&host.moid.as_str()))
             && (names.is_empty() || names.contains(&host.name.as_str()))
-            && (clusters.is_empty() || clusters.contains(&cluster.moid.as_str()))
-            && (states.is_empty() || states.contains(&host.connection_state.as_str()));
+            && (clusters.is_empty()
+                || (!host.standalone && clusters.contains(&cluster.moid.as_str())))
+            && standalone.is_none_or(|s| s == host.standalone)
+            && (states.is_empty() || states.contains(&host.connection_state.as_str()))
+            && in_datacenters(&datacenters, cluster.site);
         if !keep {
             continue;
         }
@@ -479,7 +513,7 @@ async fn list_clusters(
         return r;
     }
     let q = Query::parse(raw.as_deref());
-    let (ids, names) = (q.all("clusters"), q.all("names"));
+    let (ids, names, datacenters) = (q.all("clusters"), q.all("names"), q.all("datacenters"));
     let estate = state.estate.read().unwrap_or_else(|e| e.into_inner());
     let out: Vec<Value> = estate
         .clusters
@@ -487,6 +521,7 @@ async fn list_clusters(
         .filter(|c| {
             (ids.is_empty() || ids.contains(&c.moid.as_str()))
                 && (names.is_empty() || names.contains(&c.name.as_str()))
+                && in_datacenters(&datacenters, c.site)
         })
         .map(
             |c| json!({"cluster": c.moid, "name": c.name, "ha_enabled": true, "drs_enabled": true}),
@@ -531,16 +566,26 @@ async fn list_datastores(
         return r;
     }
     let q = Query::parse(raw.as_deref());
-    let (ids, names, types) = (q.all("datastores"), q.all("names"), q.all("types"));
+    let (ids, names, types, datacenters) = (
+        q.all("datastores"),
+        q.all("names"),
+        q.all("types"),
+        q.all("datacenters"),
+    );
     let estate = state.estate.read().unwrap_or_else(|e| e.into_inner());
     let out: Vec<Value> = estate
         .datastores
         .iter()
-        .filter(|d| {
+        .enumerate()
+        .filter(|(i, d)| {
+            // Two datastores per cluster, in the cluster's datacenter.
+            let site = estate.clusters[i / 2 % estate.clusters.len()].site;
             (ids.is_empty() || ids.contains(&d.moid.as_str()))
                 && (names.is_empty() || names.contains(&d.name.as_str()))
                 && (types.is_empty() || types.contains(&d.kind.as_str()))
+                && in_datacenters(&datacenters, site)
         })
+        .map(|(_, d)| d)
         .map(|d| json!({"datastore": d.moid, "name": d.name, "type": d.kind, "free_space": d.free_space, "capacity": d.capacity}))
         .collect();
     if out.len() > state.datastore_cap.load(Ordering::Relaxed) {
@@ -571,4 +616,73 @@ async fn datastore_detail(
             &[&moid],
         ),
     }
+}
+
+async fn list_datacenters(
+    State(state): State<Shared>,
+    headers: HeaderMap,
+    RawQuery(raw): RawQuery,
+) -> Response {
+    if let Err(r) = authorize(&state, &headers) {
+        return r;
+    }
+    let q = Query::parse(raw.as_deref());
+    let (ids, names) = (q.all("datacenters"), q.all("names"));
+    let out: Vec<Value> = super::estate::SITES
+        .iter()
+        .enumerate()
+        .map(|(site, (name, _))| (datacenter_moid(site), *name))
+        .filter(|(id, name)| {
+            (ids.is_empty() || ids.contains(&id.as_str()))
+                && (names.is_empty() || names.contains(name))
+        })
+        .map(|(id, name)| json!({"datacenter": id, "name": name}))
+        .collect();
+    json(StatusCode::OK, Value::Array(out))
+}
+
+/// The port groups the VMs of each datacenter use, standard and distributed.
+async fn list_networks(
+    State(state): State<Shared>,
+    headers: HeaderMap,
+    RawQuery(raw): RawQuery,
+) -> Response {
+    if let Err(r) = authorize(&state, &headers) {
+        return r;
+    }
+    let q = Query::parse(raw.as_deref());
+    let (ids, names, types, datacenters) = (
+        q.all("networks"),
+        q.all("names"),
+        q.all("types"),
+        q.all("datacenters"),
+    );
+    let estate = state.estate.read().unwrap_or_else(|e| e.into_inner());
+    let mut seen = std::collections::BTreeMap::new();
+    for vm in &estate.vms {
+        let site = estate.clusters[estate.hosts[vm.host].cluster].site;
+        if !in_datacenters(&datacenters, site) {
+            continue;
+        }
+        for nic in &vm.nics {
+            let kind = if nic.distributed {
+                "DISTRIBUTED_PORTGROUP"
+            } else {
+                "STANDARD_PORTGROUP"
+            };
+            let keep = (ids.is_empty() || ids.contains(&nic.network.as_str()))
+                && (names.is_empty() || names.contains(&nic.network_name.as_str()))
+                && (types.is_empty() || types.contains(&kind));
+            if keep {
+                seen.insert(
+                    nic.network.clone(),
+                    json!({"network": nic.network, "name": nic.network_name, "type": kind}),
+                );
+            }
+        }
+    }
+    if seen.len() > NETWORK_CAP {
+        return too_many("network");
+    }
+    json(StatusCode::OK, Value::Array(seen.into_values().collect()))
 }

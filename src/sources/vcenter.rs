@@ -1,10 +1,14 @@
 //! vCenter (Automation REST `/api`): clusters, hosts, VMs with details, NICs and guest IPs, and
 //! datastores.
 //!
-//! Placement (which host runs a VM) is not in any VM payload, so VMs are listed per host, cluster
-//! by cluster. That is also the split the result cap calls for; a host whose list still hits the
-//! cap is split again by power state. Snapshots are not exposed by the REST API (they need the
-//! SOAP API), so `vms.snapshots` stays empty rather than invented.
+//! Lists have no paging and fail above a cap, so everything is listed per datacenter: clusters,
+//! the hosts of each cluster and the standalone hosts (`standalone=true`: a host outside any
+//! cluster, with its VMs), port groups (a NIC on a distributed port group is named only through
+//! `/api/vcenter/network`) and datastores (split again by type when a datacenter's list hits the
+//! cap). Placement (which host runs a VM) is not in any VM payload, so VMs are listed per host; a
+//! host whose list still hits the cap is split again by power state. A list that cannot be read
+//! whole makes the run partial: nothing is swept by it. Snapshots are not exposed by the REST
+//! API (they need the SOAP API), so `vms.snapshots` stays empty rather than invented.
 
 use super::http::{RequestParts, SourceError};
 use super::{
@@ -196,12 +200,12 @@ impl<'a> Session<'a> {
     }
 }
 
+/// A JSON value for an error message, cut at 80 characters (not bytes: text may be multibyte).
 fn short(v: &Value) -> String {
     let text = v.to_string();
-    if text.len() > 80 {
-        format!("{}…", &text[..80])
-    } else {
-        text
+    match text.char_indices().nth(80) {
+        Some((cut, _)) => format!("{}…", &text[..cut]),
+        None => text,
     }
 }
 
@@ -240,107 +244,166 @@ pub async fn fetch(ctx: &FetchContext) -> Result<FetchSummary, SourceError> {
     result
 }
 
+/// Where a host sits: its name, cluster (none for a standalone host) and datacenter.
+#[derive(Clone)]
+struct Placement {
+    host_name: String,
+    cluster: Option<String>,
+    datacenter: String,
+}
+
+/// The datastore types of vCenter's REST API. The enum is closed, so a list split by every type
+/// is the whole list, unless vCenter reports a type outside it (vcsim's `OTHER`): see
+/// [`split_list`].
+const DATASTORE_TYPES: [&str; 7] = ["VMFS", "NFS", "NFS41", "CIFS", "VSAN", "VFFS", "VVOL"];
+/// vCenter's documented list caps (7.0 and later): a refused list is longer than these.
+const DATASTORE_CAP: usize = 2500;
+const NETWORK_CAP: usize = 1000;
+const NETWORK_TYPES: [&str; 3] = [
+    "STANDARD_PORTGROUP",
+    "DISTRIBUTED_PORTGROUP",
+    "OPAQUE_NETWORK",
+];
+
+/// Why a run cannot sweep, collected while the phases go on.
+#[derive(Default)]
+struct Gaps(Vec<String>);
+
 async fn fetch_with(
     ctx: &FetchContext,
     session: &Session<'_>,
 ) -> Result<FetchSummary, SourceError> {
-    ctx.progress.set_phase("list clusters");
-    let clusters = match session.list("/api/vcenter/cluster", &[]).await? {
+    let mut gaps = Gaps::default();
+    ctx.progress.set_phase("list datacenters");
+    let datacenters = match session.list("/api/vcenter/datacenter", &[]).await? {
         Listed::Items(items) => items,
         Listed::TooMany => {
             return Err(ctx.client.api_error(
-                &ctx.client.url("/api/vcenter/cluster"),
-                "more clusters than vCenter will list at once",
+                &ctx.client.url("/api/vcenter/datacenter"),
+                "more datacenters than vCenter will list at once",
             ));
         }
     };
-    let mut placements: Vec<(String, String)> = Vec::new(); // (vm moid, host moid)
-    let mut host_names = std::collections::HashMap::new();
-    let mut cluster_of_host = std::collections::HashMap::new();
+    let datacenters: Vec<(String, String)> = datacenters
+        .iter()
+        .map(|dc| {
+            let id = dc["datacenter"].as_str().unwrap_or_default().to_string();
+            let name = dc["name"].as_str().unwrap_or(&id).to_string();
+            (id, name)
+        })
+        .collect();
+
+    ctx.progress.set_phase("list networks");
+    let mut network_names = std::collections::HashMap::new();
+    for (dc, dc_name) in &datacenters {
+        let networks = split_list(
+            session,
+            "/api/vcenter/network",
+            dc,
+            ("types", &NETWORK_TYPES),
+            NETWORK_CAP,
+        )
+        .await?
+        .unwrap_or_else(|| {
+            gaps.0.push(format!(
+                "the port groups of datacenter {dc_name} hit vCenter's result cap even by type: \
+                     NICs on them show the port group id"
+            ));
+            Vec::new()
+        });
+        for network in networks {
+            if let (Some(id), Some(name)) = (network["network"].as_str(), network["name"].as_str())
+            {
+                network_names.insert(id.to_string(), name.to_string());
+            }
+        }
+    }
+
+    let mut placements: std::collections::HashMap<String, Placement> =
+        std::collections::HashMap::new();
     ctx.progress.set_phase("list hosts");
-    for cluster in &clusters {
+    for (dc, dc_name) in &datacenters {
         ctx.check_cancelled()?;
-        let id = cluster["cluster"].as_str().unwrap_or_default().to_string();
-        let name = cluster["name"].as_str().unwrap_or(&id).to_string();
-        ctx.emit(Item::Device(Box::new(DeviceBundle::new(record(
-            ctx,
-            &id,
-            &name,
-            DeviceType::Cluster,
-            json!({
-                "ha_enabled": cluster["ha_enabled"], "drs_enabled": cluster["drs_enabled"],
-            }),
-        )))))
-        .await?;
-        let hosts = match session
-            .list("/api/vcenter/host", &[("clusters", id.clone())])
+        let clusters = match session
+            .list("/api/vcenter/cluster", &[("datacenters", dc.clone())])
             .await?
         {
             Listed::Items(items) => items,
             Listed::TooMany => {
-                return Err(ctx.client.api_error(
-                    &ctx.client.url("/api/vcenter/host"),
-                    format!("cluster {name} has more hosts than vCenter will list at once"),
+                gaps.0.push(format!(
+                    "datacenter {dc_name} has more clusters than vCenter will list at once: its \
+                     clusters, hosts and VMs were not read"
                 ));
+                continue;
             }
         };
-        for host in hosts {
-            let host_id = host["host"].as_str().unwrap_or_default().to_string();
-            let host_name = host["name"].as_str().unwrap_or(&host_id).to_string();
+        for cluster in &clusters {
+            let id = cluster["cluster"].as_str().unwrap_or_default().to_string();
+            let name = cluster["name"].as_str().unwrap_or(&id).to_string();
             ctx.emit(Item::Device(Box::new(DeviceBundle::new(record(
                 ctx,
-                &host_id,
-                &host_name,
-                DeviceType::Server,
+                &id,
+                &name,
+                DeviceType::Cluster,
                 json!({
-                    "connection_state": host["connection_state"],
-                    "power_state": host.get("power_state").cloned().unwrap_or(Value::Null),
-                    "cluster": name,
-                    "hostname": short_hostname(&host_name),
-                    "fqdn": host_name.to_ascii_lowercase(),
+                    "ha_enabled": cluster["ha_enabled"], "drs_enabled": cluster["drs_enabled"],
+                    "datacenter": dc_name,
                 }),
             )))))
             .await?;
-            ctx.emit(hosts_link(&id, &host_id)).await?;
-            host_names.insert(host_id.clone(), host_name);
-            cluster_of_host.insert(host_id.clone(), name.clone());
+            let place = Placement {
+                host_name: String::new(),
+                cluster: Some(name.clone()),
+                datacenter: dc_name.clone(),
+            };
+            let hosts = list_hosts(session, &[("clusters", id.clone())], &name).await?;
+            for host in hosts {
+                let host_id = emit_host(ctx, &host, &place).await?;
+                ctx.emit(hosts_link(&id, &host_id)).await?;
+                placements.insert(host_id, place.clone().named(&host));
+            }
+        }
+        // A host outside any cluster lives in a plain compute resource: listed on its own.
+        let place = Placement {
+            host_name: String::new(),
+            cluster: None,
+            datacenter: dc_name.clone(),
+        };
+        let standalone = list_hosts(
+            session,
+            &[("standalone", "true".into()), ("datacenters", dc.clone())],
+            &format!("datacenter {dc_name} (standalone)"),
+        )
+        .await?;
+        for host in standalone {
+            let host_id = emit_host(ctx, &host, &place).await?;
+            placements.insert(host_id, place.clone().named(&host));
         }
     }
+
     ctx.progress.set_phase("list vms");
-    let host_ids: Vec<String> = host_names.keys().cloned().collect();
+    let host_ids: Vec<String> = placements.keys().cloned().collect();
     // Futures are collected first: a stream over a borrowing closure is not provably `Send`
     // (rustc #110338), and the engine spawns runs.
     let pending: Vec<_> = host_ids.iter().map(|host| listing(session, host)).collect();
     let listings = futures::stream::iter(pending).buffer_unordered(ctx.source.max_in_flight.max(1));
     futures::pin_mut!(listings);
-    let mut summaries: Vec<Value> = Vec::new();
+    let mut listed_vms: Vec<(String, String, Value)> = Vec::new(); // (vm moid, host moid, summary)
     while let Some((host, listed)) = listings.next().await {
         ctx.check_cancelled()?;
         for vm in listed? {
-            placements.push((
-                vm["vm"].as_str().unwrap_or_default().to_string(),
-                host.clone(),
-            ));
-            summaries.push(vm);
+            let moid = vm["vm"].as_str().unwrap_or_default().to_string();
+            listed_vms.push((moid, host.clone(), vm));
         }
     }
-    ctx.progress.set_total(summaries.len() as u64);
+    ctx.progress.set_total(listed_vms.len() as u64);
     ctx.progress.set_phase("fetch vms");
-    let pending: Vec<_> = placements
+    let network_names = &network_names;
+    let pending: Vec<_> = listed_vms
         .iter()
-        .zip(&summaries)
-        .map(|((moid, host), summary)| {
-            let host_name = host_names.get(host).cloned().unwrap_or_default();
-            let cluster = cluster_of_host.get(host).cloned().unwrap_or_default();
-            placed_vm(
-                ctx,
-                session,
-                moid.clone(),
-                host.clone(),
-                summary,
-                host_name,
-                cluster,
-            )
+        .map(|(moid, host, summary)| {
+            let place = placements.get(host).cloned();
+            placed_vm(ctx, session, moid, host, summary, place, network_names)
         })
         .collect();
     let details =
@@ -363,45 +426,149 @@ async fn fetch_with(
         }
         ctx.progress.inc();
     }
+
     ctx.progress.set_phase("list datastores");
-    let listed = session.list("/api/vcenter/datastore", &[]).await?;
-    let datastores_complete = matches!(listed, Listed::Items(_));
-    if let Listed::Items(datastores) = listed {
+    for (dc, dc_name) in &datacenters {
+        ctx.check_cancelled()?;
+        let Some(datastores) = split_list(
+            session,
+            "/api/vcenter/datastore",
+            dc,
+            ("types", &DATASTORE_TYPES),
+            DATASTORE_CAP,
+        )
+        .await?
+        else {
+            // A capped list is not the whole list: sweeping by it would delete every
+            // datastore it left out.
+            gaps.0.push(format!(
+                "the datastore list of datacenter {dc_name} hit vCenter's result cap even by \
+                 type and was not read: no datastore was swept"
+            ));
+            continue;
+        };
         for ds in datastores {
-            let capacity = ds["capacity"].as_i64();
-            let free = ds["free_space"].as_i64();
-            ctx.emit(Item::Volume(
-                Box::new(VolumeRecord {
-                    source_system: SourceKind::Vcenter.as_str().to_string(),
-                    source_identifier: ctx.source.id.clone(),
-                    source_id: ds["datastore"].as_str().unwrap_or_default().to_string(),
-                    name: ds["name"].as_str().unwrap_or_default().to_string(),
-                    volume_type: Some("datastore".into()),
-                    capacity_bytes: capacity,
-                    used_bytes: capacity.zip(free).map(|(c, f)| c - f),
-                    storage_array: None,
-                    raid_level: None,
-                    thin_provisioned: None,
-                    metadata: json!({"vcenter": {"type": ds["type"]}}),
-                    device_id: None,
-                }),
-                None,
-            ))
-            .await?;
+            emit_datastore(ctx, &ds, dc_name).await?;
         }
     }
+    let complete = failed.is_empty() && gaps.0.is_empty();
+    let mut notes = vec![
+        (vanished > 0).then(|| format!("{vanished} VMs disappeared between listing and detail")),
+        super::item_failures_note("VMs", &failed),
+    ];
+    notes.extend(gaps.0.into_iter().map(Some));
     Ok(FetchSummary {
-        // A capped datastore list is not the whole list: sweeping by it would delete every
-        // datastore it left out.
-        complete: failed.is_empty() && datastores_complete,
-        note: super::join_notes([
-            (vanished > 0).then(|| format!("{vanished} VMs disappeared between listing and detail")),
-            super::item_failures_note("VMs", &failed),
-            (!datastores_complete).then(|| {
-                "the datastore list hit vCenter's result cap and was not read: no datastore was swept".to_string()
-            }),
-        ]),
+        complete,
+        note: super::join_notes(notes),
     })
+}
+
+impl Placement {
+    fn named(mut self, host: &Value) -> Placement {
+        let id = host["host"].as_str().unwrap_or_default();
+        self.host_name = host["name"].as_str().unwrap_or(id).to_string();
+        self
+    }
+}
+
+/// The hosts matching `query`; `what` names them in the error when even that list is capped
+/// (vSphere allows far fewer hosts per cluster than the cap, so this is not split further).
+async fn list_hosts(
+    session: &Session<'_>,
+    query: &[(&str, String)],
+    what: &str,
+) -> Result<Vec<Value>, SourceError> {
+    match session.list("/api/vcenter/host", query).await? {
+        Listed::Items(items) => Ok(items),
+        Listed::TooMany => Err(session.ctx.client.api_error(
+            &session.ctx.client.url("/api/vcenter/host"),
+            format!("{what} has more hosts than vCenter will list at once"),
+        )),
+    }
+}
+
+/// Emits one host; its moid.
+async fn emit_host(
+    ctx: &FetchContext,
+    host: &Value,
+    place: &Placement,
+) -> Result<String, SourceError> {
+    let host_id = host["host"].as_str().unwrap_or_default().to_string();
+    let host_name = host["name"].as_str().unwrap_or(&host_id).to_string();
+    ctx.emit(Item::Device(Box::new(DeviceBundle::new(record(
+        ctx,
+        &host_id,
+        &host_name,
+        DeviceType::Server,
+        json!({
+            "connection_state": host["connection_state"],
+            "power_state": host.get("power_state").cloned().unwrap_or(Value::Null),
+            "cluster": place.cluster,
+            "datacenter": place.datacenter,
+            "hostname": short_hostname(&host_name),
+            "fqdn": host_name.to_ascii_lowercase(),
+        }),
+    )))))
+    .await?;
+    Ok(host_id)
+}
+
+async fn emit_datastore(
+    ctx: &FetchContext,
+    ds: &Value,
+    datacenter: &str,
+) -> Result<(), SourceError> {
+    let capacity = ds["capacity"].as_i64();
+    let free = ds["free_space"].as_i64();
+    ctx.emit(Item::Volume(
+        Box::new(VolumeRecord {
+            source_system: SourceKind::Vcenter.as_str().to_string(),
+            source_identifier: ctx.source.id.clone(),
+            source_id: ds["datastore"].as_str().unwrap_or_default().to_string(),
+            name: ds["name"].as_str().unwrap_or_default().to_string(),
+            volume_type: Some("datastore".into()),
+            capacity_bytes: capacity,
+            used_bytes: capacity.zip(free).map(|(c, f)| c - f),
+            storage_array: None,
+            raid_level: None,
+            thin_provisioned: None,
+            metadata: json!({"vcenter": {"type": ds["type"], "datacenter": datacenter}}),
+            device_id: None,
+        }),
+        None,
+    ))
+    .await
+}
+
+/// The whole of one datacenter's `path` list, split by every value of `key` when it hits the
+/// cap (`cap`, vCenter's documented one); `None` when it cannot be read whole.
+///
+/// The parts are trusted only if they add up to more than the cap: the unsplit list was refused,
+/// so it is longer than that, and parts that are not have missed items of a value outside
+/// `values` (vcsim reports datastores of type `OTHER`, which no REST filter selects). So a cap
+/// lowered below vCenter's documented one (in tests) never yields a trusted split.
+async fn split_list(
+    session: &Session<'_>,
+    path: &str,
+    datacenter: &str,
+    (key, values): (&str, &[&str]),
+    cap: usize,
+) -> Result<Option<Vec<Value>>, SourceError> {
+    let dc = ("datacenters", datacenter.to_string());
+    if let Listed::Items(items) = session.list(path, std::slice::from_ref(&dc)).await? {
+        return Ok(Some(items));
+    }
+    let mut all = Vec::new();
+    for value in values {
+        match session
+            .list(path, &[dc.clone(), (key, value.to_string())])
+            .await?
+        {
+            Listed::Items(items) => all.extend(items),
+            Listed::TooMany => return Ok(None),
+        }
+    }
+    Ok((all.len() > cap).then_some(all))
 }
 
 async fn listing(session: &Session<'_>, host: &str) -> (String, Result<Vec<Value>, SourceError>) {
@@ -413,14 +580,19 @@ type Placed = (Option<DeviceBundle>, String, String);
 async fn placed_vm(
     ctx: &FetchContext,
     session: &Session<'_>,
-    moid: String,
-    host: String,
+    moid: &str,
+    host: &str,
     summary: &Value,
-    host_name: String,
-    cluster: String,
+    place: Option<Placement>,
+    network_names: &std::collections::HashMap<String, String>,
 ) -> Result<Placed, SourceError> {
-    let bundle = vm_bundle(ctx, session, &moid, summary, &host_name, &cluster).await?;
-    Ok((bundle, host, moid))
+    let place = place.unwrap_or(Placement {
+        host_name: String::new(),
+        cluster: None,
+        datacenter: String::new(),
+    });
+    let bundle = vm_bundle(ctx, session, moid, summary, &place, network_names).await?;
+    Ok((bundle, host.to_string(), moid.to_string()))
 }
 
 /// The VMs on one host, split by power state if the list hits the cap.
@@ -465,8 +637,8 @@ async fn vm_bundle(
     session: &Session<'_>,
     moid: &str,
     summary: &Value,
-    host_name: &str,
-    cluster: &str,
+    place: &Placement,
+    network_names: &std::collections::HashMap<String, String>,
 ) -> Result<Option<DeviceBundle>, SourceError> {
     let answer = session.get(&format!("/api/vcenter/vm/{moid}"), &[]).await?;
     if answer.status == reqwest::StatusCode::NOT_FOUND {
@@ -486,30 +658,30 @@ async fn vm_bundle(
     } else {
         Some(false)
     };
-    let guest: Option<Vec<Value>> = if tools_running == Some(true) {
-        // 503: VMware Tools are not (or no longer) ready. That is the answer for now, so it is
-        // not retried; guest data is unknown, not empty.
-        let answer = session
-            .get_answering(
-                &format!("/api/vcenter/vm/{moid}/guest/networking/interfaces"),
-                &[],
-                &[503],
-            )
-            .await?;
-        if answer.status == reqwest::StatusCode::SERVICE_UNAVAILABLE {
-            None
-        } else {
-            match ctx
-                .client
-                .decode::<Value>(&ctx.client.expect_success(answer)?)?
-            {
-                Value::Array(items) => Some(items),
-                _ => None,
-            }
-        }
+    // 503 on guest data: VMware Tools are not (or no longer) ready. That is the answer for now,
+    // so it is not retried; guest data is unknown, not empty.
+    let guest_interfaces = if tools_running == Some(true) {
+        guest_data(ctx, session, moid, "networking/interfaces").await?
     } else {
         None
     };
+    let guest: Option<Vec<Value>> = match guest_interfaces {
+        Some(Value::Array(items)) => Some(items),
+        _ => None,
+    };
+    // The host name the guest itself reports (`host_name`, often the FQDN); per-NIC DNS values
+    // only when Tools send no identity.
+    let identity = if tools_running == Some(true) {
+        guest_data(ctx, session, moid, "identity").await?
+    } else {
+        None
+    };
+    let reported_host_name = identity
+        .as_ref()
+        .and_then(|i| i["host_name"].as_str())
+        .map(str::trim)
+        .filter(|h| !h.is_empty())
+        .map(str::to_ascii_lowercase);
     let name = detail["name"]
         .as_str()
         .or(summary["name"].as_str())
@@ -556,6 +728,7 @@ async fn vm_bundle(
             if hostname.is_none() {
                 hostname = reported
                     .and_then(|r| r["dns_values"]["host_name"].as_str())
+                    .filter(|h| !h.is_empty())
                     .map(short_hostname);
             }
             let ips: Vec<String> = reported
@@ -585,13 +758,29 @@ async fn vm_bundle(
                 mac_address: mac,
                 ip_addresses: ips,
                 speed_mbps: None,
-                status: Some(if nic["state"] == "CONNECTED" { "up" } else { "down" }.to_string()),
+                status: Some(
+                    if nic["state"] == "CONNECTED" {
+                        "up"
+                    } else {
+                        "down"
+                    }
+                    .to_string(),
+                ),
                 interface_type: Some("virtual".into()),
-                metadata: json!({"key": key, "adapter": nic["type"], "network": nic["backing"]["network_name"], "network_id": nic["backing"]["network"]}),
+                metadata: json!({
+                    "key": key, "adapter": nic["type"],
+                    "network": network_name(&nic["backing"], network_names),
+                    "network_id": nic["backing"]["network"],
+                }),
             });
         }
     }
-    let hostname = hostname.unwrap_or_else(|| short_hostname(&name));
+    let hostname = reported_host_name
+        .as_deref()
+        .map(short_hostname)
+        .or(hostname)
+        .unwrap_or_else(|| short_hostname(&name));
+    let fqdn = reported_host_name.filter(|h| h.contains('.'));
     all_ips.sort();
     macs.sort();
     let vm = VmRecord {
@@ -613,9 +802,11 @@ async fn vm_bundle(
         "guest_os": guest_os,
         "cpu_count": cpu,
         "memory_mb": memory,
-        "cluster": cluster,
-        "host": host_name,
+        "cluster": place.cluster,
+        "datacenter": place.datacenter,
+        "host": place.host_name,
         "hostname": hostname,
+        "fqdn": fqdn,
         "bios_uuid": bios_uuid,
         "instance_uuid": instance_uuid,
         "macs": macs,
@@ -625,4 +816,37 @@ async fn vm_bundle(
     bundle.interfaces = Some(interfaces);
     bundle.ips_unknown = guest.is_none();
     Ok(Some(bundle))
+}
+
+/// `/api/vcenter/vm/{moid}/guest/{what}`; `None` when Tools cannot answer (503, not retried).
+async fn guest_data(
+    ctx: &FetchContext,
+    session: &Session<'_>,
+    moid: &str,
+    what: &str,
+) -> Result<Option<Value>, SourceError> {
+    let answer = session
+        .get_answering(&format!("/api/vcenter/vm/{moid}/guest/{what}"), &[], &[503])
+        .await?;
+    if answer.status == reqwest::StatusCode::SERVICE_UNAVAILABLE {
+        return Ok(None);
+    }
+    Ok(Some(
+        ctx.client.decode(&ctx.client.expect_success(answer)?)?,
+    ))
+}
+
+/// A NIC's port group name: sent with the backing only for a standard port group; a distributed
+/// one is named through `/api/vcenter/network` (its id when that list could not be read).
+fn network_name(
+    backing: &Value,
+    network_names: &std::collections::HashMap<String, String>,
+) -> Value {
+    if let Some(name) = backing["network_name"].as_str() {
+        return json!(name);
+    }
+    match backing["network"].as_str() {
+        Some(id) => json!(network_names.get(id).map(String::as_str).unwrap_or(id)),
+        None => Value::Null,
+    }
 }
