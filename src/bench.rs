@@ -93,6 +93,63 @@ pub async fn vcenter_sync(vms: usize, latency: Duration) -> anyhow::Result<SyncF
     })
 }
 
+/// vCenter's SOAP side alone: the snapshot and layout properties of every VM, read in pages.
+#[derive(Debug, Clone)]
+pub struct SoapFigure {
+    pub vms: usize,
+    pub elapsed: Duration,
+    /// RetrievePropertiesEx + ContinueRetrievePropertiesEx calls.
+    pub pages: u64,
+    pub requests: u64,
+    /// requests × latency: the calls are sequential (each page needs the previous token).
+    pub floor: Duration,
+}
+
+pub async fn vcenter_soap(vms: usize, latency: Duration) -> anyhow::Result<SoapFigure> {
+    let scratch = Scratch::new("soap")?;
+    let sims = Simulators::start(&SimOptions {
+        scale: vms,
+        seed: 3,
+        ..SimOptions::default()
+    })
+    .await?;
+    sims.faults(SimKind::Vcenter).set_latency(latency);
+    let config_path = scratch.0.join("config.toml");
+    sims.write_config(&config_path, Some(&scratch.0.join("inventory.db")))?;
+    let config = Config::load(&config_path, true)?;
+    let source = config
+        .sources
+        .iter()
+        .find(|s| s.kind == crate::model::SourceKind::Vcenter)
+        .cloned()
+        .ok_or_else(|| anyhow::anyhow!("no vcenter source"))?;
+    let client = crate::sources::http::SourceClient::new(&source, Default::default())?;
+    let login = sims.credentials(SimKind::Vcenter);
+    let password = crate::config::Secret::new(login.password);
+    let started = Instant::now();
+    let soap = crate::sources::vim25::Soap::login(&client, &login.username, &password).await?;
+    let before = client.requests();
+    let objects = soap
+        .retrieve("VirtualMachine", &["snapshot", "layoutEx"])
+        .await?;
+    // CreateContainerView and DestroyView are the two calls around the pages.
+    let pages = client.requests() - before - 2;
+    soap.logout().await;
+    let elapsed = started.elapsed();
+    sims.stop().await;
+    if objects.len() != vms {
+        anyhow::bail!("SOAP returned {} of {vms} VMs", objects.len());
+    }
+    let requests = client.requests();
+    Ok(SoapFigure {
+        vms,
+        elapsed,
+        pages,
+        requests,
+        floor: latency.mul_f64(requests as f64),
+    })
+}
+
 /// PuppetDB syncs of an estate of `scale` VMs (its nodes carry Facter-4-sized facts, ~3 KB):
 /// the first sync against its floor, an unchanged re-sync, and a re-sync after a Puppet run
 /// that moved only the run-volatile facts.

@@ -129,6 +129,11 @@ pub struct General {
     /// The longest a source's `Retry-After` (or a backoff) is waited out; a source that asks
     /// for longer fails the request at once, saying so, rather than stalling the sync.
     pub max_retry_wait: Duration,
+    /// Facts (PuppetDB or Foreman) that carry a server's LLDP neighbours, per interface as
+    /// `lldpcli -f json` words them: `{"eth0": {"chassis": {"name": ...}, "port": {"ifname":
+    /// ...}}}` (Foreman: `<fact>::eth0::chassis::name`). Correlation links the server to that
+    /// switch (`connects_to`).
+    pub lldp_facts: Vec<String>,
 }
 
 impl Default for General {
@@ -142,6 +147,7 @@ impl Default for General {
             config_versions_kept: 10,
             sweep_guard_percent: 25,
             max_retry_wait: Duration::from_secs(60),
+            lldp_facts: vec!["lldp".to_string()],
         }
     }
 }
@@ -402,6 +408,7 @@ struct RawGeneral {
     config_versions_kept: Option<u32>,
     sweep_guard_percent: Option<u32>,
     max_retry_wait_secs: Option<u64>,
+    lldp_facts: Option<Vec<String>>,
 }
 
 #[derive(Debug, Default, Deserialize)]
@@ -540,7 +547,22 @@ impl Config {
             config_versions_kept: raw.general.config_versions_kept.unwrap_or(10),
             sweep_guard_percent: raw.general.sweep_guard_percent.unwrap_or(25),
             max_retry_wait: Duration::from_secs(raw.general.max_retry_wait_secs.unwrap_or(60)),
+            lldp_facts: raw
+                .general
+                .lldp_facts
+                .unwrap_or_else(|| General::default().lldp_facts),
         };
+        if let Some(bad) = general
+            .lldp_facts
+            .iter()
+            .find(|f| f.trim().is_empty() || f.contains(char::is_whitespace))
+        {
+            return Err(locate.error(
+                Some(("general", 0)),
+                "lldp_facts",
+                &format!("`{bad}` is not a fact name (no spaces, not empty)"),
+            ));
+        }
         if general.sweep_guard_percent > 100 {
             return Err(locate.error(
                 Some(("general", 0)),

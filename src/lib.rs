@@ -20,3 +20,4 @@ pub mod store;
 pub mod sync;
 pub mod time;
 pub mod ui;
+pub mod xml;

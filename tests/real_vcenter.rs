@@ -118,6 +118,19 @@ impl Vcsim {
     }
 }
 
+impl Vcsim {
+    /// Makes every SOAP call answer this fault (empty: none).
+    async fn set_soap_fault(&self, fault: &str) {
+        let answer = reqwest::Client::new()
+            .put(format!("{}/api/infradeck-shim/soap-fault", self.url))
+            .query(&[("fault", fault)])
+            .send()
+            .await
+            .unwrap();
+        assert!(answer.status().is_success(), "{:?}", answer.text().await);
+    }
+}
+
 impl Drop for Vcsim {
     fn drop(&mut self) {
         let _ = self.child.kill();
@@ -368,4 +381,263 @@ async fn a_datastore_list_over_the_cap_is_split_by_datacenter_or_sweeps_nothing(
     assert!(message.contains("datastore"), "{message}");
     assert_eq!(capped.counts.volumes_changed, 0, "{:?}", capped.counts);
     assert_eq!(inventory.volumes(), all);
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn snapshots_taken_over_soap_arrive_as_a_tree_and_host_nics_with_their_speed() {
+    let Some(vcsim) = Vcsim::start(&[]) else {
+        return;
+    };
+    let inventory = Inventory::new(&vcsim);
+    assert_success(&inventory.sync().await);
+    let vm = inventory.device("DC0_C0_RP0_VM0");
+    let stored = |inventory: &Inventory| inventory.store().vm(vm.id).unwrap().unwrap().vm;
+    assert_eq!(stored(&inventory).snapshots, serde_json::json!([]));
+
+    vcsim.op(&[
+        "snapshot",
+        "DC0_C0_RP0_VM0",
+        "before-patch",
+        "pre patch Tuesday",
+    ]);
+    vcsim.op(&["snapshot", "DC0_C0_RP0_VM0", "after-patch", ""]);
+    let second = inventory.sync().await;
+    assert_success(&second);
+    let snapshots = stored(&inventory).snapshots;
+    let list = snapshots.as_array().unwrap();
+    assert_eq!(list.len(), 2, "{snapshots}");
+    assert_eq!(list[0]["name"], "before-patch");
+    assert_eq!(list[0]["description"], "pre patch Tuesday");
+    assert_eq!(list[0]["parent"], Value::Null);
+    assert_eq!(list[1]["name"], "after-patch");
+    assert_eq!(
+        list[1]["parent"], list[0]["id"],
+        "the second is the first's child"
+    );
+    assert_eq!(list[1]["current"], true);
+    assert_eq!(list[0]["current"], false);
+    assert!(list[0]["created"].as_str().unwrap().starts_with("20"));
+    // vcsim's files are all 0 bytes: the size is known, and 0.
+    assert_eq!(stored(&inventory).total_snapshot_size_bytes, Some(0));
+    // The change is audited like any other.
+    let history = inventory.store().history(Some(vm.id), 100).unwrap();
+    assert!(
+        history.iter().any(|h| h
+            .new_value
+            .as_deref()
+            .unwrap_or_default()
+            .contains("before-patch")),
+        "{history:?}"
+    );
+
+    // Host physical NICs over SOAP: vcsim's ESX model has them, with a link speed.
+    let host = inventory.device("DC0_C0_H0");
+    let nics = inventory.store().interfaces(host.id).unwrap();
+    assert!(!nics.is_empty());
+    assert!(
+        nics.iter()
+            .all(|n| n.interface.interface_name.starts_with("vmnic")
+                && n.interface.interface_type.as_deref() == Some("physical")),
+        "{nics:?}"
+    );
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn a_soap_side_that_refuses_the_session_leaves_the_rest_data_and_makes_the_run_partial() {
+    let Some(vcsim) = Vcsim::start(&[]) else {
+        return;
+    };
+    let inventory = Inventory::new(&vcsim);
+    assert_success(&inventory.sync().await);
+    vcsim.op(&["snapshot", "DC0_H0_VM0", "keep-me", ""]);
+    assert_success(&inventory.sync().await);
+    let vm = inventory.device("DC0_H0_VM0");
+    let before = inventory.store().vm(vm.id).unwrap().unwrap().vm;
+    assert_eq!(before.snapshots.as_array().unwrap().len(), 1);
+
+    // SOAP now refuses every call (the shim's switch; vcsim's own SOAP handler answers a fault).
+    vcsim.set_soap_fault("NotAuthenticated").await;
+    let outcome = inventory.sync().await;
+    assert_eq!(outcome.status, RunStatus::Partial, "{:?}", outcome.message);
+    let message = outcome.message.clone().unwrap_or_default();
+    assert!(message.contains("SOAP"), "{message}");
+    assert!(message.contains("kept as last known"), "{message}");
+    let after = inventory.store().vm(vm.id).unwrap().unwrap().vm;
+    assert_eq!(after.snapshots, before.snapshots, "snapshots kept");
+    assert_eq!(inventory.names(DeviceType::Vm).len(), 4, "nothing swept");
+}
+
+mod common;
+use common::{SoapProbe, xml_paths};
+
+/// One call sent to vcsim and to our simulator: the same status, and every element our
+/// simulator sends is one vcsim sends too, except `extras` (prefixes, each documented).
+fn compare_soap(
+    call: &str,
+    (ours_status, ours): &(u16, infradeck::xml::Element),
+    (theirs_status, theirs): &(u16, infradeck::xml::Element),
+    extras: &[&str],
+) {
+    assert_eq!(ours_status, theirs_status, "{call}: HTTP status");
+    let (ours, theirs) = (xml_paths(ours), xml_paths(theirs));
+    let unexplained: Vec<&String> = ours
+        .difference(&theirs)
+        .filter(|p| !extras.iter().any(|e| p.contains(e)))
+        .collect();
+    assert!(
+        unexplained.is_empty(),
+        "{call}: our simulator sends elements vcsim does not: {unexplained:#?}"
+    );
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn the_simulator_answers_soap_like_vcsim() {
+    let Some(vcsim) = Vcsim::start(&[]) else {
+        return;
+    };
+    vcsim.op(&["snapshot", "DC0_H0_VM0", "one", "first"]);
+    vcsim.op(&["snapshot", "DC0_H0_VM0", "two", ""]);
+    let sims = infradeck::sim::Simulators::start(&infradeck::sim::SimOptions {
+        scale: 20,
+        ..infradeck::sim::SimOptions::default()
+    })
+    .await
+    .unwrap();
+    let ours_login = sims.credentials(infradeck::sim::SimKind::Vcenter);
+    let mut ours = SoapProbe::new(&sims.url(infradeck::sim::SimKind::Vcenter));
+    let mut theirs = SoapProbe::new(&vcsim.url);
+
+    let content = "<RetrieveServiceContent xmlns=\"urn:vim25\"><_this type=\"ServiceInstance\">ServiceInstance</_this></RetrieveServiceContent>";
+    let (a, b) = (ours.call(content).await, theirs.call(content).await);
+    compare_soap("RetrieveServiceContent", &a, &b, &[]);
+    for field in [
+        "rootFolder",
+        "propertyCollector",
+        "viewManager",
+        "sessionManager",
+    ] {
+        assert!(
+            a.1.path(&["RetrieveServiceContentResponse", "returnval", field])
+                .is_some()
+        );
+    }
+
+    let view_call = "<CreateContainerView xmlns=\"urn:vim25\"><_this type=\"ViewManager\">ViewManager</_this><container type=\"Folder\">group-d1</container><type>VirtualMachine</type><recursive>true</recursive></CreateContainerView>";
+    let (a, b) = (ours.call(view_call).await, theirs.call(view_call).await);
+    compare_soap("CreateContainerView without a session", &a, &b, &[]);
+    assert_eq!(
+        xml_paths(&a.1),
+        xml_paths(&b.1),
+        "the NotAuthenticated fault"
+    );
+
+    assert_eq!(
+        ours.login(&ours_login.username, "wrong").await,
+        theirs.login(USER, "wrong").await,
+        "a wrong password"
+    );
+    assert_eq!(
+        ours.login(&ours_login.username, &ours_login.password).await,
+        200
+    );
+    assert_eq!(theirs.login(USER, PASSWORD).await, 200);
+
+    let (vm_view_ours, vm_view_theirs) = (
+        ours.view("VirtualMachine").await,
+        theirs.view("VirtualMachine").await,
+    );
+    let paths = ["snapshot", "layoutEx"];
+    let (a, b) = (
+        ours.call(&SoapProbe::retrieve_body(
+            &vm_view_ours,
+            "VirtualMachine",
+            &paths,
+            500,
+        ))
+        .await,
+        theirs
+            .call(&SoapProbe::retrieve_body(
+                &vm_view_theirs,
+                "VirtualMachine",
+                &paths,
+                500,
+            ))
+            .await,
+    );
+    compare_soap("RetrievePropertiesEx VirtualMachine", &a, &b, &[]);
+    let b_paths = xml_paths(&b.1);
+    let a_paths = xml_paths(&a.1);
+    for read in [
+        "Body/RetrievePropertiesExResponse/returnval/objects/propSet/val/rootSnapshotList/childSnapshotList/createTime",
+        "Body/RetrievePropertiesExResponse/returnval/objects/propSet/val/currentSnapshot",
+        "Body/RetrievePropertiesExResponse/returnval/objects/propSet/val/file/size",
+        "Body/RetrievePropertiesExResponse/returnval/objects/propSet/val/disk/chain/fileKey",
+    ] {
+        assert!(a_paths.contains(read) && b_paths.contains(read), "{read}");
+    }
+
+    let (host_view_ours, host_view_theirs) = (
+        ours.view("HostSystem").await,
+        theirs.view("HostSystem").await,
+    );
+    let paths = ["config.network.pnic", "configManager.networkSystem"];
+    let (a, b) = (
+        ours.call(&SoapProbe::retrieve_body(
+            &host_view_ours,
+            "HostSystem",
+            &paths,
+            500,
+        ))
+        .await,
+        theirs
+            .call(&SoapProbe::retrieve_body(
+                &host_view_theirs,
+                "HostSystem",
+                &paths,
+                500,
+            ))
+            .await,
+    );
+    compare_soap("RetrievePropertiesEx HostSystem", &a, &b, &[]);
+    let system = |body: &infradeck::xml::Element| {
+        body.path(&["RetrievePropertiesExResponse", "returnval", "objects"])
+            .unwrap()
+            .children_named("propSet")
+            .find(|p| p.text_of("name") == Some("configManager.networkSystem"))
+            .unwrap()
+            .text_of("val")
+            .unwrap()
+            .to_string()
+    };
+    let hint = |system: &str| {
+        format!(
+            "<QueryNetworkHint xmlns=\"urn:vim25\"><_this type=\"HostNetworkSystem\">{system}</_this></QueryNetworkHint>"
+        )
+    };
+    let (a, b) = (
+        ours.call(&hint(&system(&a.1))).await,
+        theirs.call(&hint(&system(&b.1))).await,
+    );
+    // vcsim reports no neighbours (only device names); ours sends CDP and LLDP as vCenter does.
+    compare_soap(
+        "QueryNetworkHint",
+        &a,
+        &b,
+        &["/connectedSwitchPort", "/lldpInfo"],
+    );
+
+    let destroy = |view: &str| {
+        format!(
+            "<DestroyView xmlns=\"urn:vim25\"><_this type=\"ContainerView\">{view}</_this></DestroyView>"
+        )
+    };
+    let (a, b) = (
+        ours.call(&destroy(&vm_view_ours)).await,
+        theirs.call(&destroy(&vm_view_theirs)).await,
+    );
+    compare_soap("DestroyView", &a, &b, &[]);
+    let logout = "<Logout xmlns=\"urn:vim25\"><_this type=\"SessionManager\">SessionManager</_this></Logout>";
+    let (a, b) = (ours.call(logout).await, theirs.call(logout).await);
+    compare_soap("Logout", &a, &b, &[]);
+    sims.stop().await;
 }

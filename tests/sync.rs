@@ -1456,3 +1456,193 @@ async fn standalone_hosts_distributed_port_groups_and_guest_names_arrive_as_vcen
     assert_eq!(metadata(&device)["fqdn"], running.fqdn().as_str());
     assert_eq!(metadata(&device)["hostname"], running.hostname.as_str());
 }
+
+#[tokio::test(flavor = "multi_thread")]
+async fn snapshots_and_host_uplinks_come_over_soap_and_hosts_connect_to_their_switches() {
+    let rig = start_rig(100).await;
+    let estate = rig.sims.estate.read().unwrap().clone();
+    assert_success(&rig.run(&["vcenter", "oxidized"]).await);
+    let mut store = rig.store();
+
+    // The VM with two snapshots: a chain, the newest current, the size from layoutEx.
+    let vm = estate
+        .live_vms()
+        .find(|vm| vm.snapshots.len() == 2)
+        .unwrap();
+    let device = store
+        .device_by_source_key("vcenter", "vcenter-sim", &vm.moid)
+        .unwrap()
+        .unwrap();
+    let row = store.vm(device.id).unwrap().unwrap().vm;
+    let list = row.snapshots.as_array().unwrap();
+    assert_eq!(list.len(), 2, "{}", row.snapshots);
+    assert_eq!(list[0]["name"], vm.snapshots[0].name.as_str());
+    assert_eq!(list[0]["description"], vm.snapshots[0].description.as_str());
+    assert_eq!(list[1]["parent"], list[0]["id"]);
+    assert_eq!(
+        (list[0]["current"].as_bool(), list[1]["current"].as_bool()),
+        (Some(false), Some(true))
+    );
+    assert_eq!(list[1]["quiesced"], true);
+    // Per snapshot: its .vmsn (42,000 bytes) and on each disk a delta (400-byte descriptor and
+    // an extent of its share of the delta).
+    let disks = vm.disks.len() as u64;
+    let expected: u64 = vm
+        .snapshots
+        .iter()
+        .map(|s| 42_000 + disks * 400 + (s.delta_bytes / disks) * disks)
+        .sum();
+    assert_eq!(row.total_snapshot_size_bytes, Some(expected as i64));
+    let without = estate
+        .live_vms()
+        .find(|vm| vm.snapshots.is_empty())
+        .unwrap();
+    let device = store
+        .device_by_source_key("vcenter", "vcenter-sim", &without.moid)
+        .unwrap()
+        .unwrap();
+    let row = store.vm(device.id).unwrap().unwrap().vm;
+    assert_eq!(
+        (row.snapshots, row.total_snapshot_size_bytes),
+        (serde_json::json!([]), Some(0))
+    );
+
+    // Host NICs with their speed and neighbour, then `connects_to` the switch they name.
+    let host = &estate.hosts[0];
+    let uplinks = estate.uplinks(0);
+    let device = store
+        .device_by_source_key("vcenter", "vcenter-sim", &host.moid)
+        .unwrap()
+        .unwrap();
+    let nics = store.interfaces(device.id).unwrap();
+    assert_eq!(nics.len(), 2);
+    assert_eq!(nics[0].interface.interface_name, "vmnic0");
+    assert_eq!(nics[0].interface.speed_mbps, Some(25_000));
+    assert_eq!(
+        nics[0].interface.mac_address.as_deref(),
+        Some(uplinks[0].mac.as_str())
+    );
+    let report =
+        infradeck::sync::correlate::correlate(&mut store, "2026-12-01 09:00:00", "test").unwrap();
+    assert!(report.uplinks >= estate.hosts.len(), "{report:?}");
+    let switches: BTreeMap<String, serde_json::Value> = store
+        .related(device.id)
+        .unwrap()
+        .into_iter()
+        .filter(|r| !r.is_parent && r.relationship_type == RelationshipType::ConnectsTo)
+        .map(|r| {
+            (
+                r.device.name.clone(),
+                serde_json::from_str(r.metadata.as_deref().unwrap()).unwrap(),
+            )
+        })
+        .collect();
+    for uplink in &uplinks {
+        let (_, announced, port) = uplink.neighbour.as_ref().unwrap();
+        let name = announced.split('.').next().unwrap();
+        let cables = switches[name]["cables"].as_array().unwrap();
+        assert!(
+            cables
+                .iter()
+                .any(|c| c["host_nic"] == uplink.device.as_str()
+                    && c["switch_port"] == port.as_str()),
+            "{switches:?}"
+        );
+    }
+    // Correlating again changes nothing; the links are audited once.
+    let history = store.history(Some(device.id), 1000).unwrap().len();
+    infradeck::sync::correlate::correlate(&mut store, "2026-12-01 09:05:00", "test").unwrap();
+    assert_eq!(store.history(Some(device.id), 1000).unwrap().len(), history);
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn the_simulators_soap_pages_by_max_objects_as_vcenter_does() {
+    let rig = start_rig(30).await;
+    let live = rig.sims.estate.read().unwrap().live_vms().count();
+    let login = rig.sims.credentials(infradeck::sim::SimKind::Vcenter);
+    let mut soap = common::SoapProbe::new(&rig.sims.url(infradeck::sim::SimKind::Vcenter));
+    assert_eq!(soap.login(&login.username, &login.password).await, 200);
+    let view = soap.view("VirtualMachine").await;
+    let (status, mut body) = soap
+        .call(&common::SoapProbe::retrieve_body(
+            &view,
+            "VirtualMachine",
+            &["layoutEx"],
+            7,
+        ))
+        .await;
+    assert_eq!(status, 200);
+    let mut seen = 0;
+    let mut pages = 0;
+    loop {
+        let result = body
+            .children
+            .first()
+            .and_then(|r| r.child("returnval"))
+            .cloned()
+            .unwrap();
+        let objects = result.children_named("objects").count();
+        assert!(objects <= 7);
+        seen += objects;
+        pages += 1;
+        let Some(token) = result.text_of("token") else {
+            break;
+        };
+        let (status, next) = soap
+            .call(&format!(
+                "<ContinueRetrievePropertiesEx xmlns=\"urn:vim25\"><_this type=\"PropertyCollector\">propertyCollector</_this><token>{token}</token></ContinueRetrievePropertiesEx>"
+            ))
+            .await;
+        assert_eq!(status, 200);
+        body = next;
+    }
+    assert_eq!(seen, live);
+    assert_eq!(pages, live.div_ceil(7));
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn bare_metal_servers_connect_to_the_switch_their_lldp_fact_names() {
+    let rig = start_rig(100).await;
+    let estate = rig.sims.estate.read().unwrap().clone();
+    assert_success(&rig.run(&["puppetdb", "foreman", "oxidized"]).await);
+    let mut store = rig.store();
+    infradeck::sync::correlate::correlate(&mut store, "2026-12-01 09:00:00", "test").unwrap();
+    let machines = infradeck::sim::machines::machines(&estate);
+    let metal = machines
+        .iter()
+        .find(|m| !m.is_virtual && m.in_puppet && m.foreman_id.is_some())
+        .expect("a bare-metal server in PuppetDB and Foreman");
+    let lldp = infradeck::sim::machines::facts(&estate, metal)["lldp"]["eth0"].clone();
+    let (switch, port) = (
+        lldp["chassis"]["name"].as_str().unwrap(),
+        lldp["port"]["ifname"].as_str().unwrap(),
+    );
+    // Both records of the machine (PuppetDB: the fact whole; Foreman: flattened with `::`).
+    for source in ["puppetdb", "foreman"] {
+        let record = store
+            .query_devices(&DeviceQuery {
+                source_system: Some(source.into()),
+                ..DeviceQuery::default()
+            })
+            .unwrap()
+            .into_iter()
+            .find(|d| d.name.eq_ignore_ascii_case(&metal.fqdn) || d.name == metal.short)
+            .unwrap_or_else(|| panic!("{source} record of {}", metal.fqdn));
+        let links: Vec<(String, serde_json::Value)> = store
+            .related(record.id)
+            .unwrap()
+            .into_iter()
+            .filter(|r| !r.is_parent && r.relationship_type == RelationshipType::ConnectsTo)
+            .map(|r| {
+                (
+                    r.device.name,
+                    serde_json::from_str(r.metadata.as_deref().unwrap()).unwrap(),
+                )
+            })
+            .collect();
+        assert_eq!(links.len(), 1, "{source}: {links:?}");
+        assert_eq!(links[0].0, switch);
+        assert_eq!(links[0].1["cables"][0]["host_nic"], "eth0");
+        assert_eq!(links[0].1["cables"][0]["switch_port"], port, "{source}");
+    }
+}

@@ -74,9 +74,12 @@ fn fixture(path: &std::path::Path) -> i64 {
                     tools_running: Some(true),
                     ip_addresses: json!(["10.16.0.10"]),
                     disks: json!([]),
-                    snapshots: json!([]),
+                    snapshots: json!([
+                        {"name": "before-patch", "description": "taken by change CHG01000", "id": 1, "created": "2026-11-01 08:00:00", "parent": null, "current": false},
+                        {"name": "pre-upgrade", "description": "", "id": 2, "created": "2026-11-20 10:30:00", "parent": 1, "current": true},
+                    ]),
                     total_disk_capacity_bytes: Some(42_949_672_960),
-                    total_snapshot_size_bytes: None,
+                    total_snapshot_size_bytes: Some(12_884_901_888),
                 },
             )?;
             w.replace_interfaces(
@@ -214,10 +217,16 @@ struct Harness {
 }
 
 fn harness(width: u16, height: u16, color: bool) -> Harness {
+    harness_with(width, height, color, |_| {})
+}
+
+/// The fixture plus what `more` writes.
+fn harness_with(width: u16, height: u16, color: bool, more: impl FnOnce(&mut Store)) -> Harness {
     let dir = tempfile::tempdir().unwrap();
     let path = dir.path().join("inventory.db");
     fixture(&path);
-    let store = Store::open(&path, &OpenOptions::default()).unwrap();
+    let mut store = Store::open(&path, &OpenOptions::default()).unwrap();
+    more(&mut store);
     let app = App::new(store, env(color, false)).unwrap();
     Harness {
         _dir: dir,
@@ -603,5 +612,43 @@ fn the_tree_shows_clusters_and_arrays_and_an_array_opens_onto_its_volumes() {
     assert!(
         text.contains("hosts ▸ esx01.dc1.example.net") && text.contains("hosts ▸ web-01"),
         "{text}"
+    );
+}
+
+#[test]
+fn the_tree_walks_from_a_vm_up_to_its_host_and_the_switch_ports_the_host_is_cabled_to() {
+    let mut h = harness_with(120, 30, false, |store| {
+        let id = |store: &Store, source: &str, key: &str| {
+            store
+                .device_by_source_key(source, &format!("{source}-1"), key)
+                .unwrap()
+                .unwrap()
+                .id
+        };
+        let (host, switch) = (
+            id(store, "vcenter", "host-1"),
+            id(store, "oxidized", "dc1-leaf-01"),
+        );
+        store
+            .write(|w| {
+                let cables = json!({"cables": [
+                    {"host_nic": "vmnic0", "switch_port": "Ethernet1", "protocol": "lldp"},
+                    {"host_nic": "vmnic1", "switch_port": "Ethernet2\u{1b}[31m", "protocol": "lldp"},
+                ]});
+                w.link(host, switch, RelationshipType::ConnectsTo, &cables, SEEN)?;
+                Ok(())
+            })
+            .unwrap();
+    });
+    h.keys("/web-01<Enter><Enter>t");
+    let text = h.text();
+    assert!(text.contains("what it depends on"), "{text}");
+    assert!(
+        text.contains("◂ hosts esx01.dc1.example.net"),
+        "the VM's host: {text}"
+    );
+    assert!(
+        text.contains("◂ connects_to vmnic0→Ethernet1, vmnic1→Ethernet2␛[31m dc1-leaf-01"),
+        "the host's switch and the ports, sanitized: {text}"
     );
 }

@@ -258,8 +258,9 @@ async fn watch(
                 if outcome.status == RunStatus::Success {
                     let _guard = correlating.lock().await;
                     let (database, open) = (database.clone(), open.clone());
+                    let lldp_facts = engine.general.lldp_facts.clone();
                     let _ = tokio::task::spawn_blocking(move || {
-                        crate::sync::correlate::correlate_file(&database, &open)
+                        crate::sync::correlate::correlate_file(&database, &open, &lldp_facts)
                     })
                     .await;
                 }
@@ -308,15 +309,20 @@ fn clear_progress_line() {
 
 fn correlate_and_report(ctx: &Context) -> anyhow::Result<()> {
     let mut store = ctx.open_store()?;
-    let report = crate::sync::correlate::correlate(
+    let report = crate::sync::correlate::correlate_with(
         &mut store,
         &crate::time::now(),
         &crate::identity::os_user(),
+        &ctx.config.general.lldp_facts,
     )
     .context("correlation failed")?;
     println!(
-        "correlation: {} same_as links ({} new, {} removed); {} datastores linked to the array volume behind them",
-        report.total_links, report.linked, report.unlinked, report.backed_datastores
+        "correlation: {} same_as links ({} new, {} removed); {} datastores linked to the array volume behind them; {} servers cabled to a switch",
+        report.total_links,
+        report.linked,
+        report.unlinked,
+        report.backed_datastores,
+        report.uplinks
     );
     Ok(())
 }

@@ -124,6 +124,29 @@ pub struct VmDisk {
     pub datastore: usize,
 }
 
+/// A VM snapshot: each is the child of the one before it; the last is current.
+#[derive(Debug, Clone, Serialize)]
+pub struct Snapshot {
+    pub id: u32,
+    pub moid: String,
+    pub name: String,
+    pub description: String,
+    pub created: DateTime<Utc>,
+    pub quiesced: bool,
+    /// The delta disk it started (its `-000001.vmdk` extent), in bytes.
+    pub delta_bytes: u64,
+}
+
+/// A host's physical NIC and its CDP/LLDP neighbour.
+#[derive(Debug, Clone, Serialize)]
+pub struct Uplink {
+    pub device: String,
+    pub mac: String,
+    pub speed_mb: u32,
+    /// (protocol `cdp`/`lldp`, switch name as announced, switch port).
+    pub neighbour: Option<(&'static str, String, String)>,
+}
+
 #[derive(Debug, Clone, Serialize)]
 pub struct Vm {
     pub moid: String,
@@ -147,6 +170,8 @@ pub struct Vm {
     pub in_puppet: bool,
     /// Removed from vCenter (Foreman and PuppetDB still know it: decommissioning is untidy).
     pub deleted: bool,
+    /// Oldest first (every ninth VM has one, every 27th two: forgotten snapshots are common).
+    pub snapshots: Vec<Snapshot>,
 }
 
 impl Vm {
@@ -409,6 +434,32 @@ pub fn epoch() -> DateTime<Utc> {
         .unwrap_or_else(Utc::now)
 }
 
+/// The snapshots of the VM at `index`, derived from the index alone (no draw from the estate's
+/// random stream, so adding them changed nothing else).
+fn snapshots_of(index: usize, now: DateTime<Utc>) -> Vec<Snapshot> {
+    let count = match (index % 9, index % 27) {
+        (0, 0) => 2,
+        (0, _) => 1,
+        _ => 0,
+    };
+    let first = now - chrono::Duration::days(1 + (index % 60) as i64);
+    (0..count)
+        .map(|n| Snapshot {
+            id: n as u32 + 1,
+            moid: format!("snapshot-{}", 5000 + index * 2 + n),
+            name: ["before-patch", "pre-upgrade"][n].to_string(),
+            description: if n == 0 {
+                format!("taken by change CHG{:05}", 1000 + index)
+            } else {
+                String::new()
+            },
+            created: first + chrono::Duration::hours(26 * n as i64),
+            quiesced: n == 1,
+            delta_bytes: (1 + (index % 40) as u64) << 30,
+        })
+        .collect()
+}
+
 fn mac(prefix: [u8; 3], n: u64) -> String {
     format!(
         "{:02x}:{:02x}:{:02x}:{:02x}:{:02x}:{:02x}",
@@ -638,6 +689,7 @@ impl Estate {
             foreman_id,
             in_puppet: in_foreman && rng.chance(0.95),
             deleted: false,
+            snapshots: snapshots_of(index, self.now),
         });
         index
     }
@@ -1148,6 +1200,46 @@ impl Estate {
     }
 
     /// The live (not deleted) VMs.
+    /// The physical NICs of the host at `host`: two 25G uplinks to two leaf switches of its site
+    /// (any switch there when it has no leaves). NX-OS and IOS announce themselves over CDP with
+    /// their FQDN as device id, the others over LLDP by name.
+    pub fn uplinks(&self, host: usize) -> Vec<Uplink> {
+        let site = self.clusters[self.hosts[host].cluster].site;
+        let at_site: Vec<&NetDevice> = self
+            .net_devices
+            .iter()
+            .filter(|d| d.site == site && d.role == "switch")
+            .collect();
+        let leaves: Vec<&NetDevice> = at_site
+            .iter()
+            .copied()
+            .filter(|d| d.name.contains("-leaf-"))
+            .collect();
+        let switches = if leaves.is_empty() { at_site } else { leaves };
+        (0..2)
+            .map(|k| {
+                let neighbour = (!switches.is_empty()).then(|| {
+                    let switch = switches[(host + k) % switches.len()];
+                    let port = switch.interfaces
+                        [(host / switches.len().max(1)) % switch.interfaces.len().max(1)]
+                    .name
+                    .clone();
+                    if matches!(switch.model.as_str(), "NXOS" | "IOS") {
+                        ("cdp", format!("{}.{}", switch.name, SITES[site].1), port)
+                    } else {
+                        ("lldp", switch.name.clone(), port)
+                    }
+                });
+                Uplink {
+                    device: format!("vmnic{k}"),
+                    mac: mac([0x00, 0x25, 0xb5], (host * 2 + k) as u64),
+                    speed_mb: 25_000,
+                    neighbour,
+                }
+            })
+            .collect()
+    }
+
     pub fn live_vms(&self) -> impl Iterator<Item = &Vm> {
         self.vms.iter().filter(|vm| !vm.deleted)
     }

@@ -259,6 +259,12 @@ pub fn facts(estate: &Estate, m: &Machine) -> Value {
         "macaddress": m.mac,
         "trusted": {"certname": m.fqdn, "domain": domain, "hostname": m.short, "authenticated": "remote", "extensions": {}},
     });
+    if !m.is_virtual
+        && let (Some(lldp), Some(map)) = (lldp_neighbour(estate, m), tree.as_object_mut())
+    {
+        // A custom fact from lldpd (`lldpcli -f json show neighbors`, per interface).
+        map.insert("lldp".into(), lldp);
+    }
     if family == "RedHat"
         && let Some(map) = tree.as_object_mut()
     {
@@ -269,6 +275,32 @@ pub fn facts(estate: &Estate, m: &Machine) -> Value {
         );
     }
     tree
+}
+
+/// The access switch (any switch of its site when there is none) a bare-metal server's eth0 is
+/// cabled to, as lldpd reports it.
+fn lldp_neighbour(estate: &Estate, m: &Machine) -> Option<Value> {
+    let at_site: Vec<&super::estate::NetDevice> = estate
+        .net_devices
+        .iter()
+        .filter(|d| d.site == m.site && d.role == "switch")
+        .collect();
+    let access: Vec<&super::estate::NetDevice> = at_site
+        .iter()
+        .copied()
+        .filter(|d| d.name.contains("-acc-"))
+        .collect();
+    let switches = if access.is_empty() { at_site } else { access };
+    let pick = m.fqdn.bytes().map(usize::from).sum::<usize>();
+    let switch = switches.get(pick % switches.len().max(1))?;
+    let port = switch
+        .interfaces
+        .get((pick / switches.len()) % switch.interfaces.len().max(1))?;
+    Some(json!({"eth0": {
+        "via": "LLDP",
+        "chassis": {"name": switch.name, "id": {"type": "mac", "value": "00:1c:73:00:00:01"}},
+        "port": {"ifname": port.name, "id": {"type": "ifname", "value": port.name}},
+    }}))
 }
 
 /// Flattens a fact tree the way Foreman stores facts: nested keys joined by `::`, every value a

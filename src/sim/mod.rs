@@ -20,6 +20,7 @@ pub mod oxidized;
 pub mod puppetdb;
 pub mod rng;
 pub mod vcenter;
+pub mod vcenter_soap;
 
 use estate::{AdvanceReport, Estate};
 use http::{Credentials, FaultSettings, Faults, RunningServer};

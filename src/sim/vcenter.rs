@@ -1,5 +1,7 @@
-//! vCenter Automation REST (`/api`, 7.0 U2+): session login, VM/host/cluster/datastore lists with
-//! filters and result caps, VM detail, guest networking, identity and tools.
+//! vCenter Automation REST (`/api`, 7.0 U2+): session login, datacenter/cluster/host (clustered
+//! and standalone)/VM/datastore/network lists with filters and result caps, VM detail (standard
+//! and distributed port group backings), guest networking, identity and tools; and SOAP (vim25)
+//! at `/sdk` for snapshots and host uplinks ([`super::vcenter_soap`]).
 
 use super::estate::Estate;
 use super::http::{Credentials, Faults, Query, basic_auth, json};
@@ -31,6 +33,8 @@ pub struct VcenterState {
     pub vm_cap: AtomicUsize,
     /// The datastore list cap; lowered in tests to show a capped list never sweeps.
     pub datastore_cap: AtomicUsize,
+    /// SOAP (vim25) sessions, views and result pages.
+    pub soap: Mutex<super::vcenter_soap::SoapState>,
 }
 
 impl VcenterState {
@@ -47,6 +51,7 @@ impl VcenterState {
             next_session: AtomicUsize::new(1),
             vm_cap: AtomicUsize::new(VM_CAP),
             datastore_cap: AtomicUsize::new(DATASTORE_CAP),
+            soap: Mutex::new(super::vcenter_soap::SoapState::default()),
         })
     }
 
@@ -56,6 +61,10 @@ impl VcenterState {
             .lock()
             .unwrap_or_else(|e| e.into_inner())
             .clear();
+        self.soap
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .expire_sessions();
     }
 }
 
@@ -64,6 +73,7 @@ type Shared = Arc<VcenterState>;
 pub fn router(state: Shared) -> Router {
     Router::new()
         .route("/api/session", get(session_info).post(login).delete(logout))
+        .route("/sdk", axum::routing::post(super::vcenter_soap::serve))
         .route("/api/vcenter/vm", get(list_vms))
         .route("/api/vcenter/vm/{vm}", get(vm_detail))
         .route(

@@ -143,6 +143,8 @@ pub struct RequestParts<'a> {
     pub query: &'a [(&'a str, String)],
     pub headers: &'a [(&'a str, String)],
     pub json: Option<&'a serde_json::Value>,
+    /// A body that is not JSON: its content type and bytes (vCenter's SOAP envelopes).
+    pub body: Option<(&'a str, &'a [u8])>,
     pub basic: Option<(&'a str, &'a Secret)>,
     pub bearer: Option<&'a Secret>,
     /// Statuses that are this request's answer, not a passing failure: never retried (vCenter's
@@ -303,10 +305,15 @@ impl SourceClient {
         url: &str,
         parts: &RequestParts<'_>,
     ) -> Result<Answer, SourceError> {
+        // A raw body is answered in its own kind (SOAP: XML), everything else in JSON.
+        let accept = match parts.body {
+            Some((content_type, _)) => content_type.split(';').next().unwrap_or(content_type),
+            None => "application/json",
+        };
         let mut request = self
             .client
             .request(method, url)
-            .header(reqwest::header::ACCEPT, "application/json");
+            .header(reqwest::header::ACCEPT, accept);
         if !parts.query.is_empty() {
             request = request.query(parts.query);
         }
@@ -321,6 +328,11 @@ impl SourceClient {
         }
         if let Some(body) = parts.json {
             request = request.json(body);
+        }
+        if let Some((content_type, bytes)) = parts.body {
+            request = request
+                .header(reqwest::header::CONTENT_TYPE, content_type)
+                .body(bytes.to_vec());
         }
         let response = request
             .send()

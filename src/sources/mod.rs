@@ -16,6 +16,8 @@ pub mod netparse;
 pub mod oxidized;
 pub mod puppetdb;
 pub mod vcenter;
+pub mod vcenter_soap;
+pub mod vim25;
 
 use crate::config::{Secret, SourceConfig};
 use crate::model::{
@@ -47,6 +49,9 @@ pub struct DeviceBundle {
     /// When true, guest data was unavailable (VMware Tools not running): keep the stored IP
     /// addresses instead of recording that they vanished.
     pub ips_unknown: bool,
+    /// When true, the snapshots could not be read (vCenter's SOAP API failed): keep the stored
+    /// snapshots and their size instead of recording that they vanished.
+    pub snapshots_unknown: bool,
     /// `None`: the source does not report facts.
     pub facts: Option<BTreeMap<String, String>>,
     pub configs: Vec<ConfigRecord>,
@@ -62,6 +67,7 @@ impl DeviceBundle {
             vm: None,
             interfaces: None,
             ips_unknown: false,
+            snapshots_unknown: false,
             facts: None,
             configs: Vec::new(),
             fingerprint: None,
@@ -82,6 +88,7 @@ impl DeviceBundle {
         self.interfaces.hash(&mut feed);
         self.facts.hash(&mut feed);
         self.ips_unknown.hash(&mut feed);
+        self.snapshots_unknown.hash(&mut feed);
         for config in &self.configs {
             config.text.hash(&mut feed);
             config.retrieved_at.hash(&mut feed);

@@ -7,8 +7,11 @@
 //! `/api/vcenter/network`) and datastores (split again by type when a datacenter's list hits the
 //! cap). Placement (which host runs a VM) is not in any VM payload, so VMs are listed per host; a
 //! host whose list still hits the cap is split again by power state. A list that cannot be read
-//! whole makes the run partial: nothing is swept by it. Snapshots are not exposed by the REST
-//! API (they need the SOAP API), so `vms.snapshots` stays empty rather than invented.
+//! whole makes the run partial: nothing is swept by it.
+//!
+//! What REST lacks comes over SOAP (vim25, [`super::vcenter_soap`]) in one session per run:
+//! snapshot trees and sizes, host physical NICs and their CDP/LLDP neighbours. If SOAP fails,
+//! the REST data still lands, snapshots and host NICs stay as stored, and the run is partial.
 
 use super::http::{RequestParts, SourceError};
 use super::{
@@ -274,6 +277,19 @@ async fn fetch_with(
     session: &Session<'_>,
 ) -> Result<FetchSummary, SourceError> {
     let mut gaps = Gaps::default();
+    // SOAP first: REST and SOAP share moids, and the bundles below carry what SOAP read.
+    ctx.progress.set_phase("snapshots and host NICs (SOAP)");
+    let soap = match super::vcenter_soap::read(ctx).await {
+        Ok(inventory) => Some(inventory),
+        Err(err @ SourceError::Cancelled { .. }) => return Err(err),
+        Err(err) => {
+            gaps.0.push(format!(
+                "vCenter's SOAP API (vim25) could not be read, so snapshots and host NICs are                  kept as last known: {err}"
+            ));
+            None
+        }
+    };
+    let soap = soap.as_ref();
     ctx.progress.set_phase("list datacenters");
     let datacenters = match session.list("/api/vcenter/datacenter", &[]).await? {
         Listed::Items(items) => items,
@@ -358,7 +374,7 @@ async fn fetch_with(
             };
             let hosts = list_hosts(session, &[("clusters", id.clone())], &name).await?;
             for host in hosts {
-                let host_id = emit_host(ctx, &host, &place).await?;
+                let host_id = emit_host(ctx, &host, &place, soap).await?;
                 ctx.emit(hosts_link(&id, &host_id)).await?;
                 placements.insert(host_id, place.clone().named(&host));
             }
@@ -376,7 +392,7 @@ async fn fetch_with(
         )
         .await?;
         for host in standalone {
-            let host_id = emit_host(ctx, &host, &place).await?;
+            let host_id = emit_host(ctx, &host, &place, soap).await?;
             placements.insert(host_id, place.clone().named(&host));
         }
     }
@@ -403,7 +419,15 @@ async fn fetch_with(
         .iter()
         .map(|(moid, host, summary)| {
             let place = placements.get(host).cloned();
-            placed_vm(ctx, session, moid, host, summary, place, network_names)
+            let snapshots = soap.map(|s| s.snapshots.get(moid.as_str()));
+            placed_vm(
+                ctx,
+                session,
+                (moid, host, summary),
+                place,
+                network_names,
+                snapshots,
+            )
         })
         .collect();
     let details =
@@ -487,15 +511,16 @@ async fn list_hosts(
     }
 }
 
-/// Emits one host; its moid.
+/// Emits one host with its physical NICs (from SOAP; left as stored when SOAP failed); its moid.
 async fn emit_host(
     ctx: &FetchContext,
     host: &Value,
     place: &Placement,
+    soap: Option<&super::vcenter_soap::SoapInventory>,
 ) -> Result<String, SourceError> {
     let host_id = host["host"].as_str().unwrap_or_default().to_string();
     let host_name = host["name"].as_str().unwrap_or(&host_id).to_string();
-    ctx.emit(Item::Device(Box::new(DeviceBundle::new(record(
+    let mut bundle = DeviceBundle::new(record(
         ctx,
         &host_id,
         &host_name,
@@ -508,9 +533,25 @@ async fn emit_host(
             "hostname": short_hostname(&host_name),
             "fqdn": host_name.to_ascii_lowercase(),
         }),
-    )))))
-    .await?;
+    ));
+    bundle.interfaces = soap
+        .and_then(|s| s.uplinks.get(&host_id))
+        .map(|uplinks| uplinks.iter().map(uplink_interface).collect());
+    ctx.emit(Item::Device(Box::new(bundle))).await?;
     Ok(host_id)
+}
+
+/// A host NIC as stored: its CDP/LLDP neighbour in the metadata, for correlation to turn into
+/// a `connects_to` relationship with the switch.
+fn uplink_interface(uplink: &super::vcenter_soap::Uplink) -> InterfaceRecord {
+    let mut interface = uplink.interface.clone();
+    if let (Some(n), Some(map)) = (&uplink.neighbour, interface.metadata.as_object_mut()) {
+        map.insert(
+            "neighbour".into(),
+            json!({"protocol": n.protocol, "switch": n.switch, "port": n.port}),
+        );
+    }
+    interface
 }
 
 async fn emit_datastore(
@@ -577,21 +618,31 @@ async fn listing(session: &Session<'_>, host: &str) -> (String, Result<Vec<Value
 
 type Placed = (Option<DeviceBundle>, String, String);
 
+/// `snapshots`: `None` when SOAP failed, `Some(None)` when SOAP did not know the VM (created
+/// in between): unknown either way.
 async fn placed_vm(
     ctx: &FetchContext,
     session: &Session<'_>,
-    moid: &str,
-    host: &str,
-    summary: &Value,
+    (moid, host, summary): (&str, &str, &Value),
     place: Option<Placement>,
     network_names: &std::collections::HashMap<String, String>,
+    snapshots: Option<Option<&super::vcenter_soap::Snapshots>>,
 ) -> Result<Placed, SourceError> {
     let place = place.unwrap_or(Placement {
         host_name: String::new(),
         cluster: None,
         datacenter: String::new(),
     });
-    let bundle = vm_bundle(ctx, session, moid, summary, &place, network_names).await?;
+    let mut bundle = vm_bundle(ctx, session, moid, summary, &place, network_names).await?;
+    if let Some(bundle) = bundle.as_mut() {
+        match (snapshots.flatten(), bundle.vm.as_mut()) {
+            (Some(read), Some(vm)) => {
+                vm.snapshots = read.list.clone();
+                vm.total_snapshot_size_bytes = read.size_bytes;
+            }
+            _ => bundle.snapshots_unknown = true,
+        }
+    }
     Ok((bundle, host.to_string(), moid.to_string()))
 }
 
@@ -792,7 +843,7 @@ async fn vm_bundle(
         tools_running,
         ip_addresses: json!(all_ips),
         disks: Value::Array(disks),
-        // Not in the vCenter REST API; left empty rather than invented.
+        // Not in the REST API: filled from SOAP by `placed_vm`.
         snapshots: Value::Null,
         total_disk_capacity_bytes: Some(total_disk),
         total_snapshot_size_bytes: None,

@@ -369,6 +369,59 @@ fn read_interfaces(conn: &rusqlite::Connection, device_id: i64) -> Result<Vec<In
     Ok(rows.collect::<rusqlite::Result<Vec<_>>>()?)
 }
 
+/// A server's NIC that announces a CDP/LLDP neighbour (its interface metadata's `neighbour`).
+#[derive(Debug, Clone, PartialEq)]
+pub struct UplinkRow {
+    pub device_id: i64,
+    pub interface_name: String,
+    pub neighbour: serde_json::Value,
+}
+
+impl Writer<'_> {
+    /// (device, fact name, value) of active servers' facts named by one of these roots, or
+    /// under it as Foreman flattens them (`root::…`), read inside the transaction.
+    pub fn server_facts_under(&self, roots: &[String]) -> Result<Vec<(i64, String, String)>> {
+        let mut stmt = self.conn().prepare_cached(
+            "SELECT f.device_id, f.fact_name, f.fact_value FROM server_facts f \
+             JOIN devices d ON d.id = f.device_id \
+             WHERE d.status = 'active' AND d.device_type = 'server' \
+             AND (f.fact_name = ?1 OR substr(f.fact_name, 1, length(?1) + 2) = ?1 || '::')",
+        )?;
+        let mut out = Vec::new();
+        for root in roots {
+            let rows = stmt.query_map([root], |r| {
+                Ok((
+                    r.get(0)?,
+                    r.get(1)?,
+                    r.get::<_, Option<String>>(2)?.unwrap_or_default(),
+                ))
+            })?;
+            out.extend(rows.collect::<rusqlite::Result<Vec<_>>>()?);
+        }
+        Ok(out)
+    }
+
+    /// The NICs of active servers that name a neighbour switch, read inside the transaction.
+    pub fn uplinks(&self) -> Result<Vec<UplinkRow>> {
+        let mut stmt = self.conn().prepare_cached(
+            "SELECT ni.device_id, ni.interface_name, json_extract(ni.metadata, '$.neighbour') \
+             FROM network_interfaces ni JOIN devices d ON d.id = ni.device_id \
+             WHERE d.status = 'active' AND d.device_type = 'server' \
+             AND json_extract(ni.metadata, '$.neighbour') IS NOT NULL \
+             ORDER BY ni.device_id, ni.interface_name",
+        )?;
+        let rows = stmt.query_map([], |r| {
+            let neighbour: String = r.get(2)?;
+            Ok(UplinkRow {
+                device_id: r.get(0)?,
+                interface_name: r.get(1)?,
+                neighbour: serde_json::from_str(&neighbour).unwrap_or(serde_json::Value::Null),
+            })
+        })?;
+        Ok(rows.collect::<rusqlite::Result<Vec<_>>>()?)
+    }
+}
+
 impl Store {
     /// The VM details of a device, if it is a VM.
     pub fn vm(&self, device_id: i64) -> Result<Option<VmRow>> {

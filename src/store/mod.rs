@@ -27,7 +27,9 @@ pub use audit::{
 };
 pub use configs::config_hash;
 pub use configs::{ConfigStored, ConfigVersion};
-pub use details::{FactRow, FactsDiff, InterfaceRow, VmRow, VolumeKey, VolumeLink, VolumeRow};
+pub use details::{
+    FactRow, FactsDiff, InterfaceRow, UplinkRow, VmRow, VolumeKey, VolumeLink, VolumeRow,
+};
 pub use devices::{
     CorrelationRow, Device, DeviceChange, DeviceDetail, DevicePage, DeviceQuery, DeviceSort,
     Upserted,

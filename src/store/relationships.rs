@@ -24,6 +24,8 @@ pub struct TreeNode {
     pub device: Device,
     /// How this node relates to its parent in the tree; `None` at the root.
     pub relationship_type: Option<RelationshipType>,
+    /// That link's metadata (JSON), e.g. the cables of a `connects_to`.
+    pub link_metadata: Option<String>,
     pub children: Vec<TreeNode>,
     /// True when the walk stopped here (depth limit or a cycle) although links continue.
     pub truncated: bool,
@@ -147,15 +149,19 @@ impl Store {
             return Ok(None);
         };
         let mut path = HashSet::from([root]);
-        Ok(Some(
-            self.expand(device, None, direction, max_depth, &mut path)?,
-        ))
+        Ok(Some(self.expand(
+            device,
+            (None, None),
+            direction,
+            max_depth,
+            &mut path,
+        )?))
     }
 
     fn expand(
         &self,
         device: Device,
-        relationship_type: Option<RelationshipType>,
+        (relationship_type, link_metadata): (Option<RelationshipType>, Option<String>),
         direction: Direction,
         depth_left: usize,
         path: &mut HashSet<i64>,
@@ -164,6 +170,7 @@ impl Store {
         let mut node = TreeNode {
             device,
             relationship_type,
+            link_metadata,
             children: Vec::new(),
             truncated: false,
         };
@@ -171,27 +178,46 @@ impl Store {
             node.truncated = !links.is_empty();
             return Ok(node);
         }
-        for (kind, neighbour) in links {
+        for (kind, metadata, neighbour) in links {
             if !path.insert(neighbour.id) {
                 node.truncated = true;
                 continue;
             }
             let id = neighbour.id;
-            let child = self.expand(neighbour, Some(kind), direction, depth_left - 1, path)?;
+            let child = self.expand(
+                neighbour,
+                (Some(kind), metadata),
+                direction,
+                depth_left - 1,
+                path,
+            )?;
             path.remove(&id);
             node.children.push(child);
         }
         Ok(node)
     }
 
+    /// The devices one step away: down, what this one carries (its children); up, what it
+    /// depends on (its parents). A `connects_to` link (server → switch) is the other way round:
+    /// the server depends on its switch, and the switch carries the servers plugged into it.
     fn neighbours(
         &self,
         device_id: i64,
         direction: Direction,
-    ) -> Result<Vec<(RelationshipType, Device)>> {
-        let (join_on, match_on) = match direction {
-            Direction::Down => ("r.child_device_id", "r.parent_device_id"),
-            Direction::Up => ("r.parent_device_id", "r.child_device_id"),
+    ) -> Result<Vec<(RelationshipType, Option<String>, Device)>> {
+        let (join_on, match_on, join_back, match_back) = match direction {
+            Direction::Down => (
+                "r.child_device_id",
+                "r.parent_device_id",
+                "r.parent_device_id",
+                "r.child_device_id",
+            ),
+            Direction::Up => (
+                "r.parent_device_id",
+                "r.child_device_id",
+                "r.child_device_id",
+                "r.parent_device_id",
+            ),
         };
         let columns = DEVICE_COLUMNS
             .split(", ")
@@ -199,13 +225,18 @@ impl Store {
             .collect::<Vec<_>>()
             .join(", ");
         let sql = format!(
-            "SELECT {columns}, r.relationship_type FROM device_relationships r \
-             JOIN devices d ON d.id = {join_on} WHERE {match_on} = ?1 \
-             ORDER BY r.relationship_type, d.name, d.id"
+            "SELECT {columns}, r.relationship_type, r.metadata FROM device_relationships r \
+             JOIN devices d ON d.id = {join_on} \
+             WHERE {match_on} = ?1 AND r.relationship_type != 'connects_to' \
+             UNION ALL \
+             SELECT {columns}, r.relationship_type, r.metadata FROM device_relationships r \
+             JOIN devices d ON d.id = {join_back} \
+             WHERE {match_back} = ?1 AND r.relationship_type = 'connects_to' \
+             ORDER BY 13, 2, 1"
         );
         let mut stmt = self.conn().prepare_cached(&sql)?;
         let rows = stmt.query_map([device_id], |r| {
-            Ok((parse_text_enum(r, 12)?, device_from_row(r)?))
+            Ok((parse_text_enum(r, 12)?, r.get(13)?, device_from_row(r)?))
         })?;
         Ok(rows.collect::<rusqlite::Result<Vec<_>>>()?)
     }
@@ -259,11 +290,16 @@ impl Writer<'_> {
 
     /// Every `same_as` link: (id, parent, child, metadata).
     pub fn same_as_links(&self) -> Result<Vec<OwnedLink>> {
+        self.links_of_type(RelationshipType::SameAs)
+    }
+
+    /// Every link of one type.
+    pub fn links_of_type(&self, relationship_type: RelationshipType) -> Result<Vec<OwnedLink>> {
         let mut stmt = self.conn().prepare_cached(
             "SELECT id, parent_device_id, child_device_id, relationship_type, metadata \
-             FROM device_relationships WHERE relationship_type = 'same_as'",
+             FROM device_relationships WHERE relationship_type = ?1",
         )?;
-        let rows = stmt.query_map([], |r| {
+        let rows = stmt.query_map([relationship_type.as_str()], |r| {
             Ok(OwnedLink {
                 id: r.get(0)?,
                 parent: r.get(1)?,

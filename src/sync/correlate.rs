@@ -21,6 +21,8 @@ pub struct CorrelationReport {
     pub total_links: usize,
     /// Datastores linked to the array volume or LUN behind them.
     pub backed_datastores: usize,
+    /// Servers linked (`connects_to`) to a switch their NICs' CDP/LLDP neighbour names.
+    pub uplinks: usize,
 }
 
 /// (record index, other source instance) → the best evidence found and the records showing it.
@@ -138,16 +140,36 @@ fn evidence(a: &Keys, b: &Keys) -> Option<Evidence> {
 pub fn correlate_file(
     database: &std::path::Path,
     open: &crate::store::OpenOptions,
+    lldp_facts: &[String],
 ) -> anyhow::Result<CorrelationReport> {
     let mut store = Store::open(database, open)?;
-    Ok(correlate(
+    Ok(correlate_with(
         &mut store,
         &crate::time::now(),
         &crate::identity::os_user(),
+        lldp_facts,
     )?)
 }
 
+/// [`correlate_with`] with the default LLDP fact (`lldp`).
 pub fn correlate(store: &mut Store, at: &str, performed_by: &str) -> Result<CorrelationReport> {
+    correlate_with(
+        store,
+        at,
+        performed_by,
+        &crate::config::General::default().lldp_facts,
+    )
+}
+
+/// Links records of one machine (`same_as`), servers to their switches (`connects_to`, from
+/// vCenter's CDP/LLDP hints and the `lldp_facts` of PuppetDB or Foreman), and datastores to the
+/// array volumes behind them.
+pub fn correlate_with(
+    store: &mut Store,
+    at: &str,
+    performed_by: &str,
+    lldp_facts: &[String],
+) -> Result<CorrelationReport> {
     let sync_id = format!("correlate-{}", at.replace([' ', ':'], "-"));
     store.write(|w| {
         let rows = w.correlation_rows()?;
@@ -242,6 +264,7 @@ pub fn correlate(store: &mut Store, at: &str, performed_by: &str) -> Result<Corr
             }
         }
         report.total_links = wanted.len();
+        report.uplinks = link_uplinks(w, &rows, lldp_facts, at, &|w, op: &str, child: i64, old: Value, new: Value| audit(w, op, child, old, new))?;
         report.backed_datastores = link_datastores(w, at, &|w, old: Value, new: Value| {
             // A volume link concerns no device: the volume ids are in the JSON.
             w.record_history(&NewHistory {
@@ -260,6 +283,155 @@ pub fn correlate(store: &mut Store, at: &str, performed_by: &str) -> Result<Corr
         })?;
         Ok(report)
     })
+}
+
+/// The switch name a CDP/LLDP neighbour announces, as the inventory names switches: CDP's device
+/// id may carry the serial in brackets (`leaf01(FOC1234)`) and a domain (`leaf01.dc1.example`).
+fn switch_key(announced: &str) -> String {
+    let name = announced.split('(').next().unwrap_or(announced);
+    crate::sources::short_hostname(name)
+}
+
+/// LLDP neighbours from facts, per interface: `chassis.name` and `port.ifname` (else `port.id`).
+/// PuppetDB stores the fact whole (`lldp` = `{"eth0": {"chassis": {"name": ...}, ...}}`),
+/// Foreman flattened (`lldp::eth0::chassis::name`); both are read.
+fn lldp_fact_uplinks(
+    w: &crate::store::Writer<'_>,
+    lldp_facts: &[String],
+) -> Result<Vec<crate::store::UplinkRow>> {
+    // (device, interface) → (switch, port id, port name)
+    type Seen = (Option<String>, Option<String>, Option<String>);
+    let mut found: BTreeMap<(i64, String), Seen> = BTreeMap::new();
+    let text = |v: &Value| v.as_str().map(str::to_string);
+    for (device_id, name, value) in w.server_facts_under(lldp_facts)? {
+        if lldp_facts.contains(&name) {
+            // The whole tree as JSON (PuppetDB). Interface names may contain dots (`bond0.120`),
+            // so the tree is walked, not split.
+            let Ok(tree) = serde_json::from_str::<Value>(&value) else {
+                continue;
+            };
+            for (interface, n) in tree.as_object().into_iter().flatten() {
+                found.insert(
+                    (device_id, interface.clone()),
+                    (
+                        text(&n["chassis"]["name"]),
+                        text(&n["port"]["id"]),
+                        text(&n["port"]["ifname"]),
+                    ),
+                );
+            }
+            continue;
+        }
+        // Flattened (Foreman): `lldp::<interface>::chassis::name`.
+        let segments: Vec<&str> = name.split("::").collect();
+        let [_, interface, rest @ ..] = segments.as_slice() else {
+            continue;
+        };
+        let entry = found.entry((device_id, interface.to_string())).or_default();
+        match rest {
+            ["chassis", "name"] => entry.0 = Some(value),
+            ["port", "id"] => entry.1 = Some(value),
+            ["port", "ifname"] => entry.2 = Some(value),
+            _ => {}
+        }
+    }
+    Ok(found
+        .into_iter()
+        .filter_map(|((device_id, interface_name), (switch, port_id, port_name))| {
+            Some(crate::store::UplinkRow {
+                device_id,
+                interface_name,
+                neighbour: json!({"protocol": "lldp", "switch": switch?, "port": port_name.or(port_id)}),
+            })
+        })
+        .collect())
+}
+
+/// Records one link change: (writer, operation, the device it concerns, old, new).
+type LinkAudit<'a> = dyn Fn(&crate::store::Writer<'_>, &str, i64, Value, Value) -> Result<()> + 'a;
+
+/// `connects_to` links from each server to the switch its NICs' CDP/LLDP neighbour names (a
+/// network device of that short name; only a unique one), with the NIC and switch port of each
+/// cable in the link's metadata. Links whose cabling changed are replaced, stale ones removed.
+fn link_uplinks(
+    w: &crate::store::Writer<'_>,
+    rows: &[crate::store::CorrelationRow],
+    lldp_facts: &[String],
+    at: &str,
+    audit: &LinkAudit<'_>,
+) -> Result<usize> {
+    let mut switches: HashMap<String, Vec<i64>> = HashMap::new();
+    for row in rows
+        .iter()
+        .filter(|r| r.device_type == DeviceType::NetworkDevice)
+    {
+        switches
+            .entry(switch_key(&row.name))
+            .or_default()
+            .push(row.id);
+    }
+    let mut wanted: BTreeMap<(i64, i64), Vec<Value>> = BTreeMap::new();
+    let mut uplinks = w.uplinks()?;
+    uplinks.extend(lldp_fact_uplinks(w, lldp_facts)?);
+    for uplink in uplinks {
+        let Some(announced) = uplink.neighbour["switch"].as_str() else {
+            continue;
+        };
+        if let Some([switch]) = switches.get(&switch_key(announced)).map(Vec::as_slice) {
+            wanted
+                .entry((uplink.device_id, *switch))
+                .or_default()
+                .push(json!({
+                    "host_nic": uplink.interface_name,
+                    "switch_port": uplink.neighbour["port"],
+                    "protocol": uplink.neighbour["protocol"],
+                }));
+        }
+    }
+    let link_json = |parent: i64, child: i64, cables: Option<&Vec<Value>>| json!({"parent_device_id": parent, "child_device_id": child, "relationship_type": "connects_to", "cables": cables});
+    let existing = w.links_of_type(RelationshipType::ConnectsTo)?;
+    let mut kept: HashSet<(i64, i64)> = HashSet::new();
+    for link in &existing {
+        let metadata: Value = link
+            .metadata
+            .as_deref()
+            .and_then(|m| serde_json::from_str(m).ok())
+            .unwrap_or(Value::Null);
+        let cables = wanted.get(&(link.parent, link.child));
+        if cables.is_some_and(|c| metadata["cables"] == json!(c)) {
+            kept.insert((link.parent, link.child));
+            continue;
+        }
+        w.delete_link(link.id)?;
+        let old_cables = metadata["cables"].as_array().cloned();
+        audit(
+            w,
+            "delete",
+            link.parent,
+            link_json(link.parent, link.child, old_cables.as_ref()),
+            Value::Null,
+        )?;
+    }
+    for ((server, switch), cables) in &wanted {
+        if kept.contains(&(*server, *switch)) {
+            continue;
+        }
+        w.link(
+            *server,
+            *switch,
+            RelationshipType::ConnectsTo,
+            &json!({"cables": cables}),
+            at,
+        )?;
+        audit(
+            w,
+            "add",
+            *server,
+            Value::Null,
+            link_json(*server, *switch, Some(cables)),
+        )?;
+    }
+    Ok(wanted.len())
 }
 
 /// Links each vCenter datastore to the array volume behind it where the evidence allows. The

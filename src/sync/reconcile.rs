@@ -393,6 +393,13 @@ fn write_details(
     bundle: &mut DeviceBundle,
 ) -> Result<bool> {
     let mut changed = false;
+    if bundle.snapshots_unknown
+        && let (Some(vm), Some(stored)) = (bundle.vm.as_mut(), w.stored_vm(id)?)
+    {
+        // Snapshots were unreadable this time: what we knew stands.
+        vm.snapshots = stored.snapshots;
+        vm.total_snapshot_size_bytes = stored.total_snapshot_size_bytes;
+    }
     if bundle.ips_unknown {
         // Guest data was unavailable: keep what we knew rather than record the IPs as gone.
         if let (Some(vm), Some(stored)) = (bundle.vm.as_mut(), w.stored_vm(id)?) {

@@ -353,8 +353,9 @@ async fn correlate(engine: &Engine) {
     static CORRELATING: tokio::sync::Mutex<()> = tokio::sync::Mutex::const_new(());
     let _turn = CORRELATING.lock().await;
     let (database, open) = (engine.database.clone(), engine.open.clone());
+    let lldp_facts = engine.general.lldp_facts.clone();
     let result = tokio::task::spawn_blocking(move || {
-        crate::sync::correlate::correlate_file(&database, &open)
+        crate::sync::correlate::correlate_file(&database, &open, &lldp_facts)
     })
     .await;
     if let Ok(Err(err)) = result {

@@ -113,3 +113,113 @@ pub fn approve_all(store: &mut Store, batch: &str) -> usize {
         })
         .unwrap()
 }
+
+/// Raw SOAP (vim25) requests, as infradeck's client sends them, for comparing servers: one
+/// session cookie, the answer's status and parsed XML.
+pub struct SoapProbe {
+    pub url: String,
+    pub cookie: Option<String>,
+    client: reqwest::Client,
+}
+
+impl SoapProbe {
+    pub fn new(base_url: &str) -> SoapProbe {
+        SoapProbe {
+            url: format!("{}/sdk", base_url.trim_end_matches('/')),
+            cookie: None,
+            client: reqwest::Client::new(),
+        }
+    }
+
+    /// Sends `<body>` in an envelope; (HTTP status, the SOAP Body element).
+    pub async fn call(&mut self, body: &str) -> (u16, infradeck::xml::Element) {
+        let envelope = format!(
+            "<?xml version=\"1.0\" encoding=\"UTF-8\"?><soapenv:Envelope xmlns:soapenv=\"http://schemas.xmlsoap.org/soap/envelope/\" \
+             xmlns:xsd=\"http://www.w3.org/2001/XMLSchema\" xmlns:xsi=\"http://www.w3.org/2001/XMLSchema-instance\">\
+             <soapenv:Body>{body}</soapenv:Body></soapenv:Envelope>"
+        );
+        let mut request = self
+            .client
+            .post(&self.url)
+            .header("Content-Type", "text/xml; charset=utf-8")
+            .header("SOAPAction", "urn:vim25/7.0.2.0")
+            .body(envelope);
+        if let Some(cookie) = &self.cookie {
+            request = request.header("Cookie", cookie);
+        }
+        let answer = request.send().await.unwrap();
+        let status = answer.status().as_u16();
+        if let Some(cookie) = answer
+            .headers()
+            .get("set-cookie")
+            .and_then(|v| v.to_str().ok())
+        {
+            self.cookie = cookie.split(';').next().map(str::to_string);
+        }
+        let bytes = answer.bytes().await.unwrap();
+        let root = infradeck::xml::parse(&bytes).unwrap();
+        (status, root.child("Body").unwrap().clone())
+    }
+
+    pub async fn login(&mut self, user: &str, password: &str) -> u16 {
+        let (status, _) = self
+            .call(&format!(
+                "<Login xmlns=\"urn:vim25\"><_this type=\"SessionManager\">SessionManager</_this>\
+                 <userName>{user}</userName><password>{password}</password></Login>"
+            ))
+            .await;
+        status
+    }
+
+    /// A container view over every object of `kind`.
+    pub async fn view(&mut self, kind: &str) -> String {
+        let (_, body) = self
+            .call(&format!(
+                "<CreateContainerView xmlns=\"urn:vim25\"><_this type=\"ViewManager\">ViewManager</_this>\
+                 <container type=\"Folder\">group-d1</container><type>{kind}</type><recursive>true</recursive></CreateContainerView>"
+            ))
+            .await;
+        body.child("CreateContainerViewResponse")
+            .unwrap()
+            .text_of("returnval")
+            .unwrap()
+            .to_string()
+    }
+
+    /// RetrievePropertiesEx over a view, as infradeck's client words it.
+    pub fn retrieve_body(view: &str, kind: &str, paths: &[&str], max_objects: usize) -> String {
+        let path_set: String = paths
+            .iter()
+            .map(|p| format!("<pathSet>{p}</pathSet>"))
+            .collect();
+        format!(
+            "<RetrievePropertiesEx xmlns=\"urn:vim25\"><_this type=\"PropertyCollector\">propertyCollector</_this>\
+             <specSet><propSet><type>{kind}</type>{path_set}</propSet><objectSet><obj type=\"ContainerView\">{view}</obj>\
+             <skip>true</skip><selectSet xsi:type=\"TraversalSpec\"><name>view</name><type>ContainerView</type>\
+             <path>view</path><skip>false</skip></selectSet></objectSet></specSet>\
+             <options><maxObjects>{max_objects}</maxObjects></options></RetrievePropertiesEx>"
+        )
+    }
+}
+
+/// Every element path in `element` (`a/b/c`), for comparing the structure of two answers.
+pub fn xml_paths(element: &infradeck::xml::Element) -> std::collections::BTreeSet<String> {
+    fn walk(
+        element: &infradeck::xml::Element,
+        prefix: &str,
+        out: &mut std::collections::BTreeSet<String>,
+    ) {
+        let path = if prefix.is_empty() {
+            element.name.clone()
+        } else {
+            format!("{prefix}/{}", element.name)
+        };
+        for child in &element.children {
+            walk(child, &path, out);
+        }
+        out.insert(path);
+    }
+    let mut out = std::collections::BTreeSet::new();
+    walk(element, "", &mut out);
+    out
+}

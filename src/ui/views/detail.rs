@@ -196,11 +196,7 @@ impl DetailView {
                 &vm.total_disk_capacity_bytes.map_or("—".into(), bytes),
                 theme.base(),
             );
-            doc.field(
-                "snapshots",
-                "not available from the vCenter REST API",
-                theme.muted(),
-            );
+            snapshot_lines(&mut doc, vm, now);
         }
 
         if !detail.interfaces.is_empty() {
@@ -570,5 +566,68 @@ impl Screen for DetailView {
             })
             .collect();
         frame.render_widget(Paragraph::new(visible), area);
+    }
+}
+
+/// A snapshot older than this is marked: forgotten snapshots grow until the datastore is full.
+const OLD_SNAPSHOT_DAYS: i64 = 3;
+
+/// The VM's snapshots: count, oldest age, size, then one line each (name, taken, age,
+/// description, the current one marked).
+fn snapshot_lines(doc: &mut Doc, vm: &crate::model::VmRecord, now: chrono::DateTime<chrono::Utc>) {
+    let theme = doc.theme;
+    let Some(list) = vm.snapshots.as_array() else {
+        doc.field(
+            "snapshots",
+            "unknown (not read from vCenter yet)",
+            theme.muted(),
+        );
+        return;
+    };
+    if list.is_empty() {
+        doc.field("snapshots", "none", theme.base());
+        return;
+    }
+    let created = |s: &serde_json::Value| s["created"].as_str().map(str::to_string);
+    let oldest = list.iter().filter_map(created).min();
+    let old = oldest
+        .as_deref()
+        .and_then(crate::time::parse)
+        .is_some_and(|at| (now - at).num_days() >= OLD_SNAPSHOT_DAYS);
+    let summary = format!(
+        "{} · oldest {} · {}",
+        list.len(),
+        oldest.as_deref().map_or("?".into(), |at| format!(
+            "{} ago",
+            crate::time::age(at, now)
+        )),
+        vm.total_snapshot_size_bytes
+            .map_or("size unknown".into(), bytes),
+    );
+    doc.field(
+        "snapshots",
+        &summary,
+        if old { theme.warn() } else { theme.base() },
+    );
+    for snapshot in list {
+        let name = clean(snapshot["name"].as_str().unwrap_or("?"));
+        let at = created(snapshot).unwrap_or_default();
+        let current = if snapshot["current"] == true {
+            " (current)"
+        } else {
+            ""
+        };
+        doc.push(
+            Line::from(vec![
+                Span::raw(format!("    {:<24}", format!("{name}{current}"))),
+                Span::styled(
+                    format!("{at:<20} {:>5}  ", crate::time::age(&at, now)),
+                    theme.muted(),
+                ),
+                Span::raw(clean(snapshot["description"].as_str().unwrap_or(""))),
+            ]),
+            None,
+            Some(name),
+        );
     }
 }

@@ -22,6 +22,30 @@ struct Node {
     expanded: bool,
 }
 
+/// How a node relates to the one above it; a `connects_to` names its cables (host NIC → switch
+/// port, from CDP/LLDP: untrusted text, sanitized).
+fn relation_label(relationship: crate::model::RelationshipType, metadata: Option<&str>) -> String {
+    let cables: Vec<String> = metadata
+        .and_then(|m| serde_json::from_str::<serde_json::Value>(m).ok())
+        .and_then(|m| m["cables"].as_array().cloned())
+        .unwrap_or_default()
+        .iter()
+        .map(|c| {
+            crate::sanitize::for_terminal(&format!(
+                "{}→{}",
+                c["host_nic"].as_str().unwrap_or("?"),
+                c["switch_port"].as_str().unwrap_or("?")
+            ))
+            .into_owned()
+        })
+        .collect();
+    if relationship == crate::model::RelationshipType::ConnectsTo && !cables.is_empty() {
+        format!("{} {}", relationship.as_str(), cables.join(", "))
+    } else {
+        relationship.as_str().to_string()
+    }
+}
+
 impl Node {
     fn from_tree(tree: TreeNode, expand_levels: usize) -> Node {
         // A node where the walk stopped has children nobody has read yet.
@@ -31,9 +55,12 @@ impl Node {
             .into_iter()
             .map(|c| Node::from_tree(c, expand_levels.saturating_sub(1)))
             .collect();
+        let relation = tree
+            .relationship_type
+            .map(|r| relation_label(r, tree.link_metadata.as_deref()));
         Node {
             device: tree.device,
-            relation: tree.relationship_type.map(|r| r.as_str().to_string()),
+            relation,
             expanded: expand_levels > 0 && !children.is_empty(),
             children: if unread { None } else { Some(children) },
             volumes: Vec::new(),

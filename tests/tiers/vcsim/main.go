@@ -80,6 +80,8 @@ func serve(args []string) int {
 	})
 	server := model.Service.NewServer()
 	defer server.Close()
+	// Before anyone knows the URL, so no request is in flight while the handler changes.
+	server.Config.Handler = shim.soapFaults(server.Config.Handler)
 
 	base := *server.URL
 	base.User = nil

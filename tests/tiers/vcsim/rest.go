@@ -12,6 +12,7 @@ import (
 	"encoding/json"
 	"flag"
 	"fmt"
+	"io"
 	"net/http"
 	"sort"
 	"strings"
@@ -44,6 +45,8 @@ type rest struct {
 	mu             sync.Mutex
 	sessions       map[string]bool
 	mux            *http.ServeMux
+	// A SOAP fault every /sdk call but RetrieveServiceContent answers, when set (tests).
+	soapFault string
 }
 
 func newREST(user, password string, c caps) *rest {
@@ -58,6 +61,7 @@ func newREST(user, password string, c caps) *rest {
 	mux.HandleFunc("/api/vcenter/datastore", r.authed(r.listDatastores))
 	mux.HandleFunc("/api/vcenter/network", r.authed(r.listNetworks))
 	mux.HandleFunc("/api/infradeck-shim/caps", r.setCaps)
+	mux.HandleFunc("/api/infradeck-shim/soap-fault", r.setSoapFault)
 	r.mux = mux
 	return r
 }
@@ -701,4 +705,41 @@ func markToolsRunning() {
 			}
 		})
 	}
+}
+
+// setSoapFault: PUT /api/infradeck-shim/soap-fault?fault=NotAuthenticated makes every SOAP call
+// (but RetrieveServiceContent) answer that fault, as a vCenter whose SOAP side refuses this
+// account would; an empty fault clears it. Not a vCenter endpoint.
+func (r *rest) setSoapFault(w http.ResponseWriter, req *http.Request) {
+	if req.Method != http.MethodPut {
+		w.WriteHeader(http.StatusMethodNotAllowed)
+		return
+	}
+	r.mu.Lock()
+	r.soapFault = req.URL.Query().Get("fault")
+	r.mu.Unlock()
+	w.WriteHeader(http.StatusNoContent)
+}
+
+func (r *rest) soapFaults(next http.Handler) http.Handler {
+	return http.HandlerFunc(func(w http.ResponseWriter, req *http.Request) {
+		r.mu.Lock()
+		fault := r.soapFault
+		r.mu.Unlock()
+		if fault == "" || req.URL.Path != "/sdk" {
+			next.ServeHTTP(w, req)
+			return
+		}
+		body, _ := io.ReadAll(req.Body)
+		if strings.Contains(string(body), "RetrieveServiceContent") {
+			req.Body = io.NopCloser(strings.NewReader(string(body)))
+			next.ServeHTTP(w, req)
+			return
+		}
+		w.Header().Set("Content-Type", "text/xml; charset=utf-8")
+		w.WriteHeader(http.StatusInternalServerError)
+		fmt.Fprintf(w, `<?xml version="1.0" encoding="UTF-8"?>
+<soapenv:Envelope xmlns:soapenv="http://schemas.xmlsoap.org/soap/envelope/" xmlns:xsi="http://www.w3.org/2001/XMLSchema-instance"><soapenv:Body><soapenv:Fault><faultcode>ServerFaultCode</faultcode><faultstring>injected %s</faultstring><detail><%sFault xmlns="urn:vim25" xsi:type="%s"></%sFault></detail></soapenv:Fault></soapenv:Body></soapenv:Envelope>`,
+			fault, fault, fault, fault)
+	})
 }
