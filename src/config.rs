@@ -321,6 +321,10 @@ pub struct SourceConfig {
     pub page_size: Option<usize>,
     /// PuppetDB and Foreman: fact path patterns whose values are not stored.
     pub volatile_facts: Vec<String>,
+    /// Oxidized: every node's newest stored config is fetched again once in this many hours
+    /// (its hour is fixed by its name) and corrected when Oxidized serves other text for that
+    /// version, e.g. a body that was cut short; 0 turns the check off.
+    pub verify_configs_hours: u32,
 }
 
 /// `[netbox]`: the NetBox that plans are made against.
@@ -451,6 +455,7 @@ struct RawSource {
     vstore: Option<String>,
     query: Option<String>,
     page_size: Option<usize>,
+    verify_configs_hours: Option<u32>,
     volatile_facts: Option<Vec<String>>,
     volatile_facts_defaults: Option<bool>,
 }
@@ -797,6 +802,11 @@ fn parse_source(
             SourceKind::Dorado,
         ],
     )?;
+    only_for(
+        "verify_configs_hours",
+        raw.verify_configs_hours.is_some(),
+        &[SourceKind::Oxidized],
+    )?;
     let fact_sources = [SourceKind::Puppetdb, SourceKind::Foreman];
     only_for(
         "volatile_facts",
@@ -884,6 +894,7 @@ fn parse_source(
         query,
         page_size: raw.page_size,
         volatile_facts,
+        verify_configs_hours: raw.verify_configs_hours.unwrap_or(24),
     })
 }
 

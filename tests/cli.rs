@@ -356,6 +356,64 @@ mod syncing {
     use super::*;
     use infradeck::sim::{SimKind, SimOptions, Simulators};
 
+    /// A disk that fills up mid-sync (the file size limit of `ulimit -f`, with SIGXFSZ ignored
+    /// so writes fail instead of killing the process): the run fails, and the summary counts
+    /// what was committed, not what was attempted.
+    #[tokio::test(flavor = "multi_thread")]
+    async fn a_disk_that_fills_mid_sync_reports_what_was_committed() {
+        let env = Env::new();
+        let sims = Simulators::start(&SimOptions {
+            scale: 1500,
+            seed: 5,
+            ..SimOptions::default()
+        })
+        .await
+        .unwrap();
+        let config = env.path("sim.toml");
+        let db = env.path("inv.db");
+        sims.write_config(&config, Some(&db)).unwrap();
+        // Create the database first, without a limit (its schema alone is ~300 KiB).
+        let out = env.run(&["--config", config.to_str().unwrap(), "info"]);
+        assert!(out.status.success(), "{}", text(&out.stderr));
+        let mut cmd = Command::new("bash");
+        cmd.arg("-c").arg(format!(
+            "trap '' XFSZ; ulimit -f 1200; exec {} --config {} sync vcenter-sim",
+            env!("CARGO_BIN_EXE_infradeck"),
+            config.display()
+        ));
+        let home = env.home.path();
+        cmd.env("HOME", home)
+            .env("XDG_CONFIG_HOME", home.join(".config"))
+            .env("XDG_DATA_HOME", home.join(".local/share"))
+            .env("XDG_STATE_HOME", home.join(".local/state"))
+            .env_remove("INFRADECK_CONFIG");
+        let out = tokio::task::spawn_blocking(move || cmd.output().unwrap())
+            .await
+            .unwrap();
+        let stdout = text(&out.stdout);
+        assert!(!out.status.success(), "the sync cannot have fit: {stdout}");
+        let line = stdout
+            .lines()
+            .find(|l| l.starts_with("vcenter/vcenter-sim"))
+            .unwrap_or_else(|| panic!("no summary line: {stdout}\n{}", text(&out.stderr)));
+        let fields: Vec<&str> = line.split_whitespace().collect();
+        assert_eq!(fields[1], "failed", "{line}");
+        let reported: u64 = fields[2].parse().unwrap();
+        let store = Store::open(&db, &OpenOptions::default()).unwrap();
+        let stored = store
+            .count_devices(&infradeck::store::DeviceQuery {
+                source_system: Some("vcenter".into()),
+                ..Default::default()
+            })
+            .unwrap();
+        assert!(stored > 0, "some batches fitted: {line}");
+        let estate = sims.estate.read().unwrap().clone();
+        let total = (estate.clusters.len() + estate.hosts.len() + estate.vms.len()) as u64;
+        assert!(stored < total, "the limit cut the sync short: {line}");
+        assert_eq!(reported, stored, "ADDED counts what was committed: {line}");
+        sims.stop().await;
+    }
+
     #[tokio::test(flavor = "multi_thread")]
     async fn sync_prints_a_summary_history_shows_changes_and_failures_exit_non_zero() {
         let env = Env::new();

@@ -1646,3 +1646,94 @@ async fn bare_metal_servers_connect_to_the_switch_their_lldp_fact_names() {
         assert_eq!(links[0].1["cables"][0]["switch_port"], port, "{source}");
     }
 }
+
+#[tokio::test(flavor = "multi_thread")]
+async fn a_config_cut_short_is_corrected_when_its_version_is_checked_again() {
+    let rig = start_rig(100).await;
+    let mut source = rig.source("oxidized");
+    source.verify_configs_hours = 0;
+    assert_success(&[rig.run_source(&source).await]);
+    // A tenth of the nodes get one new version; the first of them is served cut in half, in a
+    // body that looks complete (its length matches), so the sync succeeds and stores it.
+    let report = rig.sims.advance();
+    assert!(!report.edited_configs.is_empty());
+    rig.sims.faults(SimKind::Oxidized).push(
+        FaultRule::new(FaultAction::Truncate)
+            .on_path("/node/version/view")
+            .times(1),
+    );
+    let cut = rig.run_source(&source).await;
+    assert_success(std::slice::from_ref(&cut));
+    let store = rig.store();
+    let newest = |store: &Store| -> BTreeMap<String, (String, i64)> {
+        report
+            .edited_configs
+            .iter()
+            .map(|name| {
+                let device = store.devices_named(name).unwrap().remove(0);
+                let v = store.config_versions(device.id).unwrap().remove(0);
+                (name.clone(), (v.config_hash, v.size_bytes))
+            })
+            .collect()
+    };
+    let before = newest(&store);
+
+    // The next check of each node's newest version fetches it again and corrects the one text.
+    source.verify_configs_hours = 1;
+    let checked = rig.run_source(&source).await;
+    assert_success(std::slice::from_ref(&checked));
+    let corrections: Vec<_> = store
+        .history_of_run(checked.sync_id.as_deref().unwrap())
+        .unwrap()
+        .into_iter()
+        .filter(|h| h.change_type.as_deref() == Some("config"))
+        .collect();
+    assert_eq!(corrections.len(), 1, "{corrections:#?}");
+    assert!(
+        corrections[0]
+            .new_value
+            .as_deref()
+            .unwrap()
+            .contains("corrected"),
+        "{corrections:?}"
+    );
+    let after = newest(&store);
+    let changed: Vec<&String> = before
+        .keys()
+        .filter(|name| before[*name].0 != after[*name].0)
+        .collect();
+    assert_eq!(changed.len(), 1, "{before:?} {after:?}");
+    let name = changed[0];
+    assert!(
+        after[name].1 > before[name].1,
+        "the corrected text is the whole one: {} → {} bytes",
+        before[name].1,
+        after[name].1
+    );
+    // Versions were not added: the same version holds the right text.
+    let device = store.devices_named(name).unwrap().remove(0);
+    let versions = store.config_versions(device.id).unwrap();
+    assert_eq!(
+        versions.len(),
+        rig.sims
+            .estate
+            .read()
+            .unwrap()
+            .net_devices
+            .iter()
+            .find(|d| &d.name == name)
+            .unwrap()
+            .versions
+            .len()
+    );
+
+    // Checked again: nothing to correct.
+    let again = rig.run_source(&source).await;
+    assert_success(std::slice::from_ref(&again));
+    assert!(
+        store
+            .history_of_run(again.sync_id.as_deref().unwrap())
+            .unwrap()
+            .is_empty()
+    );
+}

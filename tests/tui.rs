@@ -296,6 +296,35 @@ fn a_hostile_device_name_leaves_the_terminal_untouched() {
     let db_arg = format!("--db {}", db.display());
     let tmux = Tmux::start(&[&db_arg], None);
     tmux.wait_text("1 of 1");
+
+    // `y` copies the name through OSC 52, wrapped for tmux (the pane runs with $TMUX set). What
+    // the dashboard writes is captured from the pane's output stream and decoded: the clipboard
+    // gets the sanitized name, with no control byte in it.
+    let capture = dir.path().join("pane-output");
+    let status = Command::new("tmux")
+        .args(["-L", &tmux.socket, "pipe-pane", "-o", "-t", "0"])
+        .arg(format!("cat >> {}", capture.display()))
+        .status()
+        .unwrap();
+    assert!(status.success());
+    tmux.keys(&["y"]);
+    let payload = wait_for_osc52(&capture);
+    let copied = String::from_utf8(
+        base64::engine::Engine::decode(&base64::engine::general_purpose::STANDARD, &payload)
+            .unwrap(),
+    )
+    .unwrap();
+    assert!(
+        !copied
+            .chars()
+            .any(|c| c.is_control() || ('\u{202a}'..='\u{202e}').contains(&c)),
+        "the clipboard got control or bidi characters: {copied:?}"
+    );
+    assert_eq!(
+        copied,
+        infradeck::sanitize::for_clipboard("evil\x1b[2J\x1b]0;owned\x07\u{202e}name\rX", false)
+    );
+
     tmux.keys(&["Enter"]);
     let screen = tmux.wait_text("merged view");
     assert!(
@@ -314,6 +343,31 @@ fn a_hostile_device_name_leaves_the_terminal_untouched() {
     tmux.keys(&["q"]);
     let screen = tmux.wait_text("EXIT=");
     assert!(screen.contains("EXIT=0"), "{screen}");
+}
+
+/// The base64 payload of the first OSC 52 sequence in the captured pane output: inside tmux's
+/// passthrough (`ESC P tmux; ESC ESC ] 52 ; c ; PAYLOAD BEL ESC \`) or bare.
+fn wait_for_osc52(capture: &Path) -> String {
+    let deadline = Instant::now() + Duration::from_secs(20);
+    loop {
+        let bytes = std::fs::read(capture).unwrap_or_default();
+        let text = String::from_utf8_lossy(&bytes);
+        if let Some(start) = text.find("]52;c;") {
+            let rest = &text[start + "]52;c;".len()..];
+            if let Some(end) = rest.find('\x07') {
+                assert!(
+                    text.contains("\x1bPtmux;\x1b\x1b]52;c;"),
+                    "OSC 52 is wrapped for tmux: {text:?}"
+                );
+                return rest[..end].to_string();
+            }
+        }
+        assert!(
+            Instant::now() < deadline,
+            "no OSC 52 sequence in the pane's output: {text:?}"
+        );
+        std::thread::sleep(Duration::from_millis(40));
+    }
 }
 
 #[tokio::test(flavor = "multi_thread")]

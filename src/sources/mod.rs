@@ -37,6 +37,9 @@ pub struct ConfigRecord {
     pub text: String,
     /// When the source retrieved this version (Oxidized's commit time).
     pub retrieved_at: String,
+    /// This is the newest stored version fetched again to check it: when its text differs
+    /// (the stored one was cut short), it replaces the stored text instead of adding a version.
+    pub verifies_newest: bool,
 }
 
 /// A device and everything the source knows about it.
@@ -92,6 +95,7 @@ impl DeviceBundle {
         for config in &self.configs {
             config.text.hash(&mut feed);
             config.retrieved_at.hash(&mut feed);
+            config.verifies_newest.hash(&mut feed);
         }
         // Stored in an INTEGER column: the 64 bits as they are, sign included.
         feed.finish() as i64

@@ -2,7 +2,8 @@
 //! interfaces parsed from the newest config.
 //!
 //! Only versions newer than the last one stored are fetched (the stored metadata remembers the
-//! newest commit id). A node whose last fetch failed stays, marked with its status; `vars` (which
+//! newest commit id); once every `verify_configs_hours` (default 24) a node's newest version is
+//! fetched again and its stored text corrected if Oxidized serves other text for it. A node whose last fetch failed stays, marked with its status; `vars` (which
 //! `/nodes.json` leaks unfiltered and which may hold credentials) are never read into the store.
 //! Oxidized answers 200 with a text message for unknown nodes, so bodies are checked, not statuses.
 
@@ -66,6 +67,19 @@ fn oxidized_time(text: &str) -> Option<String> {
                 .ok()
                 .map(|t| crate::time::format(t.and_utc()))
         })
+}
+
+/// Whether a node's newest config is checked in this run: in one hour of every `hours`, fixed by
+/// the node's name (FNV-1a), so the checks spread over the period instead of doubling one run.
+fn due_for_check(name: &str, hours: u32, now: chrono::DateTime<chrono::Utc>) -> bool {
+    if hours == 0 {
+        return false;
+    }
+    let hash = name.bytes().fold(0xcbf2_9ce4_8422_2325_u64, |h, b| {
+        (h ^ u64::from(b)).wrapping_mul(0x0100_0000_01b3)
+    });
+    let hour = now.timestamp().div_euclid(3600) as u64;
+    hash % u64::from(hours) == hour % u64::from(hours)
 }
 
 /// Oxidized's ways of saying "no such node/version" with HTTP 200.
@@ -172,6 +186,33 @@ async fn node_bundle(
                 configs.push(ConfigRecord {
                     text: config,
                     retrieved_at: at,
+                    verifies_newest: false,
+                });
+            }
+        }
+        if configs.is_empty()
+            && let (Some(newest), Some(oid)) = (versions.first(), known_oid.as_deref())
+            && versions.first().and_then(|v| v["oid"].as_str()) == Some(oid)
+            && due_for_check(&name, ctx.source.verify_configs_hours, ctx.now)
+        {
+            // Nothing new: in this node's hour, its newest version is fetched again, so a stored
+            // text that was cut short (a body that looked complete) is corrected.
+            let query = [
+                ("node", name.clone()),
+                ("group", group.clone()),
+                ("oid", oid.to_string()),
+                ("format", "text".to_string()),
+            ];
+            if let Some(config) = text(ctx, "/node/version/view", &query, auth).await? {
+                let at = newest["time"]
+                    .as_str()
+                    .or(newest["date"].as_str())
+                    .and_then(oxidized_time)
+                    .unwrap_or_else(|| crate::time::format(ctx.now));
+                configs.push(ConfigRecord {
+                    text: config,
+                    retrieved_at: at,
+                    verifies_newest: true,
                 });
             }
         }
@@ -185,6 +226,7 @@ async fn node_bundle(
             configs.push(ConfigRecord {
                 text: config,
                 retrieved_at: at,
+                verifies_newest: false,
             });
         }
     }

@@ -427,3 +427,37 @@ fn session_cookie(answer: &Answer) -> Option<String> {
         .find(|pair| pair.trim_start().starts_with("vmware_soap_session="))
         .map(|pair| pair.trim().to_string())
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_fault_is_named_by_its_detail_type() {
+        let body = crate::xml::parse(
+            br#"<soapenv:Body xmlns:soapenv="x" xmlns:xsi="y"><soapenv:Fault><faultcode>ServerFaultCode</faultcode>
+            <faultstring>Login failure</faultstring><detail><InvalidLoginFault xmlns="urn:vim25" xsi:type="InvalidLogin"/></detail>
+            </soapenv:Fault></soapenv:Body>"#,
+        )
+        .unwrap();
+        let fault = fault_of(&body).unwrap();
+        assert_eq!(
+            (fault.kind.as_str(), fault.message.as_str()),
+            ("InvalidLogin", "Login failure")
+        );
+        let bare = crate::xml::parse(
+            b"<Body><Fault><faultstring>x</faultstring><detail><NotAuthenticatedFault/></detail></Fault></Body>",
+        )
+        .unwrap();
+        assert_eq!(fault_of(&bare).unwrap().kind, "NotAuthenticated");
+    }
+
+    #[test]
+    fn request_text_is_escaped() {
+        assert_eq!(escape("a<b>&\"'"), "a&lt;b&gt;&amp;&quot;&apos;");
+        assert_eq!(
+            moref("_this", "Folder", "group-d1"),
+            "<_this type=\"Folder\">group-d1</_this>"
+        );
+    }
+}

@@ -71,6 +71,37 @@ impl Writer<'_> {
     }
 }
 
+impl Writer<'_> {
+    /// Replaces the text of a device's newest config version when `text` differs from it (the
+    /// same version fetched again: the stored text was cut short); its version and old hash, or
+    /// `None` when it was right or there is none.
+    pub fn correct_newest_config(
+        &self,
+        device_id: i64,
+        text: &str,
+    ) -> Result<Option<(i64, String)>> {
+        let conn = self.conn();
+        let newest: Option<(i64, i64, String)> = conn
+            .prepare_cached(
+                "SELECT id, version, config_hash FROM device_configs WHERE device_id = ?1 \
+                 ORDER BY version DESC LIMIT 1",
+            )?
+            .query_row([device_id], |r| Ok((r.get(0)?, r.get(1)?, r.get(2)?)))
+            .optional()?;
+        let hash = config_hash(text);
+        match newest {
+            Some((id, version, old)) if old != hash => {
+                conn.prepare_cached(
+                    "UPDATE device_configs SET config_text = ?2, config_hash = ?3 WHERE id = ?1",
+                )?
+                .execute(params![id, text, hash])?;
+                Ok(Some((version, old)))
+            }
+            _ => Ok(None),
+        }
+    }
+}
+
 impl Store {
     /// A device's config versions, newest first.
     pub fn config_versions(&self, device_id: i64) -> Result<Vec<ConfigVersion>> {

@@ -492,7 +492,16 @@ fn write_details(
             )?;
         }
     }
-    for config in &bundle.configs {
+    for config in bundle.configs.iter().filter(|c| c.verifies_newest) {
+        if let Some((version, old_hash)) = w.correct_newest_config(id, &config.text)? {
+            changed = true;
+            audit.record(w, counts, ("update", "config"), Some(id),
+                json!({"version": version, "config_hash": old_hash}),
+                json!({"version": version, "config_hash": crate::store::config_hash(&config.text), "corrected": "the stored text differed from what the source serves for this version"}),
+            )?;
+        }
+    }
+    for config in bundle.configs.iter().filter(|c| !c.verifies_newest) {
         if let ConfigStored::New { version, .. } = w.store_config(
             id,
             &config.text,
