@@ -652,3 +652,40 @@ fn the_tree_walks_from_a_vm_up_to_its_host_and_the_switch_ports_the_host_is_cabl
         "the host's switch and the ports, sanitized: {text}"
     );
 }
+
+#[test]
+fn a_hostile_reviewer_name_and_comment_are_shown_as_placeholders() {
+    let mut h = harness_with(160, 40, false, |store| {
+        store
+            .write(|w| {
+                w.review_items(
+                    "nb-20261128-0600",
+                    &[],
+                    &infradeck::store::Review {
+                        from: ApprovalStatus::Pending,
+                        to: ApprovalStatus::Rejected,
+                        reviewer: "mallory\x1b]0;owned\x07",
+                        comment: Some("no\x1b[2J way\u{202e}"),
+                        at: SEEN,
+                    },
+                )
+                .map(|_| ())
+            })
+            .unwrap();
+    });
+    // The batch's items, the first one's proposed change below them.
+    h.keys(":netbox<Enter><Enter>");
+    let text = h.text();
+    assert!(
+        text.contains("by mallory␛]0;owned␇: no␛[2J way⟨U+202E⟩"),
+        "the selected item's review: {text}"
+    );
+    assert!(
+        text.contains("mallory␛]0;ow"),
+        "the REVIEWER column: {text}"
+    );
+    assert!(
+        !text.contains('\u{1b}'),
+        "no raw escape reached the screen: {text:?}"
+    );
+}

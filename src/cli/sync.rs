@@ -525,13 +525,26 @@ fn brief(v: &serde_json::Value) -> String {
     match v {
         serde_json::Value::Null => "∅".into(),
         serde_json::Value::String(s) => s.clone(),
+        // Cut at 40 characters, not bytes: the JSON may hold multibyte text.
         other => {
             let t = other.to_string();
-            if t.len() > 40 {
-                format!("{}…", &t[..40])
-            } else {
-                t
+            match t.char_indices().nth(40) {
+                Some((cut, _)) => format!("{}…", &t[..cut]),
+                None => t,
             }
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::brief;
+
+    #[test]
+    fn brief_cuts_multibyte_text_by_characters() {
+        let value = serde_json::json!({"name": "ü".repeat(60)});
+        let cut = brief(&value);
+        assert_eq!(cut.chars().count(), 41, "{cut}");
+        assert!(cut.ends_with('…'));
     }
 }

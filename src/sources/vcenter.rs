@@ -901,3 +901,15 @@ fn network_name(
         None => Value::Null,
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::short;
+
+    #[test]
+    fn error_excerpts_cut_multibyte_text_by_characters() {
+        let value = serde_json::json!(["ö".repeat(100)]);
+        let cut = short(&value);
+        assert_eq!(cut.chars().count(), 81, "{cut}");
+    }
+}

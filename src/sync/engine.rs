@@ -58,6 +58,19 @@ pub struct RunOutcome {
     pub sweep_refused: bool,
 }
 
+/// The time part of a sync id (`vcenter-prod-20261128T055000.000Z`): it has no `-`, so the
+/// source a sync id belongs to is unambiguous even when one source's id starts with another's.
+const SYNC_ID_TIME: &str = "%Y%m%dT%H%M%S%.3fZ";
+
+/// Whether `sync_id` is a run of the source `kind/id` (not of `kind/id-2`, whose sync ids start
+/// the same way).
+pub fn is_run_of(sync_id: &str, source_key: &str) -> bool {
+    let prefix = format!("{}-", source_key.replacen('/', "-", 1));
+    sync_id
+        .strip_prefix(&prefix)
+        .is_some_and(|time| !time.is_empty() && !time.contains('-'))
+}
+
 /// Runs syncs against one database.
 #[derive(Clone)]
 pub struct Engine {
@@ -151,7 +164,7 @@ impl Engine {
             "{}-{}-{}",
             source.kind,
             source.id,
-            chrono::Utc::now().format("%Y%m%dT%H%M%S%.3fZ")
+            chrono::Utc::now().format(SYNC_ID_TIME)
         );
         let (database, open, stale_after) =
             (self.database.clone(), self.open.clone(), self.stale_after);
@@ -527,4 +540,30 @@ fn beat(reconciler: &mut Reconciler, state: &LoopState) {
         message: None,
         counts,
     });
+}
+
+#[cfg(test)]
+mod tests {
+    use super::is_run_of;
+
+    #[test]
+    fn a_sync_id_belongs_to_its_own_source_not_one_whose_id_extends_it() {
+        assert!(is_run_of(
+            "vcenter-prod-20261128T055000.000Z",
+            "vcenter/prod"
+        ));
+        assert!(!is_run_of(
+            "vcenter-prod-2-20261128T055000.000Z",
+            "vcenter/prod"
+        ));
+        assert!(is_run_of(
+            "vcenter-prod-2-20261128T055000.000Z",
+            "vcenter/prod-2"
+        ));
+        assert!(!is_run_of("vcenter-prod-", "vcenter/prod"));
+        assert!(!is_run_of(
+            "foreman-prod-20261128T055000.000Z",
+            "vcenter/prod"
+        ));
+    }
 }

@@ -205,7 +205,7 @@ async fn event_loop(
                 }
                 Effect::Cancel { sync_id } => {
                     for (source, token) in &running {
-                        if sync_id.starts_with(&source.replace('/', "-")) {
+                        if crate::sync::engine::is_run_of(&sync_id, source) {
                             token.cancel();
                         }
                     }

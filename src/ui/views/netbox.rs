@@ -313,11 +313,19 @@ fn change_lines(item: &ApprovalItem, theme: Theme) -> Vec<Line<'static>> {
             theme.muted(),
         ),
         Span::styled(
+            // Reviewer and comment were typed by people (or another tool): sanitized too.
             match (&item.approved_by, &item.review_comment) {
-                (Some(by), Some(comment)) => {
-                    format!("  {} by {by}: {comment}", item.approval_status.as_str())
-                }
-                (Some(by), None) => format!("  {} by {by}", item.approval_status.as_str()),
+                (Some(by), Some(comment)) => format!(
+                    "  {} by {}: {}",
+                    item.approval_status.as_str(),
+                    crate::sanitize::for_terminal(by),
+                    crate::sanitize::for_terminal(comment)
+                ),
+                (Some(by), None) => format!(
+                    "  {} by {}",
+                    item.approval_status.as_str(),
+                    crate::sanitize::for_terminal(by)
+                ),
                 _ => format!("  {}", item.approval_status.as_str()),
             },
             theme.muted(),
@@ -533,7 +541,11 @@ impl Screen for BatchView {
                             .into_owned(),
                     ),
                     Span::styled(item.approval_status.as_str(), status_style),
-                    Span::styled(item.approved_by.clone().unwrap_or_default(), theme.muted()),
+                    Span::styled(
+                        crate::sanitize::for_terminal(item.approved_by.as_deref().unwrap_or(""))
+                            .into_owned(),
+                        theme.muted(),
+                    ),
                 ]);
                 if i == self.cursor.selected {
                     row.style(theme.selected())
