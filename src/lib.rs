@@ -5,6 +5,7 @@
 //! that speaks SQL.
 
 pub mod bench;
+pub mod changes;
 pub mod cli;
 pub mod config;
 pub mod identity;

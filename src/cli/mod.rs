@@ -34,9 +34,7 @@ pub struct ExitWith {
 /// `sync`: every run ended, but at least one sweep was refused by the mass-removal guard.
 pub const EXIT_SWEEP_REFUSED: u8 = 3;
 
-pub use sync::{
-    HistoryArgs, SyncArgs, break_lock, history, select_sources, summarize_change, sync,
-};
+pub use sync::{HistoryArgs, SyncArgs, break_lock, history, select_sources, sync};
 
 use crate::config::{self, Config};
 use crate::store::{OpenOptions, Store};

@@ -471,7 +471,7 @@ pub fn history(ctx: &Context, args: &HistoryArgs) -> anyhow::Result<()> {
                     .clone()
                     .or(h.device_id.map(|d| format!("#{d}")))
                     .unwrap_or_default(),
-                summarize_change(h.old_value.as_deref(), h.new_value.as_deref()),
+                crate::changes::summarize_change(h.old_value.as_deref(), h.new_value.as_deref()),
             ]
         })
         .collect();
@@ -483,68 +483,4 @@ pub fn history(ctx: &Context, args: &HistoryArgs) -> anyhow::Result<()> {
         eprintln!("no history yet");
     }
     Ok(())
-}
-
-/// `key: old → new` for the top-level (and metadata) keys that differ.
-pub fn summarize_change(old: Option<&str>, new: Option<&str>) -> String {
-    let parse = |t: Option<&str>| {
-        t.and_then(|t| serde_json::from_str::<serde_json::Value>(t).ok())
-            .unwrap_or(serde_json::Value::Null)
-    };
-    let (old, new) = (parse(old), parse(new));
-    let mut parts = Vec::new();
-    let mut walk = |prefix: &str, a: &serde_json::Value, b: &serde_json::Value| {
-        let keys: std::collections::BTreeSet<&String> = a
-            .as_object()
-            .into_iter()
-            .flat_map(|m| m.keys())
-            .chain(b.as_object().into_iter().flat_map(|m| m.keys()))
-            .collect();
-        for key in keys {
-            let (x, y) = (&a[key.as_str()], &b[key.as_str()]);
-            if x != y && !(x.is_object() && y.is_object()) {
-                parts.push(format!("{prefix}{key}: {} → {}", brief(x), brief(y)));
-            }
-        }
-    };
-    walk("", &old, &new);
-    if let (Some(a), Some(b)) = (old.get("metadata"), new.get("metadata")) {
-        for (ns, inner) in a.as_object().into_iter().flatten() {
-            walk(&format!("{ns}."), inner, &b[ns.as_str()]);
-        }
-    }
-    let text = parts.join("; ");
-    if text.chars().count() > 120 {
-        format!("{}…", text.chars().take(120).collect::<String>())
-    } else {
-        text
-    }
-}
-
-fn brief(v: &serde_json::Value) -> String {
-    match v {
-        serde_json::Value::Null => "∅".into(),
-        serde_json::Value::String(s) => s.clone(),
-        // Cut at 40 characters, not bytes: the JSON may hold multibyte text.
-        other => {
-            let t = other.to_string();
-            match t.char_indices().nth(40) {
-                Some((cut, _)) => format!("{}…", &t[..cut]),
-                None => t,
-            }
-        }
-    }
-}
-
-#[cfg(test)]
-mod tests {
-    use super::brief;
-
-    #[test]
-    fn brief_cuts_multibyte_text_by_characters() {
-        let value = serde_json::json!({"name": "ü".repeat(60)});
-        let cut = brief(&value);
-        assert_eq!(cut.chars().count(), 41, "{cut}");
-        assert!(cut.ends_with('…'));
-    }
 }

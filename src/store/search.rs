@@ -215,7 +215,7 @@ impl Store {
                 continue;
             };
             aliases.insert(device.name.to_ascii_lowercase());
-            aliases.insert(crate::sources::short_hostname(&device.name));
+            aliases.insert(crate::model::short_hostname(&device.name));
             if let Some(ns) = device.metadata_json().get(&device.source_system) {
                 for key in ["fqdn", "hostname", "ip"] {
                     if let Some(v) = ns.get(key).and_then(|v| v.as_str()) {

@@ -83,14 +83,14 @@ fn keys_of(id: i64, system: &str, instance: &str, name: &str, metadata: Option<&
         .map(|a| {
             a.iter()
                 .filter_map(Value::as_str)
-                .filter_map(crate::sources::normalize_mac)
+                .filter_map(crate::model::normalize_mac)
                 .collect()
         })
         .unwrap_or_default();
     if let Some(mac) = ns
         .get("mac")
         .and_then(Value::as_str)
-        .and_then(crate::sources::normalize_mac)
+        .and_then(crate::model::normalize_mac)
     {
         macs.push(mac);
     }
@@ -105,7 +105,7 @@ fn keys_of(id: i64, system: &str, instance: &str, name: &str, metadata: Option<&
         serial: text(ns, "serial"),
         macs,
         hostname: text(ns, "hostname")
-            .or_else(|| Some(crate::sources::short_hostname(name)))
+            .or_else(|| Some(crate::model::short_hostname(name)))
             .filter(|h| !h.is_empty()),
     }
 }
@@ -289,7 +289,7 @@ pub fn correlate_with(
 /// id may carry the serial in brackets (`leaf01(FOC1234)`) and a domain (`leaf01.dc1.example`).
 fn switch_key(announced: &str) -> String {
     let name = announced.split('(').next().unwrap_or(announced);
-    crate::sources::short_hostname(name)
+    crate::model::short_hostname(name)
 }
 
 /// LLDP neighbours from facts, per interface: `chassis.name` and `port.ifname` (else `port.id`).

@@ -341,8 +341,10 @@ impl DetailView {
         if !detail.history.is_empty() {
             doc.section(&format!("history · {}", detail.history.len()));
             for h in &detail.history {
-                let summary =
-                    crate::cli::summarize_change(h.old_value.as_deref(), h.new_value.as_deref());
+                let summary = crate::changes::summarize_change(
+                    h.old_value.as_deref(),
+                    h.new_value.as_deref(),
+                );
                 doc.push(
                     Line::from(vec![
                         Span::styled(

@@ -79,8 +79,10 @@ impl Screen for HistoryView {
             .history(self.device, 5000)?
             .into_iter()
             .map(|e| {
-                let summary =
-                    crate::cli::summarize_change(e.old_value.as_deref(), e.new_value.as_deref());
+                let summary = crate::changes::summarize_change(
+                    e.old_value.as_deref(),
+                    e.new_value.as_deref(),
+                );
                 (e, summary)
             })
             .collect();
