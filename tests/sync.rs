@@ -1737,3 +1737,54 @@ async fn a_config_cut_short_is_corrected_when_its_version_is_checked_again() {
             .is_empty()
     );
 }
+
+#[tokio::test(flavor = "multi_thread")]
+async fn an_expired_soap_session_is_renewed_and_the_snapshots_still_arrive() {
+    let rig = start_rig(100).await;
+    // Each SOAP session lasts four calls: the run logs in again when vCenter says
+    // NotAuthenticated, and replays the call.
+    rig.sims.vcenter.soap.lock().unwrap().expire_after_calls = 4;
+    let outcome = rig.run_source(&rig.source("vcenter")).await;
+    assert_success(std::slice::from_ref(&outcome));
+    let logins = rig.sims.vcenter.soap.lock().unwrap().logins;
+    assert!(logins >= 3, "logged in again as sessions expired: {logins}");
+    let estate = rig.sims.estate.read().unwrap().clone();
+    let vm = estate
+        .live_vms()
+        .find(|vm| !vm.snapshots.is_empty())
+        .unwrap();
+    let store = rig.store();
+    let device = store
+        .device_by_source_key("vcenter", "vcenter-sim", &vm.moid)
+        .unwrap()
+        .unwrap();
+    let row = store.vm(device.id).unwrap().unwrap().vm;
+    assert_eq!(
+        row.snapshots.as_array().map(Vec::len),
+        Some(vm.snapshots.len())
+    );
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn a_cluster_list_over_the_cap_names_the_datacenter_and_sweeps_nothing() {
+    let rig = start_rig(100).await;
+    let source = rig.source("vcenter");
+    assert_success(&[rig.run_source(&source).await]);
+    let active = rig.count("vcenter", Some(DeviceStatus::Active));
+    rig.sims
+        .vcenter
+        .cluster_cap
+        .store(0, std::sync::atomic::Ordering::Relaxed);
+    let capped = rig.run_source(&source).await;
+    assert_eq!(capped.status, RunStatus::Partial, "{:?}", capped.message);
+    let message = capped.message.unwrap_or_default();
+    assert!(
+        message.contains("datacenter dc1 has more clusters than vCenter will list at once"),
+        "{message}"
+    );
+    assert_eq!(
+        rig.count("vcenter", Some(DeviceStatus::Active)),
+        active,
+        "nothing swept: the clusters, their hosts and VMs are still there"
+    );
+}

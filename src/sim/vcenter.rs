@@ -33,6 +33,8 @@ pub struct VcenterState {
     pub vm_cap: AtomicUsize,
     /// The datastore list cap; lowered in tests to show a capped list never sweeps.
     pub datastore_cap: AtomicUsize,
+    /// The cluster list cap; lowered in tests likewise.
+    pub cluster_cap: AtomicUsize,
     /// SOAP (vim25) sessions, views and result pages.
     pub soap: Mutex<super::vcenter_soap::SoapState>,
 }
@@ -51,6 +53,7 @@ impl VcenterState {
             next_session: AtomicUsize::new(1),
             vm_cap: AtomicUsize::new(VM_CAP),
             datastore_cap: AtomicUsize::new(DATASTORE_CAP),
+            cluster_cap: AtomicUsize::new(CLUSTER_CAP),
             soap: Mutex::new(super::vcenter_soap::SoapState::default()),
         })
     }
@@ -537,7 +540,7 @@ async fn list_clusters(
             |c| json!({"cluster": c.moid, "name": c.name, "ha_enabled": true, "drs_enabled": true}),
         )
         .collect();
-    if out.len() > CLUSTER_CAP {
+    if out.len() > state.cluster_cap.load(Ordering::Relaxed) {
         return too_many("cluster");
     }
     json(StatusCode::OK, Value::Array(out))

@@ -18,7 +18,12 @@ use std::sync::Arc;
 /// Per-simulator SOAP state: sessions, container views, result pages not yet collected.
 #[derive(Default)]
 pub struct SoapState {
-    sessions: HashMap<String, String>,
+    /// session key → calls made with it.
+    sessions: HashMap<String, u64>,
+    /// A session expires after this many calls (0: never), as an idle vCenter session does.
+    pub expire_after_calls: u64,
+    /// Logins accepted so far.
+    pub logins: u64,
     views: HashMap<String, String>,
     /// token → the objects still to send, and the page size asked for.
     pages: HashMap<String, (Vec<String>, usize)>,
@@ -120,11 +125,19 @@ pub async fn serve(
     }
     let session = session_of(&headers);
     {
-        let soap = state.soap.lock().unwrap_or_else(|e| e.into_inner());
-        if session
-            .as_ref()
-            .is_none_or(|s| !soap.sessions.contains_key(s))
-        {
+        let mut soap = state.soap.lock().unwrap_or_else(|e| e.into_inner());
+        let limit = soap.expire_after_calls;
+        let expired = match session.as_ref().and_then(|s| soap.sessions.get_mut(s)) {
+            Some(calls) => {
+                *calls += 1;
+                limit > 0 && *calls > limit
+            }
+            None => true,
+        };
+        if expired {
+            if let Some(s) = &session {
+                soap.sessions.remove(s);
+            }
             let this = call.child("_this").cloned().unwrap_or_default();
             return fault(
                 "NotAuthenticated",
@@ -163,7 +176,7 @@ pub async fn serve(
             soap.views.remove(view);
             answer(&name, "")
         }
-        "RetrievePropertiesEx" => retrieve(&state, &call),
+        "RetrievePropertiesEx" => retrieve(&state, &call, &session),
         "ContinueRetrievePropertiesEx" => {
             let token = call.text_of("token").unwrap_or_default().to_string();
             let mut soap = state.soap.lock().unwrap_or_else(|e| e.into_inner());
@@ -211,7 +224,8 @@ fn login(state: &VcenterState, call: &Element) -> Response {
     }
     let mut soap = state.soap.lock().unwrap_or_else(|e| e.into_inner());
     let key = soap.fresh_id();
-    soap.sessions.insert(key.clone(), user.to_string());
+    soap.sessions.insert(key.clone(), 0);
+    soap.logins += 1;
     let body = format!(
         "<LoginResponse xmlns=\"urn:vim25\"><returnval><key>{key}</key><userName>{user}</userName>\
          <fullName>{user}</fullName><loginTime>2026-11-01T08:00:00Z</loginTime>\
@@ -252,7 +266,7 @@ fn page(soap: &mut SoapState, call: &str, mut objects: Vec<String>, max: usize) 
     answer(call, &inner)
 }
 
-fn retrieve(state: &VcenterState, call: &Element) -> Response {
+fn retrieve(state: &VcenterState, call: &Element, session: &str) -> Response {
     let spec = call.child("specSet").cloned().unwrap_or_default();
     let kind = spec
         .path(&["propSet", "type"])
@@ -276,8 +290,13 @@ fn retrieve(state: &VcenterState, call: &Element) -> Response {
         .filter(|&n| n > 0)
         .unwrap_or(usize::MAX);
     let mut soap = state.soap.lock().unwrap_or_else(|e| e.into_inner());
-    if !soap.views.contains_key(&view) {
-        return fault("ManagedObjectNotFound", "no such view", "");
+    // A view belongs to the session that made it (vCenter forgets it with the session).
+    if !soap.views.contains_key(&view) || !view.starts_with(&format!("session[{session}]")) {
+        return fault(
+            "ManagedObjectNotFound",
+            "The object has already been deleted or has not been completely created",
+            &format!("<obj type=\"ContainerView\">{}</obj>", escape(&view)),
+        );
     }
     let estate = state.estate.read().unwrap_or_else(|e| e.into_inner());
     let objects: Result<Vec<String>, String> = match kind.as_str() {
