@@ -556,15 +556,23 @@ fn reviews_are_recorded_with_reviewer_and_reason_and_read_only_hides_them() {
     }
     press(&mut read_only, KeyCode::Enter);
     press(&mut read_only, KeyCode::Enter);
-    press(&mut read_only, KeyCode::Char('a'));
-    terminal.draw(|f| read_only.draw(f)).unwrap();
-    let footer: String = {
+    let footer = |terminal: &Terminal<TestBackend>| -> String {
         let buffer = terminal.backend().buffer();
         (0..buffer.area.width)
             .map(|x| buffer[(x, buffer.area.height - 1)].symbol().to_string())
             .collect()
     };
-    assert!(!footer.contains("approve"), "{footer}");
+    terminal.draw(|f| read_only.draw(f)).unwrap();
+    let hints = footer(&terminal);
+    assert!(!hints.contains("approve"), "no write is hinted: {hints}");
+    // Pressing a write key anyway says why nothing happens.
+    press(&mut read_only, KeyCode::Char('a'));
+    terminal.draw(|f| read_only.draw(f)).unwrap();
+    let refusal = footer(&terminal);
+    assert!(
+        refusal.contains("not available: read-only mode"),
+        "{refusal}"
+    );
     assert!(
         terminal
             .backend()
@@ -688,4 +696,124 @@ fn a_hostile_reviewer_name_and_comment_are_shown_as_placeholders() {
         !text.contains('\u{1b}'),
         "no raw escape reached the screen: {text:?}"
     );
+}
+
+/// The footer's hints as keys the harness types: `<Space/→>expand` → `<Space>`, `<t>tree` → `t`.
+fn footer_keys(screen: &str) -> Vec<String> {
+    let footer = screen
+        .lines()
+        .rfind(|l| !l.trim().is_empty())
+        .unwrap_or_default();
+    let mut keys = Vec::new();
+    let mut rest = footer;
+    while let Some(start) = rest.find('<') {
+        let Some(len) = rest[start..].find('>') else {
+            break;
+        };
+        let label = &rest[start + 1..start + len];
+        rest = &rest[start + len + 1..];
+        let first = if label == "/" {
+            label
+        } else {
+            label.split('/').next().unwrap_or(label)
+        };
+        keys.push(match first {
+            "Space" | "Enter" | "Esc" | "Tab" | "Down" | "Up" | "Left" => format!("<{first}>"),
+            other => other.to_string(),
+        });
+    }
+    keys
+}
+
+#[test]
+fn every_hint_in_every_footer_does_something_when_pressed() {
+    // Every view of the snapshot walk, each reached afresh.
+    let views = [
+        "",
+        "/web<Enter>",
+        "/web<Enter><Enter>",
+        "/web<Enter><Enter>t",
+        ":configs<Enter>",
+        ":configs<Enter><Enter>",
+        ":configs<Enter><Enter>d",
+        ":sync<Enter>",
+        ":netbox<Enter>",
+        ":netbox<Enter><Enter>",
+        ":history<Enter>",
+        ":search<Enter>/web<Enter>",
+    ];
+    let mut dead = Vec::new();
+    let mut pressed = 0;
+    for path in views {
+        let mut h = harness(160, 48, false);
+        h.keys(path);
+        let keys = footer_keys(&h.text());
+        assert!(!keys.is_empty(), "no hints after {path:?}");
+        for key in keys {
+            let mut h = harness(160, 48, false);
+            h.keys(path);
+            // The whole buffer, styles included: a moved cursor or a mark changes only styles.
+            let before = h.draw().clone();
+            h.keys(&key);
+            let after = h.draw().clone();
+            let effects = h.app.take_effects();
+            pressed += 1;
+            if h.text().contains("not available:") {
+                dead.push(format!("{path:?} then {key}: refused although hinted"));
+            } else if after == before && effects.is_empty() && !h.app.quit {
+                dead.push(format!("{path:?} then {key}: nothing happened"));
+            }
+        }
+    }
+    assert!(pressed > 60, "{pressed} keys pressed");
+    assert!(dead.is_empty(), "hints that lie:\n{}", dead.join("\n"));
+}
+
+#[test]
+fn an_unavailable_key_says_why_and_read_only_refuses_writes_aloud() {
+    let mut h = harness(160, 48, false);
+    // The NetBox batch list: items are reviewed inside a batch.
+    h.keys(":netbox<Enter>");
+    let footer = h.text();
+    assert!(!footer.contains("<a>approve"), "{footer}");
+    h.keys("a");
+    assert!(
+        h.text()
+            .contains("not available: items are reviewed inside a batch: Enter opens it"),
+        "{}",
+        h.text()
+    );
+    // The device detail has no filter.
+    let mut h = harness(160, 48, false);
+    h.keys("/web<Enter><Enter>");
+    assert!(!h.text().contains("</>filter"));
+    h.keys("/");
+    assert!(h.text().contains("not available: this view has no filter"));
+
+    // Read-only: the write keys are not hinted, and pressing one says why.
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("inventory.db");
+    fixture(&path);
+    let store = Store::open(&path, &OpenOptions::default()).unwrap();
+    let mut app = App::new(store, env(false, true)).unwrap();
+    let mut terminal = Terminal::new(TestBackend::new(160, 48)).unwrap();
+    for c in ":sync\r".chars() {
+        let code = if c == '\r' {
+            KeyCode::Enter
+        } else {
+            KeyCode::Char(c)
+        };
+        app.on_key(KeyEvent::new(code, KeyModifiers::NONE));
+    }
+    app.on_key(KeyEvent::new(KeyCode::Char('S'), KeyModifiers::NONE));
+    terminal.draw(|f| app.draw(f)).unwrap();
+    let text: String = terminal
+        .backend()
+        .buffer()
+        .content()
+        .iter()
+        .map(|c| c.symbol())
+        .collect();
+    assert!(text.contains("not available: read-only mode"), "{text}");
+    assert!(app.take_effects().is_empty(), "nothing started");
 }

@@ -144,6 +144,12 @@ pub trait Screen {
     fn refresh(&mut self, cx: &mut Cx) -> anyhow::Result<()>;
     fn draw(&mut self, frame: &mut Frame, area: Rect, cx: &mut Cx);
     fn act(&mut self, action: Action, cx: &mut Cx) -> anyhow::Result<Outcome>;
+    /// Why `action` does nothing here right now (nothing selected, the wrong level of a
+    /// hierarchy), or `None` when it is available. The footer shows only available keys, and an
+    /// unavailable key says why when pressed.
+    fn unavailable(&self, _action: Action) -> Option<&'static str> {
+        None
+    }
     /// The filter (or search) text, for views that have one.
     fn filter(&self) -> Option<&str> {
         None
@@ -449,9 +455,20 @@ impl App {
             .views
             .last()
             .map_or(&[Scope::Global][..], |v| v.scopes());
-        let Some(binding) = keys::lookup(&key, scopes, self.env.read_only) else {
+        let Some(binding) = keys::lookup(&key, scopes) else {
             return Ok(());
         };
+        if self.env.read_only && binding.writes {
+            self.flash = Some(Flash::error(format!(
+                "not available: read-only mode ({} {})",
+                binding.label, binding.help
+            )));
+            return Ok(());
+        }
+        if let Some(reason) = self.unavailable(binding.action) {
+            self.flash = Some(Flash::error(format!("not available: {reason}")));
+            return Ok(());
+        }
         match binding.action {
             Action::Quit => self.quit = true,
             Action::Help => self.mode = Mode::Help { scroll: 0 },
@@ -500,6 +517,20 @@ impl App {
             }
         }
         Ok(())
+    }
+
+    /// Why `action` would do nothing on the current view, or `None` when it is available: the
+    /// app's own keys are judged here, the rest by the view.
+    fn unavailable(&self, action: Action) -> Option<&'static str> {
+        let view = self.views.last()?;
+        match action {
+            Action::Back if self.views.len() <= 1 && view.filter().is_none_or(str::is_empty) => {
+                Some("this is the first view and no filter is set")
+            }
+            Action::Filter if view.filter().is_none() => Some("this view has no filter"),
+            Action::Copy if view.copy_text().is_none() => Some("nothing selected to copy"),
+            other => view.unavailable(other),
+        }
     }
 
     fn apply(&mut self, outcome: Outcome) -> anyhow::Result<()> {
@@ -838,10 +869,12 @@ impl App {
             view.draw(frame, inner, &mut cx);
         }
         self.draw_footer(frame, footer_area);
-        match &mut self.mode {
-            Mode::Help { scroll } => draw_help(frame, area, &self.views, &self.env, *scroll),
-            Mode::Modal(modal) => draw_modal(frame, area, modal, theme),
-            _ => {}
+        if let Mode::Help { scroll } = &self.mode {
+            let unavailable = |action| self.unavailable(action);
+            draw_help(frame, area, &self.views, &self.env, *scroll, &unavailable);
+        }
+        if let Mode::Modal(modal) = &mut self.mode {
+            draw_modal(frame, area, modal, theme);
         }
     }
 
@@ -887,7 +920,8 @@ impl App {
                         .last()
                         .map_or(&[Scope::Global][..], |v| v.scopes());
                     let mut spans = Vec::new();
-                    for (label, hint) in keys::hints(scopes, self.env.read_only) {
+                    let available = |action| self.unavailable(action).is_none();
+                    for (label, hint) in keys::hints(scopes, self.env.read_only, &available) {
                         spans.push(Span::styled(format!("<{label}>"), theme.key()));
                         spans.push(Span::styled(format!("{hint} "), theme.muted()));
                     }
@@ -928,17 +962,47 @@ pub fn centered(area: Rect, width: u16, height: u16) -> Rect {
     }
 }
 
-fn draw_help(frame: &mut Frame, area: Rect, views: &[Box<dyn Screen>], env: &Env, scroll: u16) {
+/// Every binding, the current view's first; those that do nothing here now say why.
+fn draw_help(
+    frame: &mut Frame,
+    area: Rect,
+    views: &[Box<dyn Screen>],
+    env: &Env,
+    scroll: u16,
+    unavailable: &dyn Fn(Action) -> Option<&'static str>,
+) {
     let theme = env.theme;
     let scopes = views.last().map_or(&[Scope::Global][..], |v| v.scopes());
     let mut lines = Vec::new();
-    for (scope, rows) in keys::help(scopes, env.read_only) {
+    for (scope, rows) in keys::help(scopes) {
         lines.push(Line::from(Span::styled(scope.title(), theme.title())));
+        let here = scopes.contains(&scope);
         for b in rows {
-            lines.push(Line::from(vec![
+            let reason = if env.read_only && b.writes {
+                Some("read-only mode")
+            } else if here {
+                unavailable(b.action)
+            } else {
+                None
+            };
+            let mut spans = vec![
                 Span::styled(format!("  {:<9}", b.label), theme.key()),
-                Span::raw(b.help),
-            ]));
+                Span::styled(
+                    b.help,
+                    if reason.is_some() {
+                        theme.muted()
+                    } else {
+                        theme.base()
+                    },
+                ),
+            ];
+            if let Some(reason) = reason {
+                spans.push(Span::styled(
+                    format!("  — not now: {reason}"),
+                    theme.muted(),
+                ));
+            }
+            lines.push(Line::from(spans));
         }
     }
     lines.push(Line::from(Span::styled("commands", theme.title())));
@@ -958,7 +1022,7 @@ fn draw_help(frame: &mut Frame, area: Rect, views: &[Box<dyn Screen>], env: &Env
     }
     if env.read_only {
         lines.push(Line::from(Span::styled(
-            "read-only: actions that write are hidden",
+            "read-only: actions that write are refused (marked above)",
             theme.warn(),
         )));
     }

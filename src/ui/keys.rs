@@ -534,7 +534,9 @@ pub static BINDINGS: &[Binding] = &[
 ];
 
 /// The binding for `event` in the first of `scopes` that binds it, if any.
-pub fn lookup(event: &KeyEvent, scopes: &[Scope], read_only: bool) -> Option<&'static Binding> {
+/// The binding of a key in these scopes, writes included (the caller refuses those in read-only
+/// mode, saying so, rather than dropping the key).
+pub fn lookup(event: &KeyEvent, scopes: &[Scope]) -> Option<&'static Binding> {
     let ctrl = event.modifiers.contains(KeyModifiers::CONTROL);
     let code = match event.code {
         // Shift+letter arrives as the upper-case letter on most terminals; normalise the rest.
@@ -547,18 +549,23 @@ pub fn lookup(event: &KeyEvent, scopes: &[Scope], read_only: bool) -> Option<&'s
     scopes.iter().find_map(|scope| {
         BINDINGS
             .iter()
-            .find(|b| b.scope == *scope && b.keys.contains(&key) && !(read_only && b.writes))
+            .find(|b| b.scope == *scope && b.keys.contains(&key))
     })
 }
 
-/// The footer hints for `scopes`, in table order, skipping writes when read-only.
-pub fn hints(scopes: &[Scope], read_only: bool) -> Vec<(&'static str, &'static str)> {
+/// The footer hints for `scopes`, in table order: only what is `available` now, and no writes
+/// when read-only. A hint is a promise that the key does something.
+pub fn hints(
+    scopes: &[Scope],
+    read_only: bool,
+    available: &dyn Fn(Action) -> bool,
+) -> Vec<(&'static str, &'static str)> {
     let mut seen = Vec::new();
     let mut out = Vec::new();
     for scope in scopes {
         for b in BINDINGS.iter().filter(|b| b.scope == *scope) {
             let Some(hint) = b.hint else { continue };
-            if (read_only && b.writes) || seen.contains(&b.action) {
+            if (read_only && b.writes) || seen.contains(&b.action) || !available(b.action) {
                 continue;
             }
             seen.push(b.action);
@@ -568,8 +575,9 @@ pub fn hints(scopes: &[Scope], read_only: bool) -> Vec<(&'static str, &'static s
     out
 }
 
-/// Help rows grouped by scope, the current view's scopes first.
-pub fn help(scopes: &[Scope], read_only: bool) -> Vec<(Scope, Vec<&'static Binding>)> {
+/// Help rows grouped by scope, the current view's scopes first: every binding, the ones that do
+/// not apply now marked by the caller with their reason.
+pub fn help(scopes: &[Scope]) -> Vec<(Scope, Vec<&'static Binding>)> {
     let mut order: Vec<Scope> = scopes.to_vec();
     for scope in [
         S::Global,
@@ -589,10 +597,7 @@ pub fn help(scopes: &[Scope], read_only: bool) -> Vec<(Scope, Vec<&'static Bindi
     order
         .into_iter()
         .map(|scope| {
-            let rows = BINDINGS
-                .iter()
-                .filter(|b| b.scope == scope && !(read_only && b.writes))
-                .collect();
+            let rows = BINDINGS.iter().filter(|b| b.scope == scope).collect();
             (scope, rows)
         })
         .filter(|(_, rows): &(Scope, Vec<&Binding>)| !rows.is_empty())
@@ -608,23 +613,27 @@ mod tests {
     }
 
     #[test]
-    fn a_view_meaning_wins_and_writes_vanish_when_read_only() {
+    fn a_view_meaning_wins_and_writes_are_not_hinted_when_read_only() {
         let sync = [S::Sync, S::List, S::Global];
-        assert_eq!(
-            lookup(&key('s'), &sync, false).unwrap().action,
-            A::SyncSelected
-        );
-        assert!(lookup(&key('s'), &sync, true).is_none());
+        let binding = lookup(&key('s'), &sync).unwrap();
+        assert_eq!(binding.action, A::SyncSelected);
+        // Found even when read-only, so the app can say why it refuses it.
+        assert!(binding.writes);
         let devices = [S::Devices, S::List, S::Global];
-        assert_eq!(
-            lookup(&key('s'), &devices, true).unwrap().action,
-            A::SortNext
-        );
-        assert_eq!(lookup(&key('j'), &devices, false).unwrap().action, A::Down);
+        assert_eq!(lookup(&key('s'), &devices).unwrap().action, A::SortNext);
+        assert_eq!(lookup(&key('j'), &devices).unwrap().action, A::Down);
         let ctrl_c = KeyEvent::new(KeyCode::Char('c'), KeyModifiers::CONTROL);
-        assert_eq!(lookup(&ctrl_c, &devices, false).unwrap().action, A::Quit);
-        assert!(!hints(&sync, true).iter().any(|(_, h)| *h == "sync"));
-        assert!(hints(&sync, false).iter().any(|(_, h)| *h == "sync"));
+        assert_eq!(lookup(&ctrl_c, &devices).unwrap().action, A::Quit);
+        let all = |_: Action| true;
+        assert!(!hints(&sync, true, &all).iter().any(|(_, h)| *h == "sync"));
+        assert!(hints(&sync, false, &all).iter().any(|(_, h)| *h == "sync"));
+        let not_sync = |a: Action| a != A::SyncSelected;
+        assert!(
+            !hints(&sync, false, &not_sync)
+                .iter()
+                .any(|(_, h)| *h == "sync"),
+            "an unavailable action is not hinted"
+        );
     }
 
     #[test]

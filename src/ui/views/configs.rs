@@ -81,6 +81,28 @@ impl Screen for ConfigsView {
         &[Scope::Configs, Scope::List, Scope::Global]
     }
 
+    fn unavailable(&self, action: Action) -> Option<&'static str> {
+        match (&self.listing, action) {
+            (Listing::Devices(_), Action::Mark | Action::Diff) => {
+                Some("versions are compared inside a device: Enter opens its versions")
+            }
+            (Listing::Devices(devices), Action::Open)
+                if self.visible_devices(devices).is_empty() =>
+            {
+                Some("no device with stored configs matches")
+            }
+            (Listing::Versions { versions, .. }, Action::Diff | Action::Open)
+                if versions.len() < 2 =>
+            {
+                Some("only one version is stored: nothing to compare it with")
+            }
+            (Listing::Versions { versions, .. }, Action::Mark) if versions.is_empty() => {
+                Some("no versions stored")
+            }
+            _ => None,
+        }
+    }
+
     fn refresh(&mut self, cx: &mut Cx) -> anyhow::Result<()> {
         self.listing = match self.device {
             None => Listing::Devices(cx.store.configured_devices()?),
@@ -433,6 +455,23 @@ impl Screen for DiffView {
 
     fn scopes(&self) -> &'static [Scope] {
         &[Scope::Diff, Scope::List, Scope::Global]
+    }
+
+    fn unavailable(&self, action: Action) -> Option<&'static str> {
+        let at = self.cursor.selected;
+        match action {
+            Action::Open => Some("a diff opens nothing further: Esc goes back to the versions"),
+            Action::NextHunk if !self.model.hunks.iter().any(|h| *h > at) => {
+                Some("no change below: this is the last hunk")
+            }
+            Action::PrevHunk if !self.model.hunks.iter().any(|h| *h < at) => {
+                Some("no change above: this is the first hunk")
+            }
+            Action::NextMatch | Action::PrevMatch if self.search.is_empty() => {
+                Some("nothing searched yet: / searches the diff")
+            }
+            _ => None,
+        }
     }
 
     fn refresh(&mut self, cx: &mut Cx) -> anyhow::Result<()> {

@@ -479,6 +479,19 @@ impl Screen for DetailView {
         &[Scope::Detail, Scope::List, Scope::Global]
     }
 
+    fn unavailable(&self, action: Action) -> Option<&'static str> {
+        let link = self
+            .lines
+            .get(self.cursor.selected)
+            .and_then(|l| l.link.as_ref());
+        match action {
+            Action::Open if link.is_none() => {
+                Some("the selected line opens nothing: move to a related device or the configs")
+            }
+            _ => None,
+        }
+    }
+
     fn refresh(&mut self, cx: &mut Cx) -> anyhow::Result<()> {
         let Some(detail) = cx.store.device_detail(self.device_id)? else {
             self.lines = vec![DocLine {

@@ -165,6 +165,25 @@ impl Screen for NetboxView {
         "netbox".into()
     }
 
+    fn unavailable(&self, action: Action) -> Option<&'static str> {
+        match action {
+            Action::Mark | Action::Approve | Action::Reject => {
+                Some("items are reviewed inside a batch: Enter opens it")
+            }
+            Action::Open
+            | Action::ApproveBatch
+            | Action::RejectBatch
+            | Action::Apply
+            | Action::DryRun
+            | Action::Rollback
+                if self.batches.is_empty() =>
+            {
+                Some("no batch yet: p plans one")
+            }
+            _ => None,
+        }
+    }
+
     fn scopes(&self) -> &'static [Scope] {
         &[Scope::Netbox, Scope::List, Scope::Global]
     }
@@ -385,6 +404,16 @@ fn change_lines(item: &ApprovalItem, theme: Theme) -> Vec<Line<'static>> {
 impl Screen for BatchView {
     fn title(&self) -> String {
         crate::sanitize::for_terminal(&self.batch_id).into_owned()
+    }
+
+    fn unavailable(&self, action: Action) -> Option<&'static str> {
+        match action {
+            Action::Plan => Some("plans are made from the batch list: Esc goes back to it"),
+            Action::Mark | Action::Approve | Action::Reject if self.items.is_empty() => {
+                Some("this batch has no items")
+            }
+            _ => None,
+        }
     }
 
     fn scopes(&self) -> &'static [Scope] {

@@ -81,6 +81,30 @@ impl Screen for SyncView {
         &[Scope::Sync, Scope::List, Scope::Global]
     }
 
+    fn unavailable(&self, action: Action) -> Option<&'static str> {
+        let row = self.selected();
+        match action {
+            Action::CancelRun if row.is_none_or(|r| r.running.is_none()) => {
+                Some("nothing is running for the selected source")
+            }
+            Action::SyncSelected if row.is_some_and(|r| r.running.is_some()) => {
+                Some("the selected source is already running")
+            }
+            Action::SyncSelected if row.is_some_and(|r| r.config.is_none()) => {
+                Some("this source is not in the config; it cannot be started from here")
+            }
+            Action::SyncSelected | Action::Open if row.is_none() => Some("no source configured"),
+            Action::SyncAll
+                if !self.rows.iter().any(|r| {
+                    r.running.is_none() && r.config.as_ref().is_some_and(|c| c.enabled)
+                }) =>
+            {
+                Some("no configured source is idle")
+            }
+            _ => None,
+        }
+    }
+
     fn refresh(&mut self, cx: &mut Cx) -> anyhow::Result<()> {
         let statuses = cx.store.source_statuses()?;
         let running = cx.store.running_runs()?;
