@@ -1788,3 +1788,31 @@ async fn a_cluster_list_over_the_cap_names_the_datacenter_and_sweeps_nothing() {
         "nothing swept: the clusters, their hosts and VMs are still there"
     );
 }
+
+#[tokio::test(flavor = "multi_thread")]
+async fn a_config_body_cut_at_the_transport_level_is_never_stored() {
+    let rig = start_rig(60).await;
+    let source = rig.source("oxidized");
+    // Every config view drops the connection mid-body: after its retries the run fails, and no
+    // node keeps a partial text.
+    rig.sims
+        .faults(SimKind::Oxidized)
+        .push(FaultRule::new(FaultAction::Reset).on_path("/node/version/view"));
+    let cut = rig.run_source(&source).await;
+    assert_eq!(cut.status, RunStatus::Failed, "{:?}", cut.message);
+    let counts: BTreeMap<&str, u64> = rig.store().table_counts().unwrap().into_iter().collect();
+    assert_eq!(counts["device_configs"], 0, "no partial config stored");
+
+    // One drop, then whole bodies: the retry stores the whole text.
+    rig.sims.faults(SimKind::Oxidized).clear();
+    rig.sims.faults(SimKind::Oxidized).push(
+        FaultRule::new(FaultAction::Reset)
+            .on_path("/node/version/view")
+            .times(1),
+    );
+    assert_success(&[rig.run_source(&source).await]);
+    let estate = rig.sims.estate.read().unwrap().clone();
+    let versions: usize = estate.net_devices.iter().map(|d| d.versions.len()).sum();
+    let counts: BTreeMap<&str, u64> = rig.store().table_counts().unwrap().into_iter().collect();
+    assert_eq!(counts["device_configs"] as usize, versions);
+}
