@@ -48,8 +48,14 @@ pub struct SyncFigure {
 }
 
 /// A full first sync of `vms` VMs from the vCenter simulator with `latency` per request.
-pub async fn vcenter_sync(vms: usize, latency: Duration) -> anyhow::Result<SyncFigure> {
-    let scratch = Scratch::new("sync")?;
+/// Simulators of `vms` VMs with `latency` on vCenter, a config for them in a scratch directory,
+/// and its vCenter source.
+async fn vcenter_rig(
+    vms: usize,
+    latency: Duration,
+    scratch: &str,
+) -> anyhow::Result<(Scratch, Simulators, Config, crate::config::SourceConfig)> {
+    let scratch = Scratch::new(scratch)?;
     let sims = Simulators::start(&SimOptions {
         scale: vms,
         seed: 3,
@@ -60,12 +66,17 @@ pub async fn vcenter_sync(vms: usize, latency: Duration) -> anyhow::Result<SyncF
     let config_path = scratch.0.join("config.toml");
     sims.write_config(&config_path, Some(&scratch.0.join("inventory.db")))?;
     let config = Config::load(&config_path, true)?;
-    let mut source = config
+    let source = config
         .sources
         .iter()
         .find(|s| s.kind == crate::model::SourceKind::Vcenter)
         .cloned()
         .ok_or_else(|| anyhow::anyhow!("no vcenter source"))?;
+    Ok((scratch, sims, config, source))
+}
+
+pub async fn vcenter_sync(vms: usize, latency: Duration) -> anyhow::Result<SyncFigure> {
+    let (_scratch, sims, config, mut source) = vcenter_rig(vms, latency, "sync").await?;
     if let Some(n) = std::env::var("INFRADECK_BENCH_IN_FLIGHT")
         .ok()
         .and_then(|v| v.parse().ok())
@@ -106,23 +117,7 @@ pub struct SoapFigure {
 }
 
 pub async fn vcenter_soap(vms: usize, latency: Duration) -> anyhow::Result<SoapFigure> {
-    let scratch = Scratch::new("soap")?;
-    let sims = Simulators::start(&SimOptions {
-        scale: vms,
-        seed: 3,
-        ..SimOptions::default()
-    })
-    .await?;
-    sims.faults(SimKind::Vcenter).set_latency(latency);
-    let config_path = scratch.0.join("config.toml");
-    sims.write_config(&config_path, Some(&scratch.0.join("inventory.db")))?;
-    let config = Config::load(&config_path, true)?;
-    let source = config
-        .sources
-        .iter()
-        .find(|s| s.kind == crate::model::SourceKind::Vcenter)
-        .cloned()
-        .ok_or_else(|| anyhow::anyhow!("no vcenter source"))?;
+    let (_scratch, sims, _config, source) = vcenter_rig(vms, latency, "soap").await?;
     let client = crate::sources::http::SourceClient::new(&source, Default::default())?;
     let login = sims.credentials(SimKind::Vcenter);
     let password = crate::config::Secret::new(login.password);

@@ -222,12 +222,17 @@ fn harness(width: u16, height: u16, color: bool) -> Harness {
 
 /// The fixture plus what `more` writes.
 fn harness_with(width: u16, height: u16, color: bool, more: impl FnOnce(&mut Store)) -> Harness {
+    harness_env(width, height, env(color, false), more)
+}
+
+/// The fixture plus what `more` writes, in a dashboard with this environment.
+fn harness_env(width: u16, height: u16, env: Env, more: impl FnOnce(&mut Store)) -> Harness {
     let dir = tempfile::tempdir().unwrap();
     let path = dir.path().join("inventory.db");
     fixture(&path);
     let mut store = Store::open(&path, &OpenOptions::default()).unwrap();
     more(&mut store);
-    let app = App::new(store, env(color, false)).unwrap();
+    let app = App::new(store, env).unwrap();
     Harness {
         _dir: dir,
         app,
@@ -791,29 +796,9 @@ fn an_unavailable_key_says_why_and_read_only_refuses_writes_aloud() {
     assert!(h.text().contains("not available: this view has no filter"));
 
     // Read-only: the write keys are not hinted, and pressing one says why.
-    let dir = tempfile::tempdir().unwrap();
-    let path = dir.path().join("inventory.db");
-    fixture(&path);
-    let store = Store::open(&path, &OpenOptions::default()).unwrap();
-    let mut app = App::new(store, env(false, true)).unwrap();
-    let mut terminal = Terminal::new(TestBackend::new(160, 48)).unwrap();
-    for c in ":sync\r".chars() {
-        let code = if c == '\r' {
-            KeyCode::Enter
-        } else {
-            KeyCode::Char(c)
-        };
-        app.on_key(KeyEvent::new(code, KeyModifiers::NONE));
-    }
-    app.on_key(KeyEvent::new(KeyCode::Char('S'), KeyModifiers::NONE));
-    terminal.draw(|f| app.draw(f)).unwrap();
-    let text: String = terminal
-        .backend()
-        .buffer()
-        .content()
-        .iter()
-        .map(|c| c.symbol())
-        .collect();
+    let mut h = harness_env(160, 48, env(false, true), |_| {});
+    h.keys(":sync<Enter>S");
+    let text = h.text();
     assert!(text.contains("not available: read-only mode"), "{text}");
-    assert!(app.take_effects().is_empty(), "nothing started");
+    assert!(h.app.take_effects().is_empty(), "nothing started");
 }

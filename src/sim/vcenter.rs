@@ -200,9 +200,14 @@ fn datacenter_moid(site: usize) -> String {
     format!("datacenter-{}", 2 + site)
 }
 
-/// A `datacenters` filter accepts `site` (an absent filter accepts every site).
+/// A list filter (repeated query parameter) accepts `value`: an absent filter accepts all.
+fn accepts(filter: &[&str], value: &str) -> bool {
+    filter.is_empty() || filter.contains(&value)
+}
+
+/// A `datacenters` filter accepts `site`.
 fn in_datacenters(filter: &[&str], site: usize) -> bool {
-    filter.is_empty() || filter.contains(&datacenter_moid(site).as_str())
+    accepts(filter, &datacenter_moid(site))
 }
 
 fn moid_index(moid: &str, prefix: &str, base: usize) -> Option<usize> {
@@ -235,12 +240,12 @@ async fn list_vms(
     for vm in estate.live_vms() {
         let host = &estate.hosts[vm.host];
         let cluster = &estate.clusters[host.cluster];
-        let keep = (vms.is_empty() || vms.contains(&vm.moid.as_str()))
-            && (names.is_empty() || names.contains(&vm.name.as_str()))
-            && (hosts.is_empty() || hosts.contains(&host.moid.as_str()))
+        let keep = accepts(&vms, vm.moid.as_str())
+            && accepts(&names, vm.name.as_str())
+            && accepts(&hosts, host.moid.as_str())
             && (clusters.is_empty()
                 || (!host.standalone && clusters.contains(&cluster.moid.as_str())))
-            && (powers.is_empty() || powers.contains(&vm.power_state.as_str()))
+            && accepts(&powers, vm.power_state.as_str())
             && in_datacenters(&datacenters, cluster.site);
         if !keep {
             continue;
@@ -495,12 +500,12 @@ async fn list_hosts(
     let mut out = Vec::new();
     for host in &estate.hosts {
         let cluster = &estate.clusters[host.cluster];
-        let keep = (hosts.is_empty() || hosts.contains(&host.moid.as_str()))
-            && (names.is_empty() || names.contains(&host.name.as_str()))
+        let keep = accepts(&hosts, host.moid.as_str())
+            && accepts(&names, host.name.as_str())
             && (clusters.is_empty()
                 || (!host.standalone && clusters.contains(&cluster.moid.as_str())))
             && standalone.is_none_or(|s| s == host.standalone)
-            && (states.is_empty() || states.contains(&host.connection_state.as_str()))
+            && accepts(&states, host.connection_state.as_str())
             && in_datacenters(&datacenters, cluster.site);
         if !keep {
             continue;
@@ -532,8 +537,8 @@ async fn list_clusters(
         .clusters
         .iter()
         .filter(|c| {
-            (ids.is_empty() || ids.contains(&c.moid.as_str()))
-                && (names.is_empty() || names.contains(&c.name.as_str()))
+            accepts(&ids, c.moid.as_str())
+                && accepts(&names, c.name.as_str())
                 && in_datacenters(&datacenters, c.site)
         })
         .map(
@@ -593,9 +598,9 @@ async fn list_datastores(
         .filter(|(i, d)| {
             // Two datastores per cluster, in the cluster's datacenter.
             let site = estate.clusters[i / 2 % estate.clusters.len()].site;
-            (ids.is_empty() || ids.contains(&d.moid.as_str()))
-                && (names.is_empty() || names.contains(&d.name.as_str()))
-                && (types.is_empty() || types.contains(&d.kind.as_str()))
+            accepts(&ids, d.moid.as_str())
+                && accepts(&names, d.name.as_str())
+                && accepts(&types, d.kind.as_str())
                 && in_datacenters(&datacenters, site)
         })
         .map(|(_, d)| d)
@@ -645,10 +650,7 @@ async fn list_datacenters(
         .iter()
         .enumerate()
         .map(|(site, (name, _))| (datacenter_moid(site), *name))
-        .filter(|(id, name)| {
-            (ids.is_empty() || ids.contains(&id.as_str()))
-                && (names.is_empty() || names.contains(name))
-        })
+        .filter(|(id, name)| accepts(&ids, id.as_str()) && accepts(&names, name))
         .map(|(id, name)| json!({"datacenter": id, "name": name}))
         .collect();
     json(StatusCode::OK, Value::Array(out))
@@ -683,9 +685,9 @@ async fn list_networks(
             } else {
                 "STANDARD_PORTGROUP"
             };
-            let keep = (ids.is_empty() || ids.contains(&nic.network.as_str()))
-                && (names.is_empty() || names.contains(&nic.network_name.as_str()))
-                && (types.is_empty() || types.contains(&kind));
+            let keep = accepts(&ids, nic.network.as_str())
+                && accepts(&names, nic.network_name.as_str())
+                && accepts(&types, kind);
             if keep {
                 seen.insert(
                     nic.network.clone(),

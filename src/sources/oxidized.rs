@@ -113,6 +113,38 @@ async fn text(
     Ok((!is_not_found_text(&body)).then_some(body))
 }
 
+/// One listed version's text (`None`: Oxidized no longer has it), dated by its commit.
+async fn view_version(
+    ctx: &FetchContext,
+    (name, group): (&str, &str),
+    version: &Value,
+    auth: Option<(&str, &crate::config::Secret)>,
+    verifies_newest: bool,
+) -> Result<Option<ConfigRecord>, SourceError> {
+    let query = [
+        ("node", name.to_string()),
+        ("group", group.to_string()),
+        (
+            "oid",
+            version["oid"].as_str().unwrap_or_default().to_string(),
+        ),
+        ("format", "text".to_string()),
+    ];
+    let Some(config) = text(ctx, "/node/version/view", &query, auth).await? else {
+        return Ok(None);
+    };
+    let at = version["time"]
+        .as_str()
+        .or(version["date"].as_str())
+        .and_then(oxidized_time)
+        .unwrap_or_else(|| crate::time::format(ctx.now));
+    Ok(Some(ConfigRecord {
+        text: config,
+        retrieved_at: at,
+        verifies_newest,
+    }))
+}
+
 async fn node_bundle(
     ctx: &FetchContext,
     node: &Value,
@@ -170,51 +202,16 @@ async fn node_bundle(
             .take_while(|v| known_oid.as_deref() != v["oid"].as_str())
             .collect();
         for version in fresh.into_iter().rev() {
-            let oid = version["oid"].as_str().unwrap_or_default();
-            let query = [
-                ("node", name.clone()),
-                ("group", group.clone()),
-                ("oid", oid.to_string()),
-                ("format", "text".to_string()),
-            ];
-            if let Some(config) = text(ctx, "/node/version/view", &query, auth).await? {
-                let at = version["time"]
-                    .as_str()
-                    .or(version["date"].as_str())
-                    .and_then(oxidized_time)
-                    .unwrap_or_else(|| crate::time::format(ctx.now));
-                configs.push(ConfigRecord {
-                    text: config,
-                    retrieved_at: at,
-                    verifies_newest: false,
-                });
-            }
+            configs.extend(view_version(ctx, (&name, &group), version, auth, false).await?);
         }
-        if configs.is_empty()
-            && let (Some(newest), Some(oid)) = (versions.first(), known_oid.as_deref())
-            && versions.first().and_then(|v| v["oid"].as_str()) == Some(oid)
+        // Nothing new: in this node's hour, its newest version is fetched again, so a stored
+        // text that was cut short (a body that looked complete) is corrected.
+        if let Some(newest) = versions.first()
+            && known_oid.is_some()
+            && newest["oid"].as_str() == known_oid.as_deref()
             && due_for_check(&name, ctx.source.verify_configs_hours, ctx.now)
         {
-            // Nothing new: in this node's hour, its newest version is fetched again, so a stored
-            // text that was cut short (a body that looked complete) is corrected.
-            let query = [
-                ("node", name.clone()),
-                ("group", group.clone()),
-                ("oid", oid.to_string()),
-                ("format", "text".to_string()),
-            ];
-            if let Some(config) = text(ctx, "/node/version/view", &query, auth).await? {
-                let at = newest["time"]
-                    .as_str()
-                    .or(newest["date"].as_str())
-                    .and_then(oxidized_time)
-                    .unwrap_or_else(|| crate::time::format(ctx.now));
-                configs.push(ConfigRecord {
-                    text: config,
-                    retrieved_at: at,
-                    verifies_newest: true,
-                });
-            }
+            configs.extend(view_version(ctx, (&name, &group), newest, auth, true).await?);
         }
     } else if status != "never" && known_oid.is_none() {
         // No git history (file output): the current config is all there is.

@@ -268,22 +268,19 @@ const NETWORK_TYPES: [&str; 3] = [
     "OPAQUE_NETWORK",
 ];
 
-/// Why a run cannot sweep, collected while the phases go on.
-#[derive(Default)]
-struct Gaps(Vec<String>);
-
 async fn fetch_with(
     ctx: &FetchContext,
     session: &Session<'_>,
 ) -> Result<FetchSummary, SourceError> {
-    let mut gaps = Gaps::default();
+    // Why the run cannot sweep, collected while the phases go on.
+    let mut gaps: Vec<String> = Vec::new();
     // SOAP first: REST and SOAP share moids, and the bundles below carry what SOAP read.
     ctx.progress.set_phase("snapshots and host NICs (SOAP)");
     let soap = match super::vcenter_soap::read(ctx).await {
         Ok(inventory) => Some(inventory),
         Err(err @ SourceError::Cancelled { .. }) => return Err(err),
         Err(err) => {
-            gaps.0.push(format!(
+            gaps.push(format!(
                 "vCenter's SOAP API (vim25) could not be read, so snapshots and host NICs are                  kept as last known: {err}"
             ));
             None
@@ -321,7 +318,7 @@ async fn fetch_with(
         )
         .await?
         .unwrap_or_else(|| {
-            gaps.0.push(format!(
+            gaps.push(format!(
                 "the port groups of datacenter {dc_name} hit vCenter's result cap even by type: \
                      NICs on them show the port group id"
             ));
@@ -346,7 +343,7 @@ async fn fetch_with(
         {
             Listed::Items(items) => items,
             Listed::TooMany => {
-                gaps.0.push(format!(
+                gaps.push(format!(
                     "datacenter {dc_name} has more clusters than vCenter will list at once: its \
                      clusters, hosts and VMs were not read"
                 ));
@@ -419,7 +416,7 @@ async fn fetch_with(
         .iter()
         .map(|(moid, host, summary)| {
             let place = placements.get(host).cloned();
-            let snapshots = soap.map(|s| s.snapshots.get(moid.as_str()));
+            let snapshots = soap.and_then(|s| s.snapshots.get(moid.as_str()));
             placed_vm(
                 ctx,
                 session,
@@ -465,7 +462,7 @@ async fn fetch_with(
         else {
             // A capped list is not the whole list: sweeping by it would delete every
             // datastore it left out.
-            gaps.0.push(format!(
+            gaps.push(format!(
                 "the datastore list of datacenter {dc_name} hit vCenter's result cap even by \
                  type and was not read: no datastore was swept"
             ));
@@ -475,12 +472,12 @@ async fn fetch_with(
             emit_datastore(ctx, &ds, dc_name).await?;
         }
     }
-    let complete = failed.is_empty() && gaps.0.is_empty();
+    let complete = failed.is_empty() && gaps.is_empty();
     let mut notes = vec![
         (vanished > 0).then(|| format!("{vanished} VMs disappeared between listing and detail")),
         super::item_failures_note("VMs", &failed),
     ];
-    notes.extend(gaps.0.into_iter().map(Some));
+    notes.extend(gaps.into_iter().map(Some));
     Ok(FetchSummary {
         complete,
         note: super::join_notes(notes),
@@ -618,15 +615,14 @@ async fn listing(session: &Session<'_>, host: &str) -> (String, Result<Vec<Value
 
 type Placed = (Option<DeviceBundle>, String, String);
 
-/// `snapshots`: `None` when SOAP failed, `Some(None)` when SOAP did not know the VM (created
-/// in between): unknown either way.
+/// `snapshots`: `None` when SOAP failed or did not know the VM (created in between): unknown.
 async fn placed_vm(
     ctx: &FetchContext,
     session: &Session<'_>,
     (moid, host, summary): (&str, &str, &Value),
     place: Option<Placement>,
     network_names: &std::collections::HashMap<String, String>,
-    snapshots: Option<Option<&super::vcenter_soap::Snapshots>>,
+    snapshots: Option<&super::vcenter_soap::Snapshots>,
 ) -> Result<Placed, SourceError> {
     let place = place.unwrap_or(Placement {
         host_name: String::new(),
@@ -635,7 +631,7 @@ async fn placed_vm(
     });
     let mut bundle = vm_bundle(ctx, session, moid, summary, &place, network_names).await?;
     if let Some(bundle) = bundle.as_mut() {
-        match (snapshots.flatten(), bundle.vm.as_mut()) {
+        match (snapshots, bundle.vm.as_mut()) {
             (Some(read), Some(vm)) => {
                 vm.snapshots = read.list.clone();
                 vm.total_snapshot_size_bytes = read.size_bytes;

@@ -315,25 +315,31 @@ impl<'a> Soap<'a> {
         kind: &str,
         paths: &[&str],
     ) -> Result<Vec<ObjectContent>, SourceError> {
-        for attempt in 0..2 {
-            let logins = self.relogins.load(Ordering::Relaxed);
-            let view = self.create_view(kind).await?;
-            let result = self.retrieve_from(&view, kind, paths).await;
-            // A view left behind costs vCenter memory until the session ends; not worth failing
-            // for.
-            let body = format!(
-                "<DestroyView xmlns=\"urn:vim25\">{}</DestroyView>",
-                moref("_this", "ContainerView", &view)
-            );
-            let _ = self.call("DestroyView", &body).await;
-            // The session expired half-way: the view (and any paging token) went with it, so
-            // the listing starts over once in the new session.
-            if result.is_err() && attempt == 0 && self.relogins.load(Ordering::Relaxed) != logins {
-                continue;
-            }
-            return result;
+        let logins = self.relogins.load(Ordering::Relaxed);
+        let result = self.retrieve_in_view(kind, paths).await;
+        // The session expired half-way: the view (and any paging token) went with it, so the
+        // listing starts over once in the new session.
+        if result.is_err() && self.relogins.load(Ordering::Relaxed) != logins {
+            return self.retrieve_in_view(kind, paths).await;
         }
-        unreachable!("the loop returns on its second attempt")
+        result
+    }
+
+    /// One listing through a container view of its own, destroyed afterwards.
+    async fn retrieve_in_view(
+        &self,
+        kind: &str,
+        paths: &[&str],
+    ) -> Result<Vec<ObjectContent>, SourceError> {
+        let view = self.create_view(kind).await?;
+        let result = self.retrieve_from(&view, kind, paths).await;
+        // A view left behind costs vCenter memory until the session ends; not worth failing for.
+        let body = format!(
+            "<DestroyView xmlns=\"urn:vim25\">{}</DestroyView>",
+            moref("_this", "ContainerView", &view)
+        );
+        let _ = self.call("DestroyView", &body).await;
+        result
     }
 
     async fn create_view(&self, kind: &str) -> Result<String, SourceError> {
