@@ -10,7 +10,7 @@
 //! Run with `cargo bench --bench search`.
 
 use infradeck::bench::{Scratch, knowledge_corpus, search_figures};
-use infradeck::store::{OpenOptions, Store};
+use infradeck_core::store::{OpenOptions, Store};
 use std::time::Instant;
 
 const DOCS: usize = 100_000;

@@ -6,8 +6,8 @@
 //!
 //! Run with `cargo bench --bench store`. Prints medians and spread of repeated runs.
 
-use infradeck::model::{DeviceRecord, DeviceType};
-use infradeck::store::{DeviceQuery, DeviceSort, OpenOptions, Store};
+use infradeck_core::model::{DeviceRecord, DeviceType};
+use infradeck_core::store::{DeviceQuery, DeviceSort, OpenOptions, Store};
 use std::time::{Duration, Instant};
 
 const DEVICES: usize = 100_000;
@@ -28,7 +28,7 @@ fn records(generation: u32) -> Vec<DeviceRecord> {
 
 fn upsert_all(store: &mut Store, records: &[DeviceRecord]) -> Duration {
     let start = Instant::now();
-    let now = infradeck::time::now();
+    let now = infradeck_core::time::now();
     for chunk in records.chunks(BATCH) {
         store
             .write(|w| {

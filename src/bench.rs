@@ -1,13 +1,13 @@
 //! Measurements behind `cargo bench` (and the `bench` command): each returns figures, the caller
 //! prints them. Everything runs against the simulators and scratch databases.
 
-use crate::config::Config;
-use crate::model::{DeviceRecord, DeviceType, InterfaceRecord, VmRecord};
-use crate::sim::{SimKind, SimOptions, Simulators};
-use crate::sources::{DeviceBundle, Item};
-use crate::store::{OpenOptions, Store};
-use crate::sync::Engine;
-use crate::sync::reconcile::Reconciler;
+use infradeck_core::config::Config;
+use infradeck_core::model::{DeviceRecord, DeviceType, InterfaceRecord, VmRecord};
+use infradeck_core::sources::{DeviceBundle, Item};
+use infradeck_core::store::{OpenOptions, Store};
+use infradeck_core::sync::Engine;
+use infradeck_core::sync::reconcile::Reconciler;
+use infradeck_sim::{SimKind, SimOptions, Simulators};
 use std::path::PathBuf;
 use std::time::{Duration, Instant};
 
@@ -54,7 +54,12 @@ async fn vcenter_rig(
     vms: usize,
     latency: Duration,
     scratch: &str,
-) -> anyhow::Result<(Scratch, Simulators, Config, crate::config::SourceConfig)> {
+) -> anyhow::Result<(
+    Scratch,
+    Simulators,
+    Config,
+    infradeck_core::config::SourceConfig,
+)> {
     let scratch = Scratch::new(scratch)?;
     let sims = Simulators::start(&SimOptions {
         scale: vms,
@@ -69,7 +74,7 @@ async fn vcenter_rig(
     let source = config
         .sources
         .iter()
-        .find(|s| s.kind == crate::model::SourceKind::Vcenter)
+        .find(|s| s.kind == infradeck_core::model::SourceKind::Vcenter)
         .cloned()
         .ok_or_else(|| anyhow::anyhow!("no vcenter source"))?;
     Ok((scratch, sims, config, source))
@@ -89,7 +94,7 @@ pub async fn vcenter_sync(vms: usize, latency: Duration) -> anyhow::Result<SyncF
         .run(&source, tokio_util::sync::CancellationToken::new())
         .await;
     let elapsed = started.elapsed();
-    if outcome.status != crate::model::RunStatus::Success {
+    if outcome.status != infradeck_core::model::RunStatus::Success {
         anyhow::bail!("benchmark sync failed: {:?}", outcome.message);
     }
     sims.stop().await;
@@ -118,11 +123,12 @@ pub struct SoapFigure {
 
 pub async fn vcenter_soap(vms: usize, latency: Duration) -> anyhow::Result<SoapFigure> {
     let (_scratch, sims, _config, source) = vcenter_rig(vms, latency, "soap").await?;
-    let client = crate::sources::http::SourceClient::new(&source, Default::default())?;
+    let client = infradeck_core::sources::http::SourceClient::new(&source, Default::default())?;
     let login = sims.credentials(SimKind::Vcenter);
-    let password = crate::config::Secret::new(login.password);
+    let password = infradeck_core::config::Secret::new(login.password);
     let started = Instant::now();
-    let soap = crate::sources::vim25::Soap::login(&client, &login.username, &password).await?;
+    let soap =
+        infradeck_core::sources::vim25::Soap::login(&client, &login.username, &password).await?;
     let before = client.requests();
     let objects = soap
         .retrieve("VirtualMachine", &["snapshot", "layoutEx"])
@@ -176,7 +182,7 @@ pub async fn puppetdb_sync(scale: usize, latency: Duration) -> anyhow::Result<Pu
     let source = config
         .sources
         .iter()
-        .find(|s| s.kind == crate::model::SourceKind::Puppetdb)
+        .find(|s| s.kind == infradeck_core::model::SourceKind::Puppetdb)
         .cloned()
         .ok_or_else(|| anyhow::anyhow!("no puppetdb source"))?;
     let engine = Engine::new(config.database_path(None), config.general.clone());
@@ -185,7 +191,7 @@ pub async fn puppetdb_sync(scale: usize, latency: Duration) -> anyhow::Result<Pu
         let outcome = engine
             .run(&source, tokio_util::sync::CancellationToken::new())
             .await;
-        if outcome.status != crate::model::RunStatus::Success {
+        if outcome.status != infradeck_core::model::RunStatus::Success {
             anyhow::bail!("benchmark sync failed: {:?}", outcome.message);
         }
         Ok((started.elapsed(), outcome))
@@ -284,7 +290,7 @@ pub async fn netbox_apply(
     target: &NetboxTarget,
     chunk: usize,
 ) -> anyhow::Result<NetboxFigure> {
-    use crate::model::ApprovalStatus;
+    use infradeck_core::model::ApprovalStatus;
     let scratch = Scratch::new("netbox")?;
     let sims = Simulators::start(&SimOptions {
         scale,
@@ -299,7 +305,7 @@ pub async fn netbox_apply(
     let source = config
         .sources
         .iter()
-        .find(|s| s.kind == crate::model::SourceKind::Vcenter)
+        .find(|s| s.kind == infradeck_core::model::SourceKind::Vcenter)
         .cloned()
         .ok_or_else(|| anyhow::anyhow!("no vcenter source"))?;
     let engine = Engine::new(database.clone(), config.general.clone());
@@ -307,7 +313,7 @@ pub async fn netbox_apply(
         .run(&source, tokio_util::sync::CancellationToken::new())
         .await;
     anyhow::ensure!(
-        outcome.status == crate::model::RunStatus::Success,
+        outcome.status == infradeck_core::model::RunStatus::Success,
         "benchmark sync failed: {:?}",
         outcome.message
     );
@@ -327,22 +333,25 @@ pub async fn netbox_apply(
                 .status()?;
             anyhow::ensure!(status.success(), "`{reset}` failed");
             netbox.url = url.clone();
-            netbox.token = crate::config::SecretRef::File(token_file.clone());
+            netbox.token = infradeck_core::config::SecretRef::File(token_file.clone());
         }
     }
-    let client =
-        crate::netbox::NetboxClient::new(&netbox, crate::sources::http::RetryPolicy::default())?;
+    let client = infradeck_core::netbox::NetboxClient::new(
+        &netbox,
+        infradeck_core::sources::http::RetryPolicy::default(),
+    )?;
     let mut store = Store::open(&database, &OpenOptions::default())?;
-    let report = crate::netbox::plan(&mut store, &client, 7, "bench", chrono::Utc::now()).await?;
+    let report =
+        infradeck_core::netbox::plan(&mut store, &client, 7, "bench", chrono::Utc::now()).await?;
     let batch = report
         .batch_id
         .ok_or_else(|| anyhow::anyhow!("an empty NetBox got no plan"))?;
-    let at = crate::time::now();
+    let at = infradeck_core::time::now();
     let objects = store.write(|w| {
         w.review_items(
             &batch,
             &[],
-            &crate::store::Review {
+            &infradeck_core::store::Review {
                 from: ApprovalStatus::Pending,
                 to: ApprovalStatus::Approved,
                 reviewer: "bench",
@@ -351,12 +360,12 @@ pub async fn netbox_apply(
             },
         )
     })?;
-    let options = crate::netbox::ApplyOptions {
+    let options = infradeck_core::netbox::ApplyOptions {
         chunk,
-        ..crate::netbox::ApplyOptions::default()
+        ..infradeck_core::netbox::ApplyOptions::default()
     };
     let started = Instant::now();
-    let applied = crate::netbox::apply(&mut store, &client, &batch, &options).await?;
+    let applied = infradeck_core::netbox::apply(&mut store, &client, &batch, &options).await?;
     let apply = started.elapsed();
     anyhow::ensure!(
         applied.applied == objects,
@@ -373,7 +382,8 @@ pub async fn netbox_apply(
     );
     let started = Instant::now();
     let rolled =
-        crate::netbox::apply::rollback_in_chunks(&mut store, &client, &batch, chunk).await?;
+        infradeck_core::netbox::apply::rollback_in_chunks(&mut store, &client, &batch, chunk)
+            .await?;
     let rollback = started.elapsed();
     anyhow::ensure!(
         rolled.applied == objects,
@@ -431,7 +441,7 @@ pub fn reconcile_unchanged(count: usize) -> anyhow::Result<Duration> {
     let scratch = Scratch::new("reconcile")?;
     let store = Store::open(&scratch.0.join("inventory.db"), &OpenOptions::default())?;
     let mut reconciler = Reconciler::new(store, "bench-1", "vcenter", "bench", "bench");
-    let now = crate::time::now();
+    let now = infradeck_core::time::now();
     for batch in vm_bundles(count, 1).chunks(2000) {
         reconciler.apply(batch.to_vec(), &now)?;
     }
@@ -445,7 +455,7 @@ pub fn reconcile_unchanged(count: usize) -> anyhow::Result<Duration> {
         .map(<[Item]>::to_vec)
         .collect();
     // A later sync: every unchanged device's `last_seen` moves, as in a real re-sync.
-    let later = crate::time::format(chrono::Utc::now() + chrono::TimeDelta::minutes(5));
+    let later = infradeck_core::time::format(chrono::Utc::now() + chrono::TimeDelta::minutes(5));
     let started = Instant::now();
     for batch in batches {
         again.apply(batch, &later)?;
@@ -472,7 +482,7 @@ pub struct DashboardFigure {
 /// Fills a scratch database with `devices` devices (90% VMs, names like `web-000123.lab`).
 pub fn inventory(devices: usize, path: &std::path::Path) -> anyhow::Result<()> {
     let mut store = Store::open(path, &OpenOptions::default())?;
-    let now = crate::time::now();
+    let now = infradeck_core::time::now();
     let records: Vec<DeviceRecord> = (0..devices)
         .map(|i| DeviceRecord {
             source_system: "vcenter".into(),
@@ -501,12 +511,12 @@ pub fn dashboard_over(
 ) -> anyhow::Result<DashboardFigure> {
     use crossterm::event::{KeyCode, KeyEvent, KeyModifiers};
     let path = path.to_path_buf();
-    let env = crate::ui::app::Env {
+    let env = infradeck_tui::app::Env {
         database_label: "bench".into(),
         identity: "bench@localhost".into(),
         reviewer: "bench".into(),
         read_only: false,
-        theme: crate::ui::theme::Theme { color: true },
+        theme: infradeck_tui::theme::Theme { color: true },
         sources: Vec::new(),
         volatile_lines: Vec::new(),
         stale_after: chrono::Duration::days(7),
@@ -523,7 +533,7 @@ pub fn dashboard_over(
     for _ in 0..tries {
         let start = Instant::now();
         let store = Store::open(&path, &OpenOptions::default())?;
-        let mut app = crate::ui::app::App::new(store, env.clone())?;
+        let mut app = infradeck_tui::app::App::new(store, env.clone())?;
         terminal.draw(|f| app.draw(f))?;
         figure.first_frame.push(start.elapsed());
         // As the event loop does once the first frame is up.
@@ -666,11 +676,11 @@ pub fn knowledge_corpus(store: &mut Store, docs: usize, dims: usize) -> anyhow::
         }
     };
     for batch in (0..docs).collect::<Vec<_>>().chunks(5000) {
-        let articles: Vec<crate::model::KbArticleRecord> = batch
+        let articles: Vec<infradeck_core::model::KbArticleRecord> = batch
             .iter()
             .map(|&i| {
                 let body: Vec<String> = (0..120).map(|_| word(&mut next)).collect();
-                crate::model::KbArticleRecord {
+                infradeck_core::model::KbArticleRecord {
                     source_id: format!("p{i}"),
                     space_key: Some("OPS".into()),
                     title: format!("Runbook {i}: {} on web-{i:06}", TERMS[i % TERMS.len()]),
@@ -681,7 +691,7 @@ pub fn knowledge_corpus(store: &mut Store, docs: usize, dims: usize) -> anyhow::
                         (i >> 8) & 255,
                         i & 255
                     )),
-                    ..crate::model::KbArticleRecord::default()
+                    ..infradeck_core::model::KbArticleRecord::default()
                 }
             })
             .collect();
@@ -737,7 +747,7 @@ pub fn search_figures(
     query_vector: &[f32],
     rounds: usize,
 ) -> anyhow::Result<(Stats, Stats)> {
-    use crate::store::HitKind;
+    use infradeck_core::store::HitKind;
     let kinds = [HitKind::KbArticle];
     let (mut text, mut hybrid) = (Vec::new(), Vec::new());
     store.vector_search("bench", query_vector, 10)?; // loads the vector matrix once
@@ -748,7 +758,7 @@ pub fn search_figures(
             let fts = start.elapsed();
             let start = Instant::now();
             let hits = store.search(q, &kinds, 50)?;
-            crate::search::fuse(store, "bench", query_vector, hits, &kinds, 20)?;
+            infradeck_core::search::fuse(store, "bench", query_vector, hits, &kinds, 20)?;
             if round >= 2 {
                 text.push(fts);
                 hybrid.push(start.elapsed());
@@ -799,7 +809,7 @@ pub fn diff_figure(lines: usize, rounds: usize) -> Stats {
     let mut samples = Vec::new();
     for round in 0..rounds + 1 {
         let start = Instant::now();
-        let model = crate::ui::widgets::diff::diff(&old, &new, &[], 3);
+        let model = infradeck_tui::widgets::diff::diff(&old, &new, &[], 3);
         let elapsed = start.elapsed();
         std::hint::black_box(model.rows.len());
         if round > 0 {
@@ -836,7 +846,7 @@ pub async fn full_sync(
     let first_time = started.elapsed();
     if let Some(failed) = first
         .iter()
-        .find(|o| o.status != crate::model::RunStatus::Success)
+        .find(|o| o.status != infradeck_core::model::RunStatus::Success)
     {
         anyhow::bail!(
             "benchmark sync of {} failed: {:?}",
@@ -875,7 +885,7 @@ pub async fn full_sync(
 /// Device queries over the database at `path`: a filtered page by name with its count (the
 /// dashboard's default), the same filtered page by last seen, and filter-as-you-type.
 pub fn query_figures(path: &std::path::Path) -> anyhow::Result<(Stats, Stats, Stats)> {
-    use crate::store::{DeviceQuery, DeviceSort};
+    use infradeck_core::store::{DeviceQuery, DeviceSort};
     let store = Store::open(path, &OpenOptions::default())?;
     let mut by_name = Vec::new();
     let mut by_other = Vec::new();
@@ -936,7 +946,7 @@ mod tests {
         );
         let (old, new) = config_pair(1_000);
         assert_eq!(old.lines().count(), 1_000);
-        let model = crate::ui::widgets::diff::diff(&old, &new, &[], 3);
+        let model = infradeck_tui::widgets::diff::diff(&old, &new, &[], 3);
         assert!(
             model.added > 5 && model.removed > 5,
             "a config pair differs in places: {model:?}"

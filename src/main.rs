@@ -2,7 +2,7 @@
 
 use clap::{Parser, Subcommand};
 use infradeck::cli::{self, Context};
-use infradeck::model::{DeviceStatus, DeviceType};
+use infradeck_core::model::{DeviceStatus, DeviceType};
 use std::path::PathBuf;
 use std::process::ExitCode;
 
@@ -132,7 +132,7 @@ enum Command {
         query: Vec<String>,
         /// Only this kind: device, kb or issue (repeatable)
         #[arg(long = "type", value_name = "TYPE", value_parser = cli::parse_kind)]
-        kinds: Vec<infradeck::store::HitKind>,
+        kinds: Vec<infradeck_core::store::HitKind>,
         /// At most this many results
         #[arg(long, default_value_t = 20)]
         limit: usize,
@@ -238,7 +238,7 @@ enum DbCommand {
 }
 
 fn parse_duration(text: &str) -> Result<std::time::Duration, String> {
-    infradeck::config::parse_duration(text)
+    infradeck_core::config::parse_duration(text)
 }
 
 fn parse_enum<T: std::str::FromStr>(text: &str) -> Result<T, String>
@@ -263,11 +263,11 @@ fn main() -> ExitCode {
             | Command::History { .. }
             | Command::Search { .. }
             | Command::Related { .. },
-        ) => infradeck::process::die_on_broken_pipe(),
+        ) => infradeck_core::process::die_on_broken_pipe(),
         Some(Command::Netbox {
             command: NetboxCommand::Review { .. },
-        }) => infradeck::process::die_on_broken_pipe(),
-        _ => infradeck::process::quiet_broken_pipe(),
+        }) => infradeck_core::process::die_on_broken_pipe(),
+        _ => infradeck_core::process::quiet_broken_pipe(),
     }
     match run(cli) {
         Ok(()) => ExitCode::SUCCESS,
@@ -286,8 +286,8 @@ fn main() -> ExitCode {
 fn run(cli: Cli) -> anyhow::Result<()> {
     cli::table::set_wide(cli.wide);
     let mut ctx = Context::load(cli.config.as_deref(), cli.db.as_deref(), cli.read_only)?;
-    let log_dir = infradeck::config::default_log_dir();
-    let _log = match infradeck::logging::init(&log_dir, &cli.log_level) {
+    let log_dir = infradeck_core::config::default_log_dir();
+    let _log = match infradeck_core::logging::init(&log_dir, &cli.log_level) {
         Ok(guard) => {
             ctx.log_file = Some(guard.file.clone());
             Some(guard)

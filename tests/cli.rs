@@ -1,7 +1,7 @@
 //! The real binary, run as a user would: a fresh HOME, real files, real exit codes.
 
-use infradeck::model::{DeviceRecord, DeviceType};
-use infradeck::store::{OpenOptions, Store};
+use infradeck_core::model::{DeviceRecord, DeviceType};
+use infradeck_core::store::{OpenOptions, Store};
 use serde_json::json;
 use std::path::{Path, PathBuf};
 use std::process::{Command, Output};
@@ -56,7 +56,7 @@ fn seed(db: &Path, devices: &[(&str, &str, DeviceType)]) {
                         device_type: *ty,
                         metadata: json!({"vcenter": {"power_state": "POWERED_ON"}}),
                     },
-                    &infradeck::time::now(),
+                    &infradeck_core::time::now(),
                 )?;
             }
             Ok(())
@@ -83,7 +83,7 @@ fn info_on_a_new_database_prints_schema_version_and_zero_counts() {
     let stdout = text(&out.stdout);
     let version = format!(
         "schema:   version {}",
-        infradeck::store::schema::LATEST_VERSION
+        infradeck_core::store::schema::LATEST_VERSION
     );
     assert!(stdout.contains(&version), "{stdout}");
     assert!(
@@ -95,7 +95,7 @@ fn info_on_a_new_database_prints_schema_version_and_zero_counts() {
         "{stdout}"
     );
     assert!(stdout.contains("not found; using defaults"), "{stdout}");
-    for table in infradeck::store::schema::TABLES {
+    for table in infradeck_core::store::schema::TABLES {
         let line = stdout
             .lines()
             .find(|l| l.split_whitespace().next() == Some(table))
@@ -354,7 +354,7 @@ fn db_maintain_reports_what_it_changed() {
 
 mod syncing {
     use super::*;
-    use infradeck::sim::{SimKind, SimOptions, Simulators};
+    use infradeck_sim::{SimKind, SimOptions, Simulators};
 
     /// A disk that fills up mid-sync (the file size limit of `ulimit -f`, with SIGXFSZ ignored
     /// so writes fail instead of killing the process): the run fails, and the summary counts
@@ -401,7 +401,7 @@ mod syncing {
         let reported: u64 = fields[2].parse().unwrap();
         let store = Store::open(&db, &OpenOptions::default()).unwrap();
         let stored = store
-            .count_devices(&infradeck::store::DeviceQuery {
+            .count_devices(&infradeck_core::store::DeviceQuery {
                 source_system: Some("vcenter".into()),
                 ..Default::default()
             })
@@ -529,7 +529,7 @@ mod syncing {
 
 mod watching {
     use super::*;
-    use infradeck::sim::{SimOptions, Simulators};
+    use infradeck_sim::{SimOptions, Simulators};
     use std::time::{Duration, Instant};
 
     #[tokio::test(flavor = "multi_thread")]
@@ -570,7 +570,7 @@ mod watching {
                 .and_then(|s| s.recent_runs(10).ok())
                 .map(|r| {
                     r.iter()
-                        .filter(|r| r.status == infradeck::model::RunStatus::Success)
+                        .filter(|r| r.status == infradeck_core::model::RunStatus::Success)
                         .count()
                 })
                 .unwrap_or(0);

@@ -1,9 +1,9 @@
 //! Storage and knowledge connectors against the simulators, and full-text search over the result.
 
-use infradeck::model::{DeviceType, KbArticleRecord, RunStatus};
-use infradeck::sim::SimKind;
-use infradeck::store::{DeviceQuery, HitKind, OpenOptions};
-use infradeck::sync::RunOutcome;
+use infradeck_core::model::{DeviceType, KbArticleRecord, RunStatus};
+use infradeck_core::store::{DeviceQuery, HitKind, OpenOptions};
+use infradeck_core::sync::RunOutcome;
+use infradeck_sim::SimKind;
 use std::sync::atomic::Ordering;
 
 mod common;
@@ -250,7 +250,8 @@ async fn a_device_shows_the_tickets_and_runbooks_that_mention_it() {
         ok(&rig.run_source(&rig.source(kind)).await);
     }
     let mut store = rig.store();
-    infradeck::sync::correlate::correlate(&mut store, &infradeck::time::now(), "test").unwrap();
+    infradeck_core::sync::correlate::correlate(&mut store, &infradeck_core::time::now(), "test")
+        .unwrap();
     let estate = rig.sims.estate.read().unwrap().clone();
     let ticket = estate
         .tickets
@@ -289,16 +290,18 @@ async fn semantic_search_embeds_once_ranks_hybrid_and_degrades_to_full_text() {
         .embeddings
         .clone()
         .expect("the simulator config has [embeddings]");
-    let embedder = infradeck::search::Embedder::new(&embeddings).unwrap();
+    let embedder = infradeck_core::search::Embedder::new(&embeddings).unwrap();
     let database = rig.dir.path().join("inventory.db");
-    let first = infradeck::search::index_knowledge(&database, &OpenOptions::default(), &embedder)
-        .await
-        .unwrap();
+    let first =
+        infradeck_core::search::index_knowledge(&database, &OpenOptions::default(), &embedder)
+            .await
+            .unwrap();
     let estate = rig.sims.estate.read().unwrap().clone();
     assert_eq!(first.embedded, estate.kb_pages.len() + estate.tickets.len());
-    let again = infradeck::search::index_knowledge(&database, &OpenOptions::default(), &embedder)
-        .await
-        .unwrap();
+    let again =
+        infradeck_core::search::index_knowledge(&database, &OpenOptions::default(), &embedder)
+            .await
+            .unwrap();
     assert_eq!(
         (again.embedded, again.unchanged),
         (0, first.embedded),
@@ -321,7 +324,7 @@ async fn semantic_search_embeds_once_ranks_hybrid_and_degrades_to_full_text() {
         .iter()
         .find(|t| t.summary.starts_with("Interface flapping on"))
         .unwrap();
-    let result = infradeck::search::hybrid(
+    let result = infradeck_core::search::hybrid(
         &store,
         Some(&embedder),
         &ticket.summary,
@@ -340,8 +343,8 @@ async fn semantic_search_embeds_once_ranks_hybrid_and_degrades_to_full_text() {
     // An endpoint that does not answer: full-text results, with a notice, not an error.
     let mut down = embeddings.clone();
     down.url = "http://127.0.0.1:9".into();
-    let dead = infradeck::search::Embedder::new(&down).unwrap();
-    let result = infradeck::search::hybrid(&store, Some(&dead), &ticket.summary, &[], 5)
+    let dead = infradeck_core::search::Embedder::new(&down).unwrap();
+    let result = infradeck_core::search::hybrid(&store, Some(&dead), &ticket.summary, &[], 5)
         .await
         .unwrap();
     assert!(
@@ -352,7 +355,7 @@ async fn semantic_search_embeds_once_ranks_hybrid_and_degrades_to_full_text() {
             .contains("full-text results only")
     );
     assert!(!result.hits.is_empty());
-    let result = infradeck::search::hybrid(&store, None, &ticket.summary, &[], 5)
+    let result = infradeck_core::search::hybrid(&store, None, &ticket.summary, &[], 5)
         .await
         .unwrap();
     assert!(
@@ -409,8 +412,12 @@ async fn each_datastore_is_linked_to_the_array_volume_behind_it() {
         ok(&rig.run_source(&rig.source(kind)).await);
     }
     let mut store = rig.store();
-    let report =
-        infradeck::sync::correlate::correlate(&mut store, &infradeck::time::now(), "test").unwrap();
+    let report = infradeck_core::sync::correlate::correlate(
+        &mut store,
+        &infradeck_core::time::now(),
+        "test",
+    )
+    .unwrap();
     let estate = rig.sims.estate.read().unwrap().clone();
     assert_eq!(report.backed_datastores, estate.datastores.len());
     for ds in &estate.datastores {
@@ -432,8 +439,12 @@ async fn each_datastore_is_linked_to_the_array_volume_behind_it() {
         assert_eq!(array_volume.volume.source_system, expected.0);
         assert!(evidence.as_deref().unwrap().contains(expected.1));
     }
-    let again =
-        infradeck::sync::correlate::correlate(&mut store, &infradeck::time::now(), "test").unwrap();
+    let again = infradeck_core::sync::correlate::correlate(
+        &mut store,
+        &infradeck_core::time::now(),
+        "test",
+    )
+    .unwrap();
     assert_eq!(again.backed_datastores, estate.datastores.len(), "stable");
     let audited = store
         .history(None, 10_000)

@@ -3,13 +3,13 @@
 //! a second run write each item once, two processes write each item once, untagged objects are
 //! never touched, and rollback restores the starting state field by field.
 
-use infradeck::config::Config;
-use infradeck::model::{ApprovalAction, ApprovalStatus, RunStatus};
-use infradeck::netbox::{ApplyOptions, NetboxClient};
-use infradeck::sim::SimKind;
-use infradeck::sim::http::{FaultAction, FaultRule};
-use infradeck::sources::http::RetryPolicy;
-use infradeck::store::{Review, Store};
+use infradeck_core::config::Config;
+use infradeck_core::model::{ApprovalAction, ApprovalStatus, RunStatus};
+use infradeck_core::netbox::{ApplyOptions, NetboxClient};
+use infradeck_core::sources::http::RetryPolicy;
+use infradeck_core::store::{Review, Store};
+use infradeck_sim::SimKind;
+use infradeck_sim::http::{FaultAction, FaultRule};
 use serde_json::Value;
 use std::collections::BTreeMap;
 use std::time::Duration;
@@ -46,8 +46,8 @@ fn client(config: &Config) -> NetboxClient {
     .unwrap()
 }
 
-async fn plan(rig: &Rig, store: &mut Store) -> infradeck::netbox::PlanReport {
-    infradeck::netbox::plan(
+async fn plan(rig: &Rig, store: &mut Store) -> infradeck_core::netbox::PlanReport {
+    infradeck_core::netbox::plan(
         store,
         &client(&rig.config),
         7,
@@ -163,7 +163,7 @@ async fn plan_approve_apply_then_rollback_restores_netbox() {
         .find(|i| i.action == ApprovalAction::Update)
         .unwrap()
         .clone();
-    let at = infradeck::time::now();
+    let at = infradeck_core::time::now();
     store
         .write(|w| {
             w.review_items(
@@ -181,9 +181,10 @@ async fn plan_approve_apply_then_rollback_restores_netbox() {
         .unwrap();
     approve_all(&mut store, &batch);
     let changes_before = rig.sims.netbox.change_count();
-    let applied = infradeck::netbox::apply(&mut store, &client(&rig.config), &batch, &options())
-        .await
-        .unwrap();
+    let applied =
+        infradeck_core::netbox::apply(&mut store, &client(&rig.config), &batch, &options())
+            .await
+            .unwrap();
     assert_eq!(
         (applied.conflicts, applied.failed),
         (0, 0),
@@ -308,7 +309,7 @@ async fn plan_approve_apply_then_rollback_restores_netbox() {
         "{after_apply:?}"
     );
 
-    let rolled = infradeck::netbox::rollback(&mut store, &client(&rig.config), &batch)
+    let rolled = infradeck_core::netbox::rollback(&mut store, &client(&rig.config), &batch)
         .await
         .unwrap();
     assert_eq!(
@@ -350,9 +351,10 @@ async fn a_change_in_netbox_after_the_plan_becomes_a_conflict() {
             .netbox
             .edit(VMS, id, "vcpus", serde_json::json!(64))
     );
-    let report = infradeck::netbox::apply(&mut store, &client(&rig.config), &batch, &options())
-        .await
-        .unwrap();
+    let report =
+        infradeck_core::netbox::apply(&mut store, &client(&rig.config), &batch, &options())
+            .await
+            .unwrap();
     assert_eq!(report.conflicts, 1, "{:#?}", report.lines);
     let item = store.approval_item(update.id).unwrap().unwrap();
     assert_eq!(item.approval_status, ApprovalStatus::Conflict);
@@ -381,7 +383,7 @@ async fn a_failure_half_way_then_apply_again_writes_each_item_once() {
             .times(3)
             .on_path("virtual-machines"),
     );
-    let first = infradeck::netbox::apply(&mut store, &client(&rig.config), &batch, &options())
+    let first = infradeck_core::netbox::apply(&mut store, &client(&rig.config), &batch, &options())
         .await
         .unwrap();
     assert!(
@@ -389,9 +391,10 @@ async fn a_failure_half_way_then_apply_again_writes_each_item_once() {
         "the injected failures hit: {:#?}",
         first.lines
     );
-    let second = infradeck::netbox::apply(&mut store, &client(&rig.config), &batch, &options())
-        .await
-        .unwrap();
+    let second =
+        infradeck_core::netbox::apply(&mut store, &client(&rig.config), &batch, &options())
+            .await
+            .unwrap();
     assert_eq!(second.failed, 0, "{:#?}", second.lines);
     assert_eq!(first.applied + second.applied, approved);
     let writes = writes_per_object(&rig, start);
@@ -480,9 +483,10 @@ async fn a_refused_write_is_reported_for_that_item_and_the_rest_land() {
             .edit(CLUSTERS, cluster_id, "name", Value::from("renamed-by-hand"))
     );
     approve_all(&mut store, &batch);
-    let report = infradeck::netbox::apply(&mut store, &client(&rig.config), &batch, &options())
-        .await
-        .unwrap();
+    let report =
+        infradeck_core::netbox::apply(&mut store, &client(&rig.config), &batch, &options())
+            .await
+            .unwrap();
     assert!(
         report.failed > 0 && report.applied > 0,
         "{:#?}",
@@ -530,7 +534,7 @@ async fn a_batch_with_too_many_deletes_needs_allow_deletes_and_dry_run_writes_no
         max_deletes: 0,
         ..ApplyOptions::default()
     };
-    let err = infradeck::netbox::apply(&mut store, &client(&rig.config), &batch, &strict)
+    let err = infradeck_core::netbox::apply(&mut store, &client(&rig.config), &batch, &strict)
         .await
         .unwrap_err();
     assert!(err.to_string().contains("--allow-deletes 1"), "{err}");
@@ -539,7 +543,7 @@ async fn a_batch_with_too_many_deletes_needs_allow_deletes_and_dry_run_writes_no
         dry_run: true,
         ..strict.clone()
     };
-    let preview = infradeck::netbox::apply(
+    let preview = infradeck_core::netbox::apply(
         &mut store,
         &client(&rig.config),
         &batch,
@@ -564,7 +568,7 @@ async fn a_batch_with_too_many_deletes_needs_allow_deletes_and_dry_run_writes_no
         start,
         "a dry run writes nothing"
     );
-    let report = infradeck::netbox::apply(
+    let report = infradeck_core::netbox::apply(
         &mut store,
         &client(&rig.config),
         &batch,
@@ -742,7 +746,7 @@ async fn the_command_line_plans_reviews_approves_by_range_and_applies() {
 async fn a_bad_token_is_reported_as_an_authentication_problem_and_not_retried() {
     let rig = synced_rig(28).await;
     let token_file = rig.config.netbox.as_ref().map(|n| match &n.token {
-        infradeck::config::SecretRef::File(path) => path.clone(),
+        infradeck_core::config::SecretRef::File(path) => path.clone(),
         other => panic!("the rig's token is {other:?}"),
     });
     std::fs::write(

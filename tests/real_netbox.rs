@@ -8,11 +8,11 @@
 //! user has. Without the variables the tests skip with a reason; with
 //! `INFRADECK_REQUIRE_REAL_SERVERS=1` (CI) a missing server is a failure.
 
-use infradeck::config::{NetboxConfig, SecretRef};
-use infradeck::model::{ApprovalStatus, RunStatus};
-use infradeck::netbox::{ApplyOptions, NetboxClient};
-use infradeck::sources::http::RetryPolicy;
-use infradeck::store::Store;
+use infradeck_core::config::{NetboxConfig, SecretRef};
+use infradeck_core::model::{ApprovalStatus, RunStatus};
+use infradeck_core::netbox::{ApplyOptions, NetboxClient};
+use infradeck_core::sources::http::RetryPolicy;
+use infradeck_core::store::Store;
 use serde_json::{Value, json};
 use std::collections::BTreeMap;
 use std::time::Duration;
@@ -147,13 +147,13 @@ async fn synced_rig(scale: usize, seed: u64) -> Rig {
     rig
 }
 
-async fn plan(store: &mut Store, client: &NetboxClient) -> infradeck::netbox::PlanReport {
-    infradeck::netbox::plan(store, client, 7, "planner", chrono::Utc::now())
+async fn plan(store: &mut Store, client: &NetboxClient) -> infradeck_core::netbox::PlanReport {
+    infradeck_core::netbox::plan(store, client, 7, "planner", chrono::Utc::now())
         .await
         .unwrap()
 }
 
-fn key_of(item: &infradeck::store::ApprovalItem) -> String {
+fn key_of(item: &infradeck_core::store::ApprovalItem) -> String {
     let changes: Value = serde_json::from_str(item.proposed_changes.as_deref().unwrap()).unwrap();
     changes["key"].as_str().unwrap().to_string()
 }
@@ -187,9 +187,10 @@ async fn an_empty_netbox_takes_the_whole_cycle_and_rollback_empties_it_again() {
     );
     let approved = approve_all(&mut store, &batch);
 
-    let applied = infradeck::netbox::apply(&mut store, &client, &batch, &ApplyOptions::default())
-        .await
-        .unwrap();
+    let applied =
+        infradeck_core::netbox::apply(&mut store, &client, &batch, &ApplyOptions::default())
+            .await
+            .unwrap();
     assert_eq!(
         (applied.applied, applied.conflicts, applied.failed),
         (approved, 0, 0),
@@ -236,7 +237,7 @@ async fn an_empty_netbox_takes_the_whole_cycle_and_rollback_empties_it_again() {
         )
         .await;
     assert_eq!(status, 200);
-    let rolled = infradeck::netbox::rollback(&mut store, &client, &batch)
+    let rolled = infradeck_core::netbox::rollback(&mut store, &client, &batch)
         .await
         .unwrap();
     assert_eq!(rolled.failed, 0, "{:#?}", rolled.lines);
@@ -284,7 +285,7 @@ async fn an_empty_netbox_takes_the_whole_cycle_and_rollback_empties_it_again() {
         )
         .await;
     assert_eq!(status, 200);
-    let rest = infradeck::netbox::rollback(&mut store, &client, &batch)
+    let rest = infradeck_core::netbox::rollback(&mut store, &client, &batch)
         .await
         .unwrap();
     assert_eq!((rest.conflicts, rest.failed), (0, 0), "{:#?}", rest.lines);
@@ -312,7 +313,7 @@ async fn a_wrong_token_claims_nothing_and_a_failed_parent_fails_its_children_uns
         "nbt_testkey0abcd.WrongSecret0000000000000000000000000000",
         None,
     );
-    let err = infradeck::netbox::apply(&mut store, &wrong, &batch, &ApplyOptions::default())
+    let err = infradeck_core::netbox::apply(&mut store, &wrong, &batch, &ApplyOptions::default())
         .await
         .unwrap_err();
     assert!(format!("{err:#}").contains("403"), "{err:#}");
@@ -335,9 +336,10 @@ async fn a_wrong_token_claims_nothing_and_a_failed_parent_fails_its_children_uns
         )
         .await;
     assert_eq!(status, 201, "{body}");
-    let report = infradeck::netbox::apply(&mut store, &client, &batch, &ApplyOptions::default())
-        .await
-        .unwrap();
+    let report =
+        infradeck_core::netbox::apply(&mut store, &client, &batch, &ApplyOptions::default())
+            .await
+            .unwrap();
     assert_eq!(report.conflicts, 1, "{:#?}", report.lines);
     assert_eq!(report.applied, 1, "only the tag lands: {:#?}", report.lines);
     assert_eq!(report.failed, approved - 2);
@@ -367,9 +369,10 @@ async fn a_vm_delete_takes_its_interfaces_and_rollback_restores_them(
     let mut store = rig.store();
     let batch = plan(&mut store, client).await.batch_id.unwrap();
     approve_all(&mut store, &batch);
-    let applied = infradeck::netbox::apply(&mut store, client, &batch, &ApplyOptions::default())
-        .await
-        .unwrap();
+    let applied =
+        infradeck_core::netbox::apply(&mut store, client, &batch, &ApplyOptions::default())
+            .await
+            .unwrap();
     assert_eq!(
         applied.failed + applied.conflicts,
         0,
@@ -402,7 +405,7 @@ async fn a_vm_delete_takes_its_interfaces_and_rollback_restores_them(
         outcomes.iter().all(|o| o.status == RunStatus::Success),
         "{outcomes:?}"
     );
-    let report = infradeck::netbox::plan(&mut store, client, 0, "planner", chrono::Utc::now())
+    let report = infradeck_core::netbox::plan(&mut store, client, 0, "planner", chrono::Utc::now())
         .await
         .unwrap();
     assert_eq!(
@@ -421,7 +424,7 @@ async fn a_vm_delete_takes_its_interfaces_and_rollback_restores_them(
         .batch_items(&deletes)
         .unwrap()
         .into_iter()
-        .find(|i| i.action == infradeck::model::ApprovalAction::Delete)
+        .find(|i| i.action == infradeck_core::model::ApprovalAction::Delete)
         .unwrap();
     let changes: Value = serde_json::from_str(item.proposed_changes.as_deref().unwrap()).unwrap();
     assert_eq!(
@@ -430,9 +433,10 @@ async fn a_vm_delete_takes_its_interfaces_and_rollback_restores_them(
         "the review lists what goes with the VM: {changes}"
     );
     approve_all(&mut store, &deletes);
-    let deleted = infradeck::netbox::apply(&mut store, client, &deletes, &ApplyOptions::default())
-        .await
-        .unwrap();
+    let deleted =
+        infradeck_core::netbox::apply(&mut store, client, &deletes, &ApplyOptions::default())
+            .await
+            .unwrap();
     assert_eq!(
         (deleted.applied, deleted.failed, deleted.conflicts),
         (1, 0, 0),
@@ -449,7 +453,7 @@ async fn a_vm_delete_takes_its_interfaces_and_rollback_restores_them(
         "NetBox deleted the interfaces with the VM"
     );
 
-    let rolled = infradeck::netbox::rollback(&mut store, client, &deletes)
+    let rolled = infradeck_core::netbox::rollback(&mut store, client, &deletes)
         .await
         .unwrap();
     assert_eq!(

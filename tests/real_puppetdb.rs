@@ -7,12 +7,12 @@
 //! Without the variable the tests skip with a reason; with `INFRADECK_REQUIRE_REAL_SERVERS=1`
 //! (CI) a missing server is a failure.
 
-use infradeck::config::Config;
-use infradeck::model::{DeviceStatus, RunStatus};
-use infradeck::sim::estate::Estate;
-use infradeck::sim::machines::{facts, machines};
-use infradeck::store::{OpenOptions, Store};
-use infradeck::sync::{Engine, RunOutcome};
+use infradeck_core::config::Config;
+use infradeck_core::model::{DeviceStatus, RunStatus};
+use infradeck_core::store::{OpenOptions, Store};
+use infradeck_core::sync::{Engine, RunOutcome};
+use infradeck_sim::estate::Estate;
+use infradeck_sim::machines::{facts, machines};
 use serde_json::{Value, json};
 use std::collections::BTreeMap;
 use std::time::{Duration, Instant};
@@ -573,14 +573,14 @@ async fn the_simulator_answers_like_the_real_puppetdb() {
     pdb.deactivate(&deactivated).await;
     pdb.wait_for(&nodes.certname_query(), 2).await;
 
-    let sims = infradeck::sim::Simulators::start(&infradeck::sim::SimOptions {
+    let sims = infradeck_sim::Simulators::start(&infradeck_sim::SimOptions {
         scale: 200,
         seed: 7,
         ..Default::default()
     })
     .await
     .unwrap();
-    let sim = sims.url(infradeck::sim::SimKind::Puppetdb);
+    let sim = sims.url(infradeck_sim::SimKind::Puppetdb);
     // The simulator's estate (seed 7, scale 200) holds the same machines under their own names.
     let sim_name = |certname: &str| nodes.sim_names[certname].clone();
     let sim_deactivated = sim_name(&deactivated);

@@ -7,10 +7,10 @@
 //! Without the variable the tests skip with a reason; with `INFRADECK_REQUIRE_REAL_SERVERS=1`
 //! (CI) a missing binary is a failure.
 
-use infradeck::config::Config;
-use infradeck::model::{DeviceStatus, DeviceType, RelationshipType, RunStatus};
-use infradeck::store::{Device, DeviceQuery, OpenOptions, Store};
-use infradeck::sync::{Engine, RunOutcome};
+use infradeck_core::config::Config;
+use infradeck_core::model::{DeviceStatus, DeviceType, RelationshipType, RunStatus};
+use infradeck_core::store::{Device, DeviceQuery, OpenOptions, Store};
+use infradeck_core::sync::{Engine, RunOutcome};
 use serde_json::Value;
 use std::collections::BTreeMap;
 use std::io::{BufRead, BufReader};
@@ -474,8 +474,8 @@ use common::{SoapProbe, xml_paths};
 /// simulator sends is one vcsim sends too, except `extras` (prefixes, each documented).
 fn compare_soap(
     call: &str,
-    (ours_status, ours): &(u16, infradeck::xml::Element),
-    (theirs_status, theirs): &(u16, infradeck::xml::Element),
+    (ours_status, ours): &(u16, infradeck_core::xml::Element),
+    (theirs_status, theirs): &(u16, infradeck_core::xml::Element),
     extras: &[&str],
 ) {
     assert_eq!(ours_status, theirs_status, "{call}: HTTP status");
@@ -497,14 +497,14 @@ async fn the_simulator_answers_soap_like_vcsim() {
     };
     vcsim.op(&["snapshot", "DC0_H0_VM0", "one", "first"]);
     vcsim.op(&["snapshot", "DC0_H0_VM0", "two", ""]);
-    let sims = infradeck::sim::Simulators::start(&infradeck::sim::SimOptions {
+    let sims = infradeck_sim::Simulators::start(&infradeck_sim::SimOptions {
         scale: 20,
-        ..infradeck::sim::SimOptions::default()
+        ..infradeck_sim::SimOptions::default()
     })
     .await
     .unwrap();
-    let ours_login = sims.credentials(infradeck::sim::SimKind::Vcenter);
-    let mut ours = SoapProbe::new(&sims.url(infradeck::sim::SimKind::Vcenter));
+    let ours_login = sims.credentials(infradeck_sim::SimKind::Vcenter);
+    let mut ours = SoapProbe::new(&sims.url(infradeck_sim::SimKind::Vcenter));
     let mut theirs = SoapProbe::new(&vcsim.url);
 
     let content = "<RetrieveServiceContent xmlns=\"urn:vim25\"><_this type=\"ServiceInstance\">ServiceInstance</_this></RetrieveServiceContent>";
@@ -599,7 +599,7 @@ async fn the_simulator_answers_soap_like_vcsim() {
             .await,
     );
     compare_soap("RetrievePropertiesEx HostSystem", &a, &b, &[]);
-    let system = |body: &infradeck::xml::Element| {
+    let system = |body: &infradeck_core::xml::Element| {
         body.path(&["RetrievePropertiesExResponse", "returnval", "objects"])
             .unwrap()
             .children_named("propSet")

@@ -3,7 +3,7 @@
 //! list below is written out from the seed by hand, so a seed column or index that goes missing
 //! from the migrations fails this test.
 
-use infradeck::store::{OpenOptions, Store};
+use infradeck_core::store::{OpenOptions, Store};
 use rusqlite::Connection;
 use std::collections::BTreeSet;
 
@@ -527,7 +527,7 @@ fn pragmas_are_set_on_open() {
     let version: i64 = conn
         .query_row("PRAGMA user_version", [], |r| r.get(0))
         .unwrap();
-    assert_eq!(version, infradeck::store::schema::LATEST_VERSION);
+    assert_eq!(version, infradeck_core::store::schema::LATEST_VERSION);
 }
 
 #[test]

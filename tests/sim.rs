@@ -3,8 +3,8 @@
 //! the end, each error shape and quirk, NetBox's transactions and preconditions, the vCenter cap,
 //! cross-system coherence and the documented `advance()` step.
 
-use infradeck::sim::http::{FaultAction, FaultRule};
-use infradeck::sim::{SimKind, SimOptions, Simulators};
+use infradeck_sim::http::{FaultAction, FaultRule};
+use infradeck_sim::{SimKind, SimOptions, Simulators};
 use reqwest::StatusCode;
 use serde_json::{Value, json};
 use std::collections::BTreeSet;

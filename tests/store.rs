@@ -1,7 +1,7 @@
 //! The store API against real SQLite files.
 
-use infradeck::model::*;
-use infradeck::store::*;
+use infradeck_core::model::*;
+use infradeck_core::store::*;
 use serde_json::json;
 use std::collections::BTreeMap;
 

@@ -2,11 +2,11 @@
 //! after a first sync, nothing after an immediate re-sync, exactly the documented changes after
 //! `advance()`, correlation, and every fault the issue lists.
 
-use infradeck::model::{DeviceStatus, DeviceType, RelationshipType, RunStatus};
-use infradeck::sim::SimKind;
-use infradeck::sim::http::{FaultAction, FaultRule};
-use infradeck::store::{DeviceQuery, OpenOptions, Store};
-use infradeck::sync::RunOutcome;
+use infradeck_core::model::{DeviceStatus, DeviceType, RelationshipType, RunStatus};
+use infradeck_core::store::{DeviceQuery, OpenOptions, Store};
+use infradeck_core::sync::RunOutcome;
+use infradeck_sim::SimKind;
+use infradeck_sim::http::{FaultAction, FaultRule};
 use std::collections::{BTreeMap, BTreeSet, HashSet};
 use std::time::{Duration, Instant};
 use tokio_util::sync::CancellationToken;
@@ -47,7 +47,7 @@ async fn first_sync_counts_resync_nothing_then_exactly_what_advance_did() {
     assert_success(&outcomes);
     let first = by_source(&outcomes);
 
-    let machines = infradeck::sim::machines::machines(&estate);
+    let machines = infradeck_sim::machines::machines(&estate);
     let vcenter_devices = estate.clusters.len() + estate.hosts.len() + estate.vms.len();
     assert_eq!(first["vcenter"].counts.added as usize, vcenter_devices);
     assert_eq!(
@@ -212,8 +212,12 @@ async fn correlation_links_the_same_machines_and_none_of_the_decoys() {
     let rig = start_rig(300).await;
     assert_success(&rig.run(&["vcenter", "foreman", "puppetdb"]).await);
     let mut store = rig.store();
-    let report =
-        infradeck::sync::correlate::correlate(&mut store, &infradeck::time::now(), "test").unwrap();
+    let report = infradeck_core::sync::correlate::correlate(
+        &mut store,
+        &infradeck_core::time::now(),
+        "test",
+    )
+    .unwrap();
     assert!(report.linked > 0);
     let estate = rig.sims.estate.read().unwrap().clone();
     let same_as = |id: i64| -> HashSet<(String, String)> {
@@ -268,8 +272,12 @@ async fn correlation_links_the_same_machines_and_none_of_the_decoys() {
             "bare metal links to its PuppetDB node only"
         );
     }
-    let again =
-        infradeck::sync::correlate::correlate(&mut store, &infradeck::time::now(), "test").unwrap();
+    let again = infradeck_core::sync::correlate::correlate(
+        &mut store,
+        &infradeck_core::time::now(),
+        "test",
+    )
+    .unwrap();
     assert_eq!((again.linked, again.unlinked), (0, 0), "stable");
     let audited = store
         .history(None, 100_000)
@@ -541,14 +549,14 @@ async fn the_sweep_guard_refuses_a_mass_removal() {
 async fn a_second_run_of_one_source_names_the_run_holding_the_lock() {
     let rig = start_rig(30).await;
     let mut store = rig.store();
-    let now = infradeck::time::now();
+    let now = infradeck_core::time::now();
     store
         .write(|w| {
             w.begin_run(
                 "held-by-someone",
                 "vcenter",
                 "vcenter-sim",
-                &infradeck::store::RunOwner {
+                &infradeck_core::store::RunOwner {
                     pid: 4242,
                     host: "bastion-2",
                 },
@@ -725,7 +733,8 @@ async fn the_merged_view_shows_each_field_by_source_and_marks_conflicts() {
     let rig = start_rig(120).await;
     assert_success(&rig.run(&["vcenter", "foreman", "puppetdb"]).await);
     let mut store = rig.store();
-    infradeck::sync::correlate::correlate(&mut store, &infradeck::time::now(), "test").unwrap();
+    infradeck_core::sync::correlate::correlate(&mut store, &infradeck_core::time::now(), "test")
+        .unwrap();
     let estate = rig.sims.estate.read().unwrap().clone();
     let vm = estate
         .vms
@@ -805,7 +814,7 @@ async fn the_merged_view_shows_each_field_by_source_and_marks_conflicts() {
 /// The certnames PuppetDB lists, in its order (certname ascending).
 fn puppet_certnames(rig: &Rig) -> Vec<String> {
     let estate = rig.sims.estate.read().unwrap().clone();
-    let mut names: Vec<String> = infradeck::sim::machines::machines(&estate)
+    let mut names: Vec<String> = infradeck_sim::machines::machines(&estate)
         .into_iter()
         .filter(|m| m.in_puppet)
         .map(|m| m.fqdn)
@@ -865,7 +874,7 @@ async fn a_foreman_host_deleted_between_pages_never_makes_another_host_inactive(
     assert!(active > 30, "several pages: {active}");
 
     let estate = rig.sims.estate.read().unwrap().clone();
-    let mut ids: Vec<u64> = infradeck::sim::machines::machines(&estate)
+    let mut ids: Vec<u64> = infradeck_sim::machines::machines(&estate)
         .iter()
         .filter_map(|m| m.foreman_id)
         .collect();
@@ -913,9 +922,9 @@ async fn a_puppet_run_that_moves_only_run_volatile_facts_writes_nothing() {
     // Facts that only look volatile by substring are kept; run-volatile ones and `trusted` not.
     let store = rig.store();
     let estate = rig.sims.estate.read().unwrap().clone();
-    let redhat = infradeck::sim::machines::machines(&estate)
+    let redhat = infradeck_sim::machines::machines(&estate)
         .into_iter()
-        .find(|m| m.in_puppet && infradeck::sim::estate::Estate::guest_os(m.guest).1 == "RedHat")
+        .find(|m| m.in_puppet && infradeck_sim::estate::Estate::guest_os(m.guest).1 == "RedHat")
         .expect("the estate has RedHat nodes");
     let device = store
         .devices_named(&redhat.fqdn)
@@ -1071,8 +1080,8 @@ fn tls_server() -> Option<TlsServer> {
 
 #[tokio::test(flavor = "multi_thread")]
 async fn certificate_failures_are_not_retried_and_say_what_to_configure() {
-    use infradeck::config::TlsConfig;
-    use infradeck::sources::http::{RequestParts, RetryPolicy, SourceClient, SourceError};
+    use infradeck_core::config::TlsConfig;
+    use infradeck_core::sources::http::{RequestParts, RetryPolicy, SourceClient, SourceError};
     let Some(server) = tls_server() else { return };
     let retry = RetryPolicy {
         max_tries: 5,
@@ -1090,7 +1099,7 @@ async fn certificate_failures_are_not_retried_and_say_what_to_configure() {
         )
         .unwrap()
     };
-    async fn get(c: &SourceClient) -> Result<infradeck::sources::http::Answer, SourceError> {
+    async fn get(c: &SourceClient) -> Result<infradeck_core::sources::http::Answer, SourceError> {
         c.send(reqwest::Method::GET, "/", &RequestParts::default())
             .await
     }
@@ -1181,7 +1190,10 @@ async fn signal_a_running_sync(
     rig: &Rig,
     signal: i32,
     under_nohup: bool,
-) -> (std::process::ExitStatus, Vec<infradeck::store::SyncRun>) {
+) -> (
+    std::process::ExitStatus,
+    Vec<infradeck_core::store::SyncRun>,
+) {
     use std::os::unix::process::CommandExt;
     let config = rig.dir.path().join("config.toml");
     let home = tempfile::tempdir().unwrap();
@@ -1265,7 +1277,7 @@ async fn a_lock_says_when_it_expires_and_break_lock_refuses_a_live_run() {
     let rig = start_rig(50).await;
     let db = rig.dir.path().join("inventory.db");
     drop(rig.store());
-    let now = infradeck::time::now();
+    let now = infradeck_core::time::now();
     // A run of another host (pid 1 there): its process cannot be checked from here.
     let mut store = rig.store();
     store
@@ -1274,7 +1286,7 @@ async fn a_lock_says_when_it_expires_and_break_lock_refuses_a_live_run() {
                 "vcenter-elsewhere-1",
                 "vcenter",
                 "vcenter-sim",
-                &infradeck::store::RunOwner {
+                &infradeck_core::store::RunOwner {
                     pid: 1,
                     host: "other-bastion",
                 },
@@ -1385,7 +1397,7 @@ async fn standalone_hosts_distributed_port_groups_and_guest_names_arrive_as_vcen
     let estate = rig.sims.estate.read().unwrap().clone();
     assert_success(&rig.run(&["vcenter"]).await);
     let store = rig.store();
-    let metadata = |device: &infradeck::store::Device| -> serde_json::Value {
+    let metadata = |device: &infradeck_core::store::Device| -> serde_json::Value {
         serde_json::from_str::<serde_json::Value>(device.metadata.as_deref().unwrap()).unwrap()
             ["vcenter"]
             .clone()
@@ -1408,7 +1420,7 @@ async fn standalone_hosts_distributed_port_groups_and_guest_names_arrive_as_vcen
     let site = estate.clusters[host.cluster].site;
     assert_eq!(
         metadata(&stored)["datacenter"],
-        infradeck::sim::estate::SITES[site].0
+        infradeck_sim::estate::SITES[site].0
     );
     let on_it: BTreeSet<String> = estate
         .live_vms()
@@ -1523,7 +1535,8 @@ async fn snapshots_and_host_uplinks_come_over_soap_and_hosts_connect_to_their_sw
         Some(uplinks[0].mac.as_str())
     );
     let report =
-        infradeck::sync::correlate::correlate(&mut store, "2026-12-01 09:00:00", "test").unwrap();
+        infradeck_core::sync::correlate::correlate(&mut store, "2026-12-01 09:00:00", "test")
+            .unwrap();
     assert!(report.uplinks >= estate.hosts.len(), "{report:?}");
     let switches: BTreeMap<String, serde_json::Value> = store
         .related(device.id)
@@ -1551,7 +1564,7 @@ async fn snapshots_and_host_uplinks_come_over_soap_and_hosts_connect_to_their_sw
     }
     // Correlating again changes nothing; the links are audited once.
     let history = store.history(Some(device.id), 1000).unwrap().len();
-    infradeck::sync::correlate::correlate(&mut store, "2026-12-01 09:05:00", "test").unwrap();
+    infradeck_core::sync::correlate::correlate(&mut store, "2026-12-01 09:05:00", "test").unwrap();
     assert_eq!(store.history(Some(device.id), 1000).unwrap().len(), history);
 }
 
@@ -1559,8 +1572,8 @@ async fn snapshots_and_host_uplinks_come_over_soap_and_hosts_connect_to_their_sw
 async fn the_simulators_soap_pages_by_max_objects_as_vcenter_does() {
     let rig = start_rig(30).await;
     let live = rig.sims.estate.read().unwrap().live_vms().count();
-    let login = rig.sims.credentials(infradeck::sim::SimKind::Vcenter);
-    let mut soap = common::SoapProbe::new(&rig.sims.url(infradeck::sim::SimKind::Vcenter));
+    let login = rig.sims.credentials(infradeck_sim::SimKind::Vcenter);
+    let mut soap = common::SoapProbe::new(&rig.sims.url(infradeck_sim::SimKind::Vcenter));
     assert_eq!(soap.login(&login.username, &login.password).await, 200);
     let view = soap.view("VirtualMachine").await;
     let (status, mut body) = soap
@@ -1606,13 +1619,13 @@ async fn bare_metal_servers_connect_to_the_switch_their_lldp_fact_names() {
     let estate = rig.sims.estate.read().unwrap().clone();
     assert_success(&rig.run(&["puppetdb", "foreman", "oxidized"]).await);
     let mut store = rig.store();
-    infradeck::sync::correlate::correlate(&mut store, "2026-12-01 09:00:00", "test").unwrap();
-    let machines = infradeck::sim::machines::machines(&estate);
+    infradeck_core::sync::correlate::correlate(&mut store, "2026-12-01 09:00:00", "test").unwrap();
+    let machines = infradeck_sim::machines::machines(&estate);
     let metal = machines
         .iter()
         .find(|m| !m.is_virtual && m.in_puppet && m.foreman_id.is_some())
         .expect("a bare-metal server in PuppetDB and Foreman");
-    let lldp = infradeck::sim::machines::facts(&estate, metal)["lldp"]["eth0"].clone();
+    let lldp = infradeck_sim::machines::facts(&estate, metal)["lldp"]["eth0"].clone();
     let (switch, port) = (
         lldp["chassis"]["name"].as_str().unwrap(),
         lldp["port"]["ifname"].as_str().unwrap(),

@@ -3,8 +3,8 @@
 //! rejection with a reason, and a hostile device name that must not act on the terminal.
 //! Every wait is for a condition on screen, with a deadline.
 
-use infradeck::model::{ApprovalAction, ApprovalStatus, DeviceRecord, DeviceType};
-use infradeck::store::{NewApprovalItem, NewBatch, OpenOptions, Store};
+use infradeck_core::model::{ApprovalAction, ApprovalStatus, DeviceRecord, DeviceType};
+use infradeck_core::store::{NewApprovalItem, NewBatch, OpenOptions, Store};
 use serde_json::json;
 use std::path::Path;
 use std::process::Command;
@@ -135,7 +135,7 @@ impl Drop for Tmux {
 fn plan_batch(db: &Path) {
     let mut store = Store::open(db, &OpenOptions::default()).unwrap();
     let vm = store
-        .query_devices(&infradeck::store::DeviceQuery {
+        .query_devices(&infradeck_core::store::DeviceQuery {
             device_type: Some(DeviceType::Vm),
             limit: 1,
             ..Default::default()
@@ -148,7 +148,7 @@ fn plan_batch(db: &Path) {
                 &NewBatch {
                     batch_id: "nb-e2e-1",
                     netbox_url: "http://127.0.0.1:1",
-                    planned_at: &infradeck::time::now(),
+                    planned_at: &infradeck_core::time::now(),
                     planned_by: "planner",
                     metadata: json!({}),
                 },
@@ -171,7 +171,7 @@ async fn keystrokes_walk_the_dashboard_from_filter_to_netbox_rejection() {
     assert!(
         outcomes
             .iter()
-            .all(|o| o.status == infradeck::model::RunStatus::Success),
+            .all(|o| o.status == infradeck_core::model::RunStatus::Success),
         "{outcomes:?}"
     );
     let db = rig.dir.path().join("inventory.db");
@@ -288,7 +288,7 @@ fn a_hostile_device_name_leaves_the_terminal_untouched() {
                     device_type: DeviceType::Vm,
                     metadata: json!({}),
                 },
-                &infradeck::time::now(),
+                &infradeck_core::time::now(),
             )
         })
         .unwrap();
@@ -322,7 +322,10 @@ fn a_hostile_device_name_leaves_the_terminal_untouched() {
     );
     assert_eq!(
         copied,
-        infradeck::sanitize::for_clipboard("evil\x1b[2J\x1b]0;owned\x07\u{202e}name\rX", false)
+        infradeck_core::sanitize::for_clipboard(
+            "evil\x1b[2J\x1b]0;owned\x07\u{202e}name\rX",
+            false
+        )
     );
 
     tmux.keys(&["Enter"]);
@@ -372,10 +375,10 @@ fn wait_for_osc52(capture: &Path) -> String {
 
 #[tokio::test(flavor = "multi_thread")]
 async fn quitting_or_dropping_the_dashboard_mid_sync_leaves_no_run_running() {
-    use infradeck::model::RunStatus;
+    use infradeck_core::model::RunStatus;
     let rig = common::start_rig(300, 9).await;
     rig.sims
-        .faults(infradeck::sim::SimKind::Vcenter)
+        .faults(infradeck_sim::SimKind::Vcenter)
         .set_latency(Duration::from_millis(5));
     let config = rig.dir.path().join("config.toml");
     let db = rig.dir.path().join("inventory.db");
@@ -439,12 +442,12 @@ async fn quitting_or_dropping_the_dashboard_mid_sync_leaves_no_run_running() {
     }
     // Nothing holds the source's lock: a sync right away runs.
     rig.sims
-        .faults(infradeck::sim::SimKind::Vcenter)
+        .faults(infradeck_sim::SimKind::Vcenter)
         .set_latency(Duration::ZERO);
     let next = rig.run_source(&rig.source("vcenter")).await;
     assert_eq!(
         next.status,
-        infradeck::model::RunStatus::Success,
+        infradeck_core::model::RunStatus::Success,
         "{:?}",
         next.message
     );

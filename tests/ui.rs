@@ -6,10 +6,10 @@
 //! fixed clock, so every frame is reproducible.
 
 use crossterm::event::{KeyCode, KeyEvent, KeyModifiers};
-use infradeck::model::*;
-use infradeck::store::*;
-use infradeck::ui::app::{App, Effect, Env};
-use infradeck::ui::theme::Theme;
+use infradeck_core::model::*;
+use infradeck_core::store::*;
+use infradeck_tui::app::{App, Effect, Env};
+use infradeck_tui::theme::Theme;
 use ratatui::Terminal;
 use ratatui::backend::TestBackend;
 use ratatui::style::{Color, Modifier};
@@ -203,9 +203,9 @@ fn env(color: bool, read_only: bool) -> Env {
         read_only,
         theme: Theme { color },
         sources: Vec::new(),
-        volatile_lines: infradeck::config::DashboardConfig::default().volatile_lines,
+        volatile_lines: infradeck_core::config::DashboardConfig::default().volatile_lines,
         stale_after: chrono::Duration::days(7),
-        fixed_now: infradeck::time::parse(NOW),
+        fixed_now: infradeck_core::time::parse(NOW),
         netbox_configured: true,
     }
 }
@@ -674,7 +674,7 @@ fn a_hostile_reviewer_name_and_comment_are_shown_as_placeholders() {
                 w.review_items(
                     "nb-20261128-0600",
                     &[],
-                    &infradeck::store::Review {
+                    &infradeck_core::store::Review {
                         from: ApprovalStatus::Pending,
                         to: ApprovalStatus::Rejected,
                         reviewer: "mallory\x1b]0;owned\x07",

@@ -104,7 +104,7 @@ pub fn bench(args: &BenchArgs) -> anyhow::Result<()> {
         rows.push(Row {
             measurement: format!(
                 "vCenter SOAP snapshots + layoutEx, {pages} pages of ≤ {} ({latency_ms} ms per request)",
-                crate::sources::vim25::PAGE
+                infradeck_core::sources::vim25::PAGE
             ),
             scale,
             stats: Stats::of(&soap.iter().map(|f| f.elapsed).collect::<Vec<_>>()),
@@ -235,9 +235,9 @@ pub fn bench(args: &BenchArgs) -> anyhow::Result<()> {
 
         progress(args.json, &format!("{scale} KB pages: search corpus"));
         let corpus = Scratch::new("bench-search")?;
-        let mut store = crate::store::Store::open(
+        let mut store = infradeck_core::store::Store::open(
             &corpus.0.join("inventory.db"),
-            &crate::store::OpenOptions::default(),
+            &infradeck_core::store::OpenOptions::default(),
         )?;
         let query = b::knowledge_corpus(&mut store, scale, 384)?;
         let (text, hybrid) = b::search_figures(&store, &query, 5)?;
@@ -291,7 +291,7 @@ pub fn bench(args: &BenchArgs) -> anyhow::Result<()> {
         .map(|r| {
             vec![
                 r.measurement.clone(),
-                crate::ui::header::group(r.scale as u64),
+                infradeck_tui::header::group(r.scale as u64),
                 format_ms(r.stats.median_ms),
                 format!(
                     "{}–{}",
@@ -379,7 +379,7 @@ fn netbox_rows(
         let bulk = runtime.block_on(b::netbox_apply(
             ESTATE,
             &target,
-            crate::netbox::apply::CHUNK,
+            infradeck_core::netbox::apply::CHUNK,
         ))?;
         // The baseline's time for this many objects, at its own rate.
         let baseline_ms = bulk.objects as f64 / single.apply_rate() * 1e3;

@@ -1,16 +1,16 @@
 //! `infradeck` with no subcommand: the dashboard over the configured database.
 
 use super::Context;
-use crate::config::SourceConfig;
-use crate::ui::{UiOptions, app::Env, theme::Theme};
+use infradeck_core::config::SourceConfig;
+use infradeck_tui::{UiOptions, app::Env, theme::Theme};
 use std::io::IsTerminal;
 
 /// The dashboard's fixed facts, from the command line context.
 pub fn env(ctx: &Context) -> Env {
-    let user = crate::identity::os_user();
+    let user = infradeck_core::identity::os_user();
     Env {
         database_label: shorten_home(&ctx.database_path),
-        identity: format!("{user}@{}", crate::identity::host_name()),
+        identity: format!("{user}@{}", infradeck_core::identity::host_name()),
         reviewer: user,
         read_only: ctx.read_only,
         theme: Theme::from_env(),
@@ -40,13 +40,14 @@ pub fn dashboard(ctx: &Context, sync_at_start: Vec<SourceConfig>) -> anyhow::Res
         );
     }
     let store = ctx.open_store()?;
-    let engine = (!ctx.read_only)
-        .then(|| crate::sync::Engine::new(ctx.database_path.clone(), ctx.config.general.clone()));
+    let engine = (!ctx.read_only).then(|| {
+        infradeck_core::sync::Engine::new(ctx.database_path.clone(), ctx.config.general.clone())
+    });
     if engine.is_some() {
         // Before the dashboard's own hook, which restores the terminal and then calls this one.
-        crate::process::end_runs_on_panic(ctx.database_path.clone());
+        infradeck_core::process::end_runs_on_panic(ctx.database_path.clone());
     }
-    crate::ui::run(UiOptions {
+    infradeck_tui::run(UiOptions {
         store,
         env: env(ctx),
         engine,
@@ -62,28 +63,28 @@ pub fn dashboard(ctx: &Context, sync_at_start: Vec<SourceConfig>) -> anyhow::Res
 
 /// Apply, dry run and rollback for the dashboard's NetBox queue, each on its own connection.
 /// Confirming with the typed batch id stands in for `--allow-deletes`.
-fn netbox_runner(ctx: &Context) -> Option<crate::ui::NetboxRunner> {
-    use crate::ui::NetboxOp;
+fn netbox_runner(ctx: &Context) -> Option<infradeck_tui::NetboxRunner> {
+    use infradeck_tui::NetboxOp;
     let config = ctx.config.netbox.clone()?;
     let database = ctx.database_path.clone();
-    let open = crate::store::OpenOptions {
+    let open = infradeck_core::store::OpenOptions {
         busy_timeout: ctx.config.general.busy_timeout,
     };
     Some(std::sync::Arc::new(move |batch: String, op: NetboxOp| {
         let (config, database, open) = (config.clone(), database.clone(), open.clone());
         Box::pin(async move {
-            let client = crate::netbox::NetboxClient::new(
+            let client = infradeck_core::netbox::NetboxClient::new(
                 &config,
-                crate::sources::http::RetryPolicy::default(),
+                infradeck_core::sources::http::RetryPolicy::default(),
             )?;
-            let mut store = crate::store::Store::open(&database, &open)?;
+            let mut store = infradeck_core::store::Store::open(&database, &open)?;
             let with_summary = |summary: String, lines: Vec<String>| -> Vec<String> {
                 std::iter::once(summary).chain(lines).collect()
             };
             Ok(match op {
                 NetboxOp::Plan => {
-                    let user = crate::identity::os_user();
-                    let report = crate::netbox::plan(
+                    let user = infradeck_core::identity::os_user();
+                    let report = infradeck_core::netbox::plan(
                         &mut store,
                         &client,
                         config.delete_grace_days,
@@ -107,18 +108,20 @@ fn netbox_runner(ctx: &Context) -> Option<crate::ui::NetboxRunner> {
                     with_summary(summary, notes)
                 }
                 NetboxOp::Rollback => {
-                    let report = crate::netbox::rollback(&mut store, &client, &batch).await?;
+                    let report =
+                        infradeck_core::netbox::rollback(&mut store, &client, &batch).await?;
                     with_summary(report.summary("rolled back"), report.lines)
                 }
                 NetboxOp::Apply | NetboxOp::DryRun => {
-                    let options = crate::netbox::ApplyOptions {
+                    let options = infradeck_core::netbox::ApplyOptions {
                         dry_run: op == NetboxOp::DryRun,
                         allow_deletes: Some(u32::MAX),
                         max_deletes: config.max_deletes,
-                        chunk: crate::netbox::apply::CHUNK,
+                        chunk: infradeck_core::netbox::apply::CHUNK,
                     };
                     let report =
-                        crate::netbox::apply(&mut store, &client, &batch, &options).await?;
+                        infradeck_core::netbox::apply(&mut store, &client, &batch, &options)
+                            .await?;
                     let summary = if options.dry_run {
                         format!("{} requests would be sent", report.lines.len())
                     } else {

@@ -1,7 +1,7 @@
 //! `infradeck db check` and `infradeck db maintain`.
 
 use super::Context;
-use crate::store::MaintainOptions;
+use infradeck_core::store::MaintainOptions;
 
 /// Options of `db maintain`; unset values come from `[general]`.
 #[derive(Debug, Clone, Default)]
@@ -48,8 +48,8 @@ pub fn db_check(ctx: &Context) -> anyhow::Result<()> {
 pub fn db_maintain(ctx: &Context, args: &MaintainArgs) -> anyhow::Result<()> {
     let mut store = ctx.open_store()?;
     let general = &ctx.config.general;
-    let now = crate::time::now();
-    let user = crate::identity::os_user();
+    let now = infradeck_core::time::now();
+    let user = infradeck_core::identity::os_user();
     let sync_id = format!("maintain-{}", now.replace([' ', ':'], "-"));
     let options = MaintainOptions {
         stale_after_days: args.stale_after_days.unwrap_or(general.stale_after_days),

@@ -1,8 +1,8 @@
 //! `infradeck demo`: the whole product over a simulated estate, in one command.
 
 use super::Context;
-use crate::config::Config;
-use crate::sim::{SimOptions, Simulators};
+use infradeck_core::config::Config;
+use infradeck_sim::{SimOptions, Simulators};
 use std::io::IsTerminal;
 use std::path::PathBuf;
 
@@ -39,7 +39,7 @@ pub fn demo(args: &DemoArgs) -> anyhow::Result<()> {
         "infradeck demo: {} simulated VMs (seed {}) behind {} simulated systems",
         args.scale,
         args.seed,
-        crate::sim::SimKind::ALL.len()
+        infradeck_sim::SimKind::ALL.len()
     );
     for line in sims.describe() {
         eprintln!("  {line}");

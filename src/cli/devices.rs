@@ -1,9 +1,9 @@
 //! `infradeck devices`: the inventory as a table or JSON.
 
 use super::Context;
-use crate::model::{DeviceStatus, DeviceType};
-use crate::sanitize;
-use crate::store::{DeviceQuery, DeviceSort};
+use infradeck_core::model::{DeviceStatus, DeviceType};
+use infradeck_core::sanitize;
+use infradeck_core::store::{DeviceQuery, DeviceSort};
 
 /// Filters of `infradeck devices`.
 #[derive(Debug, Clone, Default)]
@@ -63,7 +63,7 @@ pub fn devices(ctx: &Context, args: &DevicesArgs) -> anyhow::Result<()> {
                 d.status.to_string(),
                 d.last_seen
                     .as_deref()
-                    .map(|t| crate::time::age(t, now))
+                    .map(|t| infradeck_core::time::age(t, now))
                     .unwrap_or_else(|| "never".into()),
             ]
         })

@@ -1,7 +1,7 @@
 //! `infradeck info`: where things are and what the database holds.
 
 use super::Context;
-use crate::store::schema;
+use infradeck_core::store::schema;
 use std::fmt::Write as _;
 
 /// Prints config path, database path, schema version, row counts and last sync per source.
@@ -113,7 +113,11 @@ fn loose_permissions(ctx: &Context) -> Vec<String> {
         .collect()
 }
 
-fn source_row(kind: &str, id: &str, status: Option<&crate::store::SourceStatus>) -> Vec<String> {
+fn source_row(
+    kind: &str,
+    id: &str,
+    status: Option<&infradeck_core::store::SourceStatus>,
+) -> Vec<String> {
     let never = || "never".to_string();
     match status {
         None => vec![

@@ -36,9 +36,9 @@ pub const EXIT_SWEEP_REFUSED: u8 = 3;
 
 pub use sync::{HistoryArgs, SyncArgs, break_lock, history, select_sources, sync};
 
-use crate::config::{self, Config};
-use crate::store::{OpenOptions, Store};
 use anyhow::Context as _;
+use infradeck_core::config::{self, Config};
+use infradeck_core::store::{OpenOptions, Store};
 use std::path::{Path, PathBuf};
 
 /// What every subcommand needs: the loaded configuration and where things live.
@@ -59,7 +59,7 @@ pub struct Context {
 pub(crate) fn print_json(value: &impl serde::Serialize) -> anyhow::Result<()> {
     println!(
         "{}",
-        crate::sanitize::json_for_terminal(&serde_json::to_string_pretty(value)?)
+        infradeck_core::sanitize::json_for_terminal(&serde_json::to_string_pretty(value)?)
     );
     Ok(())
 }
@@ -76,7 +76,7 @@ impl Context {
         let config = Config::load(&config_path, must_exist)?;
         let config_found = config.path.is_some();
         let database_path = config.database_path(db);
-        let database_read_only = crate::store::is_unwritable(&database_path);
+        let database_read_only = infradeck_core::store::is_unwritable(&database_path);
         if database_read_only {
             eprintln!(
                 "note: {} is not writable by this user: opened read-only (reading works; syncs, reviews and maintenance do not)",

@@ -1,11 +1,11 @@
 //! `infradeck netbox plan|review|approve|reject|apply|rollback`.
 
 use super::Context;
-use crate::model::ApprovalStatus;
-use crate::netbox::{ApplyOptions, NetboxClient};
-use crate::sources::http::RetryPolicy;
-use crate::store::Review;
 use anyhow::Context as _;
+use infradeck_core::model::ApprovalStatus;
+use infradeck_core::netbox::{ApplyOptions, NetboxClient};
+use infradeck_core::sources::http::RetryPolicy;
+use infradeck_core::store::Review;
 
 /// What `infradeck netbox` was asked to do.
 #[derive(Debug, Clone)]
@@ -89,7 +89,7 @@ pub fn parse_items(specs: &[String]) -> anyhow::Result<Vec<i64>> {
 pub const EXIT_CONFLICTS: u8 = 4;
 pub const EXIT_FAILED: u8 = 5;
 
-fn outcome_exit(report: &crate::netbox::ApplyReport, retry: &str) -> anyhow::Result<()> {
+fn outcome_exit(report: &infradeck_core::netbox::ApplyReport, retry: &str) -> anyhow::Result<()> {
     if report.failed > 0 {
         return Err(super::ExitWith {
             code: EXIT_FAILED,
@@ -112,7 +112,7 @@ fn outcome_exit(report: &crate::netbox::ApplyReport, retry: &str) -> anyhow::Res
 
 /// Per-batch item numbers (as `review` shows them) → the items' ids; empty stays empty (all).
 fn item_ids(
-    items: &[crate::store::ApprovalItem],
+    items: &[infradeck_core::store::ApprovalItem],
     numbers: &[i64],
     batch: &str,
 ) -> anyhow::Result<Vec<i64>> {
@@ -137,7 +137,7 @@ pub fn netbox(ctx: &Context, args: &NetboxArgs) -> anyhow::Result<()> {
         .enable_all()
         .build()?;
     let mut store = ctx.open_store()?;
-    let reviewer = crate::identity::os_user();
+    let reviewer = infradeck_core::identity::os_user();
     match args {
         NetboxArgs::Plan { json } => {
             refuse_read_only(ctx, "plan")?;
@@ -145,7 +145,7 @@ pub fn netbox(ctx: &Context, args: &NetboxArgs) -> anyhow::Result<()> {
                 anyhow::anyhow!("no [netbox] section in {}", ctx.config_path.display())
             })?;
             let client = client(ctx)?;
-            let report = runtime.block_on(crate::netbox::plan(
+            let report = runtime.block_on(infradeck_core::netbox::plan(
                 &mut store,
                 &client,
                 config.delete_grace_days,
@@ -166,7 +166,7 @@ pub fn netbox(ctx: &Context, args: &NetboxArgs) -> anyhow::Result<()> {
             if !report.prerequisites.is_empty() {
                 println!(
                     "NetBox lacks what these refer to; created first: {}",
-                    crate::sanitize::for_terminal(&report.prerequisites.join(", "))
+                    infradeck_core::sanitize::for_terminal(&report.prerequisites.join(", "))
                 );
             }
             if report.already_open > 0 {
@@ -184,11 +184,14 @@ pub fn netbox(ctx: &Context, args: &NetboxArgs) -> anyhow::Result<()> {
             for line in &report.untagged {
                 println!(
                     "not ours (untagged), left alone: {}",
-                    crate::sanitize::for_terminal(line)
+                    infradeck_core::sanitize::for_terminal(line)
                 );
             }
             for line in &report.unmapped {
-                println!("not mapped: {}", crate::sanitize::for_terminal(line));
+                println!(
+                    "not mapped: {}",
+                    infradeck_core::sanitize::for_terminal(line)
+                );
             }
             Ok(())
         }
@@ -230,7 +233,7 @@ pub fn netbox(ctx: &Context, args: &NetboxArgs) -> anyhow::Result<()> {
                         super::print_json(&items)?;
                         return Ok(());
                     }
-                    let numbers = crate::netbox::apply::item_numbers(&items);
+                    let numbers = infradeck_core::netbox::apply::item_numbers(&items);
                     for item in items {
                         let changes: serde_json::Value = item
                             .proposed_changes
@@ -242,21 +245,25 @@ pub fn netbox(ctx: &Context, args: &NetboxArgs) -> anyhow::Result<()> {
                             numbers[&item.id],
                             item.action.as_str(),
                             item.netbox_object_type.as_deref().unwrap_or("?"),
-                            crate::sanitize::for_terminal(
+                            infradeck_core::sanitize::for_terminal(
                                 changes.get("object").and_then(|v| v.as_str()).unwrap_or("")
                             ),
                             item.approval_status.as_str(),
                             item.review_comment
                                 .as_deref()
-                                .map(|c| format!(": {}", crate::sanitize::for_terminal(c)))
+                                .map(|c| format!(": {}", infradeck_core::sanitize::for_terminal(c)))
                                 .unwrap_or_default()
                         );
                         if let Some(fields) = changes.get("fields").and_then(|f| f.as_object()) {
                             for (name, change) in fields {
                                 println!(
                                     "    {name}: {} → {}",
-                                    crate::sanitize::for_terminal(&change["from"].to_string()),
-                                    crate::sanitize::for_terminal(&change["to"].to_string())
+                                    infradeck_core::sanitize::for_terminal(
+                                        &change["from"].to_string()
+                                    ),
+                                    infradeck_core::sanitize::for_terminal(
+                                        &change["to"].to_string()
+                                    )
                                 );
                             }
                         }
@@ -286,7 +293,7 @@ pub fn netbox(ctx: &Context, args: &NetboxArgs) -> anyhow::Result<()> {
                             if !parts.is_empty() {
                                 println!(
                                     "    NetBox deletes with it: {} (rollback re-creates them)",
-                                    crate::sanitize::for_terminal(&parts.join(", "))
+                                    infradeck_core::sanitize::for_terminal(&parts.join(", "))
                                 );
                             }
                         }
@@ -297,7 +304,7 @@ pub fn netbox(ctx: &Context, args: &NetboxArgs) -> anyhow::Result<()> {
                                 needs.iter().filter_map(|n| n.as_str()).collect();
                             println!(
                                 "    after: {}",
-                                crate::sanitize::for_terminal(&needs.join(", "))
+                                infradeck_core::sanitize::for_terminal(&needs.join(", "))
                             );
                         }
                         for (key, label) in [
@@ -323,7 +330,10 @@ pub fn netbox(ctx: &Context, args: &NetboxArgs) -> anyhow::Result<()> {
                                 },
                                 other => other.to_string(),
                             };
-                            println!("    {label}: {}", crate::sanitize::for_terminal(&text));
+                            println!(
+                                "    {label}: {}",
+                                infradeck_core::sanitize::for_terminal(&text)
+                            );
                         }
                     }
                 }
@@ -345,7 +355,7 @@ pub fn netbox(ctx: &Context, args: &NetboxArgs) -> anyhow::Result<()> {
             let batch_items = store.batch_items(batch)?;
             anyhow::ensure!(!batch_items.is_empty(), "no batch `{batch}`");
             let ids = item_ids(&batch_items, &parse_items(items)?, batch)?;
-            let at = crate::time::now();
+            let at = infradeck_core::time::now();
             let moved = store.write(|w| {
                 w.review_items(
                     batch,
@@ -386,10 +396,11 @@ pub fn netbox(ctx: &Context, args: &NetboxArgs) -> anyhow::Result<()> {
                 dry_run: *dry_run,
                 allow_deletes: *allow_deletes,
                 max_deletes: config.max_deletes,
-                chunk: crate::netbox::apply::CHUNK,
+                chunk: infradeck_core::netbox::apply::CHUNK,
             };
-            let report =
-                runtime.block_on(crate::netbox::apply(&mut store, &client, batch, &options))?;
+            let report = runtime.block_on(infradeck_core::netbox::apply(
+                &mut store, &client, batch, &options,
+            ))?;
             for line in &report.lines {
                 println!("{line}");
             }
@@ -412,7 +423,8 @@ pub fn netbox(ctx: &Context, args: &NetboxArgs) -> anyhow::Result<()> {
         NetboxArgs::Rollback { batch } => {
             refuse_read_only(ctx, "rollback")?;
             let client = client(ctx)?;
-            let report = runtime.block_on(crate::netbox::rollback(&mut store, &client, batch))?;
+            let report =
+                runtime.block_on(infradeck_core::netbox::rollback(&mut store, &client, batch))?;
             for line in &report.lines {
                 println!("{line}");
             }

@@ -1,8 +1,8 @@
 //! `infradeck search` and `infradeck related`.
 
 use super::Context;
-use crate::sanitize;
-use crate::store::HitKind;
+use infradeck_core::sanitize;
+use infradeck_core::store::HitKind;
 
 /// Options of `infradeck search`.
 #[derive(Debug, Clone, Default)]
@@ -26,12 +26,12 @@ pub fn parse_kind(text: &str) -> Result<HitKind, String> {
 }
 
 /// The configured embedder, if any; a setup problem (a missing token) is a notice, not an error.
-fn embedder(ctx: &Context) -> (Option<crate::search::Embedder>, Option<String>) {
+fn embedder(ctx: &Context) -> (Option<infradeck_core::search::Embedder>, Option<String>) {
     match ctx
         .config
         .embeddings
         .as_ref()
-        .map(crate::search::Embedder::new)
+        .map(infradeck_core::search::Embedder::new)
     {
         None => (None, None),
         Some(Ok(e)) => (Some(e), None),
@@ -52,7 +52,7 @@ pub fn search(ctx: &Context, args: &SearchArgs) -> anyhow::Result<()> {
     let runtime = tokio::runtime::Builder::new_current_thread()
         .enable_all()
         .build()?;
-    let result = runtime.block_on(crate::search::hybrid(
+    let result = runtime.block_on(infradeck_core::search::hybrid(
         &store,
         embedder.as_ref(),
         &args.query,
@@ -118,7 +118,7 @@ pub fn related(ctx: &Context, device: &str, limit: usize, json: bool) -> anyhow:
                         continue;
                     }
                     if let Some(hit) = store.knowledge_hit(kind, row)? {
-                        hits.push(crate::store::KnowledgeHit {
+                        hits.push(infradeck_core::store::KnowledgeHit {
                             hit,
                             matched: vec!["(similar)".into()],
                         });

@@ -1,6 +1,6 @@
 //! `infradeck sim`: every simulator on loopback until stopped.
 
-use crate::sim::{SimOptions, Simulators, apply_fault_spec};
+use infradeck_sim::{SimOptions, Simulators, apply_fault_spec};
 use std::path::PathBuf;
 use std::time::Duration;
 

@@ -1,11 +1,11 @@
 //! `infradeck sync` and `infradeck history`.
 
 use super::Context;
-use crate::config::SourceConfig;
-use crate::model::RunStatus;
-use crate::sanitize;
-use crate::sync::{Engine, RunEvent, RunOutcome};
 use anyhow::Context as _;
+use infradeck_core::config::SourceConfig;
+use infradeck_core::model::RunStatus;
+use infradeck_core::sanitize;
+use infradeck_core::sync::{Engine, RunEvent, RunOutcome};
 use std::collections::BTreeMap;
 use std::io::{IsTerminal, Write};
 use std::time::{Duration, Instant};
@@ -72,7 +72,7 @@ pub fn sync(ctx: &Context, args: &SyncArgs) -> anyhow::Result<()> {
             general.sweep_guard_percent = 100;
         }
         let engine = Engine::new(ctx.database_path.clone(), general);
-        crate::process::end_runs_on_panic(ctx.database_path.clone());
+        infradeck_core::process::end_runs_on_panic(ctx.database_path.clone());
         let cancel = CancellationToken::new();
         spawn_signal_handler(cancel.clone(), ctx.database_path.clone());
         let renderer = tokio::spawn(render_progress(
@@ -96,23 +96,33 @@ pub fn sync(ctx: &Context, args: &SyncArgs) -> anyhow::Result<()> {
 /// stale (its process may still be alive over there).
 pub fn break_lock(ctx: &Context, sync_id: &str) -> anyhow::Result<()> {
     let mut store = ctx.open_store()?;
-    let host = crate::identity::host_name();
+    let host = infradeck_core::identity::host_name();
     let now = chrono::Utc::now();
     let run = store
         .run(sync_id)?
         .ok_or_else(|| anyhow::anyhow!("no run {sync_id} in {}", ctx.database_path.display()))?;
     let gone_here = run.host.as_deref() == Some(host.as_str())
-        && run.pid.is_some_and(crate::identity::process_is_gone);
+        && run
+            .pid
+            .is_some_and(infradeck_core::identity::process_is_gone);
     // A dead process on this host needs no waiting: treat its heartbeat as stale now.
     let stale_before = if gone_here {
-        crate::time::format(now + chrono::Duration::seconds(1))
+        infradeck_core::time::format(now + chrono::Duration::seconds(1))
     } else {
-        crate::time::format(
-            now - chrono::Duration::from_std(crate::sync::engine::STALE_AFTER).unwrap_or_default(),
+        infradeck_core::time::format(
+            now - chrono::Duration::from_std(infradeck_core::sync::engine::STALE_AFTER)
+                .unwrap_or_default(),
         )
     };
-    let who = crate::identity::os_user();
-    match store.write(|w| w.break_lock(sync_id, &who, &stale_before, &crate::time::format(now)))? {
+    let who = infradeck_core::identity::os_user();
+    match store.write(|w| {
+        w.break_lock(
+            sync_id,
+            &who,
+            &stale_before,
+            &infradeck_core::time::format(now),
+        )
+    })? {
         Some(run) => {
             println!(
                 "released the lock of run {} ({}/{}, pid {} on {}); it is recorded as failed",
@@ -137,7 +147,7 @@ pub fn break_lock(ctx: &Context, sync_id: &str) -> anyhow::Result<()> {
 /// the process exits without waiting for them.
 fn spawn_signal_handler(cancel: CancellationToken, database: std::path::PathBuf) {
     use tokio::signal::unix::{SignalKind, signal};
-    let watch_hangup = !crate::process::hangup_ignored();
+    let watch_hangup = !infradeck_core::process::hangup_ignored();
     tokio::spawn(async move {
         let Ok(mut terminate) = signal(SignalKind::terminate()) else {
             return;
@@ -154,7 +164,7 @@ fn spawn_signal_handler(cancel: CancellationToken, database: std::path::PathBuf)
                 _ = terminate.recv() => {}
                 Some(_) = async { match hangup.as_mut() { Some(h) => h.recv().await, None => std::future::pending().await } } => {
                     // The terminal is gone: later progress lines must not fail (and panic).
-                    crate::process::detach_from_terminal();
+                    infradeck_core::process::detach_from_terminal();
                 }
             }
             if first {
@@ -165,7 +175,7 @@ fn spawn_signal_handler(cancel: CancellationToken, database: std::path::PathBuf)
                 );
                 cancel.cancel();
             } else {
-                crate::sync::engine::end_own_runs(
+                infradeck_core::sync::engine::end_own_runs(
                     &database,
                     "cancelled: stopped at once by a second signal",
                 );
@@ -260,7 +270,11 @@ async fn watch(
                     let (database, open) = (database.clone(), open.clone());
                     let lldp_facts = engine.general.lldp_facts.clone();
                     let _ = tokio::task::spawn_blocking(move || {
-                        crate::sync::correlate::correlate_file(&database, &open, &lldp_facts)
+                        infradeck_core::sync::correlate::correlate_file(
+                            &database,
+                            &open,
+                            &lldp_facts,
+                        )
                     })
                     .await;
                 }
@@ -281,9 +295,10 @@ async fn embed_knowledge(ctx: &Context, engine: &Engine) {
     let Some(config) = &ctx.config.embeddings else {
         return;
     };
-    let outcome = match crate::search::Embedder::new(config) {
+    let outcome = match infradeck_core::search::Embedder::new(config) {
         Ok(embedder) => {
-            crate::search::index_knowledge(&ctx.database_path, &engine.open, &embedder).await
+            infradeck_core::search::index_knowledge(&ctx.database_path, &engine.open, &embedder)
+                .await
         }
         Err(err) => Err(err.into()),
     };
@@ -309,10 +324,10 @@ fn clear_progress_line() {
 
 fn correlate_and_report(ctx: &Context) -> anyhow::Result<()> {
     let mut store = ctx.open_store()?;
-    let report = crate::sync::correlate::correlate_with(
+    let report = infradeck_core::sync::correlate::correlate_with(
         &mut store,
-        &crate::time::now(),
-        &crate::identity::os_user(),
+        &infradeck_core::time::now(),
+        &infradeck_core::identity::os_user(),
         &ctx.config.general.lldp_facts,
     )
     .context("correlation failed")?;
@@ -471,7 +486,10 @@ pub fn history(ctx: &Context, args: &HistoryArgs) -> anyhow::Result<()> {
                     .clone()
                     .or(h.device_id.map(|d| format!("#{d}")))
                     .unwrap_or_default(),
-                crate::changes::summarize_change(h.old_value.as_deref(), h.new_value.as_deref()),
+                infradeck_core::changes::summarize_change(
+                    h.old_value.as_deref(),
+                    h.new_value.as_deref(),
+                ),
             ]
         })
         .collect();

@@ -1,7 +1,7 @@
 //! Plain text tables for terminal output. Every cell is sanitized here, so commands can pass
 //! source text straight in.
 
-use crate::sanitize;
+use infradeck_core::sanitize;
 use unicode_width::UnicodeWidthStr;
 
 /// Widest a cell may be when the output is not a terminal (documented in the README).

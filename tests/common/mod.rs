@@ -3,12 +3,12 @@
 
 #![allow(dead_code)] // each test binary uses part of it
 
-use infradeck::config::{Config, SourceConfig};
-use infradeck::model::{ApprovalStatus, DeviceStatus};
-use infradeck::sim::{SimOptions, Simulators};
-use infradeck::sources::http::RetryPolicy;
-use infradeck::store::{DeviceQuery, OpenOptions, Review, Store};
-use infradeck::sync::{Engine, RunOutcome};
+use infradeck_core::config::{Config, SourceConfig};
+use infradeck_core::model::{ApprovalStatus, DeviceStatus};
+use infradeck_core::sources::http::RetryPolicy;
+use infradeck_core::store::{DeviceQuery, OpenOptions, Review, Store};
+use infradeck_core::sync::{Engine, RunOutcome};
+use infradeck_sim::{SimOptions, Simulators};
 use std::time::Duration;
 use tokio_util::sync::CancellationToken;
 
@@ -96,7 +96,7 @@ impl Rig {
 
 /// Approves every pending item of `batch` as `oncall`; how many moved.
 pub fn approve_all(store: &mut Store, batch: &str) -> usize {
-    let at = infradeck::time::now();
+    let at = infradeck_core::time::now();
     store
         .write(|w| {
             w.review_items(
@@ -132,7 +132,7 @@ impl SoapProbe {
     }
 
     /// Sends `<body>` in an envelope; (HTTP status, the SOAP Body element).
-    pub async fn call(&mut self, body: &str) -> (u16, infradeck::xml::Element) {
+    pub async fn call(&mut self, body: &str) -> (u16, infradeck_core::xml::Element) {
         let envelope = format!(
             "<?xml version=\"1.0\" encoding=\"UTF-8\"?><soapenv:Envelope xmlns:soapenv=\"http://schemas.xmlsoap.org/soap/envelope/\" \
              xmlns:xsd=\"http://www.w3.org/2001/XMLSchema\" xmlns:xsi=\"http://www.w3.org/2001/XMLSchema-instance\">\
@@ -157,7 +157,7 @@ impl SoapProbe {
             self.cookie = cookie.split(';').next().map(str::to_string);
         }
         let bytes = answer.bytes().await.unwrap();
-        let root = infradeck::xml::parse(&bytes).unwrap();
+        let root = infradeck_core::xml::parse(&bytes).unwrap();
         (status, root.child("Body").unwrap().clone())
     }
 
@@ -203,9 +203,9 @@ impl SoapProbe {
 }
 
 /// Every element path in `element` (`a/b/c`), for comparing the structure of two answers.
-pub fn xml_paths(element: &infradeck::xml::Element) -> std::collections::BTreeSet<String> {
+pub fn xml_paths(element: &infradeck_core::xml::Element) -> std::collections::BTreeSet<String> {
     fn walk(
-        element: &infradeck::xml::Element,
+        element: &infradeck_core::xml::Element,
         prefix: &str,
         out: &mut std::collections::BTreeSet<String>,
     ) {

@@ -8,10 +8,10 @@
 use super::estate::{ConfigVersion, NetDevice, NetInterface, SITES};
 use super::rng::Rng;
 
-const IOS: &str = include_str!("../../assets/configs/ios.txt");
-const NXOS: &str = include_str!("../../assets/configs/nxos.txt");
-const EOS: &str = include_str!("../../assets/configs/eos.txt");
-const JUNOS: &str = include_str!("../../assets/configs/junos.txt");
+const IOS: &str = include_str!("../assets/configs/ios.txt");
+const NXOS: &str = include_str!("../assets/configs/nxos.txt");
+const EOS: &str = include_str!("../assets/configs/eos.txt");
+const JUNOS: &str = include_str!("../assets/configs/junos.txt");
 
 /// The config text of one version of a device.
 pub fn render(device: &NetDevice, version: &ConfigVersion) -> String {
@@ -181,7 +181,7 @@ fn netmask(prefix: &str) -> String {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::sim::estate::Estate;
+    use crate::estate::Estate;
 
     #[test]
     fn every_vendor_renders_and_versions_differ() {

@@ -2,11 +2,11 @@
 //! field's source and conflicts, VM details, interfaces, volumes, relationships (each a link to
 //! that device), config versions, related runbooks and tickets, the change timeline, and facts.
 
-use crate::store::DeviceDetail;
-use crate::ui::app::{Cx, Outcome, Screen};
-use crate::ui::keys::{Action, Scope};
-use crate::ui::theme::Theme;
-use crate::ui::widgets::cursor::Cursor;
+use crate::app::{Cx, Outcome, Screen};
+use crate::keys::{Action, Scope};
+use crate::theme::Theme;
+use crate::widgets::cursor::Cursor;
+use infradeck_core::store::DeviceDetail;
 use ratatui::Frame;
 use ratatui::layout::Rect;
 use ratatui::style::Style;
@@ -29,7 +29,7 @@ struct DocLine {
 }
 
 fn clean(text: &str) -> String {
-    crate::sanitize::for_terminal(text).into_owned()
+    infradeck_core::sanitize::for_terminal(text).into_owned()
 }
 
 pub struct DetailView {
@@ -51,7 +51,12 @@ impl DetailView {
         }
     }
 
-    fn build(&mut self, detail: &DeviceDetail, knowledge: &[crate::store::KnowledgeHit], cx: &Cx) {
+    fn build(
+        &mut self,
+        detail: &DeviceDetail,
+        knowledge: &[infradeck_core::store::KnowledgeHit],
+        cx: &Cx,
+    ) {
         let theme = cx.env.theme;
         let now = cx.now;
         let mut doc = Doc {
@@ -64,7 +69,7 @@ impl DetailView {
         doc.field(
             "status",
             d.status.as_str(),
-            if d.status == crate::model::DeviceStatus::Inactive {
+            if d.status == infradeck_core::model::DeviceStatus::Inactive {
                 theme.stale()
             } else {
                 theme.ok()
@@ -82,7 +87,7 @@ impl DetailView {
         );
         let seen = |at: &Option<String>| {
             at.as_deref()
-                .map(|a| format!("{a} ({} ago)", crate::time::age(a, now)))
+                .map(|a| format!("{a} ({} ago)", infradeck_core::time::age(a, now)))
                 .unwrap_or_else(|| "never".into())
         };
         doc.field("first seen", &seen(&d.first_seen), theme.base());
@@ -112,7 +117,7 @@ impl DetailView {
                     let confirmed = value
                         .confirmed_at
                         .as_deref()
-                        .map(|at| format!(" {}", crate::time::age(at, now)))
+                        .map(|at| format!(" {}", infradeck_core::time::age(at, now)))
                         .unwrap_or_default();
                     let system = value.source.split('/').next().unwrap_or(&value.source);
                     let source = format!("{}{confirmed}", clean(system));
@@ -341,7 +346,7 @@ impl DetailView {
         if !detail.history.is_empty() {
             doc.section(&format!("history · {}", detail.history.len()));
             for h in &detail.history {
-                let summary = crate::changes::summarize_change(
+                let summary = infradeck_core::changes::summarize_change(
                     h.old_value.as_deref(),
                     h.new_value.as_deref(),
                 );
@@ -589,7 +594,11 @@ const OLD_SNAPSHOT_DAYS: i64 = 3;
 
 /// The VM's snapshots: count, oldest age, size, then one line each (name, taken, age,
 /// description, the current one marked).
-fn snapshot_lines(doc: &mut Doc, vm: &crate::model::VmRecord, now: chrono::DateTime<chrono::Utc>) {
+fn snapshot_lines(
+    doc: &mut Doc,
+    vm: &infradeck_core::model::VmRecord,
+    now: chrono::DateTime<chrono::Utc>,
+) {
     let theme = doc.theme;
     let Some(list) = vm.snapshots.as_array() else {
         doc.field(
@@ -607,14 +616,14 @@ fn snapshot_lines(doc: &mut Doc, vm: &crate::model::VmRecord, now: chrono::DateT
     let oldest = list.iter().filter_map(created).min();
     let old = oldest
         .as_deref()
-        .and_then(crate::time::parse)
+        .and_then(infradeck_core::time::parse)
         .is_some_and(|at| (now - at).num_days() >= OLD_SNAPSHOT_DAYS);
     let summary = format!(
         "{} · oldest {} · {}",
         list.len(),
         oldest.as_deref().map_or("?".into(), |at| format!(
             "{} ago",
-            crate::time::age(at, now)
+            infradeck_core::time::age(at, now)
         )),
         vm.total_snapshot_size_bytes
             .map_or("size unknown".into(), bytes),
@@ -636,7 +645,7 @@ fn snapshot_lines(doc: &mut Doc, vm: &crate::model::VmRecord, now: chrono::DateT
             Line::from(vec![
                 Span::raw(format!("    {:<24}", format!("{name}{current}"))),
                 Span::styled(
-                    format!("{at:<20} {:>5}  ", crate::time::age(&at, now)),
+                    format!("{at:<20} {:>5}  ", infradeck_core::time::age(&at, now)),
                     theme.muted(),
                 ),
                 Span::raw(clean(snapshot["description"].as_str().unwrap_or(""))),

@@ -6,10 +6,10 @@ use super::header::Header;
 use super::keys::{self, Action, Scope};
 use super::theme::Theme;
 use super::views;
-use crate::config::SourceConfig;
-use crate::store::Store;
 use chrono::{DateTime, Utc};
 use crossterm::event::{KeyCode, KeyEvent, KeyModifiers};
+use infradeck_core::config::SourceConfig;
+use infradeck_core::store::Store;
 use ratatui::Frame;
 use ratatui::layout::{Constraint, Layout, Rect};
 use ratatui::style::Style;
@@ -494,7 +494,7 @@ impl App {
             Action::Back => self.back()?,
             Action::Copy => match self.views.last().and_then(|v| v.copy_text()) {
                 Some(text) => {
-                    let shown = crate::sanitize::for_terminal(&text)
+                    let shown = infradeck_core::sanitize::for_terminal(&text)
                         .chars()
                         .take(40)
                         .collect::<String>();
@@ -503,7 +503,9 @@ impl App {
                         if text.chars().count() > 40 { "…" } else { "" }
                     )));
                     self.effects
-                        .push(Effect::Copy(crate::sanitize::for_clipboard(&text, false)));
+                        .push(Effect::Copy(infradeck_core::sanitize::for_clipboard(
+                            &text, false,
+                        )));
                 }
                 None => self.flash = Some(Flash::error("nothing to copy here")),
             },
@@ -622,14 +624,14 @@ impl App {
             self.flash = Some(Flash::error(if choices.is_empty() {
                 format!(
                     "no command `{}`; try :help",
-                    crate::sanitize::for_terminal(word)
+                    infradeck_core::sanitize::for_terminal(word)
                 )
             } else {
                 format!("`{word}` could be: {}", choices.join(", "))
             }));
             return Ok(());
         };
-        use crate::model::DeviceType;
+        use infradeck_core::model::DeviceType;
         let selected = self.selected_device();
         let view: Box<dyn Screen> = match command.name {
             "quit" => {
@@ -729,19 +731,18 @@ impl App {
                 lines,
                 scroll,
             } => {
-                let scroll = match key.code {
-                    KeyCode::Down | KeyCode::Char('j') => scroll + 1,
-                    KeyCode::Up | KeyCode::Char('k') => scroll.saturating_sub(1),
-                    KeyCode::Char('y') => {
-                        self.effects
-                            .push(Effect::Copy(crate::sanitize::for_clipboard(
-                                &lines.join("\n"),
-                                true,
-                            )));
-                        scroll
-                    }
-                    _ => return Ok(()),
-                };
+                let scroll =
+                    match key.code {
+                        KeyCode::Down | KeyCode::Char('j') => scroll + 1,
+                        KeyCode::Up | KeyCode::Char('k') => scroll.saturating_sub(1),
+                        KeyCode::Char('y') => {
+                            self.effects.push(Effect::Copy(
+                                infradeck_core::sanitize::for_clipboard(&lines.join("\n"), true),
+                            ));
+                            scroll
+                        }
+                        _ => return Ok(()),
+                    };
                 self.mode = Mode::Modal(Modal::Text {
                     title,
                     lines,
@@ -855,7 +856,7 @@ impl App {
         let mut title = vec![Span::styled(format!(" {trail} "), theme.title())];
         if !filter.is_empty() {
             title.push(Span::styled(
-                format!("[/{}] ", crate::sanitize::for_terminal(filter)),
+                format!("[/{}] ", infradeck_core::sanitize::for_terminal(filter)),
                 theme.key(),
             ));
         }
@@ -885,7 +886,7 @@ impl App {
                 let completions = complete_command(input.split(' ').next().unwrap_or_default());
                 let mut spans = vec![
                     Span::styled(":", theme.key()),
-                    Span::raw(crate::sanitize::for_terminal(input).into_owned()),
+                    Span::raw(infradeck_core::sanitize::for_terminal(input).into_owned()),
                     Span::styled("█", theme.muted()),
                 ];
                 if !input.contains(' ') && !input.is_empty() && completions.len() > 1 {
@@ -898,7 +899,7 @@ impl App {
             }
             Mode::Filter { input, .. } => Line::from(vec![
                 Span::styled("/", theme.key()),
-                Span::raw(crate::sanitize::for_terminal(input).into_owned()),
+                Span::raw(infradeck_core::sanitize::for_terminal(input).into_owned()),
                 Span::styled("█", theme.muted()),
                 Span::styled(
                     "   Enter keep · Esc undo · !text inverts · type: source: status:",
@@ -907,7 +908,7 @@ impl App {
             ]),
             _ => match &self.flash {
                 Some(flash) => Line::from(Span::styled(
-                    crate::sanitize::for_terminal(&flash.text).into_owned(),
+                    infradeck_core::sanitize::for_terminal(&flash.text).into_owned(),
                     if flash.error {
                         theme.error()
                     } else {
@@ -1050,7 +1051,7 @@ fn draw_modal(frame: &mut Frame, area: Rect, modal: &mut Modal, theme: Theme) {
             frame.render_widget(Clear, popup);
             let text: Vec<Line> = lines
                 .iter()
-                .map(|l| Line::raw(crate::sanitize::line_for_terminal(l).into_owned()))
+                .map(|l| Line::raw(infradeck_core::sanitize::line_for_terminal(l).into_owned()))
                 .collect();
             frame.render_widget(
                 Paragraph::new(text)
@@ -1059,7 +1060,7 @@ fn draw_modal(frame: &mut Frame, area: Rect, modal: &mut Modal, theme: Theme) {
                     .block(Block::bordered().title(Span::styled(
                         format!(
                             " {} · y copy · Esc close ",
-                            crate::sanitize::for_terminal(title)
+                            infradeck_core::sanitize::for_terminal(title)
                         ),
                         theme.title(),
                     ))),
@@ -1074,7 +1075,7 @@ fn draw_modal(frame: &mut Frame, area: Rect, modal: &mut Modal, theme: Theme) {
             textarea.set_block(Block::bordered().title(Span::styled(
                 format!(
                     " {} · Enter submit · Esc cancel ",
-                    crate::sanitize::for_terminal(title)
+                    infradeck_core::sanitize::for_terminal(title)
                 ),
                 theme.title(),
             )));
@@ -1093,17 +1094,17 @@ fn draw_modal(frame: &mut Frame, area: Rect, modal: &mut Modal, theme: Theme) {
             frame.render_widget(Clear, popup);
             let mut lines: Vec<Line> = body
                 .iter()
-                .map(|l| Line::raw(crate::sanitize::for_terminal(l).into_owned()))
+                .map(|l| Line::raw(infradeck_core::sanitize::for_terminal(l).into_owned()))
                 .collect();
             if let Some(required) = require {
                 lines.push(Line::raw(""));
                 lines.push(Line::from(vec![
                     Span::raw(format!(
                         "type {} to confirm: ",
-                        crate::sanitize::for_terminal(required)
+                        infradeck_core::sanitize::for_terminal(required)
                     )),
                     Span::styled(
-                        crate::sanitize::for_terminal(typed).into_owned(),
+                        infradeck_core::sanitize::for_terminal(typed).into_owned(),
                         theme.key(),
                     ),
                     Span::styled("█", theme.muted()),
@@ -1128,7 +1129,7 @@ fn draw_modal(frame: &mut Frame, area: Rect, modal: &mut Modal, theme: Theme) {
                 Paragraph::new(lines)
                     .wrap(Wrap { trim: false })
                     .block(Block::bordered().title(Span::styled(
-                        format!(" {} ", crate::sanitize::for_terminal(title)),
+                        format!(" {} ", infradeck_core::sanitize::for_terminal(title)),
                         theme.warn(),
                     ))),
                 popup,

@@ -2,12 +2,12 @@
 //! approve / reject (with a reason) by item, marked range or whole batch. Apply and rollback ask
 //! for confirmation with Cancel focused; a batch with deletes needs its id typed.
 
-use crate::model::{ApprovalAction, ApprovalStatus};
-use crate::store::{ApprovalItem, Batch, Review, Store};
-use crate::ui::app::{Cx, Effect, Flash, Modal, Outcome, Screen};
-use crate::ui::keys::{Action, Scope};
-use crate::ui::theme::Theme;
-use crate::ui::widgets::cursor::Cursor;
+use crate::app::{Cx, Effect, Flash, Modal, Outcome, Screen};
+use crate::keys::{Action, Scope};
+use crate::theme::Theme;
+use crate::widgets::cursor::Cursor;
+use infradeck_core::model::{ApprovalAction, ApprovalStatus};
+use infradeck_core::store::{ApprovalItem, Batch, Review, Store};
 use ratatui::Frame;
 use ratatui::layout::{Constraint, Layout, Rect};
 use ratatui::text::{Line, Span};
@@ -23,7 +23,7 @@ fn review(
     reviewer: &str,
     reason: Option<&str>,
 ) -> anyhow::Result<usize> {
-    let at = crate::time::now();
+    let at = infradeck_core::time::now();
     Ok(store.write(|w| {
         w.review_items(
             batch,
@@ -241,7 +241,7 @@ impl Screen for NetboxView {
             .take(self.height)
             .map(|(i, b)| {
                 let row = Row::new(vec![
-                    crate::sanitize::for_terminal(&b.batch_id).into_owned(),
+                    infradeck_core::sanitize::for_terminal(&b.batch_id).into_owned(),
                     b.planned_at.clone().unwrap_or_default(),
                     format!("+{} ~{} -{}", b.creates, b.updates, b.deletes),
                     format!(
@@ -250,11 +250,11 @@ impl Screen for NetboxView {
                     ),
                     b.state.clone().unwrap_or_default(),
                 ]);
-                crate::ui::widgets::table::select(row, i == self.cursor.selected, theme)
+                crate::widgets::table::select(row, i == self.cursor.selected, theme)
             })
             .collect();
         frame.render_widget(
-            crate::ui::widgets::table::list(
+            crate::widgets::table::list(
                 rows,
                 &[
                     Constraint::Length(26),
@@ -316,13 +316,15 @@ fn change_lines(item: &ApprovalItem, theme: Theme) -> Vec<Line<'static>> {
             serde_json::Value::String(s) => s.clone(),
             other => other.to_string(),
         };
-        crate::sanitize::for_terminal(&text).into_owned()
+        infradeck_core::sanitize::for_terminal(&text).into_owned()
     };
     let mut lines = vec![Line::from(vec![
         Span::styled(format!("{} ", item.action.as_str()), theme.title()),
         Span::raw(
-            crate::sanitize::for_terminal(item.netbox_object_type.as_deref().unwrap_or("?"))
-                .into_owned(),
+            infradeck_core::sanitize::for_terminal(
+                item.netbox_object_type.as_deref().unwrap_or("?"),
+            )
+            .into_owned(),
         ),
         Span::styled(
             // NetBox's own id, said so: `#n` means an item's number within its batch.
@@ -337,13 +339,13 @@ fn change_lines(item: &ApprovalItem, theme: Theme) -> Vec<Line<'static>> {
                 (Some(by), Some(comment)) => format!(
                     "  {} by {}: {}",
                     item.approval_status.as_str(),
-                    crate::sanitize::for_terminal(by),
-                    crate::sanitize::for_terminal(comment)
+                    infradeck_core::sanitize::for_terminal(by),
+                    infradeck_core::sanitize::for_terminal(comment)
                 ),
                 (Some(by), None) => format!(
                     "  {} by {}",
                     item.approval_status.as_str(),
-                    crate::sanitize::for_terminal(by)
+                    infradeck_core::sanitize::for_terminal(by)
                 ),
                 _ => format!("  {}", item.approval_status.as_str()),
             },
@@ -362,7 +364,7 @@ fn change_lines(item: &ApprovalItem, theme: Theme) -> Vec<Line<'static>> {
                 let to = change.get("to").unwrap_or(&serde_json::Value::Null);
                 lines.push(Line::from(vec![
                     Span::styled(
-                        format!("  {:<22}", crate::sanitize::for_terminal(name)),
+                        format!("  {:<22}", infradeck_core::sanitize::for_terminal(name)),
                         theme.muted(),
                     ),
                     Span::styled(
@@ -386,14 +388,14 @@ fn change_lines(item: &ApprovalItem, theme: Theme) -> Vec<Line<'static>> {
             }
         }
         None => lines.push(Line::raw(
-            crate::sanitize::for_terminal(&changes.to_string()).into_owned(),
+            infradeck_core::sanitize::for_terminal(&changes.to_string()).into_owned(),
         )),
     }
     if let Some(conflict) = changes.get("conflict") {
         lines.push(Line::from(Span::styled(
             format!(
                 "  conflict: NetBox now has {}",
-                crate::sanitize::for_terminal(&conflict.to_string())
+                infradeck_core::sanitize::for_terminal(&conflict.to_string())
             ),
             theme.conflict(),
         )));
@@ -403,7 +405,7 @@ fn change_lines(item: &ApprovalItem, theme: Theme) -> Vec<Line<'static>> {
 
 impl Screen for BatchView {
     fn title(&self) -> String {
-        crate::sanitize::for_terminal(&self.batch_id).into_owned()
+        infradeck_core::sanitize::for_terminal(&self.batch_id).into_owned()
     }
 
     fn unavailable(&self, action: Action) -> Option<&'static str> {
@@ -560,19 +562,23 @@ impl Screen for BatchView {
                     Span::raw(item.id.to_string()),
                     Span::styled(item.action.as_str(), action_style),
                     Span::raw(
-                        crate::sanitize::for_terminal(
+                        infradeck_core::sanitize::for_terminal(
                             item.netbox_object_type.as_deref().unwrap_or(""),
                         )
                         .into_owned(),
                     ),
                     Span::raw(
-                        crate::sanitize::for_terminal(item.device_name.as_deref().unwrap_or(""))
-                            .into_owned(),
+                        infradeck_core::sanitize::for_terminal(
+                            item.device_name.as_deref().unwrap_or(""),
+                        )
+                        .into_owned(),
                     ),
                     Span::styled(item.approval_status.as_str(), status_style),
                     Span::styled(
-                        crate::sanitize::for_terminal(item.approved_by.as_deref().unwrap_or(""))
-                            .into_owned(),
+                        infradeck_core::sanitize::for_terminal(
+                            item.approved_by.as_deref().unwrap_or(""),
+                        )
+                        .into_owned(),
                         theme.muted(),
                     ),
                 ]);
@@ -586,7 +592,7 @@ impl Screen for BatchView {
             })
             .collect();
         frame.render_widget(
-            crate::ui::widgets::table::list(
+            crate::widgets::table::list(
                 rows,
                 &[
                     Constraint::Length(1),

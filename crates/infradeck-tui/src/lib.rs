@@ -11,14 +11,14 @@ pub mod theme;
 pub mod views;
 pub mod widgets;
 
-use crate::config::SourceConfig;
-use crate::store::Store;
-use crate::sync::{Engine, RunOutcome};
 use app::{App, Effect, Env, Flash};
 use crossterm::event::{
     Event, EventStream, KeyCode, KeyEvent, KeyEventKind, KeyModifiers, MouseEventKind,
 };
 use futures::StreamExt;
+use infradeck_core::config::SourceConfig;
+use infradeck_core::store::Store;
+use infradeck_core::sync::{Engine, RunOutcome};
 use std::collections::HashMap;
 use std::time::Duration;
 use tokio::sync::mpsc;
@@ -162,7 +162,7 @@ async fn event_loop(
                             outcome.counts.removed,
                             outcome.message.as_deref().map(|m| format!(" ({m})")).unwrap_or_default()
                         );
-                        app.flash(if outcome.status == crate::model::RunStatus::Failed { Flash::error(text) } else { Flash::info(text) });
+                        app.flash(if outcome.status == infradeck_core::model::RunStatus::Failed { Flash::error(text) } else { Flash::info(text) });
                     }
                     Done::Netbox(op, batch, Ok(lines)) => {
                         let title = match op {
@@ -191,7 +191,7 @@ async fn event_loop(
             _ = sighup.recv() => {
                 // The SSH session dropped: the terminal is gone, and writing to it (the
                 // terminal restore included) would fail and panic before the runs are ended.
-                crate::process::detach_from_terminal();
+                infradeck_core::process::detach_from_terminal();
                 break;
             }
         }
@@ -205,7 +205,7 @@ async fn event_loop(
                 }
                 Effect::Cancel { sync_id } => {
                     for (source, token) in &running {
-                        if crate::sync::engine::is_run_of(&sync_id, source) {
+                        if infradeck_core::sync::engine::is_run_of(&sync_id, source) {
                             token.cancel();
                         }
                     }
@@ -256,7 +256,7 @@ async fn event_loop(
     {
         // A terminal that fails to draw or read is gone (a dropped session whose hang-up has not
         // been read yet): writing to it again, as the restore will, must not panic.
-        crate::process::detach_from_terminal();
+        infradeck_core::process::detach_from_terminal();
     }
     // However the dashboard ends, its syncs end with it and are recorded as cancelled: wait a
     // bounded time for each to record its own end, then end any that could not.
@@ -283,7 +283,7 @@ async fn event_loop(
 }
 
 async fn next_run_event(
-    events: &mut Option<tokio::sync::broadcast::Receiver<crate::sync::RunEvent>>,
+    events: &mut Option<tokio::sync::broadcast::Receiver<infradeck_core::sync::RunEvent>>,
 ) -> Option<()> {
     match events {
         Some(rx) => match rx.recv().await {
@@ -337,7 +337,7 @@ fn start_syncs(
         let done = done.clone();
         tokio::spawn(async move {
             let outcome = engine.run(&source, token).await;
-            if outcome.status == crate::model::RunStatus::Success {
+            if outcome.status == infradeck_core::model::RunStatus::Success {
                 correlate(&engine).await;
             }
             let _ = done.send(Done::Sync(outcome));
@@ -355,7 +355,7 @@ async fn correlate(engine: &Engine) {
     let (database, open) = (engine.database.clone(), engine.open.clone());
     let lldp_facts = engine.general.lldp_facts.clone();
     let result = tokio::task::spawn_blocking(move || {
-        crate::sync::correlate::correlate_file(&database, &open, &lldp_facts)
+        infradeck_core::sync::correlate::correlate_file(&database, &open, &lldp_facts)
     })
     .await;
     if let Ok(Err(err)) = result {

@@ -1351,7 +1351,7 @@ mod example_tests {
     /// The shipped example documents every key; it must stay loadable as it is.
     #[test]
     fn config_example_parses_with_one_source_of_every_kind() {
-        let text = include_str!("../config.example.toml");
+        let text = include_str!("../../../config.example.toml");
         let config = Config::parse(text, Path::new("config.example.toml")).unwrap();
         for kind in SourceKind::ALL {
             assert!(

@@ -1,4 +1,4 @@
-//! One file per view. Each implements [`crate::ui::app::Screen`].
+//! One file per view. Each implements [`crate::app::Screen`].
 
 pub mod configs;
 pub mod detail;

@@ -2,12 +2,12 @@
 //! versions with dates and hashes, and the diff between any two (unified or side by side,
 //! changed words highlighted, hunk and search navigation, volatile lines hideable).
 
-use crate::store::{ConfigVersion, ConfiguredDevice};
-use crate::ui::app::{Cx, Flash, Outcome, Screen};
-use crate::ui::keys::{Action, Scope};
-use crate::ui::theme::Theme;
-use crate::ui::widgets::cursor::Cursor;
-use crate::ui::widgets::diff::{self, DiffModel, DiffRow, RowKind};
+use crate::app::{Cx, Flash, Outcome, Screen};
+use crate::keys::{Action, Scope};
+use crate::theme::Theme;
+use crate::widgets::cursor::Cursor;
+use crate::widgets::diff::{self, DiffModel, DiffRow, RowKind};
+use infradeck_core::store::{ConfigVersion, ConfiguredDevice};
 use ratatui::Frame;
 use ratatui::layout::{Constraint, Layout, Rect};
 use ratatui::style::Style;
@@ -72,7 +72,7 @@ impl Screen for ConfigsView {
         match &self.listing {
             Listing::Devices(_) => "configs".into(),
             Listing::Versions { name, .. } => {
-                format!("{} versions", crate::sanitize::for_terminal(name))
+                format!("{} versions", infradeck_core::sanitize::for_terminal(name))
             }
         }
     }
@@ -234,10 +234,10 @@ impl Screen for ConfigsView {
                         .map(|(i, c)| {
                             let latest = c.latest.clone().unwrap_or_default();
                             Row::new(vec![
-                                crate::sanitize::for_terminal(&c.device.name).into_owned(),
+                                infradeck_core::sanitize::for_terminal(&c.device.name).into_owned(),
                                 c.versions.to_string(),
                                 latest.clone(),
-                                crate::time::age(&latest, cx.now),
+                                infradeck_core::time::age(&latest, cx.now),
                             ])
                             .style(if i == self.cursor.selected {
                                 theme.selected()

@@ -1,9 +1,9 @@
 //! Every change syncs made (`sync_history`), newest first, filterable; Enter opens the device.
 
-use crate::store::HistoryEntry;
-use crate::ui::app::{Cx, Outcome, Screen};
-use crate::ui::keys::{Action, Scope};
-use crate::ui::widgets::cursor::Cursor;
+use crate::app::{Cx, Outcome, Screen};
+use crate::keys::{Action, Scope};
+use crate::widgets::cursor::Cursor;
+use infradeck_core::store::HistoryEntry;
 use ratatui::Frame;
 use ratatui::layout::{Constraint, Rect};
 use ratatui::widgets::Row;
@@ -79,7 +79,7 @@ impl Screen for HistoryView {
             .history(self.device, 5000)?
             .into_iter()
             .map(|e| {
-                let summary = crate::changes::summarize_change(
+                let summary = infradeck_core::changes::summarize_change(
                     e.old_value.as_deref(),
                     e.new_value.as_deref(),
                 );
@@ -135,20 +135,20 @@ impl Screen for HistoryView {
                 let (e, summary) = &self.entries[*index];
                 let row = Row::new(vec![
                     e.performed_at.clone().unwrap_or_default(),
-                    crate::sanitize::for_terminal(e.device_name.as_deref().unwrap_or(""))
+                    infradeck_core::sanitize::for_terminal(e.device_name.as_deref().unwrap_or(""))
                         .into_owned(),
                     e.change_type
                         .clone()
                         .or_else(|| e.operation.clone())
                         .unwrap_or_default(),
-                    crate::sanitize::for_terminal(summary).into_owned(),
-                    crate::sanitize::for_terminal(&e.source_system).into_owned(),
+                    infradeck_core::sanitize::for_terminal(summary).into_owned(),
+                    infradeck_core::sanitize::for_terminal(&e.source_system).into_owned(),
                 ]);
-                crate::ui::widgets::table::select(row, i == self.cursor.selected, theme)
+                crate::widgets::table::select(row, i == self.cursor.selected, theme)
             })
             .collect();
         frame.render_widget(
-            crate::ui::widgets::table::list(
+            crate::widgets::table::list(
                 rows,
                 &[
                     Constraint::Length(19),

@@ -6,11 +6,11 @@
 
 use super::estate::Estate;
 use super::vcenter::VcenterState;
-use crate::xml::{Element, parse};
 use axum::body::Bytes;
 use axum::extract::State;
 use axum::http::{HeaderMap, StatusCode, header};
 use axum::response::{IntoResponse, Response};
+use infradeck_core::xml::{Element, parse};
 use std::collections::HashMap;
 use std::fmt::Write as _;
 use std::sync::Arc;

@@ -2,11 +2,11 @@
 //! down (what depends on this device) or up (what it depends on); `r` re-roots at the selected
 //! node and turns around. Children are read when a node is first expanded.
 
-use crate::model::DeviceType;
-use crate::store::{Device, DeviceQuery, Direction, Store, TreeNode, VolumeRow};
-use crate::ui::app::{Cx, Outcome, Screen};
-use crate::ui::keys::{Action, Scope};
-use crate::ui::widgets::cursor::Cursor;
+use crate::app::{Cx, Outcome, Screen};
+use crate::keys::{Action, Scope};
+use crate::widgets::cursor::Cursor;
+use infradeck_core::model::DeviceType;
+use infradeck_core::store::{Device, DeviceQuery, Direction, Store, TreeNode, VolumeRow};
 use ratatui::Frame;
 use ratatui::layout::Rect;
 use ratatui::text::{Line, Span};
@@ -24,14 +24,17 @@ struct Node {
 
 /// How a node relates to the one above it; a `connects_to` names its cables (host NIC → switch
 /// port, from CDP/LLDP: untrusted text, sanitized).
-fn relation_label(relationship: crate::model::RelationshipType, metadata: Option<&str>) -> String {
+fn relation_label(
+    relationship: infradeck_core::model::RelationshipType,
+    metadata: Option<&str>,
+) -> String {
     let cables: Vec<String> = metadata
         .and_then(|m| serde_json::from_str::<serde_json::Value>(m).ok())
         .and_then(|m| m["cables"].as_array().cloned())
         .unwrap_or_default()
         .iter()
         .map(|c| {
-            crate::sanitize::for_terminal(&format!(
+            infradeck_core::sanitize::for_terminal(&format!(
                 "{}→{}",
                 c["host_nic"].as_str().unwrap_or("?"),
                 c["switch_port"].as_str().unwrap_or("?")
@@ -39,7 +42,7 @@ fn relation_label(relationship: crate::model::RelationshipType, metadata: Option
             .into_owned()
         })
         .collect();
-    if relationship == crate::model::RelationshipType::ConnectsTo && !cables.is_empty() {
+    if relationship == infradeck_core::model::RelationshipType::ConnectsTo && !cables.is_empty() {
         format!("{} {}", relationship.as_str(), cables.join(", "))
     } else {
         relationship.as_str().to_string()
@@ -249,7 +252,7 @@ impl Screen for TreeView {
         match self.roots.first().filter(|_| self.root_device.is_some()) {
             Some(root) => format!(
                 "tree {} ({direction})",
-                crate::sanitize::for_terminal(&root.device.name)
+                infradeck_core::sanitize::for_terminal(&root.device.name)
             ),
             None => "tree".into(),
         }
@@ -354,7 +357,7 @@ impl Screen for TreeView {
                 let mut line = Line::from(vec![
                     Span::raw("  ".repeat(*depth)),
                     Span::styled("  volume ▸ ", theme.muted()),
-                    Span::raw(crate::sanitize::for_terminal(&v.name).into_owned()),
+                    Span::raw(infradeck_core::sanitize::for_terminal(&v.name).into_owned()),
                     Span::styled(
                         format!(
                             "  {} · {}",
@@ -390,14 +393,14 @@ impl Screen for TreeView {
                 Span::raw("  ".repeat(*depth)),
                 Span::styled(marker, theme.key()),
                 Span::styled(relation, theme.muted()),
-                Span::raw(crate::sanitize::for_terminal(&node.device.name).into_owned()),
+                Span::raw(infradeck_core::sanitize::for_terminal(&node.device.name).into_owned()),
                 Span::styled(
                     format!(
                         "  {} · {}{count}",
                         node.device.device_type.as_str(),
-                        crate::sanitize::for_terminal(&node.device.source_system)
+                        infradeck_core::sanitize::for_terminal(&node.device.source_system)
                     ),
-                    if node.device.status == crate::model::DeviceStatus::Inactive {
+                    if node.device.status == infradeck_core::model::DeviceStatus::Inactive {
                         theme.stale()
                     } else {
                         theme.muted()

@@ -2,9 +2,9 @@
 //! whether it can be trusted (every source's sync state and the age of the newest data).
 
 use super::app::Env;
-use crate::model::{DeviceStatus, DeviceType, RunStatus};
-use crate::store::{DeviceCount, SourceStatus, Store, SyncRun};
 use chrono::{DateTime, Utc};
+use infradeck_core::model::{DeviceStatus, DeviceType, RunStatus};
+use infradeck_core::store::{DeviceCount, SourceStatus, Store, SyncRun};
 use ratatui::Frame;
 use ratatui::layout::Rect;
 use ratatui::text::{Line, Span};
@@ -124,7 +124,7 @@ impl Header {
                 );
                 let age = status
                     .and_then(|s| s.last_sync_complete.as_deref())
-                    .map(|at| crate::time::age(at, now));
+                    .map(|at| infradeck_core::time::age(at, now));
                 (instance, state, age)
             })
             .collect()
@@ -137,7 +137,7 @@ impl Header {
             .filter(|s| matches!(s.last_sync_status.as_deref(), Some("success" | "partial")))
             .filter_map(|s| s.last_sync_complete.as_deref())
             .max()
-            .map(|at| crate::time::age(at, now))
+            .map(|at| infradeck_core::time::age(at, now))
     }
 
     pub fn draw(&self, frame: &mut Frame, area: Rect, env: &Env, now: DateTime<Utc>) {
@@ -158,9 +158,9 @@ impl Header {
         };
         let mut first = vec![
             Span::styled(" infradeck ", theme.title()),
-            Span::raw(crate::sanitize::for_terminal(&env.database_label).into_owned()),
+            Span::raw(infradeck_core::sanitize::for_terminal(&env.database_label).into_owned()),
             Span::styled("  ", theme.muted()),
-            Span::raw(crate::sanitize::for_terminal(&env.identity).into_owned()),
+            Span::raw(infradeck_core::sanitize::for_terminal(&env.identity).into_owned()),
         ];
         if env.read_only {
             first.push(Span::styled("  🔒 read-only", theme.warn()));
@@ -202,7 +202,7 @@ impl Header {
             second.push(Span::styled("no sources configured", theme.muted()));
         }
         for (name, state, age) in states {
-            let name = crate::sanitize::for_terminal(&name).into_owned();
+            let name = infradeck_core::sanitize::for_terminal(&name).into_owned();
             let (text, style) = match state {
                 SourceState::Never => (format!("{name} · never"), theme.muted()),
                 SourceState::Running { percent } => (
@@ -284,7 +284,7 @@ fn source_state(
             let fresh = status
                 .last_sync_complete
                 .as_deref()
-                .and_then(crate::time::parse)
+                .and_then(infradeck_core::time::parse)
                 .is_some_and(|at| now - at <= allowed);
             if !fresh {
                 SourceState::Stale

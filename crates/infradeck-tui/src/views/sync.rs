@@ -1,12 +1,12 @@
 //! Sync: every source instance with its last run, live gauges for running runs (also those of
 //! other processes, read from `sync_runs`), start and cancel, and a log of run events.
 
-use crate::config::SourceConfig;
-use crate::model::RunStatus;
-use crate::store::{SourceStatus, SyncRun};
-use crate::ui::app::{Cx, Effect, Flash, Modal, Outcome, Screen};
-use crate::ui::keys::{Action, Scope};
-use crate::ui::widgets::cursor::Cursor;
+use crate::app::{Cx, Effect, Flash, Modal, Outcome, Screen};
+use crate::keys::{Action, Scope};
+use crate::widgets::cursor::Cursor;
+use infradeck_core::config::SourceConfig;
+use infradeck_core::model::RunStatus;
+use infradeck_core::store::{SourceStatus, SyncRun};
 use ratatui::Frame;
 use ratatui::layout::{Constraint, Layout, Rect};
 use ratatui::text::{Line, Span};
@@ -30,8 +30,8 @@ pub struct SyncView {
 /// Items per second and seconds left of a running run, from its row.
 pub fn rate_and_eta(run: &SyncRun) -> (Option<f64>, Option<f64>) {
     let (Some(start), Some(beat)) = (
-        crate::time::parse(&run.started_at),
-        crate::time::parse(&run.heartbeat_at),
+        infradeck_core::time::parse(&run.started_at),
+        infradeck_core::time::parse(&run.heartbeat_at),
     ) else {
         return (None, None);
     };
@@ -257,7 +257,7 @@ impl Screen for SyncView {
                 let status = r.status.as_ref();
                 let last = status
                     .and_then(|s| s.last_sync_complete.as_deref())
-                    .map(|at| format!("{} ago", crate::time::age(at, cx.now)))
+                    .map(|at| format!("{} ago", infradeck_core::time::age(at, cx.now)))
                     .unwrap_or_default();
                 let duration = status
                     .and_then(|s| s.sync_duration_seconds)
@@ -275,12 +275,15 @@ impl Screen for SyncView {
                     .unwrap_or_default();
                 let error = status
                     .and_then(|s| s.error_message.as_deref())
-                    .map(|e| crate::sanitize::for_terminal(e).into_owned())
+                    .map(|e| infradeck_core::sanitize::for_terminal(e).into_owned())
                     .unwrap_or_default();
                 let row = Row::new(vec![
                     Span::raw(
-                        crate::sanitize::for_terminal(&format!("{}/{}", r.system, r.instance))
-                            .into_owned(),
+                        infradeck_core::sanitize::for_terminal(&format!(
+                            "{}/{}",
+                            r.system, r.instance
+                        ))
+                        .into_owned(),
                     ),
                     Span::styled(state, style),
                     Span::raw(last),
@@ -288,11 +291,11 @@ impl Screen for SyncView {
                     Span::raw(counts),
                     Span::styled(error, theme.error()),
                 ]);
-                crate::ui::widgets::table::select(row, i == self.cursor.selected, theme)
+                crate::widgets::table::select(row, i == self.cursor.selected, theme)
             })
             .collect();
         frame.render_widget(
-            crate::ui::widgets::table::list(
+            crate::widgets::table::list(
                 rows,
                 &[
                     Constraint::Length(26),
@@ -339,7 +342,7 @@ impl Screen for SyncView {
             }) => {
                 let text = match &status.error_message {
                     Some(error) => Span::styled(
-                        crate::sanitize::for_terminal(error).into_owned(),
+                        infradeck_core::sanitize::for_terminal(error).into_owned(),
                         theme.error(),
                     ),
                     None => {
@@ -382,7 +385,7 @@ impl Screen for SyncView {
                     theme.muted()
                 };
                 Line::from(Span::styled(
-                    crate::sanitize::for_terminal(l).into_owned(),
+                    infradeck_core::sanitize::for_terminal(l).into_owned(),
                     style,
                 ))
             })

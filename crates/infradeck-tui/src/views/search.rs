@@ -1,10 +1,10 @@
 //! Full-text search over devices, runbook pages and tickets, as you type. The dashboard uses
 //! the local FTS index only: it never waits on an embeddings server.
 
-use crate::store::{HitKind, SearchHit};
-use crate::ui::app::{Cx, Modal, Outcome, Screen};
-use crate::ui::keys::{Action, Scope};
-use crate::ui::widgets::cursor::Cursor;
+use crate::app::{Cx, Modal, Outcome, Screen};
+use crate::keys::{Action, Scope};
+use crate::widgets::cursor::Cursor;
+use infradeck_core::store::{HitKind, SearchHit};
 use ratatui::Frame;
 use ratatui::layout::Rect;
 use ratatui::text::{Line, Span};
@@ -133,9 +133,9 @@ impl Screen for SearchView {
         {
             let mut title = Line::from(vec![
                 Span::styled(format!("{:<7}", hit.kind.as_str()), theme.muted()),
-                Span::raw(crate::sanitize::for_terminal(&hit.title).into_owned()),
+                Span::raw(infradeck_core::sanitize::for_terminal(&hit.title).into_owned()),
                 Span::styled(
-                    format!("  {}", crate::sanitize::for_terminal(&hit.detail)),
+                    format!("  {}", infradeck_core::sanitize::for_terminal(&hit.detail)),
                     theme.muted(),
                 ),
             ]);
@@ -144,7 +144,7 @@ impl Screen for SearchView {
             }
             lines.push(title);
             // Matches come back between [ and ]; show them highlighted instead.
-            let snippet = crate::sanitize::for_terminal(&hit.snippet).into_owned();
+            let snippet = infradeck_core::sanitize::for_terminal(&hit.snippet).into_owned();
             let mut spans = vec![Span::raw("       ")];
             for (n, part) in snippet.split(['[', ']']).enumerate() {
                 spans.push(if n % 2 == 1 {

@@ -1,11 +1,11 @@
 //! The device list: every device, filtered as you type, sorted by any column, and only the rows
 //! on screen ever read or built, so 100,000 devices scroll like 100.
 
-use crate::model::{DeviceStatus, DeviceType};
-use crate::store::{Device, DeviceQuery, DeviceSort};
-use crate::ui::app::{Cx, Outcome, Screen};
-use crate::ui::keys::{Action, Scope};
-use crate::ui::widgets::cursor::Cursor;
+use crate::app::{Cx, Outcome, Screen};
+use crate::keys::{Action, Scope};
+use crate::widgets::cursor::Cursor;
+use infradeck_core::model::{DeviceStatus, DeviceType};
+use infradeck_core::store::{Device, DeviceQuery, DeviceSort};
 use ratatui::Frame;
 use ratatui::layout::{Constraint, Layout, Rect};
 use ratatui::text::{Line, Span};
@@ -270,8 +270,8 @@ impl Screen for DevicesView {
         } else {
             format!(
                 "{} of {}",
-                crate::ui::header::group(self.cursor.selected as u64 + 1),
-                crate::ui::header::group(self.total)
+                crate::header::group(self.cursor.selected as u64 + 1),
+                crate::header::group(self.total)
             )
         };
         let mut status = vec![
@@ -315,7 +315,7 @@ impl Screen for DevicesView {
                     || device
                         .last_seen
                         .as_deref()
-                        .and_then(crate::time::parse)
+                        .and_then(infradeck_core::time::parse)
                         .is_none_or(|at| at < stale_before);
                 let style = if index == self.cursor.selected {
                     theme.selected()
@@ -326,20 +326,22 @@ impl Screen for DevicesView {
                 };
                 Some(
                     Row::new(vec![
-                        Cell::from(crate::sanitize::for_terminal(&device.name).into_owned()),
+                        Cell::from(
+                            infradeck_core::sanitize::for_terminal(&device.name).into_owned(),
+                        ),
                         Cell::from(
                             device
                                 .device_type
                                 .as_str()
                                 .replace("network_device", "network"),
                         ),
-                        Cell::from(crate::sanitize::for_terminal(&sources).into_owned()),
+                        Cell::from(infradeck_core::sanitize::for_terminal(&sources).into_owned()),
                         Cell::from(device.status.as_str()),
                         Cell::from(
                             device
                                 .last_seen
                                 .as_deref()
-                                .map(|at| crate::time::age(at, cx.now))
+                                .map(|at| infradeck_core::time::age(at, cx.now))
                                 .unwrap_or_else(|| "never".into()),
                         ),
                     ])

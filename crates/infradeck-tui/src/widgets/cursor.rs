@@ -1,6 +1,6 @@
 //! The selection and scroll position of a list, shared by every list view.
 
-use crate::ui::keys::Action;
+use crate::keys::Action;
 
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
 pub struct Cursor {

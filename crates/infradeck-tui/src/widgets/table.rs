@@ -1,6 +1,6 @@
 //! The list table every view draws: a title-styled header and the selected row highlighted.
 
-use crate::ui::theme::Theme;
+use crate::theme::Theme;
 use ratatui::layout::Constraint;
 use ratatui::widgets::{Row, Table};
 

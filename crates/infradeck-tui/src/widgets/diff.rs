@@ -45,7 +45,7 @@ fn lines(text: &str, hide: &[regex::Regex], hidden: &mut usize) -> (Vec<String>,
             *hidden += 1;
             continue;
         }
-        kept.push(crate::sanitize::line_for_terminal(line).into_owned());
+        kept.push(infradeck_core::sanitize::line_for_terminal(line).into_owned());
         numbers.push(i + 1);
     }
     (kept, numbers)

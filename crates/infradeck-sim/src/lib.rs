@@ -168,7 +168,7 @@ pub fn apply_fault_spec(options: &mut SimOptions, spec: &str) -> Result<(), Stri
                         ms.parse().map_err(|_| format!("bad latency `{value}`"))?,
                     )
                 } else {
-                    crate::config::parse_duration(value)?
+                    infradeck_core::config::parse_duration(value)?
                 }
             }
             "errors" => settings.error_rate = share(value)?,
