@@ -111,17 +111,15 @@ pub async fn vcenter_sync(vms: usize, latency: Duration) -> anyhow::Result<SyncF
 
 /// vCenter's SOAP side alone: the snapshot and layout properties of every VM, read in pages.
 #[derive(Debug, Clone)]
-pub struct SoapFigure {
-    pub vms: usize,
-    pub elapsed: Duration,
+pub(crate) struct SoapFigure {
+    pub(crate) elapsed: Duration,
     /// RetrievePropertiesEx + ContinueRetrievePropertiesEx calls.
-    pub pages: u64,
-    pub requests: u64,
+    pub(crate) pages: u64,
     /// requests × latency: the calls are sequential (each page needs the previous token).
-    pub floor: Duration,
+    pub(crate) floor: Duration,
 }
 
-pub async fn vcenter_soap(vms: usize, latency: Duration) -> anyhow::Result<SoapFigure> {
+pub(crate) async fn vcenter_soap(vms: usize, latency: Duration) -> anyhow::Result<SoapFigure> {
     let (_scratch, sims, _config, source) = vcenter_rig(vms, latency, "soap").await?;
     let client = infradeck_core::sources::http::SourceClient::new(&source, Default::default())?;
     let login = sims.credentials(SimKind::Vcenter);
@@ -143,10 +141,8 @@ pub async fn vcenter_soap(vms: usize, latency: Duration) -> anyhow::Result<SoapF
     }
     let requests = client.requests();
     Ok(SoapFigure {
-        vms,
         elapsed,
         pages,
-        requests,
         floor: latency.mul_f64(requests as f64),
     })
 }
@@ -155,19 +151,21 @@ pub async fn vcenter_soap(vms: usize, latency: Duration) -> anyhow::Result<SoapF
 /// the first sync against its floor, an unchanged re-sync, and a re-sync after a Puppet run
 /// that moved only the run-volatile facts.
 #[derive(Debug, Clone)]
-pub struct PuppetdbFigure {
-    pub nodes: u64,
-    pub first: Duration,
-    pub requests: u64,
+pub(crate) struct PuppetdbFigure {
+    pub(crate) nodes: u64,
+    pub(crate) first: Duration,
     /// requests × latency (pages are read one after the other).
-    pub floor: Duration,
-    pub unchanged: Duration,
-    pub volatile_only: Duration,
+    pub(crate) floor: Duration,
+    pub(crate) unchanged: Duration,
+    pub(crate) volatile_only: Duration,
     /// Rows the volatile-only re-sync wrote to `sync_history` (must be 0).
-    pub volatile_history_rows: u64,
+    pub(crate) volatile_history_rows: u64,
 }
 
-pub async fn puppetdb_sync(scale: usize, latency: Duration) -> anyhow::Result<PuppetdbFigure> {
+pub(crate) async fn puppetdb_sync(
+    scale: usize,
+    latency: Duration,
+) -> anyhow::Result<PuppetdbFigure> {
     let scratch = Scratch::new("puppetdb")?;
     let sims = Simulators::start(&SimOptions {
         scale,
@@ -218,7 +216,6 @@ pub async fn puppetdb_sync(scale: usize, latency: Duration) -> anyhow::Result<Pu
     Ok(PuppetdbFigure {
         nodes: outcome.counts.added.max(0) as u64,
         first,
-        requests: outcome.requests,
         floor: latency.mul_f64(outcome.requests as f64),
         unchanged,
         volatile_only,
@@ -228,7 +225,7 @@ pub async fn puppetdb_sync(scale: usize, latency: Duration) -> anyhow::Result<Pu
 
 /// A NetBox to apply to: the simulator (started empty) or the real one of the test tier.
 #[derive(Debug, Clone)]
-pub enum NetboxTarget {
+pub(crate) enum NetboxTarget {
     Simulator {
         latency: Duration,
     },
@@ -242,7 +239,7 @@ pub enum NetboxTarget {
 
 impl NetboxTarget {
     /// The real tier, when its variables are set (`tests/tiers/netbox.sh start DIR` writes them).
-    pub fn real_from_env(dir: &std::path::Path) -> anyhow::Result<Option<NetboxTarget>> {
+    pub(crate) fn real_from_env(dir: &std::path::Path) -> anyhow::Result<Option<NetboxTarget>> {
         let var = |name: &str| std::env::var(name).ok().filter(|v| !v.is_empty());
         let (Some(url), Some(token), Some(reset)) = (
             var("INFRADECK_REAL_NETBOX_URL"),
@@ -263,21 +260,21 @@ impl NetboxTarget {
 
 /// One plan → approve all → apply → rollback against an empty NetBox.
 #[derive(Debug, Clone)]
-pub struct NetboxFigure {
+pub(crate) struct NetboxFigure {
     /// Items applied (every one a create).
-    pub objects: usize,
-    pub apply: Duration,
-    pub rollback: Duration,
+    pub(crate) objects: usize,
+    pub(crate) apply: Duration,
+    pub(crate) rollback: Duration,
     /// Write requests apply sent.
-    pub requests: usize,
+    pub(crate) requests: usize,
 }
 
 impl NetboxFigure {
-    pub fn apply_rate(&self) -> f64 {
+    pub(crate) fn apply_rate(&self) -> f64 {
         self.objects as f64 / self.apply.as_secs_f64().max(1e-9)
     }
 
-    pub fn rollback_rate(&self) -> f64 {
+    pub(crate) fn rollback_rate(&self) -> f64 {
         self.objects as f64 / self.rollback.as_secs_f64().max(1e-9)
     }
 }
@@ -285,7 +282,7 @@ impl NetboxFigure {
 /// Plans the vCenter inventory of a `scale`-VM estate into an empty NetBox, approves it all and
 /// applies it `chunk` objects per request (1: one request per object, the baseline), then rolls
 /// it back.
-pub async fn netbox_apply(
+pub(crate) async fn netbox_apply(
     scale: usize,
     target: &NetboxTarget,
     chunk: usize,
@@ -400,7 +397,7 @@ pub async fn netbox_apply(
 }
 
 /// Bundles as the vCenter connector makes them, for `count` VMs.
-pub fn vm_bundles(count: usize, generation: u32) -> Vec<Item> {
+pub(crate) fn vm_bundles(count: usize, generation: u32) -> Vec<Item> {
     (0..count)
         .map(|i| {
             let mac = format!("00:50:56:{:02x}:{:02x}:{:02x}", (i >> 16) & 0xff, (i >> 8) & 0xff, i & 0xff);
@@ -592,7 +589,7 @@ pub struct Stats {
 }
 
 impl Stats {
-    pub fn of(samples: &[Duration]) -> Stats {
+    pub(crate) fn of(samples: &[Duration]) -> Stats {
         let (median, min, max) = median(samples);
         Stats {
             median_ms: median.as_secs_f64() * 1e3,
@@ -605,15 +602,15 @@ impl Stats {
 
 /// One line of the benchmark table.
 #[derive(Debug, Clone, serde::Serialize)]
-pub struct Row {
-    pub measurement: String,
+pub(crate) struct Row {
+    pub(crate) measurement: String,
     /// Devices (simulated VMs) in the estate, or lines for diffs, documents for search.
-    pub scale: usize,
-    pub stats: Stats,
+    pub(crate) scale: usize,
+    pub(crate) stats: Stats,
     /// What the figure is compared with (a floor), in ms, when there is one.
-    pub floor_ms: Option<f64>,
+    pub(crate) floor_ms: Option<f64>,
     /// The target named in the issue that asked for it.
-    pub target: &'static str,
+    pub(crate) target: &'static str,
 }
 
 /// A KB corpus of `docs` pages, Zipf-distributed words over a 20,000-word vocabulary (the
@@ -731,7 +728,7 @@ pub fn knowledge_corpus(store: &mut Store, docs: usize, dims: usize) -> anyhow::
 type Chunk = (String, Vec<f32>);
 
 /// The queries both search measurements run.
-pub const SEARCH_QUERIES: &[&str] = &[
+pub(crate) const SEARCH_QUERIES: &[&str] = &[
     "disk full",
     "certificate expired",
     "web-000042",
@@ -770,7 +767,7 @@ pub fn search_figures(
 
 /// A config of `lines` lines and a next version with a change every ~100 lines (descriptions,
 /// shut ports, a new VLAN), like a busy switch's week.
-pub fn config_pair(lines: usize) -> (String, String) {
+pub(crate) fn config_pair(lines: usize) -> (String, String) {
     let mut old = String::with_capacity(lines * 32);
     let mut new = String::with_capacity(lines * 32);
     let mut i = 0;
@@ -804,7 +801,7 @@ pub fn config_pair(lines: usize) -> (String, String) {
 }
 
 /// Diff times for a config of `lines` lines.
-pub fn diff_figure(lines: usize, rounds: usize) -> Stats {
+pub(crate) fn diff_figure(lines: usize, rounds: usize) -> Stats {
     let (old, new) = config_pair(lines);
     let mut samples = Vec::new();
     for round in 0..rounds + 1 {
@@ -821,7 +818,7 @@ pub fn diff_figure(lines: usize, rounds: usize) -> Stats {
 
 /// A full sync of every simulated source at `scale` VMs with `latency` per request, then a
 /// re-sync with nothing changed. Returns (first, re-sync, floor of the slowest source, database).
-pub async fn full_sync(
+pub(crate) async fn full_sync(
     scale: usize,
     latency: Duration,
     dir: &std::path::Path,
@@ -884,7 +881,7 @@ pub async fn full_sync(
 
 /// Device queries over the database at `path`: a filtered page by name with its count (the
 /// dashboard's default), the same filtered page by last seen, and filter-as-you-type.
-pub fn query_figures(path: &std::path::Path) -> anyhow::Result<(Stats, Stats, Stats)> {
+pub(crate) fn query_figures(path: &std::path::Path) -> anyhow::Result<(Stats, Stats, Stats)> {
     use infradeck_core::store::{DeviceQuery, DeviceSort};
     let store = Store::open(path, &OpenOptions::default())?;
     let mut by_name = Vec::new();

@@ -355,15 +355,14 @@ fn wait_for_osc52(capture: &Path) -> String {
     loop {
         let bytes = std::fs::read(capture).unwrap_or_default();
         let text = String::from_utf8_lossy(&bytes);
-        if let Some(start) = text.find("]52;c;") {
-            let rest = &text[start + "]52;c;".len()..];
-            if let Some(end) = rest.find('\x07') {
-                assert!(
-                    text.contains("\x1bPtmux;\x1b\x1b]52;c;"),
-                    "OSC 52 is wrapped for tmux: {text:?}"
-                );
-                return rest[..end].to_string();
-            }
+        if let Some((_, rest)) = text.split_once("]52;c;")
+            && let Some((payload, _)) = rest.split_once('\x07')
+        {
+            assert!(
+                text.contains("\x1bPtmux;\x1b\x1b]52;c;"),
+                "OSC 52 is wrapped for tmux: {text:?}"
+            );
+            return payload.to_string();
         }
         assert!(
             Instant::now() < deadline,

@@ -18,7 +18,7 @@ use serde_json::json;
 const NOW: &str = "2026-11-28 06:00:00";
 const SEEN: &str = "2026-11-28 05:50:00";
 const LONG_AGO: &str = "2026-10-01 04:00:00";
-pub const EVIL_NAME: &str = "evil\x1b[2J\x1b]0;owned\x07\u{202e}name\rX";
+pub(crate) const EVIL_NAME: &str = "evil\x1b[2J\x1b]0;owned\x07\u{202e}name\rX";
 
 fn device(
     source: &str,
@@ -246,10 +246,9 @@ impl Harness {
     fn keys(&mut self, keys: &str) -> &mut Self {
         let mut rest = keys;
         while !rest.is_empty() {
-            let (event, len) = if rest.starts_with('<')
-                && let Some(end) = rest.find('>')
+            let (event, after) = if let Some(named) = rest.strip_prefix('<')
+                && let Some((name, after)) = named.split_once('>')
             {
-                let name = &rest[1..end];
                 let code = match name {
                     "Enter" => KeyCode::Enter,
                     "Esc" => KeyCode::Esc,
@@ -261,21 +260,22 @@ impl Harness {
                     "C-u" => {
                         self.app
                             .on_key(KeyEvent::new(KeyCode::Char('u'), KeyModifiers::CONTROL));
-                        rest = &rest[end + 1..];
+                        rest = after;
                         continue;
                     }
                     other => panic!("unknown key <{other}>"),
                 };
-                (KeyEvent::new(code, KeyModifiers::NONE), end + 1)
+                (KeyEvent::new(code, KeyModifiers::NONE), after)
             } else {
-                let c = rest.chars().next().unwrap();
+                let mut chars = rest.chars();
+                let c = chars.next().unwrap();
                 (
                     KeyEvent::new(KeyCode::Char(c), KeyModifiers::NONE),
-                    c.len_utf8(),
+                    chars.as_str(),
                 )
             };
             self.app.on_key(event);
-            rest = &rest[len..];
+            rest = after;
         }
         self
     }
@@ -304,8 +304,8 @@ impl Harness {
     fn find(&mut self, needle: &str) -> (u16, u16) {
         let text = self.text();
         for (y, line) in text.lines().enumerate() {
-            if let Some(byte) = line.find(needle) {
-                let x = unicode_width::UnicodeWidthStr::width(&line[..byte]);
+            if let Some((before, _)) = line.split_once(needle) {
+                let x = unicode_width::UnicodeWidthStr::width(before);
                 return (x as u16, y as u16);
             }
         }
@@ -711,12 +711,11 @@ fn footer_keys(screen: &str) -> Vec<String> {
         .unwrap_or_default();
     let mut keys = Vec::new();
     let mut rest = footer;
-    while let Some(start) = rest.find('<') {
-        let Some(len) = rest[start..].find('>') else {
+    while let Some((_, open)) = rest.split_once('<') {
+        let Some((label, after)) = open.split_once('>') else {
             break;
         };
-        let label = &rest[start + 1..start + len];
-        rest = &rest[start + len + 1..];
+        rest = after;
         let first = if label == "/" {
             label
         } else {

@@ -6,7 +6,7 @@ use infradeck_tui::{UiOptions, app::Env, theme::Theme};
 use std::io::IsTerminal;
 
 /// The dashboard's fixed facts, from the command line context.
-pub fn env(ctx: &Context) -> Env {
+pub(crate) fn env(ctx: &Context) -> Env {
     let user = infradeck_core::identity::os_user();
     Env {
         database_label: shorten_home(&ctx.database_path),
@@ -25,9 +25,10 @@ pub fn env(ctx: &Context) -> Env {
 fn shorten_home(path: &std::path::Path) -> String {
     let text = path.display().to_string();
     match std::env::var("HOME") {
-        Ok(home) if !home.is_empty() && text.starts_with(&home) => {
-            format!("~{}", &text[home.len()..])
-        }
+        Ok(home) if !home.is_empty() => match text.strip_prefix(&home) {
+            Some(rest) => format!("~{rest}"),
+            None => text,
+        },
         _ => text,
     }
 }

@@ -28,11 +28,11 @@ pub use sim::{SimArgs, sim, sim_options};
 #[error("{message}")]
 pub struct ExitWith {
     pub code: u8,
-    pub message: String,
+    pub(crate) message: String,
 }
 
 /// `sync`: every run ended, but at least one sweep was refused by the mass-removal guard.
-pub const EXIT_SWEEP_REFUSED: u8 = 3;
+pub(crate) const EXIT_SWEEP_REFUSED: u8 = 3;
 
 pub use sync::{HistoryArgs, SyncArgs, break_lock, history, select_sources, sync};
 
@@ -44,15 +44,15 @@ use std::path::{Path, PathBuf};
 /// What every subcommand needs: the loaded configuration and where things live.
 #[derive(Debug)]
 pub struct Context {
-    pub config: Config,
-    pub config_path: PathBuf,
-    pub config_found: bool,
-    pub database_path: PathBuf,
+    pub(crate) config: Config,
+    pub(crate) config_path: PathBuf,
+    pub(crate) config_found: bool,
+    pub(crate) database_path: PathBuf,
     pub log_file: Option<PathBuf>,
-    pub read_only: bool,
+    pub(crate) read_only: bool,
     /// The database exists but this user cannot write it (or the directory its WAL files
     /// need): it is opened read-only, and every write is refused up front.
-    pub database_read_only: bool,
+    pub(crate) database_read_only: bool,
 }
 
 /// Prints `value` as pretty JSON, with the characters that could act on a terminal escaped.
@@ -97,7 +97,7 @@ impl Context {
 
     /// Opens the database, creating and migrating it as needed (read-only when this user
     /// cannot write it: a shared copy, a snapshot).
-    pub fn open_store(&self) -> anyhow::Result<Store> {
+    pub(crate) fn open_store(&self) -> anyhow::Result<Store> {
         let options = OpenOptions {
             busy_timeout: self.config.general.busy_timeout,
         };

@@ -86,8 +86,8 @@ pub fn parse_items(specs: &[String]) -> anyhow::Result<Vec<i64>> {
 
 /// `apply`/`rollback` ended with items that failed (exit 5) or conflict with NetBox (exit 4),
 /// so a script can tell "applied" from "applied with conflicts" (documented in the README).
-pub const EXIT_CONFLICTS: u8 = 4;
-pub const EXIT_FAILED: u8 = 5;
+pub(crate) const EXIT_CONFLICTS: u8 = 4;
+pub(crate) const EXIT_FAILED: u8 = 5;
 
 fn outcome_exit(report: &infradeck_core::netbox::ApplyReport, retry: &str) -> anyhow::Result<()> {
     if report.failed > 0 {

@@ -5,7 +5,7 @@ use infradeck_core::sanitize;
 use unicode_width::UnicodeWidthStr;
 
 /// Widest a cell may be when the output is not a terminal (documented in the README).
-pub const DEFAULT_CELL_WIDTH: usize = 80;
+pub(crate) const DEFAULT_CELL_WIDTH: usize = 80;
 
 static WIDE: std::sync::atomic::AtomicBool = std::sync::atomic::AtomicBool::new(false);
 
@@ -29,33 +29,13 @@ fn cell_cap() -> Option<usize> {
     Some(terminal.unwrap_or(DEFAULT_CELL_WIDTH))
 }
 
-/// `text` cut to `cap` display columns, ending in `…` when something was cut.
-pub fn clip(text: &str, cap: usize) -> std::borrow::Cow<'_, str> {
-    use unicode_width::UnicodeWidthChar;
-    if text.width() <= cap {
-        return std::borrow::Cow::Borrowed(text);
-    }
-    let mut out = String::new();
-    let mut width = 0;
-    for c in text.chars() {
-        let w = c.width().unwrap_or(0);
-        if width + w > cap.saturating_sub(1) {
-            break;
-        }
-        out.push(c);
-        width += w;
-    }
-    out.push('…');
-    std::borrow::Cow::Owned(out)
-}
-
 /// Left-aligned columns separated by two spaces; the last column is not padded.
-pub fn render(headers: &[&str], rows: &[Vec<String>]) -> String {
+pub(crate) fn render(headers: &[&str], rows: &[Vec<String>]) -> String {
     render_capped(headers, rows, cell_cap())
 }
 
 /// [`render`] with an explicit cell cap (`None`: no cap).
-pub fn render_capped(headers: &[&str], rows: &[Vec<String>], cap: Option<usize>) -> String {
+pub(crate) fn render_capped(headers: &[&str], rows: &[Vec<String>], cap: Option<usize>) -> String {
     let cells: Vec<Vec<String>> = rows
         .iter()
         .map(|row| {
@@ -63,7 +43,7 @@ pub fn render_capped(headers: &[&str], rows: &[Vec<String>], cap: Option<usize>)
                 .map(|c| {
                     let safe = sanitize::for_terminal(c);
                     match cap {
-                        Some(cap) => clip(&safe, cap).into_owned(),
+                        Some(cap) => infradeck_core::text::clip_width(&safe, cap).into_owned(),
                         None => safe.into_owned(),
                     }
                 })
@@ -111,7 +91,10 @@ mod tests {
         assert!(out.contains(&format!("{}…  ok", "x".repeat(79))), "{out}");
         let whole = render_capped(&["NAME", "STATUS"], &rows, None);
         assert!(whole.contains(&long));
-        assert_eq!(clip("日本語テキスト", 7), "日本語…");
-        assert_eq!(clip("short", 80), "short");
+        assert_eq!(
+            infradeck_core::text::clip_width("日本語テキスト", 7),
+            "日本語…"
+        );
+        assert_eq!(infradeck_core::text::clip_width("short", 80), "short");
     }
 }

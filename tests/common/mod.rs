@@ -12,19 +12,19 @@ use infradeck_sim::{SimOptions, Simulators};
 use std::time::Duration;
 use tokio_util::sync::CancellationToken;
 
-pub struct Rig {
-    pub sims: Simulators,
-    pub dir: tempfile::TempDir,
-    pub config: Config,
-    pub engine: Engine,
+pub(crate) struct Rig {
+    pub(crate) sims: Simulators,
+    pub(crate) dir: tempfile::TempDir,
+    pub(crate) config: Config,
+    pub(crate) engine: Engine,
 }
 
 /// Simulators with NetBox seeded with part of the estate (drifted, hand-made and retired VMs).
-pub async fn start_rig(scale: usize, seed: u64) -> Rig {
+pub(crate) async fn start_rig(scale: usize, seed: u64) -> Rig {
     start_rig_with(scale, seed, true).await
 }
 
-pub async fn start_rig_with(scale: usize, seed: u64, netbox_seeded: bool) -> Rig {
+pub(crate) async fn start_rig_with(scale: usize, seed: u64, netbox_seeded: bool) -> Rig {
     let sims = Simulators::start(&SimOptions {
         scale,
         seed,
@@ -53,7 +53,7 @@ pub async fn start_rig_with(scale: usize, seed: u64, netbox_seeded: bool) -> Rig
 }
 
 impl Rig {
-    pub fn source(&self, kind: &str) -> SourceConfig {
+    pub(crate) fn source(&self, kind: &str) -> SourceConfig {
         self.config
             .sources
             .iter()
@@ -63,19 +63,19 @@ impl Rig {
     }
 
     /// Runs one configured source.
-    pub async fn run_source(&self, source: &SourceConfig) -> RunOutcome {
+    pub(crate) async fn run_source(&self, source: &SourceConfig) -> RunOutcome {
         self.engine.run(source, CancellationToken::new()).await
     }
 
     /// Runs the sources of these kinds at once.
-    pub async fn run(&self, kinds: &[&str]) -> Vec<RunOutcome> {
+    pub(crate) async fn run(&self, kinds: &[&str]) -> Vec<RunOutcome> {
         let sources: Vec<SourceConfig> = kinds.iter().map(|k| self.source(k)).collect();
         self.engine
             .run_all(&sources, &CancellationToken::new())
             .await
     }
 
-    pub fn store(&self) -> Store {
+    pub(crate) fn store(&self) -> Store {
         Store::open(
             &self.dir.path().join("inventory.db"),
             &OpenOptions::default(),
@@ -83,7 +83,7 @@ impl Rig {
         .unwrap()
     }
 
-    pub fn count(&self, source: &str, status: Option<DeviceStatus>) -> u64 {
+    pub(crate) fn count(&self, source: &str, status: Option<DeviceStatus>) -> u64 {
         self.store()
             .count_devices(&DeviceQuery {
                 source_system: Some(source.into()),
@@ -95,7 +95,7 @@ impl Rig {
 }
 
 /// Approves every pending item of `batch` as `oncall`; how many moved.
-pub fn approve_all(store: &mut Store, batch: &str) -> usize {
+pub(crate) fn approve_all(store: &mut Store, batch: &str) -> usize {
     let at = infradeck_core::time::now();
     store
         .write(|w| {
@@ -116,14 +116,14 @@ pub fn approve_all(store: &mut Store, batch: &str) -> usize {
 
 /// Raw SOAP (vim25) requests, as infradeck's client sends them, for comparing servers: one
 /// session cookie, the answer's status and parsed XML.
-pub struct SoapProbe {
-    pub url: String,
-    pub cookie: Option<String>,
+pub(crate) struct SoapProbe {
+    pub(crate) url: String,
+    pub(crate) cookie: Option<String>,
     client: reqwest::Client,
 }
 
 impl SoapProbe {
-    pub fn new(base_url: &str) -> SoapProbe {
+    pub(crate) fn new(base_url: &str) -> SoapProbe {
         SoapProbe {
             url: format!("{}/sdk", base_url.trim_end_matches('/')),
             cookie: None,
@@ -132,7 +132,7 @@ impl SoapProbe {
     }
 
     /// Sends `<body>` in an envelope; (HTTP status, the SOAP Body element).
-    pub async fn call(&mut self, body: &str) -> (u16, infradeck_core::xml::Element) {
+    pub(crate) async fn call(&mut self, body: &str) -> (u16, infradeck_core::xml::Element) {
         let envelope = format!(
             "<?xml version=\"1.0\" encoding=\"UTF-8\"?><soapenv:Envelope xmlns:soapenv=\"http://schemas.xmlsoap.org/soap/envelope/\" \
              xmlns:xsd=\"http://www.w3.org/2001/XMLSchema\" xmlns:xsi=\"http://www.w3.org/2001/XMLSchema-instance\">\
@@ -161,7 +161,7 @@ impl SoapProbe {
         (status, root.child("Body").unwrap().clone())
     }
 
-    pub async fn login(&mut self, user: &str, password: &str) -> u16 {
+    pub(crate) async fn login(&mut self, user: &str, password: &str) -> u16 {
         let (status, _) = self
             .call(&format!(
                 "<Login xmlns=\"urn:vim25\"><_this type=\"SessionManager\">SessionManager</_this>\
@@ -172,7 +172,7 @@ impl SoapProbe {
     }
 
     /// A container view over every object of `kind`.
-    pub async fn view(&mut self, kind: &str) -> String {
+    pub(crate) async fn view(&mut self, kind: &str) -> String {
         let (_, body) = self
             .call(&format!(
                 "<CreateContainerView xmlns=\"urn:vim25\"><_this type=\"ViewManager\">ViewManager</_this>\
@@ -187,7 +187,12 @@ impl SoapProbe {
     }
 
     /// RetrievePropertiesEx over a view, as infradeck's client words it.
-    pub fn retrieve_body(view: &str, kind: &str, paths: &[&str], max_objects: usize) -> String {
+    pub(crate) fn retrieve_body(
+        view: &str,
+        kind: &str,
+        paths: &[&str],
+        max_objects: usize,
+    ) -> String {
         let path_set: String = paths
             .iter()
             .map(|p| format!("<pathSet>{p}</pathSet>"))
@@ -203,7 +208,9 @@ impl SoapProbe {
 }
 
 /// Every element path in `element` (`a/b/c`), for comparing the structure of two answers.
-pub fn xml_paths(element: &infradeck_core::xml::Element) -> std::collections::BTreeSet<String> {
+pub(crate) fn xml_paths(
+    element: &infradeck_core::xml::Element,
+) -> std::collections::BTreeSet<String> {
     fn walk(
         element: &infradeck_core::xml::Element,
         prefix: &str,

@@ -41,14 +41,7 @@ fn brief(v: &serde_json::Value) -> String {
     match v {
         serde_json::Value::Null => "∅".into(),
         serde_json::Value::String(s) => s.clone(),
-        // Cut at 40 characters, not bytes: the JSON may hold multibyte text.
-        other => {
-            let t = other.to_string();
-            match t.char_indices().nth(40) {
-                Some((cut, _)) => format!("{}…", &t[..cut]),
-                None => t,
-            }
-        }
+        other => crate::text::clip_chars(&other.to_string(), 40).into_owned(),
     }
 }
 

@@ -37,7 +37,7 @@ pub struct DashboardConfig {
 }
 
 /// The volatile-line patterns used when the config does not name its own.
-pub const DEFAULT_VOLATILE_LINES: &[&str] = &[
+pub(crate) const DEFAULT_VOLATILE_LINES: &[&str] = &[
     r"^!\s*(Last configuration change|NVRAM config last updated|Time:|Running configuration last done)",
     r"(?i)^!\s*Startup-config last modified",
     r"^##\s*Last (commit|changed):",
@@ -49,7 +49,7 @@ pub const DEFAULT_VOLATILE_LINES: &[&str] = &[
 /// Facter 4 fact paths (and their Facter 3 legacy names) whose values change on every Puppet
 /// run; `sources::facts` explains the matching. A source's `volatile_facts` adds to these, and
 /// `volatile_facts_defaults = false` drops them.
-pub const DEFAULT_VOLATILE_FACTS: &[&str] = &[
+pub(crate) const DEFAULT_VOLATILE_FACTS: &[&str] = &[
     "uptime*",
     "system_uptime",
     "load_averages",
@@ -102,14 +102,14 @@ impl Default for DashboardConfig {
 pub struct EmbeddingsConfig {
     /// Base URL; requests go to `{url}/v1/embeddings`.
     pub url: String,
-    pub model: String,
+    pub(crate) model: String,
     pub dimensions: usize,
-    pub token: Option<SecretRef>,
-    pub tls: TlsConfig,
-    pub timeout: Duration,
+    pub(crate) token: Option<SecretRef>,
+    pub(crate) tls: TlsConfig,
+    pub(crate) timeout: Duration,
     /// Characters per chunk of long text, and how many consecutive chunks share.
-    pub chunk_chars: usize,
-    pub overlap_chars: usize,
+    pub(crate) chunk_chars: usize,
+    pub(crate) overlap_chars: usize,
 }
 
 /// `[general]`: database location and housekeeping.
@@ -128,7 +128,7 @@ pub struct General {
     pub sweep_guard_percent: u32,
     /// The longest a source's `Retry-After` (or a backoff) is waited out; a source that asks
     /// for longer fails the request at once, saying so, rather than stalling the sync.
-    pub max_retry_wait: Duration,
+    pub(crate) max_retry_wait: Duration,
     /// Facts (PuppetDB or Foreman) that carry a server's LLDP neighbours, per interface as
     /// `lldpcli -f json` words them: `{"eth0": {"chassis": {"name": ...}, "port": {"ifname":
     /// ...}}}` (Foreman: `<fact>::eth0::chassis::name`). Correlation links the server to that
@@ -166,7 +166,7 @@ pub struct Secret(String);
 
 impl Secret {
     /// The secret itself, for the one place that sends it (an auth header).
-    pub fn expose(&self) -> &str {
+    pub(crate) fn expose(&self) -> &str {
         &self.0
     }
 
@@ -190,7 +190,7 @@ impl fmt::Display for Secret {
 
 /// Why a secret could not be read.
 #[derive(Debug, thiserror::Error)]
-pub enum SecretError {
+pub(crate) enum SecretError {
     #[error("environment variable {0} is not set (named by password_env/token_env)")]
     EnvMissing(String),
     #[error("cannot read secret file {path}: {source}")]
@@ -206,7 +206,7 @@ pub enum SecretError {
 
 impl SecretRef {
     /// Reads the secret now. Trailing newlines (as `echo` and `pass` print) are dropped.
-    pub fn resolve(&self) -> Result<Secret, SecretError> {
+    pub(crate) fn resolve(&self) -> Result<Secret, SecretError> {
         let (value, origin) = match self {
             SecretRef::Env(name) => (
                 std::env::var(name).map_err(|_| SecretError::EnvMissing(name.clone()))?,
@@ -294,33 +294,33 @@ pub struct SourceConfig {
     /// Unique name of this instance; becomes `source_identifier` in the database.
     pub id: String,
     pub url: String,
-    pub username: Option<String>,
-    pub password: Option<SecretRef>,
-    pub token: Option<SecretRef>,
+    pub(crate) username: Option<String>,
+    pub(crate) password: Option<SecretRef>,
+    pub(crate) token: Option<SecretRef>,
     /// How often `sync --watch` and the dashboard run this source.
     pub interval: Duration,
     pub enabled: bool,
-    pub tls: TlsConfig,
+    pub(crate) tls: TlsConfig,
     /// Requests in flight at once against this source.
     pub max_in_flight: usize,
-    pub timeout: Duration,
+    pub(crate) timeout: Duration,
     /// Confluence: the spaces to cache.
-    pub spaces: Vec<String>,
+    pub(crate) spaces: Vec<String>,
     /// Jira: the projects to cache.
-    pub projects: Vec<String>,
+    pub(crate) projects: Vec<String>,
     /// Jira: an extra JQL restriction.
-    pub jql: Option<String>,
+    pub(crate) jql: Option<String>,
     /// Jira/Confluence: `server` or `cloud`.
     pub flavor: Option<String>,
     /// Dorado: login scope (`0` = local user) and vStore.
-    pub scope: Option<String>,
-    pub vstore: Option<String>,
+    pub(crate) scope: Option<String>,
+    pub(crate) vstore: Option<String>,
     /// PuppetDB: an AST query every listing is restricted to (`["=", "environment", "production"]`).
-    pub query: Option<serde_json::Value>,
+    pub(crate) query: Option<serde_json::Value>,
     /// Paged listings (PuppetDB, Foreman, Dorado): records per page; `None`: the connector's own.
     pub page_size: Option<usize>,
     /// PuppetDB and Foreman: fact path patterns whose values are not stored.
-    pub volatile_facts: Vec<String>,
+    pub(crate) volatile_facts: Vec<String>,
     /// Oxidized: every node's newest stored config is fetched again once in this many hours
     /// (its hour is fixed by its name) and corrected when Oxidized serves other text for that
     /// version, e.g. a body that was cut short; 0 turns the check off.
@@ -345,9 +345,9 @@ pub struct NetboxConfig {
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 pub struct ConfigError {
     pub file: PathBuf,
-    pub line: Option<usize>,
-    pub key: Option<String>,
-    pub message: String,
+    pub(crate) line: Option<usize>,
+    pub(crate) key: Option<String>,
+    pub(crate) message: String,
 }
 
 impl fmt::Display for ConfigError {
@@ -483,14 +483,14 @@ fn project_dirs() -> Option<directories::ProjectDirs> {
 }
 
 /// `~/.config/infradeck/config.toml` (or the platform's equivalent).
-pub fn default_config_path() -> PathBuf {
+pub(crate) fn default_config_path() -> PathBuf {
     project_dirs()
         .map(|d| d.config_dir().join("config.toml"))
         .unwrap_or_else(|| PathBuf::from("infradeck.toml"))
 }
 
 /// `~/.local/share/infradeck/inventory.db` (or the platform's equivalent).
-pub fn default_database_path() -> PathBuf {
+pub(crate) fn default_database_path() -> PathBuf {
     project_dirs()
         .map(|d| d.data_dir().join("inventory.db"))
         .unwrap_or_else(|| PathBuf::from("inventory.db"))
@@ -539,7 +539,7 @@ impl Config {
     }
 
     /// Parses config text; `file` is used for error messages and relative paths.
-    pub fn parse(text: &str, file: &Path) -> Result<Config, ConfigError> {
+    pub(crate) fn parse(text: &str, file: &Path) -> Result<Config, ConfigError> {
         let raw: RawConfig = toml::from_str(text).map_err(|err| toml_error(text, file, &err))?;
         let base = file.parent().unwrap_or(Path::new("."));
         let locate = Locator { text, file };
@@ -1132,7 +1132,7 @@ fn toml_error(text: &str, file: &Path, err: &toml::de::Error) -> ConfigError {
             message: err.message().to_string(),
         };
     };
-    let before = &text[..span.start.min(text.len())];
+    let before = text.get(..span.start).unwrap_or(text);
     let line_number = before.matches('\n').count() + 1;
     let line_text = text.lines().nth(line_number - 1).unwrap_or("");
     let spanned = text.get(span.clone()).unwrap_or("").trim();

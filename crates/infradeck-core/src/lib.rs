@@ -17,5 +17,6 @@ pub mod search;
 pub mod sources;
 pub mod store;
 pub mod sync;
+pub mod text;
 pub mod time;
 pub mod xml;

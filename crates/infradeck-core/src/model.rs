@@ -244,15 +244,16 @@ pub struct IssueRecord {
 }
 
 /// Lower-case, colon-separated MAC, or `None` for something that is not a MAC.
-pub fn normalize_mac(mac: &str) -> Option<String> {
+pub(crate) fn normalize_mac(mac: &str) -> Option<String> {
     let hex: String = mac.chars().filter(|c| c.is_ascii_hexdigit()).collect();
     if hex.len() != 12 {
         return None;
     }
-    let lower = hex.to_ascii_lowercase();
+    let lower: Vec<char> = hex.to_ascii_lowercase().chars().collect();
     Some(
-        (0..6)
-            .map(|i| &lower[i * 2..i * 2 + 2])
+        lower
+            .chunks(2)
+            .map(|pair| pair.iter().collect::<String>())
             .collect::<Vec<_>>()
             .join(":"),
     )
@@ -260,7 +261,7 @@ pub fn normalize_mac(mac: &str) -> Option<String> {
 
 /// The short host name: case-folded, domain stripped. A host registered by its IP address keeps
 /// the whole address: "10" of 10.0.0.5 would make every such host the same machine.
-pub fn short_hostname(name: &str) -> String {
+pub(crate) fn short_hostname(name: &str) -> String {
     let name = name.trim();
     if name.parse::<std::net::IpAddr>().is_ok() {
         return name.to_ascii_lowercase();

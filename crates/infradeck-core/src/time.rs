@@ -7,7 +7,7 @@
 use chrono::{DateTime, NaiveDateTime, Utc};
 
 /// The format of every timestamp column.
-pub const DB_FORMAT: &str = "%Y-%m-%d %H:%M:%S";
+pub(crate) const DB_FORMAT: &str = "%Y-%m-%d %H:%M:%S";
 
 /// Now, in the database format.
 pub fn now() -> String {

@@ -9,7 +9,7 @@ use quick_xml::{Reader, XmlVersion};
 #[derive(Debug, Clone, Default, PartialEq)]
 pub struct Element {
     pub name: String,
-    pub attrs: Vec<(String, String)>,
+    pub(crate) attrs: Vec<(String, String)>,
     pub text: String,
     pub children: Vec<Element>,
 }
@@ -17,7 +17,7 @@ pub struct Element {
 #[derive(Debug, Clone, PartialEq)]
 pub struct XmlError {
     pub offset: u64,
-    pub message: String,
+    pub(crate) message: String,
 }
 
 impl Element {

@@ -18,23 +18,23 @@ use serde_json::{Value, json};
 use std::sync::{Arc, RwLock};
 
 /// Confluence's page cap when `body.storage` is expanded (whatever `limit` asks).
-pub const CONFLUENCE_BODY_CAP: usize = 25;
+pub(crate) const CONFLUENCE_BODY_CAP: usize = 25;
 /// Jira's `maxResults` cap.
-pub const JIRA_MAX_RESULTS: usize = 100;
+pub(crate) const JIRA_MAX_RESULTS: usize = 100;
 /// Comments embedded in a search result before Jira truncates them.
-pub const JIRA_EMBEDDED_COMMENTS: usize = 5;
+pub(crate) const JIRA_EMBEDDED_COMMENTS: usize = 5;
 
-pub struct AtlassianState {
-    pub estate: Arc<RwLock<Estate>>,
-    pub faults: Arc<Faults>,
-    pub credentials: Credentials,
+pub(crate) struct AtlassianState {
+    pub(crate) estate: Arc<RwLock<Estate>>,
+    pub(crate) faults: Arc<Faults>,
+    pub(crate) credentials: Credentials,
     /// The base URL the simulator is reachable at, for `_links.base` and `self` links.
-    pub base_url: RwLock<String>,
+    pub(crate) base_url: RwLock<String>,
 }
 
 type Shared = Arc<AtlassianState>;
 
-pub fn confluence_router(state: Shared) -> Router {
+pub(crate) fn confluence_router(state: Shared) -> Router {
     Router::new()
         .route("/wiki/api/v2/spaces", get(v2_spaces))
         .route("/wiki/api/v2/pages", get(v2_pages))
@@ -45,7 +45,7 @@ pub fn confluence_router(state: Shared) -> Router {
         .with_state(state)
 }
 
-pub fn jira_router(state: Shared) -> Router {
+pub(crate) fn jira_router(state: Shared) -> Router {
     Router::new()
         .route("/rest/api/2/search", get(jira_search).post(jira_search))
         .route("/rest/api/2/issue/{key}/comment", get(jira_comments))
@@ -307,7 +307,7 @@ async fn content_one(
 // ---- Confluence Cloud REST v2 --------------------------------------------------------------
 
 /// The largest `limit` v2 serves.
-pub const CONFLUENCE_V2_MAX: usize = 250;
+pub(crate) const CONFLUENCE_V2_MAX: usize = 250;
 
 fn space_id(key: &str) -> &'static str {
     if key == "OPS" { "98305" } else { "98306" }
@@ -463,8 +463,18 @@ struct Jql {
 /// `updated >= "yyyy-MM-dd HH:mm"` (also `>`), joined with `AND`, and `ORDER BY key|updated
 /// [ASC|DESC]`.
 fn parse_jql(jql: &str) -> Result<Jql, String> {
-    let (filter, order) = match jql.to_lowercase().find("order by") {
-        Some(i) => (&jql[..i], Some(&jql[i + 8..])),
+    // Found in the bytes, case-blind for ASCII only: lower-casing the whole query first could
+    // change its length (İ), and the offset would no longer point into `jql`.
+    const ORDER_BY: &[u8] = b"order by";
+    let (filter, order) = match jql
+        .as_bytes()
+        .windows(ORDER_BY.len())
+        .position(|w| w.eq_ignore_ascii_case(ORDER_BY))
+    {
+        Some(i) => {
+            let (filter, rest) = jql.split_at(i);
+            (filter, Some(rest.split_at(ORDER_BY.len()).1))
+        }
         None => (jql, None),
     };
     let mut parsed = Jql {

@@ -14,7 +14,7 @@ const EOS: &str = include_str!("../assets/configs/eos.txt");
 const JUNOS: &str = include_str!("../assets/configs/junos.txt");
 
 /// The config text of one version of a device.
-pub fn render(device: &NetDevice, version: &ConfigVersion) -> String {
+pub(crate) fn render(device: &NetDevice, version: &ConfigVersion) -> String {
     let mut interfaces = device.interfaces.clone();
     let mut vlans: Vec<u16> = interfaces.iter().filter_map(|i| i.vlan).collect();
     vlans.sort_unstable();

@@ -16,12 +16,12 @@ use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex, RwLock};
 
 /// The largest `range` the simulator serves in one page, as Huawei's own driver assumes.
-pub const MAX_RANGE: usize = 100;
+pub(crate) const MAX_RANGE: usize = 100;
 
 pub struct DoradoState {
     pub estate: Arc<RwLock<Estate>>,
-    pub faults: Arc<Faults>,
-    pub credentials: Credentials,
+    pub(crate) faults: Arc<Faults>,
+    pub(crate) credentials: Credentials,
     /// token → requests served with it
     sessions: Mutex<HashMap<String, u64>>,
     next_token: AtomicU64,
@@ -35,7 +35,7 @@ pub struct DoradoState {
 }
 
 impl DoradoState {
-    pub fn new(
+    pub(crate) fn new(
         estate: Arc<RwLock<Estate>>,
         faults: Arc<Faults>,
         credentials: Credentials,
@@ -64,7 +64,7 @@ impl DoradoState {
 
 type Shared = Arc<DoradoState>;
 
-pub fn router(state: Shared) -> Router {
+pub(crate) fn router(state: Shared) -> Router {
     Router::new()
         .route(
             "/deviceManager/rest/{placeholder}/sessions",

@@ -10,9 +10,9 @@ use axum::routing::post;
 use serde_json::{Value, json};
 
 /// The dimension served when the request does not name one.
-pub const DEFAULT_DIMENSIONS: usize = 384;
+pub(crate) const DEFAULT_DIMENSIONS: usize = 384;
 
-pub fn router() -> Router {
+pub(crate) fn router() -> Router {
     Router::new().route("/v1/embeddings", post(embed))
 }
 
@@ -26,7 +26,7 @@ fn bucket(token: &str, salt: u64) -> u64 {
 }
 
 /// The vector for `text`: deterministic, unit length.
-pub fn vector(text: &str, dimensions: usize) -> Vec<f32> {
+pub(crate) fn vector(text: &str, dimensions: usize) -> Vec<f32> {
     let mut v = vec![0f32; dimensions.max(1)];
     let lower = text.to_lowercase();
     for word in lower

@@ -101,38 +101,38 @@ pub struct Host {
     pub standalone: bool,
     /// `CONNECTED`, `DISCONNECTED` or `NOT_RESPONDING`.
     pub connection_state: String,
-    pub serial: String,
+    pub(crate) serial: String,
 }
 
 #[derive(Debug, Clone, Serialize)]
 pub struct VmNic {
     pub key: u32,
     pub mac: String,
-    pub network: String,
+    pub(crate) network: String,
     pub network_name: String,
     /// On a distributed port group: vCenter sends no `network_name` in the NIC backing.
     pub distributed: bool,
     pub ip: Option<String>,
-    pub prefix: u8,
+    pub(crate) prefix: u8,
 }
 
 #[derive(Debug, Clone, Serialize)]
 pub struct VmDisk {
     pub key: u32,
-    pub label: String,
-    pub capacity: u64,
-    pub datastore: usize,
+    pub(crate) label: String,
+    pub(crate) capacity: u64,
+    pub(crate) datastore: usize,
 }
 
 /// A VM snapshot: each is the child of the one before it; the last is current.
 #[derive(Debug, Clone, Serialize)]
 pub struct Snapshot {
     pub id: u32,
-    pub moid: String,
+    pub(crate) moid: String,
     pub name: String,
     pub description: String,
-    pub created: DateTime<Utc>,
-    pub quiesced: bool,
+    pub(crate) created: DateTime<Utc>,
+    pub(crate) quiesced: bool,
     /// The delta disk it started (its `-000001.vmdk` extent), in bytes.
     pub delta_bytes: u64,
 }
@@ -142,7 +142,7 @@ pub struct Snapshot {
 pub struct Uplink {
     pub device: String,
     pub mac: String,
-    pub speed_mb: u32,
+    pub(crate) speed_mb: u32,
     /// (protocol `cdp`/`lldp`, switch name as announced, switch port).
     pub neighbour: Option<(&'static str, String, String)>,
 }
@@ -154,14 +154,14 @@ pub struct Vm {
     pub name: String,
     /// The canonical short host name (lower case).
     pub hostname: String,
-    pub site: usize,
+    pub(crate) site: usize,
     pub host: usize,
     pub power_state: PowerState,
-    pub cpu_count: u32,
-    pub memory_mib: u64,
-    pub guest: usize,
-    pub bios_uuid: String,
-    pub instance_uuid: String,
+    pub(crate) cpu_count: u32,
+    pub(crate) memory_mib: u64,
+    pub(crate) guest: usize,
+    pub(crate) bios_uuid: String,
+    pub(crate) instance_uuid: String,
     pub tools_running: bool,
     pub nics: Vec<VmNic>,
     pub disks: Vec<VmDisk>,
@@ -180,9 +180,9 @@ impl Vm {
     }
 
     /// vCenter's BIOS UUID as VMware renders it in the SMBIOS serial (`VMware-42 31 94 3a ...`).
-    pub fn vmware_serial(&self) -> String {
-        let hex: String = self.bios_uuid.chars().filter(|c| *c != '-').collect();
-        let bytes: Vec<&str> = (0..16).map(|i| &hex[i * 2..i * 2 + 2]).collect();
+    pub(crate) fn vmware_serial(&self) -> String {
+        let hex: Vec<char> = self.bios_uuid.chars().filter(|c| *c != '-').collect();
+        let bytes: Vec<String> = hex.chunks(2).map(|pair| pair.iter().collect()).collect();
         format!("VMware-{}-{}", bytes[..8].join(" "), bytes[8..].join(" "))
     }
 }
@@ -191,16 +191,16 @@ impl Vm {
 #[derive(Debug, Clone, Serialize)]
 pub struct BareMetal {
     pub hostname: String,
-    pub site: usize,
+    pub(crate) site: usize,
     pub foreman_id: u64,
-    pub serial: String,
-    pub bios_uuid: String,
-    pub mac: String,
-    pub ip: String,
-    pub model: String,
-    pub guest: usize,
-    pub cpu_count: u32,
-    pub memory_mib: u64,
+    pub(crate) serial: String,
+    pub(crate) bios_uuid: String,
+    pub(crate) mac: String,
+    pub(crate) ip: String,
+    pub(crate) model: String,
+    pub(crate) guest: usize,
+    pub(crate) cpu_count: u32,
+    pub(crate) memory_mib: u64,
 }
 
 /// A Foreman host that is not in vCenter: a decoy (same short name as a VM, another domain and
@@ -209,11 +209,11 @@ pub struct BareMetal {
 pub struct OrphanHost {
     pub fqdn: String,
     pub foreman_id: u64,
-    pub uuid: Option<String>,
-    pub mac: String,
-    pub ip: String,
-    pub last_report: DateTime<Utc>,
-    pub compute_resource: Option<String>,
+    pub(crate) uuid: Option<String>,
+    pub(crate) mac: String,
+    pub(crate) ip: String,
+    pub(crate) last_report: DateTime<Utc>,
+    pub(crate) compute_resource: Option<String>,
     pub is_decoy: bool,
 }
 
@@ -223,62 +223,62 @@ pub struct Datastore {
     pub name: String,
     /// `VMFS` (backed by a Dorado LUN of the same name) or `NFS` (a NetApp volume of the same name).
     pub kind: String,
-    pub capacity: u64,
-    pub free_space: u64,
+    pub(crate) capacity: u64,
+    pub(crate) free_space: u64,
 }
 
 #[derive(Debug, Clone, Serialize)]
-pub struct NetInterface {
-    pub name: String,
-    pub description: String,
-    pub vlan: Option<u16>,
-    pub address: Option<String>,
-    pub shutdown: bool,
+pub(crate) struct NetInterface {
+    pub(crate) name: String,
+    pub(crate) description: String,
+    pub(crate) vlan: Option<u16>,
+    pub(crate) address: Option<String>,
+    pub(crate) shutdown: bool,
 }
 
 #[derive(Debug, Clone, Serialize)]
 pub struct ConfigVersion {
     pub oid: String,
-    pub time: DateTime<Utc>,
+    pub(crate) time: DateTime<Utc>,
     /// How many edits this version carries over the first one.
-    pub edits: u32,
+    pub(crate) edits: u32,
 }
 
 #[derive(Debug, Clone, Serialize)]
 pub struct NetDevice {
     pub name: String,
-    pub ip: String,
-    pub site: usize,
+    pub(crate) ip: String,
+    pub(crate) site: usize,
     /// Oxidized model class: `IOS`, `NXOS`, `EOS` or `JunOS`.
-    pub model: String,
+    pub(crate) model: String,
     /// `switch`, `router` or `firewall`.
-    pub role: String,
-    pub interfaces: Vec<NetInterface>,
+    pub(crate) role: String,
+    pub(crate) interfaces: Vec<NetInterface>,
     /// Newest last. Empty for a node Oxidized has never fetched.
     pub versions: Vec<ConfigVersion>,
     /// `success`, `no_connection`, `fail` or `never`.
     pub last_status: String,
-    pub last_time: DateTime<Utc>,
-    pub seed: u64,
+    pub(crate) last_time: DateTime<Utc>,
+    pub(crate) seed: u64,
 }
 
 #[derive(Debug, Clone, Serialize)]
-pub struct Aggregate {
-    pub uuid: String,
-    pub name: String,
-    pub node: String,
-    pub size: u64,
-    pub used: u64,
+pub(crate) struct Aggregate {
+    pub(crate) uuid: String,
+    pub(crate) name: String,
+    pub(crate) node: String,
+    pub(crate) size: u64,
+    pub(crate) used: u64,
 }
 
 #[derive(Debug, Clone, Serialize)]
 pub struct OntapVolume {
     pub uuid: String,
-    pub name: String,
+    pub(crate) name: String,
     pub svm: String,
-    pub aggregate: usize,
+    pub(crate) aggregate: usize,
     pub size: u64,
-    pub used: u64,
+    pub(crate) used: u64,
     /// `thin` (space guarantee none) or `thick`.
     pub thin: bool,
 }
@@ -286,98 +286,98 @@ pub struct OntapVolume {
 #[derive(Debug, Clone, Serialize)]
 pub struct OntapLun {
     pub uuid: String,
-    pub name: String,
-    pub volume: usize,
-    pub size: u64,
-    pub used: u64,
-    pub serial: String,
+    pub(crate) name: String,
+    pub(crate) volume: usize,
+    pub(crate) size: u64,
+    pub(crate) used: u64,
+    pub(crate) serial: String,
 }
 
 #[derive(Debug, Clone, Serialize)]
 pub struct Netapp {
     pub cluster_name: String,
-    pub cluster_uuid: String,
-    pub version: String,
-    pub aggregates: Vec<Aggregate>,
+    pub(crate) cluster_uuid: String,
+    pub(crate) version: String,
+    pub(crate) aggregates: Vec<Aggregate>,
     pub volumes: Vec<OntapVolume>,
     pub luns: Vec<OntapLun>,
 }
 
 #[derive(Debug, Clone, Serialize)]
-pub struct DoradoPool {
-    pub id: String,
-    pub name: String,
+pub(crate) struct DoradoPool {
+    pub(crate) id: String,
+    pub(crate) name: String,
     /// Sectors of 512 bytes.
-    pub total_sectors: u64,
-    pub free_sectors: u64,
+    pub(crate) total_sectors: u64,
+    pub(crate) free_sectors: u64,
 }
 
 #[derive(Debug, Clone, Serialize)]
 pub struct DoradoLun {
     pub id: String,
-    pub name: String,
-    pub wwn: String,
-    pub pool: usize,
+    pub(crate) name: String,
+    pub(crate) wwn: String,
+    pub(crate) pool: usize,
     pub capacity_sectors: u64,
-    pub alloc_sectors: u64,
+    pub(crate) alloc_sectors: u64,
     pub thin: bool,
     /// `27` online, `28` offline.
     pub running_status: String,
     /// `1` normal.
-    pub health_status: String,
+    pub(crate) health_status: String,
 }
 
 #[derive(Debug, Clone, Serialize)]
 pub struct Dorado {
     pub name: String,
-    pub device_id: String,
-    pub serial: String,
-    pub model: String,
-    pub version: String,
-    pub pools: Vec<DoradoPool>,
+    pub(crate) device_id: String,
+    pub(crate) serial: String,
+    pub(crate) model: String,
+    pub(crate) version: String,
+    pub(crate) pools: Vec<DoradoPool>,
     pub luns: Vec<DoradoLun>,
 }
 
 #[derive(Debug, Clone, Serialize)]
 pub struct KbPage {
     pub id: String,
-    pub space: String,
-    pub title: String,
-    pub html: String,
+    pub(crate) space: String,
+    pub(crate) title: String,
+    pub(crate) html: String,
     pub parent_id: Option<String>,
     pub labels: Vec<String>,
-    pub created: DateTime<Utc>,
-    pub updated: DateTime<Utc>,
-    pub version: u32,
-    pub author: String,
+    pub(crate) created: DateTime<Utc>,
+    pub(crate) updated: DateTime<Utc>,
+    pub(crate) version: u32,
+    pub(crate) author: String,
 }
 
 #[derive(Debug, Clone, Serialize)]
 pub struct Comment {
     pub id: String,
-    pub author: String,
-    pub body: String,
-    pub created: DateTime<Utc>,
+    pub(crate) author: String,
+    pub(crate) body: String,
+    pub(crate) created: DateTime<Utc>,
 }
 
 #[derive(Debug, Clone, Serialize)]
 pub struct Ticket {
     pub id: u64,
     pub key: String,
-    pub project: String,
-    pub issue_type: String,
+    pub(crate) project: String,
+    pub(crate) issue_type: String,
     pub summary: String,
-    pub description: String,
-    pub status: String,
-    pub resolution: Option<String>,
-    pub priority: String,
-    pub assignee: Option<String>,
-    pub reporter: String,
-    pub labels: Vec<String>,
+    pub(crate) description: String,
+    pub(crate) status: String,
+    pub(crate) resolution: Option<String>,
+    pub(crate) priority: String,
+    pub(crate) assignee: Option<String>,
+    pub(crate) reporter: String,
+    pub(crate) labels: Vec<String>,
     pub comments: Vec<Comment>,
-    pub created: DateTime<Utc>,
-    pub updated: DateTime<Utc>,
-    pub resolved: Option<DateTime<Utc>>,
+    pub(crate) created: DateTime<Utc>,
+    pub(crate) updated: DateTime<Utc>,
+    pub(crate) resolved: Option<DateTime<Utc>>,
 }
 
 /// What one [`Estate::advance`] step changed. Every list is disjoint from the others.
@@ -403,13 +403,13 @@ pub struct AdvanceReport {
 /// The whole simulated estate.
 #[derive(Debug, Clone, Serialize)]
 pub struct Estate {
-    pub seed: u64,
-    pub scale: usize,
-    pub step: u32,
+    pub(crate) seed: u64,
+    pub(crate) scale: usize,
+    pub(crate) step: u32,
     /// Puppet runs since the estate was made: every run moves the run-volatile facts (used
     /// memory, mount point usage, uptime, load) and nothing else.
     pub puppet_runs: u64,
-    pub now: DateTime<Utc>,
+    pub(crate) now: DateTime<Utc>,
     pub clusters: Vec<Cluster>,
     pub hosts: Vec<Host>,
     pub datastores: Vec<Datastore>,
@@ -428,7 +428,7 @@ pub struct Estate {
 }
 
 /// When every estate's clock starts; each `advance` moves it one hour.
-pub fn epoch() -> DateTime<Utc> {
+pub(crate) fn epoch() -> DateTime<Utc> {
     Utc.with_ymd_and_hms(2026, 11, 1, 8, 0, 0)
         .single()
         .unwrap_or_else(Utc::now)
@@ -1250,7 +1250,7 @@ impl Estate {
     /// takes one connected host offline (`NOT_RESPONDING`), gives `max(1, nodes / 10)` Oxidized
     /// nodes a new config version and files `max(1, tickets / 20)` new Jira issues. The sets are
     /// disjoint, and the clock moves one hour.
-    pub fn advance(&mut self) -> AdvanceReport {
+    pub(crate) fn advance(&mut self) -> AdvanceReport {
         self.step += 1;
         self.puppet_runs += 1;
         self.now += Duration::hours(1);
@@ -1367,7 +1367,7 @@ impl Estate {
     }
 
     /// vCenter guest facts of a VM: (guest_OS, family, full name).
-    pub fn guest_vcenter(&self, vm: &Vm) -> (&'static str, &'static str, &'static str) {
+    pub(crate) fn guest_vcenter(&self, vm: &Vm) -> (&'static str, &'static str, &'static str) {
         let g = GUESTS[vm.guest];
         (g.0, g.1, g.2)
     }

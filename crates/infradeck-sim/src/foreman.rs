@@ -14,14 +14,14 @@ use std::sync::{Arc, RwLock};
 
 pub struct ForemanState {
     pub estate: Arc<RwLock<Estate>>,
-    pub faults: Arc<Faults>,
-    pub credentials: Credentials,
-    pub machines: MachineCache,
+    pub(crate) faults: Arc<Faults>,
+    pub(crate) credentials: Credentials,
+    pub(crate) machines: MachineCache,
     /// Hosts deleted while the simulator runs (by the fault below), by Foreman id.
-    pub deleted: std::sync::Mutex<std::collections::HashSet<u64>>,
+    pub(crate) deleted: std::sync::Mutex<std::collections::HashSet<u64>>,
     /// A fault: once the next host list page has been served, delete this host, as a colleague
     /// deleting it in the web UI while a client pages through `/api/hosts` would.
-    pub delete_after_next_page: std::sync::Mutex<Option<u64>>,
+    pub(crate) delete_after_next_page: std::sync::Mutex<Option<u64>>,
 }
 
 impl ForemanState {
@@ -45,7 +45,7 @@ impl ForemanState {
 
 type Shared = Arc<ForemanState>;
 
-pub fn router(state: Shared) -> Router {
+pub(crate) fn router(state: Shared) -> Router {
     Router::new()
         .route("/api/hosts", get(list_hosts))
         .route("/api/v2/hosts", get(list_hosts))

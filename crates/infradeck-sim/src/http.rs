@@ -33,9 +33,9 @@ pub enum FaultAction {
 #[derive(Debug, Clone, PartialEq)]
 pub struct FaultRule {
     pub action: FaultAction,
-    pub after: u64,
-    pub count: Option<u64>,
-    pub path_contains: Option<String>,
+    pub(crate) after: u64,
+    pub(crate) count: Option<u64>,
+    pub(crate) path_contains: Option<String>,
     seen: u64,
     applied: u64,
 }
@@ -91,23 +91,23 @@ struct FaultState {
 /// Probabilistic and standing faults, as `infradeck sim --faults` sets them.
 #[derive(Debug, Clone, Default, PartialEq)]
 pub struct FaultSettings {
-    pub latency: Duration,
+    pub(crate) latency: Duration,
     /// Share (0–1) of requests answered 500 or 503.
-    pub error_rate: f64,
+    pub(crate) error_rate: f64,
     /// Share of requests answered 429 with `Retry-After: 1`.
-    pub rate_limit_rate: f64,
+    pub(crate) rate_limit_rate: f64,
     /// Share of JSON bodies cut in half.
-    pub truncate_rate: f64,
+    pub(crate) truncate_rate: f64,
     /// Share of connections dropped mid-response.
-    pub reset_rate: f64,
+    pub(crate) reset_rate: f64,
     /// Sessions expire after this many requests.
-    pub session_expiry_after: Option<u64>,
+    pub(crate) session_expiry_after: Option<u64>,
     /// Every login fails.
-    pub reject_auth: bool,
+    pub(crate) reject_auth: bool,
 }
 
 impl Faults {
-    pub fn new(seed: u64, settings: &FaultSettings) -> Arc<Faults> {
+    pub(crate) fn new(seed: u64, settings: &FaultSettings) -> Arc<Faults> {
         Arc::new(Faults {
             state: Mutex::new(FaultState {
                 latency: settings.latency,
@@ -160,12 +160,12 @@ impl Faults {
         self.lock().session_expiry_after = after_requests;
     }
 
-    pub fn reject_auth(&self) -> bool {
+    pub(crate) fn reject_auth(&self) -> bool {
         self.lock().reject_auth
     }
 
     /// Whether a session that has served `uses` requests has expired.
-    pub fn session_expired(&self, uses: u64) -> bool {
+    pub(crate) fn session_expired(&self, uses: u64) -> bool {
         self.lock()
             .session_expiry_after
             .is_some_and(|limit| uses >= limit)
@@ -304,20 +304,20 @@ async fn fault_layer(State(faults): State<Arc<Faults>>, request: Request, next: 
 }
 
 /// A simulator listening on loopback.
-pub struct RunningServer {
-    pub addr: SocketAddr,
-    pub faults: Arc<Faults>,
+pub(crate) struct RunningServer {
+    pub(crate) addr: SocketAddr,
+    pub(crate) faults: Arc<Faults>,
     shutdown: Option<tokio::sync::oneshot::Sender<()>>,
     task: tokio::task::JoinHandle<()>,
 }
 
 impl RunningServer {
-    pub fn url(&self) -> String {
+    pub(crate) fn url(&self) -> String {
         format!("http://{}", self.addr)
     }
 
     /// Stops accepting connections and waits for the server task.
-    pub async fn stop(mut self) {
+    pub(crate) async fn stop(mut self) {
         if let Some(tx) = self.shutdown.take() {
             let _ = tx.send(());
         }
@@ -334,7 +334,7 @@ impl Drop for RunningServer {
 }
 
 /// Serves `router` with fault injection on `addr` (port 0: any free port).
-pub async fn serve(
+pub(crate) async fn serve(
     router: Router,
     faults: Arc<Faults>,
     addr: SocketAddr,
@@ -372,10 +372,10 @@ pub async fn serve(
 
 /// Query parameters in order, repeated keys kept (`names=a&names=b`).
 #[derive(Debug, Clone, Default)]
-pub struct Query(pub Vec<(String, String)>);
+pub(crate) struct Query(pub Vec<(String, String)>);
 
 impl Query {
-    pub fn parse(raw: Option<&str>) -> Query {
+    pub(crate) fn parse(raw: Option<&str>) -> Query {
         Query(
             raw.map(|q| {
                 form_urlencoded::parse(q.as_bytes())
@@ -386,14 +386,14 @@ impl Query {
         )
     }
 
-    pub fn get(&self, key: &str) -> Option<&str> {
+    pub(crate) fn get(&self, key: &str) -> Option<&str> {
         self.0
             .iter()
             .find(|(k, _)| k == key)
             .map(|(_, v)| v.as_str())
     }
 
-    pub fn all(&self, key: &str) -> Vec<&str> {
+    pub(crate) fn all(&self, key: &str) -> Vec<&str> {
         self.0
             .iter()
             .filter(|(k, _)| k == key)
@@ -401,13 +401,13 @@ impl Query {
             .collect()
     }
 
-    pub fn number(&self, key: &str) -> Option<u64> {
+    pub(crate) fn number(&self, key: &str) -> Option<u64> {
         self.get(key).and_then(|v| v.parse().ok())
     }
 }
 
 /// Decodes `Authorization: Basic ...` into (user, password).
-pub fn basic_auth(headers: &HeaderMap) -> Option<(String, String)> {
+pub(crate) fn basic_auth(headers: &HeaderMap) -> Option<(String, String)> {
     let value = headers.get(header::AUTHORIZATION)?.to_str().ok()?;
     let (scheme, encoded) = value.split_once(' ')?;
     if !scheme.eq_ignore_ascii_case("basic") {
@@ -422,7 +422,7 @@ pub fn basic_auth(headers: &HeaderMap) -> Option<(String, String)> {
 }
 
 /// A JSON response with a status.
-pub fn json(status: StatusCode, value: serde_json::Value) -> Response {
+pub(crate) fn json(status: StatusCode, value: serde_json::Value) -> Response {
     (status, axum::Json(value)).into_response()
 }
 
@@ -434,7 +434,7 @@ pub struct Credentials {
 }
 
 impl Credentials {
-    pub fn for_kind(seed: u64, kind: &str) -> Credentials {
+    pub(crate) fn for_kind(seed: u64, kind: &str) -> Credentials {
         let mut rng = Rng::derive(seed, &format!("credentials-{kind}"));
         Credentials {
             username: "infradeck".into(),
@@ -442,12 +442,12 @@ impl Credentials {
         }
     }
 
-    pub fn matches(&self, user: &str, password: &str) -> bool {
+    pub(crate) fn matches(&self, user: &str, password: &str) -> bool {
         self.username == user && self.password == password
     }
 }
 
 /// Foreman-style timestamps: `2026-05-01 10:02:11 UTC`.
-pub fn utc_words(at: chrono::DateTime<chrono::Utc>) -> String {
+pub(crate) fn utc_words(at: chrono::DateTime<chrono::Utc>) -> String {
     at.format("%Y-%m-%d %H:%M:%S UTC").to_string()
 }

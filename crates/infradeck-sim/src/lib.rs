@@ -6,21 +6,21 @@
 // the usual axum shape; boxing the response would only add an allocation on error paths.
 #![allow(clippy::result_large_err)]
 
-pub mod atlassian;
-pub mod configs;
-pub mod dorado;
-pub mod embeddings;
+pub(crate) mod atlassian;
+pub(crate) mod configs;
+pub(crate) mod dorado;
+pub(crate) mod embeddings;
 pub mod estate;
 pub mod foreman;
 pub mod http;
 pub mod machines;
-pub mod netapp;
-pub mod netbox;
-pub mod oxidized;
-pub mod puppetdb;
-pub mod rng;
-pub mod vcenter;
-pub mod vcenter_soap;
+pub(crate) mod netapp;
+pub(crate) mod netbox;
+pub(crate) mod oxidized;
+pub(crate) mod puppetdb;
+pub(crate) mod rng;
+pub(crate) mod vcenter;
+pub(crate) mod vcenter_soap;
 
 use estate::{AdvanceReport, Estate};
 use http::{Credentials, FaultSettings, Faults, RunningServer};
@@ -61,7 +61,7 @@ impl SimKind {
         SimKind::Embeddings,
     ];
 
-    pub fn as_str(self) -> &'static str {
+    pub(crate) fn as_str(self) -> &'static str {
         match self {
             SimKind::Vcenter => "vcenter",
             SimKind::Foreman => "foreman",
@@ -203,11 +203,7 @@ pub struct Simulators {
     pub vcenter: Arc<vcenter::VcenterState>,
     pub foreman: Arc<foreman::ForemanState>,
     pub puppetdb: Arc<puppetdb::PuppetdbState>,
-    pub oxidized: Arc<oxidized::OxidizedState>,
-    pub netapp: Arc<netapp::NetappState>,
     pub dorado: Arc<dorado::DoradoState>,
-    pub confluence: Arc<atlassian::AtlassianState>,
-    pub jira: Arc<atlassian::AtlassianState>,
     pub netbox: Arc<netbox::NetboxState>,
     servers: BTreeMap<SimKind, RunningServer>,
 }
@@ -253,13 +249,9 @@ impl Simulators {
             deleted: Default::default(),
             delete_after_next_page: Default::default(),
         });
-        let puppetdb = Arc::new(puppetdb::PuppetdbState::new(
-            estate.clone(),
-            faults[&SimKind::Puppetdb].clone(),
-        ));
+        let puppetdb = Arc::new(puppetdb::PuppetdbState::new(estate.clone()));
         let oxidized = Arc::new(oxidized::OxidizedState {
             estate: estate.clone(),
-            faults: faults[&SimKind::Oxidized].clone(),
         });
         let netapp = Arc::new(netapp::NetappState {
             estate: estate.clone(),
@@ -317,11 +309,7 @@ impl Simulators {
             vcenter,
             foreman,
             puppetdb,
-            oxidized,
-            netapp,
             dorado,
-            confluence,
-            jira,
             netbox,
             servers,
         })

@@ -11,26 +11,26 @@ pub struct Machine {
     pub fqdn: String,
     pub short: String,
     pub site: usize,
-    pub ip: String,
-    pub mac: String,
+    pub(crate) ip: String,
+    pub(crate) mac: String,
     pub foreman_id: Option<u64>,
     /// Foreman's `uuid`: the vCenter instance UUID for VMs, null for bare metal.
-    pub foreman_uuid: Option<String>,
+    pub(crate) foreman_uuid: Option<String>,
     /// SMBIOS UUID (`dmi.product.uuid`): the vCenter BIOS UUID for VMs.
-    pub bios_uuid: Option<String>,
-    pub serial: String,
-    pub model: String,
-    pub manufacturer: String,
+    pub(crate) bios_uuid: Option<String>,
+    pub(crate) serial: String,
+    pub(crate) model: String,
+    pub(crate) manufacturer: String,
     pub guest: usize,
-    pub cpu_count: u32,
-    pub memory_mib: u64,
-    pub last_report: DateTime<Utc>,
-    pub compute_resource: Option<String>,
+    pub(crate) cpu_count: u32,
+    pub(crate) memory_mib: u64,
+    pub(crate) last_report: DateTime<Utc>,
+    pub(crate) compute_resource: Option<String>,
     pub in_puppet: bool,
     pub is_virtual: bool,
-    pub running: bool,
-    pub hostgroup: String,
-    pub created_at: DateTime<Utc>,
+    pub(crate) running: bool,
+    pub(crate) hostgroup: String,
+    pub(crate) created_at: DateTime<Utc>,
 }
 
 /// Every machine Foreman or PuppetDB knows, ordered by Foreman id (PuppetDB-only machines last).
@@ -305,7 +305,7 @@ fn lldp_neighbour(estate: &Estate, m: &Machine) -> Option<Value> {
 
 /// Flattens a fact tree the way Foreman stores facts: nested keys joined by `::`, every value a
 /// string (arrays as their JSON text).
-pub fn flatten(value: &Value) -> Vec<(String, String)> {
+pub(crate) fn flatten(value: &Value) -> Vec<(String, String)> {
     fn walk(prefix: &str, value: &Value, out: &mut Vec<(String, String)>) {
         match value {
             Value::Object(map) => {
@@ -330,24 +330,24 @@ pub fn flatten(value: &Value) -> Vec<(String, String)> {
 
 /// The machine list of one estate step with lookups by Foreman id and FQDN, built once per step
 /// so a 100,000-host sync does not rebuild it per request.
-pub struct MachineIndex {
+pub(crate) struct MachineIndex {
     step: u32,
-    pub list: Vec<Machine>,
+    pub(crate) list: Vec<Machine>,
     by_key: std::collections::HashMap<String, usize>,
 }
 
 impl MachineIndex {
-    pub fn get(&self, id_or_name: &str) -> Option<&Machine> {
+    pub(crate) fn get(&self, id_or_name: &str) -> Option<&Machine> {
         self.by_key.get(id_or_name).map(|&i| &self.list[i])
     }
 }
 
 /// A per-simulator cache of [`MachineIndex`].
 #[derive(Default)]
-pub struct MachineCache(std::sync::Mutex<Option<std::sync::Arc<MachineIndex>>>);
+pub(crate) struct MachineCache(std::sync::Mutex<Option<std::sync::Arc<MachineIndex>>>);
 
 impl MachineCache {
-    pub fn get(&self, estate: &Estate) -> std::sync::Arc<MachineIndex> {
+    pub(crate) fn get(&self, estate: &Estate) -> std::sync::Arc<MachineIndex> {
         let mut slot = self.0.lock().unwrap_or_else(|e| e.into_inner());
         if let Some(index) = slot.as_ref().filter(|i| i.step == estate.step) {
             return index.clone();

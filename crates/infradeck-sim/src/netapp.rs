@@ -12,17 +12,17 @@ use serde_json::{Map, Value, json};
 use std::sync::{Arc, RwLock};
 
 /// The largest page this simulator returns, whatever `max_records` asks.
-pub const MAX_PAGE: usize = 1000;
+pub(crate) const MAX_PAGE: usize = 1000;
 
-pub struct NetappState {
-    pub estate: Arc<RwLock<Estate>>,
-    pub faults: Arc<Faults>,
-    pub credentials: Credentials,
+pub(crate) struct NetappState {
+    pub(crate) estate: Arc<RwLock<Estate>>,
+    pub(crate) faults: Arc<Faults>,
+    pub(crate) credentials: Credentials,
 }
 
 type Shared = Arc<NetappState>;
 
-pub fn router(state: Shared) -> Router {
+pub(crate) fn router(state: Shared) -> Router {
     Router::new()
         .route("/api/cluster", get(cluster))
         .route("/api/storage/volumes", get(volumes))

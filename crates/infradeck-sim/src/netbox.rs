@@ -22,7 +22,7 @@ use std::collections::BTreeMap;
 use std::sync::{Arc, Mutex, RwLock};
 
 /// NetBox's default `MAX_PAGE_SIZE`.
-pub const MAX_PAGE_SIZE: usize = 1000;
+pub(crate) const MAX_PAGE_SIZE: usize = 1000;
 const DEFAULT_PAGE_SIZE: usize = 50;
 
 /// One object type: its endpoint, model label and write rules.
@@ -272,19 +272,24 @@ fn field_error(field: &str, message: &str) -> FieldErrors {
 
 pub struct NetboxState {
     pub db: Mutex<NetboxDb>,
-    pub faults: Arc<Faults>,
+    pub(crate) faults: Arc<Faults>,
     /// A v1 token (40 hex), a v2 token (`nbt_<key>.<secret>`) and a read-only v2 token.
     pub token_v1: String,
     pub token_v2: String,
     pub token_read_only: String,
-    pub base_url: RwLock<String>,
+    pub(crate) base_url: RwLock<String>,
 }
 
 impl NetboxState {
     /// A NetBox as a new user has it (`seeded` false: empty, like a fresh install), or with the
     /// content of an estate already half in NetBox: the tag, sites, a cluster type, half the
     /// clusters and a fifth of the VMs (some drifted), hand-made VMs and a retired one.
-    pub fn new(estate: &Estate, faults: Arc<Faults>, seed: u64, seeded: bool) -> Arc<NetboxState> {
+    pub(crate) fn new(
+        estate: &Estate,
+        faults: Arc<Faults>,
+        seed: u64,
+        seeded: bool,
+    ) -> Arc<NetboxState> {
         let mut rng = Rng::derive(seed, "netbox-tokens");
         let hex = |rng: &mut Rng, n: usize| -> String {
             (0..n)
@@ -473,7 +478,7 @@ impl NetboxState {
 
 type Shared = Arc<NetboxState>;
 
-pub fn router(state: Shared) -> Router {
+pub(crate) fn router(state: Shared) -> Router {
     Router::new()
         .route("/api/{*path}", any(api))
         .route("/api/", any(api_root))
@@ -1055,10 +1060,9 @@ fn list_filter(db: &NetboxDb, ty: &ObjType, object: &Map<String, Value>, q: &Que
             "name" => wanted
                 .iter()
                 .any(|w| text("name").is_some_and(|n| n.to_lowercase() == w.to_lowercase())),
-            k if k.ends_with("_id") && ty.fks.iter().any(|(f, _)| *f == &k[..k.len() - 3]) => {
-                wanted
-                    .iter()
-                    .any(|w| text(&k[..k.len() - 3]).as_deref() == Some(*w))
+            k if fk_filter(k).is_some_and(|field| ty.fks.iter().any(|(f, _)| *f == field)) => {
+                let field = fk_filter(k).unwrap_or(k);
+                wanted.iter().any(|w| text(field).as_deref() == Some(*w))
             }
             k => match text(k) {
                 Some(actual) => wanted.iter().any(|w| actual == *w),
@@ -1067,6 +1071,11 @@ fn list_filter(db: &NetboxDb, ty: &ObjType, object: &Map<String, Value>, q: &Que
             },
         }
     })
+}
+
+/// The field a relation filter names: `site_id` filters on `site`.
+fn fk_filter(key: &str) -> Option<&str> {
+    key.strip_suffix("_id")
 }
 
 /// NetBox validates a relation filter's ids: `?virtual_machine_id=999999` is a 400 ("Select a

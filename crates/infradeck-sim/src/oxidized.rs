@@ -4,7 +4,7 @@
 
 use super::configs::render;
 use super::estate::{Estate, NetDevice, SITES};
-use super::http::{Faults, Query, json, utc_words};
+use super::http::{Query, json, utc_words};
 use axum::Router;
 use axum::extract::{Path, RawQuery, State};
 use axum::http::StatusCode;
@@ -13,14 +13,13 @@ use axum::routing::get;
 use serde_json::{Value, json};
 use std::sync::{Arc, RwLock};
 
-pub struct OxidizedState {
-    pub estate: Arc<RwLock<Estate>>,
-    pub faults: Arc<Faults>,
+pub(crate) struct OxidizedState {
+    pub(crate) estate: Arc<RwLock<Estate>>,
 }
 
 type Shared = Arc<OxidizedState>;
 
-pub fn router(state: Shared) -> Router {
+pub(crate) fn router(state: Shared) -> Router {
     Router::new()
         .route("/nodes.json", get(nodes))
         .route("/nodes/group/{*group}", get(nodes_in_group))

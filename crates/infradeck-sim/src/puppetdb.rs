@@ -10,7 +10,7 @@
 //! and catalogs, and `replace_facts` (the facts come from the estate) — infradeck sends none.
 
 use super::estate::Estate;
-use super::http::{Faults, Query};
+use super::http::Query;
 use super::machines::{Machine, MachineCache, facts};
 use axum::Router;
 use axum::body::Bytes;
@@ -26,20 +26,18 @@ use std::sync::{Arc, Mutex, RwLock};
 
 pub struct PuppetdbState {
     pub estate: Arc<RwLock<Estate>>,
-    pub faults: Arc<Faults>,
-    pub machines: MachineCache,
+    pub(crate) machines: MachineCache,
     /// Nodes deactivated through `/pdb/cmd/v1` (or the fault below), and when.
     pub deactivated: Mutex<HashMap<String, DateTime<Utc>>>,
     /// A fault: once the next inventory page has been served, deactivate this node, as a
     /// `puppet node deactivate` run while a client pages through the inventory would.
-    pub deactivate_after_next_page: Mutex<Option<String>>,
+    pub(crate) deactivate_after_next_page: Mutex<Option<String>>,
 }
 
 impl PuppetdbState {
-    pub fn new(estate: Arc<RwLock<Estate>>, faults: Arc<Faults>) -> PuppetdbState {
+    pub(crate) fn new(estate: Arc<RwLock<Estate>>) -> PuppetdbState {
         PuppetdbState {
             estate,
-            faults,
             machines: MachineCache::default(),
             deactivated: Mutex::new(HashMap::new()),
             deactivate_after_next_page: Mutex::new(None),
@@ -63,7 +61,7 @@ fn lock<T>(m: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
 
 type Shared = Arc<PuppetdbState>;
 
-pub fn router(state: Shared) -> Router {
+pub(crate) fn router(state: Shared) -> Router {
     Router::new()
         .route("/pdb/query/v4/inventory", get(inventory).post(inventory))
         .route("/pdb/query/v4/facts", get(fact_rows).post(fact_rows))

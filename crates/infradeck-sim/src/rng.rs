@@ -4,16 +4,16 @@
 
 /// SplitMix64: fast, tiny state, good enough statistical quality for simulated data.
 #[derive(Debug, Clone)]
-pub struct Rng(u64);
+pub(crate) struct Rng(u64);
 
 impl Rng {
-    pub fn new(seed: u64) -> Rng {
+    pub(crate) fn new(seed: u64) -> Rng {
         Rng(seed ^ 0x9E37_79B9_7F4A_7C15)
     }
 
     /// A generator derived from this seed and a label, so independent streams (one per
     /// simulator, one per advance step) do not shift when another stream draws more numbers.
-    pub fn derive(seed: u64, label: &str) -> Rng {
+    pub(crate) fn derive(seed: u64, label: &str) -> Rng {
         let mut h = seed ^ 0xCBF2_9CE4_8422_2325;
         for b in label.bytes() {
             h ^= u64::from(b);
@@ -22,7 +22,7 @@ impl Rng {
         Rng::new(h)
     }
 
-    pub fn next_u64(&mut self) -> u64 {
+    pub(crate) fn next_u64(&mut self) -> u64 {
         self.0 = self.0.wrapping_add(0x9E37_79B9_7F4A_7C15);
         let mut z = self.0;
         z = (z ^ (z >> 30)).wrapping_mul(0xBF58_476D_1CE4_E5B9);
@@ -31,29 +31,29 @@ impl Rng {
     }
 
     /// Uniform in `0..n` (`n` > 0).
-    pub fn below(&mut self, n: u64) -> u64 {
+    pub(crate) fn below(&mut self, n: u64) -> u64 {
         debug_assert!(n > 0);
         // Multiply-shift keeps the bias negligible for the small ranges used here.
         ((u128::from(self.next_u64()) * u128::from(n)) >> 64) as u64
     }
 
     /// Uniform in `lo..=hi`.
-    pub fn range(&mut self, lo: u64, hi: u64) -> u64 {
+    pub(crate) fn range(&mut self, lo: u64, hi: u64) -> u64 {
         lo + self.below(hi - lo + 1)
     }
 
     /// True with probability `p`.
-    pub fn chance(&mut self, p: f64) -> bool {
+    pub(crate) fn chance(&mut self, p: f64) -> bool {
         (self.next_u64() >> 11) as f64 / (1u64 << 53) as f64 <= p
     }
 
     /// One element of a non-empty slice.
-    pub fn pick<'a, T>(&mut self, items: &'a [T]) -> &'a T {
+    pub(crate) fn pick<'a, T>(&mut self, items: &'a [T]) -> &'a T {
         &items[self.below(items.len() as u64) as usize]
     }
 
     /// 16 random bytes formatted as a UUID (version 4 bits set).
-    pub fn uuid(&mut self) -> String {
+    pub(crate) fn uuid(&mut self) -> String {
         let a = self.next_u64();
         let b = self.next_u64();
         format!(
@@ -67,7 +67,7 @@ impl Rng {
     }
 
     /// `count` distinct indices from `0..n`, in ascending order.
-    pub fn sample(&mut self, n: usize, count: usize) -> Vec<usize> {
+    pub(crate) fn sample(&mut self, n: usize, count: usize) -> Vec<usize> {
         let count = count.min(n);
         let mut chosen = std::collections::BTreeSet::new();
         while chosen.len() < count {

@@ -16,16 +16,16 @@ use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex, RwLock};
 
 /// The result caps of real vCenter 7/8.
-pub const VM_CAP: usize = 4000;
-pub const HOST_CAP: usize = 2500;
-pub const DATASTORE_CAP: usize = 2500;
-pub const CLUSTER_CAP: usize = 1000;
-pub const NETWORK_CAP: usize = 1000;
+pub(crate) const VM_CAP: usize = 4000;
+pub(crate) const HOST_CAP: usize = 2500;
+pub(crate) const DATASTORE_CAP: usize = 2500;
+pub(crate) const CLUSTER_CAP: usize = 1000;
+pub(crate) const NETWORK_CAP: usize = 1000;
 
 pub struct VcenterState {
-    pub estate: Arc<RwLock<Estate>>,
-    pub faults: Arc<Faults>,
-    pub credentials: Credentials,
+    pub(crate) estate: Arc<RwLock<Estate>>,
+    pub(crate) faults: Arc<Faults>,
+    pub(crate) credentials: Credentials,
     /// session id → requests served with it
     sessions: Mutex<HashMap<String, u64>>,
     next_session: AtomicUsize,
@@ -40,7 +40,7 @@ pub struct VcenterState {
 }
 
 impl VcenterState {
-    pub fn new(
+    pub(crate) fn new(
         estate: Arc<RwLock<Estate>>,
         faults: Arc<Faults>,
         credentials: Credentials,
@@ -57,23 +57,11 @@ impl VcenterState {
             soap: Mutex::new(super::vcenter_soap::SoapState::default()),
         })
     }
-
-    /// Forgets every session, as a vCenter restart does.
-    pub fn expire_sessions(&self) {
-        self.sessions
-            .lock()
-            .unwrap_or_else(|e| e.into_inner())
-            .clear();
-        self.soap
-            .lock()
-            .unwrap_or_else(|e| e.into_inner())
-            .expire_sessions();
-    }
 }
 
 type Shared = Arc<VcenterState>;
 
-pub fn router(state: Shared) -> Router {
+pub(crate) fn router(state: Shared) -> Router {
     Router::new()
         .route("/api/session", get(session_info).post(login).delete(logout))
         .route("/sdk", axum::routing::post(super::vcenter_soap::serve))
@@ -395,8 +383,9 @@ async fn guest_interfaces(
             if let Some(ip) = &n.ip {
                 addresses.push(json!({"ip_address": ip, "prefix_length": n.prefix, "origin": "MANUAL", "state": "PREFERRED"}));
             }
-            let mac_bits: String = n.mac.replace(':', "");
-            addresses.push(json!({"ip_address": format!("fe80::250:56ff:fe{}:{}", &mac_bits[6..8], &mac_bits[8..12]), "prefix_length": 64, "origin": "LINKLAYER", "state": "UNKNOWN"}));
+            let mac_bits: Vec<char> = n.mac.chars().filter(|c| *c != ':').collect();
+            let bits = |range: std::ops::Range<usize>| mac_bits.get(range).unwrap_or_default().iter().collect::<String>();
+            addresses.push(json!({"ip_address": format!("fe80::250:56ff:fe{}:{}", bits(6..8), bits(8..12)), "prefix_length": 64, "origin": "LINKLAYER", "state": "UNKNOWN"}));
             json!({
                 "nic": n.key.to_string(),
                 "mac_address": n.mac,

@@ -31,10 +31,6 @@ pub struct SoapState {
 }
 
 impl SoapState {
-    pub fn expire_sessions(&mut self) {
-        self.sessions.clear();
-    }
-
     fn fresh_id(&mut self) -> String {
         self.next += 1;
         format!("{:08x}-5e55-4a11-9c0d-{:012x}", self.next, self.next * 7919)
@@ -101,7 +97,7 @@ fn session_of(headers: &HeaderMap) -> Option<String> {
         .map(|v| v.trim_matches('"').to_string())
 }
 
-pub async fn serve(
+pub(crate) async fn serve(
     State(state): State<Arc<VcenterState>>,
     headers: HeaderMap,
     body: Bytes,

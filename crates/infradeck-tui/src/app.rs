@@ -39,17 +39,17 @@ pub struct Env {
 }
 
 impl Env {
-    pub fn now(&self) -> DateTime<Utc> {
+    pub(crate) fn now(&self) -> DateTime<Utc> {
         self.fixed_now.unwrap_or_else(Utc::now)
     }
 }
 
 /// What a view gets to work with.
-pub struct Cx<'a> {
-    pub store: &'a mut Store,
-    pub env: &'a Env,
-    pub now: DateTime<Utc>,
-    pub log: &'a VecDeque<String>,
+pub(crate) struct Cx<'a> {
+    pub(crate) store: &'a mut Store,
+    pub(crate) env: &'a Env,
+    pub(crate) now: DateTime<Utc>,
+    pub(crate) log: &'a VecDeque<String>,
 }
 
 /// Work the dashboard asks the event loop to do: anything that talks to the network or the
@@ -76,19 +76,19 @@ pub enum Effect {
 
 /// A one-line message in the footer until the next key.
 #[derive(Debug, Clone, PartialEq)]
-pub struct Flash {
-    pub text: String,
-    pub error: bool,
+pub(crate) struct Flash {
+    pub(crate) text: String,
+    pub(crate) error: bool,
 }
 
 impl Flash {
-    pub fn info(text: impl Into<String>) -> Flash {
+    pub(crate) fn info(text: impl Into<String>) -> Flash {
         Flash {
             text: text.into(),
             error: false,
         }
     }
-    pub fn error(text: impl Into<String>) -> Flash {
+    pub(crate) fn error(text: impl Into<String>) -> Flash {
         Flash {
             text: text.into(),
             error: true,
@@ -100,7 +100,7 @@ type ReasonSubmit = Box<dyn FnOnce(&mut Store, &str) -> anyhow::Result<String>>;
 type ConfirmAction = Box<dyn FnOnce(&mut Store) -> anyhow::Result<(String, Option<Effect>)>>;
 
 /// A dialog over the current view.
-pub enum Modal {
+pub(crate) enum Modal {
     /// Asks for a reason (a rejection), then calls `submit` with it.
     Reason {
         title: String,
@@ -125,7 +125,7 @@ pub enum Modal {
 }
 
 /// What a view did with an action.
-pub enum Outcome {
+pub(crate) enum Outcome {
     Ignored,
     Handled,
     Push(Box<dyn Screen>),
@@ -135,7 +135,7 @@ pub enum Outcome {
 }
 
 /// One view of the dashboard.
-pub trait Screen {
+pub(crate) trait Screen {
     /// The breadcrumb label.
     fn title(&self) -> String;
     /// Binding scopes, most specific first.
@@ -176,13 +176,13 @@ enum Mode {
 }
 
 /// A `:` command: its name, the shorter spellings it answers to, and what it opens.
-pub struct Command {
-    pub name: &'static str,
-    pub aliases: &'static [&'static str],
-    pub help: &'static str,
+pub(crate) struct Command {
+    pub(crate) name: &'static str,
+    pub(crate) aliases: &'static [&'static str],
+    pub(crate) help: &'static str,
 }
 
-pub const COMMANDS: &[Command] = &[
+pub(crate) const COMMANDS: &[Command] = &[
     Command {
         name: "devices",
         aliases: &["d", "dev", "all"],
@@ -256,7 +256,7 @@ pub const COMMANDS: &[Command] = &[
 ];
 
 /// The command a typed word names, by name, alias or unique prefix.
-pub fn resolve_command(word: &str) -> Option<&'static Command> {
+pub(crate) fn resolve_command(word: &str) -> Option<&'static Command> {
     let word = word.trim().to_ascii_lowercase();
     if word.is_empty() {
         return None;
@@ -275,7 +275,7 @@ pub fn resolve_command(word: &str) -> Option<&'static Command> {
 }
 
 /// Completions of a partly typed command name.
-pub fn complete_command(word: &str) -> Vec<&'static str> {
+pub(crate) fn complete_command(word: &str) -> Vec<&'static str> {
     let word = word.trim().to_ascii_lowercase();
     COMMANDS
         .iter()
@@ -329,19 +329,19 @@ impl App {
     }
 
     /// A line for the run log (engine events of this process).
-    pub fn log_line(&mut self, line: String) {
+    pub(crate) fn log_line(&mut self, line: String) {
         if self.log.len() >= 500 {
             self.log.pop_front();
         }
         self.log.push_back(line);
     }
 
-    pub fn flash(&mut self, flash: Flash) {
+    pub(crate) fn flash(&mut self, flash: Flash) {
         self.flash = Some(flash);
     }
 
     /// Shows lines of text over the current view (apply results, a dry-run preview).
-    pub fn show_text(&mut self, title: &str, lines: Vec<String>) {
+    pub(crate) fn show_text(&mut self, title: &str, lines: Vec<String>) {
         self.mode = Mode::Modal(Modal::Text {
             title: title.to_string(),
             lines,
@@ -358,7 +358,7 @@ impl App {
     }
 
     /// Whether anything is running, so the caller polls more often.
-    pub fn busy(&self) -> bool {
+    pub(crate) fn busy(&self) -> bool {
         !self.header.running.is_empty()
     }
 
@@ -383,7 +383,7 @@ impl App {
     }
 
     /// Re-reads the header and the current view when the database moved. True when it did.
-    pub fn reload_if_changed(&mut self) -> anyhow::Result<bool> {
+    pub(crate) fn reload_if_changed(&mut self) -> anyhow::Result<bool> {
         let generation = self.store.data_generation()?;
         if self.generation == Some(generation) {
             return Ok(false);
@@ -402,7 +402,7 @@ impl App {
 
     /// [`App::reload_if_changed`] for the event loop: a database that cannot be read is shown
     /// in the footer, and the dashboard stays up (the next change may well be readable).
-    pub fn refresh(&mut self) -> bool {
+    pub(crate) fn refresh(&mut self) -> bool {
         match self.reload_if_changed() {
             Ok(changed) => changed,
             Err(err) => {
@@ -579,7 +579,7 @@ impl App {
                 if rest.is_empty() {
                     let candidates = complete_command(word);
                     if let Some(first) = candidates.first() {
-                        let common = common_prefix(&candidates);
+                        let common = shared_prefix(&candidates);
                         input = if candidates.len() == 1 {
                             format!("{first} ")
                         } else {
@@ -612,7 +612,7 @@ impl App {
     }
 
     /// Runs a `:` command line.
-    pub fn run_command(&mut self, line: &str) -> anyhow::Result<()> {
+    pub(crate) fn run_command(&mut self, line: &str) -> anyhow::Result<()> {
         let line = line.trim();
         let (word, argument) = line.split_once(' ').unwrap_or((line, ""));
         let argument = argument.trim();
@@ -934,25 +934,17 @@ impl App {
     }
 }
 
-fn common_prefix<'a>(words: &[&'a str]) -> &'a str {
+fn shared_prefix<'a>(words: &[&'a str]) -> &'a str {
     let Some(first) = words.first() else {
         return "";
     };
-    let mut len = first.len();
-    for w in &words[1..] {
-        len = len.min(
-            first
-                .bytes()
-                .zip(w.bytes())
-                .take_while(|(a, b)| a == b)
-                .count(),
-        );
-    }
-    &first[..len]
+    words[1..].iter().fold(*first, |prefix, w| {
+        infradeck_core::text::common_prefix(prefix, w)
+    })
 }
 
 /// A rectangle of `percent_x` × `height` centred in `area`.
-pub fn centered(area: Rect, width: u16, height: u16) -> Rect {
+pub(crate) fn centered(area: Rect, width: u16, height: u16) -> Rect {
     let width = width.min(area.width);
     let height = height.min(area.height);
     Rect {

@@ -5,7 +5,7 @@
 use base64::Engine;
 
 /// The escape sequence that puts `text` on the clipboard.
-pub fn osc52(text: &str, inside_tmux: bool) -> String {
+pub(crate) fn osc52(text: &str, inside_tmux: bool) -> String {
     let encoded = base64::engine::general_purpose::STANDARD.encode(text.as_bytes());
     let sequence = format!("\x1b]52;c;{encoded}\x07");
     if inside_tmux {
@@ -17,7 +17,7 @@ pub fn osc52(text: &str, inside_tmux: bool) -> String {
 }
 
 /// Whether we run inside tmux.
-pub fn inside_tmux() -> bool {
+pub(crate) fn inside_tmux() -> bool {
     std::env::var_os("TMUX").is_some_and(|v| !v.is_empty())
 }
 

@@ -13,17 +13,17 @@ use std::collections::HashMap;
 
 /// What the header shows, re-read when the database changes.
 #[derive(Debug, Default)]
-pub struct Header {
-    pub counts: Vec<DeviceCount>,
-    pub statuses: Vec<SourceStatus>,
-    pub running: Vec<SyncRun>,
+pub(crate) struct Header {
+    pub(crate) counts: Vec<DeviceCount>,
+    pub(crate) statuses: Vec<SourceStatus>,
+    pub(crate) running: Vec<SyncRun>,
     /// (status, phase) of each run seen so far, to log transitions.
     seen: HashMap<String, (RunStatus, Option<String>)>,
 }
 
 /// The state of one source instance at a glance.
 #[derive(Debug, Clone, PartialEq)]
-pub enum SourceState {
+pub(crate) enum SourceState {
     Never,
     Running { percent: Option<u32> },
     Ok,
@@ -35,7 +35,7 @@ pub enum SourceState {
 impl Header {
     /// Re-reads counts and sync state; returns log lines for runs that started, moved to a new
     /// phase or ended since the last read (by any process).
-    pub fn refresh(&mut self, store: &Store) -> anyhow::Result<Vec<String>> {
+    pub(crate) fn refresh(&mut self, store: &Store) -> anyhow::Result<Vec<String>> {
         self.counts = store.device_counts()?;
         self.statuses = store.source_statuses()?;
         self.running = store.running_runs()?;
@@ -84,7 +84,7 @@ impl Header {
 
     /// The state of every source: configured ones first, in config order, then any others the
     /// database knows.
-    pub fn source_states(
+    pub(crate) fn source_states(
         &self,
         env: &Env,
         now: DateTime<Utc>,
@@ -131,7 +131,7 @@ impl Header {
     }
 
     /// The newest completed sync, as an age.
-    pub fn newest_data(&self, now: DateTime<Utc>) -> Option<String> {
+    pub(crate) fn newest_data(&self, now: DateTime<Utc>) -> Option<String> {
         self.statuses
             .iter()
             .filter(|s| matches!(s.last_sync_status.as_deref(), Some("success" | "partial")))
@@ -140,7 +140,7 @@ impl Header {
             .map(|at| infradeck_core::time::age(at, now))
     }
 
-    pub fn draw(&self, frame: &mut Frame, area: Rect, env: &Env, now: DateTime<Utc>) {
+    pub(crate) fn draw(&self, frame: &mut Frame, area: Rect, env: &Env, now: DateTime<Utc>) {
         let theme = env.theme;
         let total: u64 = self.counts.iter().map(|c| c.count).sum();
         let inactive: u64 = self

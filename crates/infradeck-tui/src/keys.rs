@@ -6,7 +6,7 @@ use crossterm::event::{KeyCode, KeyEvent, KeyModifiers};
 
 /// Something a key asks for. Views interpret the ones in their scopes.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum Action {
+pub(crate) enum Action {
     Quit,
     Back,
     Help,
@@ -54,7 +54,7 @@ pub enum Action {
 
 /// Where a binding applies. A view lists its scopes, most specific first.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum Scope {
+pub(crate) enum Scope {
     Global,
     List,
     Devices,
@@ -67,7 +67,7 @@ pub enum Scope {
 }
 
 impl Scope {
-    pub fn title(self) -> &'static str {
+    pub(crate) fn title(self) -> &'static str {
         match self {
             Scope::Global => "everywhere",
             Scope::List => "lists",
@@ -84,9 +84,9 @@ impl Scope {
 
 /// A key with its modifiers (Shift is folded into the character for letters).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub struct Key {
-    pub code: KeyCode,
-    pub ctrl: bool,
+pub(crate) struct Key {
+    pub(crate) code: KeyCode,
+    pub(crate) ctrl: bool,
 }
 
 const fn k(c: char) -> Key {
@@ -109,17 +109,17 @@ const fn code(code: KeyCode) -> Key {
 
 /// One line of the table.
 #[derive(Debug)]
-pub struct Binding {
-    pub keys: &'static [Key],
+pub(crate) struct Binding {
+    pub(crate) keys: &'static [Key],
     /// How the keys are written in hints and help.
-    pub label: &'static str,
-    pub action: Action,
-    pub scope: Scope,
+    pub(crate) label: &'static str,
+    pub(crate) action: Action,
+    pub(crate) scope: Scope,
     /// The footer word, for the bindings worth a hint.
-    pub hint: Option<&'static str>,
-    pub help: &'static str,
+    pub(crate) hint: Option<&'static str>,
+    pub(crate) help: &'static str,
     /// Writes to the database or a remote system: hidden and refused when read-only.
-    pub writes: bool,
+    pub(crate) writes: bool,
 }
 
 const fn bind(
@@ -151,7 +151,7 @@ const fn writes(binding: Binding) -> Binding {
 use Action as A;
 use Scope as S;
 
-pub static BINDINGS: &[Binding] = &[
+pub(crate) static BINDINGS: &[Binding] = &[
     // Views first, so a view's meaning of a key wins over the list and global meanings.
     bind(
         &[k('s')],
@@ -536,7 +536,7 @@ pub static BINDINGS: &[Binding] = &[
 /// The binding for `event` in the first of `scopes` that binds it, if any.
 /// The binding of a key in these scopes, writes included (the caller refuses those in read-only
 /// mode, saying so, rather than dropping the key).
-pub fn lookup(event: &KeyEvent, scopes: &[Scope]) -> Option<&'static Binding> {
+pub(crate) fn lookup(event: &KeyEvent, scopes: &[Scope]) -> Option<&'static Binding> {
     let ctrl = event.modifiers.contains(KeyModifiers::CONTROL);
     let code = match event.code {
         // Shift+letter arrives as the upper-case letter on most terminals; normalise the rest.
@@ -555,7 +555,7 @@ pub fn lookup(event: &KeyEvent, scopes: &[Scope]) -> Option<&'static Binding> {
 
 /// The footer hints for `scopes`, in table order: only what is `available` now, and no writes
 /// when read-only. A hint is a promise that the key does something.
-pub fn hints(
+pub(crate) fn hints(
     scopes: &[Scope],
     read_only: bool,
     available: &dyn Fn(Action) -> bool,
@@ -577,7 +577,7 @@ pub fn hints(
 
 /// Help rows grouped by scope, the current view's scopes first: every binding, the ones that do
 /// not apply now marked by the caller with their reason.
-pub fn help(scopes: &[Scope]) -> Vec<(Scope, Vec<&'static Binding>)> {
+pub(crate) fn help(scopes: &[Scope]) -> Vec<(Scope, Vec<&'static Binding>)> {
     let mut order: Vec<Scope> = scopes.to_vec();
     for scope in [
         S::Global,

@@ -21,10 +21,10 @@ impl Theme {
         if self.color { colored } else { mono }
     }
 
-    pub fn base(self) -> Style {
+    pub(crate) fn base(self) -> Style {
         Style::default()
     }
-    pub fn title(self) -> Style {
+    pub(crate) fn title(self) -> Style {
         self.pick(
             Style::default()
                 .fg(Color::Cyan)
@@ -32,13 +32,13 @@ impl Theme {
             Style::default().add_modifier(Modifier::BOLD),
         )
     }
-    pub fn header_bar(self) -> Style {
+    pub(crate) fn header_bar(self) -> Style {
         self.pick(
             Style::default().bg(Color::Rgb(30, 40, 60)),
             Style::default(),
         )
     }
-    pub fn selected(self) -> Style {
+    pub(crate) fn selected(self) -> Style {
         self.pick(
             Style::default()
                 .bg(Color::Rgb(45, 70, 110))
@@ -46,7 +46,7 @@ impl Theme {
             Style::default().add_modifier(Modifier::REVERSED),
         )
     }
-    pub fn marked(self) -> Style {
+    pub(crate) fn marked(self) -> Style {
         self.pick(
             Style::default()
                 .fg(Color::Yellow)
@@ -54,7 +54,7 @@ impl Theme {
             Style::default().add_modifier(Modifier::BOLD | Modifier::UNDERLINED),
         )
     }
-    pub fn stale(self) -> Style {
+    pub(crate) fn stale(self) -> Style {
         self.pick(
             Style::default()
                 .fg(Color::DarkGray)
@@ -62,10 +62,10 @@ impl Theme {
             Style::default().add_modifier(Modifier::DIM),
         )
     }
-    pub fn muted(self) -> Style {
+    pub(crate) fn muted(self) -> Style {
         self.pick(Style::default().fg(Color::Gray), Style::default())
     }
-    pub fn key(self) -> Style {
+    pub(crate) fn key(self) -> Style {
         self.pick(
             Style::default()
                 .fg(Color::Yellow)
@@ -73,22 +73,22 @@ impl Theme {
             Style::default().add_modifier(Modifier::BOLD),
         )
     }
-    pub fn ok(self) -> Style {
+    pub(crate) fn ok(self) -> Style {
         self.pick(Style::default().fg(Color::Green), Style::default())
     }
-    pub fn warn(self) -> Style {
+    pub(crate) fn warn(self) -> Style {
         self.pick(
             Style::default().fg(Color::Yellow),
             Style::default().add_modifier(Modifier::BOLD),
         )
     }
-    pub fn error(self) -> Style {
+    pub(crate) fn error(self) -> Style {
         self.pick(
             Style::default().fg(Color::Red).add_modifier(Modifier::BOLD),
             Style::default().add_modifier(Modifier::BOLD | Modifier::UNDERLINED),
         )
     }
-    pub fn running(self) -> Style {
+    pub(crate) fn running(self) -> Style {
         self.pick(
             Style::default()
                 .fg(Color::Cyan)
@@ -96,38 +96,38 @@ impl Theme {
             Style::default().add_modifier(Modifier::BOLD),
         )
     }
-    pub fn added(self) -> Style {
+    pub(crate) fn added(self) -> Style {
         self.pick(
             Style::default().fg(Color::Green),
             Style::default().add_modifier(Modifier::BOLD),
         )
     }
-    pub fn removed(self) -> Style {
+    pub(crate) fn removed(self) -> Style {
         self.pick(
             Style::default().fg(Color::Red),
             Style::default().add_modifier(Modifier::DIM | Modifier::CROSSED_OUT),
         )
     }
     /// The changed words inside a changed line.
-    pub fn added_word(self) -> Style {
+    pub(crate) fn added_word(self) -> Style {
         self.pick(
             Style::default().fg(Color::Black).bg(Color::Green),
             Style::default().add_modifier(Modifier::BOLD | Modifier::REVERSED),
         )
     }
-    pub fn removed_word(self) -> Style {
+    pub(crate) fn removed_word(self) -> Style {
         self.pick(
             Style::default().fg(Color::Black).bg(Color::Red),
             Style::default().add_modifier(Modifier::REVERSED),
         )
     }
-    pub fn hunk(self) -> Style {
+    pub(crate) fn hunk(self) -> Style {
         self.pick(
             Style::default().fg(Color::Magenta),
             Style::default().add_modifier(Modifier::ITALIC),
         )
     }
-    pub fn conflict(self) -> Style {
+    pub(crate) fn conflict(self) -> Style {
         self.pick(
             Style::default()
                 .fg(Color::LightRed)
@@ -135,13 +135,13 @@ impl Theme {
             Style::default().add_modifier(Modifier::BOLD | Modifier::UNDERLINED),
         )
     }
-    pub fn search_match(self) -> Style {
+    pub(crate) fn search_match(self) -> Style {
         self.pick(
             Style::default().fg(Color::Black).bg(Color::Yellow),
             Style::default().add_modifier(Modifier::REVERSED | Modifier::UNDERLINED),
         )
     }
-    pub fn gauge(self) -> Style {
+    pub(crate) fn gauge(self) -> Style {
         self.pick(
             Style::default().fg(Color::Cyan).bg(Color::Rgb(30, 30, 30)),
             Style::default().add_modifier(Modifier::BOLD),

@@ -37,7 +37,7 @@ pub struct ApplyReport {
     pub conflicts: usize,
     pub failed: usize,
     /// Taken by another process, or not in a state this run handles.
-    pub skipped: usize,
+    pub(crate) skipped: usize,
     /// Items this run would write (approved, or left failed or half-done by an earlier run).
     pub eligible: usize,
     /// Write requests sent to NetBox.
@@ -1531,7 +1531,10 @@ impl<'a> Net<'a> {
 
 /// For each VM id: its interfaces, and the MAC and IP address objects on them, as NetBox has
 /// them (three list requests for all of them): what NetBox deletes with the VM.
-pub async fn cascade_of(client: &NetboxClient, vms: &[i64]) -> Result<HashMap<i64, Value>, String> {
+pub(crate) async fn cascade_of(
+    client: &NetboxClient,
+    vms: &[i64],
+) -> Result<HashMap<i64, Value>, String> {
     let by = |key: &'static str, ids: &[i64]| -> Vec<(&'static str, String)> {
         ids.iter().map(|id| (key, id.to_string())).collect()
     };

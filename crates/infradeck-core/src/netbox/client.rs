@@ -11,7 +11,7 @@ use std::time::Duration;
 
 /// How a write went wrong.
 #[derive(Debug, thiserror::Error)]
-pub enum WriteError {
+pub(crate) enum WriteError {
     /// NetBox changed the object since it was read (HTTP 412 on `If-Match`).
     #[error("NetBox changed {url} since it was read (412 Precondition Failed)")]
     Changed { url: String },
@@ -29,7 +29,7 @@ pub enum WriteError {
 
 /// How a bulk write went wrong.
 #[derive(Debug)]
-pub enum BulkError {
+pub(crate) enum BulkError {
     /// An object's ETag was not among those sent (HTTP 412): nothing was written.
     Changed,
     /// NetBox refused the list (HTTP 400/409) and wrote nothing; `entries` names the objects it
@@ -45,7 +45,7 @@ pub enum BulkError {
 
 /// Which object of a bulk request an error is about.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
-pub enum BulkEntry {
+pub(crate) enum BulkEntry {
     Index(usize),
     Id(i64),
 }
@@ -77,19 +77,19 @@ fn bulk_errors(body: &Value) -> Vec<(BulkEntry, String)> {
 
 /// A write that NetBox accepted.
 #[derive(Debug, Clone)]
-pub struct Written {
+pub(crate) struct Written {
     /// The object as NetBox returned it (`Null` for a delete).
-    pub object: Value,
+    pub(crate) object: Value,
     /// NetBox's `X-Request-ID`, which its change log records.
-    pub request_id: Option<String>,
+    pub(crate) request_id: Option<String>,
 }
 
 pub struct NetboxClient {
     http: SourceClient,
     token: Secret,
-    pub tag: String,
+    pub(crate) tag: String,
     /// The site clusters are scoped to, by name (`[netbox] site`).
-    pub site: Option<String>,
+    pub(crate) site: Option<String>,
 }
 
 impl std::fmt::Debug for NetboxClient {
@@ -119,7 +119,7 @@ impl NetboxClient {
         })
     }
 
-    pub fn base_url(&self) -> &str {
+    pub(crate) fn base_url(&self) -> &str {
         &self.http.base_url
     }
 
@@ -148,7 +148,7 @@ impl NetboxClient {
     /// earlier page is deleted while we read, and the object at the page boundary would be
     /// missed — and a plan would then propose creating it again. `next` (null on the last page)
     /// says whether more remain, whatever page size `MAX_PAGE_SIZE` allows.
-    pub async fn list(
+    pub(crate) async fn list(
         &self,
         endpoint: &str,
         query: &[(&str, String)],
@@ -197,7 +197,7 @@ impl NetboxClient {
     }
 
     /// One object and its `ETag`; `None` when NetBox no longer has it.
-    pub async fn get(
+    pub(crate) async fn get(
         &self,
         endpoint: &str,
         id: i64,
@@ -274,12 +274,12 @@ impl NetboxClient {
         }
     }
 
-    pub async fn create(&self, endpoint: &str, body: &Value) -> Result<Written, WriteError> {
+    pub(crate) async fn create(&self, endpoint: &str, body: &Value) -> Result<Written, WriteError> {
         self.write(Method::POST, &format!("/api/{endpoint}/"), Some(body), None)
             .await
     }
 
-    pub async fn update(
+    pub(crate) async fn update(
         &self,
         endpoint: &str,
         id: i64,
@@ -295,7 +295,7 @@ impl NetboxClient {
         .await
     }
 
-    pub async fn delete(
+    pub(crate) async fn delete(
         &self,
         endpoint: &str,
         id: i64,
@@ -313,7 +313,7 @@ impl NetboxClient {
     /// Whether NetBox accepts the token, asked before anything is claimed: a wrong token must
     /// not leave a batch's items claimed and failed one by one. `/api/status/` authenticates
     /// any token sent (an invalid one is a 403 even where the endpoint is public).
-    pub async fn check_auth(&self) -> Result<(), SourceError> {
+    pub(crate) async fn check_auth(&self) -> Result<(), SourceError> {
         let headers = self.headers(None);
         let answer = self
             .http
@@ -332,7 +332,7 @@ impl NetboxClient {
     /// One bulk write to a list endpoint: a JSON list, one transaction in NetBox. `if_match`
     /// carries the ETags of every object written (NetBox 4.7 checks each object's ETag is among
     /// them, under a row lock).
-    pub async fn bulk(
+    pub(crate) async fn bulk(
         &self,
         method: Method,
         endpoint: &str,
@@ -394,7 +394,7 @@ impl NetboxClient {
     }
 
     /// The URL a request to `endpoint` (and `id`) goes to, for dry runs.
-    pub fn url_of(&self, endpoint: &str, id: Option<i64>) -> String {
+    pub(crate) fn url_of(&self, endpoint: &str, id: Option<i64>) -> String {
         match id {
             Some(id) => format!("{}/api/{endpoint}/{id}/", self.http.base_url),
             None => format!("{}/api/{endpoint}/", self.http.base_url),

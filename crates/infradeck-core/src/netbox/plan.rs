@@ -18,24 +18,24 @@ use chrono::{DateTime, Utc};
 use serde_json::{Map, Value, json};
 use std::collections::{BTreeMap, HashMap, HashSet};
 
-pub const CLUSTERS: &str = "virtualization/clusters";
-pub const VMS: &str = "virtualization/virtual-machines";
-pub const IFACES: &str = "virtualization/interfaces";
-pub const MACS: &str = "dcim/mac-addresses";
-pub const IPS: &str = "ipam/ip-addresses";
-pub const TAGS: &str = "extras/tags";
-pub const CLUSTER_TYPES: &str = "virtualization/cluster-types";
-pub const SITES: &str = "dcim/sites";
-pub const CLUSTER_TYPE_SLUG: &str = "vmware-vsphere";
+pub(crate) const CLUSTERS: &str = "virtualization/clusters";
+pub(crate) const VMS: &str = "virtualization/virtual-machines";
+pub(crate) const IFACES: &str = "virtualization/interfaces";
+pub(crate) const MACS: &str = "dcim/mac-addresses";
+pub(crate) const IPS: &str = "ipam/ip-addresses";
+pub(crate) const TAGS: &str = "extras/tags";
+pub(crate) const CLUSTER_TYPES: &str = "virtualization/cluster-types";
+pub(crate) const SITES: &str = "dcim/sites";
+pub(crate) const CLUSTER_TYPE_SLUG: &str = "vmware-vsphere";
 const CLUSTER_TYPE_NAME: &str = "VMware vSphere";
 
 /// Every endpoint a plan writes, in write order.
-pub const ENDPOINTS: [&str; 7] = [TAGS, CLUSTER_TYPES, SITES, CLUSTERS, VMS, IFACES, MACS];
+pub(crate) const ENDPOINTS: [&str; 7] = [TAGS, CLUSTER_TYPES, SITES, CLUSTERS, VMS, IFACES, MACS];
 
 /// The order of writes: the tag (everything else carries it), what clusters refer to (cluster
 /// type, site), clusters, then the VMs in them, their interfaces, the MAC objects on those
 /// (deletes go the other way, so the tag goes last, once nothing carries it).
-pub fn rank(endpoint: &str) -> u8 {
+pub(crate) fn rank(endpoint: &str) -> u8 {
     match endpoint {
         TAGS => 0,
         CLUSTER_TYPES | SITES => 1,
@@ -47,7 +47,7 @@ pub fn rank(endpoint: &str) -> u8 {
 }
 
 /// A NetBox slug for a name: lower case, runs of anything but letters and digits as one `-`.
-pub fn slugify(name: &str) -> String {
+pub(crate) fn slugify(name: &str) -> String {
     let mut slug = String::new();
     for c in name.chars() {
         if c.is_alphanumeric() {
@@ -61,7 +61,7 @@ pub fn slugify(name: &str) -> String {
 
 /// A reference NetBox cannot take as a lookup dict (a generic `assigned_object_id`): resolved
 /// at apply time to the id of the one object `endpoint` lists for `query`.
-pub fn lookup(endpoint: &str, query: Value) -> Value {
+pub(crate) fn lookup(endpoint: &str, query: Value) -> Value {
     json!({"$lookup": {"endpoint": endpoint, "query": query}})
 }
 
@@ -86,7 +86,7 @@ pub struct PlanReport {
 }
 
 /// A NetBox object's comparable fields, nested references by name and choices by value.
-pub fn observed(endpoint: &str, object: &Value) -> BTreeMap<String, Value> {
+pub(crate) fn observed(endpoint: &str, object: &Value) -> BTreeMap<String, Value> {
     let mut out = BTreeMap::new();
     let name_of = |v: &Value| v.get("name").cloned().unwrap_or(Value::Null);
     let choice = |v: &Value| v.get("value").cloned().unwrap_or_else(|| v.clone());
@@ -165,7 +165,7 @@ pub fn observed(endpoint: &str, object: &Value) -> BTreeMap<String, Value> {
 }
 
 /// Whether a NetBox object carries `tag` (by slug or name).
-pub fn is_tagged(object: &Value, tag: &str) -> bool {
+pub(crate) fn is_tagged(object: &Value, tag: &str) -> bool {
     object
         .get("tags")
         .and_then(Value::as_array)
@@ -178,7 +178,7 @@ pub fn is_tagged(object: &Value, tag: &str) -> bool {
 }
 
 /// Turns desired fields into a write body: references become lookups by name.
-pub fn write_body(endpoint: &str, fields: &BTreeMap<String, Value>) -> Value {
+pub(crate) fn write_body(endpoint: &str, fields: &BTreeMap<String, Value>) -> Value {
     let mut body = Map::new();
     for (key, value) in fields {
         let written = match (endpoint, key.as_str()) {
@@ -265,15 +265,15 @@ fn item(
 }
 
 /// What the plan needs from the inventory, read before any request goes out.
-pub struct Inventory {
-    pub clusters: Vec<crate::store::Device>,
-    pub vms: Vec<InventoryVm>,
+pub(crate) struct Inventory {
+    pub(crate) clusters: Vec<crate::store::Device>,
+    pub(crate) vms: Vec<InventoryVm>,
     /// (VM device id, adapter name, MAC) of active VMs.
-    pub nics: Vec<(i64, String, Option<String>)>,
+    pub(crate) nics: Vec<(i64, String, Option<String>)>,
 }
 
 impl Inventory {
-    pub fn read(store: &Store) -> anyhow::Result<Inventory> {
+    pub(crate) fn read(store: &Store) -> anyhow::Result<Inventory> {
         Ok(Inventory {
             clusters: store.query_devices(&DeviceQuery {
                 device_type: Some(DeviceType::Cluster),
@@ -288,7 +288,7 @@ impl Inventory {
 }
 
 /// The items NetBox needs, computed from the inventory and what NetBox holds now.
-pub async fn compute(
+pub(crate) async fn compute(
     inventory: &Inventory,
     client: &NetboxClient,
     grace_days: u32,

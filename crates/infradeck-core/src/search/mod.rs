@@ -19,7 +19,7 @@ const BATCH: usize = 64;
 
 /// Splits `text` into chunks of about `size` characters, consecutive chunks sharing `overlap`,
 /// preferring to cut at whitespace.
-pub fn chunk(text: &str, size: usize, overlap: usize) -> Vec<String> {
+pub(crate) fn chunk(text: &str, size: usize, overlap: usize) -> Vec<String> {
     let chars: Vec<char> = text.chars().collect();
     if chars.len() <= size {
         return vec![text.trim().to_string()]

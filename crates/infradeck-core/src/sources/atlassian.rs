@@ -83,7 +83,7 @@ fn atlassian_time(text: Option<&str>) -> Option<String> {
         .map(|t| crate::time::format(t.to_utc()))
 }
 
-pub async fn fetch_confluence(ctx: &FetchContext) -> Result<FetchSummary, SourceError> {
+pub(crate) async fn fetch_confluence(ctx: &FetchContext) -> Result<FetchSummary, SourceError> {
     let auth = Auth::of(ctx)?;
     let since = since(ctx);
     if ctx.source.flavor.as_deref() == Some("cloud") {
@@ -293,7 +293,7 @@ fn kb_record(ctx: &FetchContext, page: &Value) -> KbArticleRecord {
     }
 }
 
-pub async fn fetch_jira(ctx: &FetchContext) -> Result<FetchSummary, SourceError> {
+pub(crate) async fn fetch_jira(ctx: &FetchContext) -> Result<FetchSummary, SourceError> {
     let auth = Auth::of(ctx)?;
     let mut restrictions = Vec::new();
     if !ctx.source.projects.is_empty() {
@@ -440,7 +440,7 @@ fn comment_json(comment: &Value, cloud: bool) -> Value {
 }
 
 /// The text of an Atlassian Document Format node (or a plain string).
-pub fn adf_text(node: &Value) -> String {
+pub(crate) fn adf_text(node: &Value) -> String {
     match node {
         Value::String(s) => s.clone(),
         Value::Object(map) => {

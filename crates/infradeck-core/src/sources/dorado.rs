@@ -44,7 +44,7 @@ fn is_session_error(code: i64) -> bool {
     matches!(code, -401 | -403 | 4_294_967_297)
 }
 
-pub fn running_status(code: &str) -> &'static str {
+pub(crate) fn running_status(code: &str) -> &'static str {
     match code {
         "27" => "online",
         "28" => "offline",
@@ -54,7 +54,7 @@ pub fn running_status(code: &str) -> &'static str {
     }
 }
 
-pub fn health_status(code: &str) -> &'static str {
+pub(crate) fn health_status(code: &str) -> &'static str {
     match code {
         "1" => "normal",
         "2" => "faulty",
@@ -244,7 +244,7 @@ fn sectors(v: &Value) -> Option<i64> {
         .map(|s| s * SECTOR)
 }
 
-pub async fn fetch(ctx: &FetchContext) -> Result<FetchSummary, SourceError> {
+pub(crate) async fn fetch(ctx: &FetchContext) -> Result<FetchSummary, SourceError> {
     ctx.progress.set_phase("connect");
     let dorado = Dorado::login(ctx).await?;
     let result = fetch_with(ctx, &dorado).await;

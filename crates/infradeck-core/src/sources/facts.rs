@@ -16,13 +16,13 @@ use std::collections::BTreeMap;
 /// Compiled volatile-fact patterns: segments lower-cased once, matched without allocating
 /// (this runs for every key of every node's fact tree).
 #[derive(Debug, Clone, PartialEq, Eq)]
-pub struct VolatileFacts {
+pub(crate) struct VolatileFacts {
     patterns: Vec<Vec<String>>,
 }
 
 impl VolatileFacts {
     /// Patterns as written in the config (`memory.*.used*`), vetted by the config loader.
-    pub fn new<S: AsRef<str>>(patterns: &[S]) -> VolatileFacts {
+    pub(crate) fn new<S: AsRef<str>>(patterns: &[S]) -> VolatileFacts {
         VolatileFacts {
             patterns: patterns
                 .iter()
@@ -32,7 +32,7 @@ impl VolatileFacts {
     }
 
     /// Whether the fact at this path (or a tree it is part of) is volatile.
-    pub fn matches(&self, path: &[&str]) -> bool {
+    pub(crate) fn matches(&self, path: &[&str]) -> bool {
         self.patterns.iter().any(|pattern| {
             pattern.len() <= path.len()
                 && pattern
@@ -43,7 +43,7 @@ impl VolatileFacts {
     }
 
     /// Removes every volatile subtree from a typed fact tree.
-    pub fn strip(&self, tree: &mut Value) {
+    pub(crate) fn strip(&self, tree: &mut Value) {
         let live: Vec<&[String]> = self.patterns.iter().map(Vec::as_slice).collect();
         strip_at(tree, &live);
     }
@@ -107,7 +107,7 @@ fn glob_matches(glob: &str, text: &str) -> bool {
 
 /// Top-level facts as stored text: strings as they are, other values as JSON. A null fact
 /// (Facter's "could not resolve") is left out rather than stored as the text `null`.
-pub fn top_level_texts(tree: &Value) -> BTreeMap<String, String> {
+pub(crate) fn top_level_texts(tree: &Value) -> BTreeMap<String, String> {
     let mut facts = BTreeMap::new();
     if let Some(map) = tree.as_object() {
         for (name, value) in map {
@@ -120,7 +120,7 @@ pub fn top_level_texts(tree: &Value) -> BTreeMap<String, String> {
 }
 
 /// One fact value as stored text; `None` for null.
-pub fn fact_text(value: &Value) -> Option<String> {
+pub(crate) fn fact_text(value: &Value) -> Option<String> {
     match value {
         Value::Null => None,
         Value::String(s) => Some(s.clone()),

@@ -19,7 +19,7 @@ const PER_PAGE: usize = 100;
 /// A host whose last Puppet report is older than this is `stale`.
 const STALE_AFTER_HOURS: i64 = 24;
 
-pub async fn fetch(ctx: &FetchContext) -> Result<FetchSummary, SourceError> {
+pub(crate) async fn fetch(ctx: &FetchContext) -> Result<FetchSummary, SourceError> {
     let (user, password) = ctx.required_password()?;
     let auth = RequestParts {
         basic: Some((&user, &password)),

@@ -92,16 +92,11 @@ impl SourceError {
     /// that is not the JSON expected, an error the API reported), not the source as a whole:
     /// a connector may skip that object and go on (the run then ends `partial` and sweeps
     /// nothing). Unreachable, timed-out, unauthorized or cancelled requests are the source's.
-    pub fn is_item_level(&self) -> bool {
+    pub(crate) fn is_item_level(&self) -> bool {
         matches!(
             self,
             SourceError::Status { .. } | SourceError::Decode { .. } | SourceError::Api { .. }
         )
-    }
-
-    /// Whether the failure is the session's (the connector may log in again once).
-    pub fn is_unauthorized(&self) -> bool {
-        matches!(self, SourceError::Unauthorized { .. })
     }
 }
 
@@ -128,7 +123,7 @@ pub struct SourceClient {
     client: reqwest::Client,
     /// `kind/id`, used in every error and log line.
     pub name: String,
-    pub base_url: String,
+    pub(crate) base_url: String,
     limiter: Arc<Semaphore>,
     retry: RetryPolicy,
     timeout: Duration,
@@ -140,24 +135,24 @@ pub struct SourceClient {
 /// What a request sends, beyond method and URL.
 #[derive(Default)]
 pub struct RequestParts<'a> {
-    pub query: &'a [(&'a str, String)],
-    pub headers: &'a [(&'a str, String)],
-    pub json: Option<&'a serde_json::Value>,
+    pub(crate) query: &'a [(&'a str, String)],
+    pub(crate) headers: &'a [(&'a str, String)],
+    pub(crate) json: Option<&'a serde_json::Value>,
     /// A body that is not JSON: its content type and bytes (vCenter's SOAP envelopes).
-    pub body: Option<(&'a str, &'a [u8])>,
-    pub basic: Option<(&'a str, &'a Secret)>,
-    pub bearer: Option<&'a Secret>,
+    pub(crate) body: Option<(&'a str, &'a [u8])>,
+    pub(crate) basic: Option<(&'a str, &'a Secret)>,
+    pub(crate) bearer: Option<&'a Secret>,
     /// Statuses that are this request's answer, not a passing failure: never retried (vCenter's
     /// 503 on guest data means "VMware Tools not ready", and asking again does not change it).
-    pub answers: &'a [u16],
+    pub(crate) answers: &'a [u16],
 }
 
 /// A response read completely.
 pub struct Answer {
     pub status: StatusCode,
-    pub headers: reqwest::header::HeaderMap,
-    pub body: bytes::Bytes,
-    pub url: String,
+    pub(crate) headers: reqwest::header::HeaderMap,
+    pub(crate) body: bytes::Bytes,
+    pub(crate) url: String,
 }
 
 impl SourceClient {
@@ -198,7 +193,7 @@ impl SourceClient {
 
     /// Shows waits for a rate limit in this progress's phase ("waiting 30 s: rate limited by
     /// puppetdb/prod"), so nobody watches a sync that seems to hang.
-    pub fn show_waits_in(&self, progress: Arc<crate::sources::Progress>) {
+    pub(crate) fn show_waits_in(&self, progress: Arc<crate::sources::Progress>) {
         let _ = self.waits_shown_in.set(progress);
     }
 
@@ -208,7 +203,7 @@ impl SourceClient {
     }
 
     /// `path` relative to the base URL, or an absolute URL left as is.
-    pub fn url(&self, path: &str) -> String {
+    pub(crate) fn url(&self, path: &str) -> String {
         if path.starts_with("http://") || path.starts_with("https://") {
             path.to_string()
         } else {
@@ -383,7 +378,7 @@ impl SourceClient {
     }
 
     /// A 2xx answer or the matching error: 401/403 become [`SourceError::Unauthorized`].
-    pub fn expect_success(&self, answer: Answer) -> Result<Answer, SourceError> {
+    pub(crate) fn expect_success(&self, answer: Answer) -> Result<Answer, SourceError> {
         if answer.status.is_success() {
             return Ok(answer);
         }
@@ -407,7 +402,7 @@ impl SourceClient {
     }
 
     /// Parses a whole body as JSON, naming source and URL when it is not (a truncated stream).
-    pub fn decode<T: DeserializeOwned>(&self, answer: &Answer) -> Result<T, SourceError> {
+    pub(crate) fn decode<T: DeserializeOwned>(&self, answer: &Answer) -> Result<T, SourceError> {
         serde_json::from_slice(&answer.body).map_err(|e| SourceError::Decode {
             source_name: self.name.clone(),
             url: answer.url.clone(),
@@ -416,7 +411,7 @@ impl SourceClient {
     }
 
     /// GET, require success, decode JSON.
-    pub async fn get_json<T: DeserializeOwned>(
+    pub(crate) async fn get_json<T: DeserializeOwned>(
         &self,
         path: &str,
         parts: &RequestParts<'_>,
@@ -427,7 +422,7 @@ impl SourceClient {
     }
 
     /// An error that is about the API's own error body.
-    pub fn api_error(&self, url: &str, detail: impl Into<String>) -> SourceError {
+    pub(crate) fn api_error(&self, url: &str, detail: impl Into<String>) -> SourceError {
         SourceError::Api {
             source_name: self.name.clone(),
             url: url.to_string(),
@@ -479,7 +474,7 @@ fn is_retryable_status(status: StatusCode) -> bool {
 }
 
 /// `Retry-After` as seconds or an HTTP date; `None` when absent or unreadable.
-pub fn retry_after(headers: &reqwest::header::HeaderMap) -> Option<Duration> {
+pub(crate) fn retry_after(headers: &reqwest::header::HeaderMap) -> Option<Duration> {
     let value = headers
         .get(reqwest::header::RETRY_AFTER)?
         .to_str()

@@ -5,18 +5,18 @@
 //! needs to know about the stored state (for example which Oxidized versions are already stored)
 //! arrives as [`Hints`].
 
-pub mod atlassian;
-pub mod dorado;
-pub mod facts;
-pub mod foreman;
-pub mod html;
+pub(crate) mod atlassian;
+pub(crate) mod dorado;
+pub(crate) mod facts;
+pub(crate) mod foreman;
+pub(crate) mod html;
 pub mod http;
 pub mod netapp;
 pub mod netparse;
 pub mod oxidized;
-pub mod puppetdb;
-pub mod vcenter;
-pub mod vcenter_soap;
+pub(crate) mod puppetdb;
+pub(crate) mod vcenter;
+pub(crate) mod vcenter_soap;
 pub mod vim25;
 
 use crate::config::{Secret, SourceConfig};
@@ -33,13 +33,13 @@ use tokio_util::sync::CancellationToken;
 
 /// A config version to store for a device, oldest first within a bundle.
 #[derive(Debug, Clone, PartialEq)]
-pub struct ConfigRecord {
-    pub text: String,
+pub(crate) struct ConfigRecord {
+    pub(crate) text: String,
     /// When the source retrieved this version (Oxidized's commit time).
-    pub retrieved_at: String,
+    pub(crate) retrieved_at: String,
     /// This is the newest stored version fetched again to check it: when its text differs
     /// (the stored one was cut short), it replaces the stored text instead of adding a version.
-    pub verifies_newest: bool,
+    pub(crate) verifies_newest: bool,
 }
 
 /// A device and everything the source knows about it.
@@ -51,13 +51,13 @@ pub struct DeviceBundle {
     pub interfaces: Option<Vec<InterfaceRecord>>,
     /// When true, guest data was unavailable (VMware Tools not running): keep the stored IP
     /// addresses instead of recording that they vanished.
-    pub ips_unknown: bool,
+    pub(crate) ips_unknown: bool,
     /// When true, the snapshots could not be read (vCenter's SOAP API failed): keep the stored
     /// snapshots and their size instead of recording that they vanished.
-    pub snapshots_unknown: bool,
+    pub(crate) snapshots_unknown: bool,
     /// `None`: the source does not report facts.
-    pub facts: Option<BTreeMap<String, String>>,
-    pub configs: Vec<ConfigRecord>,
+    pub(crate) facts: Option<BTreeMap<String, String>>,
+    pub(crate) configs: Vec<ConfigRecord>,
     /// [`Self::content_fingerprint`], set by [`FetchContext::emit`] on the connector's task so
     /// that the one writer thread does not pay for it; `None`: the reconciler computes it.
     pub fingerprint: Option<i64>,
@@ -122,9 +122,9 @@ impl std::hash::Hasher for ShaFeed {
 #[derive(Debug, Clone, PartialEq)]
 pub struct LinkRecord {
     pub parent: String,
-    pub child: String,
-    pub relationship_type: RelationshipType,
-    pub metadata: serde_json::Value,
+    pub(crate) child: String,
+    pub(crate) relationship_type: RelationshipType,
+    pub(crate) metadata: serde_json::Value,
 }
 
 /// What a connector produces.
@@ -140,7 +140,7 @@ pub enum Item {
 
 /// Shared progress counters a connector updates and the engine reports.
 #[derive(Debug, Default)]
-pub struct Progress {
+pub(crate) struct Progress {
     phase: std::sync::Mutex<String>,
     done: AtomicU64,
     /// 0: unknown.
@@ -148,54 +148,54 @@ pub struct Progress {
 }
 
 impl Progress {
-    pub fn set_phase(&self, phase: &str) {
+    pub(crate) fn set_phase(&self, phase: &str) {
         *self.phase.lock().unwrap_or_else(|e| e.into_inner()) = phase.to_string();
     }
 
-    pub fn phase(&self) -> String {
+    pub(crate) fn phase(&self) -> String {
         self.phase.lock().unwrap_or_else(|e| e.into_inner()).clone()
     }
 
-    pub fn set_total(&self, total: u64) {
+    pub(crate) fn set_total(&self, total: u64) {
         self.total.store(total, Ordering::Relaxed);
     }
 
-    pub fn add_total(&self, more: u64) {
+    pub(crate) fn add_total(&self, more: u64) {
         self.total.fetch_add(more, Ordering::Relaxed);
     }
 
-    pub fn total(&self) -> Option<u64> {
+    pub(crate) fn total(&self) -> Option<u64> {
         Some(self.total.load(Ordering::Relaxed)).filter(|t| *t > 0)
     }
 
-    pub fn inc(&self) {
+    pub(crate) fn inc(&self) {
         self.done.fetch_add(1, Ordering::Relaxed);
     }
 
-    pub fn done(&self) -> u64 {
+    pub(crate) fn done(&self) -> u64 {
         self.done.load(Ordering::Relaxed)
     }
 }
 
 /// What the connector may know about stored state, prepared by the engine from the store.
 #[derive(Debug, Clone, Default)]
-pub struct Hints {
+pub(crate) struct Hints {
     /// Per source id, the metadata JSON currently stored.
-    pub metadata: HashMap<String, serde_json::Value>,
+    pub(crate) metadata: HashMap<String, serde_json::Value>,
     /// When the last successful run of this source instance started (database format), for
     /// sources that can fetch only what changed since.
-    pub last_success_start: Option<String>,
+    pub(crate) last_success_start: Option<String>,
     /// The source ids of this instance's active devices, for connectors that read by offset
     /// and must confirm that a record they did not list is really gone
     /// ([`confirms_missed_devices`]).
-    pub active_ids: std::collections::HashSet<String>,
+    pub(crate) active_ids: std::collections::HashSet<String>,
     /// The source ids of this instance's stored volumes, for the same check on volumes.
-    pub volume_ids: std::collections::HashSet<String>,
+    pub(crate) volume_ids: std::collections::HashSet<String>,
 }
 
 /// Whether a connector reads [`Hints::metadata`]. Loading it parses the metadata of every device
 /// of the source, which a 100,000-VM vCenter run would pay for nothing.
-pub fn reads_stored_metadata(kind: SourceKind) -> bool {
+pub(crate) fn reads_stored_metadata(kind: SourceKind) -> bool {
     kind == SourceKind::Oxidized
 }
 
@@ -204,31 +204,31 @@ pub fn reads_stored_metadata(kind: SourceKind) -> bool {
 /// `>` on `certname`, so no keyset), and a node deactivated on an earlier page while the run
 /// reads shifts every later row: the listing alone would make the sweep mark an active node
 /// inactive.
-pub fn confirms_missed_devices(kind: SourceKind) -> bool {
+pub(crate) fn confirms_missed_devices(kind: SourceKind) -> bool {
     kind == SourceKind::Puppetdb
 }
 
 /// The same for volumes ([`Hints::volume_ids`]): Huawei Dorado lists LUNs by `range` (an
 /// offset) with no key to page by, so each stored LUN the listing missed is read by id.
-pub fn confirms_missed_volumes(kind: SourceKind) -> bool {
+pub(crate) fn confirms_missed_volumes(kind: SourceKind) -> bool {
     kind == SourceKind::Dorado
 }
 
 /// Everything a connector needs for one run.
-pub struct FetchContext {
-    pub source: SourceConfig,
-    pub client: SourceClient,
-    pub sink: mpsc::Sender<Item>,
-    pub progress: Arc<Progress>,
-    pub cancel: CancellationToken,
-    pub hints: Hints,
+pub(crate) struct FetchContext {
+    pub(crate) source: SourceConfig,
+    pub(crate) client: SourceClient,
+    pub(crate) sink: mpsc::Sender<Item>,
+    pub(crate) progress: Arc<Progress>,
+    pub(crate) cancel: CancellationToken,
+    pub(crate) hints: Hints,
     /// The run's start, for staleness judgements.
-    pub now: chrono::DateTime<chrono::Utc>,
+    pub(crate) now: chrono::DateTime<chrono::Utc>,
 }
 
 /// The stored source ids a listing did not return, in order: the ones to confirm with the
 /// source before the sweep may touch them.
-pub fn missed_by_listing<'a>(
+pub(crate) fn missed_by_listing<'a>(
     stored: &'a std::collections::HashSet<String>,
     listed: &std::collections::HashSet<String>,
 ) -> Vec<&'a String> {
@@ -239,7 +239,7 @@ pub fn missed_by_listing<'a>(
 
 /// Details of single items that could not be read, for the run's message: a count and the
 /// first few errors (each names the source and the URL of the item).
-pub fn item_failures_note(what: &str, failures: &[String]) -> Option<String> {
+pub(crate) fn item_failures_note(what: &str, failures: &[String]) -> Option<String> {
     const SHOWN: usize = 3;
     if failures.is_empty() {
         return None;
@@ -261,23 +261,23 @@ pub fn item_failures_note(what: &str, failures: &[String]) -> Option<String> {
 }
 
 /// Joins the notes of one run.
-pub fn join_notes(notes: impl IntoIterator<Item = Option<String>>) -> Option<String> {
+pub(crate) fn join_notes(notes: impl IntoIterator<Item = Option<String>>) -> Option<String> {
     let notes: Vec<String> = notes.into_iter().flatten().collect();
     (!notes.is_empty()).then(|| notes.join("; "))
 }
 
 /// How a fetch ended when it did not fail.
 #[derive(Debug, Clone, PartialEq)]
-pub struct FetchSummary {
+pub(crate) struct FetchSummary {
     /// Everything was listed and fetched: the run may sweep.
-    pub complete: bool,
+    pub(crate) complete: bool,
     /// Why not complete, or anything the user should know.
-    pub note: Option<String>,
+    pub(crate) note: Option<String>,
 }
 
 impl FetchContext {
     /// Sends one item to the reconciler; fails only when the run is being torn down.
-    pub async fn emit(&self, mut item: Item) -> Result<(), SourceError> {
+    pub(crate) async fn emit(&self, mut item: Item) -> Result<(), SourceError> {
         if let Item::Device(bundle) = &mut item {
             bundle.fingerprint = Some(bundle.content_fingerprint());
         }
@@ -290,7 +290,7 @@ impl FetchContext {
     }
 
     /// An error if the run was cancelled.
-    pub fn check_cancelled(&self) -> Result<(), SourceError> {
+    pub(crate) fn check_cancelled(&self) -> Result<(), SourceError> {
         if self.cancel.is_cancelled() {
             Err(SourceError::Cancelled {
                 source_name: self.client.name.clone(),
@@ -301,7 +301,7 @@ impl FetchContext {
     }
 
     /// The source's password (or token), read now.
-    pub fn secret(&self, which: SecretKind) -> Result<Option<Secret>, SourceError> {
+    pub(crate) fn secret(&self, which: SecretKind) -> Result<Option<Secret>, SourceError> {
         let reference = match which {
             SecretKind::Password => &self.source.password,
             SecretKind::Token => &self.source.token,
@@ -317,7 +317,7 @@ impl FetchContext {
     }
 
     /// The password a login-based source requires.
-    pub fn required_password(&self) -> Result<(String, Secret), SourceError> {
+    pub(crate) fn required_password(&self) -> Result<(String, Secret), SourceError> {
         let setup = |detail: &str| SourceError::Setup {
             source_name: self.client.name.clone(),
             detail: detail.to_string(),
@@ -335,13 +335,13 @@ impl FetchContext {
 }
 
 #[derive(Debug, Clone, Copy)]
-pub enum SecretKind {
+pub(crate) enum SecretKind {
     Password,
     Token,
 }
 
 /// Runs the connector for the source's kind.
-pub async fn fetch(ctx: &FetchContext) -> Result<FetchSummary, SourceError> {
+pub(crate) async fn fetch(ctx: &FetchContext) -> Result<FetchSummary, SourceError> {
     match ctx.source.kind {
         SourceKind::Vcenter => vcenter::fetch(ctx).await,
         SourceKind::Foreman => foreman::fetch(ctx).await,
@@ -354,7 +354,7 @@ pub async fn fetch(ctx: &FetchContext) -> Result<FetchSummary, SourceError> {
     }
 }
 
-pub use crate::model::{normalize_mac, short_hostname};
+pub(crate) use crate::model::{normalize_mac, short_hostname};
 
 #[cfg(test)]
 mod tests {

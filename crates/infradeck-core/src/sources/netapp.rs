@@ -46,7 +46,7 @@ fn size(v: &Value) -> Option<i64> {
         .or_else(|| v.as_str().and_then(|s| s.parse().ok()))
 }
 
-pub async fn fetch(ctx: &FetchContext) -> Result<FetchSummary, SourceError> {
+pub(crate) async fn fetch(ctx: &FetchContext) -> Result<FetchSummary, SourceError> {
     let (user, password) = ctx.required_password()?;
     let auth = (user.as_str(), &password);
     ctx.progress.set_phase("connect");

@@ -6,7 +6,7 @@ use crate::model::InterfaceRecord;
 use serde_json::json;
 
 /// Parses the interfaces of a config in the style of `model` (Oxidized's class name).
-pub fn parse_interfaces(model: &str, config: &str) -> Vec<InterfaceRecord> {
+pub(crate) fn parse_interfaces(model: &str, config: &str) -> Vec<InterfaceRecord> {
     let junos = model.eq_ignore_ascii_case("junos")
         || config
             .lines()

@@ -16,7 +16,7 @@ use futures::StreamExt;
 use reqwest::Method;
 use serde_json::{Value, json};
 
-pub async fn fetch(ctx: &FetchContext) -> Result<FetchSummary, SourceError> {
+pub(crate) async fn fetch(ctx: &FetchContext) -> Result<FetchSummary, SourceError> {
     let password = ctx.secret(super::SecretKind::Password)?;
     let user = ctx.source.username.clone().unwrap_or_default();
     let auth = password.as_ref().map(|p| (user.as_str(), p));

@@ -45,7 +45,7 @@ fn confirm_batches<'a>(missed: &[&'a String]) -> Vec<Vec<&'a String>> {
 /// listed. So every stored active node the listing missed is asked about by name, in batches;
 /// those PuppetDB still has active are fetched and kept, and only the rest — deactivated,
 /// expired or purged — are left for the sweep.
-pub async fn fetch(ctx: &FetchContext) -> Result<FetchSummary, SourceError> {
+pub(crate) async fn fetch(ctx: &FetchContext) -> Result<FetchSummary, SourceError> {
     let token = ctx.secret(super::SecretKind::Token)?;
     let headers: Vec<(&str, String)> = token
         .iter()

@@ -203,13 +203,9 @@ impl<'a> Session<'a> {
     }
 }
 
-/// A JSON value for an error message, cut at 80 characters (not bytes: text may be multibyte).
+/// A JSON value for an error message, cut at 80 characters.
 fn short(v: &Value) -> String {
-    let text = v.to_string();
-    match text.char_indices().nth(80) {
-        Some((cut, _)) => format!("{}…", &text[..cut]),
-        None => text,
-    }
+    crate::text::clip_chars(&v.to_string(), 80).into_owned()
 }
 
 fn record(
@@ -239,7 +235,7 @@ fn hosts_link(parent: &str, child: &str) -> Item {
 }
 
 /// Fetches the whole inventory of one vCenter.
-pub async fn fetch(ctx: &FetchContext) -> Result<FetchSummary, SourceError> {
+pub(crate) async fn fetch(ctx: &FetchContext) -> Result<FetchSummary, SourceError> {
     ctx.progress.set_phase("connect");
     let session = Session::login(ctx).await?;
     let result = fetch_with(ctx, &session).await;

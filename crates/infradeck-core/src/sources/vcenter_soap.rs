@@ -13,39 +13,39 @@ use std::collections::HashMap;
 
 /// A VM's snapshots as `vms.snapshots` stores them, and their size.
 #[derive(Debug, Clone, PartialEq)]
-pub struct Snapshots {
+pub(crate) struct Snapshots {
     /// One object per snapshot, depth first (parents before children): name, description, id,
     /// moid, created, state, quiesced, parent (the parent's id), current.
-    pub list: Value,
+    pub(crate) list: Value,
     /// Delta disks, memory and state files of the snapshots, from `layoutEx`; `None` when vCenter
     /// sent no layout.
-    pub size_bytes: Option<i64>,
+    pub(crate) size_bytes: Option<i64>,
 }
 
 /// A host's physical NIC and what it is plugged into.
 #[derive(Debug, Clone, PartialEq)]
-pub struct Uplink {
-    pub interface: InterfaceRecord,
+pub(crate) struct Uplink {
+    pub(crate) interface: InterfaceRecord,
     /// The switch and port its CDP or LLDP neighbour announces.
     pub neighbour: Option<Neighbour>,
 }
 
 #[derive(Debug, Clone, PartialEq)]
-pub struct Neighbour {
+pub(crate) struct Neighbour {
     /// `cdp` or `lldp`.
-    pub protocol: &'static str,
-    pub switch: String,
-    pub port: String,
+    pub(crate) protocol: &'static str,
+    pub(crate) switch: String,
+    pub(crate) port: String,
 }
 
 #[derive(Debug, Default)]
-pub struct SoapInventory {
-    pub snapshots: HashMap<String, Snapshots>,
-    pub uplinks: HashMap<String, Vec<Uplink>>,
+pub(crate) struct SoapInventory {
+    pub(crate) snapshots: HashMap<String, Snapshots>,
+    pub(crate) uplinks: HashMap<String, Vec<Uplink>>,
 }
 
 /// Logs in over SOAP, reads snapshots and host uplinks, logs out.
-pub async fn read(ctx: &FetchContext) -> Result<SoapInventory, SourceError> {
+pub(crate) async fn read(ctx: &FetchContext) -> Result<SoapInventory, SourceError> {
     let (user, password) = ctx.required_password()?;
     let soap = Soap::login(&ctx.client, &user, &password).await?;
     let result = read_with(ctx, &soap).await;

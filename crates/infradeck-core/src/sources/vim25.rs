@@ -22,22 +22,22 @@ const SOAP_ACTION: &str = "urn:vim25/7.0.2.0";
 
 /// The managed objects every session starts from.
 #[derive(Debug, Clone)]
-pub struct ServiceContent {
-    pub root_folder: String,
-    pub property_collector: String,
-    pub view_manager: String,
-    pub session_manager: String,
+pub(crate) struct ServiceContent {
+    pub(crate) root_folder: String,
+    pub(crate) property_collector: String,
+    pub(crate) view_manager: String,
+    pub(crate) session_manager: String,
 }
 
 /// One object and the properties asked for (absent when unset).
 #[derive(Debug, Clone)]
 pub struct ObjectContent {
     pub moid: String,
-    pub properties: Vec<(String, Element)>,
+    pub(crate) properties: Vec<(String, Element)>,
 }
 
 impl ObjectContent {
-    pub fn get(&self, path: &str) -> Option<&Element> {
+    pub(crate) fn get(&self, path: &str) -> Option<&Element> {
         self.properties
             .iter()
             .find(|(name, _)| name == path)
@@ -159,10 +159,6 @@ impl<'a> Soap<'a> {
         };
         soap.create_session().await?;
         Ok(soap)
-    }
-
-    pub fn content(&self) -> &ServiceContent {
-        &self.content
     }
 
     fn url(&self) -> String {
@@ -404,7 +400,10 @@ impl<'a> Soap<'a> {
     }
 
     /// CDP/LLDP hints of a host's physical NICs (`QueryNetworkHint` on its network system).
-    pub async fn network_hints(&self, network_system: &str) -> Result<Vec<Element>, SourceError> {
+    pub(crate) async fn network_hints(
+        &self,
+        network_system: &str,
+    ) -> Result<Vec<Element>, SourceError> {
         let body = format!(
             "<QueryNetworkHint xmlns=\"urn:vim25\">{}</QueryNetworkHint>",
             moref("_this", "HostNetworkSystem", network_system)

@@ -39,7 +39,7 @@ pub struct Review<'a> {
 #[derive(Debug, Clone, PartialEq, Serialize)]
 pub struct Batch {
     pub batch_id: String,
-    pub netbox_url: Option<String>,
+    pub(crate) netbox_url: Option<String>,
     pub planned_at: Option<String>,
     pub planned_by: Option<String>,
     pub state: Option<String>,
@@ -59,7 +59,7 @@ pub struct Batch {
 #[derive(Debug, Clone, PartialEq, Serialize)]
 pub struct ApprovalItem {
     pub id: i64,
-    pub sync_batch_id: String,
+    pub(crate) sync_batch_id: String,
     pub device_id: Option<i64>,
     pub device_name: Option<String>,
     pub action: ApprovalAction,
@@ -68,8 +68,8 @@ pub struct ApprovalItem {
     pub proposed_changes: Option<String>,
     pub approval_status: ApprovalStatus,
     pub approved_by: Option<String>,
-    pub approved_at: Option<String>,
-    pub applied_at: Option<String>,
+    pub(crate) approved_at: Option<String>,
+    pub(crate) applied_at: Option<String>,
     pub rollback_data: Option<String>,
     pub review_comment: Option<String>,
 }

@@ -28,7 +28,7 @@ pub struct NewHistory<'a> {
 #[derive(Debug, Clone, PartialEq, Serialize)]
 pub struct HistoryEntry {
     pub id: i64,
-    pub sync_id: String,
+    pub(crate) sync_id: String,
     pub source_system: String,
     pub source_identifier: Option<String>,
     pub operation: Option<String>,
@@ -39,7 +39,7 @@ pub struct HistoryEntry {
     pub new_value: Option<String>,
     pub performed_by: Option<String>,
     pub performed_at: Option<String>,
-    pub metadata: Option<String>,
+    pub(crate) metadata: Option<String>,
 }
 
 /// The outcome of one sync of a source instance, for `sync_metadata`.
@@ -60,7 +60,7 @@ pub struct RunSummary<'a> {
 /// A `sync_runs` row.
 #[derive(Debug, Clone, PartialEq, Serialize)]
 pub struct SyncRun {
-    pub id: i64,
+    pub(crate) id: i64,
     pub sync_id: String,
     pub source_system: String,
     pub source_identifier: String,
@@ -75,7 +75,7 @@ pub struct SyncRun {
     pub cancel_requested: bool,
     pub started_at: String,
     pub heartbeat_at: String,
-    pub finished_at: Option<String>,
+    pub(crate) finished_at: Option<String>,
     pub pid: Option<i64>,
     pub host: Option<String>,
 }
@@ -240,7 +240,7 @@ impl Writer<'_> {
     /// Ends a `running` run of this source whose process is gone: it ran on `host` (this
     /// machine) and `is_gone(pid)` says its process no longer exists. Its lock is released at
     /// once instead of when its heartbeat goes stale. Returns the run taken over, if any.
-    pub fn end_run_of_dead_process(
+    pub(crate) fn end_run_of_dead_process(
         &self,
         source_system: &str,
         source_identifier: &str,
@@ -423,7 +423,13 @@ impl Writer<'_> {
 
     /// Records every run this process (`pid` on `host`) still has `running` as `cancelled`:
     /// the last step of every way the process ends, so no lock outlives it. Returns how many.
-    pub fn end_runs_of_process(&self, pid: i64, host: &str, why: &str, now: &str) -> Result<usize> {
+    pub(crate) fn end_runs_of_process(
+        &self,
+        pid: i64,
+        host: &str,
+        why: &str,
+        now: &str,
+    ) -> Result<usize> {
         Ok(self
             .conn()
             .prepare_cached(
@@ -476,7 +482,7 @@ impl Store {
     }
 
     /// When the newest successful run of a source instance started.
-    pub fn last_success_start(
+    pub(crate) fn last_success_start(
         &self,
         source_system: &str,
         source_identifier: &str,

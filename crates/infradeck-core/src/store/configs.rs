@@ -9,11 +9,11 @@ use sha2::{Digest, Sha256};
 #[derive(Debug, Clone, PartialEq, Serialize)]
 pub struct ConfigVersion {
     pub id: i64,
-    pub device_id: i64,
+    pub(crate) device_id: i64,
     pub version: i64,
     pub config_hash: String,
     pub retrieved_at: Option<String>,
-    pub source_system: Option<String>,
+    pub(crate) source_system: Option<String>,
     pub size_bytes: i64,
 }
 
@@ -75,7 +75,7 @@ impl Writer<'_> {
     /// Replaces the text of a device's newest config version when `text` differs from it (the
     /// same version fetched again: the stored text was cut short); its version and old hash, or
     /// `None` when it was right or there is none.
-    pub fn correct_newest_config(
+    pub(crate) fn correct_newest_config(
         &self,
         device_id: i64,
         text: &str,

@@ -9,7 +9,7 @@ use std::collections::BTreeMap;
 /// A `vms` row.
 #[derive(Debug, Clone, PartialEq, Serialize)]
 pub struct VmRow {
-    pub device_id: i64,
+    pub(crate) device_id: i64,
     #[serde(flatten)]
     pub vm: VmRecord,
 }
@@ -17,8 +17,8 @@ pub struct VmRow {
 /// A `network_interfaces` row.
 #[derive(Debug, Clone, PartialEq, Serialize)]
 pub struct InterfaceRow {
-    pub id: i64,
-    pub device_id: i64,
+    pub(crate) id: i64,
+    pub(crate) device_id: i64,
     #[serde(flatten)]
     pub interface: InterfaceRecord,
 }
@@ -28,7 +28,7 @@ pub struct InterfaceRow {
 pub struct FactRow {
     pub name: String,
     pub value: Option<String>,
-    pub collected_at: Option<String>,
+    pub(crate) collected_at: Option<String>,
 }
 
 /// A `storage_volumes` row.
@@ -37,8 +37,8 @@ pub struct VolumeRow {
     pub id: i64,
     #[serde(flatten)]
     pub volume: VolumeRecord,
-    pub created_at: Option<String>,
-    pub updated_at: Option<String>,
+    pub(crate) created_at: Option<String>,
+    pub(crate) updated_at: Option<String>,
 }
 
 /// How a device's facts changed.
@@ -50,7 +50,7 @@ pub struct FactsDiff {
 }
 
 impl FactsDiff {
-    pub fn is_empty(&self) -> bool {
+    pub(crate) fn is_empty(&self) -> bool {
         self.added.is_empty() && self.changed.is_empty() && self.removed.is_empty()
     }
 }
@@ -350,7 +350,7 @@ impl Writer<'_> {
     }
 
     /// Deletes a volume by id.
-    pub fn delete_volume(&self, volume_id: i64) -> Result<bool> {
+    pub(crate) fn delete_volume(&self, volume_id: i64) -> Result<bool> {
         Ok(self
             .conn()
             .prepare_cached("DELETE FROM storage_volumes WHERE id = ?1")?
@@ -372,15 +372,18 @@ fn read_interfaces(conn: &rusqlite::Connection, device_id: i64) -> Result<Vec<In
 /// A server's NIC that announces a CDP/LLDP neighbour (its interface metadata's `neighbour`).
 #[derive(Debug, Clone, PartialEq)]
 pub struct UplinkRow {
-    pub device_id: i64,
-    pub interface_name: String,
-    pub neighbour: serde_json::Value,
+    pub(crate) device_id: i64,
+    pub(crate) interface_name: String,
+    pub(crate) neighbour: serde_json::Value,
 }
 
 impl Writer<'_> {
     /// (device, fact name, value) of active servers' facts named by one of these roots, or
     /// under it as Foreman flattens them (`root::…`), read inside the transaction.
-    pub fn server_facts_under(&self, roots: &[String]) -> Result<Vec<(i64, String, String)>> {
+    pub(crate) fn server_facts_under(
+        &self,
+        roots: &[String],
+    ) -> Result<Vec<(i64, String, String)>> {
         let mut stmt = self.conn().prepare_cached(
             "SELECT f.device_id, f.fact_name, f.fact_value FROM server_facts f \
              JOIN devices d ON d.id = f.device_id \
@@ -402,7 +405,7 @@ impl Writer<'_> {
     }
 
     /// The NICs of active servers that name a neighbour switch, read inside the transaction.
-    pub fn uplinks(&self) -> Result<Vec<UplinkRow>> {
+    pub(crate) fn uplinks(&self) -> Result<Vec<UplinkRow>> {
         let mut stmt = self.conn().prepare_cached(
             "SELECT ni.device_id, ni.interface_name, json_extract(ni.metadata, '$.neighbour') \
              FROM network_interfaces ni JOIN devices d ON d.id = ni.device_id \
@@ -481,7 +484,7 @@ impl Store {
 
 impl Writer<'_> {
     /// The stored VM details of a device, read inside the transaction.
-    pub fn stored_vm(&self, device_id: i64) -> Result<Option<VmRecord>> {
+    pub(crate) fn stored_vm(&self, device_id: i64) -> Result<Option<VmRecord>> {
         Ok(self
             .conn()
             .prepare_cached(&format!(
@@ -493,7 +496,7 @@ impl Writer<'_> {
     }
 
     /// The stored interfaces of a device, read inside the transaction.
-    pub fn stored_interfaces(&self, device_id: i64) -> Result<Vec<InterfaceRecord>> {
+    pub(crate) fn stored_interfaces(&self, device_id: i64) -> Result<Vec<InterfaceRecord>> {
         Ok(read_interfaces(self.conn(), device_id)?
             .into_iter()
             .map(|r| r.interface)
@@ -501,7 +504,7 @@ impl Writer<'_> {
     }
 
     /// (id, source id) of a source instance's volumes.
-    pub fn volume_keys(
+    pub(crate) fn volume_keys(
         &self,
         source_system: &str,
         source_identifier: &str,
@@ -513,20 +516,20 @@ impl Writer<'_> {
 /// A volume as storage correlation sees it.
 #[derive(Debug, Clone, PartialEq)]
 pub struct VolumeKey {
-    pub id: i64,
-    pub source_system: String,
-    pub name: String,
-    pub volume_type: Option<String>,
-    pub metadata: serde_json::Value,
+    pub(crate) id: i64,
+    pub(crate) source_system: String,
+    pub(crate) name: String,
+    pub(crate) volume_type: Option<String>,
+    pub(crate) metadata: serde_json::Value,
 }
 
 /// A `backs_up` link between two volumes.
 #[derive(Debug, Clone, PartialEq, Serialize)]
 pub struct VolumeLink {
-    pub id: i64,
-    pub parent_volume_id: i64,
-    pub child_volume_id: i64,
-    pub metadata: Option<String>,
+    pub(crate) id: i64,
+    pub(crate) parent_volume_id: i64,
+    pub(crate) child_volume_id: i64,
+    pub(crate) metadata: Option<String>,
 }
 
 fn volume_keys_in(
@@ -556,7 +559,7 @@ impl Store {
 
 impl Writer<'_> {
     /// Every volume, for storage correlation.
-    pub fn volume_keys_all(&self) -> Result<Vec<VolumeKey>> {
+    pub(crate) fn volume_keys_all(&self) -> Result<Vec<VolumeKey>> {
         let mut stmt = self.conn().prepare_cached(
             "SELECT id, source_system, name, volume_type, metadata FROM storage_volumes",
         )?;
@@ -576,7 +579,7 @@ impl Writer<'_> {
     }
 
     /// Every volume link.
-    pub fn volume_links(&self) -> Result<Vec<VolumeLink>> {
+    pub(crate) fn volume_links(&self) -> Result<Vec<VolumeLink>> {
         let mut stmt = self.conn().prepare_cached(
             "SELECT id, parent_volume_id, child_volume_id, metadata FROM volume_relationships",
         )?;
@@ -592,7 +595,7 @@ impl Writer<'_> {
     }
 
     /// Records that `parent` backs `child`.
-    pub fn link_volumes(
+    pub(crate) fn link_volumes(
         &self,
         parent: i64,
         child: i64,
@@ -609,7 +612,7 @@ impl Writer<'_> {
     }
 
     /// Removes one volume link.
-    pub fn unlink_volumes(&self, id: i64) -> Result<()> {
+    pub(crate) fn unlink_volumes(&self, id: i64) -> Result<()> {
         self.conn()
             .prepare_cached("DELETE FROM volume_relationships WHERE id = ?1")?
             .execute([id])?;

@@ -23,7 +23,7 @@ pub struct Device {
     pub metadata: Option<String>,
     pub first_seen: Option<String>,
     pub last_seen: Option<String>,
-    pub created_at: Option<String>,
+    pub(crate) created_at: Option<String>,
     pub updated_at: Option<String>,
 }
 
@@ -37,7 +37,7 @@ impl Device {
     }
 
     /// The fields reconcile compares and audits, as JSON.
-    pub fn audit_json(&self) -> serde_json::Value {
+    pub(crate) fn audit_json(&self) -> serde_json::Value {
         serde_json::json!({
             "name": self.name,
             "device_type": self.device_type,
@@ -94,7 +94,7 @@ pub struct Upserted {
     pub change: DeviceChange,
     /// The stored content fingerprint equals the one given: everything else the source reports
     /// about this device is unchanged too, and need not be compared.
-    pub same_content: bool,
+    pub(crate) same_content: bool,
 }
 
 pub type DeviceChange = Change<Device>;
@@ -823,17 +823,17 @@ impl Store {
 /// What correlation reads of one device.
 #[derive(Debug, Clone, PartialEq)]
 pub struct CorrelationRow {
-    pub id: i64,
-    pub source_system: String,
-    pub source_identifier: String,
-    pub name: String,
-    pub device_type: DeviceType,
-    pub metadata: Option<String>,
+    pub(crate) id: i64,
+    pub(crate) source_system: String,
+    pub(crate) source_identifier: String,
+    pub(crate) name: String,
+    pub(crate) device_type: DeviceType,
+    pub(crate) metadata: Option<String>,
 }
 
 impl Writer<'_> {
     /// (id, source id) of a source instance's devices in `status`, read inside the transaction.
-    pub fn device_keys(
+    pub(crate) fn device_keys(
         &self,
         source_system: &str,
         source_identifier: &str,
@@ -851,7 +851,7 @@ impl Writer<'_> {
 
     /// Every device as (id, source_system, source_identifier, name, device_type, metadata), for
     /// correlation, which looks at all sources at once.
-    pub fn correlation_rows(&self) -> Result<Vec<CorrelationRow>> {
+    pub(crate) fn correlation_rows(&self) -> Result<Vec<CorrelationRow>> {
         let mut stmt = self.conn().prepare_cached(
             "SELECT id, source_system, source_identifier, name, device_type, metadata FROM devices WHERE status = 'active'",
         )?;
@@ -872,7 +872,7 @@ impl Writer<'_> {
 impl Store {
     /// The stored metadata of a source instance's devices by source id: what a connector may
     /// know about the previous sync (for example the newest config commit it already has).
-    pub fn source_metadata(
+    pub(crate) fn source_metadata(
         &self,
         source_system: &str,
         source_identifier: &str,

@@ -11,26 +11,26 @@ pub struct KbArticleRow {
     pub id: i64,
     #[serde(flatten)]
     pub article: KbArticleRecord,
-    pub cached_at: Option<String>,
+    pub(crate) cached_at: Option<String>,
 }
 
 /// An `issues` row.
 #[derive(Debug, Clone, PartialEq, Serialize)]
 pub struct IssueRow {
-    pub id: i64,
+    pub(crate) id: i64,
     #[serde(flatten)]
     pub issue: IssueRecord,
-    pub cached_at: Option<String>,
+    pub(crate) cached_at: Option<String>,
 }
 
 /// An `embeddings` row with its vector decoded.
 #[derive(Debug, Clone, PartialEq, Serialize)]
 pub struct EmbeddingRow {
-    pub id: i64,
-    pub content_type: String,
-    pub content_id: i64,
-    pub chunk_index: i64,
-    pub text_content: Option<String>,
+    pub(crate) id: i64,
+    pub(crate) content_type: String,
+    pub(crate) content_id: i64,
+    pub(crate) chunk_index: i64,
+    pub(crate) text_content: Option<String>,
     pub vector: Vec<f32>,
     pub embedding_model: Option<String>,
 }

@@ -40,7 +40,7 @@ pub struct MaintainReport {
     pub devices_marked_inactive: usize,
     pub history_rows_deleted: usize,
     pub config_versions_deleted: usize,
-    pub analyzed: bool,
+    pub(crate) analyzed: bool,
     pub vacuumed: bool,
     pub bytes_before: u64,
     pub bytes_after: u64,

@@ -14,7 +14,7 @@ pub struct FieldValue {
     pub value: String,
     /// `system/instance` of the record.
     pub source: String,
-    pub device_id: i64,
+    pub(crate) device_id: i64,
     /// When that source last confirmed the record (`last_seen`).
     pub confirmed_at: Option<String>,
 }

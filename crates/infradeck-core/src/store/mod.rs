@@ -38,7 +38,7 @@ pub use knowledge::{EmbeddingRow, IssueRow, KbArticleRow};
 pub use knowledge::{decode_vector, encode_vector};
 pub use maintain::{CheckReport, MaintainOptions, MaintainReport};
 pub use merged::{FieldValue, MergedField, MergedView};
-pub use netbox::{InventoryVm, ItemResult};
+pub(crate) use netbox::{InventoryVm, ItemResult};
 pub use overview::{ConfiguredDevice, DeviceCount};
 pub use relationships::{Direction, OwnedLink, Related, TreeNode};
 pub use search::{HitKind, KnowledgeHit, SearchHit, content_type_of, fts_query};
@@ -105,14 +105,14 @@ pub type Result<T> = std::result::Result<T, Error>;
 )]
 pub struct RunLock {
     pub source_system: String,
-    pub source_identifier: String,
-    pub sync_id: String,
-    pub pid: i64,
-    pub host: String,
-    pub started_at: String,
-    pub heartbeat_at: String,
+    pub(crate) source_identifier: String,
+    pub(crate) sync_id: String,
+    pub(crate) pid: i64,
+    pub(crate) host: String,
+    pub(crate) started_at: String,
+    pub(crate) heartbeat_at: String,
     /// When the heartbeat will count as stale (database time format).
-    pub expires_at: String,
+    pub(crate) expires_at: String,
 }
 
 /// How to open the database.
@@ -290,7 +290,7 @@ impl Store {
     }
 
     /// The file this store is backed by.
-    pub fn path(&self) -> &Path {
+    pub(crate) fn path(&self) -> &Path {
         &self.path
     }
 
@@ -600,12 +600,6 @@ pub enum Change<T> {
     Updated { before: T },
     /// The record existed and was identical; only its freshness was bumped, if at all.
     Unchanged,
-}
-
-impl<T> Change<T> {
-    pub fn is_unchanged(&self) -> bool {
-        matches!(self, Change::Unchanged)
-    }
 }
 
 /// Maps a TEXT column holding one of our closed-set values, failing the row read if it is not.

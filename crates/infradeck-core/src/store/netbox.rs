@@ -9,23 +9,23 @@ use rusqlite::params;
 
 /// A VM of the inventory, with what NetBox needs to know about it.
 #[derive(Debug, Clone, PartialEq)]
-pub struct InventoryVm {
-    pub device_id: i64,
-    pub name: String,
+pub(crate) struct InventoryVm {
+    pub(crate) device_id: i64,
+    pub(crate) name: String,
     /// The canonical short host name, when the source reported one.
-    pub hostname: Option<String>,
-    pub active: bool,
-    pub last_seen: Option<String>,
-    pub cluster: Option<String>,
-    pub power_state: Option<String>,
-    pub cpu_count: Option<i64>,
-    pub memory_mb: Option<i64>,
-    pub disk_bytes: Option<i64>,
+    pub(crate) hostname: Option<String>,
+    pub(crate) active: bool,
+    pub(crate) last_seen: Option<String>,
+    pub(crate) cluster: Option<String>,
+    pub(crate) power_state: Option<String>,
+    pub(crate) cpu_count: Option<i64>,
+    pub(crate) memory_mb: Option<i64>,
+    pub(crate) disk_bytes: Option<i64>,
 }
 
 impl Store {
     /// Every vCenter VM with its VM details and the cluster of its host.
-    pub fn inventory_vms(&self) -> Result<Vec<InventoryVm>> {
+    pub(crate) fn inventory_vms(&self) -> Result<Vec<InventoryVm>> {
         let mut stmt = self.conn().prepare_cached(
             "SELECT v.id, v.name, json_extract(v.metadata, '$.vcenter.hostname'), v.status, v.last_seen, \
                (SELECT c.name FROM device_relationships r1 \
@@ -54,7 +54,7 @@ impl Store {
     }
 
     /// The network adapters of active vCenter VMs: (device id, adapter name, MAC).
-    pub fn inventory_vm_nics(&self) -> Result<Vec<(i64, String, Option<String>)>> {
+    pub(crate) fn inventory_vm_nics(&self) -> Result<Vec<(i64, String, Option<String>)>> {
         let mut stmt = self.conn().prepare_cached(
             "SELECT d.id, i.interface_name, i.mac_address FROM network_interfaces i \
              JOIN devices d ON d.id = i.device_id \
@@ -66,7 +66,7 @@ impl Store {
     }
 
     /// Items of any batch still waiting for review or apply.
-    pub fn open_items(&self) -> Result<Vec<ApprovalItem>> {
+    pub(crate) fn open_items(&self) -> Result<Vec<ApprovalItem>> {
         let mut stmt = self.conn().prepare_cached(&format!(
             "SELECT {ITEM_COLUMNS} FROM netbox_sync_approvals a LEFT JOIN devices d ON d.id = a.device_id \
              WHERE a.approval_status IN ('pending', 'approved') ORDER BY a.id"
@@ -78,19 +78,19 @@ impl Store {
 
 /// What happened to an item when it was applied or rolled back.
 #[derive(Debug, Clone)]
-pub struct ItemResult<'a> {
-    pub status: ApprovalStatus,
-    pub netbox_object_id: Option<i64>,
-    pub at: &'a str,
+pub(crate) struct ItemResult<'a> {
+    pub(crate) status: ApprovalStatus,
+    pub(crate) netbox_object_id: Option<i64>,
+    pub(crate) at: &'a str,
     /// `{"request_id", "before", ...}`: enough to undo the write.
-    pub rollback_data: Option<&'a serde_json::Value>,
+    pub(crate) rollback_data: Option<&'a serde_json::Value>,
     /// The plan item's changes with the outcome added (conflict, error).
-    pub proposed_changes: Option<&'a serde_json::Value>,
+    pub(crate) proposed_changes: Option<&'a serde_json::Value>,
 }
 
 impl Writer<'_> {
     /// Marks pending items of earlier plans as superseded by a new plan.
-    pub fn supersede_items(&self, ids: &[i64]) -> Result<usize> {
+    pub(crate) fn supersede_items(&self, ids: &[i64]) -> Result<usize> {
         let mut stmt = self.conn().prepare_cached(
             "UPDATE netbox_sync_approvals SET approval_status = 'superseded' WHERE id = ?1 AND approval_status = 'pending'",
         )?;
@@ -103,7 +103,7 @@ impl Writer<'_> {
 
     /// Takes an item for apply or rollback: moves it from one of `from` to `to` only if it is
     /// still there, so of two processes exactly one gets it. True when this caller got it.
-    pub fn claim_item(
+    pub(crate) fn claim_item(
         &self,
         id: i64,
         from: &[ApprovalStatus],
@@ -137,7 +137,7 @@ impl Writer<'_> {
     }
 
     /// Records an item's outcome.
-    pub fn finish_item(&self, id: i64, result: &ItemResult<'_>) -> Result<()> {
+    pub(crate) fn finish_item(&self, id: i64, result: &ItemResult<'_>) -> Result<()> {
         self.conn()
             .prepare_cached(
                 "UPDATE netbox_sync_approvals SET approval_status = ?2, \
@@ -157,7 +157,7 @@ impl Writer<'_> {
     }
 
     /// Sets a batch's state (`pending`, `applying`, `applied`, `partial`, `rolled_back`).
-    pub fn set_batch_state(&self, batch_id: &str, state: &str) -> Result<()> {
+    pub(crate) fn set_batch_state(&self, batch_id: &str, state: &str) -> Result<()> {
         self.conn()
             .prepare_cached("UPDATE netbox_sync_batches SET state = ?2 WHERE batch_id = ?1")?
             .execute(params![batch_id, state])?;

@@ -10,7 +10,7 @@ use std::collections::HashSet;
 /// A device related to another one, seen from that other one.
 #[derive(Debug, Clone, PartialEq, Serialize)]
 pub struct Related {
-    pub relationship_id: i64,
+    pub(crate) relationship_id: i64,
     pub relationship_type: RelationshipType,
     /// True when the related device is the parent (e.g. the host of this VM).
     pub is_parent: bool,
@@ -86,23 +86,6 @@ impl Writer<'_> {
                 Ok(Change::Added)
             }
         }
-    }
-
-    /// Removes one relationship; true if it existed.
-    pub fn unlink(
-        &self,
-        parent: i64,
-        child: i64,
-        relationship_type: RelationshipType,
-    ) -> Result<bool> {
-        Ok(self
-            .conn()
-            .prepare_cached(
-                "DELETE FROM device_relationships WHERE parent_device_id = ?1 \
-                 AND child_device_id = ?2 AND relationship_type = ?3",
-            )?
-            .execute(params![parent, child, relationship_type.as_str()])?
-            > 0)
     }
 }
 
@@ -245,17 +228,17 @@ impl Store {
 /// A relationship between two devices of one source instance, as reconcile manages it.
 #[derive(Debug, Clone, PartialEq)]
 pub struct OwnedLink {
-    pub id: i64,
-    pub parent: i64,
-    pub child: i64,
-    pub relationship_type: RelationshipType,
-    pub metadata: Option<String>,
+    pub(crate) id: i64,
+    pub(crate) parent: i64,
+    pub(crate) child: i64,
+    pub(crate) relationship_type: RelationshipType,
+    pub(crate) metadata: Option<String>,
 }
 
 impl Writer<'_> {
     /// The links (other than `same_as`) whose both ends belong to one source instance: the links
     /// that source's sync owns and may remove.
-    pub fn links_within_source(
+    pub(crate) fn links_within_source(
         &self,
         source_system: &str,
         source_identifier: &str,
@@ -280,7 +263,7 @@ impl Writer<'_> {
     }
 
     /// Deletes one relationship by id.
-    pub fn delete_link(&self, id: i64) -> Result<bool> {
+    pub(crate) fn delete_link(&self, id: i64) -> Result<bool> {
         Ok(self
             .conn()
             .prepare_cached("DELETE FROM device_relationships WHERE id = ?1")?
@@ -289,12 +272,15 @@ impl Writer<'_> {
     }
 
     /// Every `same_as` link: (id, parent, child, metadata).
-    pub fn same_as_links(&self) -> Result<Vec<OwnedLink>> {
+    pub(crate) fn same_as_links(&self) -> Result<Vec<OwnedLink>> {
         self.links_of_type(RelationshipType::SameAs)
     }
 
     /// Every link of one type.
-    pub fn links_of_type(&self, relationship_type: RelationshipType) -> Result<Vec<OwnedLink>> {
+    pub(crate) fn links_of_type(
+        &self,
+        relationship_type: RelationshipType,
+    ) -> Result<Vec<OwnedLink>> {
         let mut stmt = self.conn().prepare_cached(
             "SELECT id, parent_device_id, child_device_id, relationship_type, metadata \
              FROM device_relationships WHERE relationship_type = ?1",

@@ -2,7 +2,7 @@
 //! Append new steps; never edit a step that has shipped.
 
 /// The schema steps, in order. The index + 1 is the version a step produces.
-pub const MIGRATIONS: &[&str] = &[V1_SEED_SCHEMA, V2_FULL_TEXT, V3_VOLUME_LINKS];
+pub(crate) const MIGRATIONS: &[&str] = &[V1_SEED_SCHEMA, V2_FULL_TEXT, V3_VOLUME_LINKS];
 
 /// The schema version this build of infradeck writes.
 pub const LATEST_VERSION: i64 = MIGRATIONS.len() as i64;

@@ -39,7 +39,7 @@ pub struct SearchHit {
     pub snippet: String,
     /// Page URL, when there is one.
     pub url: Option<String>,
-    pub score: f64,
+    pub(crate) score: f64,
 }
 
 /// Turns what a person typed into an FTS5 query: every word becomes a quoted phrase (so
@@ -265,8 +265,9 @@ impl Store {
 fn contains_word(haystack: &str, needle: &str) -> bool {
     let word = |c: char| c.is_alphanumeric();
     haystack.match_indices(needle).any(|(i, _)| {
-        let before = haystack[..i].chars().next_back();
-        let after = haystack[i + needle.len()..].chars().next();
+        let (head, tail) = haystack.split_at(i);
+        let before = head.chars().next_back();
+        let after = tail.chars().nth(needle.chars().count());
         !before.is_some_and(word) && !after.is_some_and(word)
     })
 }
@@ -340,7 +341,7 @@ impl Store {
     }
 
     /// The chunk texts stored for one piece of content and model, in order.
-    pub fn embedded_chunks(
+    pub(crate) fn embedded_chunks(
         &self,
         kind: HitKind,
         content_id: i64,

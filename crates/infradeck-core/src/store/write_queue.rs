@@ -14,7 +14,7 @@ use std::sync::{Arc, Condvar, Mutex, OnceLock};
 use std::time::{Duration, Instant};
 
 #[derive(Default)]
-pub struct WriteQueue {
+pub(crate) struct WriteQueue {
     state: Mutex<State>,
     turn: Condvar,
 }
@@ -29,7 +29,7 @@ struct State {
 }
 
 /// The queue of one database file (by its canonical path).
-pub fn for_file(key: &Path) -> Arc<WriteQueue> {
+pub(crate) fn for_file(key: &Path) -> Arc<WriteQueue> {
     static QUEUES: OnceLock<Mutex<HashMap<PathBuf, Arc<WriteQueue>>>> = OnceLock::new();
     let mut queues = QUEUES
         .get_or_init(Default::default)
@@ -40,7 +40,7 @@ pub fn for_file(key: &Path) -> Arc<WriteQueue> {
 }
 
 /// One writer's turn; the next writer is served when it is dropped.
-pub struct Turn<'a>(&'a WriteQueue);
+pub(crate) struct Turn<'a>(&'a WriteQueue);
 
 impl Drop for Turn<'_> {
     fn drop(&mut self) {
@@ -58,7 +58,7 @@ impl WriteQueue {
 
     /// Waits for this caller's turn, at most `timeout`; `None` when it did not come (the caller
     /// reports "busy", as SQLite's own timeout would).
-    pub fn wait_turn(&self, timeout: Duration) -> Option<Turn<'_>> {
+    pub(crate) fn wait_turn(&self, timeout: Duration) -> Option<Turn<'_>> {
         let deadline = Instant::now() + timeout;
         let mut state = self.lock();
         let me = state.next_id;

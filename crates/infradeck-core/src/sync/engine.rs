@@ -39,7 +39,7 @@ pub struct RunEvent {
     /// Items per second so far.
     pub rate: f64,
     pub eta_seconds: Option<f64>,
-    pub message: Option<String>,
+    pub(crate) message: Option<String>,
     pub counts: Counts,
 }
 
@@ -78,9 +78,9 @@ pub struct Engine {
     pub open: OpenOptions,
     pub general: General,
     pub retry: RetryPolicy,
-    pub performed_by: String,
+    pub(crate) performed_by: String,
     /// A running row whose heartbeat is older than this belongs to a dead process.
-    pub stale_after: Duration,
+    pub(crate) stale_after: Duration,
     events: broadcast::Sender<RunEvent>,
 }
 

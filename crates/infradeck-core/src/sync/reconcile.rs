@@ -23,25 +23,25 @@ pub struct Counts {
     pub removed: i64,
     pub configs_stored: i64,
     pub links_added: i64,
-    pub links_removed: i64,
+    pub(crate) links_removed: i64,
     pub volumes_changed: i64,
     pub history_rows: i64,
 }
 
 /// How the end of a run went.
 #[derive(Debug, Clone, Default, PartialEq)]
-pub struct Finish {
+pub(crate) struct Finish {
     /// Why the sweep did not run, when it was refused by the guard.
-    pub sweep_refused: Option<String>,
+    pub(crate) sweep_refused: Option<String>,
 }
 
 /// The state of one run's reconciliation.
 pub struct Reconciler {
     pub store: Store,
-    pub sync_id: String,
-    pub source_system: String,
-    pub source_identifier: String,
-    pub performed_by: String,
+    pub(crate) sync_id: String,
+    pub(crate) source_system: String,
+    pub(crate) source_identifier: String,
+    pub(crate) performed_by: String,
     seen_volumes: HashSet<String>,
     links: Vec<LinkRecord>,
     /// Every device seen so far in this run, by source id, with its stored id.
@@ -121,7 +121,7 @@ impl Reconciler {
     }
 
     /// How many devices the run has seen so far.
-    pub fn seen(&self) -> usize {
+    pub(crate) fn seen(&self) -> usize {
         self.ids.len()
     }
 
@@ -310,7 +310,12 @@ impl Reconciler {
     }
 
     /// Links, then the sweep (only after a complete fetch, behind the guard).
-    pub fn finish(&mut self, complete: bool, guard_percent: u32, at: &str) -> Result<Finish> {
+    pub(crate) fn finish(
+        &mut self,
+        complete: bool,
+        guard_percent: u32,
+        at: &str,
+    ) -> Result<Finish> {
         let Reconciler {
             store,
             sync_id,

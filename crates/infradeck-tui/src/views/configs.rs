@@ -23,7 +23,7 @@ enum Listing {
     },
 }
 
-pub struct ConfigsView {
+pub(crate) struct ConfigsView {
     device: Option<i64>,
     listing: Listing,
     cursor: Cursor,
@@ -33,7 +33,7 @@ pub struct ConfigsView {
 }
 
 impl ConfigsView {
-    pub fn all() -> ConfigsView {
+    pub(crate) fn all() -> ConfigsView {
         ConfigsView {
             device: None,
             listing: Listing::Devices(Vec::new()),
@@ -44,7 +44,7 @@ impl ConfigsView {
         }
     }
 
-    pub fn for_device(device_id: i64) -> ConfigsView {
+    pub(crate) fn for_device(device_id: i64) -> ConfigsView {
         ConfigsView {
             device: Some(device_id),
             ..ConfigsView::all()
@@ -302,7 +302,7 @@ impl Screen for ConfigsView {
 }
 
 /// The diff of two versions of one device's config.
-pub struct DiffView {
+pub(crate) struct DiffView {
     name: String,
     old: ConfigVersion,
     new: ConfigVersion,
@@ -318,7 +318,7 @@ pub struct DiffView {
 }
 
 impl DiffView {
-    pub fn new(name: &str, old: ConfigVersion, new: ConfigVersion) -> DiffView {
+    pub(crate) fn new(name: &str, old: ConfigVersion, new: ConfigVersion) -> DiffView {
         DiffView {
             name: name.to_string(),
             old,
@@ -402,7 +402,10 @@ impl DiffView {
             let lower = row.text.to_lowercase();
             if lower.len() == row.text.len() {
                 let mut from = 0;
-                while let Some(at) = lower[from..].find(&self.search.to_lowercase()) {
+                while let Some(at) = lower
+                    .get(from..)
+                    .and_then(|rest| rest.find(&self.search.to_lowercase()))
+                {
                     let start = from + at;
                     marks.push((start..start + self.search.len(), theme.search_match()));
                     from = start + self.search.len().max(1);

@@ -32,7 +32,7 @@ fn clean(text: &str) -> String {
     infradeck_core::sanitize::for_terminal(text).into_owned()
 }
 
-pub struct DetailView {
+pub(crate) struct DetailView {
     device_id: i64,
     name: String,
     lines: Vec<DocLine>,
@@ -41,7 +41,7 @@ pub struct DetailView {
 }
 
 impl DetailView {
-    pub fn new(device_id: i64) -> DetailView {
+    pub(crate) fn new(device_id: i64) -> DetailView {
         DetailView {
             device_id,
             name: format!("#{device_id}"),
@@ -316,7 +316,7 @@ impl DetailView {
                         Span::styled(
                             format!(
                                 "{}  {} bytes",
-                                &c.config_hash[..12.min(c.config_hash.len())],
+                                infradeck_core::text::first_chars(&c.config_hash, 12),
                                 c.size_bytes
                             ),
                             theme.muted(),
@@ -460,7 +460,7 @@ fn relation_words(relationship: &str, related_is_parent: bool) -> String {
 }
 
 /// `1073741824` → `1.0 GiB`.
-pub fn bytes(n: i64) -> String {
+pub(crate) fn bytes(n: i64) -> String {
     let units = ["B", "KiB", "MiB", "GiB", "TiB", "PiB"];
     let mut value = n as f64;
     let mut unit = 0;

@@ -22,13 +22,13 @@ const SORTS: [DeviceSort; 5] = [
 
 /// A filter line parsed into a query: `web !db type:vm source:vcenter status:inactive`.
 #[derive(Debug, Clone, Default)]
-pub struct ParsedFilter {
-    pub query: DeviceQuery,
-    pub error: Option<String>,
+pub(crate) struct ParsedFilter {
+    pub(crate) query: DeviceQuery,
+    pub(crate) error: Option<String>,
 }
 
 /// Parses the `/` filter syntax. Unknown qualifier values are reported, not silently ignored.
-pub fn parse_filter(text: &str, preset: Option<DeviceType>) -> ParsedFilter {
+pub(crate) fn parse_filter(text: &str, preset: Option<DeviceType>) -> ParsedFilter {
     let mut parsed = ParsedFilter::default();
     parsed.query.device_type = preset;
     let mut words = Vec::new();
@@ -87,7 +87,7 @@ fn device_type_named(value: &str) -> Option<DeviceType> {
     })
 }
 
-pub struct DevicesView {
+pub(crate) struct DevicesView {
     preset: Option<DeviceType>,
     filter: String,
     parsed: ParsedFilter,
@@ -102,11 +102,11 @@ pub struct DevicesView {
 }
 
 impl DevicesView {
-    pub fn new(preset: Option<DeviceType>) -> DevicesView {
+    pub(crate) fn new(preset: Option<DeviceType>) -> DevicesView {
         Self::with_filter(preset, "")
     }
 
-    pub fn with_filter(preset: Option<DeviceType>, filter: &str) -> DevicesView {
+    pub(crate) fn with_filter(preset: Option<DeviceType>, filter: &str) -> DevicesView {
         DevicesView {
             preset,
             filter: filter.to_string(),

@@ -8,7 +8,7 @@ use ratatui::Frame;
 use ratatui::layout::{Constraint, Rect};
 use ratatui::widgets::Row;
 
-pub struct HistoryView {
+pub(crate) struct HistoryView {
     device: Option<i64>,
     entries: Vec<(HistoryEntry, String)>,
     filter: String,
@@ -18,7 +18,7 @@ pub struct HistoryView {
 }
 
 impl HistoryView {
-    pub fn new(device: Option<i64>) -> HistoryView {
+    pub(crate) fn new(device: Option<i64>) -> HistoryView {
         HistoryView {
             device,
             entries: Vec::new(),

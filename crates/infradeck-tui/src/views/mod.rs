@@ -1,10 +1,10 @@
 //! One file per view. Each implements [`crate::app::Screen`].
 
-pub mod configs;
-pub mod detail;
-pub mod devices;
-pub mod history;
-pub mod netbox;
-pub mod search;
-pub mod sync;
-pub mod tree;
+pub(crate) mod configs;
+pub(crate) mod detail;
+pub(crate) mod devices;
+pub(crate) mod history;
+pub(crate) mod netbox;
+pub(crate) mod search;
+pub(crate) mod sync;
+pub(crate) mod tree;

@@ -154,7 +154,7 @@ fn batch_action(batch: &Batch, action: Action, cx: &Cx) -> anyhow::Result<Outcom
 
 /// The batches.
 #[derive(Default)]
-pub struct NetboxView {
+pub(crate) struct NetboxView {
     batches: Vec<Batch>,
     cursor: Cursor,
     height: usize,
@@ -272,7 +272,7 @@ impl Screen for NetboxView {
 }
 
 /// The items of one batch.
-pub struct BatchView {
+pub(crate) struct BatchView {
     batch_id: String,
     batch: Option<Batch>,
     items: Vec<ApprovalItem>,
@@ -282,7 +282,7 @@ pub struct BatchView {
 }
 
 impl BatchView {
-    pub fn new(batch_id: &str) -> BatchView {
+    pub(crate) fn new(batch_id: &str) -> BatchView {
         BatchView {
             batch_id: batch_id.to_string(),
             batch: None,

@@ -10,7 +10,7 @@ use ratatui::layout::Rect;
 use ratatui::text::{Line, Span};
 use ratatui::widgets::Paragraph;
 
-pub struct SearchView {
+pub(crate) struct SearchView {
     query: String,
     hits: Vec<SearchHit>,
     error: Option<String>,
@@ -19,7 +19,7 @@ pub struct SearchView {
 }
 
 impl SearchView {
-    pub fn new(query: &str) -> SearchView {
+    pub(crate) fn new(query: &str) -> SearchView {
         SearchView {
             query: query.to_string(),
             hits: Vec::new(),

@@ -21,14 +21,14 @@ struct SourceRow {
 }
 
 #[derive(Default)]
-pub struct SyncView {
+pub(crate) struct SyncView {
     rows: Vec<SourceRow>,
     cursor: Cursor,
     height: usize,
 }
 
 /// Items per second and seconds left of a running run, from its row.
-pub fn rate_and_eta(run: &SyncRun) -> (Option<f64>, Option<f64>) {
+pub(crate) fn rate_and_eta(run: &SyncRun) -> (Option<f64>, Option<f64>) {
     let (Some(start), Some(beat)) = (
         infradeck_core::time::parse(&run.started_at),
         infradeck_core::time::parse(&run.heartbeat_at),

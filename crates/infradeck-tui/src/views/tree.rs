@@ -89,7 +89,7 @@ impl Node {
     }
 }
 
-pub struct TreeView {
+pub(crate) struct TreeView {
     root_device: Option<i64>,
     direction: Direction,
     roots: Vec<Node>,
@@ -103,7 +103,7 @@ pub struct TreeView {
 
 impl TreeView {
     /// The tree around `device`, or every cluster and array when there is none.
-    pub fn new(device: Option<i64>) -> TreeView {
+    pub(crate) fn new(device: Option<i64>) -> TreeView {
         TreeView {
             root_device: device,
             direction: Direction::Down,

@@ -3,14 +3,14 @@
 use crate::keys::Action;
 
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
-pub struct Cursor {
-    pub selected: usize,
-    pub top: usize,
+pub(crate) struct Cursor {
+    pub(crate) selected: usize,
+    pub(crate) top: usize,
 }
 
 impl Cursor {
     /// Applies a movement; true when it was one.
-    pub fn apply(&mut self, action: Action, len: usize, height: usize) -> bool {
+    pub(crate) fn apply(&mut self, action: Action, len: usize, height: usize) -> bool {
         let page = height.max(1);
         let last = len.saturating_sub(1);
         self.selected = match action {
@@ -26,7 +26,7 @@ impl Cursor {
     }
 
     /// Keeps the selection inside `len` rows and visible in a window of `height` rows.
-    pub fn clamp(&mut self, len: usize, height: usize) {
+    pub(crate) fn clamp(&mut self, len: usize, height: usize) {
         let height = height.max(1);
         self.selected = self.selected.min(len.saturating_sub(1));
         if self.selected < self.top {

@@ -7,7 +7,7 @@ use similar::{ChangeTag, DiffTag, TextDiff};
 use std::ops::Range;
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum RowKind {
+pub(crate) enum RowKind {
     Hunk,
     Context,
     Removed,
@@ -16,13 +16,13 @@ pub enum RowKind {
 
 #[derive(Debug, Clone, PartialEq)]
 pub struct DiffRow {
-    pub kind: RowKind,
+    pub(crate) kind: RowKind,
     /// 1-based line numbers in the original texts.
-    pub old_no: Option<usize>,
-    pub new_no: Option<usize>,
-    pub text: String,
+    pub(crate) old_no: Option<usize>,
+    pub(crate) new_no: Option<usize>,
+    pub(crate) text: String,
     /// Byte ranges of `text` that changed within the line.
-    pub words: Vec<Range<usize>>,
+    pub(crate) words: Vec<Range<usize>>,
 }
 
 #[derive(Debug, Clone, Default, PartialEq)]
@@ -33,7 +33,7 @@ pub struct DiffModel {
     pub added: usize,
     pub removed: usize,
     /// Lines left out of the comparison as volatile, both sides together.
-    pub hidden: usize,
+    pub(crate) hidden: usize,
 }
 
 /// Lines of `text`, sanitized, with their 1-based numbers, minus those matching `hide`.
@@ -175,7 +175,7 @@ fn push_range(ranges: &mut Vec<Range<usize>>, range: Range<usize>) {
 }
 
 /// Side-by-side pairing: each visual row has an optional left and right row index.
-pub fn side_by_side(model: &DiffModel) -> Vec<(Option<usize>, Option<usize>)> {
+pub(crate) fn side_by_side(model: &DiffModel) -> Vec<(Option<usize>, Option<usize>)> {
     let mut out = Vec::with_capacity(model.rows.len());
     let mut i = 0;
     while i < model.rows.len() {
@@ -224,7 +224,10 @@ mod tests {
             .collect();
         let description = changed.iter().find(|r| r.text.contains("C07")).unwrap();
         assert_eq!(description.new_no, Some(4));
-        assert_eq!(&description.text[description.words[0].clone()], "C07");
+        assert_eq!(
+            description.text.get(description.words[0].clone()),
+            Some("C07")
+        );
 
         let hide = [regex::Regex::new("^! Last configuration change").unwrap()];
         let quiet = diff(old, new, &hide, 1);

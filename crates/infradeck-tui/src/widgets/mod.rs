@@ -1,5 +1,5 @@
 //! Pieces several views share.
 
-pub mod cursor;
+pub(crate) mod cursor;
 pub mod diff;
 pub mod table;

@@ -5,7 +5,7 @@ use ratatui::layout::Constraint;
 use ratatui::widgets::{Row, Table};
 
 /// `row`, highlighted when it is the selected one.
-pub fn select(row: Row<'_>, selected: bool, theme: Theme) -> Row<'_> {
+pub(crate) fn select(row: Row<'_>, selected: bool, theme: Theme) -> Row<'_> {
     if selected {
         row.style(theme.selected())
     } else {
@@ -14,7 +14,7 @@ pub fn select(row: Row<'_>, selected: bool, theme: Theme) -> Row<'_> {
 }
 
 /// A table of `rows` under `header`.
-pub fn list<'a>(
+pub(crate) fn list<'a>(
     rows: Vec<Row<'a>>,
     widths: &[Constraint],
     header: &[&'a str],
