@@ -379,8 +379,7 @@ pub(crate) async fn netbox_apply(
     );
     let started = Instant::now();
     let rolled =
-        infradeck_core::netbox::apply::rollback_in_chunks(&mut store, &client, &batch, chunk)
-            .await?;
+        infradeck_core::netbox::rollback_in_chunks(&mut store, &client, &batch, chunk).await?;
     let rollback = started.elapsed();
     anyhow::ensure!(
         rolled.applied == objects,

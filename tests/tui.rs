@@ -451,3 +451,220 @@ async fn quitting_or_dropping_the_dashboard_mid_sync_leaves_no_run_running() {
         next.message
     );
 }
+
+/// What a database holds, without what differs between two syncs of the same estate (row ids,
+/// timestamps, sync ids, who ran it): devices by their source key, everything hanging off them
+/// by that key, relationships by both ends, knowledge and its embeddings, the audit trail
+/// counted by kind, the last outcome of every source.
+fn state_of(db: &Path) -> Vec<String> {
+    let conn =
+        rusqlite::Connection::open_with_flags(db, rusqlite::OpenFlags::SQLITE_OPEN_READ_ONLY)
+            .unwrap();
+    let key = |alias: &str| {
+        format!(
+            "{alias}.source_system || '/' || {alias}.source_identifier || '/' || {alias}.source_id"
+        )
+    };
+    let queries = [
+        format!("SELECT 'device', {}, name, device_type, status, metadata FROM devices d", key("d")),
+        format!(
+            "SELECT 'relationship', {}, {}, r.relationship_type, r.metadata FROM device_relationships r \
+             JOIN devices p ON p.id = r.parent_device_id JOIN devices c ON c.id = r.child_device_id",
+            key("p"),
+            key("c")
+        ),
+        format!(
+            "SELECT 'vm', {}, instance_uuid, guest_os, cpu_count, memory_mb, power_state, tools_running, \
+             ip_addresses, disks, snapshots, total_disk_capacity_bytes, total_snapshot_size_bytes \
+             FROM vms v JOIN devices d ON d.id = v.device_id",
+            key("d")
+        ),
+        format!(
+            "SELECT 'interface', {}, interface_name, mac_address, ip_addresses, speed_mbps, i.status, \
+             interface_type, i.metadata FROM network_interfaces i JOIN devices d ON d.id = i.device_id",
+            key("d")
+        ),
+        format!(
+            "SELECT 'fact', {}, fact_name, fact_value FROM server_facts f JOIN devices d ON d.id = f.device_id",
+            key("d")
+        ),
+        format!(
+            "SELECT 'config', {}, config_hash, version, c.source_system FROM device_configs c \
+             JOIN devices d ON d.id = c.device_id",
+            key("d")
+        ),
+        format!(
+            "SELECT 'volume', {}, v.name, volume_type, capacity_bytes, used_bytes, storage_array, raid_level, \
+             thin_provisioned, v.metadata, (SELECT {} FROM devices d WHERE d.id = v.device_id) \
+             FROM storage_volumes v",
+            key("v"),
+            key("d")
+        ),
+        format!(
+            "SELECT 'volume link', {}, {}, r.relationship_type FROM volume_relationships r \
+             JOIN storage_volumes p ON p.id = r.parent_volume_id JOIN storage_volumes c ON c.id = r.child_volume_id",
+            key("p"),
+            key("c")
+        ),
+        "SELECT 'page', source_id, space_key, title, body_text, labels FROM kb_articles".into(),
+        "SELECT 'issue', issue_key, summary, status, resolution, assignee, labels, comments FROM issues".into(),
+        "SELECT 'embedding', content_type, COALESCE((SELECT source_id FROM kb_articles k WHERE k.id = e.content_id \
+         AND e.content_type = 'kb_article'), (SELECT issue_key FROM issues i WHERE i.id = e.content_id)), \
+         chunk_index, text_content, hex(embedding_vector), embedding_model FROM embeddings e"
+            .into(),
+        "SELECT 'audit', source_system, source_identifier, operation, change_type, count(*) FROM sync_history \
+         GROUP BY 2, 3, 4, 5"
+            .into(),
+        "SELECT 'last sync', source_system, source_identifier, last_sync_status, devices_added, devices_updated, \
+         devices_removed FROM sync_metadata"
+            .into(),
+    ];
+    let mut rows = Vec::new();
+    for query in &queries {
+        let mut statement = conn
+            .prepare(query)
+            .unwrap_or_else(|e| panic!("{query}: {e}"));
+        let columns = statement.column_count();
+        let mut found = statement.query([]).unwrap();
+        while let Some(row) = found.next().unwrap() {
+            let cells: Vec<String> = (0..columns)
+                .map(|i| match row.get_ref(i).unwrap() {
+                    rusqlite::types::ValueRef::Null => "∅".to_string(),
+                    rusqlite::types::ValueRef::Integer(n) => n.to_string(),
+                    rusqlite::types::ValueRef::Real(f) => f.to_string(),
+                    rusqlite::types::ValueRef::Text(t) => String::from_utf8_lossy(t).into_owned(),
+                    rusqlite::types::ValueRef::Blob(b) => format!("{} bytes", b.len()),
+                })
+                .collect();
+            rows.push(cells.join(" | "));
+        }
+    }
+    rows.sort();
+    rows
+}
+
+/// The first lines where two states differ, for a failure message.
+fn state_difference(left: &[String], right: &[String]) -> String {
+    let only_left = left
+        .iter()
+        .filter(|r| right.binary_search(r).is_err())
+        .take(5);
+    let only_right = right
+        .iter()
+        .filter(|r| left.binary_search(r).is_err())
+        .take(5);
+    let mut out = format!("{} rows vs {} rows\n", left.len(), right.len());
+    for row in only_left {
+        out.push_str(&format!("- {row}\n"));
+    }
+    for row in only_right {
+        out.push_str(&format!("+ {row}\n"));
+    }
+    out
+}
+
+/// Waits until `db` holds `expected`, or fails with the difference.
+fn wait_for_state(db: &Path, expected: &[String], what: &str) {
+    let deadline = Instant::now() + Duration::from_secs(120);
+    loop {
+        let state = if db.exists() {
+            state_of(db)
+        } else {
+            Vec::new()
+        };
+        if state == expected {
+            return;
+        }
+        assert!(
+            Instant::now() < deadline,
+            "{what} never reached the state `sync --all` left:\n{}",
+            state_difference(expected, &state)
+        );
+        std::thread::sleep(Duration::from_millis(200));
+    }
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn sync_all_sync_watch_and_the_dashboards_sync_all_leave_the_same_database() {
+    let rig = common::start_rig(30, 27).await;
+    let config = rig.dir.path().join("config.toml");
+    let dir = rig.dir.path().to_path_buf();
+    tokio::task::spawn_blocking(move || {
+        let bin = env!("CARGO_BIN_EXE_infradeck");
+        let home = tempfile::tempdir().unwrap();
+        let infradeck = |db: &Path| {
+            let mut command = Command::new(bin);
+            command
+                .env("HOME", home.path())
+                .env("XDG_STATE_HOME", home.path().join("state"))
+                .arg("--config")
+                .arg(&config)
+                .arg("--db")
+                .arg(db);
+            command
+        };
+
+        // `sync --all`: the reference.
+        let once = dir.join("once.db");
+        let out = infradeck(&once).args(["sync", "--all"]).output().unwrap();
+        assert!(
+            out.status.success(),
+            "sync --all: {}{}",
+            String::from_utf8_lossy(&out.stdout),
+            String::from_utf8_lossy(&out.stderr)
+        );
+        let expected = state_of(&once);
+        assert!(
+            expected.iter().any(|r| r.starts_with("embedding |")),
+            "the reference holds embeddings"
+        );
+        assert!(
+            expected.iter().any(|r| r.contains("| same_as |")),
+            "the reference holds correlation links"
+        );
+
+        // `sync --watch`: its first round of every source, then a stop.
+        let watched = dir.join("watch.db");
+        let mut watch = infradeck(&watched)
+            .args(["sync", "--watch"])
+            .stdout(std::process::Stdio::null())
+            .stderr(std::process::Stdio::null())
+            .spawn()
+            .unwrap();
+        wait_for_state(&watched, &expected, "sync --watch");
+        // SAFETY: kill(2) on the PID of a child we spawned and have not yet reaped.
+        unsafe {
+            libc::kill(watch.id() as i32, libc::SIGTERM);
+        }
+        assert!(
+            watch.wait().unwrap().success(),
+            "sync --watch stops cleanly"
+        );
+        assert_eq!(
+            state_of(&watched),
+            expected,
+            "after the stop, still the same"
+        );
+
+        // The dashboard: `:sync`, then `S` (every idle source), then quit.
+        let dashboard = dir.join("dashboard.db");
+        let tmux = Tmux::start(&["--db", &dashboard.display().to_string()], Some(&config));
+        tmux.wait_text("devices");
+        tmux.keys(&[":"]);
+        tmux.type_text("sync");
+        tmux.keys(&["Enter"]);
+        tmux.wait_text("run log");
+        tmux.keys(&["S"]);
+        wait_for_state(&dashboard, &expected, "the dashboard's S");
+        tmux.keys(&["q"]);
+        let screen = tmux.wait_text("EXIT=");
+        assert!(screen.contains("EXIT=0"), "{screen}");
+        assert_eq!(
+            state_of(&dashboard),
+            expected,
+            "after quitting, still the same"
+        );
+    })
+    .await
+    .unwrap();
+}

@@ -2,10 +2,10 @@
 
 use super::Context;
 use anyhow::Context as _;
+use infradeck_core::app::{
+    ApplyReport, Command, Event, NetboxReport, NetboxRequest, Service, ServiceOptions,
+};
 use infradeck_core::model::ApprovalStatus;
-use infradeck_core::netbox::{ApplyOptions, NetboxClient};
-use infradeck_core::sources::http::RetryPolicy;
-use infradeck_core::store::Review;
 
 /// What `infradeck netbox` was asked to do.
 #[derive(Debug, Clone)]
@@ -36,12 +36,44 @@ pub enum NetboxArgs {
     },
 }
 
-fn client(ctx: &Context) -> anyhow::Result<NetboxClient> {
-    let config =
-        ctx.config.netbox.as_ref().ok_or_else(|| {
-            anyhow::anyhow!("no [netbox] section in {}", ctx.config_path.display())
-        })?;
-    NetboxClient::new(config, RetryPolicy::default())
+/// The `[netbox]` section, or an error naming the config file that lacks it.
+fn netbox_config(ctx: &Context) -> anyhow::Result<&infradeck_core::config::NetboxConfig> {
+    ctx.config
+        .netbox
+        .as_ref()
+        .ok_or_else(|| anyhow::anyhow!("no [netbox] section in {}", ctx.config_path.display()))
+}
+
+/// Carries out one NetBox operation through the application service, as the dashboard does.
+fn through_service(ctx: &Context, request: NetboxRequest) -> anyhow::Result<NetboxReport> {
+    let runtime = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()?;
+    runtime.block_on(async {
+        let (service, mut link) = Service::start(
+            ctx.database_path.clone(),
+            &ctx.config,
+            &ServiceOptions::default(),
+        );
+        link.send(Command::Netbox(request));
+        let result = loop {
+            match link.events.recv().await {
+                Some(Event::Netbox { result, .. }) => break result,
+                Some(_) => {}
+                None => break Err("the service ended before NetBox answered".to_string()),
+            }
+        };
+        service.shutdown("cancelled: the command ended", None).await;
+        result.map_err(anyhow::Error::msg)
+    })
+}
+
+/// The report of an apply, dry run or rollback.
+fn apply_report(report: NetboxReport) -> anyhow::Result<ApplyReport> {
+    match report {
+        NetboxReport::Apply(r) | NetboxReport::DryRun(r) | NetboxReport::Rollback(r) => Ok(r),
+        NetboxReport::Plan(_) => anyhow::bail!("NetBox answered a plan to an apply"),
+    }
 }
 
 fn refuse_read_only(ctx: &Context, what: &str) -> anyhow::Result<()> {
@@ -133,25 +165,15 @@ fn item_ids(
 }
 
 pub fn netbox(ctx: &Context, args: &NetboxArgs) -> anyhow::Result<()> {
-    let runtime = tokio::runtime::Builder::new_current_thread()
-        .enable_all()
-        .build()?;
     let mut store = ctx.open_store()?;
     let reviewer = infradeck_core::identity::os_user();
     match args {
         NetboxArgs::Plan { json } => {
             refuse_read_only(ctx, "plan")?;
-            let config = ctx.config.netbox.as_ref().ok_or_else(|| {
-                anyhow::anyhow!("no [netbox] section in {}", ctx.config_path.display())
-            })?;
-            let client = client(ctx)?;
-            let report = runtime.block_on(infradeck_core::netbox::plan(
-                &mut store,
-                &client,
-                config.delete_grace_days,
-                &reviewer,
-                chrono::Utc::now(),
-            ))?;
+            netbox_config(ctx)?;
+            let NetboxReport::Plan(report) = through_service(ctx, NetboxRequest::Plan)? else {
+                anyhow::bail!("NetBox answered an apply to a plan");
+            };
             if *json {
                 super::print_json(&report)?;
                 return Ok(());
@@ -355,20 +377,8 @@ pub fn netbox(ctx: &Context, args: &NetboxArgs) -> anyhow::Result<()> {
             let batch_items = store.batch_items(batch)?;
             anyhow::ensure!(!batch_items.is_empty(), "no batch `{batch}`");
             let ids = item_ids(&batch_items, &parse_items(items)?, batch)?;
-            let at = infradeck_core::time::now();
-            let moved = store.write(|w| {
-                w.review_items(
-                    batch,
-                    &ids,
-                    &Review {
-                        from: ApprovalStatus::Pending,
-                        to,
-                        reviewer: &reviewer,
-                        comment,
-                        at: &at,
-                    },
-                )
-            })?;
+            let moved =
+                infradeck_core::app::review(&mut store, batch, &ids, to, &reviewer, comment)?.moved;
             println!("{moved} items {} by {reviewer}", to.as_str());
             if moved < ids.len() {
                 println!(
@@ -386,21 +396,15 @@ pub fn netbox(ctx: &Context, args: &NetboxArgs) -> anyhow::Result<()> {
             if !dry_run {
                 refuse_read_only(ctx, "apply")?;
             }
-            let config = ctx
-                .config
-                .netbox
-                .as_ref()
-                .ok_or_else(|| anyhow::anyhow!("no [netbox] section"))?;
-            let client = client(ctx)?;
-            let options = ApplyOptions {
-                dry_run: *dry_run,
-                allow_deletes: *allow_deletes,
-                max_deletes: config.max_deletes,
-                chunk: infradeck_core::netbox::apply::CHUNK,
-            };
-            let report = runtime.block_on(infradeck_core::netbox::apply(
-                &mut store, &client, batch, &options,
-            ))?;
+            netbox_config(ctx)?;
+            let report = apply_report(through_service(
+                ctx,
+                NetboxRequest::Apply {
+                    batch_id: batch.clone(),
+                    dry_run: *dry_run,
+                    allow_deletes: *allow_deletes,
+                },
+            )?)?;
             for line in &report.lines {
                 println!("{line}");
             }
@@ -422,9 +426,13 @@ pub fn netbox(ctx: &Context, args: &NetboxArgs) -> anyhow::Result<()> {
         }
         NetboxArgs::Rollback { batch } => {
             refuse_read_only(ctx, "rollback")?;
-            let client = client(ctx)?;
-            let report =
-                runtime.block_on(infradeck_core::netbox::rollback(&mut store, &client, batch))?;
+            netbox_config(ctx)?;
+            let report = apply_report(through_service(
+                ctx,
+                NetboxRequest::Rollback {
+                    batch_id: batch.clone(),
+                },
+            )?)?;
             for line in &report.lines {
                 println!("{line}");
             }

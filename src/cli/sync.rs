@@ -1,11 +1,13 @@
 //! `infradeck sync` and `infradeck history`.
 
 use super::Context;
-use anyhow::Context as _;
+
+use infradeck_core::app::{
+    Command, Event, PipelineReport, RunEvent, RunOutcome, Service, ServiceLink, ServiceOptions,
+};
 use infradeck_core::config::SourceConfig;
 use infradeck_core::model::RunStatus;
 use infradeck_core::sanitize;
-use infradeck_core::sync::{Engine, RunEvent, RunOutcome};
 use std::collections::BTreeMap;
 use std::io::{IsTerminal, Write};
 use std::time::{Duration, Instant};
@@ -52,7 +54,8 @@ pub fn select_sources(ctx: &Context, ids: &[String]) -> anyhow::Result<Vec<Sourc
         .collect()
 }
 
-/// Runs the selected sources once (or on their intervals with `--watch`).
+/// Runs the selected sources once (or on their intervals with `--watch`), through the
+/// application service: this function only renders what it reports.
 pub fn sync(ctx: &Context, args: &SyncArgs) -> anyhow::Result<()> {
     if ctx.database_read_only {
         anyhow::bail!(
@@ -67,26 +70,41 @@ pub fn sync(ctx: &Context, args: &SyncArgs) -> anyhow::Result<()> {
         .enable_all()
         .build()?;
     runtime.block_on(async {
-        let mut general = ctx.config.general.clone();
-        if args.allow_mass_removal {
-            general.sweep_guard_percent = 100;
-        }
-        let engine = Engine::new(ctx.database_path.clone(), general);
         infradeck_core::process::end_runs_on_panic(ctx.database_path.clone());
-        let cancel = CancellationToken::new();
-        spawn_signal_handler(cancel.clone(), ctx.database_path.clone());
-        let renderer = tokio::spawn(render_progress(
-            engine.subscribe(),
-            std::io::stderr().is_terminal(),
-        ));
+        let (service, mut link) = Service::start(
+            ctx.database_path.clone(),
+            &ctx.config,
+            &ServiceOptions {
+                allow_mass_removal: args.allow_mass_removal,
+            },
+        );
+        let stop = CancellationToken::new();
+        spawn_signal_handler(
+            link.commands.clone(),
+            stop.clone(),
+            ctx.database_path.clone(),
+        );
+        let mut progress = Progress::new(std::io::stderr().is_terminal());
         let result = if args.watch {
-            watch(ctx, &engine, &sources, &cancel).await
+            watch(&mut link, sources, &stop, &mut progress).await
         } else {
-            once(ctx, &engine, &sources, &cancel).await
+            once(&mut link, sources, &mut progress).await
         };
-        renderer.abort();
-        // Every run has ended by now; this only catches one that could not record its end.
-        engine.end_own_runs("cancelled: the process ended before the run recorded its end");
+        // Every run has ended by now (or, under --watch, is ending after the stop); this waits
+        // for them and only ends one that could not record its own end.
+        service
+            .shutdown(
+                "cancelled: the process ended before the run recorded its end",
+                None,
+            )
+            .await;
+        // What the runs that were stopped reported on their way out.
+        while let Ok(event) = link.events.try_recv() {
+            if let Event::RunEnded(outcome) = event {
+                progress.clear();
+                print_summary(std::slice::from_ref(&outcome));
+            }
+        }
         result
     })
 }
@@ -141,11 +159,15 @@ pub fn break_lock(ctx: &Context, sync_id: &str) -> anyhow::Result<()> {
     }
 }
 
-/// Ctrl-C, SIGTERM and SIGHUP (a dropped SSH session) cancel the running syncs, which then
-/// record themselves `cancelled` before the command exits. Under `nohup` (SIGHUP ignored) a
+/// Ctrl-C, SIGTERM and SIGHUP (a dropped SSH session) stop the service: its runs are cancelled
+/// and record themselves `cancelled` before the command exits. Under `nohup` (SIGHUP ignored) a
 /// hang-up changes nothing. A second signal means "now": the runs are recorded as cancelled and
 /// the process exits without waiting for them.
-fn spawn_signal_handler(cancel: CancellationToken, database: std::path::PathBuf) {
+fn spawn_signal_handler(
+    commands: tokio::sync::mpsc::UnboundedSender<Command>,
+    stop: CancellationToken,
+    database: std::path::PathBuf,
+) {
     use tokio::signal::unix::{SignalKind, signal};
     let watch_hangup = !infradeck_core::process::hangup_ignored();
     tokio::spawn(async move {
@@ -173,9 +195,10 @@ fn spawn_signal_handler(cancel: CancellationToken, database: std::path::PathBuf)
                     std::io::stderr(),
                     "\nstopping: cancelling running syncs… (again to stop at once)"
                 );
-                cancel.cancel();
+                let _ = commands.send(Command::Stop);
+                stop.cancel();
             } else {
-                infradeck_core::sync::engine::end_own_runs(
+                infradeck_core::process::end_own_runs(
                     &database,
                     "cancelled: stopped at once by a second signal",
                 );
@@ -185,26 +208,24 @@ fn spawn_signal_handler(cancel: CancellationToken, database: std::path::PathBuf)
     });
 }
 
+/// One batch: every source at once, then the pipeline, then the verdict.
 async fn once(
-    ctx: &Context,
-    engine: &Engine,
-    sources: &[SourceConfig],
-    cancel: &CancellationToken,
+    link: &mut ServiceLink,
+    sources: Vec<SourceConfig>,
+    progress: &mut Progress,
 ) -> anyhow::Result<()> {
-    let outcomes = engine.run_all(sources, cancel).await;
-    clear_progress_line();
+    link.send(Command::Sync { sources });
+    let (outcomes, pipeline) = loop {
+        match link.events.recv().await {
+            Some(Event::Progress(event)) => progress.show(&event),
+            Some(Event::BatchEnded { outcomes, pipeline }) => break (outcomes, pipeline),
+            Some(_) => {}
+            None => anyhow::bail!("the sync service ended before the runs did"),
+        }
+    };
+    progress.clear();
     print_summary(&outcomes);
-    // After a stop request nothing else starts: no correlation, no embedding calls.
-    if !cancel.is_cancelled() && outcomes.iter().any(|o| o.status == RunStatus::Success) {
-        correlate_and_report(ctx)?;
-    }
-    let knowledge_synced = outcomes.iter().any(|o| {
-        o.status == RunStatus::Success
-            && (o.source.starts_with("confluence/") || o.source.starts_with("jira/"))
-    });
-    if knowledge_synced && !cancel.is_cancelled() {
-        embed_knowledge(ctx, engine).await;
-    }
+    print_pipeline(&pipeline)?;
     let failed: Vec<&str> = outcomes
         .iter()
         .filter(|o| matches!(o.status, RunStatus::Failed | RunStatus::Cancelled))
@@ -245,100 +266,67 @@ async fn once(
     Ok(())
 }
 
-/// Runs every source on its interval until cancelled; one task per source.
+/// Every source on its interval until a signal stops it; each round is reported as it ends.
 async fn watch(
-    ctx: &Context,
-    engine: &Engine,
-    sources: &[SourceConfig],
-    cancel: &CancellationToken,
+    link: &mut ServiceLink,
+    sources: Vec<SourceConfig>,
+    stop: &CancellationToken,
+    progress: &mut Progress,
 ) -> anyhow::Result<()> {
     eprintln!("watching {} sources; Ctrl-C stops", sources.len());
-    let correlating = std::sync::Arc::new(tokio::sync::Mutex::new(()));
-    let tasks = sources.iter().cloned().map(|source| {
-        let engine = engine.clone();
-        let cancel = cancel.clone();
-        let database = ctx.database_path.clone();
-        let open = engine.open.clone();
-        let correlating = correlating.clone();
-        async move {
-            while !cancel.is_cancelled() {
-                let outcome = engine.run(&source, cancel.child_token()).await;
-                clear_progress_line();
+    link.send(Command::Watch { sources });
+    loop {
+        let event = tokio::select! {
+            event = link.events.recv() => event,
+            _ = stop.cancelled() => return Ok(()),
+        };
+        match event {
+            Some(Event::Progress(event)) => progress.show(&event),
+            Some(Event::RunEnded(outcome)) => {
+                progress.clear();
                 print_summary(std::slice::from_ref(&outcome));
-                if outcome.status == RunStatus::Success {
-                    let _guard = correlating.lock().await;
-                    let (database, open) = (database.clone(), open.clone());
-                    let lldp_facts = engine.general.lldp_facts.clone();
-                    let _ = tokio::task::spawn_blocking(move || {
-                        infradeck_core::sync::correlate::correlate_file(
-                            &database,
-                            &open,
-                            &lldp_facts,
-                        )
-                    })
-                    .await;
-                }
-                tokio::select! {
-                    _ = tokio::time::sleep(source.interval) => {}
-                    _ = cancel.cancelled() => {}
+            }
+            Some(Event::BatchEnded { pipeline, .. }) => {
+                // Under --watch a failed correlation is told and the next round goes on.
+                if let Err(err) = print_pipeline(&pipeline) {
+                    eprintln!("{}", sanitize::for_terminal(&format!("error: {err:#}")));
                 }
             }
+            Some(_) => {}
+            None => return Ok(()),
         }
-    });
-    futures::future::join_all(tasks).await;
-    Ok(())
+    }
 }
 
-/// Embeds changed KB pages and issues when semantic search is configured. A failure is a notice:
-/// search still works, on full text.
-async fn embed_knowledge(ctx: &Context, engine: &Engine) {
-    let Some(config) = &ctx.config.embeddings else {
-        return;
-    };
-    let outcome = match infradeck_core::search::Embedder::new(config) {
-        Ok(embedder) => {
-            infradeck_core::search::index_knowledge(&ctx.database_path, &engine.open, &embedder)
-                .await
-        }
-        Err(err) => Err(err.into()),
-    };
-    match outcome {
-        Ok(report) => println!(
+/// What the after-sync pipeline did; its error (a failed correlation) is the caller's to fail
+/// on. An embedding failure is a notice: search still works, on full text.
+fn print_pipeline(pipeline: &PipelineReport) -> anyhow::Result<()> {
+    match &pipeline.correlation {
+        Some(Ok(report)) => println!(
+            "correlation: {} same_as links ({} new, {} removed); {} datastores linked to the array volume behind them; {} servers cabled to a switch",
+            report.total_links,
+            report.linked,
+            report.unlinked,
+            report.backed_datastores,
+            report.uplinks
+        ),
+        Some(Err(err)) => anyhow::bail!("{err}"),
+        None => {}
+    }
+    match &pipeline.embeddings {
+        Some(Ok(report)) => println!(
             "embeddings: {} pages and issues embedded, {} unchanged",
             report.embedded, report.unchanged
         ),
-        Err(err) => eprintln!(
+        Some(Err(err)) => eprintln!(
             "{}",
             sanitize::for_terminal(&format!(
-                "notice: embeddings not updated ({err:#}); search stays full-text until the endpoint answers"
+                "notice: embeddings not updated ({err}); search stays full-text until the endpoint answers"
             ))
         ),
+        None => {}
     }
-}
-
-fn clear_progress_line() {
-    if std::io::stderr().is_terminal() {
-        eprint!("\r\x1b[2K");
-    }
-}
-
-fn correlate_and_report(ctx: &Context) -> anyhow::Result<()> {
-    let mut store = ctx.open_store()?;
-    let report = infradeck_core::sync::correlate::correlate_with(
-        &mut store,
-        &infradeck_core::time::now(),
-        &infradeck_core::identity::os_user(),
-        &ctx.config.general.lldp_facts,
-    )
-    .context("correlation failed")?;
-    println!(
-        "correlation: {} same_as links ({} new, {} removed); {} datastores linked to the array volume behind them; {} servers cabled to a switch",
-        report.total_links,
-        report.linked,
-        report.unlinked,
-        report.backed_datastores,
-        report.uplinks
-    );
+    let _ = std::io::stdout().flush();
     Ok(())
 }
 
@@ -379,44 +367,66 @@ fn print_summary(outcomes: &[RunOutcome]) {
     let _ = std::io::stdout().flush();
 }
 
-/// Shows run progress on stderr: one redrawn line on a terminal, periodic plain lines otherwise.
-async fn render_progress(mut events: tokio::sync::broadcast::Receiver<RunEvent>, live: bool) {
-    let mut latest: BTreeMap<String, RunEvent> = BTreeMap::new();
-    let mut last_plain: BTreeMap<String, (Instant, String)> = BTreeMap::new();
-    let mut last_draw = Instant::now() - Duration::from_secs(1);
-    loop {
-        let event = match events.recv().await {
-            Ok(event) => event,
-            Err(tokio::sync::broadcast::error::RecvError::Lagged(_)) => continue,
-            Err(_) => return,
-        };
-        if live {
+/// Run progress on stderr: one redrawn line on a terminal, periodic plain lines otherwise.
+struct Progress {
+    live: bool,
+    latest: BTreeMap<String, RunEvent>,
+    last_plain: BTreeMap<String, (Instant, String)>,
+    last_draw: Instant,
+    drawn: bool,
+}
+
+impl Progress {
+    fn new(live: bool) -> Progress {
+        Progress {
+            live,
+            latest: BTreeMap::new(),
+            last_plain: BTreeMap::new(),
+            last_draw: Instant::now() - Duration::from_secs(1),
+            drawn: false,
+        }
+    }
+
+    fn show(&mut self, event: &RunEvent) {
+        if self.live {
             if event.status == RunStatus::Running {
-                latest.insert(event.source.clone(), event);
+                self.latest.insert(event.source.clone(), event.clone());
             } else {
-                latest.remove(&event.source);
+                self.latest.remove(&event.source);
             }
-            if last_draw.elapsed() >= Duration::from_millis(100) {
-                last_draw = Instant::now();
-                let line: Vec<String> = latest.values().map(short_progress).collect();
+            if self.last_draw.elapsed() >= Duration::from_millis(100) {
+                self.last_draw = Instant::now();
+                let line: Vec<String> = self.latest.values().map(short_progress).collect();
                 let text = sanitize::for_terminal(&line.join(" │ ")).into_owned();
                 let width = crossterm::terminal::size()
                     .map(|(w, _)| w as usize)
                     .unwrap_or(120);
                 let clipped: String = text.chars().take(width.saturating_sub(1)).collect();
                 eprint!("\r\x1b[2K{clipped}");
+                self.drawn = true;
             }
         } else {
-            let changed_phase = last_plain
+            let changed_phase = self
+                .last_plain
                 .get(&event.source)
                 .is_none_or(|(_, phase)| *phase != event.phase);
-            let due = last_plain
+            let due = self
+                .last_plain
                 .get(&event.source)
                 .is_none_or(|(at, _)| at.elapsed() >= Duration::from_secs(5));
             if changed_phase || due || event.status != RunStatus::Running {
-                last_plain.insert(event.source.clone(), (Instant::now(), event.phase.clone()));
-                eprintln!("{}", sanitize::for_terminal(&short_progress(&event)));
+                self.last_plain
+                    .insert(event.source.clone(), (Instant::now(), event.phase.clone()));
+                eprintln!("{}", sanitize::for_terminal(&short_progress(event)));
             }
+        }
+    }
+
+    /// Clears the live line before a summary prints under it.
+    fn clear(&mut self) {
+        if self.live && self.drawn {
+            eprint!("\r\x1b[2K");
+            self.drawn = false;
         }
     }
 }

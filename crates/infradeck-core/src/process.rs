@@ -34,7 +34,7 @@ pub fn end_runs_on_panic(database: PathBuf) {
     std::panic::set_hook(Box::new(move |info| {
         previous(info);
         if std::thread::current().name() == Some("main") {
-            crate::sync::engine::end_own_runs(&database, "cancelled: the process panicked");
+            end_own_runs(&database, "cancelled: the process panicked");
         }
     }));
 }
@@ -80,4 +80,21 @@ pub fn hangup_ignored() -> bool {
         libc::sigaction(libc::SIGHUP, std::ptr::null(), &mut current) == 0
             && current.sa_sigaction == libc::SIG_IGN
     }
+}
+
+/// Records every run of this process still `running` as cancelled, in `database`: the last
+/// step of every way a process that runs syncs ends (quit, signal, panic), so that no run row
+/// outlives its process and holds the source's lock. Best effort: returns how many were ended.
+pub fn end_own_runs(database: &std::path::Path, why: &str) -> usize {
+    let pid = i64::from(std::process::id());
+    let host = crate::identity::host_name();
+    let now = crate::time::now();
+    crate::store::Store::open(
+        database,
+        &crate::store::OpenOptions {
+            busy_timeout: std::time::Duration::from_secs(2),
+        },
+    )
+    .and_then(|mut store| store.write(|w| w.end_runs_of_process(pid, &host, why, &now)))
+    .unwrap_or(0)
 }

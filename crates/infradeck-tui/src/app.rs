@@ -287,7 +287,7 @@ pub(crate) fn complete_command(word: &str) -> Vec<&'static str> {
 /// The whole dashboard.
 pub struct App {
     store: Store,
-    env: Env,
+    pub(crate) env: Env,
     views: Vec<Box<dyn Screen>>,
     mode: Mode,
     header: Header,

@@ -16,54 +16,31 @@ use crossterm::event::{
     Event, EventStream, KeyCode, KeyEvent, KeyEventKind, KeyModifiers, MouseEventKind,
 };
 use futures::StreamExt;
+use infradeck_core::app::{
+    Command, Event as ServiceEvent, NetboxReport, NetboxRequest, RunOutcome, ServiceLink,
+};
 use infradeck_core::config::SourceConfig;
+use infradeck_core::model::RunStatus;
 use infradeck_core::store::Store;
-use infradeck_core::sync::{Engine, RunOutcome};
-use std::collections::HashMap;
 use std::time::Duration;
-use tokio::sync::mpsc;
-use tokio_util::sync::CancellationToken;
 
 /// What the dashboard runs over.
 pub struct UiOptions {
     pub store: Store,
     pub env: Env,
-    /// Runs syncs started from the dashboard; `None` when there is nothing to run.
-    pub engine: Option<Engine>,
+    /// The application service, which runs syncs and NetBox operations for the dashboard;
+    /// `None` when nothing may be run (read-only).
+    pub service: Option<ServiceLink>,
     /// Sources to sync as soon as the first frame is on screen (the demo).
     pub sync_at_start: Vec<SourceConfig>,
     pub mouse: bool,
-    /// Runs NetBox apply/rollback for the queue; `None` without a `[netbox]` section.
-    pub netbox: Option<NetboxRunner>,
-}
-
-/// What the NetBox runner is asked to do with a batch.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum NetboxOp {
-    Plan,
-    Apply,
-    DryRun,
-    Rollback,
-}
-
-/// Runs a NetBox operation on a batch; returns a summary line, then one line per item.
-pub type NetboxRunner = std::sync::Arc<
-    dyn Fn(String, NetboxOp) -> futures::future::BoxFuture<'static, anyhow::Result<Vec<String>>>
-        + Send
-        + Sync,
->;
-
-enum Done {
-    Sync(RunOutcome),
-    Netbox(NetboxOp, String, anyhow::Result<Vec<String>>),
 }
 
 /// Opens the dashboard and runs until the user quits or a signal arrives. The terminal is
 /// restored on every way out, panics included.
-pub fn run(options: UiOptions) -> anyhow::Result<()> {
-    let runtime = tokio::runtime::Builder::new_multi_thread()
-        .enable_all()
-        .build()?;
+///
+/// `runtime` is the one the service runs on: the dashboard's own tasks share it.
+pub fn run(options: UiOptions, runtime: &tokio::runtime::Runtime) -> anyhow::Result<()> {
     let mut app = App::new(options.store, options.env)?;
     // ratatui::init enters raw mode and the alternate screen and installs a panic hook that
     // restores the terminal before the panic message prints.
@@ -74,24 +51,21 @@ pub fn run(options: UiOptions) -> anyhow::Result<()> {
     let result = runtime.block_on(event_loop(
         &mut terminal,
         &mut app,
-        options.engine,
+        options.service,
         options.sync_at_start,
-        options.netbox,
     ));
     if options.mouse {
         let _ = crossterm::execute!(std::io::stdout(), crossterm::event::DisableMouseCapture);
     }
     ratatui::restore();
-    drop(runtime);
     result
 }
 
 async fn event_loop(
     terminal: &mut ratatui::DefaultTerminal,
     app: &mut App,
-    engine: Option<Engine>,
+    mut service: Option<ServiceLink>,
     sync_at_start: Vec<SourceConfig>,
-    netbox: Option<NetboxRunner>,
 ) -> anyhow::Result<()> {
     use tokio::signal::unix::{SignalKind, signal};
     // The first frame goes out before any sync work starts; then, while the user reads it, the
@@ -103,16 +77,19 @@ async fn event_loop(
     let mut sighup = signal(SignalKind::hangup())?;
     let mut tick = tokio::time::interval(Duration::from_millis(250));
     tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Skip);
-    let (done_tx, mut done_rx) = mpsc::unbounded_channel::<Done>();
-    let mut running: HashMap<String, CancellationToken> = HashMap::new();
-    let mut run_events = engine.as_ref().map(|e| e.subscribe());
     if !sync_at_start.is_empty() {
-        start_syncs(app, engine.as_ref(), sync_at_start, &done_tx, &mut running);
+        send(
+            app,
+            service.as_ref(),
+            Command::Sync {
+                sources: sync_at_start,
+            },
+        );
     }
     let mut ticks: u64 = 0;
     let mut last_minute = chrono::Utc::now().timestamp() / 60;
     // The loop ends by quitting, a signal, or an error (a terminal that is gone fails the next
-    // draw or read); the runs are ended after it in every case.
+    // draw or read); the service ends the runs after it in every case.
     let ended: anyhow::Result<()> = async { loop {
         let mut dirty = false;
         let mut clear = false;
@@ -149,43 +126,8 @@ async fn event_loop(
                     dirty = true; // ages in the header and lists move on
                 }
             }
-            Some(done) = done_rx.recv() => {
-                match done {
-                    Done::Sync(outcome) => {
-                        running.remove(&outcome.source);
-                        let text = format!(
-                            "{}: {} +{} ~{} -{}{}",
-                            outcome.source,
-                            outcome.status.as_str(),
-                            outcome.counts.added,
-                            outcome.counts.updated,
-                            outcome.counts.removed,
-                            outcome.message.as_deref().map(|m| format!(" ({m})")).unwrap_or_default()
-                        );
-                        app.flash(if outcome.status == infradeck_core::model::RunStatus::Failed { Flash::error(text) } else { Flash::info(text) });
-                    }
-                    Done::Netbox(op, batch, Ok(lines)) => {
-                        let title = match op {
-                            NetboxOp::Plan => "plan".to_string(),
-                            NetboxOp::Apply => format!("apply {batch}"),
-                            NetboxOp::DryRun => format!("dry run of {batch}: nothing was sent"),
-                            NetboxOp::Rollback => format!("rollback {batch}"),
-                        };
-                        if let Some(summary) = lines.first() {
-                            app.flash(Flash::info(summary.clone()));
-                        }
-                        app.show_text(&title, lines);
-                    }
-                    Done::Netbox(_, batch, Err(err)) => {
-                        app.flash(Flash::error(format!("{batch}: {err:#}")))
-                    }
-                }
-                app.refresh();
-                dirty = true;
-            }
-            Some(_) = next_run_event(&mut run_events) => {
-                // Progress is in the database too; an event only says "look now".
-                dirty = app.refresh();
+            Some(event) = next_service_event(&mut service) => {
+                dirty = on_service_event(app, event);
             }
             _ = sigterm.recv() => break,
             _ = sighup.recv() => {
@@ -200,16 +142,6 @@ async fn event_loop(
         }
         for effect in app.take_effects() {
             match effect {
-                Effect::Sync(sources) => {
-                    start_syncs(app, engine.as_ref(), sources, &done_tx, &mut running)
-                }
-                Effect::Cancel { sync_id } => {
-                    for (source, token) in &running {
-                        if infradeck_core::sync::engine::is_run_of(&sync_id, source) {
-                            token.cancel();
-                        }
-                    }
-                }
                 Effect::Copy(text) => {
                     use std::io::Write;
                     let mut out = std::io::stdout();
@@ -217,27 +149,10 @@ async fn event_loop(
                         out.write_all(clipboard::osc52(&text, clipboard::inside_tmux()).as_bytes());
                     let _ = out.flush();
                 }
-                Effect::Apply { batch_id }
-                | Effect::Rollback { batch_id }
-                | Effect::DryRun { batch_id }
-                    if netbox.is_none() =>
-                {
-                    app.flash(Flash::error(format!(
-                        "cannot reach NetBox for {batch_id}: no [netbox] section"
-                    )));
-                }
-                Effect::Plan if netbox.is_none() => {
-                    app.flash(Flash::error("cannot plan: no [netbox] section"));
-                }
-                Effect::Plan => spawn_netbox(&netbox, String::new(), NetboxOp::Plan, &done_tx),
-                Effect::Apply { batch_id } => {
-                    spawn_netbox(&netbox, batch_id, NetboxOp::Apply, &done_tx)
-                }
-                Effect::DryRun { batch_id } => {
-                    spawn_netbox(&netbox, batch_id, NetboxOp::DryRun, &done_tx)
-                }
-                Effect::Rollback { batch_id } => {
-                    spawn_netbox(&netbox, batch_id, NetboxOp::Rollback, &done_tx)
+                other => {
+                    if let Some(command) = command_of(app, other) {
+                        send(app, service.as_ref(), command);
+                    }
                 }
             }
             dirty = true;
@@ -258,38 +173,65 @@ async fn event_loop(
         // been read yet): writing to it again, as the restore will, must not panic.
         infradeck_core::process::detach_from_terminal();
     }
-    // However the dashboard ends, its syncs end with it and are recorded as cancelled: wait a
-    // bounded time for each to record its own end, then end any that could not.
-    for token in running.values() {
-        token.cancel();
-    }
-    let deadline = tokio::time::Instant::now() + Duration::from_secs(2);
-    while !running.is_empty() {
-        tokio::select! {
-            done = done_rx.recv() => match done {
-                Some(Done::Sync(outcome)) => {
-                    running.remove(&outcome.source);
-                }
-                Some(_) => {}
-                None => break,
-            },
-            _ = tokio::time::sleep_until(deadline) => break,
-        }
-    }
-    if let Some(engine) = &engine {
-        engine.end_own_runs("cancelled: the dashboard that started it was closed");
-    }
     ended
 }
 
-async fn next_run_event(
-    events: &mut Option<tokio::sync::broadcast::Receiver<infradeck_core::sync::RunEvent>>,
-) -> Option<()> {
-    match events {
-        Some(rx) => match rx.recv().await {
-            Ok(_) | Err(tokio::sync::broadcast::error::RecvError::Lagged(_)) => Some(()),
-            Err(tokio::sync::broadcast::error::RecvError::Closed) => {
-                *events = None;
+/// The service command an effect asks for; `None` (with a flash saying why) when it cannot be
+/// asked here.
+fn command_of(app: &mut App, effect: Effect) -> Option<Command> {
+    let netbox = |app: &mut App, request: NetboxRequest| {
+        if app.env.netbox_configured {
+            Some(Command::Netbox(request))
+        } else {
+            let what = match request.batch_id() {
+                "" => "cannot plan".to_string(),
+                batch => format!("cannot reach NetBox for {batch}"),
+            };
+            app.flash(Flash::error(format!("{what}: no [netbox] section")));
+            None
+        }
+    };
+    match effect {
+        Effect::Sync(sources) => Some(Command::Sync { sources }),
+        Effect::Cancel { sync_id } => Some(Command::Cancel { sync_id }),
+        Effect::Plan => netbox(app, NetboxRequest::Plan),
+        // Confirming with the typed batch id stands in for `--allow-deletes`.
+        Effect::Apply { batch_id } => netbox(
+            app,
+            NetboxRequest::Apply {
+                batch_id,
+                dry_run: false,
+                allow_deletes: Some(u32::MAX),
+            },
+        ),
+        Effect::DryRun { batch_id } => netbox(
+            app,
+            NetboxRequest::Apply {
+                batch_id,
+                dry_run: true,
+                allow_deletes: Some(u32::MAX),
+            },
+        ),
+        Effect::Rollback { batch_id } => netbox(app, NetboxRequest::Rollback { batch_id }),
+        Effect::Copy(_) => None,
+    }
+}
+
+fn send(app: &mut App, service: Option<&ServiceLink>, command: Command) {
+    let sent = service.is_some_and(|link| link.send(command));
+    if !sent {
+        app.flash(Flash::error(
+            "nothing can be run from here (read-only, or the service has stopped)",
+        ));
+    }
+}
+
+async fn next_service_event(service: &mut Option<ServiceLink>) -> Option<ServiceEvent> {
+    match service {
+        Some(link) => match link.events.recv().await {
+            Some(event) => Some(event),
+            None => {
+                *service = None;
                 None
             }
         },
@@ -297,68 +239,113 @@ async fn next_run_event(
     }
 }
 
-fn spawn_netbox(
-    netbox: &Option<NetboxRunner>,
-    batch_id: String,
-    op: NetboxOp,
-    done: &mpsc::UnboundedSender<Done>,
-) {
-    let Some(runner) = netbox.clone() else { return };
-    let done = done.clone();
-    tokio::spawn(async move {
-        let result = runner(batch_id.clone(), op).await;
-        let _ = done.send(Done::Netbox(op, batch_id, result));
-    });
-}
-
-fn start_syncs(
-    app: &mut App,
-    engine: Option<&Engine>,
-    sources: Vec<SourceConfig>,
-    done: &mpsc::UnboundedSender<Done>,
-    running: &mut HashMap<String, CancellationToken>,
-) {
-    let Some(engine) = engine else {
-        app.flash(Flash::error(
-            "syncs cannot be started here (read-only or no configuration)",
-        ));
-        return;
-    };
-    let mut started = Vec::new();
-    for source in sources {
-        let key = format!("{}/{}", source.kind.as_str(), source.id);
-        if running.contains_key(&key) {
-            continue;
-        }
-        let token = CancellationToken::new();
-        running.insert(key.clone(), token.clone());
-        started.push(key);
-        let engine = engine.clone();
-        let done = done.clone();
-        tokio::spawn(async move {
-            let outcome = engine.run(&source, token).await;
-            if outcome.status == infradeck_core::model::RunStatus::Success {
-                correlate(&engine).await;
+/// Shows what the service reports; true when the screen changed.
+fn on_service_event(app: &mut App, event: ServiceEvent) -> bool {
+    match event {
+        // Progress is in the database too; an event only says "look now".
+        ServiceEvent::Progress(_) => return app.refresh(),
+        ServiceEvent::Started {
+            runs,
+            already_running,
+        } => {
+            if !runs.is_empty() {
+                app.flash(Flash::info(format!("started {}", runs.join(", "))));
+            } else if !already_running.is_empty() {
+                app.flash(Flash::info(format!(
+                    "already running: {}",
+                    already_running.join(", ")
+                )));
             }
-            let _ = done.send(Done::Sync(outcome));
-        });
+        }
+        ServiceEvent::RunEnded(outcome) => app.flash(run_flash(&outcome)),
+        ServiceEvent::BatchEnded { pipeline, .. } => {
+            if let Some(err) = pipeline.error() {
+                app.flash(Flash::error(err.to_string()));
+            }
+        }
+        ServiceEvent::Netbox { request, result } => match result {
+            Ok(report) => {
+                let (title, lines) = netbox_text(&request, &report);
+                if let Some(summary) = lines.first() {
+                    app.flash(Flash::info(summary.clone()));
+                }
+                app.show_text(&title, lines);
+            }
+            Err(err) => {
+                let what = match request.batch_id() {
+                    "" => "plan",
+                    batch => batch,
+                };
+                app.flash(Flash::error(format!("{what}: {err}")));
+            }
+        },
+        ServiceEvent::Refused { reason } => app.flash(Flash::error(reason)),
     }
-    if !started.is_empty() {
-        app.flash(Flash::info(format!("started {}", started.join(", "))));
+    app.refresh();
+    true
+}
+
+fn run_flash(outcome: &RunOutcome) -> Flash {
+    let text = format!(
+        "{}: {} +{} ~{} -{}{}",
+        outcome.source,
+        outcome.status.as_str(),
+        outcome.counts.added,
+        outcome.counts.updated,
+        outcome.counts.removed,
+        outcome
+            .message
+            .as_deref()
+            .map(|m| format!(" ({m})"))
+            .unwrap_or_default()
+    );
+    if outcome.status == RunStatus::Failed {
+        Flash::error(text)
+    } else {
+        Flash::info(text)
     }
 }
 
-/// Links the same machine across sources after a successful run, one correlation at a time.
-async fn correlate(engine: &Engine) {
-    static CORRELATING: tokio::sync::Mutex<()> = tokio::sync::Mutex::const_new(());
-    let _turn = CORRELATING.lock().await;
-    let (database, open) = (engine.database.clone(), engine.open.clone());
-    let lldp_facts = engine.general.lldp_facts.clone();
-    let result = tokio::task::spawn_blocking(move || {
-        infradeck_core::sync::correlate::correlate_file(&database, &open, &lldp_facts)
-    })
-    .await;
-    if let Ok(Err(err)) = result {
-        tracing::warn!(error = %err, "correlation after a dashboard sync failed");
+/// A NetBox report as the text view shows it: a title, then a summary line and one line per
+/// item.
+fn netbox_text(request: &NetboxRequest, report: &NetboxReport) -> (String, Vec<String>) {
+    let batch = request.batch_id();
+    match report {
+        NetboxReport::Plan(report) => {
+            let summary = match &report.batch_id {
+                Some(id) => format!(
+                    "planned {id}: {} creates, {} updates, {} deletes",
+                    report.creates, report.updates, report.deletes
+                ),
+                None => "nothing new to propose".to_string(),
+            };
+            let notes = report
+                .untagged
+                .iter()
+                .map(|u| format!("not ours (untagged), left alone: {u}"))
+                .chain(report.unmapped.iter().map(|u| format!("not mapped: {u}")));
+            (
+                "plan".to_string(),
+                std::iter::once(summary).chain(notes).collect(),
+            )
+        }
+        NetboxReport::Apply(report) => (
+            format!("apply {batch}"),
+            std::iter::once(report.summary("applied"))
+                .chain(report.lines.iter().cloned())
+                .collect(),
+        ),
+        NetboxReport::DryRun(report) => (
+            format!("dry run of {batch}: nothing was sent"),
+            std::iter::once(format!("{} requests would be sent", report.lines.len()))
+                .chain(report.lines.iter().cloned())
+                .collect(),
+        ),
+        NetboxReport::Rollback(report) => (
+            format!("rollback {batch}"),
+            std::iter::once(report.summary("rolled back"))
+                .chain(report.lines.iter().cloned())
+                .collect(),
+        ),
     }
 }

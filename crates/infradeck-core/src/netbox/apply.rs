@@ -1,4 +1,4 @@
-//! Apply and rollback. Only approved items are written, parents before children; before each
+//! Apply, and the write engine rollback shares (`Run`). Only approved items are written, parents before children; before each
 //! write the objects are read again and compared with the plan, and a difference makes the item
 //! a conflict instead of a write. Each item is claimed with a conditional status move first, so
 //! two processes applying one batch write each item once, and a crash or failure half-way leaves
@@ -16,6 +16,9 @@ use super::plan::{
     CLUSTER_TYPES, CLUSTERS, ENDPOINTS, IFACES, IPS, MACS, SITES, TAGS, VMS, is_tagged, observed,
     rank, write_body,
 };
+use super::resolve::Resolver;
+use super::rollback::{recreate_body, rollback_data};
+pub use crate::app::ApplyReport;
 use crate::model::{ApprovalAction, ApprovalStatus};
 use crate::store::{ApprovalItem, ItemResult, Store};
 use reqwest::Method;
@@ -29,31 +32,6 @@ pub const CHUNK: usize = 64;
 /// (validation, change log, search cache), one CPU per worker: two chunks in flight keep two of
 /// its workers busy, which is what a 2-core NetBox host has.
 const IN_FLIGHT: usize = 3;
-
-/// How an apply or rollback went, item by item.
-#[derive(Debug, Clone, Default, serde::Serialize)]
-pub struct ApplyReport {
-    pub applied: usize,
-    pub conflicts: usize,
-    pub failed: usize,
-    /// Taken by another process, or not in a state this run handles.
-    pub(crate) skipped: usize,
-    /// Items this run would write (approved, or left failed or half-done by an earlier run).
-    pub eligible: usize,
-    /// Write requests sent to NetBox.
-    pub requests: usize,
-    /// One line per item: what was (or, in a dry run, would be) sent, and how it ended.
-    pub lines: Vec<String>,
-}
-
-impl ApplyReport {
-    pub fn summary(&self, verb: &str) -> String {
-        format!(
-            "{} {verb}, {} conflicts, {} failed, {} skipped",
-            self.applied, self.conflicts, self.failed, self.skipped
-        )
-    }
-}
 
 #[derive(Debug, Clone)]
 pub struct ApplyOptions {
@@ -201,7 +179,7 @@ fn conflict(note: impl Into<String>) -> Outcome {
 
 /// Apply or rollback: which way the items are undone or done.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
-enum Mode {
+pub(super) enum Mode {
     Apply,
     Rollback,
 }
@@ -332,7 +310,7 @@ pub async fn apply(
 }
 
 /// A batch's state from its items' statuses.
-fn batch_state(items: &[ApprovalItem]) -> &'static str {
+pub(super) fn batch_state(items: &[ApprovalItem]) -> &'static str {
     let any = |s: ApprovalStatus| items.iter().any(|i| i.approval_status == s);
     if any(ApprovalStatus::Conflict) || any(ApprovalStatus::Failed) || any(ApprovalStatus::Applying)
     {
@@ -350,7 +328,7 @@ fn batch_state(items: &[ApprovalItem]) -> &'static str {
     }
 }
 
-async fn check_auth(client: &NetboxClient) -> anyhow::Result<()> {
+pub(super) async fn check_auth(client: &NetboxClient) -> anyhow::Result<()> {
     client.check_auth().await.map_err(|err| {
         anyhow::anyhow!(
             "NetBox at {} did not accept the request, so nothing was claimed or written: {err}",
@@ -359,53 +337,12 @@ async fn check_auth(client: &NetboxClient) -> anyhow::Result<()> {
     })
 }
 
-/// Undoes the applied items of `batch`, newest dependency first: deletes what was created,
-/// restores updated fields, re-creates what was deleted. Each with a drift check.
-pub async fn rollback(
-    store: &mut Store,
-    client: &NetboxClient,
-    batch: &str,
-) -> anyhow::Result<ApplyReport> {
-    rollback_in_chunks(store, client, batch, CHUNK).await
-}
-
-/// `rollback`, `chunk` objects per request (1: one request per object).
-pub async fn rollback_in_chunks(
-    store: &mut Store,
-    client: &NetboxClient,
-    batch: &str,
-    chunk: usize,
-) -> anyhow::Result<ApplyReport> {
-    let items = store.batch_items(batch)?;
-    anyhow::ensure!(!items.is_empty(), "no batch `{batch}`");
-    let message = format!("infradeck rollback of batch {batch}");
-    let mut run = Run::new(store, client, batch, Mode::Rollback, &message, chunk);
-    let eligible = |i: &ApprovalItem| i.approval_status == ApprovalStatus::Applied;
-    run.report.eligible = items.iter().filter(|i| eligible(i)).count();
-    if run.report.eligible > 0 {
-        check_auth(client).await?;
-        run.execute(items, eligible).await?;
-    }
-    let items = run.store.batch_items(batch)?;
-    let state = batch_state(&items);
-    run.store.write(|w| w.set_batch_state(batch, state))?;
-    tracing::info!(
-        batch,
-        netbox = client.base_url(),
-        rolled_back = run.report.applied,
-        conflicts = run.report.conflicts,
-        failed = run.report.failed,
-        "netbox rollback"
-    );
-    Ok(run.report)
-}
-
 /// One apply or rollback of one batch.
-struct Run<'a> {
-    store: &'a mut Store,
+pub(super) struct Run<'a> {
+    pub(super) store: &'a mut Store,
     batch: String,
     net: Net<'a>,
-    report: ApplyReport,
+    pub(super) report: ApplyReport,
 }
 
 /// The NetBox side of a run: what the chunks written at once share (so no store in it).
@@ -420,7 +357,7 @@ struct Net<'a> {
 }
 
 impl<'a> Run<'a> {
-    fn new(
+    pub(super) fn new(
         store: &'a mut Store,
         client: &'a NetboxClient,
         batch: &str,
@@ -445,7 +382,7 @@ impl<'a> Run<'a> {
 
     /// Claims and writes every item `eligible` picks, stage by stage; items whose parents
     /// another process is writing wait for it (up to `DEFER_LIMIT`).
-    async fn execute(
+    pub(super) async fn execute(
         &mut self,
         items: Vec<ApprovalItem>,
         eligible: impl Fn(&ApprovalItem) -> bool,
@@ -1620,13 +1557,6 @@ fn describe_status(status: ApprovalStatus) -> &'static str {
     }
 }
 
-fn rollback_data(item: &ApprovalItem) -> Value {
-    item.rollback_data
-        .as_deref()
-        .and_then(|t| serde_json::from_str(t).ok())
-        .unwrap_or(Value::Null)
-}
-
 /// The ETag NetBox 4.7 gives an object, from the `last_updated` a list answer carries
 /// (`W/"<last_updated in isoformat>"`, UTC written `+00:00`): so a chunk's reads need no
 /// request per object. Should it ever differ, NetBox answers 412 and the chunk goes one object
@@ -1697,293 +1627,6 @@ fn to_side(v: &(Value, Value)) -> &Value {
     &v.1
 }
 
-/// An object as read, turned into a create body: references by id, choices by value, tags by
-/// slug, read-only fields dropped.
-fn recreate_body(before: &Value) -> Value {
-    let mut body = Map::new();
-    let Some(object) = before.as_object() else {
-        return Value::Null;
-    };
-    for (key, value) in object {
-        if matches!(
-            key.as_str(),
-            "id" | "url"
-                | "display"
-                | "display_url"
-                | "created"
-                | "last_updated"
-                | "config_context"
-                | "primary_mac_address"
-                | "primary_ip"
-                | "primary_ip4"
-                | "primary_ip6"
-        ) || key.ends_with("_count")
-        {
-            continue;
-        }
-        let written = match value {
-            Value::Object(nested)
-                if nested.contains_key("value") && nested.contains_key("label") =>
-            {
-                nested["value"].clone()
-            }
-            Value::Object(nested) if nested.contains_key("id") => json!(nested["id"]),
-            Value::Array(list) if key == "tags" => Value::Array(
-                list.iter()
-                    .filter_map(|t| t.get("slug").map(|s| json!({"slug": s})))
-                    .collect(),
-            ),
-            // Decimals NetBox reads back as `2.0` (vcpus) are written as the integer they are.
-            Value::Number(n)
-                if n.as_f64()
-                    .is_some_and(|f| f.fract() == 0.0 && !n.is_i64() && !n.is_u64()) =>
-            {
-                json!(n.as_f64().unwrap_or_default() as i64)
-            }
-            other => other.clone(),
-        };
-        body.insert(key.clone(), written);
-    }
-    Value::Object(body)
-}
-
-// ---------------------------------------------------------------------- lookups
-
-/// Turns `{"$lookup": {"endpoint", "query"}}` references into ids, many at a time: each round
-/// resolves the innermost lookups of every value with one list request per endpoint and filter
-/// set (values ORed), and remembers ids (also of objects this run created) for the rest of it.
-struct Resolver<'a> {
-    client: &'a NetboxClient,
-    /// Shared by the chunks a stage writes at once.
-    ids: std::sync::Mutex<HashMap<String, i64>>,
-}
-
-fn cache_key(endpoint: &str, query: &Value) -> String {
-    let sorted: BTreeMap<String, Value> = query
-        .as_object()
-        .map(|m| m.iter().map(|(k, v)| (k.clone(), v.clone())).collect())
-        .unwrap_or_default();
-    format!(
-        "{endpoint}|{}",
-        serde_json::to_string(&sorted).unwrap_or_default()
-    )
-}
-
-/// A lookup's endpoint and query, when `value` is one whose query holds no further lookup.
-fn innermost(value: &Value) -> Option<(String, Value)> {
-    let spec = value.as_object()?.get("$lookup")?;
-    let endpoint = spec.get("endpoint")?.as_str()?.to_string();
-    let query = spec.get("query")?.clone();
-    (!has_lookup(&query)).then_some((endpoint, query))
-}
-
-fn has_lookup(value: &Value) -> bool {
-    match value {
-        Value::Object(map) => map.contains_key("$lookup") || map.values().any(has_lookup),
-        Value::Array(list) => list.iter().any(has_lookup),
-        _ => false,
-    }
-}
-
-fn collect_innermost(value: &Value, out: &mut Vec<(String, Value)>) {
-    if let Some(found) = innermost(value) {
-        out.push(found);
-        return;
-    }
-    match value {
-        Value::Object(map) => map.values().for_each(|v| collect_innermost(v, out)),
-        Value::Array(list) => list.iter().for_each(|v| collect_innermost(v, out)),
-        _ => {}
-    }
-}
-
-/// Replaces the innermost lookups of `value` by their ids; the first that did not resolve is
-/// the error.
-fn substitute(
-    value: &mut Value,
-    answers: &HashMap<String, Result<i64, String>>,
-) -> Result<(), String> {
-    if let Some((endpoint, query)) = innermost(value) {
-        return match answers.get(&cache_key(&endpoint, &query)) {
-            Some(Ok(id)) => {
-                *value = json!(id);
-                Ok(())
-            }
-            Some(Err(err)) => Err(err.clone()),
-            None => Err(format!("no answer for the lookup of {endpoint} {query}")),
-        };
-    }
-    match value {
-        Value::Object(map) => map.values_mut().try_for_each(|v| substitute(v, answers)),
-        Value::Array(list) => list.iter_mut().try_for_each(|v| substitute(v, answers)),
-        _ => Ok(()),
-    }
-}
-
-/// Whether a listed object has `value` for the filter `key` (`name`, `slug`, `mac_address`,
-/// `virtual_machine_id`...), as NetBox compares them (names case-insensitively).
-fn matches_filter(object: &Value, key: &str, value: &Value) -> bool {
-    let wanted = value
-        .as_str()
-        .map(str::to_string)
-        .unwrap_or_else(|| value.to_string());
-    if let Some(field) = key.strip_suffix("_id") {
-        let id = match object.get(field) {
-            Some(Value::Object(nested)) => nested.get("id").and_then(Value::as_i64),
-            Some(other) => other.as_i64(),
-            None => None,
-        };
-        return id.is_some_and(|id| wanted.parse::<i64>() == Ok(id));
-    }
-    let actual = match object.get(key) {
-        Some(Value::String(s)) => s.clone(),
-        Some(Value::Object(choice)) => choice
-            .get("value")
-            .and_then(Value::as_str)
-            .unwrap_or_default()
-            .to_string(),
-        Some(other) => other.to_string(),
-        None => return false,
-    };
-    actual.to_lowercase() == wanted.to_lowercase()
-}
-
-impl<'a> Resolver<'a> {
-    fn new(client: &'a NetboxClient) -> Resolver<'a> {
-        Resolver {
-            client,
-            ids: Default::default(),
-        }
-    }
-
-    /// The ids learnt so far. A poisoned lock only means a panic elsewhere mid-insert of a
-    /// plain map entry: the map is still whole.
-    fn ids_map(&self) -> std::sync::MutexGuard<'_, HashMap<String, i64>> {
-        self.ids.lock().unwrap_or_else(|e| e.into_inner())
-    }
-
-    fn remember(&self, endpoint: &str, query: &Value, id: i64) {
-        self.ids_map().insert(cache_key(endpoint, query), id);
-    }
-
-    /// Resolves every lookup in `values` in place; per value, whether it fully resolved.
-    async fn resolve(&self, values: &mut [Value]) -> Vec<Result<(), String>> {
-        let mut results: Vec<Result<(), String>> = vec![Ok(()); values.len()];
-        for _ in 0..8 {
-            let mut wanted = Vec::new();
-            for (value, result) in values.iter().zip(&results) {
-                if result.is_ok() {
-                    collect_innermost(value, &mut wanted);
-                }
-            }
-            if wanted.is_empty() {
-                break;
-            }
-            let mut answers: HashMap<String, Result<i64, String>> = HashMap::new();
-            let mut by_endpoint: BTreeMap<String, Vec<Value>> = BTreeMap::new();
-            for (endpoint, query) in wanted {
-                let key = cache_key(&endpoint, &query);
-                if let Some(id) = self.ids_map().get(&key).copied() {
-                    answers.insert(key, Ok(id));
-                } else if let std::collections::hash_map::Entry::Vacant(slot) = answers.entry(key) {
-                    // Asked once per round, however many values refer to it.
-                    slot.insert(Err(String::new()));
-                    by_endpoint.entry(endpoint).or_default().push(query);
-                }
-            }
-            for (endpoint, queries) in by_endpoint {
-                let found = self.find(&endpoint, &queries).await;
-                for (i, query) in queries.iter().enumerate() {
-                    let key = cache_key(&endpoint, query);
-                    let answer = match &found {
-                        Err(err) => Err(err.clone()),
-                        Ok(found) => match found[i].as_slice() {
-                            [one] => match one.get("id").and_then(Value::as_i64) {
-                                Some(id) => {
-                                    self.ids_map().insert(key.clone(), id);
-                                    Ok(id)
-                                }
-                                None => Err(format!("the {endpoint} object for {query} has no id")),
-                            },
-                            [] => Err(format!(
-                                "no {endpoint} object matches {query} (its parent is not in NetBox)"
-                            )),
-                            many => Err(format!(
-                                "{} {endpoint} objects match {query}; expected one",
-                                many.len()
-                            )),
-                        },
-                    };
-                    answers.insert(key, answer);
-                }
-            }
-            for (value, result) in values.iter_mut().zip(results.iter_mut()) {
-                if result.is_ok()
-                    && let Err(err) = substitute(value, &answers)
-                {
-                    *result = Err(err);
-                }
-            }
-        }
-        results
-    }
-
-    /// For each flat query (`{"name": "eth0", "virtual_machine_id": 7}`), the objects of
-    /// `endpoint` it matches: one list request per distinct filter set and 50 queries, with the
-    /// values of each filter ORed (NetBox's semantics for a repeated parameter), then matched
-    /// exactly here.
-    async fn find(&self, endpoint: &str, queries: &[Value]) -> Result<Vec<Vec<Value>>, String> {
-        let mut out: Vec<Vec<Value>> = vec![Vec::new(); queries.len()];
-        let mut groups: BTreeMap<Vec<String>, Vec<usize>> = BTreeMap::new();
-        for (i, query) in queries.iter().enumerate() {
-            let keys: Vec<String> = query
-                .as_object()
-                .map(|m| m.keys().cloned().collect())
-                .unwrap_or_default();
-            groups.entry(keys).or_default().push(i);
-        }
-        for (keys, members) in groups {
-            for part in members.chunks(50) {
-                let mut params: Vec<(String, String)> = Vec::new();
-                for key in &keys {
-                    let mut values: Vec<String> = part
-                        .iter()
-                        .filter_map(|&i| queries[i].get(key))
-                        .map(|v| {
-                            v.as_str()
-                                .map(str::to_string)
-                                .unwrap_or_else(|| v.to_string())
-                        })
-                        .collect();
-                    values.sort();
-                    values.dedup();
-                    params.extend(values.into_iter().map(|v| (key.clone(), v)));
-                }
-                let borrowed: Vec<(&str, String)> = params
-                    .iter()
-                    .map(|(k, v)| (k.as_str(), v.clone()))
-                    .collect();
-                let objects = self
-                    .client
-                    .list(endpoint, &borrowed)
-                    .await
-                    .map_err(|e| e.to_string())?;
-                for &i in part {
-                    let query = queries[i].as_object();
-                    out[i] = objects
-                        .iter()
-                        .filter(|o| {
-                            query.is_some_and(|q| q.iter().all(|(k, v)| matches_filter(o, k, v)))
-                        })
-                        .cloned()
-                        .collect();
-                }
-            }
-        }
-        Ok(out)
-    }
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -1996,33 +1639,5 @@ mod tests {
             Some("W/\"2026-12-01T13:35:36.017322+00:00\"")
         );
         assert_eq!(etag_of(&json!({"last_updated": null})), None);
-    }
-
-    #[test]
-    fn filters_match_nested_ids_and_names_case_insensitively() {
-        let iface = json!({"name": "Eth0", "virtual_machine": {"id": 7, "name": "web"}});
-        assert!(matches_filter(&iface, "name", &json!("eth0")));
-        assert!(matches_filter(&iface, "virtual_machine_id", &json!(7)));
-        assert!(!matches_filter(&iface, "virtual_machine_id", &json!(8)));
-        assert!(!matches_filter(&iface, "slug", &json!("x")));
-    }
-
-    #[test]
-    fn innermost_lookups_resolve_first() {
-        let vm = json!({"$lookup": {"endpoint": VMS, "query": {"name": "web"}}});
-        let iface = json!({"$lookup": {"endpoint": IFACES, "query": {"name": "eth0", "virtual_machine_id": vm}}});
-        let mut found = Vec::new();
-        collect_innermost(&iface, &mut found);
-        assert_eq!(found, vec![(VMS.to_string(), json!({"name": "web"}))]);
-        let mut value = json!({"assigned_object_id": iface});
-        let answers = HashMap::from([(cache_key(VMS, &json!({"name": "web"})), Ok(7))]);
-        substitute(&mut value, &answers).unwrap();
-        assert_eq!(
-            innermost(&value["assigned_object_id"]),
-            Some((
-                IFACES.to_string(),
-                json!({"name": "eth0", "virtual_machine_id": 7})
-            ))
-        );
     }
 }

@@ -4,7 +4,10 @@
 pub mod apply;
 pub mod client;
 pub mod plan;
+mod resolve;
+mod rollback;
 
-pub use apply::{ApplyOptions, ApplyReport, apply, rollback};
+pub use apply::{ApplyOptions, ApplyReport, apply};
 pub use client::NetboxClient;
 pub use plan::{PlanReport, plan};
+pub use rollback::{rollback, rollback_in_chunks};

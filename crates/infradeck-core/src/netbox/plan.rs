@@ -12,6 +12,7 @@
 //! naming the parent, when its parent failed.
 
 use super::client::NetboxClient;
+pub use crate::app::PlanReport;
 use crate::model::{ApprovalAction, DeviceStatus, DeviceType};
 use crate::store::{DeviceQuery, InventoryVm, NewApprovalItem, NewBatch, Store};
 use chrono::{DateTime, Utc};
@@ -63,26 +64,6 @@ pub(crate) fn slugify(name: &str) -> String {
 /// at apply time to the id of the one object `endpoint` lists for `query`.
 pub(crate) fn lookup(endpoint: &str, query: Value) -> Value {
     json!({"$lookup": {"endpoint": endpoint, "query": query}})
-}
-
-/// What `plan` did.
-#[derive(Debug, Clone, Default, serde::Serialize)]
-pub struct PlanReport {
-    /// The new batch, when there was anything new to propose.
-    pub batch_id: Option<String>,
-    pub creates: usize,
-    pub updates: usize,
-    pub deletes: usize,
-    /// Proposals already open in an earlier batch, left where they are.
-    pub already_open: usize,
-    /// Pending items of earlier plans that no longer apply.
-    pub superseded: usize,
-    /// Objects that differ but are not tagged, so they are not ours to change.
-    pub untagged: Vec<String>,
-    /// Inventory records that cannot be mapped (no cluster, no host name).
-    pub unmapped: Vec<String>,
-    /// What NetBox lacks that the plan refers to (`tag:infradeck`), created first.
-    pub prerequisites: Vec<String>,
 }
 
 /// A NetBox object's comparable fields, nested references by name and choices by value.

@@ -6,6 +6,7 @@
 //! similarity, fused with reciprocal rank fusion. Without an `[embeddings]` section, or when the
 //! endpoint cannot be reached, search is full-text only and says so.
 
+pub use crate::app::IndexReport;
 use crate::config::{EmbeddingsConfig, Secret};
 use crate::sources::http::{RequestParts, RetryPolicy, SourceClient, SourceError};
 use crate::store::{HitKind, SearchHit, Store};
@@ -155,13 +156,6 @@ impl Embedder {
 type Pending = Vec<(HitKind, i64, Vec<String>)>;
 /// Chunks with their vectors, ready to store: (kind, row id, [(chunk, vector)]).
 type Embedded = Vec<(HitKind, i64, Vec<(String, Vec<f32>)>)>;
-
-/// What indexing did.
-#[derive(Debug, Clone, Default, PartialEq, Eq)]
-pub struct IndexReport {
-    pub embedded: usize,
-    pub unchanged: usize,
-}
 
 /// Embeds every KB page and issue whose chunks changed since they were last embedded.
 pub async fn index_knowledge(

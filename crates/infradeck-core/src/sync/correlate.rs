@@ -8,22 +8,12 @@
 //! authoritative source (Foreman, then PuppetDB, then vCenter). Every link made or removed is
 //! audited like any other change.
 
+pub use crate::app::CorrelationReport;
 use crate::model::{DeviceType, RelationshipType};
 use crate::store::{NewHistory, Result, Store};
-use serde::Serialize;
+
 use serde_json::{Value, json};
 use std::collections::{BTreeMap, HashMap, HashSet};
-
-#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize)]
-pub struct CorrelationReport {
-    pub linked: usize,
-    pub unlinked: usize,
-    pub total_links: usize,
-    /// Datastores linked to the array volume or LUN behind them.
-    pub backed_datastores: usize,
-    /// Servers linked (`connects_to`) to a switch their NICs' CDP/LLDP neighbour names.
-    pub uplinks: usize,
-}
 
 /// (record index, other source instance) → the best evidence found and the records showing it.
 type Candidates = HashMap<(usize, (String, String)), (Evidence, Vec<usize>)>;

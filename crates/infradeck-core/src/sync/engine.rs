@@ -9,12 +9,14 @@
 //! `cancel_requested` on the run's row.
 
 use super::reconcile::{Counts, Reconciler};
+use crate::app::SYNC_ID_TIME;
+pub use crate::app::{RunEvent, RunOutcome, is_run_of};
 use crate::config::{General, SourceConfig};
 use crate::model::RunStatus;
 use crate::sources::http::{RetryPolicy, SourceClient, SourceError};
 use crate::sources::{FetchContext, Hints, Item, Progress};
 use crate::store::{OpenOptions, RunOwner, RunProgress, RunSummary, Store};
-use serde::Serialize;
+
 use std::path::PathBuf;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
@@ -25,51 +27,6 @@ use tokio_util::sync::CancellationToken;
 const BEAT: Duration = Duration::from_millis(250);
 /// Items written per transaction at most.
 const BATCH: usize = 2000;
-
-/// A progress report of one run, for in-process subscribers (the CLI bar, the dashboard).
-#[derive(Debug, Clone, Serialize)]
-pub struct RunEvent {
-    pub sync_id: String,
-    /// `kind/id` of the source instance.
-    pub source: String,
-    pub status: RunStatus,
-    pub phase: String,
-    pub done: u64,
-    pub total: Option<u64>,
-    /// Items per second so far.
-    pub rate: f64,
-    pub eta_seconds: Option<f64>,
-    pub(crate) message: Option<String>,
-    pub counts: Counts,
-}
-
-/// How a run ended.
-#[derive(Debug, Clone, Serialize)]
-pub struct RunOutcome {
-    pub sync_id: Option<String>,
-    pub source: String,
-    pub status: RunStatus,
-    pub message: Option<String>,
-    pub counts: Counts,
-    pub duration: Duration,
-    /// HTTP requests sent to the source.
-    pub requests: u64,
-    /// The sweep guard refused to mark a large share of the source's devices inactive.
-    pub sweep_refused: bool,
-}
-
-/// The time part of a sync id (`vcenter-prod-20261128T055000.000Z`): it has no `-`, so the
-/// source a sync id belongs to is unambiguous even when one source's id starts with another's.
-const SYNC_ID_TIME: &str = "%Y%m%dT%H%M%S%.3fZ";
-
-/// Whether `sync_id` is a run of the source `kind/id` (not of `kind/id-2`, whose sync ids start
-/// the same way).
-pub fn is_run_of(sync_id: &str, source_key: &str) -> bool {
-    let prefix = format!("{}-", source_key.replacen('/', "-", 1));
-    sync_id
-        .strip_prefix(&prefix)
-        .is_some_and(|time| !time.is_empty() && !time.contains('-'))
-}
 
 /// Runs syncs against one database.
 #[derive(Clone)]
@@ -87,27 +44,10 @@ pub struct Engine {
 /// A running row whose heartbeat is older than this belongs to a process that died.
 pub const STALE_AFTER: Duration = Duration::from_secs(60);
 
-/// Records every run of this process still `running` as cancelled, in `database`: the last
-/// step of every way a process that runs syncs ends (quit, signal, panic), so that no run row
-/// outlives its process and holds the source's lock. Best effort: returns how many were ended.
-pub fn end_own_runs(database: &std::path::Path, why: &str) -> usize {
-    let pid = i64::from(std::process::id());
-    let host = crate::identity::host_name();
-    let now = crate::time::now();
-    Store::open(
-        database,
-        &OpenOptions {
-            busy_timeout: Duration::from_secs(2),
-        },
-    )
-    .and_then(|mut store| store.write(|w| w.end_runs_of_process(pid, &host, why, &now)))
-    .unwrap_or(0)
-}
-
 impl Engine {
-    /// [`end_own_runs`] for this engine's database.
+    /// [`crate::process::end_own_runs`] for this engine's database.
     pub fn end_own_runs(&self, why: &str) -> usize {
-        end_own_runs(&self.database, why)
+        crate::process::end_own_runs(&self.database, why)
     }
 
     pub fn new(database: PathBuf, general: General) -> Engine {

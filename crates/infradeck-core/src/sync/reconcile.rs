@@ -7,26 +7,13 @@
 //! has are removed only after a complete fetch, and a sweep that would deactivate more than the
 //! guard's share of the source's active devices is refused.
 
+pub use crate::app::Counts;
 use crate::model::{DeviceStatus, RelationshipType, VmRecord, VolumeRecord};
 use crate::sources::{DeviceBundle, Item, LinkRecord};
 use crate::store::{Change, ConfigStored, NewHistory, Result, Store, Writer};
-use serde::Serialize;
+
 use serde_json::{Value, json};
 use std::collections::{HashMap, HashSet};
-
-/// What a run changed.
-#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize)]
-pub struct Counts {
-    pub added: i64,
-    pub updated: i64,
-    pub unchanged: i64,
-    pub removed: i64,
-    pub configs_stored: i64,
-    pub links_added: i64,
-    pub(crate) links_removed: i64,
-    pub volumes_changed: i64,
-    pub history_rows: i64,
-}
 
 /// How the end of a run went.
 #[derive(Debug, Clone, Default, PartialEq)]

@@ -7,14 +7,14 @@ use crate::keys::{Action, Scope};
 use crate::theme::Theme;
 use crate::widgets::cursor::Cursor;
 use infradeck_core::model::{ApprovalAction, ApprovalStatus};
-use infradeck_core::store::{ApprovalItem, Batch, Review, Store};
+use infradeck_core::store::{ApprovalItem, Batch, Store};
 use ratatui::Frame;
 use ratatui::layout::{Constraint, Layout, Rect};
 use ratatui::text::{Line, Span};
 use ratatui::widgets::{Block, Borders, Paragraph, Row, Wrap};
 use tui_textarea::TextArea;
 
-/// One review decision over some items of a batch, as the store records it.
+/// One review decision over some items of a batch, as the CLI's `approve`/`reject` make it.
 fn review(
     store: &mut Store,
     batch: &str,
@@ -23,20 +23,7 @@ fn review(
     reviewer: &str,
     reason: Option<&str>,
 ) -> anyhow::Result<usize> {
-    let at = infradeck_core::time::now();
-    Ok(store.write(|w| {
-        w.review_items(
-            batch,
-            ids,
-            &Review {
-                from: ApprovalStatus::Pending,
-                to,
-                reviewer,
-                comment: reason,
-                at: &at,
-            },
-        )
-    })?)
+    Ok(infradeck_core::app::review(store, batch, ids, to, reviewer, reason)?.moved)
 }
 
 fn reject_modal(batch: String, ids: Vec<i64>, what: String, reviewer: String) -> Modal {

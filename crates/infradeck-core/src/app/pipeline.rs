@@ -1,0 +1,90 @@
+//! What runs after a batch of syncs, the same way whoever started them: correlation (the same
+//! machine across sources, datastores to the volumes behind them, servers to their switches),
+//! then embeddings of changed knowledge pages and issues. One pipeline at a time per process:
+//! two batches ending together correlate one after the other, each over everything written.
+
+use super::protocol::{PipelineReport, RunOutcome};
+use crate::config::EmbeddingsConfig;
+use crate::model::{RunStatus, SourceKind};
+use crate::store::OpenOptions;
+use std::path::PathBuf;
+
+/// What the pipeline works on.
+pub(super) struct Pipeline {
+    pub(super) database: PathBuf,
+    pub(super) open: OpenOptions,
+    pub(super) lldp_facts: Vec<String>,
+    pub(super) embeddings: Option<EmbeddingsConfig>,
+    /// Taken for the whole pipeline, so correlations never overlap.
+    turn: tokio::sync::Mutex<()>,
+}
+
+impl Pipeline {
+    pub(super) fn new(
+        database: PathBuf,
+        open: OpenOptions,
+        lldp_facts: Vec<String>,
+        embeddings: Option<EmbeddingsConfig>,
+    ) -> Pipeline {
+        Pipeline {
+            database,
+            open,
+            lldp_facts,
+            embeddings,
+            turn: tokio::sync::Mutex::new(()),
+        }
+    }
+
+    /// Runs after `outcomes` have all ended. `stopped`: a stop was requested, so nothing more
+    /// starts (no correlation, no embedding calls).
+    pub(super) async fn after(&self, outcomes: &[RunOutcome], stopped: bool) -> PipelineReport {
+        if stopped {
+            return PipelineReport {
+                skipped: Some("a stop was requested".into()),
+                ..PipelineReport::default()
+            };
+        }
+        let succeeded = |o: &&RunOutcome| o.status == RunStatus::Success;
+        if !outcomes.iter().any(|o| succeeded(&o)) {
+            return PipelineReport {
+                skipped: Some("no run succeeded".into()),
+                ..PipelineReport::default()
+            };
+        }
+        let _turn = self.turn.lock().await;
+        let (database, open, lldp_facts) = (
+            self.database.clone(),
+            self.open.clone(),
+            self.lldp_facts.clone(),
+        );
+        let correlation = tokio::task::spawn_blocking(move || {
+            crate::sync::correlate::correlate_file(&database, &open, &lldp_facts)
+        })
+        .await
+        .map_err(|join| anyhow::anyhow!("correlation panicked: {join}"))
+        .and_then(|result| result)
+        .map_err(|err| format!("correlation failed: {err:#}"));
+        let knowledge_synced = outcomes.iter().filter(succeeded).any(|o| {
+            o.source
+                .split_once('/')
+                .and_then(|(kind, _)| kind.parse::<SourceKind>().ok())
+                .is_some_and(|kind| matches!(kind, SourceKind::Confluence | SourceKind::Jira))
+        });
+        let embeddings = match (&self.embeddings, knowledge_synced) {
+            (Some(config), true) => Some(self.embed(config).await),
+            _ => None,
+        };
+        PipelineReport {
+            skipped: None,
+            correlation: Some(correlation),
+            embeddings,
+        }
+    }
+
+    async fn embed(&self, config: &EmbeddingsConfig) -> Result<crate::app::IndexReport, String> {
+        let embedder = crate::search::Embedder::new(config).map_err(|err| format!("{err:#}"))?;
+        crate::search::index_knowledge(&self.database, &self.open, &embedder)
+            .await
+            .map_err(|err| format!("{err:#}"))
+    }
+}

@@ -1,0 +1,287 @@
+//! The service itself: carries out [`Command`]s on the caller's tokio runtime and reports
+//! [`Event`]s. It owns every run it starts (so a cancel, a stop and the end of the process
+//! reach exactly those), runs the after-sync pipeline for every batch, and performs NetBox
+//! operations each on its own store connection.
+
+use super::pipeline::Pipeline;
+use super::protocol::{
+    Command, Event, NetboxReport, NetboxRequest, RunOutcome, ServiceLink, is_run_of,
+};
+use crate::config::{Config, NetboxConfig, SourceConfig};
+use crate::store::{OpenOptions, Store};
+use crate::sync::Engine;
+use std::collections::HashMap;
+use std::path::PathBuf;
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+use tokio::sync::mpsc;
+use tokio_util::sync::CancellationToken;
+use tokio_util::task::TaskTracker;
+
+/// How this process's service differs from the configuration.
+#[derive(Debug, Clone, Default)]
+pub struct ServiceOptions {
+    /// Lift the sweep guard (`sync --allow-mass-removal`).
+    pub allow_mass_removal: bool,
+}
+
+/// A running service. Dropping it leaves its tasks running; [`Service::shutdown`] ends them.
+pub struct Service {
+    shared: Arc<Shared>,
+}
+
+struct Shared {
+    engine: Engine,
+    pipeline: Pipeline,
+    netbox: Option<NetboxConfig>,
+    netbox_open: OpenOptions,
+    events: mpsc::UnboundedSender<Event>,
+    /// `kind/id` → the token of the run of that source going on now.
+    running: Mutex<HashMap<String, CancellationToken>>,
+    /// Cancelled by a stop or a shutdown: every run's token is a child of it.
+    stop: CancellationToken,
+    tasks: TaskTracker,
+}
+
+fn source_key(source: &SourceConfig) -> String {
+    format!("{}/{}", source.kind.as_str(), source.id)
+}
+
+impl Service {
+    /// Starts the service over `database` on the current tokio runtime (it spawns tasks, so it
+    /// must be called from within one) and returns it with the front end's link.
+    pub fn start(
+        database: PathBuf,
+        config: &Config,
+        options: &ServiceOptions,
+    ) -> (Service, ServiceLink) {
+        let mut general = config.general.clone();
+        if options.allow_mass_removal {
+            general.sweep_guard_percent = 100;
+        }
+        let engine = Engine::new(database.clone(), general);
+        let pipeline = Pipeline::new(
+            database,
+            engine.open.clone(),
+            config.general.lldp_facts.clone(),
+            config.embeddings.clone(),
+        );
+        let (events, events_rx) = mpsc::unbounded_channel();
+        let (commands, commands_rx) = mpsc::unbounded_channel();
+        let shared = Arc::new(Shared {
+            netbox_open: OpenOptions {
+                busy_timeout: config.general.busy_timeout,
+            },
+            engine,
+            pipeline,
+            netbox: config.netbox.clone(),
+            events,
+            running: Mutex::new(HashMap::new()),
+            stop: CancellationToken::new(),
+            tasks: TaskTracker::new(),
+        });
+        shared.tasks.spawn(forward_progress(shared.clone()));
+        shared.tasks.spawn(serve(shared.clone(), commands_rx));
+        (
+            Service { shared },
+            ServiceLink {
+                commands,
+                events: events_rx,
+            },
+        )
+    }
+
+    /// The engine the service runs syncs with (its database and open options).
+    pub fn engine(&self) -> &Engine {
+        &self.shared.engine
+    }
+
+    /// Ends the service: cancels every run, waits for them to record their end (at most `wait`,
+    /// forever with `None`), then records as cancelled, with `why`, any run of this process
+    /// still marked running. Returns how many had to be ended that way.
+    pub async fn shutdown(self, why: &str, wait: Option<Duration>) -> usize {
+        self.shared.stop.cancel();
+        self.shared.tasks.close();
+        match wait {
+            Some(limit) => {
+                let _ = tokio::time::timeout(limit, self.shared.tasks.wait()).await;
+            }
+            None => self.shared.tasks.wait().await,
+        }
+        self.shared.engine.end_own_runs(why)
+    }
+}
+
+/// Reads commands until the front end goes or the service stops.
+async fn serve(shared: Arc<Shared>, mut commands: mpsc::UnboundedReceiver<Command>) {
+    loop {
+        let command = tokio::select! {
+            command = commands.recv() => command,
+            _ = shared.stop.cancelled() => None,
+        };
+        let Some(command) = command else { break };
+        match command {
+            Command::Sync { sources } => start_batch(&shared, sources),
+            Command::Watch { sources } => {
+                for source in sources {
+                    shared.tasks.spawn(watch(shared.clone(), source));
+                }
+            }
+            Command::Cancel { sync_id } => {
+                let running = shared.running.lock().unwrap_or_else(|e| e.into_inner());
+                for (source, token) in running.iter() {
+                    if is_run_of(&sync_id, source) {
+                        token.cancel();
+                    }
+                }
+            }
+            Command::Stop => shared.stop.cancel(),
+            Command::Netbox(request) => {
+                let shared = shared.clone();
+                shared.tasks.clone().spawn(async move {
+                    let result = netbox(&shared, &request)
+                        .await
+                        .map_err(|err| format!("{err:#}"));
+                    let _ = shared.events.send(Event::Netbox { request, result });
+                });
+            }
+        }
+    }
+}
+
+/// The engine's progress, as events, while the service runs.
+async fn forward_progress(shared: Arc<Shared>) {
+    use tokio::sync::broadcast::error::RecvError;
+    let mut progress = shared.engine.subscribe();
+    loop {
+        tokio::select! {
+            event = progress.recv() => match event {
+                Ok(event) => {
+                    let _ = shared.events.send(Event::Progress(event));
+                }
+                Err(RecvError::Lagged(_)) => {}
+                Err(RecvError::Closed) => break,
+            },
+            _ = shared.stop.cancelled() => break,
+        }
+    }
+}
+
+/// Claims `source` for a run: its token, or `None` when a run of it is already going.
+fn claim(shared: &Shared, source: &SourceConfig) -> Option<CancellationToken> {
+    let mut running = shared.running.lock().unwrap_or_else(|e| e.into_inner());
+    let key = source_key(source);
+    if running.contains_key(&key) {
+        return None;
+    }
+    let token = shared.stop.child_token();
+    running.insert(key, token.clone());
+    Some(token)
+}
+
+/// One run of a claimed source; releases the claim and reports the end.
+async fn run_one(shared: &Shared, source: &SourceConfig, token: CancellationToken) -> RunOutcome {
+    let outcome = shared.engine.run(source, token).await;
+    shared
+        .running
+        .lock()
+        .unwrap_or_else(|e| e.into_inner())
+        .remove(&source_key(source));
+    let _ = shared.events.send(Event::RunEnded(outcome.clone()));
+    outcome
+}
+
+/// The after-sync pipeline for a batch that has ended, and its report.
+async fn end_batch(shared: &Shared, outcomes: Vec<RunOutcome>) {
+    let pipeline = shared
+        .pipeline
+        .after(&outcomes, shared.stop.is_cancelled())
+        .await;
+    let _ = shared.events.send(Event::BatchEnded { outcomes, pipeline });
+}
+
+fn start_batch(shared: &Arc<Shared>, sources: Vec<SourceConfig>) {
+    let mut claimed = Vec::new();
+    let mut already_running = Vec::new();
+    for source in sources {
+        match claim(shared, &source) {
+            Some(token) => claimed.push((source, token)),
+            None => already_running.push(source_key(&source)),
+        }
+    }
+    let _ = shared.events.send(Event::Started {
+        runs: claimed.iter().map(|(s, _)| source_key(s)).collect(),
+        already_running,
+    });
+    let batch_shared = shared.clone();
+    shared.tasks.spawn(async move {
+        let shared = batch_shared;
+        let runs = claimed
+            .iter()
+            .map(|(source, token)| run_one(&shared, source, token.clone()));
+        let outcomes = futures::future::join_all(runs).await;
+        end_batch(&shared, outcomes).await;
+    });
+}
+
+/// Runs `source` on its interval until the service stops; a round whose source is still
+/// running (started from elsewhere in this process) is skipped.
+async fn watch(shared: Arc<Shared>, source: SourceConfig) {
+    while !shared.stop.is_cancelled() {
+        if let Some(token) = claim(&shared, &source) {
+            let _ = shared.events.send(Event::Started {
+                runs: vec![source_key(&source)],
+                already_running: Vec::new(),
+            });
+            let outcome = run_one(&shared, &source, token).await;
+            end_batch(&shared, vec![outcome]).await;
+        }
+        tokio::select! {
+            _ = tokio::time::sleep(source.interval) => {}
+            _ = shared.stop.cancelled() => {}
+        }
+    }
+}
+
+async fn netbox(shared: &Shared, request: &NetboxRequest) -> anyhow::Result<NetboxReport> {
+    use crate::netbox::{ApplyOptions, NetboxClient};
+    let config = shared
+        .netbox
+        .as_ref()
+        .ok_or_else(|| anyhow::anyhow!("no [netbox] section in the configuration"))?;
+    let client = NetboxClient::new(config, crate::sources::http::RetryPolicy::default())?;
+    let mut store = Store::open(&shared.engine.database, &shared.netbox_open)?;
+    Ok(match request {
+        NetboxRequest::Plan => NetboxReport::Plan(
+            crate::netbox::plan(
+                &mut store,
+                &client,
+                config.delete_grace_days,
+                &crate::identity::os_user(),
+                chrono::Utc::now(),
+            )
+            .await?,
+        ),
+        NetboxRequest::Apply {
+            batch_id,
+            dry_run,
+            allow_deletes,
+        } => {
+            let options = ApplyOptions {
+                dry_run: *dry_run,
+                allow_deletes: *allow_deletes,
+                max_deletes: config.max_deletes,
+                chunk: crate::netbox::apply::CHUNK,
+            };
+            let report = crate::netbox::apply(&mut store, &client, batch_id, &options).await?;
+            if *dry_run {
+                NetboxReport::DryRun(report)
+            } else {
+                NetboxReport::Apply(report)
+            }
+        }
+        NetboxRequest::Rollback { batch_id } => {
+            NetboxReport::Rollback(crate::netbox::rollback(&mut store, &client, batch_id).await?)
+        }
+    })
+}
