@@ -2,8 +2,9 @@
 //! prints them. Everything runs against the simulators and scratch databases.
 
 use infradeck_core::config::Config;
-use infradeck_core::model::{DeviceRecord, DeviceType, InterfaceRecord, VmRecord};
-use infradeck_core::sources::{DeviceBundle, Item};
+use infradeck_core::model::{
+    DeviceBundle, DeviceRecord, DeviceType, InterfaceRecord, Item, VmRecord,
+};
 use infradeck_core::store::{OpenOptions, Store};
 use infradeck_core::sync::Engine;
 use infradeck_core::sync::reconcile::Reconciler;
@@ -121,7 +122,7 @@ pub(crate) struct SoapFigure {
 
 pub(crate) async fn vcenter_soap(vms: usize, latency: Duration) -> anyhow::Result<SoapFigure> {
     let (_scratch, sims, _config, source) = vcenter_rig(vms, latency, "soap").await?;
-    let client = infradeck_core::sources::http::SourceClient::new(&source, Default::default())?;
+    let client = infradeck_core::http::SourceClient::new(&source, Default::default())?;
     let login = sims.credentials(SimKind::Vcenter);
     let password = infradeck_core::config::Secret::new(login.password);
     let started = Instant::now();
@@ -335,7 +336,7 @@ pub(crate) async fn netbox_apply(
     }
     let client = infradeck_core::netbox::NetboxClient::new(
         &netbox,
-        infradeck_core::sources::http::RetryPolicy::default(),
+        infradeck_core::http::RetryPolicy::default(),
     )?;
     let mut store = Store::open(&database, &OpenOptions::default())?;
     let report =

@@ -12,6 +12,8 @@
 pub mod app;
 pub mod changes;
 pub mod config;
+#[cfg(feature = "connectors")]
+pub mod http;
 pub mod identity;
 pub mod logging;
 pub mod model;

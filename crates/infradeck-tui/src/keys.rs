@@ -1,6 +1,8 @@
-//! The one binding table: every key the dashboard understands, what it does, where it applies,
-//! and the words the footer hints and the help screen show. Keys, hints and help cannot drift
-//! apart because they are all read from [`BINDINGS`].
+//! The one binding table: every key the dashboard understands, in every mode (the views, the
+//! help screen, the `:` command line, the `/` filter line, the text view, the reason box and
+//! the confirmation), what it does, where it applies, and the words the footer hints and the
+//! help screen show. Keys, hints and help cannot drift apart because they are all read from
+//! [`BINDINGS`].
 
 use crossterm::event::{KeyCode, KeyEvent, KeyModifiers};
 
@@ -50,6 +52,24 @@ pub(crate) enum Action {
     Plan,
     DryRun,
     Rollback,
+    // In the line editors and dialogs.
+    /// Enter: run the command, keep the filter, submit the reason, press the focused button.
+    Submit,
+    /// Esc: leave without doing anything (the filter goes back to what it was).
+    Cancel,
+    /// Tab on the command line: complete the command name.
+    Complete,
+    /// Backspace: delete the character before the cursor.
+    Erase,
+    /// Ctrl-U: clear the line.
+    ClearLine,
+    /// Tab or arrows in a confirmation: move the focus between Cancel and the action.
+    SwitchFocus,
+    /// Alt-Enter in the reason box.
+    NewLine,
+    /// A character typed into a line or a box. Bound to no key in the table: what is not
+    /// bound in a text-entry scope is typed.
+    Type,
 }
 
 /// Where a binding applies. A view lists its scopes, most specific first.
@@ -64,6 +84,13 @@ pub(crate) enum Scope {
     Diff,
     Sync,
     Netbox,
+    // Modes over the views; each is looked up alone while it is open.
+    HelpScreen,
+    CommandLine,
+    FilterLine,
+    TextView,
+    ReasonBox,
+    Confirm,
 }
 
 impl Scope {
@@ -78,7 +105,21 @@ impl Scope {
             Scope::Diff => "config diff",
             Scope::Sync => "sync",
             Scope::Netbox => "NetBox queue",
+            Scope::HelpScreen => "this help",
+            Scope::CommandLine => "command line (:)",
+            Scope::FilterLine => "filter line (/)",
+            Scope::TextView => "text view",
+            Scope::ReasonBox => "reason box",
+            Scope::Confirm => "confirmation",
         }
+    }
+
+    /// Whether characters not bound in this scope are typed into it.
+    pub(crate) fn takes_text(self) -> bool {
+        matches!(
+            self,
+            Scope::CommandLine | Scope::FilterLine | Scope::ReasonBox | Scope::Confirm
+        )
     }
 }
 
@@ -87,24 +128,35 @@ impl Scope {
 pub(crate) struct Key {
     pub(crate) code: KeyCode,
     pub(crate) ctrl: bool,
+    pub(crate) alt: bool,
 }
 
 const fn k(c: char) -> Key {
-    Key {
-        code: KeyCode::Char(c),
-        ctrl: false,
-    }
+    code(KeyCode::Char(c))
 }
 
 const fn ctrl(c: char) -> Key {
     Key {
         code: KeyCode::Char(c),
         ctrl: true,
+        alt: false,
+    }
+}
+
+const fn alt(code: KeyCode) -> Key {
+    Key {
+        code,
+        ctrl: false,
+        alt: true,
     }
 }
 
 const fn code(code: KeyCode) -> Key {
-    Key { code, ctrl: false }
+    Key {
+        code,
+        ctrl: false,
+        alt: false,
+    }
 }
 
 /// One line of the table.
@@ -531,6 +583,241 @@ pub(crate) static BINDINGS: &[Binding] = &[
         Some("quit"),
         "quit",
     ),
+    // The help screen.
+    bind(
+        &[code(KeyCode::Down), k('j')],
+        "↓/j",
+        A::Down,
+        S::HelpScreen,
+        Some("scroll"),
+        "scroll down",
+    ),
+    bind(
+        &[code(KeyCode::Up), k('k')],
+        "↑/k",
+        A::Up,
+        S::HelpScreen,
+        None,
+        "scroll up",
+    ),
+    bind(
+        &[code(KeyCode::Esc), k('?')],
+        "Esc",
+        A::Cancel,
+        S::HelpScreen,
+        Some("close"),
+        "close (so does any key not listed here)",
+    ),
+    bind(
+        &[k('q'), ctrl('c')],
+        "q",
+        A::Quit,
+        S::HelpScreen,
+        Some("quit"),
+        "quit",
+    ),
+    // The `:` command line.
+    bind(
+        &[code(KeyCode::Enter)],
+        "Enter",
+        A::Submit,
+        S::CommandLine,
+        Some("run"),
+        "run the command",
+    ),
+    bind(
+        &[code(KeyCode::Tab)],
+        "Tab",
+        A::Complete,
+        S::CommandLine,
+        Some("complete"),
+        "complete the command name (several: the common part, and the choices)",
+    ),
+    bind(
+        &[code(KeyCode::Backspace)],
+        "BS",
+        A::Erase,
+        S::CommandLine,
+        None,
+        "delete the last character",
+    ),
+    bind(
+        &[ctrl('u')],
+        "C-u",
+        A::ClearLine,
+        S::CommandLine,
+        None,
+        "clear the line",
+    ),
+    bind(
+        &[code(KeyCode::Esc)],
+        "Esc",
+        A::Cancel,
+        S::CommandLine,
+        Some("cancel"),
+        "leave the command line",
+    ),
+    bind(
+        &[],
+        "text",
+        A::Type,
+        S::CommandLine,
+        None,
+        "type the command",
+    ),
+    // The `/` filter line.
+    bind(
+        &[code(KeyCode::Enter)],
+        "Enter",
+        A::Submit,
+        S::FilterLine,
+        Some("keep"),
+        "keep the filter and go back to the list",
+    ),
+    bind(
+        &[code(KeyCode::Backspace)],
+        "BS",
+        A::Erase,
+        S::FilterLine,
+        None,
+        "delete the last character",
+    ),
+    bind(
+        &[ctrl('u')],
+        "C-u",
+        A::ClearLine,
+        S::FilterLine,
+        None,
+        "clear the filter",
+    ),
+    bind(
+        &[code(KeyCode::Esc)],
+        "Esc",
+        A::Cancel,
+        S::FilterLine,
+        Some("undo"),
+        "put the filter back as it was",
+    ),
+    bind(
+        &[],
+        "text",
+        A::Type,
+        S::FilterLine,
+        None,
+        "type to filter as you type (!text inverts; type: source: status: narrow)",
+    ),
+    // A text view (a run's full error, a NetBox report).
+    bind(
+        &[code(KeyCode::Down), k('j')],
+        "↓/j",
+        A::Down,
+        S::TextView,
+        Some("scroll"),
+        "scroll down",
+    ),
+    bind(
+        &[code(KeyCode::Up), k('k')],
+        "↑/k",
+        A::Up,
+        S::TextView,
+        None,
+        "scroll up",
+    ),
+    bind(
+        &[k('y')],
+        "y",
+        A::Copy,
+        S::TextView,
+        Some("copy"),
+        "copy the whole text",
+    ),
+    bind(
+        &[code(KeyCode::Esc), code(KeyCode::Enter), k('q')],
+        "Esc",
+        A::Cancel,
+        S::TextView,
+        Some("close"),
+        "close (so does any key not listed here)",
+    ),
+    // The reason box (a rejection).
+    bind(
+        &[code(KeyCode::Enter)],
+        "Enter",
+        A::Submit,
+        S::ReasonBox,
+        Some("submit"),
+        "submit the reason",
+    ),
+    bind(
+        &[alt(KeyCode::Enter)],
+        "A-Enter",
+        A::NewLine,
+        S::ReasonBox,
+        Some("new line"),
+        "start a new line",
+    ),
+    bind(
+        &[code(KeyCode::Esc)],
+        "Esc",
+        A::Cancel,
+        S::ReasonBox,
+        Some("cancel"),
+        "cancel; nothing changes",
+    ),
+    bind(
+        &[],
+        "text",
+        A::Type,
+        S::ReasonBox,
+        None,
+        "type the reason (arrows, Home/End and Backspace edit it)",
+    ),
+    // A confirmation (apply, rollback): Cancel is focused first.
+    bind(
+        &[
+            code(KeyCode::Tab),
+            code(KeyCode::BackTab),
+            code(KeyCode::Left),
+            code(KeyCode::Right),
+        ],
+        "Tab/←→",
+        A::SwitchFocus,
+        S::Confirm,
+        Some("switch"),
+        "move the focus between Cancel and the action",
+    ),
+    bind(
+        &[code(KeyCode::Enter)],
+        "Enter",
+        A::Submit,
+        S::Confirm,
+        Some("press"),
+        "press the focused button",
+    ),
+    bind(
+        &[code(KeyCode::Backspace)],
+        "BS",
+        A::Erase,
+        S::Confirm,
+        None,
+        "delete the last character typed",
+    ),
+    bind(
+        &[code(KeyCode::Esc)],
+        "Esc",
+        A::Cancel,
+        S::Confirm,
+        Some("cancel"),
+        "cancel; nothing changes",
+    ),
+    bind(
+        &[],
+        "text",
+        A::Type,
+        S::Confirm,
+        None,
+        "type the batch id, when the confirmation asks for it",
+    ),
 ];
 
 /// The binding for `event` in the first of `scopes` that binds it, if any.
@@ -538,6 +825,7 @@ pub(crate) static BINDINGS: &[Binding] = &[
 /// mode, saying so, rather than dropping the key).
 pub(crate) fn lookup(event: &KeyEvent, scopes: &[Scope]) -> Option<&'static Binding> {
     let ctrl = event.modifiers.contains(KeyModifiers::CONTROL);
+    let alt = event.modifiers.contains(KeyModifiers::ALT);
     let code = match event.code {
         // Shift+letter arrives as the upper-case letter on most terminals; normalise the rest.
         KeyCode::Char(c) if event.modifiers.contains(KeyModifiers::SHIFT) => {
@@ -545,12 +833,26 @@ pub(crate) fn lookup(event: &KeyEvent, scopes: &[Scope]) -> Option<&'static Bind
         }
         other => other,
     };
-    let key = Key { code, ctrl };
+    let key = Key { code, ctrl, alt };
     scopes.iter().find_map(|scope| {
         BINDINGS
             .iter()
             .find(|b| b.scope == *scope && b.keys.contains(&key))
     })
+}
+
+/// The character a key types into a line or a box: a plain or shifted character, no Ctrl/Alt.
+pub(crate) fn typed(event: &KeyEvent) -> Option<char> {
+    match event.code {
+        KeyCode::Char(c)
+            if !event
+                .modifiers
+                .intersects(KeyModifiers::CONTROL | KeyModifiers::ALT) =>
+        {
+            Some(c)
+        }
+        _ => None,
+    }
 }
 
 /// The footer hints for `scopes`, in table order: only what is `available` now, and no writes
@@ -589,6 +891,12 @@ pub(crate) fn help(scopes: &[Scope]) -> Vec<(Scope, Vec<&'static Binding>)> {
         S::Diff,
         S::Sync,
         S::Netbox,
+        S::HelpScreen,
+        S::CommandLine,
+        S::FilterLine,
+        S::TextView,
+        S::ReasonBox,
+        S::Confirm,
     ] {
         if !order.contains(&scope) {
             order.push(scope);

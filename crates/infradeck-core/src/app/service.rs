@@ -249,7 +249,7 @@ async fn netbox(shared: &Shared, request: &NetboxRequest) -> anyhow::Result<Netb
         .netbox
         .as_ref()
         .ok_or_else(|| anyhow::anyhow!("no [netbox] section in the configuration"))?;
-    let client = NetboxClient::new(config, crate::sources::http::RetryPolicy::default())?;
+    let client = NetboxClient::new(config, crate::http::RetryPolicy::default())?;
     let mut store = Store::open(&shared.engine.database, &shared.netbox_open)?;
     Ok(match request {
         NetboxRequest::Plan => NetboxReport::Plan(

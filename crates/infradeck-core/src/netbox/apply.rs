@@ -218,16 +218,20 @@ impl Work {
         &self.plan.endpoint
     }
 
-    /// When this item is written: creates and updates parents first, deletes children first;
-    /// apply writes before it deletes, rollback undoes creates before it re-creates.
     fn stage(&self, mode: Mode) -> (u8, u8) {
-        let r = rank(&self.plan.endpoint);
-        match (mode, self.op) {
-            (Mode::Apply, Op::Delete) => (1, 255 - r),
-            (Mode::Apply, _) => (0, r),
-            (Mode::Rollback, Op::Delete) => (0, 255 - r),
-            (Mode::Rollback, _) => (1, r),
-        }
+        stage(mode, self.op, &self.plan.endpoint)
+    }
+}
+
+/// When an item is written, as a sort key: creates and updates parents first, deletes children
+/// first; apply writes before it deletes, rollback undoes creates before it re-creates.
+fn stage(mode: Mode, op: Op, endpoint: &str) -> (u8, u8) {
+    let r = rank(endpoint);
+    match (mode, op) {
+        (Mode::Apply, Op::Delete) => (1, 255 - r),
+        (Mode::Apply, _) => (0, r),
+        (Mode::Rollback, Op::Delete) => (0, 255 - r),
+        (Mode::Rollback, _) => (1, r),
     }
 }
 
@@ -1630,6 +1634,69 @@ fn to_side(v: &(Value, Value)) -> &Value {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    /// The order a batch's items are written in: `(action, endpoint)` sorted by stage.
+    fn order(mode: Mode, items: &[(ApprovalAction, &'static str)]) -> Vec<(Op, &'static str)> {
+        let mut ops: Vec<(Op, &str)> = items
+            .iter()
+            .map(|(action, endpoint)| (op_of(mode, *action), *endpoint))
+            .collect();
+        ops.sort_by_key(|(op, endpoint)| stage(mode, *op, endpoint));
+        ops
+    }
+
+    #[test]
+    fn apply_writes_parents_first_and_deletes_children_first_after_every_write() {
+        use ApprovalAction::{Create, Delete, Update};
+        let batch = [
+            (Delete, VMS),
+            (Create, IPS),
+            (Delete, IFACES),
+            (Create, VMS),
+            (Update, CLUSTERS),
+            (Create, TAGS),
+            (Delete, CLUSTERS),
+            (Create, IFACES),
+        ];
+        assert_eq!(
+            order(Mode::Apply, &batch),
+            vec![
+                (Op::Create, TAGS),
+                (Op::Update, CLUSTERS),
+                (Op::Create, VMS),
+                (Op::Create, IFACES),
+                (Op::Create, IPS),
+                (Op::Delete, IFACES),
+                (Op::Delete, VMS),
+                (Op::Delete, CLUSTERS),
+            ]
+        );
+    }
+
+    #[test]
+    fn rollback_undoes_creates_children_first_then_recreates_parents_first() {
+        use ApprovalAction::{Create, Delete, Update};
+        // What apply did; rollback turns each create into a delete and each delete into a create.
+        let batch = [
+            (Create, VMS),
+            (Delete, VMS),
+            (Create, IFACES),
+            (Update, VMS),
+            (Delete, IFACES),
+            (Create, CLUSTERS),
+        ];
+        assert_eq!(
+            order(Mode::Rollback, &batch),
+            vec![
+                (Op::Delete, IFACES),
+                (Op::Delete, VMS),
+                (Op::Delete, CLUSTERS),
+                (Op::Create, VMS),
+                (Op::Update, VMS),
+                (Op::Create, IFACES),
+            ]
+        );
+    }
 
     #[test]
     fn etags_are_derived_as_netbox_writes_them() {

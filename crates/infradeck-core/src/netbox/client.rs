@@ -4,7 +4,7 @@
 //! client policy; POST and PATCH never are.
 
 use crate::config::{NetboxConfig, Secret};
-use crate::sources::http::{RequestParts, RetryPolicy, SourceClient, SourceError};
+use crate::http::{RequestParts, RetryPolicy, SourceClient, SourceError};
 use reqwest::Method;
 use serde_json::Value;
 use std::time::Duration;

@@ -807,3 +807,119 @@ pub async fn plan(
     );
     Ok(report)
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn vm(name: &str, hostname: Option<&str>, cluster: Option<&str>, power: &str) -> InventoryVm {
+        InventoryVm {
+            device_id: 1,
+            name: name.into(),
+            hostname: hostname.map(Into::into),
+            active: true,
+            last_seen: None,
+            cluster: cluster.map(Into::into),
+            power_state: Some(power.into()),
+            cpu_count: Some(4),
+            memory_mb: Some(8192),
+            disk_bytes: Some(50 << 30),
+        }
+    }
+
+    #[test]
+    fn a_vm_becomes_netbox_fields_named_by_its_host_name_in_its_cluster() {
+        let fields = desired_vm(&vm("WEB-01.lab.local", None, Some("prod"), "POWERED_ON")).unwrap();
+        assert_eq!(fields["name"], json!("web-01"), "short, lower-case name");
+        assert_eq!(fields["cluster"], json!("prod"));
+        assert_eq!(fields["status"], json!("active"));
+        assert_eq!(fields["vcpus"], json!(4));
+        assert_eq!(fields["memory"], json!(8192));
+        assert_eq!(fields["disk"], json!(51200), "NetBox counts disk in MiB");
+        // The guest's own host name wins over the vCenter display name.
+        let named = desired_vm(&vm(
+            "web-01 (old)",
+            Some("web-01"),
+            Some("prod"),
+            "POWERED_OFF",
+        ));
+        let named = named.unwrap();
+        assert_eq!(named["name"], json!("web-01"));
+        assert_eq!(
+            named["status"],
+            json!("offline"),
+            "anything not powered on is offline"
+        );
+        // No cluster (a standalone host): nothing NetBox can hold it in, so no fields at all.
+        assert!(desired_vm(&vm("edge-01", None, None, "POWERED_ON")).is_none());
+    }
+
+    #[test]
+    fn netbox_objects_compare_by_reference_names_and_choice_values() {
+        let object = json!({
+            "id": 7,
+            "name": "web-01",
+            "status": {"value": "active", "label": "Active"},
+            "cluster": {"id": 3, "name": "prod", "url": "http://netbox/api/virtualization/clusters/3/"},
+            "vcpus": 4.0,
+            "memory": 8192,
+            "disk": null,
+            "comments": "hand-written, not compared",
+        });
+        let seen = observed(VMS, &object);
+        assert_eq!(seen["name"], json!("web-01"));
+        assert_eq!(seen["status"], json!("active"));
+        assert_eq!(seen["cluster"], json!("prod"));
+        assert_eq!(
+            seen["vcpus"],
+            json!(4),
+            "4.0 from NetBox equals 4 from vCenter"
+        );
+        assert_eq!(seen["disk"], Value::Null);
+        assert!(
+            !seen.contains_key("comments"),
+            "only fields we manage are compared"
+        );
+        // What the plan would write compares equal to what NetBox would then hold.
+        let desired = desired_vm(&vm("web-01", None, Some("prod"), "POWERED_ON")).unwrap();
+        for field in ["name", "status", "cluster", "vcpus", "memory"] {
+            assert_eq!(seen[field], desired[field], "{field}");
+        }
+        // And the write body names the cluster by a lookup, not an id.
+        let body = write_body(VMS, &desired);
+        assert_eq!(body["cluster"], json!({"name": "prod"}));
+    }
+
+    #[test]
+    fn parents_rank_before_children_and_slugs_are_netbox_slugs() {
+        let order = [TAGS, SITES, CLUSTERS, VMS, IFACES, IPS];
+        for pair in order.windows(2) {
+            assert!(
+                rank(pair[0]) < rank(pair[1]),
+                "{} before {}",
+                pair[0],
+                pair[1]
+            );
+        }
+        assert_eq!(rank(CLUSTER_TYPES), rank(SITES));
+        assert_eq!(slugify("Prod Cluster / DC1"), "prod-cluster-dc1");
+        assert_eq!(slugify("--édge--"), "édge");
+    }
+
+    #[test]
+    fn tags_match_by_slug_or_name() {
+        assert!(is_tagged(
+            &json!({"tags": [{"slug": "infradeck"}]}),
+            "infradeck"
+        ));
+        assert!(is_tagged(
+            &json!({"tags": [{"name": "infradeck"}]}),
+            "infradeck"
+        ));
+        assert!(!is_tagged(
+            &json!({"tags": [{"slug": "other"}]}),
+            "infradeck"
+        ));
+        assert!(!is_tagged(&json!({"name": "untagged"}), "infradeck"));
+    }
+}

@@ -8,7 +8,7 @@
 
 pub use crate::app::IndexReport;
 use crate::config::{EmbeddingsConfig, Secret};
-use crate::sources::http::{RequestParts, RetryPolicy, SourceClient, SourceError};
+use crate::http::{RequestParts, RetryPolicy, SourceClient, SourceError};
 use crate::store::{HitKind, SearchHit, Store};
 use serde_json::{Value, json};
 use std::collections::HashMap;

@@ -10,9 +10,9 @@
 //! cannot see them); they stay cached.
 
 use super::html;
-use super::http::{RequestParts, SourceError};
 use super::{FetchContext, FetchSummary, Item, SecretKind};
 use crate::config::Secret;
+use crate::http::{RequestParts, SourceError};
 use crate::model::{IssueRecord, KbArticleRecord};
 use chrono::{DateTime, Duration, NaiveDateTime};
 use reqwest::Method;

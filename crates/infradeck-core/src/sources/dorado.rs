@@ -4,9 +4,9 @@
 //! sectors converted to bytes; running and health status decoded; the array as a `storage`
 //! device with its pools in metadata.
 
-use super::http::{RequestParts, SourceError};
 use super::{DeviceBundle, FetchContext, FetchSummary, Item};
 use crate::config::Secret;
+use crate::http::{RequestParts, SourceError};
 use crate::model::{DeviceRecord, DeviceType, SourceKind, VolumeRecord};
 use reqwest::Method;
 use serde_json::{Value, json};

@@ -7,8 +7,8 @@
 //! clock, so clock skew between the bastion and Foreman cannot make every host look stale.
 
 use super::facts::VolatileFacts;
-use super::http::{RequestParts, SourceError};
 use super::{DeviceBundle, FetchContext, FetchSummary, Item, normalize_mac, short_hostname};
+use crate::http::{RequestParts, SourceError};
 use crate::model::{DeviceRecord, DeviceType, InterfaceRecord, SourceKind};
 use chrono::NaiveDateTime;
 use futures::StreamExt;

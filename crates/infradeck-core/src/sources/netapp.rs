@@ -2,9 +2,9 @@
 //! `storage_volumes` (capacity, used, thin, SVM and aggregate in metadata), each collection
 //! followed through `_links.next` to its end. Pages may be shorter than asked.
 
-use super::http::{RequestParts, SourceError};
 use super::{DeviceBundle, FetchContext, FetchSummary, Item};
 use crate::config::Secret;
+use crate::http::{RequestParts, SourceError};
 use crate::model::{DeviceRecord, DeviceType, SourceKind, VolumeRecord};
 use serde_json::{Value, json};
 

@@ -7,9 +7,9 @@
 //! `/nodes.json` leaks unfiltered and which may hold credentials) are never read into the store.
 //! Oxidized answers 200 with a text message for unknown nodes, so bodies are checked, not statuses.
 
-use super::http::{RequestParts, SourceError};
 use super::netparse::parse_interfaces;
 use super::{ConfigRecord, DeviceBundle, FetchContext, FetchSummary, Item};
+use crate::http::{RequestParts, SourceError};
 use crate::model::{DeviceRecord, DeviceType, SourceKind};
 use chrono::{DateTime, NaiveDateTime};
 use futures::StreamExt;

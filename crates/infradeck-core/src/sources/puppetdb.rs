@@ -3,8 +3,8 @@
 //! are stored by name (complex ones as JSON), minus the run-volatile paths (`sources::facts`).
 
 use super::facts::{VolatileFacts, top_level_texts};
-use super::http::{RequestParts, SourceError};
 use super::{DeviceBundle, FetchContext, FetchSummary, Item, normalize_mac, short_hostname};
+use crate::http::{RequestParts, SourceError};
 use crate::model::{DeviceRecord, DeviceType, SourceKind};
 use serde_json::{Value, json};
 

@@ -13,11 +13,11 @@
 //! snapshot trees and sizes, host physical NICs and their CDP/LLDP neighbours. If SOAP fails,
 //! the REST data still lands, snapshots and host NICs stay as stored, and the run is partial.
 
-use super::http::{RequestParts, SourceError};
 use super::{
     DeviceBundle, FetchContext, FetchSummary, Item, LinkRecord, normalize_mac, short_hostname,
 };
 use crate::config::Secret;
+use crate::http::{RequestParts, SourceError};
 use crate::model::{
     DeviceRecord, DeviceType, InterfaceRecord, RelationshipType, SourceKind, VmRecord, VolumeRecord,
 };
@@ -113,7 +113,7 @@ impl<'a> Session<'a> {
         &self,
         path: &str,
         query: &[(&str, String)],
-    ) -> Result<super::http::Answer, SourceError> {
+    ) -> Result<crate::http::Answer, SourceError> {
         self.get_answering(path, query, &[]).await
     }
 
@@ -123,7 +123,7 @@ impl<'a> Session<'a> {
         path: &str,
         query: &[(&str, String)],
         answers: &[u16],
-    ) -> Result<super::http::Answer, SourceError> {
+    ) -> Result<crate::http::Answer, SourceError> {
         let client = &self.ctx.client;
         for replay in 0..2 {
             let token = self.token.read().await.clone();

@@ -3,8 +3,8 @@
 //! Keyed by moid, which REST and SOAP share.
 
 use super::FetchContext;
-use super::http::SourceError;
 use super::vim25::{ObjectContent, Soap};
+use crate::http::SourceError;
 use crate::model::InterfaceRecord;
 use crate::xml::Element;
 use futures::StreamExt;

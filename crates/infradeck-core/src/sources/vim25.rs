@@ -7,8 +7,8 @@
 //! per run (the `vmware_soap_session` cookie); a `NotAuthenticated` fault (the session expired)
 //! logs in once more and replays the call. Faults and malformed XML name the call.
 
-use super::http::{Answer, RequestParts, SourceClient, SourceError};
 use crate::config::Secret;
+use crate::http::{Answer, RequestParts, SourceClient, SourceError};
 use crate::xml::{Element, parse};
 use reqwest::Method;
 use std::sync::atomic::{AtomicU32, Ordering};

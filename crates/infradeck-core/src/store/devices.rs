@@ -101,80 +101,21 @@ pub type DeviceChange = Change<Device>;
 
 impl Writer<'_> {
     /// Inserts or updates the device with the record's unique key and marks it active and seen
-    /// at `seen_at`. An identical active record only gets its `last_seen` bumped.
+    /// at `seen_at`. An identical active record only gets its `last_seen` bumped. One record
+    /// through the batch path a sync takes ([`Self::upsert_devices`]), so tests and tools that
+    /// write one device exercise the code production runs.
     pub fn upsert_device(&self, record: &DeviceRecord, seen_at: &str) -> Result<Upserted> {
-        let conn = self.conn();
-        let existing = conn
-            .prepare_cached(SELECT_BY_SOURCE_KEY)?
-            .query_row(
-                params![
-                    record.source_system,
-                    record.source_identifier,
-                    record.source_id
-                ],
-                device_from_row,
-            )
-            .optional()?;
-        let metadata = json_text(&record.metadata);
-        let Some(before) = existing else {
-            conn.prepare_cached(
-                "INSERT INTO devices (name, device_type, source_system, source_identifier, \
-                 source_id, status, metadata, first_seen, last_seen, created_at, updated_at) \
-                 VALUES (?1, ?2, ?3, ?4, ?5, 'active', ?6, ?7, ?7, ?7, ?7)",
-            )?
-            .execute(params![
-                record.name,
-                record.device_type.as_str(),
-                record.source_system,
-                record.source_identifier,
-                record.source_id,
-                metadata,
-                seen_at
-            ])?;
-            return Ok(Upserted {
-                id: conn.last_insert_rowid(),
-                change: Change::Added,
-                same_content: false,
-            });
-        };
-        let same = before.name == record.name
-            && before.device_type == record.device_type
-            && before.status == DeviceStatus::Active
-            && before.metadata == metadata;
-        if same {
-            conn.prepare_cached("UPDATE devices SET last_seen = ?2 WHERE id = ?1")?
-                .execute(params![before.id, seen_at])?;
-            return Ok(Upserted {
-                id: before.id,
-                change: Change::Unchanged,
-                same_content: false,
-            });
-        }
-        conn.prepare_cached(
-            "UPDATE devices SET name = ?2, device_type = ?3, status = 'active', metadata = ?4, \
-             last_seen = ?5, updated_at = ?5 WHERE id = ?1",
-        )?
-        .execute(params![
-            before.id,
-            record.name,
-            record.device_type.as_str(),
-            metadata,
-            seen_at
-        ])?;
-        Ok(Upserted {
-            id: before.id,
-            change: Change::Updated { before },
-            same_content: false,
-        })
+        let mut upserted = self.upsert_devices_with(&[record], None, seen_at)?;
+        // Invariant: the batch path returns exactly one result per record, in order.
+        Ok(upserted
+            .pop()
+            .expect("upsert_devices_with answers one result per record"))
     }
 
-    /// Upserts many devices at once, with the same per-device semantics as [`upsert_device`]:
-    /// identical active records only get `last_seen` bumped, changed ones are rewritten and
-    /// returned with their previous state. Results are in the order of `records`. Uses a few
-    /// set-based statements per chunk instead of two statements per device, which is what makes
-    /// a 100,000-device sync fast.
-    ///
-    /// [`upsert_device`]: Writer::upsert_device
+    /// Upserts many devices at once: identical active records only get `last_seen` bumped,
+    /// changed ones are rewritten and returned with their previous state. Results are in the
+    /// order of `records`. Uses a few set-based statements per chunk instead of two statements
+    /// per device, which is what makes a 100,000-device sync fast.
     pub fn upsert_devices(&self, records: &[DeviceRecord], seen_at: &str) -> Result<Vec<Upserted>> {
         let refs: Vec<&DeviceRecord> = records.iter().collect();
         self.upsert_devices_with(&refs, None, seen_at)

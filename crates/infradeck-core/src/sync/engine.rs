@@ -12,8 +12,8 @@ use super::reconcile::{Counts, Reconciler};
 use crate::app::SYNC_ID_TIME;
 pub use crate::app::{RunEvent, RunOutcome, is_run_of};
 use crate::config::{General, SourceConfig};
+use crate::http::{RetryPolicy, SourceClient, SourceError};
 use crate::model::RunStatus;
-use crate::sources::http::{RetryPolicy, SourceClient, SourceError};
 use crate::sources::{FetchContext, Hints, Item, Progress};
 use crate::store::{OpenOptions, RunOwner, RunProgress, RunSummary, Store};
 

@@ -8,8 +8,8 @@
 //! guard's share of the source's active devices is refused.
 
 pub use crate::app::Counts;
+use crate::model::{DeviceBundle, Item, LinkRecord};
 use crate::model::{DeviceStatus, RelationshipType, VmRecord, VolumeRecord};
-use crate::sources::{DeviceBundle, Item, LinkRecord};
 use crate::store::{Change, ConfigStored, NewHistory, Result, Store, Writer};
 
 use serde_json::{Value, json};

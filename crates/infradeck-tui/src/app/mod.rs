@@ -1,0 +1,509 @@
+//! The dashboard's state and its reaction to input, independent of any real terminal: the event
+//! loop in `ui::run` feeds it keys and ticks and draws it; tests feed it the same keys and draw it
+//! into a `TestBackend`.
+
+mod command_line;
+mod draw;
+mod modes;
+
+use command_line::{COMMANDS, complete_command};
+
+use super::header::Header;
+use super::keys::{self, Action, Scope};
+use super::theme::Theme;
+use super::views;
+use chrono::{DateTime, Utc};
+use crossterm::event::{KeyCode, KeyEvent, KeyModifiers};
+use infradeck_core::config::SourceConfig;
+use infradeck_core::store::Store;
+use ratatui::Frame;
+use ratatui::layout::{Constraint, Layout, Rect};
+use ratatui::style::Style;
+use ratatui::text::{Line, Span};
+use ratatui::widgets::{Block, Borders, Clear, Paragraph, Wrap};
+use std::collections::VecDeque;
+use tui_textarea::TextArea;
+
+/// What the dashboard knows about where it runs; fixed for the session.
+#[derive(Debug, Clone)]
+pub struct Env {
+    /// The database (file name or profile) shown in the header.
+    pub database_label: String,
+    /// `user@host`, also the reviewer recorded on approvals.
+    pub identity: String,
+    pub reviewer: String,
+    pub read_only: bool,
+    pub theme: Theme,
+    pub sources: Vec<SourceConfig>,
+    pub volatile_lines: Vec<regex::Regex>,
+    /// Rows not confirmed for this long are drawn dimmed.
+    pub stale_after: chrono::Duration,
+    /// A fixed clock makes snapshot tests reproducible.
+    pub fixed_now: Option<DateTime<Utc>>,
+    /// Whether NetBox apply/rollback are available (a `[netbox]` section exists).
+    pub netbox_configured: bool,
+}
+
+impl Env {
+    pub(crate) fn now(&self) -> DateTime<Utc> {
+        self.fixed_now.unwrap_or_else(Utc::now)
+    }
+}
+
+/// What a view gets to work with.
+pub(crate) struct Cx<'a> {
+    pub(crate) store: &'a mut Store,
+    pub(crate) env: &'a Env,
+    pub(crate) now: DateTime<Utc>,
+    pub(crate) log: &'a VecDeque<String>,
+}
+
+/// Work the dashboard asks the event loop to do: anything that talks to the network or the
+/// terminal outside ratatui.
+#[derive(Debug, Clone, PartialEq)]
+pub enum Effect {
+    Sync(Vec<SourceConfig>),
+    Cancel {
+        sync_id: String,
+    },
+    Copy(String),
+    Apply {
+        batch_id: String,
+    },
+    DryRun {
+        batch_id: String,
+    },
+    /// A new NetBox plan (the batch id is empty).
+    Plan,
+    Rollback {
+        batch_id: String,
+    },
+}
+
+/// A one-line message in the footer until the next key.
+#[derive(Debug, Clone, PartialEq)]
+pub(crate) struct Flash {
+    pub(crate) text: String,
+    pub(crate) error: bool,
+}
+
+impl Flash {
+    pub(crate) fn info(text: impl Into<String>) -> Flash {
+        Flash {
+            text: text.into(),
+            error: false,
+        }
+    }
+    pub(crate) fn error(text: impl Into<String>) -> Flash {
+        Flash {
+            text: text.into(),
+            error: true,
+        }
+    }
+}
+
+type ReasonSubmit = Box<dyn FnOnce(&mut Store, &str) -> anyhow::Result<String>>;
+type ConfirmAction = Box<dyn FnOnce(&mut Store) -> anyhow::Result<(String, Option<Effect>)>>;
+
+/// A dialog over the current view.
+pub(crate) enum Modal {
+    /// Asks for a reason (a rejection), then calls `submit` with it.
+    Reason {
+        title: String,
+        textarea: Box<TextArea<'static>>,
+        submit: ReasonSubmit,
+    },
+    /// Yes/No with Cancel focused; `require` must be typed first when set.
+    Confirm {
+        title: String,
+        body: Vec<String>,
+        require: Option<String>,
+        typed: String,
+        yes_focused: bool,
+        on_yes: ConfirmAction,
+    },
+    /// Read-only text, such as a run's full error.
+    Text {
+        title: String,
+        lines: Vec<String>,
+        scroll: u16,
+    },
+}
+
+/// What a view did with an action.
+pub(crate) enum Outcome {
+    Ignored,
+    Handled,
+    Push(Box<dyn Screen>),
+    Effect(Effect),
+    Flash(Flash),
+    Modal(Modal),
+}
+
+/// One view of the dashboard.
+pub(crate) trait Screen {
+    /// The breadcrumb label.
+    fn title(&self) -> String;
+    /// Binding scopes, most specific first.
+    fn scopes(&self) -> &'static [Scope];
+    /// Re-reads the view's data from the store.
+    fn refresh(&mut self, cx: &mut Cx) -> anyhow::Result<()>;
+    fn draw(&mut self, frame: &mut Frame, area: Rect, cx: &mut Cx);
+    fn act(&mut self, action: Action, cx: &mut Cx) -> anyhow::Result<Outcome>;
+    /// Why `action` does nothing here right now (nothing selected, the wrong level of a
+    /// hierarchy), or `None` when it is available. The footer shows only available keys, and an
+    /// unavailable key says why when pressed.
+    fn unavailable(&self, _action: Action) -> Option<&'static str> {
+        None
+    }
+    /// The filter (or search) text, for views that have one.
+    fn filter(&self) -> Option<&str> {
+        None
+    }
+    fn set_filter(&mut self, _text: &str, _cx: &mut Cx) -> anyhow::Result<()> {
+        Ok(())
+    }
+    /// What `y` copies.
+    fn copy_text(&self) -> Option<String> {
+        None
+    }
+    /// The device this view is about or has selected, for `:tree` and `:configs`.
+    fn device(&self) -> Option<i64> {
+        None
+    }
+}
+
+enum Mode {
+    Normal,
+    Command { input: String },
+    Filter { input: String, before: String },
+    Help { scroll: u16 },
+    Modal(Modal),
+}
+
+impl Mode {
+    /// The binding scope of the open mode; `None` in normal mode (the view's scopes apply).
+    fn scope(&self) -> Option<Scope> {
+        match self {
+            Mode::Normal => None,
+            Mode::Command { .. } => Some(Scope::CommandLine),
+            Mode::Filter { .. } => Some(Scope::FilterLine),
+            Mode::Help { .. } => Some(Scope::HelpScreen),
+            Mode::Modal(Modal::Text { .. }) => Some(Scope::TextView),
+            Mode::Modal(Modal::Reason { .. }) => Some(Scope::ReasonBox),
+            Mode::Modal(Modal::Confirm { .. }) => Some(Scope::Confirm),
+        }
+    }
+}
+
+/// The whole dashboard.
+pub struct App {
+    store: Store,
+    pub(crate) env: Env,
+    views: Vec<Box<dyn Screen>>,
+    mode: Mode,
+    header: Header,
+    flash: Option<Flash>,
+    generation: Option<(i64, u64)>,
+    effects: Vec<Effect>,
+    log: VecDeque<String>,
+    pub quit: bool,
+}
+
+impl App {
+    /// Opens on the device list. Reads only what the first frame shows.
+    pub fn new(store: Store, env: Env) -> anyhow::Result<App> {
+        let mut app = App {
+            store,
+            env,
+            views: Vec::new(),
+            mode: Mode::Normal,
+            header: Header::default(),
+            flash: None,
+            generation: None,
+            effects: Vec::new(),
+            log: VecDeque::new(),
+            quit: false,
+        };
+        let devices = views::devices::DevicesView::new(None);
+        app.push(Box::new(devices))?;
+        app.reload_if_changed()?;
+        Ok(app)
+    }
+
+    /// The breadcrumb trail, root first.
+    pub fn breadcrumb(&self) -> Vec<String> {
+        self.views.iter().map(|v| v.title()).collect()
+    }
+
+    pub fn take_effects(&mut self) -> Vec<Effect> {
+        std::mem::take(&mut self.effects)
+    }
+
+    /// A line for the run log (engine events of this process).
+    pub(crate) fn log_line(&mut self, line: String) {
+        if self.log.len() >= 500 {
+            self.log.pop_front();
+        }
+        self.log.push_back(line);
+    }
+
+    pub(crate) fn flash(&mut self, flash: Flash) {
+        self.flash = Some(flash);
+    }
+
+    /// Shows lines of text over the current view (apply results, a dry-run preview).
+    pub(crate) fn show_text(&mut self, title: &str, lines: Vec<String>) {
+        self.mode = Mode::Modal(Modal::Text {
+            title: title.to_string(),
+            lines,
+            scroll: 0,
+        });
+    }
+
+    /// Prepares for filtering while nothing else happens (after the first frame, on `/`): the
+    /// name index makes every keystroke of a filter over 100,000 devices a sub-millisecond lookup.
+    pub fn warm(&mut self) {
+        if let Err(err) = self.store.warm_name_index() {
+            tracing::warn!(error = %err, "cannot build the device name index");
+        }
+    }
+
+    /// Whether anything is running, so the caller polls more often.
+    pub(crate) fn busy(&self) -> bool {
+        !self.header.running.is_empty()
+    }
+
+    fn cx(&mut self) -> (Cx<'_>, &mut Vec<Box<dyn Screen>>) {
+        let now = self.env.now();
+        (
+            Cx {
+                store: &mut self.store,
+                env: &self.env,
+                now,
+                log: &self.log,
+            },
+            &mut self.views,
+        )
+    }
+
+    fn push(&mut self, mut view: Box<dyn Screen>) -> anyhow::Result<()> {
+        let (mut cx, views) = self.cx();
+        view.refresh(&mut cx)?;
+        views.push(view);
+        Ok(())
+    }
+
+    /// Re-reads the header and the current view when the database moved. True when it did.
+    pub(crate) fn reload_if_changed(&mut self) -> anyhow::Result<bool> {
+        let generation = self.store.data_generation()?;
+        if self.generation == Some(generation) {
+            return Ok(false);
+        }
+        self.generation = Some(generation);
+        let transitions = self.header.refresh(&self.store)?;
+        for line in transitions {
+            self.log_line(line);
+        }
+        let (mut cx, views) = self.cx();
+        if let Some(view) = views.last_mut() {
+            view.refresh(&mut cx)?;
+        }
+        Ok(true)
+    }
+
+    /// [`App::reload_if_changed`] for the event loop: a database that cannot be read is shown
+    /// in the footer, and the dashboard stays up (the next change may well be readable).
+    pub(crate) fn refresh(&mut self) -> bool {
+        match self.reload_if_changed() {
+            Ok(changed) => changed,
+            Err(err) => {
+                self.flash = Some(Flash::error(format!("cannot read the database: {err:#}")));
+                true
+            }
+        }
+    }
+
+    /// Handles one key. True when the screen should be redrawn.
+    pub fn on_key(&mut self, key: KeyEvent) -> bool {
+        if let Err(err) = self.handle_key(key) {
+            self.flash = Some(Flash::error(format!("{err:#}")));
+        }
+        true
+    }
+
+    fn handle_key(&mut self, key: KeyEvent) -> anyhow::Result<()> {
+        let ctrl_c =
+            key.code == KeyCode::Char('c') && key.modifiers.contains(KeyModifiers::CONTROL);
+        if ctrl_c {
+            self.quit = true;
+            return Ok(());
+        }
+        let Some(scope) = self.mode.scope() else {
+            return self.normal_key(key);
+        };
+        self.flash = None;
+        // A mode's keys come from the table too; what it does not bind is typed where text is
+        // taken, and closes the help screen and the text view.
+        let action = match keys::lookup(&key, &[scope]) {
+            Some(binding) => Some(binding.action),
+            None if scope.takes_text() => Some(Action::Type),
+            None => None,
+        };
+        if let Some(reason) = action.and_then(|a| self.mode_unavailable(a)) {
+            self.flash = Some(Flash::error(format!("not available: {reason}")));
+            return Ok(());
+        }
+        match std::mem::replace(&mut self.mode, Mode::Normal) {
+            Mode::Normal => Ok(()),
+            Mode::Command { input } => self.command_key(key, action, input),
+            Mode::Filter { input, before } => self.filter_key(key, action, input, before),
+            Mode::Help { scroll } => {
+                self.mode = match action {
+                    Some(Action::Down) => Mode::Help { scroll: scroll + 1 },
+                    Some(Action::Up) => Mode::Help {
+                        scroll: scroll.saturating_sub(1),
+                    },
+                    Some(Action::Quit) => {
+                        self.quit = true;
+                        Mode::Normal
+                    }
+                    _ => Mode::Normal,
+                };
+                Ok(())
+            }
+            Mode::Modal(modal) => self.modal_key(key, action, modal),
+        }
+    }
+
+    fn normal_key(&mut self, key: KeyEvent) -> anyhow::Result<()> {
+        self.flash = None;
+        let scopes = self
+            .views
+            .last()
+            .map_or(&[Scope::Global][..], |v| v.scopes());
+        let Some(binding) = keys::lookup(&key, scopes) else {
+            return Ok(());
+        };
+        if self.env.read_only && binding.writes {
+            self.flash = Some(Flash::error(format!(
+                "not available: read-only mode ({} {})",
+                binding.label, binding.help
+            )));
+            return Ok(());
+        }
+        if let Some(reason) = self.unavailable(binding.action) {
+            self.flash = Some(Flash::error(format!("not available: {reason}")));
+            return Ok(());
+        }
+        match binding.action {
+            Action::Quit => self.quit = true,
+            Action::Help => self.mode = Mode::Help { scroll: 0 },
+            Action::Command => {
+                self.mode = Mode::Command {
+                    input: String::new(),
+                }
+            }
+            Action::Redraw => {}
+            Action::Filter => {
+                self.warm();
+                let before = self
+                    .views
+                    .last()
+                    .and_then(|v| v.filter())
+                    .unwrap_or_default()
+                    .to_string();
+                self.mode = Mode::Filter {
+                    input: before.clone(),
+                    before,
+                };
+            }
+            Action::Back => self.back()?,
+            Action::Copy => match self.views.last().and_then(|v| v.copy_text()) {
+                Some(text) => {
+                    let shown = infradeck_core::sanitize::for_terminal(&text)
+                        .chars()
+                        .take(40)
+                        .collect::<String>();
+                    self.flash = Some(Flash::info(format!(
+                        "copied {shown}{} to the clipboard",
+                        if text.chars().count() > 40 { "…" } else { "" }
+                    )));
+                    self.effects
+                        .push(Effect::Copy(infradeck_core::sanitize::for_clipboard(
+                            &text, false,
+                        )));
+                }
+                None => self.flash = Some(Flash::error("nothing to copy here")),
+            },
+            action => {
+                let (mut cx, views) = self.cx();
+                let Some(view) = views.last_mut() else {
+                    return Ok(());
+                };
+                let outcome = view.act(action, &mut cx)?;
+                self.apply(outcome)?;
+            }
+        }
+        Ok(())
+    }
+
+    /// Why `action` would do nothing on the current view, or `None` when it is available: the
+    /// app's own keys are judged here, the rest by the view.
+    fn unavailable(&self, action: Action) -> Option<&'static str> {
+        let view = self.views.last()?;
+        match action {
+            Action::Back if self.views.len() <= 1 && view.filter().is_none_or(str::is_empty) => {
+                Some("this is the first view and no filter is set")
+            }
+            Action::Filter if view.filter().is_none() => Some("this view has no filter"),
+            Action::Copy if view.copy_text().is_none() => Some("nothing selected to copy"),
+            other => view.unavailable(other),
+        }
+    }
+
+    fn apply(&mut self, outcome: Outcome) -> anyhow::Result<()> {
+        match outcome {
+            Outcome::Ignored | Outcome::Handled => {}
+            Outcome::Push(view) => self.push(view)?,
+            Outcome::Effect(effect) => self.effects.push(effect),
+            Outcome::Flash(flash) => self.flash = Some(flash),
+            Outcome::Modal(modal) => self.mode = Mode::Modal(modal),
+        }
+        Ok(())
+    }
+
+    /// Esc: clear the current filter first, then go back one view (never past the first).
+    fn back(&mut self) -> anyhow::Result<()> {
+        let has_filter = self
+            .views
+            .last()
+            .and_then(|v| v.filter())
+            .is_some_and(|f| !f.is_empty());
+        if has_filter {
+            let (mut cx, views) = self.cx();
+            if let Some(view) = views.last_mut() {
+                view.set_filter("", &mut cx)?;
+            }
+            return Ok(());
+        }
+        if self.views.len() > 1 {
+            self.views.pop();
+            let (mut cx, views) = self.cx();
+            if let Some(view) = views.last_mut() {
+                view.refresh(&mut cx)?;
+            }
+        }
+        Ok(())
+    }
+
+    /// The device the current view is about or has selected, for `:tree` and `:configs`.
+    fn selected_device(&self) -> Option<i64> {
+        self.views.last().and_then(|v| v.device())
+    }
+
+    fn force_reload(&mut self) -> anyhow::Result<()> {
+        self.generation = None;
+        self.reload_if_changed().map(|_| ())
+    }
+}

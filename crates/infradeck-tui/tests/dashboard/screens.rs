@@ -1,0 +1,836 @@
+//! The dashboard drawn into ratatui's TestBackend over a real database file: a snapshot of every
+//! view at 80×24 and 160×48 (and one monochrome), colours checked where they carry meaning, and
+//! the sanitizer between source-supplied names and the terminal.
+//!
+//! The fixture is written through the store with fixed timestamps and the dashboard runs on a
+//! fixed clock, so every frame is reproducible.
+
+use crossterm::event::{KeyCode, KeyEvent, KeyModifiers};
+use infradeck_core::model::*;
+use infradeck_core::store::*;
+use infradeck_tui::app::{App, Effect, Env};
+use infradeck_tui::theme::Theme;
+use ratatui::Terminal;
+use ratatui::backend::TestBackend;
+use ratatui::style::{Color, Modifier};
+use serde_json::json;
+
+const NOW: &str = "2026-11-28 06:00:00";
+const SEEN: &str = "2026-11-28 05:50:00";
+const LONG_AGO: &str = "2026-10-01 04:00:00";
+pub(crate) const EVIL_NAME: &str = "evil\x1b[2J\x1b]0;owned\x07\u{202e}name\rX";
+
+fn device(
+    source: &str,
+    id: &str,
+    name: &str,
+    device_type: DeviceType,
+    metadata: serde_json::Value,
+) -> DeviceRecord {
+    DeviceRecord {
+        source_system: source.into(),
+        source_identifier: format!("{source}-1"),
+        source_id: id.into(),
+        name: name.into(),
+        device_type,
+        metadata,
+    }
+}
+
+const SWITCH_V1: &str = "!\n! Last configuration change at 04:00:00 UTC Mon Oct 5 2026 by admin\n!\nhostname dc1-leaf-01\n!\ninterface Ethernet1\n description uplink to rack B12\n switchport access vlan 120\n!\ninterface Ethernet2\n description spare\n shutdown\n!\nend\n";
+const SWITCH_V2: &str = "!\n! Last configuration change at 05:00:00 UTC Sat Nov 28 2026 by jdoe\n!\nhostname dc1-leaf-01\n!\ninterface Ethernet1\n description uplink to rack C07\n switchport access vlan 120\n!\ninterface Ethernet2\n description new ESXi host\n!\nvlan 302\n name VLAN302\n!\nend\n";
+
+/// A small estate with one of everything the views show.
+fn fixture(path: &std::path::Path) -> i64 {
+    let mut store = Store::open(path, &OpenOptions::default()).unwrap();
+    store
+        .write(|w| {
+            let cluster = w.upsert_device(&device("vcenter", "domain-c1", "dc1-prod", DeviceType::Cluster, json!({})), SEEN)?.id;
+            let host = w
+                .upsert_device(&device("vcenter", "host-1", "esx01.dc1.example.net", DeviceType::Server, json!({"vcenter": {"hostname": "esx01"}})), SEEN)?
+                .id;
+            let vm_meta = json!({"vcenter": {"hostname": "web-01", "ip": "10.16.0.10", "memory_mb": 4096, "cpu_count": 4, "power_state": "POWERED_ON"}});
+            let vm = w.upsert_device(&device("vcenter", "vm-1", "web-01", DeviceType::Vm, vm_meta), SEEN)?.id;
+            let foreman_meta = json!({"foreman": {"hostname": "web-01", "fqdn": "web-01.dc1.example.net", "ip": "10.16.0.10", "memory_mb": 8192}});
+            let twin = w.upsert_device(&device("foreman", "17", "web-01.dc1.example.net", DeviceType::Vm, foreman_meta), SEEN)?.id;
+            w.upsert_device(&device("vcenter", "vm-2", "old-batch-07", DeviceType::Vm, json!({})), LONG_AGO)?;
+            w.upsert_device(&device("vcenter", "vm-3", EVIL_NAME, DeviceType::Vm, json!({})), SEEN)?;
+            for i in 0..30 {
+                w.upsert_device(&device("vcenter", &format!("vm-1{i:02}"), &format!("app-{i:02}"), DeviceType::Vm, json!({})), SEEN)?;
+            }
+            let switch = w.upsert_device(&device("oxidized", "dc1-leaf-01", "dc1-leaf-01", DeviceType::NetworkDevice, json!({"oxidized": {"model": "eos"}})), SEEN)?.id;
+            let array = w.upsert_device(&device("netapp", "cluster-1", "ontap-a", DeviceType::Storage, json!({})), SEEN)?.id;
+            w.link(cluster, host, RelationshipType::Hosts, &json!({}), SEEN)?;
+            w.link(host, vm, RelationshipType::Hosts, &json!({}), SEEN)?;
+            w.link(vm, twin, RelationshipType::SameAs, &json!({}), SEEN)?;
+            w.upsert_vm(
+                vm,
+                &VmRecord {
+                    instance_uuid: Some("c9fd3305-3ddd-40ab-9720-72aa0e49494e".into()),
+                    guest_os: Some("UBUNTU_64".into()),
+                    cpu_count: Some(4),
+                    memory_mb: Some(4096),
+                    power_state: Some("POWERED_ON".into()),
+                    tools_running: Some(true),
+                    ip_addresses: json!(["10.16.0.10"]),
+                    disks: json!([]),
+                    snapshots: json!([
+                        {"name": "before-patch", "description": "taken by change CHG01000", "id": 1, "created": "2026-11-01 08:00:00", "parent": null, "current": false},
+                        {"name": "pre-upgrade", "description": "", "id": 2, "created": "2026-11-20 10:30:00", "parent": 1, "current": true},
+                    ]),
+                    total_disk_capacity_bytes: Some(42_949_672_960),
+                    total_snapshot_size_bytes: Some(12_884_901_888),
+                },
+            )?;
+            w.replace_interfaces(
+                vm,
+                &[InterfaceRecord {
+                    interface_name: "Network adapter 1".into(),
+                    mac_address: Some("00:50:56:10:00:00".into()),
+                    ip_addresses: vec!["10.16.0.10".into()],
+                    speed_mbps: None,
+                    status: Some("up".into()),
+                    interface_type: Some("vmxnet3".into()),
+                    metadata: json!({}),
+                }],
+            )?;
+            w.replace_facts(twin, &[("os::family".to_string(), "Debian".to_string())].into_iter().collect(), SEEN)?;
+            w.store_config(switch, SWITCH_V1, "oxidized", "2026-10-05 04:00:00")?;
+            w.store_config(switch, SWITCH_V2, "oxidized", "2026-11-28 05:00:00")?;
+            w.upsert_volume(
+                &VolumeRecord {
+                    source_system: "netapp".into(),
+                    source_identifier: "netapp-1".into(),
+                    source_id: "vol-1".into(),
+                    name: "vol_vmware_01".into(),
+                    volume_type: Some("volume".into()),
+                    capacity_bytes: Some(1_099_511_627_776),
+                    used_bytes: Some(549_755_813_888),
+                    storage_array: Some("ontap-a".into()),
+                    raid_level: None,
+                    thin_provisioned: Some(true),
+                    metadata: json!({}),
+                    device_id: Some(array),
+                },
+                SEEN,
+            )?;
+            w.record_history(&NewHistory {
+                sync_id: "vcenter-vcenter-1-20261128T055000.000Z",
+                source_system: "vcenter",
+                source_identifier: "vcenter-1",
+                operation: "update",
+                device_id: Some(vm),
+                change_type: "device",
+                old_value: json!({"status": "active", "metadata": {"vcenter": {"power_state": "POWERED_OFF"}}}),
+                new_value: json!({"status": "active", "metadata": {"vcenter": {"power_state": "POWERED_ON"}}}),
+                performed_by: "oncall",
+                performed_at: SEEN,
+                metadata: json!({}),
+            })?;
+            let owner = RunOwner { pid: 4242, host: "bastion" };
+            w.begin_run("vcenter-vcenter-1-a", "vcenter", "vcenter-1", &owner, "2026-11-28 05:49:00", "2026-11-28 05:00:00")?;
+            let done = RunProgress { phase: "done", done: 36, total: Some(36), message: None, added: 36, updated: 0, removed: 0 };
+            w.finish_run("vcenter-vcenter-1-a", RunStatus::Success, None, &done, SEEN)?;
+            w.record_sync_result(&RunSummary {
+                source_system: "vcenter",
+                source_identifier: "vcenter-1",
+                started_at: "2026-11-28 05:49:00",
+                finished_at: SEEN,
+                status: RunStatus::Success,
+                duration_seconds: 60.0,
+                added: 36,
+                updated: 0,
+                removed: 0,
+                error_message: None,
+            })?;
+            w.record_sync_result(&RunSummary {
+                source_system: "foreman",
+                source_identifier: "foreman-1",
+                started_at: "2026-11-28 05:40:00",
+                finished_at: "2026-11-28 05:41:00",
+                status: RunStatus::Failed,
+                duration_seconds: 2.5,
+                added: 0,
+                updated: 0,
+                removed: 0,
+                error_message: Some("foreman/foreman-1: GET https://foreman.example.com/api/v2/hosts?page=3: HTTP 500: internal error"),
+            })?;
+            w.begin_run("oxidized-oxidized-1-b", "oxidized", "oxidized-1", &owner, "2026-11-28 05:59:00", "2026-11-28 05:00:00")?;
+            let running = RunProgress { phase: "fetch configs", done: 40, total: Some(100), message: None, added: 0, updated: 3, removed: 0 };
+            w.run_progress("oxidized-oxidized-1-b", &running, "2026-11-28 05:59:20")?;
+            w.create_batch(
+                &NewBatch {
+                    batch_id: "nb-20261128-0600",
+                    netbox_url: "https://netbox.example.com",
+                    planned_at: "2026-11-28 05:55:00",
+                    planned_by: "oncall",
+                    metadata: json!({}),
+                },
+                &[
+                    NewApprovalItem {
+                        device_id: Some(vm),
+                        action: ApprovalAction::Update,
+                        netbox_object_type: "virtualization.virtualmachine".into(),
+                        netbox_object_id: Some(101),
+                        proposed_changes: json!({"object": "web-01", "fields": {"vcpus": {"from": 2, "to": 4}, "memory": {"from": 2048, "to": 4096}}}),
+                    },
+                    NewApprovalItem {
+                        device_id: Some(host),
+                        action: ApprovalAction::Create,
+                        netbox_object_type: "dcim.device".into(),
+                        netbox_object_id: None,
+                        proposed_changes: json!({"object": "esx01", "fields": {"name": {"from": null, "to": "esx01.dc1.example.net"}, "role": {"from": null, "to": "hypervisor"}}}),
+                    },
+                    NewApprovalItem {
+                        device_id: None,
+                        action: ApprovalAction::Delete,
+                        netbox_object_type: "virtualization.virtualmachine".into(),
+                        netbox_object_id: Some(77),
+                        proposed_changes: json!({"object": "retired-app-01", "fields": {"name": {"from": "retired-app-01", "to": null}}}),
+                    },
+                ],
+            )?;
+            Ok(switch)
+        })
+        .unwrap()
+}
+
+fn env(color: bool, read_only: bool) -> Env {
+    Env {
+        database_label: "~/.local/share/infradeck/inventory.db".into(),
+        identity: "oncall@bastion".into(),
+        reviewer: "oncall".into(),
+        read_only,
+        theme: Theme { color },
+        sources: Vec::new(),
+        volatile_lines: infradeck_core::config::DashboardConfig::default().volatile_lines,
+        stale_after: chrono::Duration::days(7),
+        fixed_now: infradeck_core::time::parse(NOW),
+        netbox_configured: true,
+    }
+}
+
+struct Harness {
+    _dir: tempfile::TempDir,
+    app: App,
+    terminal: Terminal<TestBackend>,
+}
+
+fn harness(width: u16, height: u16, color: bool) -> Harness {
+    harness_with(width, height, color, |_| {})
+}
+
+/// The fixture plus what `more` writes.
+fn harness_with(width: u16, height: u16, color: bool, more: impl FnOnce(&mut Store)) -> Harness {
+    harness_env(width, height, env(color, false), more)
+}
+
+/// The fixture plus what `more` writes, in a dashboard with this environment.
+fn harness_env(width: u16, height: u16, env: Env, more: impl FnOnce(&mut Store)) -> Harness {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("inventory.db");
+    fixture(&path);
+    let mut store = Store::open(&path, &OpenOptions::default()).unwrap();
+    more(&mut store);
+    let app = App::new(store, env).unwrap();
+    Harness {
+        _dir: dir,
+        app,
+        terminal: Terminal::new(TestBackend::new(width, height)).unwrap(),
+    }
+}
+
+impl Harness {
+    /// Types `keys`: characters as themselves, `<Enter>`, `<Esc>`, `<Tab>`, `<Down>`, `<Up>`,
+    /// `<Space>`, `<C-u>` as named.
+    fn keys(&mut self, keys: &str) -> &mut Self {
+        let mut rest = keys;
+        while !rest.is_empty() {
+            let (event, after) = if let Some(named) = rest.strip_prefix('<')
+                && let Some((name, after)) = named.split_once('>')
+            {
+                let code = match name {
+                    "Enter" => KeyCode::Enter,
+                    "Esc" => KeyCode::Esc,
+                    "Tab" => KeyCode::Tab,
+                    "Down" => KeyCode::Down,
+                    "Up" => KeyCode::Up,
+                    "Left" => KeyCode::Left,
+                    "Right" => KeyCode::Right,
+                    "BS" => KeyCode::Backspace,
+                    "A-Enter" => {
+                        self.app
+                            .on_key(KeyEvent::new(KeyCode::Enter, KeyModifiers::ALT));
+                        rest = after;
+                        continue;
+                    }
+                    "Space" => KeyCode::Char(' '),
+                    "C-u" => {
+                        self.app
+                            .on_key(KeyEvent::new(KeyCode::Char('u'), KeyModifiers::CONTROL));
+                        rest = after;
+                        continue;
+                    }
+                    other => panic!("unknown key <{other}>"),
+                };
+                (KeyEvent::new(code, KeyModifiers::NONE), after)
+            } else {
+                let mut chars = rest.chars();
+                let c = chars.next().unwrap();
+                (
+                    KeyEvent::new(KeyCode::Char(c), KeyModifiers::NONE),
+                    chars.as_str(),
+                )
+            };
+            self.app.on_key(event);
+            rest = after;
+        }
+        self
+    }
+
+    fn draw(&mut self) -> &ratatui::buffer::Buffer {
+        self.terminal.draw(|f| self.app.draw(f)).unwrap();
+        self.terminal.backend().buffer()
+    }
+
+    fn text(&mut self) -> String {
+        let buffer = self.draw().clone();
+        let area = buffer.area;
+        let mut out = String::new();
+        for y in 0..area.height {
+            let mut line = String::new();
+            for x in 0..area.width {
+                line.push_str(buffer[(x, y)].symbol());
+            }
+            out.push_str(line.trim_end());
+            out.push('\n');
+        }
+        out
+    }
+
+    /// The first cell where `needle` starts on screen.
+    fn find(&mut self, needle: &str) -> (u16, u16) {
+        let text = self.text();
+        for (y, line) in text.lines().enumerate() {
+            if let Some((before, _)) = line.split_once(needle) {
+                let x = unicode_width::UnicodeWidthStr::width(before);
+                return (x as u16, y as u16);
+            }
+        }
+        panic!("`{needle}` is not on screen:\n{text}");
+    }
+
+    fn cell(&mut self, at: (u16, u16)) -> ratatui::buffer::Cell {
+        self.draw()[at].clone()
+    }
+}
+
+/// Every view, reached with keys only, snapshotted at one size.
+fn snapshot_every_view(width: u16, height: u16) {
+    let size = format!("{width}x{height}");
+    let mut h = harness(width, height, true);
+    let snap = |h: &mut Harness, name: &str| {
+        insta::assert_snapshot!(format!("{name}_{size}"), h.text());
+    };
+    snap(&mut h, "devices");
+    h.keys("/web<Enter>");
+    snap(&mut h, "devices_filtered");
+    h.keys("<Enter>");
+    snap(&mut h, "detail");
+    h.keys("t");
+    snap(&mut h, "tree");
+    h.keys(":configs<Enter>");
+    snap(&mut h, "configs");
+    h.keys("<Enter>");
+    snap(&mut h, "config_versions");
+    h.keys("d");
+    snap(&mut h, "diff");
+    h.keys("v");
+    snap(&mut h, "diff_toggled");
+    h.keys(":sync<Enter>");
+    snap(&mut h, "sync");
+    h.keys(":netbox<Enter>");
+    snap(&mut h, "netbox");
+    h.keys("<Enter>");
+    snap(&mut h, "netbox_items");
+    h.keys("r");
+    snap(&mut h, "netbox_reject");
+    h.keys("<Esc>:history<Enter>");
+    snap(&mut h, "history");
+    h.keys(":search<Enter>/web<Enter>");
+    snap(&mut h, "search");
+    h.keys("?");
+    snap(&mut h, "help");
+}
+
+#[test]
+fn every_view_at_80x24() {
+    snapshot_every_view(80, 24);
+}
+
+#[test]
+fn every_view_at_160x48() {
+    snapshot_every_view(160, 48);
+}
+
+#[test]
+fn colours_carry_meaning_and_no_color_keeps_it_in_modifiers() {
+    let mut h = harness(100, 30, true);
+    h.keys("/!app<Enter>");
+    let stale = h.find("old-batch-07");
+    let cell = h.cell(stale);
+    assert_eq!(
+        cell.fg,
+        Color::DarkGray,
+        "a device not seen for weeks is dimmed"
+    );
+    let fresh = h.find("ontap-a");
+    assert_ne!(h.cell(fresh).fg, Color::DarkGray);
+
+    h.keys(":configs<Enter><Enter>d");
+    let added = h.find("+vlan 302");
+    assert_eq!(h.cell(added).fg, Color::Green, "added lines are green");
+    let removed = h.find("- shutdown");
+    assert_eq!(h.cell(removed).fg, Color::Red, "removed lines are red");
+    let word = h.find("C07");
+    assert_eq!(
+        h.cell(word).bg,
+        Color::Green,
+        "the changed word is highlighted"
+    );
+
+    let mut mono = harness(100, 30, false);
+    let text = mono.text();
+    insta::assert_snapshot!("devices_no_color_100x30", text);
+    let buffer = mono.draw().clone();
+    for cell in buffer.content() {
+        assert!(
+            matches!(cell.fg, Color::Reset) && matches!(cell.bg, Color::Reset),
+            "NO_COLOR draws no colour at all"
+        );
+    }
+    let selected = mono.find("app-00");
+    assert!(
+        mono.cell(selected).modifier.contains(Modifier::REVERSED),
+        "selection is reversed"
+    );
+    mono.keys("/!app<Enter>");
+    let stale = mono.find("old-batch-07");
+    assert!(
+        mono.cell(stale).modifier.contains(Modifier::DIM),
+        "stale rows are dim"
+    );
+    mono.keys(":configs<Enter><Enter>d");
+    let added = mono.find("+vlan 302");
+    assert!(mono.cell(added).modifier.contains(Modifier::BOLD));
+    let removed = mono.find("- shutdown");
+    assert!(mono.cell(removed).modifier.contains(Modifier::CROSSED_OUT));
+}
+
+#[test]
+fn a_hostile_device_name_is_shown_as_placeholders() {
+    let mut h = harness(120, 30, true);
+    h.keys("/evil<Enter>");
+    let text = h.text();
+    assert!(text.contains("evil␛[2J␛]0;owned␇⟨U+202E⟩name␍X"), "{text}");
+    let buffer = h.draw().clone();
+    for cell in buffer.content() {
+        assert!(
+            !cell
+                .symbol()
+                .chars()
+                .any(|c| c.is_control() || c == '\u{202e}'),
+            "a control character reached the terminal buffer: {:?}",
+            cell.symbol()
+        );
+    }
+    h.keys("<Enter>");
+    assert!(h.text().contains("evil␛[2J"));
+    // The clipboard gets the value without anything that could act on a terminal or a shell
+    // it is pasted into: no escape, no bidi override, no line break.
+    h.keys("y");
+    let effects = h.app.take_effects();
+    let [Effect::Copy(copied)] = &effects[..] else {
+        panic!("{effects:?}")
+    };
+    assert!(
+        !copied.chars().any(|c| c.is_control() || c == '\u{202e}'),
+        "{copied:?}"
+    );
+    assert!(
+        copied.starts_with("evil") && !copied.ends_with('\n'),
+        "{copied:?}"
+    );
+}
+
+#[test]
+fn filter_syntax_narrows_and_esc_walks_back() {
+    let mut h = harness(100, 30, true);
+    assert!(h.text().contains("1 of 38"));
+    h.keys("/type:server<Enter>");
+    assert!(h.text().contains("1 of 1"));
+    h.keys("/<C-u>!app<Enter>");
+    assert!(h.text().contains("1 of 8"), "{}", h.text());
+    h.keys("<Esc>");
+    assert!(h.text().contains("1 of 38"), "Esc clears the filter first");
+    h.keys("/web<Enter><Enter>");
+    assert_eq!(h.app.breadcrumb(), ["devices", "web-01"]);
+    // Follow the VM to its host through the detail's relationship links: walk the cursor down
+    // the document and press Enter on each line until one is the `runs on` link.
+    assert!(
+        h.text().contains("runs on") || {
+            h.keys("<Tab><Tab><Tab><Tab>");
+            h.text().contains("runs on")
+        }
+    );
+    h.keys("g");
+    let mut followed = false;
+    for _ in 0..60 {
+        h.keys("<Enter>");
+        if h.app.breadcrumb().last().map(String::as_str) == Some("esx01.dc1.example.net") {
+            followed = true;
+            break;
+        }
+        h.keys("<Down>");
+    }
+    assert!(
+        followed,
+        "Enter on the `runs on` line opens the host: {:?}",
+        h.app.breadcrumb()
+    );
+    h.keys("<Esc><Esc>");
+    assert_eq!(h.app.breadcrumb(), ["devices"]);
+}
+
+#[test]
+fn reviews_are_recorded_with_reviewer_and_reason_and_read_only_hides_them() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("inventory.db");
+    fixture(&path);
+    let store = Store::open(&path, &OpenOptions::default()).unwrap();
+    let mut app = App::new(store, env(true, false)).unwrap();
+    let mut terminal = Terminal::new(TestBackend::new(120, 30)).unwrap();
+    for key in ":netbox".chars() {
+        app.on_key(KeyEvent::new(KeyCode::Char(key), KeyModifiers::NONE));
+    }
+    let press = |app: &mut App, code: KeyCode| {
+        app.on_key(KeyEvent::new(code, KeyModifiers::NONE));
+    };
+    press(&mut app, KeyCode::Enter);
+    press(&mut app, KeyCode::Enter);
+    press(&mut app, KeyCode::Char('a'));
+    press(&mut app, KeyCode::Down);
+    press(&mut app, KeyCode::Char('r'));
+    press(&mut app, KeyCode::Enter); // an empty reason is refused
+    for key in "role is wrong".chars() {
+        press(&mut app, KeyCode::Char(key));
+    }
+    press(&mut app, KeyCode::Enter);
+    terminal.draw(|f| app.draw(f)).unwrap();
+
+    let check = Store::open(&path, &OpenOptions::default()).unwrap();
+    let items = check.batch_items("nb-20261128-0600").unwrap();
+    assert_eq!(items[0].approval_status, ApprovalStatus::Approved);
+    assert_eq!(items[0].approved_by.as_deref(), Some("oncall"));
+    assert_eq!(items[1].approval_status, ApprovalStatus::Rejected);
+    assert_eq!(items[1].review_comment.as_deref(), Some("role is wrong"));
+    assert_eq!(items[2].approval_status, ApprovalStatus::Pending);
+
+    // The batch-level apply asks first, with Cancel focused: Enter cancels.
+    press(&mut app, KeyCode::Char('P'));
+    press(&mut app, KeyCode::Enter);
+    assert!(
+        app.take_effects().is_empty(),
+        "Enter on the focused Cancel does nothing"
+    );
+    // With deletes in the batch, Yes needs the batch id typed.
+    press(&mut app, KeyCode::Char('P'));
+    press(&mut app, KeyCode::Tab);
+    press(&mut app, KeyCode::Enter);
+    assert!(
+        app.take_effects().is_empty(),
+        "Yes without the typed id is refused"
+    );
+    for key in "nb-20261128-0600".chars() {
+        press(&mut app, KeyCode::Char(key));
+    }
+    press(&mut app, KeyCode::Enter);
+    assert_eq!(
+        app.take_effects(),
+        vec![Effect::Apply {
+            batch_id: "nb-20261128-0600".into()
+        }]
+    );
+
+    let store = Store::open(&path, &OpenOptions::default()).unwrap();
+    let mut read_only = App::new(store, env(true, true)).unwrap();
+    for key in ":netbox".chars() {
+        read_only.on_key(KeyEvent::new(KeyCode::Char(key), KeyModifiers::NONE));
+    }
+    press(&mut read_only, KeyCode::Enter);
+    press(&mut read_only, KeyCode::Enter);
+    let footer = |terminal: &Terminal<TestBackend>| -> String {
+        let buffer = terminal.backend().buffer();
+        (0..buffer.area.width)
+            .map(|x| buffer[(x, buffer.area.height - 1)].symbol().to_string())
+            .collect()
+    };
+    terminal.draw(|f| read_only.draw(f)).unwrap();
+    let hints = footer(&terminal);
+    assert!(!hints.contains("approve"), "no write is hinted: {hints}");
+    // Pressing a write key anyway says why nothing happens.
+    press(&mut read_only, KeyCode::Char('a'));
+    terminal.draw(|f| read_only.draw(f)).unwrap();
+    let refusal = footer(&terminal);
+    assert!(
+        refusal.contains("not available: read-only mode"),
+        "{refusal}"
+    );
+    assert!(
+        terminal
+            .backend()
+            .buffer()
+            .content()
+            .iter()
+            .map(|c| c.symbol())
+            .collect::<String>()
+            .contains("read-only")
+    );
+    let items = check.batch_items("nb-20261128-0600").unwrap();
+    assert_eq!(
+        items[2].approval_status,
+        ApprovalStatus::Pending,
+        "read-only wrote nothing"
+    );
+}
+
+#[test]
+fn the_tree_shows_clusters_and_arrays_and_an_array_opens_onto_its_volumes() {
+    let mut h = harness(100, 30, true);
+    h.keys(":tree all<Enter>");
+    let text = h.text();
+    assert!(
+        text.contains("▸ dc1-prod") && text.contains("▸ ontap-a"),
+        "{text}"
+    );
+    h.keys("G<Space>");
+    let text = h.text();
+    assert!(text.contains("▾ ontap-a"), "{text}");
+    assert!(
+        text.contains("volume ▸ vol_vmware_01") && text.contains("1.0 TiB"),
+        "{text}"
+    );
+    h.keys("<Down>y");
+    assert_eq!(
+        h.app.take_effects(),
+        vec![Effect::Copy("vol_vmware_01".into())]
+    );
+    h.keys("<Left><Left>");
+    assert!(!h.text().contains("vol_vmware_01"), "collapsed again");
+    // The cluster opens onto its host, which opens onto its VM.
+    h.keys("g<Space><Down><Space>");
+    let text = h.text();
+    assert!(
+        text.contains("hosts ▸ esx01.dc1.example.net") && text.contains("hosts ▸ web-01"),
+        "{text}"
+    );
+}
+
+#[test]
+fn the_tree_walks_from_a_vm_up_to_its_host_and_the_switch_ports_the_host_is_cabled_to() {
+    let mut h = harness_with(120, 30, false, |store| {
+        let id = |store: &Store, source: &str, key: &str| {
+            store
+                .device_by_source_key(source, &format!("{source}-1"), key)
+                .unwrap()
+                .unwrap()
+                .id
+        };
+        let (host, switch) = (
+            id(store, "vcenter", "host-1"),
+            id(store, "oxidized", "dc1-leaf-01"),
+        );
+        store
+            .write(|w| {
+                let cables = json!({"cables": [
+                    {"host_nic": "vmnic0", "switch_port": "Ethernet1", "protocol": "lldp"},
+                    {"host_nic": "vmnic1", "switch_port": "Ethernet2\u{1b}[31m", "protocol": "lldp"},
+                ]});
+                w.link(host, switch, RelationshipType::ConnectsTo, &cables, SEEN)?;
+                Ok(())
+            })
+            .unwrap();
+    });
+    h.keys("/web-01<Enter><Enter>t");
+    let text = h.text();
+    assert!(text.contains("what it depends on"), "{text}");
+    assert!(
+        text.contains("◂ hosts esx01.dc1.example.net"),
+        "the VM's host: {text}"
+    );
+    assert!(
+        text.contains("◂ connects_to vmnic0→Ethernet1, vmnic1→Ethernet2␛[31m dc1-leaf-01"),
+        "the host's switch and the ports, sanitized: {text}"
+    );
+}
+
+#[test]
+fn a_hostile_reviewer_name_and_comment_are_shown_as_placeholders() {
+    let mut h = harness_with(160, 40, false, |store| {
+        store
+            .write(|w| {
+                w.review_items(
+                    "nb-20261128-0600",
+                    &[],
+                    &infradeck_core::store::Review {
+                        from: ApprovalStatus::Pending,
+                        to: ApprovalStatus::Rejected,
+                        reviewer: "mallory\x1b]0;owned\x07",
+                        comment: Some("no\x1b[2J way\u{202e}"),
+                        at: SEEN,
+                    },
+                )
+                .map(|_| ())
+            })
+            .unwrap();
+    });
+    // The batch's items, the first one's proposed change below them.
+    h.keys(":netbox<Enter><Enter>");
+    let text = h.text();
+    assert!(
+        text.contains("by mallory␛]0;owned␇: no␛[2J way⟨U+202E⟩"),
+        "the selected item's review: {text}"
+    );
+    assert!(
+        text.contains("mallory␛]0;ow"),
+        "the REVIEWER column: {text}"
+    );
+    assert!(
+        !text.contains('\u{1b}'),
+        "no raw escape reached the screen: {text:?}"
+    );
+}
+
+/// The footer's hints as keys the harness types: `<Space/→>expand` → `<Space>`, `<t>tree` → `t`.
+fn footer_keys(screen: &str) -> Vec<String> {
+    let footer = screen
+        .lines()
+        .rfind(|l| !l.trim().is_empty())
+        .unwrap_or_default();
+    let mut keys = Vec::new();
+    let mut rest = footer;
+    while let Some((_, open)) = rest.split_once('<') {
+        let Some((label, after)) = open.split_once('>') else {
+            break;
+        };
+        rest = after;
+        let first = if label == "/" {
+            label
+        } else {
+            label.split('/').next().unwrap_or(label)
+        };
+        keys.push(match first {
+            "Space" | "Enter" | "Esc" | "Tab" | "Down" | "Up" | "Left" | "A-Enter" | "BS" => {
+                format!("<{first}>")
+            }
+            "↓" => "<Down>".to_string(),
+            "↑" => "<Up>".to_string(),
+            "Tab/←→" => "<Tab>".to_string(),
+            other => other.to_string(),
+        });
+    }
+    keys
+}
+
+#[test]
+fn every_hint_in_every_footer_does_something_when_pressed() {
+    // Every view of the snapshot walk, each reached afresh.
+    let views = [
+        "",
+        "/web<Enter>",
+        "/web<Enter><Enter>",
+        "/web<Enter><Enter>t",
+        ":configs<Enter>",
+        ":configs<Enter><Enter>",
+        ":configs<Enter><Enter>d",
+        ":sync<Enter>",
+        ":netbox<Enter>",
+        ":netbox<Enter><Enter>",
+        ":history<Enter>",
+        ":search<Enter>/web<Enter>",
+        // The modes over the views: their footers hint their own keys.
+        "?",
+        ":",
+        ":de",
+        "/",
+        "/web",
+        ":sync<Enter><Enter>",
+        ":netbox<Enter><Enter>r",
+        ":netbox<Enter><Enter>rwrong",
+    ];
+    let mut dead = Vec::new();
+    let mut pressed = 0;
+    for path in views {
+        let mut h = harness(160, 48, false);
+        h.keys(path);
+        let keys = footer_keys(&h.text());
+        assert!(!keys.is_empty(), "no hints after {path:?}");
+        for key in keys {
+            let mut h = harness(160, 48, false);
+            h.keys(path);
+            // The whole buffer, styles included: a moved cursor or a mark changes only styles.
+            let before = h.draw().clone();
+            h.keys(&key);
+            let after = h.draw().clone();
+            let effects = h.app.take_effects();
+            pressed += 1;
+            if h.text().contains("not available:") {
+                dead.push(format!("{path:?} then {key}: refused although hinted"));
+            } else if after == before && effects.is_empty() && !h.app.quit {
+                dead.push(format!("{path:?} then {key}: nothing happened"));
+            }
+        }
+    }
+    assert!(pressed > 60, "{pressed} keys pressed");
+    assert!(dead.is_empty(), "hints that lie:\n{}", dead.join("\n"));
+}
+
+#[test]
+fn an_unavailable_key_says_why_and_read_only_refuses_writes_aloud() {
+    let mut h = harness(160, 48, false);
+    // The NetBox batch list: items are reviewed inside a batch.
+    h.keys(":netbox<Enter>");
+    let footer = h.text();
+    assert!(!footer.contains("<a>approve"), "{footer}");
+    h.keys("a");
+    assert!(
+        h.text()
+            .contains("not available: items are reviewed inside a batch: Enter opens it"),
+        "{}",
+        h.text()
+    );
+    // The device detail has no filter.
+    let mut h = harness(160, 48, false);
+    h.keys("/web<Enter><Enter>");
+    assert!(!h.text().contains("</>filter"));
+    h.keys("/");
+    assert!(h.text().contains("not available: this view has no filter"));
+
+    // A line editor's keys are judged too: nothing to delete on an empty command line.
+    let mut h = harness(160, 48, false);
+    h.keys(":<BS>");
+    assert!(
+        h.text().contains("not available: the line is empty"),
+        "{}",
+        h.text()
+    );
+    h.keys("de<BS><BS>");
+    assert!(!h.text().contains("<Tab>complete"), "{}", h.text());
+
+    // Read-only: the write keys are not hinted, and pressing one says why.
+    let mut h = harness_env(160, 48, env(false, true), |_| {});
+    h.keys(":sync<Enter>S");
+    let text = h.text();
+    assert!(text.contains("not available: read-only mode"), "{text}");
+    assert!(h.app.take_effects().is_empty(), "nothing started");
+}

@@ -1,0 +1,456 @@
+//! Storage and knowledge connectors against the simulators, and full-text search over the result.
+
+use infradeck_core::model::{DeviceType, KbArticleRecord, RunStatus};
+use infradeck_core::store::{DeviceQuery, HitKind, OpenOptions};
+use infradeck_core::sync::RunOutcome;
+use infradeck_sim::SimKind;
+use std::sync::atomic::Ordering;
+
+use crate::common;
+use common::Rig;
+
+async fn start_rig(scale: usize) -> Rig {
+    common::start_rig(scale, 21).await
+}
+
+fn ok(outcome: &RunOutcome) {
+    assert_eq!(
+        outcome.status,
+        RunStatus::Success,
+        "{}: {:?}",
+        outcome.source,
+        outcome.message
+    );
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn ontap_and_dorado_land_as_arrays_with_their_volumes() {
+    let rig = start_rig(3000).await;
+    ok(&rig.run_source(&rig.source("netapp")).await);
+    ok(&rig.run_source(&rig.source("dorado")).await);
+    let estate = rig.sims.estate.read().unwrap().clone();
+    let store = rig.store();
+    let arrays = store
+        .query_devices(&DeviceQuery {
+            device_type: Some(DeviceType::Storage),
+            ..DeviceQuery::default()
+        })
+        .unwrap();
+    assert_eq!(arrays.len(), 2);
+    let netapp = arrays.iter().find(|d| d.source_system == "netapp").unwrap();
+    let volumes = store.volumes_of_device(netapp.id).unwrap();
+    assert_eq!(
+        volumes.len(),
+        estate.netapp.volumes.len() + estate.netapp.luns.len(),
+        "every volume and LUN, across pages"
+    );
+    let sample = &estate.netapp.volumes[0];
+    let stored = volumes
+        .iter()
+        .find(|v| v.volume.source_id == sample.uuid)
+        .unwrap();
+    assert_eq!(stored.volume.capacity_bytes, Some(sample.size as i64));
+    assert_eq!(stored.volume.thin_provisioned, Some(sample.thin));
+    assert_eq!(stored.volume.metadata["netapp"]["svm"], sample.svm.as_str());
+
+    let dorado = arrays.iter().find(|d| d.source_system == "dorado").unwrap();
+    let luns = store.volumes_of_device(dorado.id).unwrap();
+    assert_eq!(luns.len(), estate.dorado.luns.len());
+    assert!(luns.len() > 100, "more than one range page");
+    let lun = &estate.dorado.luns[3];
+    let stored = luns.iter().find(|v| v.volume.source_id == lun.id).unwrap();
+    assert_eq!(
+        stored.volume.capacity_bytes,
+        Some(lun.capacity_sectors as i64 * 512),
+        "sectors become bytes"
+    );
+    assert_eq!(stored.volume.thin_provisioned, Some(lun.thin));
+    let running = if lun.running_status == "27" {
+        "online"
+    } else {
+        "offline"
+    };
+    assert_eq!(stored.volume.metadata["dorado"]["running_status"], running);
+    assert_eq!(
+        rig.sims.dorado.logins.load(Ordering::Relaxed),
+        1,
+        "one session per run"
+    );
+    assert_eq!(
+        rig.sims.dorado.logouts.load(Ordering::Relaxed),
+        1,
+        "logged out at the end"
+    );
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn dorado_relogs_once_on_minus_401_and_fails_naming_other_codes() {
+    let rig = start_rig(3000).await;
+    rig.sims.faults(SimKind::Dorado).set_session_expiry(Some(2));
+    let outcome = rig.run_source(&rig.source("dorado")).await;
+    ok(&outcome);
+    assert!(
+        rig.sims.dorado.logins.load(Ordering::Relaxed) >= 2,
+        "the expired session was renewed"
+    );
+    rig.sims.faults(SimKind::Dorado).set_session_expiry(None);
+
+    *rig.sims.dorado.fail_next_lun_page.lock().unwrap() =
+        Some((1_077_936_859, "The LUN does not exist.".into()));
+    let outcome = rig.run_source(&rig.source("dorado")).await;
+    assert_eq!(outcome.status, RunStatus::Failed);
+    let message = outcome.message.unwrap();
+    assert!(
+        message.contains("1077936859") && message.contains("The LUN does not exist."),
+        "{message}"
+    );
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn confluence_pages_through_a_silent_limit_and_then_fetches_only_changes() {
+    let rig = start_rig(1500).await;
+    let outcome = rig.run_source(&rig.source("confluence")).await;
+    ok(&outcome);
+    let pages = rig.sims.estate.read().unwrap().kb_pages.len();
+    assert!(pages > 25, "more than the silently lowered limit");
+    assert_eq!(outcome.counts.added as usize, pages);
+    let store = rig.store();
+    let page = store.kb_article("66001").unwrap().unwrap();
+    assert!(page.article.body_html.unwrap().contains("<"));
+    assert!(
+        !page.article.body_text.as_deref().unwrap().contains("<li>"),
+        "plain text for search"
+    );
+    assert_eq!(page.article.parent_id.as_deref(), Some("65537"));
+    let before = rig.sims.faults(SimKind::Confluence).requests();
+    let again = rig.run_source(&rig.source("confluence")).await;
+    ok(&again);
+    assert_eq!((again.counts.added, again.counts.updated), (0, 0));
+    assert!(
+        rig.sims.faults(SimKind::Confluence).requests() - before <= 2,
+        "an incremental run asks only for changes"
+    );
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn jira_server_and_cloud_fetch_every_issue_with_complete_comments() {
+    let rig = start_rig(1000).await;
+    ok(&rig.run_source(&rig.source("jira")).await);
+    let estate = rig.sims.estate.read().unwrap().clone();
+    let store = rig.store();
+    let long = estate
+        .tickets
+        .iter()
+        .find(|t| t.comments.len() > 5)
+        .unwrap();
+    let stored = store.issue(&long.key).unwrap().unwrap();
+    assert_eq!(
+        stored.issue.comments.as_array().unwrap().len(),
+        long.comments.len(),
+        "truncated comments were fetched in full"
+    );
+    let counts: std::collections::BTreeMap<&str, u64> =
+        store.table_counts().unwrap().into_iter().collect();
+    assert_eq!(counts["issues"] as usize, estate.tickets.len());
+
+    let cloud_rig = start_rig(1000).await;
+    let mut cloud = cloud_rig.source("jira");
+    cloud.flavor = Some("cloud".into());
+    let outcome = cloud_rig.run_source(&cloud).await;
+    ok(&outcome);
+    assert_eq!(
+        outcome.counts.added as usize,
+        estate.tickets.len(),
+        "the last page without a token ends paging, nothing twice"
+    );
+    let issue = cloud_rig.store().issue(&long.key).unwrap().unwrap();
+    assert!(
+        !issue.issue.description.unwrap().contains("\"type\""),
+        "ADF became text"
+    );
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn search_finds_devices_pages_and_tickets_and_stays_exact_on_change() {
+    let rig = start_rig(400).await;
+    for kind in ["vcenter", "foreman", "confluence", "jira"] {
+        ok(&rig.run_source(&rig.source(kind)).await);
+    }
+    let mut store = rig.store();
+    let estate = rig.sims.estate.read().unwrap().clone();
+    let vm = &estate.vms[5];
+    let hits = store.search(&vm.hostname, &[HitKind::Device], 10).unwrap();
+    assert!(
+        hits.iter()
+            .any(|h| h.title.to_lowercase().starts_with(&vm.hostname)),
+        "{hits:?}"
+    );
+    let ticket = estate
+        .tickets
+        .iter()
+        .find(|t| t.summary.starts_with("Disk full on"))
+        .unwrap();
+    let host = ticket.summary.trim_start_matches("Disk full on ");
+    let found = store
+        .search(&format!("disk full {host}"), &[HitKind::Issue], 5)
+        .unwrap();
+    assert_eq!(found[0].title.split(' ').next(), Some(ticket.key.as_str()));
+    assert!(found[0].snippet.contains('['), "snippets mark the match");
+    let fact_hit = store
+        .search("VMware Virtual Platform", &[HitKind::Device], 5)
+        .unwrap();
+    assert!(!fact_hit.is_empty(), "facts are searchable");
+
+    // Exact on update and delete.
+    let mut page = store.kb_article("66001").unwrap().unwrap().article;
+    let old_title = page.title.clone();
+    page.title = "Renamed zebracorn runbook".into();
+    store
+        .write(|w| w.upsert_kb_article(&page, "2026-11-02 00:00:00"))
+        .unwrap();
+    assert_eq!(
+        store
+            .search("zebracorn", &[HitKind::KbArticle], 5)
+            .unwrap()
+            .len(),
+        1
+    );
+    assert!(
+        store
+            .search(&format!("\"{old_title}\""), &[HitKind::KbArticle], 50)
+            .unwrap()
+            .iter()
+            .all(|h| h.title != old_title)
+    );
+    let device = store.devices_named(&vm.name).unwrap().remove(0);
+    store.write(|w| w.delete_device(device.id)).unwrap();
+    assert!(
+        store
+            .search(&vm.moid, &[HitKind::Device], 10)
+            .unwrap()
+            .iter()
+            .all(|h| h.id != device.id)
+    );
+    let fresh = KbArticleRecord {
+        source_id: "x1".into(),
+        title: "Quokka".into(),
+        body_text: Some("mentions nothing".into()),
+        ..KbArticleRecord::default()
+    };
+    store
+        .write(|w| w.upsert_kb_article(&fresh, "2026-11-02 00:00:00"))
+        .unwrap();
+    assert_eq!(store.search("quokka", &[], 5).unwrap().len(), 1);
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn a_device_shows_the_tickets_and_runbooks_that_mention_it() {
+    let rig = start_rig(600).await;
+    for kind in ["vcenter", "foreman", "confluence", "jira"] {
+        ok(&rig.run_source(&rig.source(kind)).await);
+    }
+    let mut store = rig.store();
+    infradeck_core::sync::correlate::correlate(&mut store, &infradeck_core::time::now(), "test")
+        .unwrap();
+    let estate = rig.sims.estate.read().unwrap().clone();
+    let ticket = estate
+        .tickets
+        .iter()
+        .find(|t| t.summary.starts_with("Disk full on"))
+        .unwrap();
+    let host = ticket.summary.trim_start_matches("Disk full on ");
+    let vm = estate.vms.iter().find(|v| v.hostname == host).unwrap();
+    let device = store
+        .device_by_source_key("vcenter", "vcenter-sim", &vm.moid)
+        .unwrap()
+        .unwrap();
+    let related = store.related_knowledge(device.id, 20).unwrap();
+    let hit = related
+        .iter()
+        .find(|h| h.hit.title.starts_with(&ticket.key))
+        .expect("the ticket about this VM");
+    assert!(
+        hit.matched.iter().any(|m| m == host || m.starts_with(host)),
+        "{:?}",
+        hit.matched
+    );
+    assert!(
+        related.iter().all(|h| !h.matched.is_empty()),
+        "every hit says why"
+    );
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn semantic_search_embeds_once_ranks_hybrid_and_degrades_to_full_text() {
+    let rig = start_rig(400).await;
+    ok(&rig.run_source(&rig.source("confluence")).await);
+    ok(&rig.run_source(&rig.source("jira")).await);
+    let embeddings = rig
+        .config
+        .embeddings
+        .clone()
+        .expect("the simulator config has [embeddings]");
+    let embedder = infradeck_core::search::Embedder::new(&embeddings).unwrap();
+    let database = rig.dir.path().join("inventory.db");
+    let first =
+        infradeck_core::search::index_knowledge(&database, &OpenOptions::default(), &embedder)
+            .await
+            .unwrap();
+    let estate = rig.sims.estate.read().unwrap().clone();
+    assert_eq!(first.embedded, estate.kb_pages.len() + estate.tickets.len());
+    let again =
+        infradeck_core::search::index_knowledge(&database, &OpenOptions::default(), &embedder)
+            .await
+            .unwrap();
+    assert_eq!(
+        (again.embedded, again.unchanged),
+        (0, first.embedded),
+        "unchanged content is not embedded again"
+    );
+
+    let store = rig.store();
+    let rows = store
+        .embeddings_of("kb_article", store.kb_article("66001").unwrap().unwrap().id)
+        .unwrap();
+    assert_eq!(
+        rows[0].vector.len(),
+        embeddings.dimensions,
+        "little-endian f32 round trip"
+    );
+    assert_eq!(rows[0].embedding_model.as_deref(), Some("sim-minilm"));
+
+    let ticket = estate
+        .tickets
+        .iter()
+        .find(|t| t.summary.starts_with("Interface flapping on"))
+        .unwrap();
+    let result = infradeck_core::search::hybrid(
+        &store,
+        Some(&embedder),
+        &ticket.summary,
+        &[HitKind::Issue],
+        5,
+    )
+    .await
+    .unwrap();
+    assert!(result.notice.is_none());
+    assert!(
+        result.hits.iter().any(|h| h.title.starts_with(&ticket.key)),
+        "{:?}",
+        result.hits
+    );
+
+    // An endpoint that does not answer: full-text results, with a notice, not an error.
+    let mut down = embeddings.clone();
+    down.url = "http://127.0.0.1:9".into();
+    let dead = infradeck_core::search::Embedder::new(&down).unwrap();
+    let result = infradeck_core::search::hybrid(&store, Some(&dead), &ticket.summary, &[], 5)
+        .await
+        .unwrap();
+    assert!(
+        result
+            .notice
+            .as_deref()
+            .unwrap()
+            .contains("full-text results only")
+    );
+    assert!(!result.hits.is_empty());
+    let result = infradeck_core::search::hybrid(&store, None, &ticket.summary, &[], 5)
+        .await
+        .unwrap();
+    assert!(
+        result
+            .notice
+            .as_deref()
+            .unwrap()
+            .contains("semantic search is off")
+    );
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn confluence_cloud_pages_by_cursor_with_labels_and_then_only_changes() {
+    // More than the 250 pages one v2 answer holds, so the cursor is followed.
+    let rig = start_rig(13_000).await;
+    let mut cloud = rig.source("confluence");
+    cloud.flavor = Some("cloud".into());
+    cloud.url = format!("{}/wiki", cloud.url);
+    let outcome = rig.run_source(&cloud).await;
+    ok(&outcome);
+    let estate = rig.sims.estate.read().unwrap().clone();
+    assert!(estate.kb_pages.len() > 250);
+    assert_eq!(
+        outcome.counts.added as usize,
+        estate.kb_pages.len(),
+        "every page, across cursor pages, nothing twice"
+    );
+    let sample = estate
+        .kb_pages
+        .iter()
+        .find(|p| p.parent_id.is_some())
+        .unwrap();
+    let stored = rig.store().kb_article(&sample.id).unwrap().unwrap().article;
+    assert_eq!(
+        stored.labels, sample.labels,
+        "labels from their own endpoint"
+    );
+    assert_eq!(stored.parent_id, sample.parent_id);
+    assert!(stored.url.unwrap().contains("/wiki/spaces/"));
+    let before = rig.sims.faults(SimKind::Confluence).requests();
+    let again = rig.run_source(&cloud).await;
+    ok(&again);
+    assert_eq!((again.counts.added, again.counts.updated), (0, 0));
+    assert!(
+        rig.sims.faults(SimKind::Confluence).requests() - before <= 3,
+        "newest first, stopped at the first unchanged page"
+    );
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn each_datastore_is_linked_to_the_array_volume_behind_it() {
+    let rig = start_rig(400).await;
+    for kind in ["vcenter", "netapp", "dorado"] {
+        ok(&rig.run_source(&rig.source(kind)).await);
+    }
+    let mut store = rig.store();
+    let report = infradeck_core::sync::correlate::correlate(
+        &mut store,
+        &infradeck_core::time::now(),
+        "test",
+    )
+    .unwrap();
+    let estate = rig.sims.estate.read().unwrap().clone();
+    assert_eq!(report.backed_datastores, estate.datastores.len());
+    for ds in &estate.datastores {
+        let volume = store
+            .volumes_of_source("vcenter", "vcenter-sim")
+            .unwrap()
+            .into_iter()
+            .find(|v| v.volume.name == ds.name)
+            .unwrap();
+        let backing = store.volume_backing(volume.id).unwrap();
+        assert_eq!(backing.len(), 1, "{}", ds.name);
+        let (array_volume, evidence) = &backing[0];
+        assert_eq!(array_volume.volume.name, ds.name);
+        let expected = if ds.kind == "NFS" {
+            ("netapp", "nfs_volume_name")
+        } else {
+            ("dorado", "lun_name")
+        };
+        assert_eq!(array_volume.volume.source_system, expected.0);
+        assert!(evidence.as_deref().unwrap().contains(expected.1));
+    }
+    let again = infradeck_core::sync::correlate::correlate(
+        &mut store,
+        &infradeck_core::time::now(),
+        "test",
+    )
+    .unwrap();
+    assert_eq!(again.backed_datastores, estate.datastores.len(), "stable");
+    let audited = store
+        .history(None, 10_000)
+        .unwrap()
+        .iter()
+        .filter(|h| h.change_type.as_deref() == Some("volume_relationship"))
+        .count();
+    assert_eq!(audited, estate.datastores.len(), "each link audited once");
+}

@@ -1,0 +1,812 @@
+//! NetBox plan → review → apply → rollback against the NetBox simulator over HTTP, with a real
+//! database: exactly the approved changes land, drift becomes a conflict, a failure half-way and
+//! a second run write each item once, two processes write each item once, untagged objects are
+//! never touched, and rollback restores the starting state field by field.
+
+use infradeck_core::config::Config;
+use infradeck_core::http::RetryPolicy;
+use infradeck_core::model::{ApprovalAction, ApprovalStatus, RunStatus};
+use infradeck_core::netbox::{ApplyOptions, NetboxClient};
+use infradeck_core::store::{Review, Store};
+use infradeck_sim::SimKind;
+use infradeck_sim::http::{FaultAction, FaultRule};
+use serde_json::Value;
+use std::collections::BTreeMap;
+use std::time::Duration;
+
+use crate::common;
+use common::{Rig, approve_all};
+
+const VMS: &str = "virtualization/virtual-machines";
+const CLUSTERS: &str = "virtualization/clusters";
+const IFACES: &str = "virtualization/interfaces";
+const MACS: &str = "dcim/mac-addresses";
+
+async fn synced_rig(seed: u64) -> Rig {
+    // 120 VMs: every kind of proposal (cluster and VM creates, drifted VMs, interfaces, MACs, the
+    // retired VM's delete) in a few hundred items.
+    let rig = common::start_rig(120, seed).await;
+    let outcomes = rig.run(&["vcenter"]).await;
+    assert!(
+        outcomes.iter().all(|o| o.status == RunStatus::Success),
+        "{outcomes:?}"
+    );
+    rig
+}
+
+fn client(config: &Config) -> NetboxClient {
+    NetboxClient::new(
+        config.netbox.as_ref().expect("the rig config has [netbox]"),
+        RetryPolicy {
+            max_tries: 2,
+            base: Duration::from_millis(5),
+            cap: Duration::from_millis(20),
+        },
+    )
+    .unwrap()
+}
+
+async fn plan(rig: &Rig, store: &mut Store) -> infradeck_core::netbox::PlanReport {
+    infradeck_core::netbox::plan(
+        store,
+        &client(&rig.config),
+        7,
+        "planner",
+        chrono::Utc::now(),
+    )
+    .await
+    .unwrap()
+}
+
+fn options() -> ApplyOptions {
+    ApplyOptions::default()
+}
+
+/// The comparable state of NetBox: every cluster, VM, VM interface and MAC object, keyed as the
+/// plan names them (`endpoint:name`, `endpoint:vm/interface`, `endpoint:mac`), without ids and
+/// timestamps.
+fn state(rig: &Rig) -> BTreeMap<String, Value> {
+    let vm_names: BTreeMap<u64, String> = rig
+        .sims
+        .netbox
+        .snapshot(VMS)
+        .into_iter()
+        .map(|(id, vm)| (id, vm["name"].as_str().unwrap().to_string()))
+        .collect();
+    let mut out = BTreeMap::new();
+    for endpoint in [VMS, CLUSTERS, IFACES, MACS] {
+        for object in rig.sims.netbox.snapshot(endpoint).into_values() {
+            let mut object = object.as_object().unwrap().clone();
+            let name = match endpoint {
+                IFACES => format!(
+                    "{}/{}",
+                    vm_names[&object["virtual_machine"].as_u64().unwrap()],
+                    object["name"].as_str().unwrap()
+                ),
+                MACS => object["mac_address"].as_str().unwrap().to_lowercase(),
+                _ => object["name"].as_str().unwrap().to_string(),
+            };
+            for volatile in [
+                "id",
+                "created",
+                "last_updated",
+                "virtual_machine",
+                "assigned_object_id",
+            ] {
+                object.remove(volatile);
+            }
+            // vcpus is a decimal: 2 and 2.0 are the same value.
+            for value in object.values_mut() {
+                if let Some(f) = value.as_f64().filter(|f| f.fract() == 0.0) {
+                    *value = Value::from(f as i64);
+                }
+            }
+            out.insert(format!("{endpoint}:{name}"), Value::Object(object));
+        }
+    }
+    out
+}
+
+/// Writes per object since change `since`, not counting the update that makes a new MAC its
+/// interface's primary MAC (the second, planned write of each new interface).
+fn writes_per_object(rig: &Rig, since: usize) -> BTreeMap<(String, u64), usize> {
+    let mut out = BTreeMap::new();
+    for change in rig.sims.netbox.changes().into_iter().skip(since) {
+        if change["changed_object_type"] == "virtualization.vminterface"
+            && change["action"]["value"] == "update"
+        {
+            continue;
+        }
+        let key = (
+            change["changed_object_type"]
+                .as_str()
+                .unwrap_or("")
+                .to_string(),
+            change["changed_object_id"].as_u64().unwrap_or(0),
+        );
+        *out.entry(key).or_insert(0) += 1;
+    }
+    out
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn plan_approve_apply_then_rollback_restores_netbox() {
+    let rig = synced_rig(21).await;
+    let mut store = rig.store();
+    let before = state(&rig);
+    let report = plan(&rig, &mut store).await;
+    let batch = report
+        .batch_id
+        .clone()
+        .expect("the seeded NetBox differs from the inventory");
+    assert!(
+        report.creates > 0 && report.updates > 0 && report.deletes == 1,
+        "{report:?}"
+    );
+    assert!(
+        report.untagged.is_empty(),
+        "hand-made VMs match nothing in the inventory: {report:?}"
+    );
+
+    // Planning again with nothing changed adds nothing.
+    let again = plan(&rig, &mut store).await;
+    assert_eq!(again.batch_id, None, "{again:?}");
+    assert_eq!(
+        again.already_open,
+        report.creates + report.updates + report.deletes
+    );
+
+    // Reject one update: it must never be written.
+    let items = store.batch_items(&batch).unwrap();
+    let rejected = items
+        .iter()
+        .find(|i| i.action == ApprovalAction::Update)
+        .unwrap()
+        .clone();
+    let at = infradeck_core::time::now();
+    store
+        .write(|w| {
+            w.review_items(
+                &batch,
+                &[rejected.id],
+                &Review {
+                    from: ApprovalStatus::Pending,
+                    to: ApprovalStatus::Rejected,
+                    reviewer: "oncall",
+                    comment: Some("not now"),
+                    at: &at,
+                },
+            )
+        })
+        .unwrap();
+    approve_all(&mut store, &batch);
+    let changes_before = rig.sims.netbox.change_count();
+    let applied =
+        infradeck_core::netbox::apply(&mut store, &client(&rig.config), &batch, &options())
+            .await
+            .unwrap();
+    assert_eq!(
+        (applied.conflicts, applied.failed),
+        (0, 0),
+        "{:#?}",
+        applied.lines
+    );
+    assert_eq!(
+        (applied.conflicts, applied.failed),
+        (0, 0),
+        "{:#?}",
+        applied.lines
+    );
+    assert_eq!(applied.applied, items.len() - 1);
+
+    // NetBox holds exactly the approved changes and nothing else.
+    let after = state(&rig);
+    let mut expected = before.clone();
+    for item in store.batch_items(&batch).unwrap() {
+        let changes: Value =
+            serde_json::from_str(item.proposed_changes.as_deref().unwrap()).unwrap();
+        let key = format!(
+            "{}:{}",
+            changes["endpoint"].as_str().unwrap(),
+            changes["object"].as_str().unwrap()
+        );
+        match (item.approval_status, item.action) {
+            (ApprovalStatus::Rejected, _) => {
+                assert_eq!(after[&key], before[&key], "a rejected item was written")
+            }
+            (ApprovalStatus::Applied, ApprovalAction::Delete) => {
+                assert!(!after.contains_key(&key), "{key} deleted");
+                expected.remove(&key);
+            }
+            (ApprovalStatus::Applied, _) => {
+                let object = after
+                    .get(&key)
+                    .unwrap_or_else(|| panic!("{key} is in NetBox"));
+                for (field, change) in changes["fields"].as_object().unwrap() {
+                    if matches!(field.as_str(), "cluster" | "type" | "virtual_machine") {
+                        continue; // written as a lookup, stored as an id
+                    }
+                    if field == "mac_address" {
+                        let stored = object[field].as_str().unwrap().to_lowercase();
+                        assert_eq!(Some(stored.as_str()), change["to"].as_str());
+                        continue;
+                    }
+                    assert_eq!(
+                        object[field]
+                            .as_f64()
+                            .map(|f| Value::from(f as i64))
+                            .unwrap_or(object[field].clone()),
+                        change["to"],
+                        "{key}.{field}"
+                    );
+                }
+                assert!(
+                    item.rollback_data
+                        .as_deref()
+                        .unwrap()
+                        .contains("request_id")
+                );
+                assert!(item.netbox_object_id.is_some());
+                expected.insert(key.clone(), object.clone());
+            }
+            other => panic!("unexpected item state {other:?}"),
+        }
+    }
+    assert_eq!(
+        after.keys().collect::<Vec<_>>(),
+        expected.keys().collect::<Vec<_>>()
+    );
+    for (key, object) in &expected {
+        assert_eq!(
+            &after[key], object,
+            "{key}: nothing outside the approved items changed"
+        );
+    }
+    for (name, object) in &after {
+        if name.contains("manual-") {
+            assert_eq!(
+                Some(object),
+                before.get(name),
+                "untagged objects are never touched"
+            );
+        }
+    }
+    let messages: Vec<Value> = rig
+        .sims
+        .netbox
+        .changes()
+        .into_iter()
+        .skip(changes_before)
+        .collect();
+    // One change per item, and one more per new interface: its primary MAC, set once the MAC
+    // object exists.
+    let primary_macs = messages
+        .iter()
+        .filter(|c| {
+            c["changed_object_type"] == "virtualization.vminterface"
+                && c["action"]["value"] == "update"
+        })
+        .count();
+    assert!(primary_macs > 0);
+    assert_eq!(messages.len(), applied.applied + primary_macs);
+    for iface in rig.sims.netbox.snapshot(IFACES).into_values() {
+        if iface["tags"].as_array().is_some_and(|t| !t.is_empty()) {
+            assert!(iface["primary_mac_address"].is_u64(), "{iface}");
+        }
+    }
+    assert!(
+        messages
+            .iter()
+            .all(|c| c["message"].as_str().unwrap().contains(&batch)),
+        "every write names the batch"
+    );
+
+    // A plan after apply proposes only what is still open (the rejected update is not re-proposed
+    // as new, it is a fresh pending proposal of the same change).
+    let after_apply = plan(&rig, &mut store).await;
+    assert!(
+        after_apply.creates == 0 && after_apply.deletes == 0,
+        "{after_apply:?}"
+    );
+
+    let rolled = infradeck_core::netbox::rollback(&mut store, &client(&rig.config), &batch)
+        .await
+        .unwrap();
+    assert_eq!(
+        (rolled.conflicts, rolled.failed),
+        (0, 0),
+        "{:#?}",
+        rolled.lines
+    );
+    assert_eq!(rolled.applied, applied.applied);
+    let restored = state(&rig);
+    assert_eq!(
+        restored.keys().collect::<Vec<_>>(),
+        before.keys().collect::<Vec<_>>(),
+        "the same objects exist again"
+    );
+    for (key, object) in &before {
+        assert_eq!(
+            &restored[key], object,
+            "rollback restores {key} field by field"
+        );
+    }
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn a_change_in_netbox_after_the_plan_becomes_a_conflict() {
+    let rig = synced_rig(22).await;
+    let mut store = rig.store();
+    let batch = plan(&rig, &mut store).await.batch_id.unwrap();
+    approve_all(&mut store, &batch);
+    let update = store
+        .batch_items(&batch)
+        .unwrap()
+        .into_iter()
+        .find(|i| i.action == ApprovalAction::Update)
+        .unwrap();
+    let id = update.netbox_object_id.unwrap() as u64;
+    assert!(
+        rig.sims
+            .netbox
+            .edit(VMS, id, "vcpus", serde_json::json!(64))
+    );
+    let report =
+        infradeck_core::netbox::apply(&mut store, &client(&rig.config), &batch, &options())
+            .await
+            .unwrap();
+    assert_eq!(report.conflicts, 1, "{:#?}", report.lines);
+    let item = store.approval_item(update.id).unwrap().unwrap();
+    assert_eq!(item.approval_status, ApprovalStatus::Conflict);
+    let changes: Value = serde_json::from_str(item.proposed_changes.as_deref().unwrap()).unwrap();
+    assert_eq!(
+        changes["conflict"]["netbox_now"]["vcpus"], 64,
+        "both versions are shown: {changes}"
+    );
+    assert_eq!(
+        rig.sims.netbox.snapshot(VMS)[&id]["vcpus"],
+        64,
+        "the conflicting item was not written"
+    );
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn a_failure_half_way_then_apply_again_writes_each_item_once() {
+    let rig = synced_rig(23).await;
+    let mut store = rig.store();
+    let batch = plan(&rig, &mut store).await.batch_id.unwrap();
+    let approved = approve_all(&mut store, &batch);
+    let start = rig.sims.netbox.change_count();
+    rig.sims.faults(SimKind::Netbox).push(
+        FaultRule::new(FaultAction::Status(500))
+            .after(6)
+            .times(3)
+            .on_path("virtual-machines"),
+    );
+    let first = infradeck_core::netbox::apply(&mut store, &client(&rig.config), &batch, &options())
+        .await
+        .unwrap();
+    assert!(
+        first.failed > 0,
+        "the injected failures hit: {:#?}",
+        first.lines
+    );
+    let second =
+        infradeck_core::netbox::apply(&mut store, &client(&rig.config), &batch, &options())
+            .await
+            .unwrap();
+    assert_eq!(second.failed, 0, "{:#?}", second.lines);
+    assert_eq!(first.applied + second.applied, approved);
+    let writes = writes_per_object(&rig, start);
+    assert_eq!(writes.len(), approved);
+    assert!(
+        writes.values().all(|n| *n == 1),
+        "every object written once: {writes:?}"
+    );
+    assert!(
+        store
+            .batch_items(&batch)
+            .unwrap()
+            .iter()
+            .all(|i| i.approval_status == ApprovalStatus::Applied)
+    );
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn two_processes_applying_one_batch_write_each_item_once() {
+    let rig = synced_rig(24).await;
+    let mut store = rig.store();
+    let batch = plan(&rig, &mut store).await.batch_id.unwrap();
+    let approved = approve_all(&mut store, &batch);
+    let start = rig.sims.netbox.change_count();
+    rig.sims
+        .faults(SimKind::Netbox)
+        .set_latency(Duration::from_millis(3));
+    let config = rig.dir.path().join("config.toml");
+    let spawn = || {
+        std::process::Command::new(env!("CARGO_BIN_EXE_infradeck"))
+            .args([
+                "--config",
+                config.to_str().unwrap(),
+                "netbox",
+                "apply",
+                &batch,
+            ])
+            .env("HOME", rig.dir.path())
+            .env("XDG_STATE_HOME", rig.dir.path().join("state"))
+            .stdout(std::process::Stdio::piped())
+            .spawn()
+            .unwrap()
+    };
+    let (a, b) = (spawn(), spawn());
+    let (a, b) = tokio::task::spawn_blocking(move || {
+        (a.wait_with_output().unwrap(), b.wait_with_output().unwrap())
+    })
+    .await
+    .unwrap();
+    assert!(
+        a.status.success() && b.status.success(),
+        "{} / {}",
+        String::from_utf8_lossy(&a.stdout),
+        String::from_utf8_lossy(&b.stdout)
+    );
+    let writes = writes_per_object(&rig, start);
+    assert_eq!(writes.values().sum::<usize>(), approved, "{writes:?}");
+    assert!(writes.values().all(|n| *n == 1));
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn a_refused_write_is_reported_for_that_item_and_the_rest_land() {
+    let rig = synced_rig(25).await;
+    let mut store = rig.store();
+    let batch = plan(&rig, &mut store).await.batch_id.unwrap();
+    // Rename a cluster NetBox already had, after the plan: the VMs planned into it then name a
+    // cluster NetBox does not have, and NetBox refuses them in the middle of their chunk.
+    let (cluster_id, cluster) = rig
+        .sims
+        .netbox
+        .snapshot(CLUSTERS)
+        .into_iter()
+        .next()
+        .unwrap();
+    let cluster_name = cluster["name"].as_str().unwrap().to_string();
+    let items = store.batch_items(&batch).unwrap();
+    assert!(items.iter().any(|i| {
+        i.action == ApprovalAction::Create
+            && i.proposed_changes.as_deref().is_some_and(|c| {
+                c.contains(&format!("\"cluster\":{{\"name\":\"{cluster_name}\"}}"))
+            })
+    }));
+    assert!(
+        rig.sims
+            .netbox
+            .edit(CLUSTERS, cluster_id, "name", Value::from("renamed-by-hand"))
+    );
+    approve_all(&mut store, &batch);
+    let report =
+        infradeck_core::netbox::apply(&mut store, &client(&rig.config), &batch, &options())
+            .await
+            .unwrap();
+    assert!(
+        report.failed > 0 && report.applied > 0,
+        "{:#?}",
+        report.lines
+    );
+    let failed: Vec<_> = store
+        .batch_items(&batch)
+        .unwrap()
+        .into_iter()
+        .filter(|i| i.approval_status == ApprovalStatus::Failed)
+        .collect();
+    assert_eq!(failed.len(), report.failed);
+    // The VMs name the missing cluster; their interfaces and MACs then find no parent.
+    for item in failed
+        .iter()
+        .filter(|i| i.netbox_object_type.as_deref() != Some(VMS))
+    {
+        let changes: Value =
+            serde_json::from_str(item.proposed_changes.as_deref().unwrap()).unwrap();
+        let error = changes["error"].as_str().unwrap();
+        // Failed at once, naming the parent, with no request sent.
+        assert!(error.starts_with("not sent: it needs #"), "{error}");
+    }
+    for item in failed
+        .into_iter()
+        .filter(|i| i.netbox_object_type.as_deref() == Some(VMS))
+    {
+        let changes: Value =
+            serde_json::from_str(item.proposed_changes.as_deref().unwrap()).unwrap();
+        let error = changes["error"].as_str().unwrap();
+        assert!(
+            error.contains("NetBox refused it") && error.contains("cluster"),
+            "the field is named: {error}"
+        );
+    }
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn a_batch_with_too_many_deletes_needs_allow_deletes_and_dry_run_writes_nothing() {
+    let rig = synced_rig(26).await;
+    let mut store = rig.store();
+    let batch = plan(&rig, &mut store).await.batch_id.unwrap();
+    approve_all(&mut store, &batch);
+    let strict = ApplyOptions {
+        max_deletes: 0,
+        ..ApplyOptions::default()
+    };
+    let err = infradeck_core::netbox::apply(&mut store, &client(&rig.config), &batch, &strict)
+        .await
+        .unwrap_err();
+    assert!(err.to_string().contains("--allow-deletes 1"), "{err}");
+    let start = rig.sims.netbox.change_count();
+    let dry = ApplyOptions {
+        dry_run: true,
+        ..strict.clone()
+    };
+    let preview = infradeck_core::netbox::apply(
+        &mut store,
+        &client(&rig.config),
+        &batch,
+        &ApplyOptions {
+            allow_deletes: Some(1),
+            ..dry
+        },
+    )
+    .await
+    .unwrap();
+    assert!(
+        preview
+            .lines
+            .iter()
+            .any(|l| l.starts_with('#') && l.contains("POST ") && l.contains("changelog_message")),
+        "{:#?}",
+        preview.lines
+    );
+    assert!(preview.lines.iter().any(|l| l.contains("DELETE ")));
+    assert_eq!(
+        rig.sims.netbox.change_count(),
+        start,
+        "a dry run writes nothing"
+    );
+    let report = infradeck_core::netbox::apply(
+        &mut store,
+        &client(&rig.config),
+        &batch,
+        &ApplyOptions {
+            allow_deletes: Some(1),
+            ..strict
+        },
+    )
+    .await
+    .unwrap();
+    assert_eq!(report.failed + report.conflicts, 0, "{:#?}", report.lines);
+}
+
+fn infradeck(rig: &Rig, args: &[&str]) -> std::process::Output {
+    let config = rig.dir.path().join("config.toml");
+    std::process::Command::new(env!("CARGO_BIN_EXE_infradeck"))
+        .arg("--config")
+        .arg(&config)
+        .args(args)
+        .env("HOME", rig.dir.path())
+        .env("XDG_STATE_HOME", rig.dir.path().join("state"))
+        .output()
+        .unwrap()
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn the_command_line_plans_reviews_approves_by_range_and_applies() {
+    let rig = synced_rig(27).await;
+    let run = |args: Vec<String>| {
+        let rig = &rig;
+        let args: Vec<&str> = args.iter().map(String::as_str).collect();
+        tokio::task::block_in_place(|| infradeck(rig, &args))
+    };
+    let out = run(vec!["netbox".into(), "plan".into()]);
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let text = String::from_utf8_lossy(&out.stdout).to_string();
+    let batch = text
+        .split_whitespace()
+        .nth(1)
+        .unwrap()
+        .trim_end_matches(':')
+        .to_string();
+    assert!(batch.starts_with("nb-"), "{text}");
+    let again = run(vec!["netbox".into(), "plan".into()]);
+    assert!(String::from_utf8_lossy(&again.stdout).contains("nothing new to propose"));
+
+    // Items are numbered within their batch, from 1, as review shows them.
+    let items = rig.store().batch_items(&batch).unwrap();
+    let (first, last) = (1, 3);
+    let out = run(vec![
+        "netbox".into(),
+        "reject".into(),
+        batch.clone(),
+        "4".into(),
+    ]);
+    assert!(
+        !out.status.success(),
+        "a rejection without --reason is refused"
+    );
+    let out = run(vec![
+        "netbox".into(),
+        "reject".into(),
+        batch.clone(),
+        "4".into(),
+        "--reason".into(),
+        "wrong site".into(),
+    ]);
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let out = run(vec![
+        "netbox".into(),
+        "approve".into(),
+        batch.clone(),
+        format!("{first}-{last}"),
+    ]);
+    assert!(
+        String::from_utf8_lossy(&out.stdout).contains("3 items approved"),
+        "{}",
+        String::from_utf8_lossy(&out.stdout)
+    );
+    let out = run(vec!["netbox".into(), "review".into(), batch.clone()]);
+    let review = String::from_utf8_lossy(&out.stdout).to_string();
+    assert!(
+        review.contains("[rejected: wrong site]")
+            && review.contains("[approved]")
+            && review.contains(" → "),
+        "{review}"
+    );
+    let out = run(vec![
+        "netbox".into(),
+        "apply".into(),
+        batch.clone(),
+        "--dry-run".into(),
+    ]);
+    assert!(
+        String::from_utf8_lossy(&out.stdout).contains("dry run: 3 items"),
+        "{}",
+        String::from_utf8_lossy(&out.stdout)
+    );
+    let out = run(vec!["netbox".into(), "apply".into(), batch.clone()]);
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert!(
+        String::from_utf8_lossy(&out.stdout).contains("3 applied, 0 conflicts, 0 failed"),
+        "{}",
+        String::from_utf8_lossy(&out.stdout)
+    );
+    let out = run(vec![
+        "--read-only".into(),
+        "netbox".into(),
+        "rollback".into(),
+        batch.clone(),
+    ]);
+    assert!(!out.status.success() && String::from_utf8_lossy(&out.stderr).contains("read-only"));
+    let out = run(vec!["netbox".into(), "rollback".into(), batch.clone()]);
+    assert!(
+        String::from_utf8_lossy(&out.stdout).contains("3 rolled back"),
+        "{}",
+        String::from_utf8_lossy(&out.stdout)
+    );
+    let out = run(vec!["netbox".into(), "apply".into(), batch.clone()]);
+    assert!(out.status.success());
+    assert!(
+        String::from_utf8_lossy(&out.stdout).contains("nothing to apply"),
+        "{}",
+        String::from_utf8_lossy(&out.stdout)
+    );
+
+    // A conflict ends apply with exit code 4, and review says why.
+    let (number, update) = items
+        .iter()
+        .enumerate()
+        .find(|(_, i)| i.action == ApprovalAction::Update)
+        .map(|(n, i)| (n + 1, i.clone()))
+        .unwrap();
+    let out = run(vec![
+        "netbox".into(),
+        "approve".into(),
+        batch.clone(),
+        number.to_string(),
+    ]);
+    assert!(String::from_utf8_lossy(&out.stdout).contains("1 items approved"));
+    assert!(rig.sims.netbox.edit(
+        VMS,
+        update.netbox_object_id.unwrap() as u64,
+        "vcpus",
+        Value::from(64)
+    ));
+    let out = run(vec!["netbox".into(), "apply".into(), batch.clone()]);
+    assert_eq!(
+        out.status.code(),
+        Some(4),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let out = run(vec!["netbox".into(), "review".into(), batch.clone()]);
+    let review = String::from_utf8_lossy(&out.stdout).to_string();
+    assert!(
+        review.contains(&format!("#{number} ")) && review.contains("conflict: NetBox changed"),
+        "{review}"
+    );
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn a_bad_token_is_reported_as_an_authentication_problem_and_not_retried() {
+    let rig = synced_rig(28).await;
+    let token_file = rig.config.netbox.as_ref().map(|n| match &n.token {
+        infradeck_core::config::SecretRef::File(path) => path.clone(),
+        other => panic!("the rig's token is {other:?}"),
+    });
+    std::fs::write(
+        token_file.unwrap(),
+        "0123456789abcdef0123456789abcdef01234567\n",
+    )
+    .unwrap();
+    let before = rig.sims.faults(SimKind::Netbox).requests();
+    let out = tokio::task::block_in_place(|| infradeck(&rig, &["netbox", "plan"]));
+    assert!(!out.status.success());
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(
+        stderr.contains("authentication failed") && stderr.contains("403"),
+        "{stderr}"
+    );
+    assert_eq!(
+        rig.sims.faults(SimKind::Netbox).requests() - before,
+        1,
+        "a 403 is not retried"
+    );
+}
+
+/// `review BATCH | head`: the pipe closes before infradeck writes; it ends quietly (by SIGPIPE
+/// for a read-only command, exit 141 for one that writes), never with a panic. Without USER and
+/// LOGNAME the planner is still named (from the uid).
+#[tokio::test(flavor = "multi_thread")]
+async fn a_closed_pipe_ends_commands_quietly_and_a_reviewer_without_user_is_named() {
+    use std::os::unix::process::ExitStatusExt;
+    let rig = synced_rig(28).await;
+    let config = rig.dir.path().join("config.toml");
+    let run_closed = |args: &[&str]| {
+        let mut child = std::process::Command::new(env!("CARGO_BIN_EXE_infradeck"))
+            .arg("--config")
+            .arg(&config)
+            .args(args)
+            .env("HOME", rig.dir.path())
+            .env("XDG_STATE_HOME", rig.dir.path().join("state"))
+            .env_remove("USER")
+            .env_remove("LOGNAME")
+            .env_remove("USERNAME")
+            .stdout(std::process::Stdio::piped())
+            .stderr(std::process::Stdio::piped())
+            .spawn()
+            .unwrap();
+        drop(child.stdout.take());
+        child.wait_with_output().unwrap()
+    };
+    let plan = tokio::task::block_in_place(|| run_closed(&["netbox", "plan"]));
+    assert_eq!(plan.status.code(), Some(141), "{plan:?}");
+    let stderr = String::from_utf8_lossy(&plan.stderr);
+    assert!(!stderr.contains("panicked"), "{stderr}");
+    let store = rig.store();
+    let batch = store.batches().unwrap()[0].batch_id.clone();
+    let planned_by = store.batches().unwrap()[0].planned_by.clone().unwrap();
+    assert!(
+        !planned_by.is_empty() && planned_by != "unknown",
+        "the planner is named from the uid: {planned_by}"
+    );
+    let review = tokio::task::block_in_place(|| run_closed(&["netbox", "review", &batch]));
+    const SIGPIPE: i32 = 13;
+    assert_eq!(review.status.signal(), Some(SIGPIPE), "{review:?}");
+    assert!(!String::from_utf8_lossy(&review.stderr).contains("panicked"));
+}

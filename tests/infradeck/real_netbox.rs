@@ -1,0 +1,683 @@
+//! The real NetBox 4.7.3 (PyPI, with PostgreSQL 15 and Redis 7), brought up by
+//! `tests/tiers/netbox.sh` and named by `INFRADECK_REAL_NETBOX_URL` (token in
+//! `INFRADECK_REAL_NETBOX_TOKEN`). The inventory comes from the simulators (vCenter); plans are
+//! made, approved, applied and rolled back against the real server.
+//!
+//! The tests share one NetBox: each holds a lock for its whole run and first restores NetBox to
+//! the empty migrated dump (`INFRADECK_REAL_NETBOX_RESET`, ~1 s), so each starts from what a new
+//! user has. Without the variables the tests skip with a reason; with
+//! `INFRADECK_REQUIRE_REAL_SERVERS=1` (CI) a missing server is a failure.
+
+use infradeck_core::config::{NetboxConfig, SecretRef};
+use infradeck_core::http::RetryPolicy;
+use infradeck_core::model::{ApprovalStatus, RunStatus};
+use infradeck_core::netbox::{ApplyOptions, NetboxClient};
+use infradeck_core::store::Store;
+use serde_json::{Value, json};
+use std::collections::BTreeMap;
+use std::time::Duration;
+
+use crate::common;
+use common::{Rig, approve_all};
+
+const VMS: &str = "virtualization/virtual-machines";
+const CLUSTERS: &str = "virtualization/clusters";
+const IFACES: &str = "virtualization/interfaces";
+const MACS: &str = "dcim/mac-addresses";
+const TAGS: &str = "extras/tags";
+const CLUSTER_TYPES: &str = "virtualization/cluster-types";
+const SITES: &str = "dcim/sites";
+const EVERYTHING: [&str; 7] = [MACS, IFACES, VMS, CLUSTERS, CLUSTER_TYPES, SITES, TAGS];
+
+/// One test at a time owns the shared NetBox (tokio's mutex: held across awaits, and a failed
+/// test does not poison it for the others).
+static NETBOX: tokio::sync::Mutex<()> = tokio::sync::Mutex::const_new(());
+
+struct RealNetbox {
+    url: String,
+    token: String,
+    reset: String,
+}
+
+fn real_netbox() -> Option<RealNetbox> {
+    let var = |name: &str| std::env::var(name).ok().filter(|v| !v.is_empty());
+    match (
+        var("INFRADECK_REAL_NETBOX_URL"),
+        var("INFRADECK_REAL_NETBOX_TOKEN"),
+        var("INFRADECK_REAL_NETBOX_RESET"),
+    ) {
+        (Some(url), Some(token), Some(reset)) => Some(RealNetbox {
+            url: url.trim_end_matches('/').to_string(),
+            token,
+            reset,
+        }),
+        _ if var("INFRADECK_REQUIRE_REAL_SERVERS").as_deref() == Some("1") => panic!(
+            "INFRADECK_REAL_NETBOX_URL/_TOKEN/_RESET are not set but INFRADECK_REQUIRE_REAL_SERVERS=1: start tests/tiers/netbox.sh"
+        ),
+        _ => {
+            eprintln!(
+                "skipped: no real NetBox (run `tests/tiers/netbox.sh start DIR` and export the variables in DIR/env)"
+            );
+            None
+        }
+    }
+}
+
+impl RealNetbox {
+    /// Back to the empty migrated NetBox.
+    fn reset(&self) {
+        let out = std::process::Command::new("sh")
+            .args(["-c", &self.reset])
+            .output()
+            .expect("run the reset command");
+        assert!(
+            out.status.success(),
+            "reset failed: {}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+    }
+
+    fn client(&self, rig: &Rig, token: &str, site: Option<&str>) -> NetboxClient {
+        let token_file = rig.dir.path().join(format!("netbox-token-{}", token.len()));
+        std::fs::write(&token_file, token).unwrap();
+        NetboxClient::new(
+            &NetboxConfig {
+                url: self.url.clone(),
+                token: SecretRef::File(token_file),
+                tls: Default::default(),
+                tag: "infradeck".into(),
+                delete_grace_days: 7,
+                max_deletes: 10,
+                site: site.map(str::to_string),
+            },
+            RetryPolicy {
+                max_tries: 3,
+                base: Duration::from_millis(50),
+                cap: Duration::from_millis(500),
+            },
+        )
+        .unwrap()
+    }
+
+    /// Direct requests for setting up and checking (hand edits, what NetBox holds).
+    async fn http(&self, method: reqwest::Method, path: &str, body: Option<Value>) -> (u16, Value) {
+        let client = reqwest::Client::builder().no_proxy().build().unwrap();
+        let mut request = client
+            .request(method, format!("{}{path}", self.url))
+            .header("Authorization", format!("Bearer {}", self.token))
+            .header("Accept", "application/json");
+        if let Some(body) = body {
+            request = request.json(&body);
+        }
+        let answer = request.send().await.unwrap();
+        let status = answer.status().as_u16();
+        let text = answer.text().await.unwrap();
+        (status, serde_json::from_str(&text).unwrap_or(Value::Null))
+    }
+
+    /// Every object of `endpoint` (one page of up to 1000 is plenty here).
+    async fn all(&self, endpoint: &str) -> Vec<Value> {
+        let (status, page) = self
+            .http(
+                reqwest::Method::GET,
+                &format!("/api/{endpoint}/?limit=1000"),
+                None,
+            )
+            .await;
+        assert_eq!(status, 200, "{page}");
+        page["results"].as_array().cloned().unwrap_or_default()
+    }
+
+    async fn counts(&self) -> BTreeMap<&'static str, usize> {
+        let mut out = BTreeMap::new();
+        for endpoint in EVERYTHING {
+            out.insert(endpoint, self.all(endpoint).await.len());
+        }
+        out
+    }
+}
+
+async fn synced_rig(scale: usize, seed: u64) -> Rig {
+    let rig = common::start_rig_with(scale, seed, false).await;
+    let outcomes = rig.run(&["vcenter"]).await;
+    assert!(
+        outcomes.iter().all(|o| o.status == RunStatus::Success),
+        "{outcomes:?}"
+    );
+    rig
+}
+
+async fn plan(store: &mut Store, client: &NetboxClient) -> infradeck_core::netbox::PlanReport {
+    infradeck_core::netbox::plan(store, client, 7, "planner", chrono::Utc::now())
+        .await
+        .unwrap()
+}
+
+fn key_of(item: &infradeck_core::store::ApprovalItem) -> String {
+    let changes: Value = serde_json::from_str(item.proposed_changes.as_deref().unwrap()).unwrap();
+    changes["key"].as_str().unwrap().to_string()
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn an_empty_netbox_takes_the_whole_cycle_and_rollback_empties_it_again() {
+    let Some(netbox) = real_netbox() else { return };
+    let _owner = NETBOX.lock().await;
+    netbox.reset();
+    let rig = synced_rig(30, 41).await;
+    let client = netbox.client(&rig, &netbox.token, Some("DC1 Test"));
+    let mut store = rig.store();
+
+    // The plan creates what it refers to, first.
+    let report = plan(&mut store, &client).await;
+    let batch = report
+        .batch_id
+        .clone()
+        .expect("an empty NetBox needs everything");
+    assert_eq!((report.updates, report.deletes), (0, 0), "{report:?}");
+    let items = store.batch_items(&batch).unwrap();
+    let keys: Vec<String> = items.iter().map(key_of).collect();
+    assert_eq!(
+        &keys[..3],
+        [
+            "tag:infradeck",
+            "cluster-type:vmware-vsphere",
+            "site:dc1-test"
+        ],
+        "prerequisites come first"
+    );
+    let approved = approve_all(&mut store, &batch);
+
+    let applied =
+        infradeck_core::netbox::apply(&mut store, &client, &batch, &ApplyOptions::default())
+            .await
+            .unwrap();
+    assert_eq!(
+        (applied.applied, applied.conflicts, applied.failed),
+        (approved, 0, 0),
+        "{:#?}",
+        applied.lines
+    );
+    assert!(
+        applied.requests * 5 <= approved,
+        "bulk writes: {} requests for {approved} objects",
+        applied.requests
+    );
+    let counts = netbox.counts().await;
+    for (endpoint, created) in &counts {
+        let planned = items
+            .iter()
+            .filter(|i| i.netbox_object_type.as_deref() == Some(endpoint))
+            .count();
+        assert_eq!(*created, planned, "{endpoint}: {counts:?}");
+    }
+    // NetBox shows each interface's MAC, and each VM has its cluster's site.
+    let ifaces = netbox.all(IFACES).await;
+    assert!(!ifaces.is_empty());
+    let with_mac = ifaces
+        .iter()
+        .filter(|i| i["primary_mac_address"]["mac_address"].is_string())
+        .count();
+    assert_eq!(with_mac, netbox.all(MACS).await.len());
+    for vm in netbox.all(VMS).await {
+        assert_eq!(vm["site"]["slug"], "dc1-test", "{vm}");
+    }
+
+    // Nothing left to propose.
+    let again = plan(&mut store, &client).await;
+    assert_eq!(again.batch_id, None, "{again:?}");
+
+    // A VM edited by hand after apply is not deleted by rollback.
+    let vms = netbox.all(VMS).await;
+    let edited = &vms[0];
+    let (status, _) = netbox
+        .http(
+            reqwest::Method::PATCH,
+            &format!("/api/{VMS}/{}/", edited["id"]),
+            Some(json!({"memory": 123_456})),
+        )
+        .await;
+    assert_eq!(status, 200);
+    let rolled = infradeck_core::netbox::rollback(&mut store, &client, &batch)
+        .await
+        .unwrap();
+    assert_eq!(rolled.failed, 0, "{:#?}", rolled.lines);
+    let conflicts: Vec<&String> = rolled
+        .lines
+        .iter()
+        .filter(|l| l.contains("conflict"))
+        .collect();
+    assert!(
+        conflicts
+            .iter()
+            .any(|l| l.contains(edited["name"].as_str().unwrap())),
+        "{conflicts:#?}"
+    );
+    // Its cluster is kept: NetBox refuses the delete (409), and the item's line names the VM.
+    assert!(
+        conflicts.iter().any(|l| l.contains(CLUSTERS)
+            && l.contains("409")
+            && l.contains(edited["name"].as_str().unwrap())),
+        "{conflicts:#?}"
+    );
+    // What the kept VM uses is kept too, and said so: its cluster, the type, the site, the tag.
+    for kept in ["cluster-type", "dc1-test", "infradeck"] {
+        assert!(
+            conflicts
+                .iter()
+                .any(|l| l.contains(kept) && l.contains("still used by")),
+            "{kept}: {conflicts:#?}"
+        );
+    }
+    let counts = netbox.counts().await;
+    assert_eq!(counts[VMS], 1, "{counts:?}");
+    assert_eq!(counts[CLUSTERS], 1, "{counts:?}");
+    assert_eq!(
+        (counts[TAGS], counts[CLUSTER_TYPES], counts[SITES]),
+        (1, 1, 1)
+    );
+
+    // Once the hand edit is undone, rollback finishes the job: NetBox is empty again.
+    let (status, _) = netbox
+        .http(
+            reqwest::Method::PATCH,
+            &format!("/api/{VMS}/{}/", edited["id"]),
+            Some(json!({"memory": edited["memory"]})),
+        )
+        .await;
+    assert_eq!(status, 200);
+    let rest = infradeck_core::netbox::rollback(&mut store, &client, &batch)
+        .await
+        .unwrap();
+    assert_eq!((rest.conflicts, rest.failed), (0, 0), "{:#?}", rest.lines);
+    let counts = netbox.counts().await;
+    assert!(counts.values().all(|n| *n == 0), "{counts:?}");
+    let batches = store.batches().unwrap();
+    let ours = batches.iter().find(|b| b.batch_id == batch).unwrap();
+    assert_eq!(ours.rolled_back as usize, approved);
+    assert_eq!(ours.state.as_deref(), Some("rolled_back"));
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn a_wrong_token_claims_nothing_and_a_failed_parent_fails_its_children_unsent() {
+    let Some(netbox) = real_netbox() else { return };
+    let _owner = NETBOX.lock().await;
+    netbox.reset();
+    let rig = synced_rig(12, 43).await;
+    let client = netbox.client(&rig, &netbox.token, None);
+    let mut store = rig.store();
+    let batch = plan(&mut store, &client).await.batch_id.unwrap();
+    let approved = approve_all(&mut store, &batch);
+
+    let wrong = netbox.client(
+        &rig,
+        "nbt_testkey0abcd.WrongSecret0000000000000000000000000000",
+        None,
+    );
+    let err = infradeck_core::netbox::apply(&mut store, &wrong, &batch, &ApplyOptions::default())
+        .await
+        .unwrap_err();
+    assert!(format!("{err:#}").contains("403"), "{err:#}");
+    let items = store.batch_items(&batch).unwrap();
+    assert!(
+        items
+            .iter()
+            .all(|i| i.approval_status == ApprovalStatus::Approved),
+        "nothing claimed"
+    );
+    assert!(netbox.counts().await.values().all(|n| *n == 0));
+
+    // A cluster type made by hand, after the plan, under the slug the plan creates: the type's
+    // create conflicts, and every cluster, VM, interface and MAC fails without a request.
+    let (status, body) = netbox
+        .http(
+            reqwest::Method::POST,
+            &format!("/api/{CLUSTER_TYPES}/"),
+            Some(json!({"name": "vSphere by hand", "slug": "vmware-vsphere"})),
+        )
+        .await;
+    assert_eq!(status, 201, "{body}");
+    let report =
+        infradeck_core::netbox::apply(&mut store, &client, &batch, &ApplyOptions::default())
+            .await
+            .unwrap();
+    assert_eq!(report.conflicts, 1, "{:#?}", report.lines);
+    assert_eq!(report.applied, 1, "only the tag lands: {:#?}", report.lines);
+    assert_eq!(report.failed, approved - 2);
+    for item in store.batch_items(&batch).unwrap() {
+        if item.approval_status != ApprovalStatus::Failed {
+            continue;
+        }
+        let changes: Value =
+            serde_json::from_str(item.proposed_changes.as_deref().unwrap()).unwrap();
+        let error = changes["error"].as_str().unwrap();
+        assert!(error.starts_with("not sent: it needs #"), "{error}");
+    }
+    let counts = netbox.counts().await;
+    assert_eq!(
+        (counts[CLUSTERS], counts[VMS], counts[IFACES], counts[MACS]),
+        (0, 0, 0, 0)
+    );
+}
+
+/// A VM gone from vCenter is deleted from NetBox with what NetBox deletes with it (its
+/// interfaces and their MACs), which the review lists; rollback brings all of it back.
+async fn a_vm_delete_takes_its_interfaces_and_rollback_restores_them(
+    netbox: &RealNetbox,
+    rig: &Rig,
+    client: &NetboxClient,
+) {
+    let mut store = rig.store();
+    let batch = plan(&mut store, client).await.batch_id.unwrap();
+    approve_all(&mut store, &batch);
+    let applied =
+        infradeck_core::netbox::apply(&mut store, client, &batch, &ApplyOptions::default())
+            .await
+            .unwrap();
+    assert_eq!(
+        applied.failed + applied.conflicts,
+        0,
+        "{:#?}",
+        applied.lines
+    );
+    // One VM with interfaces and MACs leaves vCenter.
+    let ifaces = netbox.all(IFACES).await;
+    let vm_name = ifaces[0]["virtual_machine"]["name"]
+        .as_str()
+        .unwrap()
+        .to_string();
+    let before_ifaces: Vec<Value> = ifaces
+        .iter()
+        .filter(|i| i["virtual_machine"]["name"] == vm_name.as_str())
+        .map(|i| json!([i["name"], i["primary_mac_address"]["mac_address"]]))
+        .collect();
+    assert!(!before_ifaces.is_empty());
+    {
+        let mut estate = rig.sims.estate.write().unwrap();
+        let named: Vec<usize> = (0..estate.vms.len())
+            .filter(|&i| estate.vms[i].hostname.eq_ignore_ascii_case(&vm_name))
+            .collect();
+        assert_eq!(named.len(), 1, "one VM of that name");
+        // Deleted as the simulator deletes VMs (others refer to VMs by position).
+        estate.vms[named[0]].deleted = true;
+    }
+    let outcomes = rig.run(&["vcenter"]).await;
+    assert!(
+        outcomes.iter().all(|o| o.status == RunStatus::Success),
+        "{outcomes:?}"
+    );
+    let report = infradeck_core::netbox::plan(&mut store, client, 0, "planner", chrono::Utc::now())
+        .await
+        .unwrap();
+    assert_eq!(
+        report.deletes,
+        1,
+        "{report:?} {:#?}",
+        store
+            .batch_items(report.batch_id.as_deref().unwrap())
+            .unwrap()
+            .iter()
+            .map(|i| i.proposed_changes.clone())
+            .collect::<Vec<_>>()
+    );
+    let deletes = report.batch_id.unwrap();
+    let item = store
+        .batch_items(&deletes)
+        .unwrap()
+        .into_iter()
+        .find(|i| i.action == infradeck_core::model::ApprovalAction::Delete)
+        .unwrap();
+    let changes: Value = serde_json::from_str(item.proposed_changes.as_deref().unwrap()).unwrap();
+    assert_eq!(
+        changes["cascade"]["interfaces"].as_array().map(Vec::len),
+        Some(before_ifaces.len()),
+        "the review lists what goes with the VM: {changes}"
+    );
+    approve_all(&mut store, &deletes);
+    let deleted =
+        infradeck_core::netbox::apply(&mut store, client, &deletes, &ApplyOptions::default())
+            .await
+            .unwrap();
+    assert_eq!(
+        (deleted.applied, deleted.failed, deleted.conflicts),
+        (1, 0, 0),
+        "{:#?}",
+        deleted.lines
+    );
+    let gone = |list: &[Value]| {
+        !list
+            .iter()
+            .any(|i| i["virtual_machine"]["name"] == vm_name.as_str())
+    };
+    assert!(
+        gone(&netbox.all(IFACES).await),
+        "NetBox deleted the interfaces with the VM"
+    );
+
+    let rolled = infradeck_core::netbox::rollback(&mut store, client, &deletes)
+        .await
+        .unwrap();
+    assert_eq!(
+        (rolled.applied, rolled.failed, rolled.conflicts),
+        (1, 0, 0),
+        "{:#?}",
+        rolled.lines
+    );
+    let after: Vec<Value> = netbox
+        .all(IFACES)
+        .await
+        .iter()
+        .filter(|i| i["virtual_machine"]["name"] == vm_name.as_str())
+        .map(|i| json!([i["name"], i["primary_mac_address"]["mac_address"]]))
+        .collect();
+    assert_eq!(
+        after, before_ifaces,
+        "interfaces and their primary MACs are back"
+    );
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn a_vm_delete_and_its_rollback_keep_the_interfaces_on_the_real_netbox() {
+    let Some(netbox) = real_netbox() else { return };
+    let _owner = NETBOX.lock().await;
+    netbox.reset();
+    let rig = synced_rig(10, 45).await;
+    let client = netbox.client(&rig, &netbox.token, None);
+    a_vm_delete_takes_its_interfaces_and_rollback_restores_them(&netbox, &rig, &client).await;
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn a_vm_delete_and_its_rollback_keep_the_interfaces_on_the_simulator() {
+    let rig = synced_rig(10, 45).await;
+    let sim = RealNetbox {
+        url: rig.config.netbox.as_ref().unwrap().url.clone(),
+        token: rig.sims.netbox.token_v2.clone(),
+        reset: String::new(),
+    };
+    let client = sim.client(&rig, &sim.token, None);
+    a_vm_delete_takes_its_interfaces_and_rollback_restores_them(&sim, &rig, &client).await;
+}
+
+/// The same requests to the simulator (started empty) and to the real NetBox: the same status,
+/// and the same keys in the answer (the simulator may leave out fields infradeck never reads,
+/// listed here).
+#[tokio::test(flavor = "multi_thread")]
+async fn the_simulator_answers_like_the_real_netbox() {
+    let Some(netbox) = real_netbox() else { return };
+    let _owner = NETBOX.lock().await;
+    netbox.reset();
+    let rig = common::start_rig_with(8, 44, false).await;
+    let sim = RealNetbox {
+        url: rig.config.netbox.as_ref().unwrap().url.clone(),
+        token: rig.sims.netbox.token_v2.clone(),
+        reset: String::new(),
+    };
+    use reqwest::Method as M;
+    let steps: Vec<(&str, M, String, Option<Value>)> = vec![
+        (
+            "no trailing slash",
+            M::GET,
+            "/api/virtualization/clusters".into(),
+            None,
+        ),
+        (
+            "tag",
+            M::POST,
+            "/api/extras/tags/".into(),
+            Some(json!({"name": "infradeck", "slug": "infradeck"})),
+        ),
+        (
+            "cluster type",
+            M::POST,
+            "/api/virtualization/cluster-types/".into(),
+            Some(json!({"name": "VMware vSphere", "slug": "vmware-vsphere"})),
+        ),
+        (
+            "cluster, unknown type",
+            M::POST,
+            "/api/virtualization/clusters/".into(),
+            Some(json!({"name": "c1", "type": {"slug": "nope"}})),
+        ),
+        (
+            "clusters, bulk",
+            M::POST,
+            "/api/virtualization/clusters/".into(),
+            Some(
+                json!([{"name": "c1", "type": {"slug": "vmware-vsphere"}, "tags": [{"slug": "infradeck"}]}, {"name": "c2", "type": {"slug": "vmware-vsphere"}}]),
+            ),
+        ),
+        (
+            "duplicate cluster name",
+            M::POST,
+            "/api/virtualization/clusters/".into(),
+            Some(json!({"name": "c1", "type": {"slug": "vmware-vsphere"}})),
+        ),
+        (
+            "ambiguous cluster lookup",
+            M::POST,
+            "/api/virtualization/virtual-machines/".into(),
+            Some(json!({"name": "vm1", "cluster": {"name": "c1"}})),
+        ),
+        (
+            "vm without cluster or site",
+            M::POST,
+            "/api/virtualization/virtual-machines/".into(),
+            Some(json!({"name": "vm1"})),
+        ),
+        (
+            "vm bad status",
+            M::POST,
+            "/api/virtualization/virtual-machines/".into(),
+            Some(json!({"name": "vm1", "cluster": {"name": "c2"}, "status": "bogus"})),
+        ),
+        (
+            "vms, bulk with one bad",
+            M::POST,
+            "/api/virtualization/virtual-machines/".into(),
+            Some(
+                json!([{"name": "vm1", "cluster": {"name": "c2"}}, {"name": "vm2", "cluster": {"name": "nope"}}]),
+            ),
+        ),
+        (
+            "vm",
+            M::POST,
+            "/api/virtualization/virtual-machines/".into(),
+            Some(json!({"name": "vm1", "cluster": {"name": "c2"}, "vcpus": 2})),
+        ),
+        (
+            "vm by name, other case",
+            M::GET,
+            "/api/virtualization/virtual-machines/?name=VM1".into(),
+            None,
+        ),
+        (
+            "interfaces of an unknown vm",
+            M::GET,
+            "/api/virtualization/interfaces/?virtual_machine_id=999999".into(),
+            None,
+        ),
+        (
+            "bulk update, unknown id",
+            M::PATCH,
+            "/api/virtualization/virtual-machines/".into(),
+            Some(json!([{"id": 999999, "memory": 1}])),
+        ),
+        (
+            "bulk delete, unknown id",
+            M::DELETE,
+            "/api/virtualization/virtual-machines/".into(),
+            Some(json!([{"id": 999999}])),
+        ),
+        (
+            "protected delete",
+            M::DELETE,
+            "/api/virtualization/cluster-types/".into(),
+            Some(json!([{"id": 1}])),
+        ),
+        ("status", M::GET, "/api/status/".into(), None),
+    ];
+    for (what, method, path, body) in steps {
+        let (real_status, real) = netbox.http(method.clone(), &path, body.clone()).await;
+        let (sim_status, simulated) = sim.http(method, &path, body).await;
+        assert_eq!(
+            sim_status, real_status,
+            "{what}: real {real}, simulator {simulated}"
+        );
+        let keys = |v: &Value| -> Vec<String> {
+            let object = match v {
+                Value::Array(list) => list.first().cloned().unwrap_or(Value::Null),
+                Value::Object(map) if map.contains_key("results") => {
+                    map["results"].get(0).cloned().unwrap_or(Value::Null)
+                }
+                other => other.clone(),
+            };
+            let mut keys: Vec<String> = object
+                .as_object()
+                .map(|m| m.keys().cloned().collect())
+                .unwrap_or_default();
+            keys.sort();
+            keys
+        };
+        if what == "status" {
+            assert_eq!(simulated["netbox-version"], real["netbox-version"]);
+            continue;
+        }
+        let (real_keys, sim_keys) = (keys(&real), keys(&simulated));
+        let missing: Vec<&String> = real_keys
+            .iter()
+            .filter(|k| !sim_keys.contains(k) && !IGNORED_FIELDS.contains(&k.as_str()))
+            .collect();
+        assert!(
+            missing.is_empty(),
+            "{what}: the simulator lacks {missing:?}: real {real}, simulator {simulated}"
+        );
+        if real_status >= 400 {
+            assert_eq!(
+                real_keys, sim_keys,
+                "{what}: error shape: real {real}, simulator {simulated}"
+            );
+        }
+    }
+}
+
+/// Fields of NetBox's answers infradeck never reads, which the simulator leaves out.
+const IGNORED_FIELDS: &[&str] = &[
+    "owner",
+    "group",
+    "tenant",
+    "platform",
+    "primary_ip",
+    "primary_ip4",
+    "primary_ip6",
+    "config_template",
+    "local_context_data",
+    "virtual_machine_type",
+    "start_on_boot",
+    "allocated_vcpus",
+    "allocated_memory",
+    "allocated_disk",
+    "device_count",
+    "virtualmachine_count",
+    "weight",
+    "object_types",
+    "vm_count",
+];
