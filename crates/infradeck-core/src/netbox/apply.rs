@@ -297,9 +297,7 @@ pub async fn apply(
     }
     check_auth(client).await?;
     run.execute(items, eligible).await?;
-    let items = run.store.batch_items(batch)?;
-    let state = batch_state(&items);
-    run.store.write(|w| w.set_batch_state(batch, state))?;
+    run.record_batch_state()?;
     tracing::info!(
         batch,
         netbox = client.base_url(),
@@ -314,7 +312,7 @@ pub async fn apply(
 }
 
 /// A batch's state from its items' statuses.
-pub(super) fn batch_state(items: &[ApprovalItem]) -> &'static str {
+fn batch_state(items: &[ApprovalItem]) -> &'static str {
     let any = |s: ApprovalStatus| items.iter().any(|i| i.approval_status == s);
     if any(ApprovalStatus::Conflict) || any(ApprovalStatus::Failed) || any(ApprovalStatus::Applying)
     {
@@ -361,6 +359,15 @@ struct Net<'a> {
 }
 
 impl<'a> Run<'a> {
+    /// Records the batch's state from its items as this run left them.
+    pub(super) fn record_batch_state(&mut self) -> anyhow::Result<()> {
+        let items = self.store.batch_items(&self.batch)?;
+        let state = batch_state(&items);
+        self.store
+            .write(|w| w.set_batch_state(&self.batch, state))?;
+        Ok(())
+    }
+
     pub(super) fn new(
         store: &'a mut Store,
         client: &'a NetboxClient,

@@ -2,7 +2,7 @@
 //! dependency first (deletes what was created, restores updated fields, re-creates what was
 //! deleted), each with a drift check. It runs on apply's engine in [`Mode::Rollback`].
 
-use super::apply::{CHUNK, Mode, Run, batch_state, check_auth};
+use super::apply::{CHUNK, Mode, Run, check_auth};
 use super::client::NetboxClient;
 use crate::app::ApplyReport;
 use crate::model::ApprovalStatus;
@@ -36,9 +36,7 @@ pub async fn rollback_in_chunks(
         check_auth(client).await?;
         run.execute(items, eligible).await?;
     }
-    let items = run.store.batch_items(batch)?;
-    let state = batch_state(&items);
-    run.store.write(|w| w.set_batch_state(batch, state))?;
+    run.record_batch_state()?;
     tracing::info!(
         batch,
         netbox = client.base_url(),

@@ -6,25 +6,14 @@ use crate::app::{Cx, Effect, Flash, Modal, Outcome, Screen};
 use crate::keys::{Action, Scope};
 use crate::theme::Theme;
 use crate::widgets::cursor::Cursor;
+use infradeck_core::app::review;
 use infradeck_core::model::{ApprovalAction, ApprovalStatus};
-use infradeck_core::store::{ApprovalItem, Batch, Store};
+use infradeck_core::store::{ApprovalItem, Batch};
 use ratatui::Frame;
 use ratatui::layout::{Constraint, Layout, Rect};
 use ratatui::text::{Line, Span};
 use ratatui::widgets::{Block, Borders, Paragraph, Row, Wrap};
 use tui_textarea::TextArea;
-
-/// One review decision over some items of a batch, as the CLI's `approve`/`reject` make it.
-fn review(
-    store: &mut Store,
-    batch: &str,
-    ids: &[i64],
-    to: ApprovalStatus,
-    reviewer: &str,
-    reason: Option<&str>,
-) -> anyhow::Result<usize> {
-    Ok(infradeck_core::app::review(store, batch, ids, to, reviewer, reason)?.moved)
-}
 
 fn reject_modal(batch: String, ids: Vec<i64>, what: String, reviewer: String) -> Modal {
     let mut textarea = TextArea::default();
@@ -40,7 +29,8 @@ fn reject_modal(batch: String, ids: Vec<i64>, what: String, reviewer: String) ->
                 ApprovalStatus::Rejected,
                 &reviewer,
                 Some(reason),
-            )?;
+            )?
+            .moved;
             Ok(moved_message(moved, "rejected"))
         }),
     }
@@ -75,7 +65,8 @@ fn batch_action(batch: &Batch, action: Action, cx: &Cx) -> anyhow::Result<Outcom
                 typed: String::new(),
                 yes_focused: false,
                 on_yes: Box::new(move |store| {
-                    let moved = review(store, &id, &[], ApprovalStatus::Approved, &reviewer, None)?;
+                    let moved =
+                        review(store, &id, &[], ApprovalStatus::Approved, &reviewer, None)?.moved;
                     Ok((moved_message(moved, "approved"), None))
                 }),
             })
@@ -453,7 +444,8 @@ impl Screen for BatchView {
                     ApprovalStatus::Approved,
                     &reviewer,
                     None,
-                )?;
+                )?
+                .moved;
                 self.anchor = None;
                 self.refresh(cx)?;
                 Outcome::Flash(Flash::info(moved_message(moved, "approved")))
