@@ -75,6 +75,8 @@ pub(crate) enum Action {
 /// Where a binding applies. A view lists its scopes, most specific first.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub(crate) enum Scope {
+    /// Looked up first in every mode, text boxes included: the way out that always works.
+    Anywhere,
     Global,
     List,
     Devices,
@@ -96,6 +98,7 @@ pub(crate) enum Scope {
 impl Scope {
     pub(crate) fn title(self) -> &'static str {
         match self {
+            Scope::Anywhere => "in every mode",
             Scope::Global => "everywhere",
             Scope::List => "lists",
             Scope::Devices => "devices",
@@ -575,13 +578,14 @@ pub(crate) static BINDINGS: &[Binding] = &[
         None,
         "redraw the screen",
     ),
+    bind(&[k('q')], "q", A::Quit, S::Global, Some("quit"), "quit"),
     bind(
-        &[k('q'), ctrl('c')],
-        "q",
+        &[ctrl('c')],
+        "C-c",
         A::Quit,
-        S::Global,
-        Some("quit"),
-        "quit",
+        S::Anywhere,
+        None,
+        "quit, whatever is open (a line being typed, a dialog)",
     ),
     // The help screen.
     bind(
@@ -608,14 +612,7 @@ pub(crate) static BINDINGS: &[Binding] = &[
         Some("close"),
         "close (so does any key not listed here)",
     ),
-    bind(
-        &[k('q'), ctrl('c')],
-        "q",
-        A::Quit,
-        S::HelpScreen,
-        Some("quit"),
-        "quit",
-    ),
+    bind(&[k('q')], "q", A::Quit, S::HelpScreen, Some("quit"), "quit"),
     // The `:` command line.
     bind(
         &[code(KeyCode::Enter)],
@@ -882,6 +879,7 @@ pub(crate) fn hints(
 pub(crate) fn help(scopes: &[Scope]) -> Vec<(Scope, Vec<&'static Binding>)> {
     let mut order: Vec<Scope> = scopes.to_vec();
     for scope in [
+        S::Anywhere,
         S::Global,
         S::List,
         S::Devices,
@@ -931,7 +929,11 @@ mod tests {
         assert_eq!(lookup(&key('s'), &devices).unwrap().action, A::SortNext);
         assert_eq!(lookup(&key('j'), &devices).unwrap().action, A::Down);
         let ctrl_c = KeyEvent::new(KeyCode::Char('c'), KeyModifiers::CONTROL);
-        assert_eq!(lookup(&ctrl_c, &devices).unwrap().action, A::Quit);
+        assert_eq!(lookup(&ctrl_c, &[S::Anywhere]).unwrap().action, A::Quit);
+        assert!(
+            lookup(&ctrl_c, &devices).is_none(),
+            "Ctrl-C is looked up before any scope"
+        );
         let all = |_: Action| true;
         assert!(!hints(&sync, true, &all).iter().any(|(_, h)| *h == "sync"));
         assert!(hints(&sync, false, &all).iter().any(|(_, h)| *h == "sync"));

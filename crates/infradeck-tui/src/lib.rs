@@ -96,7 +96,7 @@ async fn event_loop(
         tokio::select! {
             event = events.next() => match event {
                 Some(Ok(Event::Key(key))) if key.kind != KeyEventKind::Release => {
-                    clear = key.code == KeyCode::Char('l') && key.modifiers.contains(KeyModifiers::CONTROL);
+                    clear = keys::lookup(&key, &[keys::Scope::Global]).is_some_and(|b| b.action == keys::Action::Redraw);
                     dirty = app.on_key(key);
                 }
                 Some(Ok(Event::Mouse(mouse))) => {

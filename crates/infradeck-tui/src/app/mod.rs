@@ -13,7 +13,7 @@ use super::keys::{self, Action, Scope};
 use super::theme::Theme;
 use super::views;
 use chrono::{DateTime, Utc};
-use crossterm::event::{KeyCode, KeyEvent, KeyModifiers};
+use crossterm::event::KeyEvent;
 use infradeck_core::config::SourceConfig;
 use infradeck_core::store::Store;
 use ratatui::Frame;
@@ -333,9 +333,7 @@ impl App {
     }
 
     fn handle_key(&mut self, key: KeyEvent) -> anyhow::Result<()> {
-        let ctrl_c =
-            key.code == KeyCode::Char('c') && key.modifiers.contains(KeyModifiers::CONTROL);
-        if ctrl_c {
+        if keys::lookup(&key, &[Scope::Anywhere]).is_some_and(|b| b.action == Action::Quit) {
             self.quit = true;
             return Ok(());
         }

@@ -834,3 +834,29 @@ fn an_unavailable_key_says_why_and_read_only_refuses_writes_aloud() {
     assert!(text.contains("not available: read-only mode"), "{text}");
     assert!(h.app.take_effects().is_empty(), "nothing started");
 }
+
+#[test]
+fn ctrl_c_quits_from_every_mode_and_q_is_typed_where_text_is_taken() {
+    for path in [
+        "",
+        "?",
+        ":",
+        "/",
+        ":netbox<Enter><Enter>r",
+        ":sync<Enter><Enter>",
+    ] {
+        let mut h = harness(160, 48, false);
+        h.keys(path);
+        h.app
+            .on_key(KeyEvent::new(KeyCode::Char('c'), KeyModifiers::CONTROL));
+        assert!(h.app.quit, "Ctrl-C after {path:?} quits");
+    }
+    // In the command line and the filter line, `q` is a letter, not a way out.
+    for path in [":", "/"] {
+        let mut h = harness(160, 48, false);
+        h.keys(path);
+        h.keys("q");
+        assert!(!h.app.quit, "q after {path:?} is typed");
+        assert!(h.text().contains(&format!("{}q", path)), "{}", h.text());
+    }
+}
