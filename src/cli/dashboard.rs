@@ -45,26 +45,29 @@ pub fn dashboard(ctx: &Context, sync_at_start: Vec<SourceConfig>) -> anyhow::Res
     let runtime = tokio::runtime::Builder::new_multi_thread()
         .enable_all()
         .build()?;
-    // Read-only: no service, so nothing can be run (the keys that would say why).
-    let service = (!ctx.read_only).then(|| {
+    // Read-only, the service refuses what writes (the dashboard does not offer it) and still
+    // carries out a NetBox dry run.
+    let read_only = ctx.read_only || ctx.database_read_only;
+    if !read_only {
         // Before the dashboard's own hook, which restores the terminal and then calls this one.
         infradeck_core::process::end_runs_on_panic(ctx.database_path.clone());
+    }
+    let (service, link) = {
         let _entered = runtime.enter();
         Service::start(
             ctx.database_path.clone(),
             &ctx.config,
-            &ServiceOptions::default(),
+            &ServiceOptions {
+                allow_mass_removal: false,
+                read_only,
+            },
         )
-    });
-    let (service, link) = match service {
-        Some((service, link)) => (Some(service), Some(link)),
-        None => (None, None),
     };
     let result = infradeck_tui::run(
         UiOptions {
             store,
             env: env(ctx),
-            service: link,
+            service: Some(link),
             sync_at_start: if ctx.read_only {
                 Vec::new()
             } else {
@@ -76,11 +79,9 @@ pub fn dashboard(ctx: &Context, sync_at_start: Vec<SourceConfig>) -> anyhow::Res
     );
     // However the dashboard ends, its syncs end with it and are recorded as cancelled: a
     // bounded wait for each to record its own end, then the rest are ended for them.
-    if let Some(service) = service {
-        runtime.block_on(service.shutdown(
-            "cancelled: the dashboard that started it was closed",
-            Some(std::time::Duration::from_secs(2)),
-        ));
-    }
+    runtime.block_on(service.shutdown(
+        "cancelled: the dashboard that started it was closed",
+        Some(std::time::Duration::from_secs(2)),
+    ));
     result
 }

@@ -53,12 +53,16 @@ fn through_service(ctx: &Context, request: NetboxRequest) -> anyhow::Result<Netb
         let (service, mut link) = Service::start(
             ctx.database_path.clone(),
             &ctx.config,
-            &ServiceOptions::default(),
+            &ServiceOptions {
+                allow_mass_removal: false,
+                read_only: ctx.read_only || ctx.database_read_only,
+            },
         );
         link.send(Command::Netbox(request));
         let result = loop {
             match link.events.recv().await {
                 Some(Event::Netbox { result, .. }) => break result,
+                Some(Event::Refused { reason }) => break Err(reason),
                 Some(_) => {}
                 None => break Err("the service ended before NetBox answered".to_string()),
             }

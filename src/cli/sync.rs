@@ -76,6 +76,7 @@ pub fn sync(ctx: &Context, args: &SyncArgs) -> anyhow::Result<()> {
             &ctx.config,
             &ServiceOptions {
                 allow_mass_removal: args.allow_mass_removal,
+                read_only: false,
             },
         );
         let stop = CancellationToken::new();
@@ -214,11 +215,14 @@ async fn once(
     sources: Vec<SourceConfig>,
     progress: &mut Progress,
 ) -> anyhow::Result<()> {
-    link.send(Command::Sync { sources });
+    if !link.send(Command::Sync { sources }) {
+        anyhow::bail!("the sync service stopped before the sync could start");
+    }
     let (outcomes, pipeline) = loop {
         match link.events.recv().await {
             Some(Event::Progress(event)) => progress.show(&event),
             Some(Event::BatchEnded { outcomes, pipeline }) => break (outcomes, pipeline),
+            Some(Event::Refused { reason }) => anyhow::bail!("{reason}"),
             Some(_) => {}
             None => anyhow::bail!("the sync service ended before the runs did"),
         }
@@ -274,7 +278,12 @@ async fn watch(
     progress: &mut Progress,
 ) -> anyhow::Result<()> {
     eprintln!("watching {} sources; Ctrl-C stops", sources.len());
-    link.send(Command::Watch { sources });
+    if sources.is_empty() {
+        return Ok(());
+    }
+    if !link.send(Command::Watch { sources }) {
+        anyhow::bail!("the sync service stopped before the watch could start");
+    }
     loop {
         let event = tokio::select! {
             event = link.events.recv() => event,
@@ -286,6 +295,7 @@ async fn watch(
                 progress.clear();
                 print_summary(std::slice::from_ref(&outcome));
             }
+            Some(Event::Refused { reason }) => anyhow::bail!("{reason}"),
             Some(Event::BatchEnded { pipeline, .. }) => {
                 // Under --watch a failed correlation is told and the next round goes on.
                 if let Err(err) = print_pipeline(&pipeline) {

@@ -810,3 +810,86 @@ async fn a_closed_pipe_ends_commands_quietly_and_a_reviewer_without_user_is_name
     assert_eq!(review.status.signal(), Some(SIGPIPE), "{review:?}");
     assert!(!String::from_utf8_lossy(&review.stderr).contains("panicked"));
 }
+
+/// One command to a service over the rig's database, and the event that answers it.
+async fn ask(
+    rig: &Rig,
+    read_only: bool,
+    command: infradeck_core::app::Command,
+) -> infradeck_core::app::Event {
+    use infradeck_core::app::{Event, Service, ServiceOptions};
+    let (service, mut link) = Service::start(
+        rig.dir.path().join("inventory.db"),
+        &rig.config,
+        &ServiceOptions {
+            allow_mass_removal: false,
+            read_only,
+        },
+    );
+    assert!(link.send(command));
+    let answer = loop {
+        let event = tokio::time::timeout(Duration::from_secs(60), link.events.recv())
+            .await
+            .expect("answered within a minute")
+            .expect("the service runs");
+        if matches!(
+            event,
+            Event::Netbox { .. } | Event::Refused { .. } | Event::BatchEnded { .. }
+        ) {
+            break event;
+        }
+    };
+    service.shutdown("test over", None).await;
+    answer
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn a_read_only_service_refuses_what_writes_and_still_dry_runs() {
+    use infradeck_core::app::{Command, Event, NetboxReport, NetboxRequest};
+    let rig = synced_rig(61).await;
+    let mut store = rig.store();
+    let batch = plan(&rig, &mut store).await.batch_id.expect("a batch");
+    approve_all(&mut store, &batch);
+    drop(store);
+    let apply = |dry_run| {
+        Command::Netbox(NetboxRequest::Apply {
+            batch_id: batch.clone(),
+            dry_run,
+            allow_deletes: Some(u32::MAX),
+        })
+    };
+    for refused in [
+        apply(false),
+        Command::Netbox(NetboxRequest::Plan),
+        Command::Netbox(NetboxRequest::Rollback {
+            batch_id: batch.clone(),
+        }),
+        Command::Sync {
+            sources: vec![rig.source("vcenter")],
+        },
+    ] {
+        let what = format!("{refused:?}");
+        match ask(&rig, true, refused).await {
+            Event::Refused { reason } => assert!(reason.starts_with("read-only: "), "{reason}"),
+            other => panic!("{what} was carried out read-only: {other:?}"),
+        }
+    }
+    // The dry run reads only, so it runs read-only, and says what apply would send.
+    match ask(&rig, true, apply(true)).await {
+        Event::Netbox {
+            result: Ok(NetboxReport::DryRun(report)),
+            ..
+        } => assert!(
+            !report.lines.is_empty() && report.applied == 0,
+            "{report:?}"
+        ),
+        other => panic!("the dry run: {other:?}"),
+    }
+    let items = rig.store().batch_items(&batch).unwrap();
+    assert!(
+        items
+            .iter()
+            .all(|i| i.approval_status == ApprovalStatus::Approved),
+        "nothing was applied"
+    );
+}

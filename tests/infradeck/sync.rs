@@ -1890,3 +1890,38 @@ async fn cancelling_one_of_two_sources_whose_ids_share_a_prefix_cancels_only_it(
         "the source whose id only starts the same way ran to the end"
     );
 }
+
+#[tokio::test(flavor = "multi_thread")]
+async fn a_sync_asked_for_after_a_stop_is_answered_at_once_having_started_nothing() {
+    use infradeck_core::app::{Command, Event, Service, ServiceOptions};
+    let rig = start_rig(20).await;
+    let (service, mut link) = Service::start(
+        rig.dir.path().join("inventory.db"),
+        &rig.config,
+        &ServiceOptions::default(),
+    );
+    // A signal can arrive before the command line has sent its sync: the stop comes first.
+    assert!(link.send(Command::Stop));
+    assert!(link.send(Command::Sync {
+        sources: vec![rig.source("vcenter")],
+    }));
+    let outcomes = loop {
+        match tokio::time::timeout(Duration::from_secs(10), link.events.recv())
+            .await
+            .expect("the sync is answered, not left waiting")
+        {
+            Some(Event::BatchEnded { outcomes, pipeline }) => {
+                assert!(pipeline.skipped.is_some(), "{pipeline:?}");
+                break outcomes;
+            }
+            Some(_) => {}
+            None => panic!("the service went away without answering"),
+        }
+    };
+    service.shutdown("test over", None).await;
+    assert!(
+        outcomes.is_empty(),
+        "nothing started after the stop: {outcomes:?}"
+    );
+    assert!(rig.store().recent_runs(5).unwrap().is_empty(), "no run row");
+}

@@ -146,6 +146,14 @@ const fn ctrl(c: char) -> Key {
     }
 }
 
+const fn ctrl_code(code: KeyCode) -> Key {
+    Key {
+        code,
+        ctrl: true,
+        alt: false,
+    }
+}
+
 const fn alt(code: KeyCode) -> Key {
     Key {
         code,
@@ -738,7 +746,7 @@ pub(crate) static BINDINGS: &[Binding] = &[
     ),
     // The reason box (a rejection).
     bind(
-        &[code(KeyCode::Enter)],
+        &[code(KeyCode::Enter), ctrl_code(KeyCode::Enter)],
         "Enter",
         A::Submit,
         S::ReasonBox,
@@ -830,11 +838,24 @@ pub(crate) fn lookup(event: &KeyEvent, scopes: &[Scope]) -> Option<&'static Bind
         }
         other => other,
     };
-    let key = Key { code, ctrl, alt };
-    scopes.iter().find_map(|scope| {
-        BINDINGS
-            .iter()
-            .find(|b| b.scope == *scope && b.keys.contains(&key))
+    let find = |key: Key| {
+        scopes.iter().find_map(|scope| {
+            BINDINGS
+                .iter()
+                .find(|b| b.scope == *scope && b.keys.contains(&key))
+        })
+    };
+    // Alt with a key that has no Alt binding means the key itself (terminals send Alt for
+    // Meta, and some users hold it by habit); only Alt-Enter in the reason box is its own.
+    find(Key { code, ctrl, alt }).or_else(|| {
+        alt.then(|| {
+            find(Key {
+                code,
+                ctrl,
+                alt: false,
+            })
+        })
+        .flatten()
     })
 }
 

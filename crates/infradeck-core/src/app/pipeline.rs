@@ -35,10 +35,15 @@ impl Pipeline {
         }
     }
 
-    /// Runs after `outcomes` have all ended. `stopped`: a stop was requested, so nothing more
-    /// starts (no correlation, no embedding calls).
-    pub(super) async fn after(&self, outcomes: &[RunOutcome], stopped: bool) -> PipelineReport {
-        if stopped {
+    /// Runs after `outcomes` have all ended. Once `stop` is cancelled nothing more starts (no
+    /// correlation, no embedding calls), and embeddings under way are left for the next batch
+    /// (unchanged chunks are skipped then, so nothing is lost).
+    pub(super) async fn after(
+        &self,
+        outcomes: &[RunOutcome],
+        stop: &tokio_util::sync::CancellationToken,
+    ) -> PipelineReport {
+        if stop.is_cancelled() {
             return PipelineReport {
                 skipped: Some("a stop was requested".into()),
                 ..PipelineReport::default()
@@ -71,7 +76,10 @@ impl Pipeline {
                 .is_some_and(|kind| matches!(kind, SourceKind::Confluence | SourceKind::Jira))
         });
         let embeddings = match (&self.embeddings, knowledge_synced) {
-            (Some(config), true) => Some(self.embed(config).await),
+            (Some(config), true) => Some(tokio::select! {
+                embedded = self.embed(config) => embedded,
+                _ = stop.cancelled() => Err("stopped before the embeddings were updated".into()),
+            }),
             _ => None,
         };
         PipelineReport {

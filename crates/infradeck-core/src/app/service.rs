@@ -5,12 +5,16 @@
 
 use super::pipeline::Pipeline;
 use super::protocol::{
-    Command, Event, NetboxReport, NetboxRequest, RunOutcome, ServiceLink, is_run_of,
+    Command, Counts, Event, NetboxReport, NetboxRequest, PipelineReport, RunOutcome, ServiceLink,
+    is_run_of,
 };
 use crate::config::{Config, NetboxConfig, SourceConfig};
+use crate::model::RunStatus;
 use crate::store::{OpenOptions, Store};
 use crate::sync::Engine;
+use futures::FutureExt;
 use std::collections::HashMap;
+use std::panic::AssertUnwindSafe;
 use std::path::PathBuf;
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
@@ -23,6 +27,10 @@ use tokio_util::task::TaskTracker;
 pub struct ServiceOptions {
     /// Lift the sweep guard (`sync --allow-mass-removal`).
     pub allow_mass_removal: bool,
+    /// Refuse every command that writes (syncs, NetBox plan, apply, rollback) and open the
+    /// database read-only for what is left (a dry run): `--read-only`, or a database this user
+    /// cannot write.
+    pub read_only: bool,
 }
 
 /// A running service. Dropping it leaves its tasks running; [`Service::shutdown`] ends them.
@@ -36,11 +44,18 @@ struct Shared {
     netbox: Option<NetboxConfig>,
     netbox_open: OpenOptions,
     events: mpsc::UnboundedSender<Event>,
-    /// `kind/id` → the token of the run of that source going on now.
-    running: Mutex<HashMap<String, CancellationToken>>,
+    /// `kind/id` → the run of that source going on now.
+    running: Mutex<HashMap<String, Slot>>,
+    read_only: bool,
     /// Cancelled by a stop or a shutdown: every run's token is a child of it.
     stop: CancellationToken,
     tasks: TaskTracker,
+}
+
+/// A source's run in progress: its token, and its sync id once the engine has reported it.
+struct Slot {
+    token: CancellationToken,
+    sync_id: Option<String>,
 }
 
 fn source_key(source: &SourceConfig) -> String {
@@ -77,11 +92,16 @@ impl Service {
             netbox: config.netbox.clone(),
             events,
             running: Mutex::new(HashMap::new()),
+            read_only: options.read_only,
             stop: CancellationToken::new(),
             tasks: TaskTracker::new(),
         });
-        shared.tasks.spawn(forward_progress(shared.clone()));
-        shared.tasks.spawn(serve(shared.clone(), commands_rx));
+        // Subscribed before anything can start, so no run's first progress is missed.
+        let progress = shared.engine.subscribe();
+        shared
+            .tasks
+            .spawn(forward_progress(shared.clone(), progress));
+        tokio::spawn(serve(shared.clone(), commands_rx));
         (
             Service { shared },
             ServiceLink {
@@ -108,18 +128,24 @@ impl Service {
             }
             None => self.shared.tasks.wait().await,
         }
+        if self.shared.read_only {
+            // Nothing was started, and the database may not be ours to write.
+            return 0;
+        }
         self.shared.engine.end_own_runs(why)
     }
 }
 
-/// Reads commands until the front end goes or the service stops.
+/// Reads commands until the front end goes. Every command is answered, also after a stop (a
+/// sync then ends at once, having started nothing), so a front end waiting for its answer
+/// never waits forever. Not among the tracked tasks: a shutdown waits for the work, not for a
+/// front end that still holds its link.
 async fn serve(shared: Arc<Shared>, mut commands: mpsc::UnboundedReceiver<Command>) {
-    loop {
-        let command = tokio::select! {
-            command = commands.recv() => command,
-            _ = shared.stop.cancelled() => None,
-        };
-        let Some(command) = command else { break };
+    while let Some(command) = commands.recv().await {
+        if let Some(reason) = refused(&shared, &command) {
+            let _ = shared.events.send(Event::Refused { reason });
+            continue;
+        }
         match command {
             Command::Sync { sources } => start_batch(&shared, sources),
             Command::Watch { sources } => {
@@ -129,9 +155,15 @@ async fn serve(shared: Arc<Shared>, mut commands: mpsc::UnboundedReceiver<Comman
             }
             Command::Cancel { sync_id } => {
                 let running = shared.running.lock().unwrap_or_else(|e| e.into_inner());
-                for (source, token) in running.iter() {
-                    if is_run_of(&sync_id, source) {
-                        token.cancel();
+                for (source, slot) in running.iter() {
+                    // By the run's own sync id once known; before its first progress report, by
+                    // the source the id belongs to (never one whose id only starts the same way).
+                    let this_run = match &slot.sync_id {
+                        Some(id) => *id == sync_id,
+                        None => is_run_of(&sync_id, source),
+                    };
+                    if this_run {
+                        slot.token.cancel();
                     }
                 }
             }
@@ -149,14 +181,44 @@ async fn serve(shared: Arc<Shared>, mut commands: mpsc::UnboundedReceiver<Comman
     }
 }
 
-/// The engine's progress, as events, while the service runs.
-async fn forward_progress(shared: Arc<Shared>) {
+/// Why a command is not carried out here: NetBox work after a stop, a write in a read-only
+/// service.
+fn refused(shared: &Shared, command: &Command) -> Option<String> {
+    if shared.stop.is_cancelled() && matches!(command, Command::Netbox(_)) {
+        return Some("the service is stopping: nothing new starts".into());
+    }
+    if !shared.read_only {
+        return None;
+    }
+    let what = match command {
+        Command::Sync { .. } | Command::Watch { .. } => "syncs write the database",
+        Command::Netbox(NetboxRequest::Plan) => "a NetBox plan writes the review queue",
+        Command::Netbox(NetboxRequest::Apply { dry_run: false, .. }) => "an apply writes NetBox",
+        Command::Netbox(NetboxRequest::Rollback { .. }) => "a rollback writes NetBox",
+        _ => return None,
+    };
+    Some(format!("read-only: {what}, and is refused"))
+}
+
+/// The engine's progress, as events, while the service runs; each run's sync id is noted for
+/// exact cancels.
+async fn forward_progress(
+    shared: Arc<Shared>,
+    mut progress: tokio::sync::broadcast::Receiver<super::protocol::RunEvent>,
+) {
     use tokio::sync::broadcast::error::RecvError;
-    let mut progress = shared.engine.subscribe();
     loop {
         tokio::select! {
             event = progress.recv() => match event {
                 Ok(event) => {
+                    if let Some(slot) = shared
+                        .running
+                        .lock()
+                        .unwrap_or_else(|e| e.into_inner())
+                        .get_mut(&event.source)
+                    {
+                        slot.sync_id.get_or_insert_with(|| event.sync_id.clone());
+                    }
                     let _ = shared.events.send(Event::Progress(event));
                 }
                 Err(RecvError::Lagged(_)) => {}
@@ -175,38 +237,93 @@ fn claim(shared: &Shared, source: &SourceConfig) -> Option<CancellationToken> {
         return None;
     }
     let token = shared.stop.child_token();
-    running.insert(key, token.clone());
+    running.insert(
+        key,
+        Slot {
+            token: token.clone(),
+            sync_id: None,
+        },
+    );
     Some(token)
 }
 
-/// One run of a claimed source; releases the claim and reports the end.
+/// Releases a source's claim however its run ends, a panic included.
+struct Claimed<'a> {
+    shared: &'a Shared,
+    key: String,
+}
+
+impl Drop for Claimed<'_> {
+    fn drop(&mut self) {
+        self.shared
+            .running
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .remove(&self.key);
+    }
+}
+
+/// One run of a claimed source; releases the claim and reports the end. A run that panics is
+/// reported as failed (its row, if it wrote one, is ended by the shutdown).
 async fn run_one(shared: &Shared, source: &SourceConfig, token: CancellationToken) -> RunOutcome {
-    let outcome = shared.engine.run(source, token).await;
-    shared
-        .running
-        .lock()
-        .unwrap_or_else(|e| e.into_inner())
-        .remove(&source_key(source));
+    let key = source_key(source);
+    let _claimed = Claimed {
+        shared,
+        key: key.clone(),
+    };
+    let started = std::time::Instant::now();
+    let outcome = AssertUnwindSafe(shared.engine.run(source, token))
+        .catch_unwind()
+        .await
+        .unwrap_or_else(|panic| RunOutcome {
+            sync_id: None,
+            source: key,
+            status: RunStatus::Failed,
+            message: Some(format!("the run panicked: {}", panic_text(panic.as_ref()))),
+            counts: Counts::default(),
+            duration: started.elapsed(),
+            requests: 0,
+            sweep_refused: false,
+        });
     let _ = shared.events.send(Event::RunEnded(outcome.clone()));
     outcome
 }
 
-/// The after-sync pipeline for a batch that has ended, and its report.
+fn panic_text(panic: &(dyn std::any::Any + Send)) -> String {
+    panic
+        .downcast_ref::<String>()
+        .cloned()
+        .or_else(|| panic.downcast_ref::<&str>().map(|s| s.to_string()))
+        .unwrap_or_else(|| "(no message)".into())
+}
+
+/// The after-sync pipeline for a batch that has ended, and its report; always sent, so a front
+/// end waiting for it is answered even when the pipeline panics.
 async fn end_batch(shared: &Shared, outcomes: Vec<RunOutcome>) {
-    let pipeline = shared
-        .pipeline
-        .after(&outcomes, shared.stop.is_cancelled())
-        .await;
+    let pipeline = AssertUnwindSafe(shared.pipeline.after(&outcomes, &shared.stop))
+        .catch_unwind()
+        .await
+        .unwrap_or_else(|panic| PipelineReport {
+            skipped: None,
+            correlation: Some(Err(format!(
+                "the after-sync pipeline panicked: {}",
+                panic_text(panic.as_ref())
+            ))),
+            embeddings: None,
+        });
     let _ = shared.events.send(Event::BatchEnded { outcomes, pipeline });
 }
 
+/// Starts a batch; after a stop it starts nothing and ends at once.
 fn start_batch(shared: &Arc<Shared>, sources: Vec<SourceConfig>) {
     let mut claimed = Vec::new();
     let mut already_running = Vec::new();
-    for source in sources {
-        match claim(shared, &source) {
-            Some(token) => claimed.push((source, token)),
-            None => already_running.push(source_key(&source)),
+    if !shared.stop.is_cancelled() {
+        for source in sources {
+            match claim(shared, &source) {
+                Some(token) => claimed.push((source, token)),
+                None => already_running.push(source_key(&source)),
+            }
         }
     }
     let _ = shared.events.send(Event::Started {
@@ -250,7 +367,14 @@ async fn netbox(shared: &Shared, request: &NetboxRequest) -> anyhow::Result<Netb
         .as_ref()
         .ok_or_else(|| anyhow::anyhow!("no [netbox] section in the configuration"))?;
     let client = NetboxClient::new(config, crate::http::RetryPolicy::default())?;
-    let mut store = Store::open(&shared.engine.database, &shared.netbox_open)?;
+    // A dry run only reads the database: it works where the database is not ours to write.
+    let dry_run = matches!(request, NetboxRequest::Apply { dry_run: true, .. });
+    let database = &shared.engine.database;
+    let mut store = if dry_run || shared.read_only {
+        Store::open_read_only(database, &shared.netbox_open)?
+    } else {
+        Store::open(database, &shared.netbox_open)?
+    };
     Ok(match request {
         NetboxRequest::Plan => NetboxReport::Plan(
             crate::netbox::plan(

@@ -135,6 +135,8 @@ impl App {
                 }
                 self.mode = Mode::Command { input };
             }
+            // Backspace on an empty line leaves it, as in vim.
+            Some(Action::Erase) if input.is_empty() => {}
             Some(Action::Erase) => {
                 input.pop();
                 self.mode = Mode::Command { input };

@@ -90,7 +90,8 @@ impl App {
                     Span::styled("█   ", theme.muted()),
                 ];
                 flash_or_hints(&mut spans);
-                if !input.contains(' ') && !input.is_empty() && completions.len() > 1 {
+                let flashed = self.flash.is_some();
+                if !flashed && !input.contains(' ') && !input.is_empty() && completions.len() > 1 {
                     spans.push(Span::styled(
                         format!("  {}", completions.join(" ")),
                         theme.muted(),

@@ -7,10 +7,11 @@ impl App {
     /// Why `action` would do nothing in the open mode (an empty line has nothing to delete).
     pub(super) fn mode_unavailable(&self, action: Action) -> Option<&'static str> {
         match (&self.mode, action) {
-            (
-                Mode::Command { input } | Mode::Filter { input, .. },
-                Action::Erase | Action::ClearLine,
-            ) if input.is_empty() => Some("the line is empty"),
+            (Mode::Command { input } | Mode::Filter { input, .. }, Action::ClearLine)
+                if input.is_empty() =>
+            {
+                Some("the line is empty")
+            }
             (Mode::Command { input }, Action::Complete) if input.is_empty() => {
                 Some("type the start of a command first")
             }
@@ -48,6 +49,8 @@ impl App {
                 }
                 return Ok(());
             }
+            // Backspace on an empty line leaves it, as in vim.
+            Some(Action::Erase) if input.is_empty() => return Ok(()),
             Some(Action::Erase) => input.pop().is_some(),
             Some(Action::ClearLine) => {
                 input.clear();

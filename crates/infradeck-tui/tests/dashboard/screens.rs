@@ -816,15 +816,22 @@ fn an_unavailable_key_says_why_and_read_only_refuses_writes_aloud() {
     h.keys("/");
     assert!(h.text().contains("not available: this view has no filter"));
 
-    // A line editor's keys are judged too: nothing to delete on an empty command line.
+    // A line editor's keys are judged too: nothing to clear on an empty command line.
     let mut h = harness(160, 48, false);
-    h.keys(":<BS>");
+    h.keys(":<C-u>");
     assert!(
         h.text().contains("not available: the line is empty"),
         "{}",
         h.text()
     );
-    h.keys("de<BS><BS>");
+    // Backspace on an empty line leaves it, as in vim.
+    h.keys("<BS>");
+    assert!(
+        !h.text().contains("<Enter>run"),
+        "the command line is closed:\n{}",
+        h.text()
+    );
+    h.keys(":de<BS><BS>");
     assert!(!h.text().contains("<Tab>complete"), "{}", h.text());
 
     // Read-only: the write keys are not hinted, and pressing one says why.
