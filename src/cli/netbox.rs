@@ -125,7 +125,7 @@ pub fn parse_items(specs: &[String]) -> anyhow::Result<Vec<i64>> {
 pub(crate) const EXIT_CONFLICTS: u8 = 4;
 pub(crate) const EXIT_FAILED: u8 = 5;
 
-fn outcome_exit(report: &infradeck_core::netbox::ApplyReport, retry: &str) -> anyhow::Result<()> {
+fn outcome_exit(report: &ApplyReport, retry: &str) -> anyhow::Result<()> {
     if report.failed > 0 {
         return Err(super::ExitWith {
             code: EXIT_FAILED,

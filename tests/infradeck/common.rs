@@ -3,11 +3,12 @@
 
 #![allow(dead_code)] // each module uses part of it
 
+use infradeck_core::app::RunOutcome;
 use infradeck_core::config::{Config, SourceConfig};
 use infradeck_core::http::RetryPolicy;
 use infradeck_core::model::{ApprovalStatus, DeviceStatus};
 use infradeck_core::store::{DeviceQuery, OpenOptions, Review, Store};
-use infradeck_core::sync::{Engine, RunOutcome};
+use infradeck_core::sync::Engine;
 use infradeck_sim::{SimOptions, Simulators};
 use std::time::Duration;
 use tokio_util::sync::CancellationToken;

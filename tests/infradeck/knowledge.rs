@@ -1,8 +1,8 @@
 //! Storage and knowledge connectors against the simulators, and full-text search over the result.
 
+use infradeck_core::app::RunOutcome;
 use infradeck_core::model::{DeviceType, KbArticleRecord, RunStatus};
 use infradeck_core::store::{DeviceQuery, HitKind, OpenOptions};
-use infradeck_core::sync::RunOutcome;
 use infradeck_sim::SimKind;
 use std::sync::atomic::Ordering;
 

@@ -46,7 +46,7 @@ fn client(config: &Config) -> NetboxClient {
     .unwrap()
 }
 
-async fn plan(rig: &Rig, store: &mut Store) -> infradeck_core::netbox::PlanReport {
+async fn plan(rig: &Rig, store: &mut Store) -> infradeck_core::app::PlanReport {
     infradeck_core::netbox::plan(
         store,
         &client(&rig.config),

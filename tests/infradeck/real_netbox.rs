@@ -147,7 +147,7 @@ async fn synced_rig(scale: usize, seed: u64) -> Rig {
     rig
 }
 
-async fn plan(store: &mut Store, client: &NetboxClient) -> infradeck_core::netbox::PlanReport {
+async fn plan(store: &mut Store, client: &NetboxClient) -> infradeck_core::app::PlanReport {
     infradeck_core::netbox::plan(store, client, 7, "planner", chrono::Utc::now())
         .await
         .unwrap()

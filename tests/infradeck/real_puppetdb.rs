@@ -7,10 +7,11 @@
 //! Without the variable the tests skip with a reason; with `INFRADECK_REQUIRE_REAL_SERVERS=1`
 //! (CI) a missing server is a failure.
 
+use infradeck_core::app::RunOutcome;
 use infradeck_core::config::Config;
 use infradeck_core::model::{DeviceStatus, RunStatus};
 use infradeck_core::store::{OpenOptions, Store};
-use infradeck_core::sync::{Engine, RunOutcome};
+use infradeck_core::sync::Engine;
 use infradeck_sim::estate::Estate;
 use infradeck_sim::machines::{facts, machines};
 use serde_json::{Value, json};

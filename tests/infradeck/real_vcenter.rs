@@ -7,10 +7,11 @@
 //! Without the variable the tests skip with a reason; with `INFRADECK_REQUIRE_REAL_SERVERS=1`
 //! (CI) a missing binary is a failure.
 
+use infradeck_core::app::RunOutcome;
 use infradeck_core::config::Config;
 use infradeck_core::model::{DeviceStatus, DeviceType, RelationshipType, RunStatus};
 use infradeck_core::store::{Device, DeviceQuery, OpenOptions, Store};
-use infradeck_core::sync::{Engine, RunOutcome};
+use infradeck_core::sync::Engine;
 use serde_json::Value;
 use std::collections::BTreeMap;
 use std::io::{BufRead, BufReader};

@@ -2,9 +2,9 @@
 //! after a first sync, nothing after an immediate re-sync, exactly the documented changes after
 //! `advance()`, correlation, and every fault the issue lists.
 
+use infradeck_core::app::RunOutcome;
 use infradeck_core::model::{DeviceStatus, DeviceType, RelationshipType, RunStatus};
 use infradeck_core::store::{DeviceQuery, OpenOptions, Store};
-use infradeck_core::sync::RunOutcome;
 use infradeck_sim::SimKind;
 use infradeck_sim::http::{FaultAction, FaultRule};
 use std::collections::{BTreeMap, BTreeSet, HashSet};

@@ -252,3 +252,29 @@ pub fn is_run_of(sync_id: &str, source_key: &str) -> bool {
         .strip_prefix(&prefix)
         .is_some_and(|time| !time.is_empty() && !time.contains('-'))
 }
+
+#[cfg(test)]
+mod tests {
+    use super::is_run_of;
+
+    #[test]
+    fn a_sync_id_belongs_to_its_own_source_not_one_whose_id_extends_it() {
+        assert!(is_run_of(
+            "vcenter-prod-20261128T055000.000Z",
+            "vcenter/prod"
+        ));
+        assert!(!is_run_of(
+            "vcenter-prod-2-20261128T055000.000Z",
+            "vcenter/prod"
+        ));
+        assert!(is_run_of(
+            "vcenter-prod-2-20261128T055000.000Z",
+            "vcenter/prod-2"
+        ));
+        assert!(!is_run_of("vcenter-prod-", "vcenter/prod"));
+        assert!(!is_run_of(
+            "foreman-prod-20261128T055000.000Z",
+            "vcenter/prod"
+        ));
+    }
+}

@@ -89,9 +89,8 @@ impl std::hash::Hasher for ShaFeed {
 
     fn finish(&self) -> u64 {
         let digest = sha2::Digest::finalize(self.0.clone());
-        let mut first = [0u8; 8];
-        first.copy_from_slice(&digest[..8]);
-        u64::from_le_bytes(first)
+        // The digest's first eight bytes (it has 32), little-endian.
+        u64::from_le_bytes(std::array::from_fn(|i| digest[i]))
     }
 }
 

@@ -18,7 +18,7 @@ use super::plan::{
 };
 use super::resolve::Resolver;
 use super::rollback::{recreate_body, rollback_data};
-pub use crate::app::ApplyReport;
+use crate::app::ApplyReport;
 use crate::model::{ApprovalAction, ApprovalStatus};
 use crate::store::{ApprovalItem, ItemResult, Store};
 use reqwest::Method;

@@ -7,7 +7,7 @@ pub mod plan;
 mod resolve;
 mod rollback;
 
-pub use apply::{ApplyOptions, ApplyReport, apply};
+pub use apply::{ApplyOptions, apply};
 pub use client::NetboxClient;
-pub use plan::{PlanReport, plan};
+pub use plan::plan;
 pub use rollback::{rollback, rollback_in_chunks};

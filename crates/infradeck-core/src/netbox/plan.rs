@@ -12,7 +12,7 @@
 //! naming the parent, when its parent failed.
 
 use super::client::NetboxClient;
-pub use crate::app::PlanReport;
+use crate::app::PlanReport;
 use crate::model::{ApprovalAction, DeviceStatus, DeviceType};
 use crate::store::{DeviceQuery, InventoryVm, NewApprovalItem, NewBatch, Store};
 use chrono::{DateTime, Utc};

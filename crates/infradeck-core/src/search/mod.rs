@@ -6,7 +6,7 @@
 //! similarity, fused with reciprocal rank fusion. Without an `[embeddings]` section, or when the
 //! endpoint cannot be reached, search is full-text only and says so.
 
-pub use crate::app::IndexReport;
+use crate::app::IndexReport;
 use crate::config::{EmbeddingsConfig, Secret};
 use crate::http::{RequestParts, RetryPolicy, SourceClient, SourceError};
 use crate::store::{HitKind, SearchHit, Store};

@@ -8,7 +8,7 @@
 //! authoritative source (Foreman, then PuppetDB, then vCenter). Every link made or removed is
 //! audited like any other change.
 
-pub use crate::app::CorrelationReport;
+use crate::app::CorrelationReport;
 use crate::model::{DeviceType, RelationshipType};
 use crate::store::{NewHistory, Result, Store};
 

@@ -8,9 +8,9 @@
 //! inactive. Cancellation comes from the caller's token or from another process setting
 //! `cancel_requested` on the run's row.
 
-use super::reconcile::{Counts, Reconciler};
-use crate::app::SYNC_ID_TIME;
-pub use crate::app::{RunEvent, RunOutcome, is_run_of};
+use super::reconcile::Reconciler;
+use crate::app::{Counts, SYNC_ID_TIME};
+use crate::app::{RunEvent, RunOutcome};
 use crate::config::{General, SourceConfig};
 use crate::http::{RetryPolicy, SourceClient, SourceError};
 use crate::model::RunStatus;
@@ -480,30 +480,4 @@ fn beat(reconciler: &mut Reconciler, state: &LoopState) {
         message: None,
         counts,
     });
-}
-
-#[cfg(test)]
-mod tests {
-    use super::is_run_of;
-
-    #[test]
-    fn a_sync_id_belongs_to_its_own_source_not_one_whose_id_extends_it() {
-        assert!(is_run_of(
-            "vcenter-prod-20261128T055000.000Z",
-            "vcenter/prod"
-        ));
-        assert!(!is_run_of(
-            "vcenter-prod-2-20261128T055000.000Z",
-            "vcenter/prod"
-        ));
-        assert!(is_run_of(
-            "vcenter-prod-2-20261128T055000.000Z",
-            "vcenter/prod-2"
-        ));
-        assert!(!is_run_of("vcenter-prod-", "vcenter/prod"));
-        assert!(!is_run_of(
-            "foreman-prod-20261128T055000.000Z",
-            "vcenter/prod"
-        ));
-    }
 }

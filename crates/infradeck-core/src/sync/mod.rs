@@ -5,4 +5,4 @@ pub mod correlate;
 pub mod engine;
 pub mod reconcile;
 
-pub use engine::{Engine, RunEvent, RunOutcome};
+pub use engine::Engine;

@@ -7,7 +7,7 @@
 //! has are removed only after a complete fetch, and a sweep that would deactivate more than the
 //! guard's share of the source's active devices is refused.
 
-pub use crate::app::Counts;
+use crate::app::Counts;
 use crate::model::{DeviceBundle, Item, LinkRecord};
 use crate::model::{DeviceStatus, RelationshipType, VmRecord, VolumeRecord};
 use crate::store::{Change, ConfigStored, NewHistory, Result, Store, Writer};
