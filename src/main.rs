@@ -2,7 +2,7 @@
 
 use clap::{Parser, Subcommand};
 use infradeck::cli::{self, Context};
-use infradeck_core::model::{DeviceStatus, DeviceType};
+use infradeck_core::model::{DeviceStatus, DeviceType, Health};
 use std::path::PathBuf;
 use std::process::ExitCode;
 
@@ -76,22 +76,53 @@ enum Command {
         #[command(subcommand)]
         command: DbCommand,
     },
-    /// List devices
+    /// List machines (one row per machine, with its sources and health), or source records
     Devices {
-        /// Case-insensitive substring of the device name
-        pattern: Option<String>,
+        /// Filter, as the dashboard's `/`: name words, `!word`, `type:`, `source:`, `instance:`,
+        /// `status:`, `health:`, `power:` (e.g. `web health:crit`)
+        pattern: Vec<String>,
         /// Only this device type
         #[arg(long = "type", value_name = "TYPE", value_parser = parse_enum::<DeviceType>)]
         device_type: Option<DeviceType>,
-        /// Only this source system (vcenter, foreman, ...)
+        /// Only machines one of whose records comes from this source system (vcenter, ...)
         #[arg(long, value_name = "SOURCE")]
         source: Option<String>,
-        /// Only this status
+        /// Only this status (a machine is active while any source reports it)
         #[arg(long, value_name = "STATUS", value_parser = parse_enum::<DeviceStatus>)]
         status: Option<DeviceStatus>,
-        /// At most this many devices (0: all)
+        /// Only this health: ok, warn or crit
+        #[arg(long, value_name = "HEALTH", value_parser = parse_enum::<Health>)]
+        health: Option<Health>,
+        /// Only this power state: on, off, suspended, standby, not_responding, disconnected
+        #[arg(long, value_name = "STATE")]
+        power: Option<String>,
+        /// Sort by: name, type, sources, health, power, seen
+        #[arg(long, value_name = "COLUMN", value_parser = parse_sort)]
+        sort: Option<infradeck_core::store::MachineSort>,
+        /// Sort descending
+        #[arg(long)]
+        desc: bool,
+        /// One row per source record (as each system reported it) instead of per machine
+        #[arg(long)]
+        records: bool,
+        /// At most this many rows (0: all)
         #[arg(long, default_value_t = 0)]
         limit: u64,
+        /// Print JSON instead of a table
+        #[arg(long)]
+        json: bool,
+    },
+    /// One machine, whole: health with reasons, sources, fields by source, relationships,
+    /// interfaces, volumes, configs, runbooks and tickets
+    Show {
+        /// Machine id, or the name of any of its records
+        machine: String,
+        /// Print JSON instead of text
+        #[arg(long)]
+        json: bool,
+    },
+    /// Machines whose sources disagree on a compared field, newest disagreement first
+    Conflicts {
         /// Print JSON instead of a table
         #[arg(long)]
         json: bool,
@@ -241,6 +272,12 @@ fn parse_duration(text: &str) -> Result<std::time::Duration, String> {
     infradeck_core::config::parse_duration(text)
 }
 
+fn parse_sort(text: &str) -> Result<infradeck_core::store::MachineSort, String> {
+    infradeck_core::store::MachineSort::named(text).ok_or_else(|| {
+        format!("unknown column `{text}` (name, type, sources, health, power, seen)")
+    })
+}
+
 fn parse_enum<T: std::str::FromStr>(text: &str) -> Result<T, String>
 where
     T::Err: std::fmt::Display,
@@ -260,6 +297,8 @@ fn main() -> ExitCode {
         Some(
             Command::Info
             | Command::Devices { .. }
+            | Command::Show { .. }
+            | Command::Conflicts { .. }
             | Command::History { .. }
             | Command::Search { .. }
             | Command::Related { .. },
@@ -451,18 +490,30 @@ fn run(cli: Cli) -> anyhow::Result<()> {
             device_type,
             source,
             status,
+            health,
+            power,
+            sort,
+            desc,
+            records,
             limit,
             json,
         }) => cli::devices(
             &ctx,
             &cli::DevicesArgs {
-                pattern,
+                pattern: (!pattern.is_empty()).then(|| pattern.join(" ")),
                 device_type,
                 source,
                 status,
+                health,
+                power,
+                sort,
+                descending: desc,
+                records,
                 limit,
                 json,
             },
         ),
+        Some(Command::Show { machine, json }) => cli::show(&ctx, &machine, json),
+        Some(Command::Conflicts { json }) => cli::conflicts(&ctx, json),
     }
 }

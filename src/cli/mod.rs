@@ -17,7 +17,7 @@ pub use bench::{BenchArgs, bench, bench_dashboard};
 pub use dashboard::dashboard;
 pub use db::{MaintainArgs, db_check, db_maintain};
 pub use demo::{DemoArgs, demo};
-pub use devices::{DevicesArgs, devices};
+pub use devices::{DevicesArgs, conflicts, devices, show};
 pub use info::info;
 pub use netbox::{NetboxArgs, netbox, parse_items};
 pub use search::{SearchArgs, parse_kind, related, search};

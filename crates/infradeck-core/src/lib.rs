@@ -16,6 +16,7 @@ pub mod config;
 pub mod http;
 pub mod identity;
 pub mod logging;
+pub mod machines;
 pub mod model;
 #[cfg(feature = "connectors")]
 pub mod netbox;

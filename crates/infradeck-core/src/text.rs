@@ -53,6 +53,32 @@ pub fn common_prefix<'a>(a: &'a str, b: &str) -> &'a str {
     prefix_bytes(a, end)
 }
 
+/// A key that sorts names the way people read them: case-insensitively, and numbers by value
+/// (`app-2` before `app-10`, `Web-1` beside `web-1`). Each run of digits becomes `0`, its length
+/// (two digits) and the digits without leading zeros, so comparing keys byte by byte compares
+/// the numbers; a digit still sorts before a letter, as in plain text.
+pub fn natural_key(text: &str) -> String {
+    let mut key = String::with_capacity(text.len() + 8);
+    let mut chars = text.chars().peekable();
+    while let Some(c) = chars.next() {
+        if c.is_ascii_digit() {
+            let mut digits = String::from(c);
+            while let Some(&d) = chars.peek().filter(|d| d.is_ascii_digit()) {
+                digits.push(d);
+                chars.next();
+            }
+            let value = digits.trim_start_matches('0');
+            let value = if value.is_empty() { "0" } else { value };
+            key.push('0');
+            key.push_str(&format!("{:02}", value.len().min(99)));
+            key.push_str(value);
+        } else {
+            key.extend(c.to_lowercase());
+        }
+    }
+    key
+}
+
 /// `text` up to byte `end`, which callers take from `char_indices` (always a boundary); the
 /// checked form keeps a wrong caller from panicking.
 fn prefix_bytes(text: &str, end: usize) -> &str {
@@ -70,6 +96,25 @@ mod tests {
         assert_eq!(clip_chars("short", 5), "short");
         assert_eq!(first_chars("ÄÖÜ", 2), "ÄÖ");
         assert_eq!(first_chars("ab", 9), "ab");
+    }
+
+    #[test]
+    fn natural_keys_sort_numbers_by_value_and_ignore_case() {
+        let mut names = vec![
+            "app-10", "APP-0001", "app-2", "Web-1", "app-1", "web-01b", "db",
+        ];
+        names.sort_by_key(|n| natural_key(n));
+        assert_eq!(
+            names,
+            [
+                "APP-0001", "app-1", "app-2", "app-10", "db", "Web-1", "web-01b"
+            ]
+        );
+        assert!(natural_key("esx9") < natural_key("esx10"));
+        assert!(
+            natural_key("a1") < natural_key("aa"),
+            "a digit sorts before a letter"
+        );
     }
 
     #[test]

@@ -36,7 +36,7 @@ pub struct Machine {
 /// Every machine Foreman or PuppetDB knows, ordered by Foreman id (PuppetDB-only machines last).
 pub fn machines(estate: &Estate) -> Vec<Machine> {
     let mut out = Vec::new();
-    for vm in &estate.vms {
+    for (index, vm) in estate.vms.iter().enumerate() {
         if vm.foreman_id.is_none() && !vm.in_puppet {
             continue;
         }
@@ -55,7 +55,14 @@ pub fn machines(estate: &Estate) -> Vec<Machine> {
             manufacturer: "VMware, Inc.".into(),
             guest: vm.guest,
             cpu_count: vm.cpu_count,
-            memory_mib: vm.memory_mib,
+            // One VM in 53 had memory hot-added in vCenter that its guest has not picked up
+            // yet: Foreman's and PuppetDB's facts still say the old size. Real estates have
+            // such disagreements, and the inventory must show them.
+            memory_mib: if index % 53 == 11 {
+                vm.memory_mib / 2
+            } else {
+                vm.memory_mib
+            },
             last_report: estate.now
                 - Duration::minutes(10 + (vm.foreman_id.unwrap_or(0) % 20) as i64),
             compute_resource: Some("vcenter01".into()),

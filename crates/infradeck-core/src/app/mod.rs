@@ -7,9 +7,14 @@
 //! it and nothing else of the network side. [`Service`] (with the `connectors` feature) carries
 //! the commands out on the caller's tokio runtime.
 
+mod inventory;
 mod protocol;
 mod review;
 
+pub use inventory::{
+    ClusterHost, KindDetail, MachineDetail, RelatedMachine, SourcedInterface, Uplink,
+    machine_detail, stale_sources,
+};
 pub use protocol::*;
 pub use review::{ReviewOutcome, review};
 

@@ -13,7 +13,7 @@ use std::path::PathBuf;
 pub(super) struct Pipeline {
     pub(super) database: PathBuf,
     pub(super) open: OpenOptions,
-    pub(super) lldp_facts: Vec<String>,
+    pub(super) correlation: crate::sync::correlate::CorrelationSettings,
     pub(super) embeddings: Option<EmbeddingsConfig>,
     /// Taken for the whole pipeline, so correlations never overlap.
     turn: tokio::sync::Mutex<()>,
@@ -23,13 +23,13 @@ impl Pipeline {
     pub(super) fn new(
         database: PathBuf,
         open: OpenOptions,
-        lldp_facts: Vec<String>,
+        correlation: crate::sync::correlate::CorrelationSettings,
         embeddings: Option<EmbeddingsConfig>,
     ) -> Pipeline {
         Pipeline {
             database,
             open,
-            lldp_facts,
+            correlation,
             embeddings,
             turn: tokio::sync::Mutex::new(()),
         }
@@ -57,13 +57,13 @@ impl Pipeline {
             };
         }
         let _turn = self.turn.lock().await;
-        let (database, open, lldp_facts) = (
+        let (database, open, settings) = (
             self.database.clone(),
             self.open.clone(),
-            self.lldp_facts.clone(),
+            self.correlation.clone(),
         );
         let correlation = tokio::task::spawn_blocking(move || {
-            crate::sync::correlate::correlate_file(&database, &open, &lldp_facts)
+            crate::sync::correlate::correlate_file(&database, &open, &settings)
         })
         .await
         .map_err(|join| anyhow::anyhow!("correlation panicked: {join}"))

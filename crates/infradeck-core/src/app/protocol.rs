@@ -186,6 +186,8 @@ pub struct CorrelationReport {
     pub backed_datastores: usize,
     /// Servers linked (`connects_to`) to a switch their NICs' CDP/LLDP neighbour names.
     pub uplinks: usize,
+    /// What regrouping the records into machines did.
+    pub machines: crate::store::MachinesReport,
 }
 
 /// What indexing did.

@@ -78,7 +78,7 @@ impl Service {
         let pipeline = Pipeline::new(
             database,
             engine.open.clone(),
-            config.general.lldp_facts.clone(),
+            crate::sync::correlate::CorrelationSettings::of(config),
             config.embeddings.clone(),
         );
         let (events, events_rx) = mpsc::unbounded_channel();

@@ -33,6 +33,11 @@ pub struct Config {
     pub netbox: Option<NetboxConfig>,
     pub embeddings: Option<EmbeddingsConfig>,
     pub dashboard: DashboardConfig,
+    /// `[health]`: the thresholds machine health is judged by.
+    pub health: crate::machines::HealthRules,
+    /// `[machines.primary]`: per device type, the sources whose record names a machine, most
+    /// trusted first (in place of the default order for that type).
+    pub primary_sources: std::collections::BTreeMap<crate::model::DeviceType, Vec<String>>,
 }
 
 /// `[dashboard]`: how the terminal dashboard behaves.
@@ -44,6 +49,9 @@ pub struct DashboardConfig {
     /// Mouse capture (wheel scroll, click to select). Off by default: it steals the terminal's
     /// own text selection, which on a bastion is how people copy things.
     pub mouse: bool,
+    /// `environment = "prod"`: the header shows the name, production in red, so a production
+    /// inventory never looks like the lab.
+    pub environment: Option<String>,
 }
 
 /// The volatile-line patterns used when the config does not name its own.
@@ -103,6 +111,7 @@ impl Default for DashboardConfig {
                 .map(|p| regex::Regex::new(p).expect("default volatile-line pattern"))
                 .collect(),
             mouse: false,
+            environment: None,
         }
     }
 }
@@ -380,6 +389,8 @@ impl Config {
             .map(|e| parse_embeddings(e, base, &locate))
             .transpose()?;
         let dashboard = parse_dashboard(raw.dashboard.unwrap_or_default(), &locate)?;
+        let health = parse_health(raw.health.unwrap_or_default(), &locate)?;
+        let primary_sources = parse_machines(raw.machines.unwrap_or_default(), &locate)?;
         let config = Config {
             path: None,
             general,
@@ -387,9 +398,19 @@ impl Config {
             netbox,
             embeddings,
             dashboard,
+            health,
+            primary_sources,
         };
         register_secret_env_names(&config);
         Ok(config)
+    }
+
+    /// How machines pick their primary record and judge health, as configured.
+    pub fn machine_rules(&self) -> crate::machines::MachineRules {
+        crate::machines::MachineRules {
+            primary: crate::machines::PrimaryRules::with_overrides(self.primary_sources.clone()),
+            health: self.health.clone(),
+        }
     }
 
     /// The database path: `--db` wins, then `[general] database`, then the XDG default.

@@ -277,7 +277,85 @@ pub(super) fn parse_dashboard(
             .collect::<Result<_, _>>()?;
     }
     dashboard.mouse = raw.mouse.unwrap_or(false);
+    dashboard.environment = match raw.environment.map(|e| e.trim().to_string()) {
+        Some(name) if name.is_empty() => {
+            return Err(locate.error(
+                Some(("dashboard", 0)),
+                "environment",
+                "the environment name is empty; leave the key out for none",
+            ));
+        }
+        name => name,
+    };
     Ok(dashboard)
+}
+
+pub(super) fn parse_health(
+    raw: RawHealth,
+    locate: &Locator<'_>,
+) -> Result<crate::machines::HealthRules, ConfigError> {
+    let defaults = crate::machines::HealthRules::default();
+    let rules = crate::machines::HealthRules {
+        volume_warn_percent: raw
+            .volume_warn_percent
+            .unwrap_or(defaults.volume_warn_percent),
+        volume_crit_percent: raw
+            .volume_crit_percent
+            .unwrap_or(defaults.volume_crit_percent),
+        snapshot_warn_days: raw
+            .snapshot_warn_days
+            .unwrap_or(defaults.snapshot_warn_days),
+    };
+    for (key, value) in [
+        ("volume_warn_percent", rules.volume_warn_percent),
+        ("volume_crit_percent", rules.volume_crit_percent),
+    ] {
+        if !(0.0..=100.0).contains(&value) {
+            return Err(locate.error(Some(("health", 0)), key, "must be between 0 and 100"));
+        }
+    }
+    if rules.volume_warn_percent > rules.volume_crit_percent {
+        return Err(locate.error(
+            Some(("health", 0)),
+            "volume_warn_percent",
+            "must not be above volume_crit_percent",
+        ));
+    }
+    Ok(rules)
+}
+
+pub(super) fn parse_machines(
+    raw: RawMachines,
+    locate: &Locator<'_>,
+) -> Result<std::collections::BTreeMap<crate::model::DeviceType, Vec<String>>, ConfigError> {
+    let mut out = std::collections::BTreeMap::new();
+    for (type_name, sources) in raw.primary.unwrap_or_default() {
+        let Some(device_type) = crate::machines::device_type_named(&type_name) else {
+            return Err(locate.error(
+                Some(("machines.primary", 0)),
+                &type_name,
+                "not a device type (vm, server, network, storage, cluster, container)",
+            ));
+        };
+        for source in &sources {
+            if source.parse::<SourceKind>().is_err() {
+                return Err(locate.error(
+                    Some(("machines.primary", 0)),
+                    &type_name,
+                    &format!(
+                        "`{source}` is not a source kind ({})",
+                        SourceKind::ALL
+                            .iter()
+                            .map(|k| k.as_str())
+                            .collect::<Vec<_>>()
+                            .join(", ")
+                    ),
+                ));
+            }
+        }
+        out.insert(device_type, sources);
+    }
+    Ok(out)
 }
 
 pub(super) fn parse_embeddings(

@@ -13,6 +13,22 @@ pub(super) struct RawConfig {
     pub(super) netbox: Option<RawNetbox>,
     pub(super) embeddings: Option<RawEmbeddings>,
     pub(super) dashboard: Option<RawDashboard>,
+    pub(super) health: Option<RawHealth>,
+    pub(super) machines: Option<RawMachines>,
+}
+
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub(super) struct RawHealth {
+    pub(super) volume_warn_percent: Option<f64>,
+    pub(super) volume_crit_percent: Option<f64>,
+    pub(super) snapshot_warn_days: Option<u32>,
+}
+
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub(super) struct RawMachines {
+    pub(super) primary: Option<std::collections::BTreeMap<String, Vec<String>>>,
 }
 
 #[derive(Debug, Default, Deserialize)]
@@ -20,6 +36,7 @@ pub(super) struct RawConfig {
 pub(super) struct RawDashboard {
     pub(super) volatile_lines: Option<Vec<String>>,
     pub(super) mouse: Option<bool>,
+    pub(super) environment: Option<String>,
 }
 
 #[derive(Debug, Deserialize)]

@@ -86,6 +86,15 @@ text_enum!(
 );
 
 text_enum!(
+    /// How a machine is doing, worst last (so `max` over reasons is the machine's health).
+    Health {
+        Ok => "ok",
+        Warn => "warn",
+        Crit => "crit",
+    }
+);
+
+text_enum!(
     /// How two devices relate (seed: `device_relationships.relationship_type`, plus `same_as`
     /// for records of one machine seen by several sources).
     RelationshipType {

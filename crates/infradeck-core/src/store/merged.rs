@@ -2,7 +2,7 @@
 //! field, each value with the source that supplied it and when that source last confirmed it,
 //! disagreements marked.
 
-use super::{Result, Store};
+use super::{Device, Result, Store};
 use crate::model::RelationshipType;
 use serde::Serialize;
 use serde_json::Value;
@@ -68,6 +68,64 @@ fn render(value: &Value) -> Option<String> {
     }
 }
 
+/// One record's contribution to a merged view: its source, its id, when it was last confirmed
+/// and its own metadata namespace.
+pub struct FieldSource<'a> {
+    pub source: String,
+    pub device_id: i64,
+    pub confirmed_at: Option<String>,
+    pub fields: &'a Value,
+}
+
+/// The fields of correlated records side by side, each marked when its sources disagree. The
+/// machine computation finds conflicts with it; the detail view shows it whole.
+pub fn merged_fields<'a>(records: impl Iterator<Item = FieldSource<'a>>) -> Vec<MergedField> {
+    let records: Vec<FieldSource<'a>> = records.collect();
+    let mut fields = Vec::new();
+    for (name, keys, compared) in FIELDS {
+        let mut values = Vec::new();
+        for record in &records {
+            if let Some(value) = keys.iter().find_map(|k| render(&record.fields[*k])) {
+                values.push(FieldValue {
+                    value,
+                    source: record.source.clone(),
+                    device_id: record.device_id,
+                    confirmed_at: record.confirmed_at.clone(),
+                });
+            }
+        }
+        if values.is_empty() {
+            continue;
+        }
+        fields.push(MergedField {
+            name,
+            conflict: *compared && disagree(&values),
+            values,
+        });
+    }
+    fields
+}
+
+/// Whether the values disagree, compared case-insensitively. A list (`a, b`) agrees with a
+/// part of itself: Foreman knows a VM's primary MAC, vCenter all of them, and that is no
+/// disagreement; two lists disagree when neither holds the other.
+fn disagree(values: &[FieldValue]) -> bool {
+    let sets: Vec<BTreeSet<String>> = values
+        .iter()
+        .map(|v| {
+            v.value
+                .split(", ")
+                .map(|part| part.to_ascii_lowercase())
+                .collect()
+        })
+        .collect();
+    sets.iter().enumerate().any(|(i, a)| {
+        sets[i + 1..]
+            .iter()
+            .any(|b| !a.is_subset(b) && !b.is_subset(a))
+    })
+}
+
 impl Store {
     /// The merged view of a device and its correlated records; `None` for an unknown device.
     pub fn merged_view(&self, device_id: i64) -> Result<Option<MergedView>> {
@@ -93,34 +151,19 @@ impl Store {
                 devices.push(device);
             }
         }
-        let mut fields = Vec::new();
-        for (name, keys, compared) in FIELDS {
-            let mut values = Vec::new();
-            for device in &devices {
-                let metadata = device.metadata_json();
-                let ns = &metadata[device.source_system.as_str()];
-                if let Some(value) = keys.iter().find_map(|k| render(&ns[*k])) {
-                    values.push(FieldValue {
-                        value,
+        let metadata: Vec<Value> = devices.iter().map(Device::metadata_json).collect();
+        let fields =
+            merged_fields(
+                devices
+                    .iter()
+                    .zip(&metadata)
+                    .map(|(device, metadata)| FieldSource {
                         source: format!("{}/{}", device.source_system, device.source_identifier),
                         device_id: device.id,
                         confirmed_at: device.last_seen.clone(),
-                    });
-                }
-            }
-            if values.is_empty() {
-                continue;
-            }
-            let distinct: BTreeSet<String> = values
-                .iter()
-                .map(|v| v.value.to_ascii_lowercase())
-                .collect();
-            fields.push(MergedField {
-                name,
-                conflict: *compared && distinct.len() > 1,
-                values,
-            });
-        }
+                        fields: &metadata[device.source_system.as_str()],
+                    }),
+            );
         Ok(Some(MergedView {
             device_ids: ids,
             fields,

@@ -11,6 +11,8 @@ mod configs;
 mod details;
 mod devices;
 mod knowledge;
+mod machine_index;
+mod machines;
 mod maintain;
 mod merged;
 mod name_index;
@@ -36,8 +38,12 @@ pub use devices::{
 };
 pub use knowledge::{EmbeddingRow, IssueRow, KbArticleRow};
 pub use knowledge::{decode_vector, encode_vector};
+pub(crate) use machines::MachineAudit;
+pub use machines::{
+    Machine, MachinePage, MachineQuery, MachineRecord, MachineSort, MachinesReport,
+};
 pub use maintain::{CheckReport, MaintainOptions, MaintainReport};
-pub use merged::{FieldValue, MergedField, MergedView};
+pub use merged::{FieldSource, FieldValue, MergedField, MergedView, merged_fields};
 pub(crate) use netbox::{InventoryVm, ItemResult};
 pub use overview::{ConfiguredDevice, DeviceCount};
 pub use relationships::{Direction, OwnedLink, Related, TreeNode};
@@ -147,6 +153,7 @@ pub struct Store {
     /// The generation at which the last filtered device query ran without an index.
     last_unindexed_filter: std::cell::Cell<Option<name_index::Generation>>,
     name_index: std::cell::RefCell<Option<name_index::NameIndex>>,
+    machine_index: std::cell::RefCell<Option<machine_index::MachineIndex>>,
     vectors: std::cell::RefCell<Option<search::VectorIndex>>,
 }
 
@@ -233,6 +240,7 @@ impl Store {
             local_commits: std::cell::Cell::new(0),
             last_unindexed_filter: std::cell::Cell::new(None),
             name_index: std::cell::RefCell::new(None),
+            machine_index: std::cell::RefCell::new(None),
             vectors: std::cell::RefCell::new(None),
         };
         store.conn.busy_timeout(options.busy_timeout)?;
@@ -379,6 +387,7 @@ impl Store {
             local_commits: std::cell::Cell::new(0),
             last_unindexed_filter: std::cell::Cell::new(None),
             name_index: std::cell::RefCell::new(None),
+            machine_index: std::cell::RefCell::new(None),
             vectors: std::cell::RefCell::new(None),
         };
         store.conn.busy_timeout(options.busy_timeout)?;

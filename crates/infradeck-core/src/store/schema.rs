@@ -2,7 +2,8 @@
 //! Append new steps; never edit a step that has shipped.
 
 /// The schema steps, in order. The index + 1 is the version a step produces.
-pub(crate) const MIGRATIONS: &[&str] = &[V1_SEED_SCHEMA, V2_FULL_TEXT, V3_VOLUME_LINKS];
+pub(crate) const MIGRATIONS: &[&str] =
+    &[V1_SEED_SCHEMA, V2_FULL_TEXT, V3_VOLUME_LINKS, V4_MACHINES];
 
 /// The schema version this build of infradeck writes.
 pub const LATEST_VERSION: i64 = MIGRATIONS.len() as i64;
@@ -376,6 +377,34 @@ CREATE UNIQUE INDEX idx_volume_relationships_link ON volume_relationships (paren
 CREATE INDEX idx_volume_relationships_child ON volume_relationships (child_volume_id);
 "#;
 
+/// Version 4: machines. A machine is the group of records correlation links with `same_as`;
+/// its row keeps the identity stable across correlations and holds what is computed from its
+/// records (primary record, health and reasons, power state, disagreements), so lists filter
+/// and sort by them without recomputing. `devices.machine_id` names each record's machine; a
+/// record not yet correlated has none.
+const V4_MACHINES: &str = r#"
+CREATE TABLE machines (
+    id INTEGER PRIMARY KEY,
+    name TEXT NOT NULL,
+    name_key TEXT NOT NULL,
+    device_type TEXT NOT NULL
+        CHECK (device_type IN ('server', 'vm', 'network_device', 'storage', 'container', 'cluster')),
+    primary_device_id INTEGER REFERENCES devices (id) ON DELETE SET NULL,
+    status TEXT NOT NULL CHECK (status IN ('active', 'inactive', 'unknown')),
+    health TEXT NOT NULL CHECK (health IN ('ok', 'warn', 'crit')),
+    reasons TEXT,
+    power TEXT,
+    conflicts TEXT,
+    conflict_since TIMESTAMP,
+    created_at TIMESTAMP,
+    updated_at TIMESTAMP
+);
+CREATE INDEX idx_machines_name_key ON machines (name_key, id);
+CREATE INDEX idx_machines_health ON machines (health);
+ALTER TABLE devices ADD COLUMN machine_id INTEGER REFERENCES machines (id) ON DELETE SET NULL;
+CREATE INDEX idx_devices_machine_id ON devices (machine_id);
+"#;
+
 /// The tables of the schema, for row counts and documentation.
 pub const TABLES: &[&str] = &[
     "devices",
@@ -394,4 +423,5 @@ pub const TABLES: &[&str] = &[
     "netbox_sync_approvals",
     "sync_runs",
     "volume_relationships",
+    "machines",
 ];

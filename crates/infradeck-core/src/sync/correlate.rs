@@ -124,42 +124,65 @@ fn evidence(a: &Keys, b: &Keys) -> Option<Evidence> {
     None
 }
 
-/// Recomputes every `same_as` link from the current inventory and applies the difference.
+/// What correlation is configured by: where LLDP neighbours are in facts, and how machines
+/// pick their primary record and judge health.
+#[derive(Debug, Clone)]
+pub struct CorrelationSettings {
+    pub lldp_facts: Vec<String>,
+    pub machines: crate::machines::MachineRules,
+}
+
+impl Default for CorrelationSettings {
+    fn default() -> Self {
+        CorrelationSettings {
+            lldp_facts: crate::config::General::default().lldp_facts,
+            machines: crate::machines::MachineRules::default(),
+        }
+    }
+}
+
+impl CorrelationSettings {
+    /// The settings a configuration gives.
+    pub fn of(config: &crate::config::Config) -> CorrelationSettings {
+        CorrelationSettings {
+            lldp_facts: config.general.lldp_facts.clone(),
+            machines: config.machine_rules(),
+        }
+    }
+}
+
 /// Opens the database and correlates it now, as the OS user: for the places that run it after
 /// a sync (`sync --watch`, the dashboard).
 pub fn correlate_file(
     database: &std::path::Path,
     open: &crate::store::OpenOptions,
-    lldp_facts: &[String],
+    settings: &CorrelationSettings,
 ) -> anyhow::Result<CorrelationReport> {
     let mut store = Store::open(database, open)?;
     Ok(correlate_with(
         &mut store,
         &crate::time::now(),
         &crate::identity::os_user(),
-        lldp_facts,
+        settings,
     )?)
 }
 
-/// [`correlate_with`] with the default LLDP fact (`lldp`).
+/// [`correlate_with`] with the default settings.
 pub fn correlate(store: &mut Store, at: &str, performed_by: &str) -> Result<CorrelationReport> {
-    correlate_with(
-        store,
-        at,
-        performed_by,
-        &crate::config::General::default().lldp_facts,
-    )
+    correlate_with(store, at, performed_by, &CorrelationSettings::default())
 }
 
 /// Links records of one machine (`same_as`), servers to their switches (`connects_to`, from
 /// vCenter's CDP/LLDP hints and the `lldp_facts` of PuppetDB or Foreman), and datastores to the
-/// array volumes behind them.
+/// array volumes behind them; then recomputes the machines (groups, primary records, health)
+/// from the links it made. All in one transaction.
 pub fn correlate_with(
     store: &mut Store,
     at: &str,
     performed_by: &str,
-    lldp_facts: &[String],
+    settings: &CorrelationSettings,
 ) -> Result<CorrelationReport> {
+    let lldp_facts = settings.lldp_facts.as_slice();
     let sync_id = format!("correlate-{}", at.replace([' ', ':'], "-"));
     store.write(|w| {
         let rows = w.correlation_rows()?;
@@ -271,8 +294,30 @@ pub fn correlate_with(
                 metadata: Value::Null,
             })
         })?;
+        report.machines = refresh_machines(w, &settings.machines, &sync_id, performed_by, at)?;
         Ok(report)
     })
+}
+
+/// Regroups records into machines along the current `same_as` links and stores what changed.
+fn refresh_machines(
+    w: &crate::store::Writer<'_>,
+    rules: &crate::machines::MachineRules,
+    sync_id: &str,
+    performed_by: &str,
+    at: &str,
+) -> Result<crate::store::MachinesReport> {
+    let (records, links) = w.machine_inputs()?;
+    let now = crate::time::parse(at).unwrap_or_else(chrono::Utc::now);
+    let computed = crate::machines::compute(&records, &links, rules, now);
+    w.store_machines(
+        &computed,
+        &crate::store::MachineAudit {
+            sync_id,
+            performed_by,
+            at,
+        },
+    )
 }
 
 /// The switch name a CDP/LLDP neighbour announces, as the inventory names switches: CDP's device
