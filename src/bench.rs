@@ -519,6 +519,7 @@ pub fn dashboard_over(
         stale_after: chrono::Duration::days(7),
         fixed_now: None,
         netbox_configured: false,
+        environment: None,
     };
     let mut terminal = ratatui::Terminal::new(ratatui::backend::TestBackend::new(160, 48))?;
     let mut figure = DashboardFigure {

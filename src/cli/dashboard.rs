@@ -20,6 +20,7 @@ pub(crate) fn env(ctx: &Context) -> Env {
         stale_after: chrono::Duration::days(i64::from(ctx.config.general.stale_after_days.max(1))),
         fixed_now: None,
         netbox_configured: ctx.config.netbox.is_some(),
+        environment: ctx.config.dashboard.environment.clone(),
     }
 }
 

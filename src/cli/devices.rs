@@ -83,11 +83,7 @@ pub fn devices(ctx: &Context, args: &DevicesArgs) -> anyhow::Result<()> {
                     .as_deref()
                     .map(|t| infradeck_core::time::age(t, now))
                     .unwrap_or_else(|| "never".into()),
-                m.reasons
-                    .iter()
-                    .max_by_key(|r| r.level)
-                    .map(|r| r.text.clone())
-                    .unwrap_or_default(),
+                m.worst_reason().map(|r| r.text.clone()).unwrap_or_default(),
             ]
         })
         .collect();
@@ -235,10 +231,10 @@ pub fn show(ctx: &Context, which: &str, json: bool) -> anyhow::Result<()> {
     if json {
         return super::print_json(&detail);
     }
-    print!(
-        "{}",
-        infradeck_core::sanitize::for_terminal(&render_detail(&detail))
-    );
+    // Sanitized line by line: the sanitizer shows a line break inside a value as `␊`.
+    for line in render_detail(&detail).lines() {
+        println!("{}", infradeck_core::sanitize::for_terminal(line));
+    }
     Ok(())
 }
 
@@ -282,7 +278,7 @@ fn render_detail(d: &MachineDetail) -> String {
                 .unwrap_or_else(|| "never".into())
         );
     }
-    if let Some(merged) = &d.merged {
+    if let Some(merged) = d.merged.as_ref().filter(|m| !m.fields.is_empty()) {
         let _ = writeln!(out, "\nFields (by source)");
         for field in &merged.fields {
             let values: Vec<String> = field
@@ -500,14 +496,7 @@ fn render_detail(d: &MachineDetail) -> String {
 }
 
 fn bytes(n: i64) -> String {
-    const UNITS: [&str; 5] = ["B", "KiB", "MiB", "GiB", "TiB"];
-    let mut value = n as f64;
-    let mut unit = 0;
-    while value >= 1024.0 && unit < UNITS.len() - 1 {
-        value /= 1024.0;
-        unit += 1;
-    }
-    format!("{value:.1} {}", UNITS[unit])
+    infradeck_core::text::bytes(n)
 }
 
 /// `infradeck conflicts`: machines whose sources disagree, the newest disagreement first.

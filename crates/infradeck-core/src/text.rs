@@ -79,6 +79,22 @@ pub fn natural_key(text: &str) -> String {
     key
 }
 
+/// A byte count for people: `1073741824` → `1.0 GiB`, `512` → `512 B`.
+pub fn bytes(n: i64) -> String {
+    let units = ["B", "KiB", "MiB", "GiB", "TiB", "PiB"];
+    let mut value = n as f64;
+    let mut unit = 0;
+    while value >= 1024.0 && unit < units.len() - 1 {
+        value /= 1024.0;
+        unit += 1;
+    }
+    if unit == 0 {
+        format!("{n} B")
+    } else {
+        format!("{value:.1} {}", units[unit])
+    }
+}
+
 /// `text` up to byte `end`, which callers take from `char_indices` (always a boundary); the
 /// checked form keeps a wrong caller from panicking.
 fn prefix_bytes(text: &str, end: usize) -> &str {

@@ -3,8 +3,8 @@
 
 use super::app::Env;
 use chrono::{DateTime, Utc};
-use infradeck_core::model::{DeviceStatus, DeviceType, RunStatus};
-use infradeck_core::store::{DeviceCount, SourceStatus, Store, SyncRun};
+use infradeck_core::model::{DeviceStatus, DeviceType, Health, RunStatus};
+use infradeck_core::store::{MachineCount, SourceStatus, Store, SyncRun};
 use ratatui::Frame;
 use ratatui::layout::Rect;
 use ratatui::text::{Line, Span};
@@ -14,7 +14,8 @@ use std::collections::HashMap;
 /// What the header shows, re-read when the database changes.
 #[derive(Debug, Default)]
 pub(crate) struct Header {
-    pub(crate) counts: Vec<DeviceCount>,
+    /// Machines (not source records) by type, status and health.
+    pub(crate) counts: Vec<MachineCount>,
     pub(crate) statuses: Vec<SourceStatus>,
     pub(crate) running: Vec<SyncRun>,
     /// (status, phase) of each run seen so far, to log transitions.
@@ -36,7 +37,7 @@ impl Header {
     /// Re-reads counts and sync state; returns log lines for runs that started, moved to a new
     /// phase or ended since the last read (by any process).
     pub(crate) fn refresh(&mut self, store: &Store) -> anyhow::Result<Vec<String>> {
-        self.counts = store.device_counts()?;
+        self.counts = store.machine_counts()?;
         self.statuses = store.source_statuses()?;
         self.running = store.running_runs()?;
         let mut recent = store.recent_runs(30)?;
@@ -156,18 +157,35 @@ impl Header {
                 .map(|c| c.count)
                 .sum()
         };
-        let mut first = vec![
+        let unhealthy = |h: Health| -> u64 {
+            self.counts
+                .iter()
+                .filter(|c| c.health == h && c.status == DeviceStatus::Active)
+                .map(|c| c.count)
+                .sum()
+        };
+        let mut first = Vec::new();
+        if let Some(environment) = &env.environment {
+            first.push(Span::styled(
+                format!(
+                    " {} ",
+                    infradeck_core::sanitize::for_terminal(&environment.to_uppercase())
+                ),
+                theme.environment(is_production(environment)),
+            ));
+        }
+        first.extend([
             Span::styled(" infradeck ", theme.title()),
             Span::raw(infradeck_core::sanitize::for_terminal(&env.database_label).into_owned()),
             Span::styled("  ", theme.muted()),
             Span::raw(infradeck_core::sanitize::for_terminal(&env.identity).into_owned()),
-        ];
+        ]);
         if env.read_only {
             first.push(Span::styled("  🔒 read-only", theme.warn()));
         }
         first.push(Span::styled("  │ ", theme.muted()));
         first.push(Span::styled(
-            format!("{} devices", group(total)),
+            format!("{} machines", group(total)),
             theme.base(),
         ));
         let parts: Vec<String> = [
@@ -194,6 +212,15 @@ impl Header {
                 format!(" · {} inactive", group(inactive)),
                 theme.stale(),
             ));
+        }
+        for (health, label) in [(Health::Crit, "crit"), (Health::Warn, "warn")] {
+            let n = unhealthy(health);
+            if n > 0 {
+                first.push(Span::styled(
+                    format!(" · {} {label}", group(n)),
+                    theme.health(health),
+                ));
+            }
         }
 
         let mut second = vec![Span::raw(" ")];
@@ -235,10 +262,11 @@ impl Header {
             ratatui::layout::Constraint::Min(1),
         ])
         .areas(area);
-        frame.render_widget(
-            Paragraph::new(Line::from(first)).style(theme.header_bar()),
-            top,
-        );
+        let bar = match &env.environment {
+            Some(name) if is_production(name) => theme.production_bar(),
+            _ => theme.header_bar(),
+        };
+        frame.render_widget(Paragraph::new(Line::from(first)).style(bar), top);
         // The sources wrap onto a second line on narrow terminals rather than vanish.
         frame.render_widget(
             Paragraph::new(Line::from(second))
@@ -295,6 +323,12 @@ fn source_state(
             }
         }
     }
+}
+
+/// Whether an environment name means production (`prod`, `production`, `live`, `prd-eu`).
+fn is_production(name: &str) -> bool {
+    let name = name.to_ascii_lowercase();
+    ["prod", "prd", "live"].iter().any(|p| name.starts_with(p))
 }
 
 /// `12345` → `12,345`.

@@ -38,6 +38,35 @@ impl Theme {
             Style::default(),
         )
     }
+    /// The header bar of a production inventory: red, so it never looks like the lab.
+    pub(crate) fn production_bar(self) -> Style {
+        self.pick(
+            Style::default().bg(Color::Rgb(90, 20, 20)),
+            Style::default(),
+        )
+    }
+    /// The environment's name in the header; production in white on red (reversed without
+    /// colour), anything else in black on yellow.
+    pub(crate) fn environment(self, production: bool) -> Style {
+        let bold = Modifier::BOLD;
+        if production {
+            self.pick(
+                Style::default()
+                    .fg(Color::White)
+                    .bg(Color::Red)
+                    .add_modifier(bold),
+                Style::default().add_modifier(bold | Modifier::REVERSED),
+            )
+        } else {
+            self.pick(
+                Style::default()
+                    .fg(Color::Black)
+                    .bg(Color::Yellow)
+                    .add_modifier(bold),
+                Style::default().add_modifier(bold),
+            )
+        }
+    }
     pub(crate) fn selected(self) -> Style {
         self.pick(
             Style::default()
@@ -87,6 +116,14 @@ impl Theme {
             Style::default().fg(Color::Red).add_modifier(Modifier::BOLD),
             Style::default().add_modifier(Modifier::BOLD | Modifier::UNDERLINED),
         )
+    }
+    /// A machine's health: the word always says it; colour adds to it.
+    pub(crate) fn health(self, health: infradeck_core::model::Health) -> Style {
+        match health {
+            infradeck_core::model::Health::Ok => self.ok(),
+            infradeck_core::model::Health::Warn => self.warn(),
+            infradeck_core::model::Health::Crit => self.error(),
+        }
     }
     pub(crate) fn running(self) -> Style {
         self.pick(

@@ -197,6 +197,13 @@ pub fn machine_detail(
         }
     }
     volumes.sort_by(|a, b| a.volume.name.cmp(&b.volume.name));
+    // Parents first (where it runs), then by kind of link and name as people read names.
+    relationships.sort_by(|a, b| {
+        b.is_parent
+            .cmp(&a.is_parent)
+            .then(a.relationship_type.cmp(&b.relationship_type))
+            .then_with(|| crate::text::natural_key(&a.name).cmp(&crate::text::natural_key(&b.name)))
+    });
     let kind = kind_detail(store, &machine, &interfaces, &volumes, &configs, stale)?;
     Ok(Some(MachineDetail {
         merged: store.merged_view(primary)?,

@@ -240,7 +240,7 @@ fn describe_use(kind: &str, volume: &VolumeUse) -> String {
     format!(
         "{kind} {} is {:.0}% full",
         volume.name,
-        volume.used_percent().unwrap_or(0.0).floor()
+        volume.used_percent().unwrap_or(0.0)
     )
 }
 

@@ -426,6 +426,40 @@ fn conflicts_of(records: &[&RecordFacts]) -> Vec<Conflict> {
     .collect()
 }
 
+/// Regroups records into machines along the current `same_as` links and stores what changed,
+/// inside the caller's transaction (correlation runs it after linking).
+pub(crate) fn refresh_in(
+    w: &crate::store::Writer<'_>,
+    rules: &MachineRules,
+    sync_id: &str,
+    performed_by: &str,
+    at: &str,
+) -> crate::store::Result<crate::store::MachinesReport> {
+    let (records, links) = w.machine_inputs()?;
+    let now = crate::time::parse(at).unwrap_or_else(chrono::Utc::now);
+    let computed = compute(&records, &links, rules, now);
+    w.store_machines(
+        &computed,
+        &crate::store::MachineAudit {
+            sync_id,
+            performed_by,
+            at,
+        },
+    )
+}
+
+/// Recomputes the machines from the links as they are, in a transaction of its own: for
+/// tools and tests that wrote records without a correlation (which does this itself).
+pub fn refresh(
+    store: &mut crate::store::Store,
+    rules: &MachineRules,
+    at: &str,
+    performed_by: &str,
+) -> crate::store::Result<crate::store::MachinesReport> {
+    let sync_id = format!("machines-{}", at.replace([' ', ':'], "-"));
+    store.write(|w| refresh_in(w, rules, &sync_id, performed_by, at))
+}
+
 /// Health with the reasons of sources that are stale right now (`stale`: `system/instance`
 /// names with why), added to what was stored: staleness moves with the clock, not with writes.
 pub fn with_stale_sources(

@@ -222,9 +222,10 @@ impl MachineIndex {
             MachineSort::Sources => order.sort_unstable_by(|a, b| {
                 e(a).systems.cmp(&e(b).systems).then_with(|| by_name(a, b))
             }),
+            // Worst first, newest first: what those columns are sorted for.
             MachineSort::Health => order.sort_unstable_by(|a, b| {
-                self.health(e(a), stale)
-                    .cmp(&self.health(e(b), stale))
+                self.health(e(b), stale)
+                    .cmp(&self.health(e(a), stale))
                     .then_with(|| by_name(a, b))
             }),
             MachineSort::Power => order

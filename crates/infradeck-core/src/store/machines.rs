@@ -72,6 +72,12 @@ impl Machine {
         out
     }
 
+    /// The first of its worst reasons: what a one-line list says about it.
+    pub fn worst_reason(&self) -> Option<&Reason> {
+        let worst = self.reasons.iter().map(|r| r.level).max()?;
+        self.reasons.iter().find(|r| r.level == worst)
+    }
+
     /// The distinct source systems, sorted: `foreman,puppetdb,vcenter`.
     pub fn source_systems(&self) -> Vec<&str> {
         let mut out: Vec<&str> = self
@@ -695,23 +701,34 @@ impl Store {
         self.machines_by_ids(&ids, stale)
     }
 
-    /// How many machines there are of each type, active ones only, and of each health.
-    pub fn machine_counts(&self) -> Result<Vec<(DeviceType, Health, u64)>> {
+    /// How many machines there are of each type, status and health (records not yet
+    /// correlated count as machines of their own, `ok`).
+    pub fn machine_counts(&self) -> Result<Vec<MachineCount>> {
         let mut stmt = self.conn().prepare_cached(
-            "SELECT device_type, health, COUNT(*) FROM machines WHERE status = 'active' \
-             GROUP BY device_type, health \
-             UNION ALL SELECT device_type, 'ok', COUNT(*) FROM devices \
-             WHERE machine_id IS NULL AND status = 'active' GROUP BY device_type",
+            "SELECT device_type, status, health, COUNT(*) FROM machines \
+             GROUP BY device_type, status, health \
+             UNION ALL SELECT device_type, status, 'ok', COUNT(*) FROM devices \
+             WHERE machine_id IS NULL GROUP BY device_type, status",
         )?;
         let rows = stmt.query_map([], |r| {
-            Ok((
-                parse_text_enum(r, 0)?,
-                parse_text_enum(r, 1)?,
-                r.get::<_, i64>(2)? as u64,
-            ))
+            Ok(MachineCount {
+                device_type: parse_text_enum(r, 0)?,
+                status: parse_text_enum(r, 1)?,
+                health: parse_text_enum(r, 2)?,
+                count: r.get::<_, i64>(3)? as u64,
+            })
         })?;
         Ok(rows.collect::<rusqlite::Result<_>>()?)
     }
+}
+
+/// How many machines have one type, status and health.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct MachineCount {
+    pub device_type: DeviceType,
+    pub status: DeviceStatus,
+    pub health: Health,
+    pub count: u64,
 }
 
 #[cfg(test)]

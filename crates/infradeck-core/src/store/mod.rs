@@ -40,7 +40,7 @@ pub use knowledge::{EmbeddingRow, IssueRow, KbArticleRow};
 pub use knowledge::{decode_vector, encode_vector};
 pub(crate) use machines::MachineAudit;
 pub use machines::{
-    Machine, MachinePage, MachineQuery, MachineRecord, MachineSort, MachinesReport,
+    Machine, MachineCount, MachinePage, MachineQuery, MachineRecord, MachineSort, MachinesReport,
 };
 pub use maintain::{CheckReport, MaintainOptions, MaintainReport};
 pub use merged::{FieldSource, FieldValue, MergedField, MergedView, merged_fields};

@@ -294,30 +294,10 @@ pub fn correlate_with(
                 metadata: Value::Null,
             })
         })?;
-        report.machines = refresh_machines(w, &settings.machines, &sync_id, performed_by, at)?;
+        report.machines =
+            crate::machines::refresh_in(w, &settings.machines, &sync_id, performed_by, at)?;
         Ok(report)
     })
-}
-
-/// Regroups records into machines along the current `same_as` links and stores what changed.
-fn refresh_machines(
-    w: &crate::store::Writer<'_>,
-    rules: &crate::machines::MachineRules,
-    sync_id: &str,
-    performed_by: &str,
-    at: &str,
-) -> Result<crate::store::MachinesReport> {
-    let (records, links) = w.machine_inputs()?;
-    let now = crate::time::parse(at).unwrap_or_else(chrono::Utc::now);
-    let computed = crate::machines::compute(&records, &links, rules, now);
-    w.store_machines(
-        &computed,
-        &crate::store::MachineAudit {
-            sync_id,
-            performed_by,
-            at,
-        },
-    )
 }
 
 /// The switch name a CDP/LLDP neighbour announces, as the inventory names switches: CDP's device

@@ -66,6 +66,11 @@ pub(crate) const COMMANDS: &[Command] = &[
         help: "full-text search: :search TEXT",
     },
     Command {
+        name: "conflicts",
+        aliases: &["conflict", "disagree"],
+        help: "machines whose sources disagree",
+    },
+    Command {
         name: "history",
         aliases: &["h", "audit", "changes"],
         help: "every change syncs made",
@@ -221,6 +226,7 @@ impl App {
             "netbox" => Box::new(views::netbox::NetboxView::default()),
             "search" => Box::new(views::search::SearchView::new(argument)),
             "history" => Box::new(views::history::HistoryView::new(None)),
+            "conflicts" => Box::new(views::conflicts::ConflictsView::default()),
             other => anyhow::bail!("command {other} has no view"),
         };
         // A command starts a new trail, as in k9s.

@@ -64,7 +64,20 @@ impl App {
                 Some(_) => self.mode_unavailable(action).is_none(),
                 None => self.unavailable(action).is_none(),
             };
-            for (label, hint) in keys::hints(&scopes, self.env.read_only, &available) {
+            let mut all = keys::hints(&scopes, self.env.read_only, &available);
+            // On a narrow terminal the view's own hints give way, from the last one back, so
+            // the ways out (help, back, quit: the last hints) always show.
+            let width = |hints: &[(&str, &str)]| -> usize {
+                hints
+                    .iter()
+                    .map(|(l, h)| l.chars().count() + h.chars().count() + 3)
+                    .sum()
+            };
+            while width(&all) > usize::from(area.width) && all.len() > 3 {
+                let droppable = all.len().saturating_sub(3).saturating_sub(1);
+                all.remove(droppable);
+            }
+            for (label, hint) in all {
                 spans.push(Span::styled(format!("<{label}>"), theme.key()));
                 spans.push(Span::styled(format!("{hint} "), theme.muted()));
             }

@@ -42,6 +42,8 @@ pub struct Env {
     pub fixed_now: Option<DateTime<Utc>>,
     /// Whether NetBox apply/rollback are available (a `[netbox]` section exists).
     pub netbox_configured: bool,
+    /// `[dashboard] environment`: shown in the header, production in red.
+    pub environment: Option<String>,
 }
 
 impl Env {

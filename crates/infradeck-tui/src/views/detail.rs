@@ -6,6 +6,7 @@ use crate::app::{Cx, Outcome, Screen};
 use crate::keys::{Action, Scope};
 use crate::theme::Theme;
 use crate::widgets::cursor::Cursor;
+use infradeck_core::app::{KindDetail, MachineDetail};
 use infradeck_core::store::DeviceDetail;
 use ratatui::Frame;
 use ratatui::layout::Rect;
@@ -54,6 +55,7 @@ impl DetailView {
     fn build(
         &mut self,
         detail: &DeviceDetail,
+        machine: Option<&MachineDetail>,
         knowledge: &[infradeck_core::store::KnowledgeHit],
         cx: &Cx,
     ) {
@@ -92,6 +94,9 @@ impl DetailView {
         };
         doc.field("first seen", &seen(&d.first_seen), theme.base());
         doc.field("last seen", &seen(&d.last_seen), theme.base());
+        if let Some(machine) = machine {
+            machine_sections(&mut doc, machine, self.device_id, now);
+        }
 
         if let Some(merged) = &detail.merged {
             doc.section(&format!(
@@ -443,6 +448,270 @@ impl Doc {
     }
 }
 
+/// The machine this record belongs to: its health with every reason, the records of every
+/// source that knows it (each opens that record), and what its kind adds, each section naming
+/// the source its data came from.
+fn machine_sections(
+    doc: &mut Doc,
+    detail: &MachineDetail,
+    shown: i64,
+    now: chrono::DateTime<chrono::Utc>,
+) {
+    let theme = doc.theme;
+    let m = &detail.machine;
+    doc.section(&format!("health · {}", m.health.as_str().to_uppercase()));
+    if m.reasons.is_empty() {
+        doc.field(
+            "health",
+            "ok: nothing its sources report is wrong",
+            theme.ok(),
+        );
+    }
+    for reason in &m.reasons {
+        let source = if reason.source.is_empty() {
+            String::new()
+        } else {
+            format!("  [{}]", clean(&reason.source))
+        };
+        doc.push(
+            Line::from(vec![
+                Span::styled(
+                    format!("  {:<5}", reason.level.as_str()),
+                    theme.health(reason.level),
+                ),
+                Span::raw(clean(&reason.text)),
+                Span::styled(source, theme.muted()),
+            ]),
+            None,
+            Some(reason.text.clone()),
+        );
+    }
+    if m.records.len() > 1 || m.power.is_some() {
+        doc.section(&format!("machine {} · {} records", m.id, m.records.len()));
+        if let Some(power) = &m.power {
+            doc.field("power", power, theme.base());
+        }
+        for record in &m.records {
+            let mark = if record.device_id == shown {
+                "▸"
+            } else {
+                " "
+            };
+            let seen = record
+                .last_seen
+                .as_deref()
+                .map(|at| format!("{} ago", infradeck_core::time::age(at, now)))
+                .unwrap_or_else(|| "never".into());
+            doc.push(
+                Line::from(vec![
+                    Span::raw(format!("  {mark} ")),
+                    Span::styled(format!("{:<26}", clean(&record.source())), theme.muted()),
+                    Span::raw(format!("{:<30} ", clean(&record.name))),
+                    Span::styled(
+                        format!("{:<9}{seen}", record.status.as_str()),
+                        theme.muted(),
+                    ),
+                ]),
+                (record.device_id != shown).then_some(Link::Device(record.device_id)),
+                Some(record.name.clone()),
+            );
+        }
+    }
+    let onoff = |f: &Option<bool>| match f {
+        Some(true) => "on",
+        Some(false) => "off",
+        None => "not reported",
+    };
+    match &detail.kind {
+        KindDetail::Host {
+            source,
+            cluster,
+            datacenter,
+            connection_state,
+            power_state,
+            vms,
+            vms_powered_on,
+            uplinks,
+        } => {
+            doc.section(&format!("host · from {}", clean(source)));
+            let opt = |v: &Option<String>| v.as_deref().map(clean).unwrap_or_else(|| "—".into());
+            doc.field(
+                "cluster",
+                &format!("{} ({})", opt(cluster), opt(datacenter)),
+                theme.base(),
+            );
+            let state = opt(connection_state);
+            let style = if state == "CONNECTED" {
+                theme.ok()
+            } else {
+                theme.error()
+            };
+            doc.field("connection", &state, style);
+            doc.field("power", &opt(power_state), theme.base());
+            doc.field(
+                "vms",
+                &format!("{vms} ({vms_powered_on} powered on)"),
+                theme.base(),
+            );
+            for u in uplinks {
+                doc.field(
+                    &clean(&u.nic),
+                    &format!(
+                        "{} {} → {} {}",
+                        u.status.as_deref().map(clean).unwrap_or_else(|| "?".into()),
+                        u.speed_mbps
+                            .map(|s| format!("{s} Mb/s"))
+                            .unwrap_or_default(),
+                        u.switch
+                            .as_deref()
+                            .map(clean)
+                            .unwrap_or_else(|| "no neighbour reported".into()),
+                        u.port.as_deref().map(clean).unwrap_or_default()
+                    ),
+                    theme.base(),
+                );
+            }
+        }
+        KindDetail::Cluster {
+            source,
+            hosts,
+            vms,
+            vms_powered_on,
+            ha_enabled,
+            drs_enabled,
+        } => {
+            doc.section(&format!("cluster · from {}", clean(source)));
+            doc.field("hosts", &hosts.len().to_string(), theme.base());
+            doc.field(
+                "vms",
+                &format!("{vms} ({vms_powered_on} powered on)"),
+                theme.base(),
+            );
+            doc.field(
+                "HA / DRS",
+                &format!("{} / {}", onoff(ha_enabled), onoff(drs_enabled)),
+                theme.base(),
+            );
+            for host in hosts {
+                doc.push(
+                    Line::from(vec![
+                        Span::styled(
+                            format!("  {:<5}", host.health.as_str()),
+                            theme.health(host.health),
+                        ),
+                        Span::raw(format!("{:<30} ", clean(&host.name))),
+                        Span::styled(
+                            format!("{} VMs, {} on", host.vms, host.vms_powered_on),
+                            theme.muted(),
+                        ),
+                    ]),
+                    None,
+                    Some(host.name.clone()),
+                );
+            }
+        }
+        KindDetail::Array {
+            source,
+            capacity_bytes,
+            used_bytes,
+            used_percent,
+            pools,
+            fullest,
+            volumes,
+        } => {
+            doc.section(&format!("array · from {}", clean(source)));
+            doc.field(
+                "capacity",
+                &format!(
+                    "{} of {} used ({}) · {volumes} volumes",
+                    bytes(*used_bytes),
+                    bytes(*capacity_bytes),
+                    used_percent
+                        .map(|p| format!("{p:.0}%"))
+                        .unwrap_or_else(|| "?".into())
+                ),
+                theme.base(),
+            );
+            if !pools.is_empty() {
+                doc.field("pools", &clean(&pools.join(", ")), theme.base());
+            }
+            for v in fullest {
+                let percent = match (v.volume.capacity_bytes, v.volume.used_bytes) {
+                    (Some(c), Some(u)) if c > 0 => u as f64 * 100.0 / c as f64,
+                    _ => 0.0,
+                };
+                let style = if percent >= 95.0 {
+                    theme.error()
+                } else if percent >= 85.0 {
+                    theme.warn()
+                } else {
+                    theme.base()
+                };
+                doc.field(
+                    &clean(&v.volume.name),
+                    &format!(
+                        "{percent:.0}% of {}",
+                        bytes(v.volume.capacity_bytes.unwrap_or(0))
+                    ),
+                    style,
+                );
+            }
+        }
+        KindDetail::Switch {
+            source,
+            model,
+            last_fetch_status,
+            config_retrieved_at,
+            config_versions,
+            interfaces,
+        } => {
+            doc.section(&format!("switch · from {}", clean(source)));
+            doc.field(
+                "model",
+                &model.as_deref().map(clean).unwrap_or_else(|| "—".into()),
+                theme.base(),
+            );
+            let status = last_fetch_status.as_deref().unwrap_or("unknown");
+            doc.field(
+                "last fetch",
+                &clean(status),
+                if status == "success" {
+                    theme.ok()
+                } else {
+                    theme.error()
+                },
+            );
+            doc.field(
+                "config",
+                &format!(
+                    "{config_versions} versions, newest {}",
+                    config_retrieved_at
+                        .as_deref()
+                        .map(|at| format!("{} ago", infradeck_core::time::age(at, now)))
+                        .unwrap_or_else(|| "none".into())
+                ),
+                theme.base(),
+            );
+            for i in interfaces {
+                doc.field(
+                    &clean(&i.interface.interface_name),
+                    &format!(
+                        "{} {}",
+                        i.interface
+                            .status
+                            .as_deref()
+                            .map(clean)
+                            .unwrap_or_else(|| "?".into()),
+                        clean(i.interface.metadata["description"].as_str().unwrap_or(""))
+                    ),
+                    theme.base(),
+                );
+            }
+        }
+        KindDetail::None => {}
+    }
+}
+
 /// How a related device relates, read from this device's side.
 fn relation_words(relationship: &str, related_is_parent: bool) -> String {
     match (relationship, related_is_parent) {
@@ -461,18 +730,7 @@ fn relation_words(relationship: &str, related_is_parent: bool) -> String {
 
 /// `1073741824` → `1.0 GiB`.
 pub(crate) fn bytes(n: i64) -> String {
-    let units = ["B", "KiB", "MiB", "GiB", "TiB", "PiB"];
-    let mut value = n as f64;
-    let mut unit = 0;
-    while value >= 1024.0 && unit < units.len() - 1 {
-        value /= 1024.0;
-        unit += 1;
-    }
-    if unit == 0 {
-        format!("{n} B")
-    } else {
-        format!("{value:.1} {}", units[unit])
-    }
+    infradeck_core::text::bytes(n)
 }
 
 impl Screen for DetailView {
@@ -511,7 +769,12 @@ impl Screen for DetailView {
             return Ok(());
         };
         let knowledge = cx.store.related_knowledge(self.device_id, 10)?;
-        self.build(&detail, &knowledge, cx);
+        let stale = infradeck_core::app::stale_sources(cx.store, &cx.env.sources, cx.now)?;
+        let machine = match cx.store.machine_of_device(self.device_id, &stale)? {
+            Some(m) => infradeck_core::app::machine_detail(cx.store, m.id, &stale)?,
+            None => None,
+        };
+        self.build(&detail, machine.as_ref(), &knowledge, cx);
         Ok(())
     }
 

@@ -1,6 +1,7 @@
 //! One file per view. Each implements [`crate::app::Screen`].
 
 pub(crate) mod configs;
+pub(crate) mod conflicts;
 pub(crate) mod detail;
 pub(crate) mod devices;
 pub(crate) mod history;

@@ -47,7 +47,7 @@ fn fixture(path: &std::path::Path) -> i64 {
         .write(|w| {
             let cluster = w.upsert_device(&device("vcenter", "domain-c1", "dc1-prod", DeviceType::Cluster, json!({})), SEEN)?.id;
             let host = w
-                .upsert_device(&device("vcenter", "host-1", "esx01.dc1.example.net", DeviceType::Server, json!({"vcenter": {"hostname": "esx01"}})), SEEN)?
+                .upsert_device(&device("vcenter", "host-1", "esx01.dc1.example.net", DeviceType::Server, json!({"vcenter": {"hostname": "esx01", "connection_state": "NOT_RESPONDING"}})), SEEN)?
                 .id;
             let vm_meta = json!({"vcenter": {"hostname": "web-01", "ip": "10.16.0.10", "memory_mb": 4096, "cpu_count": 4, "power_state": "POWERED_ON"}});
             let vm = w.upsert_device(&device("vcenter", "vm-1", "web-01", DeviceType::Vm, vm_meta), SEEN)?.id;
@@ -192,6 +192,10 @@ fn fixture(path: &std::path::Path) -> i64 {
             )?;
             Ok(switch)
         })
+        .and_then(|switch| {
+            infradeck_core::machines::refresh(&mut store, &Default::default(), SEEN, "test")?;
+            Ok(switch)
+        })
         .unwrap()
 }
 
@@ -207,6 +211,7 @@ fn env(color: bool, read_only: bool) -> Env {
         stale_after: chrono::Duration::days(7),
         fixed_now: infradeck_core::time::parse(NOW),
         netbox_configured: true,
+        environment: None,
     }
 }
 
@@ -464,15 +469,70 @@ fn a_hostile_device_name_is_shown_as_placeholders() {
 }
 
 #[test]
+fn one_row_per_machine_with_health_sorts_and_a_records_toggle() {
+    let mut h = harness(140, 50, true);
+    let text = h.text();
+    // web-01 (vCenter) and web-01.dc1.example.net (Foreman) are one machine, named by vCenter.
+    assert!(text.contains("1 of 37 machines"), "{text}");
+    assert!(!text.contains("web-01.dc1.example.net"), "{text}");
+    let row = |text: &str, name: &str| {
+        text.lines()
+            .find(|l| l.contains(name))
+            .unwrap_or_default()
+            .to_string()
+    };
+    assert!(row(&text, "web-01").contains("foreman,vcenter"), "{text}");
+    assert!(row(&text, "esx01").contains("crit"), "{text}");
+    assert!(row(&text, "esx01").contains("is NOT_RESPOND"), "{text}");
+
+    h.keys("/health:crit<Enter>");
+    let text = h.text();
+    assert!(
+        text.contains("1 of 1 machines") && row(&text, "esx01").contains("not responding"),
+        "{text}"
+    );
+    h.keys("/<C-u>helth:crit<Enter>");
+    let text = h.text();
+    assert!(
+        text.contains("no machines match") && text.contains("unknown filter key `helth`"),
+        "{text}"
+    );
+    h.keys("<Esc>");
+
+    // Shift+H: worst first; again: reversed.
+    h.keys("H");
+    let text = h.text();
+    assert!(text.contains("sorted by health"), "{text}");
+    let first = text
+        .lines()
+        .skip_while(|l| !l.contains("NAME"))
+        .nth(1)
+        .unwrap_or_default();
+    assert!(first.contains("esx01"), "crit sorts first: {text}");
+
+    // R: the raw records, both of web-01's, each with its source.
+    h.keys("R");
+    let text = h.text();
+    assert!(text.contains("1 of 38 records"), "{text}");
+    assert!(
+        row(&text, "web-01.dc1.example.net").contains("foreman/foreman-1"),
+        "{text}"
+    );
+    assert_eq!(h.app.breadcrumb(), ["devices (records)"]);
+    h.keys("R");
+    assert!(h.text().contains("of 37 machines"));
+}
+
+#[test]
 fn filter_syntax_narrows_and_esc_walks_back() {
     let mut h = harness(100, 30, true);
-    assert!(h.text().contains("1 of 38"));
+    assert!(h.text().contains("1 of 37 machines"));
     h.keys("/type:server<Enter>");
     assert!(h.text().contains("1 of 1"));
     h.keys("/<C-u>!app<Enter>");
-    assert!(h.text().contains("1 of 8"), "{}", h.text());
+    assert!(h.text().contains("1 of 7"), "{}", h.text());
     h.keys("<Esc>");
-    assert!(h.text().contains("1 of 38"), "Esc clears the filter first");
+    assert!(h.text().contains("1 of 37"), "Esc clears the filter first");
     h.keys("/web<Enter><Enter>");
     assert_eq!(h.app.breadcrumb(), ["devices", "web-01"]);
     // Follow the VM to its host through the detail's relationship links: walk the cursor down
@@ -487,9 +547,16 @@ fn filter_syntax_narrows_and_esc_walks_back() {
     let mut followed = false;
     for _ in 0..60 {
         h.keys("<Enter>");
-        if h.app.breadcrumb().last().map(String::as_str) == Some("esx01.dc1.example.net") {
-            followed = true;
-            break;
+        match h.app.breadcrumb().last().map(String::as_str) {
+            Some("esx01.dc1.example.net") => {
+                followed = true;
+                break;
+            }
+            // Another link (the machine's Foreman record): back, and on down the document.
+            Some("web-01") => {}
+            _ => {
+                h.keys("<Esc>");
+            }
         }
         h.keys("<Down>");
     }
