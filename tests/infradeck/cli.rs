@@ -267,6 +267,9 @@ fn devices_filters_and_prints_json_and_sanitized_tables() {
         .map(|d| d["name"].as_str().unwrap())
         .collect();
     assert_eq!(names, ["web01", "web02"]);
+    assert_eq!(parsed[0]["records"][0]["source_system"], "vcenter");
+    let out = env.run(&["--db", db, "devices", "--records", "--json", "web01"]);
+    let parsed: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
     assert_eq!(
         parsed[0]["metadata"]["vcenter"]["power_state"],
         "POWERED_ON"
@@ -299,6 +302,135 @@ fn devices_filters_and_prints_json_and_sanitized_tables() {
         text(&out.stderr).contains("network_device"),
         "lists valid types"
     );
+
+    // A typo in a filter key is an error naming the known keys, not "nothing matches".
+    let out = env.run(&["--db", db, "devices", "helth:crit"]);
+    assert!(!out.status.success());
+    let stderr = text(&out.stderr);
+    assert!(
+        stderr.contains("unknown filter key `helth`") && stderr.contains("health, power"),
+        "{stderr}"
+    );
+}
+
+#[test]
+fn the_demo_lists_one_machine_per_same_as_group_with_its_sources_conflicts_and_show() {
+    let env = Env::new();
+    let dir = env.path("demo");
+    let out = env.run(&[
+        "demo",
+        "--headless",
+        "--scale",
+        "150",
+        "--dir",
+        dir.to_str().unwrap(),
+    ]);
+    assert!(out.status.success(), "{}", text(&out.stderr));
+    let config = dir.join("config.toml");
+    let config = config.to_str().unwrap();
+    let out = env.run(&["--config", config, "devices", "--json"]);
+    assert!(out.status.success(), "{}", text(&out.stderr));
+    let machines: Vec<serde_json::Value> = serde_json::from_slice(&out.stdout).unwrap();
+
+    // The groups, from the links in the database: records joined by same_as, by union-find.
+    let conn = rusqlite::Connection::open(dir.join("inventory.db")).unwrap();
+    let mut sources_of: std::collections::HashMap<i64, String> = std::collections::HashMap::new();
+    let mut stmt = conn
+        .prepare("SELECT id, source_system || '/' || source_identifier FROM devices")
+        .unwrap();
+    for row in stmt.query_map([], |r| Ok((r.get(0)?, r.get(1)?))).unwrap() {
+        let (id, source): (i64, String) = row.unwrap();
+        sources_of.insert(id, source);
+    }
+    let mut parent: std::collections::HashMap<i64, i64> =
+        sources_of.keys().map(|&id| (id, id)).collect();
+    fn root(parent: &mut std::collections::HashMap<i64, i64>, id: i64) -> i64 {
+        let mut at = id;
+        while parent[&at] != at {
+            at = parent[&at];
+        }
+        at
+    }
+    let mut stmt = conn
+        .prepare("SELECT parent_device_id, child_device_id FROM device_relationships WHERE relationship_type = 'same_as'")
+        .unwrap();
+    let links: Vec<(i64, i64)> = stmt
+        .query_map([], |r| Ok((r.get(0)?, r.get(1)?)))
+        .unwrap()
+        .map(Result::unwrap)
+        .collect();
+    assert!(!links.is_empty(), "the demo correlates");
+    for (a, b) in links {
+        let (ra, rb) = (root(&mut parent, a), root(&mut parent, b));
+        parent.insert(ra.max(rb), ra.min(rb));
+    }
+    let mut groups: std::collections::BTreeMap<i64, std::collections::BTreeSet<i64>> =
+        Default::default();
+    for &id in sources_of.keys() {
+        let r = root(&mut parent, id);
+        groups.entry(r).or_default().insert(id);
+    }
+    assert_eq!(machines.len(), groups.len(), "one entry per same_as group");
+    let listed: std::collections::BTreeSet<std::collections::BTreeSet<i64>> = machines
+        .iter()
+        .map(|m| {
+            m["records"]
+                .as_array()
+                .unwrap()
+                .iter()
+                .map(|r| r["device_id"].as_i64().unwrap())
+                .collect()
+        })
+        .collect();
+    let wanted: std::collections::BTreeSet<std::collections::BTreeSet<i64>> =
+        groups.into_values().collect();
+    assert_eq!(
+        listed, wanted,
+        "each entry holds exactly its group's records, so all its sources"
+    );
+
+    // Names sort as people read them: case-insensitively, numbers by value.
+    let names: Vec<String> = machines
+        .iter()
+        .map(|m| m["name"].as_str().unwrap().to_string())
+        .collect();
+    let mut sorted = names.clone();
+    sorted.sort_by_key(|n| infradeck_core::text::natural_key(n));
+    assert_eq!(names, sorted);
+    assert!(
+        names.iter().any(|n| n.starts_with("APP-")) && names.iter().any(|n| n.starts_with("app-"))
+    );
+
+    // The demo estate has real disagreements.
+    let out = env.run(&["--config", config, "conflicts", "--json"]);
+    assert!(out.status.success(), "{}", text(&out.stderr));
+    let conflicts: Vec<serde_json::Value> = serde_json::from_slice(&out.stdout).unwrap();
+    assert!(!conflicts.is_empty());
+    let first = &conflicts[0];
+    assert!(
+        first["conflicts"][0]["values"].as_array().unwrap().len() >= 2,
+        "{first}"
+    );
+
+    // `show` returns the merged view of the machine, by any of its records' names.
+    let name = first["name"].as_str().unwrap();
+    let out = env.run(&["--config", config, "show", name, "--json"]);
+    assert!(out.status.success(), "{}", text(&out.stderr));
+    let shown: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+    assert_eq!(shown["machine"]["id"], first["id"]);
+    assert_eq!(shown["machine"]["health"], "warn");
+    let fields = shown["merged"]["fields"].as_array().unwrap();
+    assert!(fields.iter().any(|f| f["conflict"] == true), "{shown}");
+    assert!(shown["machine"]["records"].as_array().unwrap().len() >= 2);
+    let out = env.run(&["--config", config, "show", name]);
+    let page = text(&out.stdout);
+    assert!(
+        page.contains("sources disagree on") && page.contains("Fields (by source)"),
+        "{page}"
+    );
+    let out = env.run(&["--config", config, "show", "no-such-machine"]);
+    assert!(!out.status.success());
+    assert!(text(&out.stderr).contains("no machine named `no-such-machine`"));
 }
 
 #[test]

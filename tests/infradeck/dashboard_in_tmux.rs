@@ -193,10 +193,39 @@ async fn keystrokes_walk_the_dashboard_from_filter_to_netbox_rejection() {
         .clone();
     let host = estate.hosts[vm.host].name.clone();
     let config = rig.dir.path().join("config.toml");
+    let mut vm_names: Vec<String> = estate
+        .vms
+        .iter()
+        .filter(|v| !v.deleted)
+        .map(|v| v.name.clone())
+        .collect();
+    vm_names.sort_by_key(|n| infradeck_core::text::natural_key(n));
+    assert!(
+        vm_names
+            .iter()
+            .any(|n| n.chars().any(|c| c.is_ascii_uppercase())),
+        "the estate has upper-case names, which a byte-wise sort would put first"
+    );
 
     let tmux = tokio::task::spawn_blocking(move || {
         let tmux = Tmux::start(&[], Some(&config));
         tmux.wait_text("devices");
+        // Names sort as people read them: case-insensitively, numbers by value.
+        tmux.keys(&["/"]);
+        tmux.type_text("type:vm");
+        tmux.keys(&["Enter"]);
+        let screen = tmux.wait_text(&format!("of {} machines", vm_names.len()));
+        let shown: Vec<&str> = screen
+            .lines()
+            .skip_while(|l| !l.contains("NAME"))
+            .skip(1)
+            .take_while(|l| !l.starts_with('<'))
+            .filter_map(|l| l.split_whitespace().next())
+            .collect();
+        assert!(shown.len() > 10, "{screen}");
+        assert_eq!(shown, vm_names[..shown.len()], "{screen}");
+        tmux.keys(&["Escape"]);
+        tmux.wait_for("the filter cleared", |s| !s.contains("[/type:vm]"));
         // Filter to one VM, as you type.
         tmux.keys(&["/"]);
         tmux.type_text(&vm.name);

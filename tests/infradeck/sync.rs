@@ -1925,3 +1925,119 @@ async fn a_sync_asked_for_after_a_stop_is_answered_at_once_having_started_nothin
     );
     assert!(rig.store().recent_runs(5).unwrap().is_empty(), "no run row");
 }
+
+/// The machine of the vCenter record `moid`.
+fn machine_of(store: &Store, moid: &str) -> infradeck_core::store::Machine {
+    let device = store
+        .device_by_source_key("vcenter", "vcenter-sim", moid)
+        .unwrap()
+        .unwrap();
+    store
+        .machine_of_device(device.id, &BTreeMap::new())
+        .unwrap()
+        .unwrap()
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn machines_keep_their_identity_and_health_follows_what_the_sources_report() {
+    let rig = start_rig(200).await;
+    assert_success(&rig.run(&DEVICE_SOURCES).await);
+    let mut store = rig.store();
+    let report =
+        infradeck_core::sync::correlate::correlate(&mut store, "2026-12-01 09:00:00", "test")
+            .unwrap();
+    assert!(report.machines.created > 0, "{report:?}");
+    let estate = rig.sims.estate.read().unwrap().clone();
+    let vm = estate
+        .vms
+        .iter()
+        .find(|v| v.foreman_id.is_some() && v.in_puppet && !v.deleted)
+        .unwrap();
+    let before = machine_of(&store, &vm.moid);
+    assert_eq!(
+        before.source_systems(),
+        ["foreman", "puppetdb", "vcenter"],
+        "one machine, three records"
+    );
+    assert_eq!(
+        before
+            .primary_device_id
+            .map(|id| store.device(id).unwrap().unwrap().source_system),
+        Some("vcenter".into())
+    );
+
+    let step = rig.sims.advance();
+    assert_success(&rig.run(&DEVICE_SOURCES).await);
+    infradeck_core::sync::correlate::correlate(&mut store, "2026-12-01 10:00:00", "test").unwrap();
+
+    // A host vCenter reports NOT_RESPONDING is critical, and the reason says so and names it.
+    let offline = step.offline_host.expect("advance takes a host offline");
+    let host = machine_of(&store, &offline);
+    assert_eq!(host.health, infradeck_core::model::Health::Crit, "{host:?}");
+    let reason = host.worst_reason().unwrap();
+    assert!(
+        reason.text.contains("NOT_RESPONDING") && reason.text.contains(&host.name),
+        "{reason:?}"
+    );
+    assert_eq!(host.power.as_deref(), Some("not responding"));
+
+    // A VM powered off is not ok, and says why.
+    for moid in &step.powered_off_vms {
+        let machine = machine_of(&store, moid);
+        assert_ne!(
+            machine.health,
+            infradeck_core::model::Health::Ok,
+            "{machine:?}"
+        );
+        assert!(
+            machine.reasons.iter().any(|r| r.text == "powered off"),
+            "{machine:?}"
+        );
+        assert_eq!(machine.power.as_deref(), Some("off"));
+    }
+
+    // A VM deleted in vCenter but still in Foreman stays one machine, whose vCenter record
+    // stopped reporting.
+    let deleted = step
+        .deleted_vms
+        .iter()
+        .find(|moid| {
+            estate
+                .vms
+                .iter()
+                .any(|v| &v.moid == *moid && v.foreman_id.is_some())
+        })
+        .expect("a deleted VM Foreman knows");
+    let gone = machine_of(&store, deleted);
+    assert!(gone.records.len() > 1, "{gone:?}");
+    assert!(
+        gone.reasons
+            .iter()
+            .any(|r| r.text.contains("stopped reporting")),
+        "{gone:?}"
+    );
+
+    // The unchanged VM kept its machine id through the second correlation.
+    assert_eq!(machine_of(&store, &vm.moid).id, before.id);
+
+    // Filters on health and power see the same.
+    let page = store
+        .machine_page(&infradeck_core::store::MachineQuery {
+            filter: infradeck_core::machines::parse_filter("health:crit type:server").unwrap(),
+            ..Default::default()
+        })
+        .unwrap();
+    assert!(page.machines.iter().any(|m| m.id == host.id), "{page:?}");
+    let off = store
+        .machine_page(&infradeck_core::store::MachineQuery {
+            filter: infradeck_core::machines::parse_filter("power:off").unwrap(),
+            ..Default::default()
+        })
+        .unwrap();
+    assert!(off.total >= step.powered_off_vms.len() as u64);
+    assert!(
+        off.machines
+            .iter()
+            .all(|m| m.power.as_deref() == Some("off"))
+    );
+}

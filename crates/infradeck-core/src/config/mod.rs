@@ -602,6 +602,47 @@ ca_file = "ca.pem"
     }
 
     #[test]
+    fn health_thresholds_primary_sources_and_the_environment_are_checked_by_line_and_key() {
+        let config = parse(
+            "[dashboard]\nenvironment = \"prod\"\n[health]\nvolume_warn_percent = 80\n\
+             [machines.primary]\nvm = [\"foreman\", \"vcenter\"]\n",
+        )
+        .unwrap();
+        assert_eq!(config.dashboard.environment.as_deref(), Some("prod"));
+        let rules = config.machine_rules();
+        assert_eq!(rules.health.volume_warn_percent, 80.0);
+        assert_eq!(rules.health.volume_crit_percent, 95.0);
+        assert_eq!(
+            rules.primary.order(crate::model::DeviceType::Vm),
+            ["foreman", "vcenter"]
+        );
+        assert_eq!(
+            rules.primary.order(crate::model::DeviceType::Server)[0],
+            "vcenter",
+            "other types keep their defaults"
+        );
+        let err = parse("[health]\nvolume_crit_percent = 140\n").unwrap_err();
+        assert_eq!(
+            (err.line, err.key.as_deref()),
+            (Some(2), Some("health.volume_crit_percent"))
+        );
+        let err = parse("[health]\nvolume_warn_percent = 96\n").unwrap_err();
+        assert!(
+            err.message.contains("volume_crit_percent"),
+            "{}",
+            err.message
+        );
+        let err = parse("[machines.primary]\nvm = [\"vsphere\"]\n").unwrap_err();
+        assert_eq!(
+            (err.line, err.key.as_deref()),
+            (Some(2), Some("machines.primary.vm"))
+        );
+        assert!(err.message.contains("`vsphere`"), "{}", err.message);
+        let err = parse("[machines.primary]\nrouters = [\"oxidized\"]\n").unwrap_err();
+        assert!(err.message.contains("not a device type"), "{}", err.message);
+    }
+
+    #[test]
     fn durations() {
         assert_eq!(parse_duration("1h30m").unwrap(), Duration::from_secs(5400));
         assert_eq!(parse_duration("45").unwrap(), Duration::from_secs(45));
