@@ -198,6 +198,9 @@ enum Command {
         /// Print JSON instead of a table
         #[arg(long)]
         json: bool,
+        /// Records of the machine-list rows (about 2.5 per machine)
+        #[arg(long, default_value_t = 100_000, value_name = "N")]
+        machine_records: usize,
         /// Only the NetBox apply and rollback rows (against the real NetBox too when the tier's
         /// INFRADECK_REAL_NETBOX_* variables are set)
         #[arg(long)]
@@ -449,8 +452,10 @@ fn run(cli: Cli) -> anyhow::Result<()> {
             scale,
             latency_ms,
             json,
+            machine_records,
             netbox_only,
         }) => cli::bench(&cli::BenchArgs {
+            machine_records,
             scales: if netbox_only { Vec::new() } else { scale },
             netbox_only,
             json,

@@ -738,7 +738,16 @@ fn bench_measures_every_row_and_prints_json() {
     // The simulators only: the real NetBox rows take minutes (real_netbox.rs covers it).
     let out = env
         .cmd()
-        .args(["bench", "--scale", "150", "--latency-ms", "0", "--json"])
+        .args([
+            "bench",
+            "--scale",
+            "150",
+            "--machine-records",
+            "2000",
+            "--latency-ms",
+            "0",
+            "--json",
+        ])
         .env_remove("INFRADECK_REAL_NETBOX_URL")
         .output()
         .unwrap();
@@ -758,6 +767,12 @@ fn bench_measures_every_row_and_prints_json() {
         "filter as you type",
         "dashboard: open database + first frame",
         "dashboard: filter keystroke",
+        "first correlation",
+        "machine identity",
+        "machine page by name",
+        "machine page `health:warn",
+        "dashboard over machines: open database",
+        "dashboard over machines: filter keystroke",
         "full-text search",
         "hybrid search",
         "config diff",

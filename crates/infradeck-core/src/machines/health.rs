@@ -59,8 +59,8 @@ pub(super) fn reasons(
     }
     let mut volumes: Vec<(Health, String, String)> = Vec::new();
     for record in records {
-        let source = record.source();
         if record.status != DeviceStatus::Active {
+            let source = record.source();
             let text = if record.source_system == "puppetdb" {
                 "deactivated in PuppetDB".to_string()
             } else {
@@ -73,6 +73,8 @@ pub(super) fn reasons(
             continue;
         }
         let ns = record.ns();
+        // Built only for the records that have something to say (most have nothing).
+        let source = Source(record);
         match (record.source_system.as_str(), record.device_type) {
             ("vcenter", DeviceType::Server) => {
                 let name = &record.name;
@@ -80,18 +82,18 @@ pub(super) fn reasons(
                     Some(state @ ("NOT_RESPONDING" | "DISCONNECTED")) => push(
                         Health::Crit,
                         format!("host {name} is {state} in vCenter"),
-                        source.clone(),
+                        source.text(),
                     ),
                     _ => match ns["power_state"].as_str() {
                         Some("POWERED_OFF") => push(
                             Health::Crit,
                             format!("host {name} is powered off"),
-                            source.clone(),
+                            source.text(),
                         ),
                         Some("STANDBY") => push(
                             Health::Warn,
                             format!("host {name} is in standby"),
-                            source.clone(),
+                            source.text(),
                         ),
                         _ => {}
                     },
@@ -100,25 +102,26 @@ pub(super) fn reasons(
                     push(
                         Health::Warn,
                         format!("host {name} is in maintenance mode"),
-                        source.clone(),
+                        source.text(),
                     );
                 }
             }
             ("vcenter", DeviceType::Vm) => {
-                let vm = record.vm.clone().unwrap_or_default();
+                let none = super::VmFacts::default();
+                let vm = record.vm.as_ref().unwrap_or(&none);
                 let power = vm.power_state.as_deref().or(ns["power_state"].as_str());
                 match power {
-                    Some("POWERED_OFF") => push(Health::Warn, "powered off".into(), source.clone()),
-                    Some("SUSPENDED") => push(Health::Warn, "suspended".into(), source.clone()),
+                    Some("POWERED_OFF") => push(Health::Warn, "powered off".into(), source.text()),
+                    Some("SUSPENDED") => push(Health::Warn, "suspended".into(), source.text()),
                     Some("POWERED_ON") if vm.tools_running == Some(false) => push(
                         Health::Warn,
                         "powered on but VMware Tools not running".into(),
-                        source.clone(),
+                        source.text(),
                     ),
                     _ => {}
                 }
                 if let Some(text) = old_snapshots(&vm.snapshots, rules.snapshot_warn_days, now) {
-                    push(Health::Warn, text, source.clone());
+                    push(Health::Warn, text, source.text());
                 }
                 // A datastore near full is the storage team's warning, not every VM's; only
                 // a critical one (where thin disks and snapshots stop the VM) marks its VMs.
@@ -127,7 +130,7 @@ pub(super) fn reasons(
                         volumes.push((
                             Health::Crit,
                             describe_use("datastore", datastore),
-                            source.clone(),
+                            source.text(),
                         ));
                     }
                 }
@@ -138,14 +141,14 @@ pub(super) fn reasons(
                     push(
                         Health::Warn,
                         format!("no Puppet report to Foreman since {since}"),
-                        source.clone(),
+                        source.text(),
                     );
                 }
                 if let Some(status @ ("Error" | "Warning")) = ns["global_status"].as_str() {
                     push(
                         Health::Warn,
                         format!("Foreman status {status}"),
-                        source.clone(),
+                        source.text(),
                     );
                 }
             }
@@ -154,12 +157,12 @@ pub(super) fn reasons(
                 Some("never") => push(
                     Health::Warn,
                     "Oxidized has never fetched its config".into(),
-                    source.clone(),
+                    source.text(),
                 ),
                 Some(status) => push(
                     Health::Warn,
                     format!("last config fetch failed ({status})"),
-                    source.clone(),
+                    source.text(),
                 ),
             },
             ("dorado" | "netapp", DeviceType::Storage) => {
@@ -176,7 +179,7 @@ pub(super) fn reasons(
                             record.name,
                             ns["health"].as_str().unwrap_or("")
                         ),
-                        source.clone(),
+                        source.text(),
                     );
                 }
             }
@@ -185,7 +188,7 @@ pub(super) fn reasons(
         for volume in &record.volumes {
             if let Some(level) = fullness(volume, rules) {
                 let kind = volume.volume_type.as_deref().unwrap_or("volume");
-                volumes.push((level, describe_use(kind, volume), source.clone()));
+                volumes.push((level, describe_use(kind, volume), source.text()));
             }
         }
     }
@@ -223,6 +226,15 @@ pub(super) fn reasons(
         );
     }
     out
+}
+
+/// A record's `system/instance`, written out when a reason needs it.
+struct Source<'a>(&'a RecordFacts);
+
+impl Source<'_> {
+    fn text(&self) -> String {
+        self.0.source()
+    }
 }
 
 fn fullness(volume: &VolumeUse, rules: &HealthRules) -> Option<Health> {

@@ -12,6 +12,9 @@ use rusqlite::Connection;
 use std::cell::RefCell;
 use std::collections::HashMap;
 
+/// A sort order's cache key: the column, and for health the stale sources it assumed.
+type OrderKey = (MachineSort, String);
+
 struct Entry {
     id: i64,
     device_type: DeviceType,
@@ -35,7 +38,7 @@ pub(crate) struct MachineIndex {
     starts: Vec<u32>,
     sources: Vec<(String, String)>,
     /// Sort orders built so far, by column (and, for health, the stale sources they assumed).
-    orders: RefCell<HashMap<(MachineSort, String), std::sync::Arc<Vec<u32>>>>,
+    orders: RefCell<HashMap<OrderKey, std::sync::Arc<Vec<u32>>>>,
 }
 
 impl MachineIndex {
@@ -180,7 +183,7 @@ impl MachineIndex {
     }
 
     fn health(&self, entry: &Entry, stale: &[bool]) -> Health {
-        if entry.sources.iter().any(|&s| stale[s as usize]) {
+        if entry.health != Health::Crit && entry.sources.iter().any(|&s| stale[s as usize]) {
             entry.health.max(Health::Warn)
         } else {
             entry.health

@@ -176,12 +176,18 @@ const MACHINE_COLUMNS: &str = "id, name, device_type, primary_device_id, status,
 
 /// A stored machine without its records.
 fn machine_from_row(row: &rusqlite::Row<'_>) -> rusqlite::Result<Machine> {
-    let json_list = |index: usize| -> rusqlite::Result<Value> {
-        let text: Option<String> = row.get(index)?;
-        Ok(text
-            .and_then(|t| serde_json::from_str(&t).ok())
-            .unwrap_or(Value::Null))
-    };
+    // A list the store wrote; anything else (another tool's edit) reads as empty.
+    fn json_list<T: serde::de::DeserializeOwned>(
+        row: &rusqlite::Row<'_>,
+        index: usize,
+    ) -> rusqlite::Result<Vec<T>> {
+        Ok(match row.get_ref(index)? {
+            rusqlite::types::ValueRef::Text(bytes) => {
+                serde_json::from_slice(bytes).unwrap_or_default()
+            }
+            _ => Vec::new(),
+        })
+    }
     Ok(Machine {
         id: row.get(0)?,
         correlated: true,
@@ -190,9 +196,9 @@ fn machine_from_row(row: &rusqlite::Row<'_>) -> rusqlite::Result<Machine> {
         primary_device_id: row.get(3)?,
         status: parse_text_enum(row, 4)?,
         health: parse_text_enum(row, 5)?,
-        reasons: serde_json::from_value(json_list(6)?).unwrap_or_default(),
+        reasons: json_list(row, 6)?,
         power: row.get(7)?,
-        conflicts: serde_json::from_value(json_list(8)?).unwrap_or_default(),
+        conflicts: json_list(row, 8)?,
         conflict_since: row.get(9)?,
         last_seen: None,
         records: Vec::new(),
@@ -234,7 +240,7 @@ fn record_of(device: &Device) -> MachineRecord {
 impl Writer<'_> {
     /// Every record as the machine computation reads it, and the `same_as` links as
     /// (parent, child).
-    pub(crate) fn machine_inputs(&self) -> Result<(Vec<RecordFacts>, Vec<(i64, i64)>)> {
+    pub(crate) fn machine_inputs(&self) -> Result<MachineInputs> {
         let conn = self.conn();
         let mut datastores: HashMap<(String, String), VolumeUse> = HashMap::new();
         let mut owned: HashMap<i64, Vec<VolumeUse>> = HashMap::new();
@@ -293,7 +299,8 @@ impl Writer<'_> {
                 );
             }
         }
-        let mut records = Vec::new();
+        // Rows are read as they are; their metadata is parsed on every core afterwards.
+        let mut raw: Vec<(RecordFacts, Option<Vec<u8>>)> = Vec::new();
         {
             let mut stmt = conn.prepare_cached(
                 "SELECT id, name, device_type, source_system, source_identifier, status, last_seen, \
@@ -304,9 +311,10 @@ impl Writer<'_> {
                 let id: i64 = row.get(0)?;
                 let text = |index, column| super::lossy_text(row, index, "devices", id, column);
                 let source_identifier = text(4, "source_identifier")?.unwrap_or_default();
-                let metadata = text(7, "metadata")?
-                    .and_then(|t| serde_json::from_str(&t).ok())
-                    .unwrap_or(Value::Null);
+                let metadata = match row.get_ref(7)? {
+                    rusqlite::types::ValueRef::Text(bytes) => Some(bytes.to_vec()),
+                    _ => None,
+                };
                 let vm = vms.remove(&id).map(|(mut facts, names)| {
                     facts.datastores = names
                         .into_iter()
@@ -315,48 +323,89 @@ impl Writer<'_> {
                     facts
                 });
                 let status: Option<String> = row.get(5)?;
-                records.push(RecordFacts {
-                    id,
-                    name: text(1, "name")?.unwrap_or_default(),
-                    device_type: parse_text_enum(row, 2)?,
-                    source_system: text(3, "source_system")?.unwrap_or_default(),
-                    source_identifier,
-                    status: status
-                        .and_then(|s| s.parse().ok())
-                        .unwrap_or(DeviceStatus::Unknown),
-                    last_seen: row.get(6)?,
+                raw.push((
+                    RecordFacts {
+                        id,
+                        name: text(1, "name")?.unwrap_or_default(),
+                        device_type: parse_text_enum(row, 2)?,
+                        source_system: text(3, "source_system")?.unwrap_or_default(),
+                        source_identifier,
+                        status: status
+                            .and_then(|s| s.parse().ok())
+                            .unwrap_or(DeviceStatus::Unknown),
+                        last_seen: row.get(6)?,
+                        metadata: Value::Null,
+                        machine_id: row.get(8)?,
+                        vm,
+                        volumes: owned.remove(&id).unwrap_or_default(),
+                    },
                     metadata,
-                    machine_id: row.get(8)?,
-                    vm,
-                    volumes: owned.remove(&id).unwrap_or_default(),
-                });
+                ));
             }
         }
-        let links = self
-            .same_as_links()?
+        // What is not JSON reads as no metadata (the store never writes such a row).
+        let parsed: Vec<Value> = crate::machines::parallel_map(&raw, |(_, bytes)| {
+            bytes
+                .as_deref()
+                .and_then(|b| serde_json::from_slice(b).ok())
+                .unwrap_or(Value::Null)
+        });
+        let records: Vec<RecordFacts> = raw
             .into_iter()
-            .map(|l| (l.parent, l.child))
+            .zip(parsed)
+            .map(|((mut record, _), metadata)| {
+                record.metadata = metadata;
+                record
+            })
             .collect();
+        let mut links = Vec::new();
+        let mut stmt = conn.prepare_cached(
+            "SELECT parent_device_id, child_device_id FROM device_relationships \
+             WHERE relationship_type = 'same_as'",
+        )?;
+        let mut rows = stmt.query([])?;
+        while let Some(row) = rows.next()? {
+            links.push((row.get(0)?, row.get(1)?));
+        }
         Ok((records, links))
     }
 
     /// Makes `machines` and `devices.machine_id` what `computed` says: new machines inserted,
     /// changed ones rewritten, unused ones deleted, each record pointed at its machine; merges
     /// and splits audited. Rows whose content did not change are not written.
+    /// `current`: each record's machine as [`Self::machine_inputs`] read it.
     pub(crate) fn store_machines(
         &self,
         computed: &Computed,
+        current: &HashMap<i64, Option<i64>>,
         audit: &MachineAudit<'_>,
     ) -> Result<MachinesReport> {
         let conn = self.conn();
-        let mut stored: HashMap<i64, (Machine, String)> = HashMap::new();
+        // As stored, compared as text: parsing 40,000 rows of JSON back would cost more than
+        // the comparison saves.
+        let mut stored: HashMap<i64, StoredMachine> = HashMap::new();
         {
-            let mut stmt =
-                conn.prepare_cached(&format!("SELECT {MACHINE_COLUMNS}, name_key FROM machines"))?;
+            let mut stmt = conn.prepare_cached(
+                "SELECT id, name, name_key, device_type, primary_device_id, status, health, \
+                 reasons, power, conflicts, conflict_since FROM machines",
+            )?;
             let mut rows = stmt.query([])?;
             while let Some(row) = rows.next()? {
-                let machine = machine_from_row(row)?;
-                stored.insert(machine.id, (machine, row.get(10)?));
+                stored.insert(
+                    row.get(0)?,
+                    StoredMachine {
+                        name: row.get(1)?,
+                        name_key: row.get(2)?,
+                        device_type: row.get(3)?,
+                        primary_device_id: row.get(4)?,
+                        status: row.get(5)?,
+                        health: row.get(6)?,
+                        reasons: row.get(7)?,
+                        power: row.get(8)?,
+                        conflicts: row.get(9)?,
+                        conflict_since: row.get(10)?,
+                    },
+                );
             }
         }
         let mut report = MachinesReport {
@@ -376,26 +425,26 @@ impl Writer<'_> {
         )?;
         for machine in &computed.machines {
             let before = machine.id.and_then(|id| stored.get(&id));
+            let reasons = list_text(&machine.reasons);
+            let conflicts = list_text(&machine.conflicts);
             // The disagreement keeps its start while it stays the same disagreement.
             let conflict_since = match before {
-                _ if machine.conflicts.is_empty() => None,
-                Some((old, _)) if old.conflicts == machine.conflicts => old.conflict_since.clone(),
+                _ if conflicts.is_none() => None,
+                Some(old) if old.conflicts == conflicts => old.conflict_since.clone(),
                 _ => Some(audit.at.to_string()),
             };
             let name_key = crate::text::natural_key(&machine.name);
-            let reasons = list_text(&machine.reasons);
-            let conflicts = list_text(&machine.conflicts);
             match (machine.id, before) {
-                (Some(id), Some((old, old_key))) => {
+                (Some(id), Some(old)) => {
                     let same = old.name == machine.name
-                        && *old_key == name_key
-                        && old.device_type == machine.device_type
+                        && old.name_key == name_key
+                        && old.device_type == machine.device_type.as_str()
                         && old.primary_device_id == Some(machine.primary_device_id)
-                        && old.status == machine.status
-                        && old.health == machine.health
-                        && old.reasons == machine.reasons
+                        && old.status == machine.status.as_str()
+                        && old.health == machine.health.as_str()
+                        && old.reasons == reasons
                         && old.power == machine.power
-                        && old.conflicts == machine.conflicts
+                        && old.conflicts == conflicts
                         && old.conflict_since == conflict_since;
                     if !same {
                         update.execute(params![
@@ -439,14 +488,6 @@ impl Writer<'_> {
             }
         }
         // Point records at their machines, only where that changed.
-        let mut current: HashMap<i64, Option<i64>> = HashMap::new();
-        {
-            let mut stmt = conn.prepare_cached("SELECT id, machine_id FROM devices")?;
-            let mut rows = stmt.query([])?;
-            while let Some(row) = rows.next()? {
-                current.insert(row.get(0)?, row.get(1)?);
-            }
-        }
         let mut moves: Vec<(i64, i64)> = Vec::new();
         for (machine, id) in computed.machines.iter().zip(&ids) {
             for member in &machine.members {
@@ -488,7 +529,7 @@ impl Writer<'_> {
             } else {
                 report.split += 1;
             }
-            let name_of = |id: &i64| stored.get(id).map(|(m, _)| m.name.clone());
+            let name_of = |id: &i64| stored.get(id).map(|m| m.name.clone());
             let old = json!({"machines": from.iter().map(|id| json!({"id": id, "name": name_of(id)})).collect::<Vec<_>>()});
             let new = json!({"machines": into.iter().map(|&g| {
                 let m = &computed.machines[g];
@@ -513,6 +554,23 @@ impl Writer<'_> {
         }
         Ok(report)
     }
+}
+
+/// Every record as the machine computation reads it, and the `same_as` links (parent, child).
+pub(crate) type MachineInputs = (Vec<RecordFacts>, Vec<(i64, i64)>);
+
+/// A `machines` row as stored (JSON columns as text).
+struct StoredMachine {
+    name: String,
+    name_key: String,
+    device_type: String,
+    primary_device_id: Option<i64>,
+    status: String,
+    health: String,
+    reasons: Option<String>,
+    power: Option<String>,
+    conflicts: Option<String>,
+    conflict_since: Option<String>,
 }
 
 /// Who recomputes machines, and under which run id the audit rows go.
@@ -540,6 +598,11 @@ impl Store {
             .as_ref()
             .is_none_or(|index| index.generation() != generation)
         {
+            // The unfiltered list by name (a dashboard's first frame) is read straight from
+            // the name-key index, without building the machine index first.
+            if let Some(page) = self.machine_page_by_name_key(query)? {
+                return Ok(page);
+            }
             *cached = Some(super::machine_index::MachineIndex::build(
                 self.conn(),
                 generation,
@@ -555,6 +618,41 @@ impl Store {
         drop(cached);
         let machines = self.machines_by_ids(&ids, &query.stale)?;
         Ok(MachinePage { machines, total })
+    }
+
+    /// The unfiltered page in name order from SQL, when every record has its machine (else
+    /// `None`: records not yet correlated are only listed through the index).
+    fn machine_page_by_name_key(&self, query: &MachineQuery) -> Result<Option<MachinePage>> {
+        if !query.filter.is_empty() || query.sort != MachineSort::Name {
+            return Ok(None);
+        }
+        let uncorrelated: bool = self
+            .conn()
+            .prepare_cached("SELECT EXISTS (SELECT 1 FROM devices WHERE machine_id IS NULL)")?
+            .query_row([], |r| r.get(0))?;
+        if uncorrelated {
+            return Ok(None);
+        }
+        let total: i64 = self
+            .conn()
+            .prepare_cached("SELECT COUNT(*) FROM machines")?
+            .query_row([], |r| r.get(0))?;
+        let direction = if query.descending { "DESC" } else { "ASC" };
+        let limit = if query.limit == 0 {
+            -1
+        } else {
+            query.limit as i64
+        };
+        let mut stmt = self.conn().prepare_cached(&format!(
+            "SELECT id FROM machines ORDER BY name_key {direction}, id {direction} LIMIT ?1 OFFSET ?2"
+        ))?;
+        let ids: Vec<i64> = stmt
+            .query_map(params![limit, query.offset as i64], |r| r.get(0))?
+            .collect::<rusqlite::Result<_>>()?;
+        Ok(Some(MachinePage {
+            machines: self.machines_by_ids(&ids, &query.stale)?,
+            total: total as u64,
+        }))
     }
 
     /// Builds the machine index for the current database state now, so the next query (the
@@ -679,10 +777,10 @@ impl Store {
     ) -> Result<Vec<Machine>> {
         let mut ids: Vec<i64> = Vec::new();
         for device in self.devices_named(name)? {
-            if let Some(machine) = self.machine_of_device(device.id, &BTreeMap::new())? {
-                if !ids.contains(&machine.id) {
-                    ids.push(machine.id);
-                }
+            if let Some(machine) = self.machine_of_device(device.id, &BTreeMap::new())?
+                && !ids.contains(&machine.id)
+            {
+                ids.push(machine.id);
             }
         }
         self.machines_by_ids(&ids, stale)

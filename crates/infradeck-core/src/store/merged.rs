@@ -106,6 +106,42 @@ pub fn merged_fields<'a>(records: impl Iterator<Item = FieldSource<'a>>) -> Vec<
     fields
 }
 
+/// Whether every compared field has one value across these metadata namespaces (the common
+/// case, answered without building the merged view): `false` means "maybe not", and
+/// [`merged_fields`] then decides.
+pub fn compared_fields_agree(namespaces: &[&Value]) -> bool {
+    fn same(a: &Value, b: &Value) -> bool {
+        match (a, b) {
+            (Value::String(a), Value::String(b)) => a.eq_ignore_ascii_case(b),
+            (Value::Array(a), Value::Array(b)) => {
+                a.len() == b.len() && a.iter().zip(b).all(|(x, y)| same(x, y))
+            }
+            (a, b) => a == b,
+        }
+    }
+    let present = |v: &&Value| {
+        !matches!(v, Value::Null) && *v != "" && v.as_array().is_none_or(|a| !a.is_empty())
+    };
+    FIELDS
+        .iter()
+        .filter(|(_, _, compared)| *compared)
+        .all(|(_, keys, _)| {
+            let mut first: Option<&Value> = None;
+            namespaces
+                .iter()
+                .all(|ns| match keys.iter().map(|k| &ns[*k]).find(present) {
+                    None => true,
+                    Some(value) => match first {
+                        None => {
+                            first = Some(value);
+                            true
+                        }
+                        Some(first) => same(first, value),
+                    },
+                })
+        })
+}
+
 /// Whether the values disagree, compared case-insensitively. A list (`a, b`) agrees with a
 /// part of itself: Foreman knows a VM's primary MAC, vCenter all of them, and that is no
 /// disagreement; two lists disagree when neither holds the other.
@@ -168,5 +204,22 @@ impl Store {
             device_ids: ids,
             fields,
         }))
+    }
+}
+
+#[cfg(test)]
+mod agree_tests {
+    use super::*;
+    use serde_json::json;
+
+    #[test]
+    fn agreeing_namespaces_are_recognised_without_the_merged_view() {
+        let a =
+            json!({"hostname": "web-1", "instance_uuid": "u1", "memory_mb": 4096, "cpu_count": 2});
+        let b = json!({"hostname": "WEB-1", "instance_uuid": "u1", "memory_mb": 4096, "reporting": "ok"});
+        let c = json!({"hostname": "web-1", "memory_mb": 4096});
+        assert!(compared_fields_agree(&[&a, &b, &c]));
+        let d = json!({"hostname": "web-1", "memory_mb": 2048});
+        assert!(!compared_fields_agree(&[&a, &d]));
     }
 }

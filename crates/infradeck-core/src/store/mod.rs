@@ -43,7 +43,9 @@ pub use machines::{
     Machine, MachineCount, MachinePage, MachineQuery, MachineRecord, MachineSort, MachinesReport,
 };
 pub use maintain::{CheckReport, MaintainOptions, MaintainReport};
-pub use merged::{FieldSource, FieldValue, MergedField, MergedView, merged_fields};
+pub use merged::{
+    FieldSource, FieldValue, MergedField, MergedView, compared_fields_agree, merged_fields,
+};
 pub(crate) use netbox::{InventoryVm, ItemResult};
 pub use overview::{ConfiguredDevice, DeviceCount};
 pub use relationships::{Direction, OwnedLink, Related, TreeNode};

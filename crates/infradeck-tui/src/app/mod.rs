@@ -269,6 +269,9 @@ impl App {
         if let Err(err) = self.store.warm_name_index() {
             tracing::warn!(error = %err, "cannot build the device name index");
         }
+        if let Err(err) = self.store.warm_machine_index() {
+            tracing::warn!(error = %err, "cannot build the machine index");
+        }
     }
 
     /// Whether anything is running, so the caller polls more often.
