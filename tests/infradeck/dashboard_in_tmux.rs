@@ -214,7 +214,11 @@ async fn keystrokes_walk_the_dashboard_from_filter_to_netbox_rejection() {
         tmux.keys(&["/"]);
         tmux.type_text("type:vm");
         tmux.keys(&["Enter"]);
-        let screen = tmux.wait_text(&format!("of {} machines", vm_names.len()));
+        // Once the filter is kept (the line editor gone), the list is what stays on screen.
+        let count = format!("of {} machines", vm_names.len());
+        let screen = tmux.wait_for("the kept filter", |s| {
+            s.contains(&count) && !s.contains("<Enter>keep")
+        });
         let shown: Vec<&str> = screen
             .lines()
             .skip_while(|l| !l.contains("NAME"))

@@ -120,7 +120,7 @@ impl App {
                 ];
                 flash_or_hints(&mut spans);
                 spans.push(Span::styled(
-                    " !text inverts · type: source: status:",
+                    " !text inverts · type: source: status: health: power:",
                     theme.muted(),
                 ));
                 Line::from(spans)
