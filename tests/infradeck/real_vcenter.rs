@@ -581,7 +581,11 @@ async fn the_simulator_answers_soap_like_vcsim() {
         ours.view("HostSystem").await,
         theirs.view("HostSystem").await,
     );
-    let paths = ["config.network.pnic", "configManager.networkSystem"];
+    let paths = [
+        "config.network.pnic",
+        "configManager.networkSystem",
+        "runtime.inMaintenanceMode",
+    ];
     let (a, b) = (
         ours.call(&SoapProbe::retrieve_body(
             &host_view_ours,
@@ -600,6 +604,15 @@ async fn the_simulator_answers_soap_like_vcsim() {
             .await,
     );
     compare_soap("RetrievePropertiesEx HostSystem", &a, &b, &[]);
+    let maintenance = |body: &infradeck_core::xml::Element| {
+        body.path(&["RetrievePropertiesExResponse", "returnval", "objects"])
+            .unwrap()
+            .children_named("propSet")
+            .find(|p| p.text_of("name") == Some("runtime.inMaintenanceMode"))
+            .and_then(|p| p.text_of("val").map(str::to_string))
+    };
+    assert_eq!(maintenance(&a.1).as_deref(), Some("false"), "ours");
+    assert_eq!(maintenance(&b.1).as_deref(), Some("false"), "vcsim");
     let system = |body: &infradeck_core::xml::Element| {
         body.path(&["RetrievePropertiesExResponse", "returnval", "objects"])
             .unwrap()

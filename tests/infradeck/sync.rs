@@ -1966,9 +1966,23 @@ async fn machines_keep_their_identity_and_health_follows_what_the_sources_report
         Some("vcenter".into())
     );
 
+    // An engineer puts a host into maintenance mode (vCenter tells only over SOAP).
+    let serviced = {
+        let mut estate = rig.sims.estate.write().unwrap();
+        estate.hosts[0].maintenance = true;
+        estate.hosts[0].moid.clone()
+    };
     let step = rig.sims.advance();
     assert_success(&rig.run(&DEVICE_SOURCES).await);
     infradeck_core::sync::correlate::correlate(&mut store, "2026-12-01 10:00:00", "test").unwrap();
+    let host = machine_of(&store, &serviced);
+    assert!(
+        host.reasons
+            .iter()
+            .any(|r| r.text.ends_with("is in maintenance mode")),
+        "{host:?}"
+    );
+    assert_ne!(host.health, infradeck_core::model::Health::Ok);
 
     // A host vCenter reports NOT_RESPONDING is critical, and the reason says so and names it.
     let offline = step.offline_host.expect("advance takes a host offline");

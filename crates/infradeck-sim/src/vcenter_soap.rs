@@ -511,6 +511,15 @@ fn host_object(estate: &Estate, host: usize, paths: &[String]) -> Result<String,
                 "xsd:string",
                 &escape(&estate.hosts[host].name),
             )),
+            "runtime.inMaintenanceMode" => out.push_str(&prop(
+                "runtime.inMaintenanceMode",
+                "xsd:boolean",
+                if estate.hosts[host].maintenance {
+                    "true"
+                } else {
+                    "false"
+                },
+            )),
             other => return Err(other.to_string()),
         }
     }

@@ -513,19 +513,34 @@ async fn emit_host(
 ) -> Result<String, SourceError> {
     let host_id = host["host"].as_str().unwrap_or_default().to_string();
     let host_name = host["name"].as_str().unwrap_or(&host_id).to_string();
+    // From SOAP; when SOAP failed this run, what was stored stays (no change is recorded
+    // for what could not be read).
+    let maintenance = match soap {
+        Some(soap) => soap.maintenance.get(&host_id).map(|m| json!(m)),
+        None => ctx
+            .hints
+            .metadata
+            .get(&host_id)
+            .map(|stored| stored["vcenter"]["in_maintenance_mode"].clone())
+            .filter(|v| !v.is_null()),
+    };
+    let mut metadata = json!({
+        "connection_state": host["connection_state"],
+        "power_state": host.get("power_state").cloned().unwrap_or(Value::Null),
+        "cluster": place.cluster,
+        "datacenter": place.datacenter,
+        "hostname": short_hostname(&host_name),
+        "fqdn": host_name.to_ascii_lowercase(),
+    });
+    if let (Some(flag), Some(map)) = (maintenance, metadata.as_object_mut()) {
+        map.insert("in_maintenance_mode".into(), flag);
+    }
     let mut bundle = DeviceBundle::new(record(
         ctx,
         &host_id,
         &host_name,
         DeviceType::Server,
-        json!({
-            "connection_state": host["connection_state"],
-            "power_state": host.get("power_state").cloned().unwrap_or(Value::Null),
-            "cluster": place.cluster,
-            "datacenter": place.datacenter,
-            "hostname": short_hostname(&host_name),
-            "fqdn": host_name.to_ascii_lowercase(),
-        }),
+        metadata,
     ));
     bundle.interfaces = soap
         .and_then(|s| s.uplinks.get(&host_id))

@@ -42,6 +42,9 @@ pub(crate) struct Neighbour {
 pub(crate) struct SoapInventory {
     pub(crate) snapshots: HashMap<String, Snapshots>,
     pub(crate) uplinks: HashMap<String, Vec<Uplink>>,
+    /// Per host moid: whether it is in maintenance mode (`runtime.inMaintenanceMode`; the REST
+    /// API does not say).
+    pub(crate) maintenance: HashMap<String, bool>,
 }
 
 /// Logs in over SOAP, reads snapshots and host uplinks, logs out.
@@ -65,9 +68,20 @@ async fn read_with(ctx: &FetchContext, soap: &Soap<'_>) -> Result<SoapInventory,
     let hosts = soap
         .retrieve(
             "HostSystem",
-            &["config.network.pnic", "configManager.networkSystem"],
+            &[
+                "config.network.pnic",
+                "configManager.networkSystem",
+                "runtime.inMaintenanceMode",
+            ],
         )
         .await?;
+    for host in &hosts {
+        if let Some(flag) = host.get("runtime.inMaintenanceMode") {
+            inventory
+                .maintenance
+                .insert(host.moid.clone(), flag.text.trim() == "true");
+        }
+    }
     // One QueryNetworkHint per host, a few at a time.
     let pending: Vec<_> = hosts.iter().map(|host| uplinks(soap, host)).collect();
     let mut answers =

@@ -104,6 +104,8 @@ pub struct Host {
     pub standalone: bool,
     /// `CONNECTED`, `DISCONNECTED` or `NOT_RESPONDING`.
     pub connection_state: String,
+    /// In maintenance mode (SOAP `runtime.inMaintenanceMode`); tests set it.
+    pub maintenance: bool,
     pub(crate) serial: String,
 }
 
@@ -527,6 +529,7 @@ impl Estate {
                     cluster,
                     standalone,
                     connection_state: "CONNECTED".into(),
+                    maintenance: false,
                     serial: format!("CZ{}", hex(&mut rng, 8).to_uppercase()),
                 }
             })

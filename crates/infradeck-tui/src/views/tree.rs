@@ -99,6 +99,8 @@ pub(crate) struct TreeView {
     cursor: Cursor,
     height: usize,
     loaded: bool,
+    /// Each shown device's machine health, read as rows come on screen.
+    health: std::collections::HashMap<i64, infradeck_core::model::Health>,
 }
 
 impl TreeView {
@@ -112,6 +114,7 @@ impl TreeView {
             cursor: Cursor::default(),
             height: 20,
             loaded: false,
+            health: std::collections::HashMap::new(),
         }
     }
 
@@ -266,6 +269,8 @@ impl Screen for TreeView {
         if !self.loaded {
             self.load(cx)?;
         }
+        // The inventory changed: health is read again as rows are drawn.
+        self.health.clear();
         Ok(())
     }
 
@@ -346,8 +351,26 @@ impl Screen for TreeView {
             );
             return;
         }
+        let shown = self.cursor.top..(self.cursor.top + self.height).min(self.rows.len());
+        let unknown: Vec<i64> = shown
+            .clone()
+            .filter_map(|index| self.node(&self.rows[index].0).map(|n| n.device.id))
+            .filter(|id| !self.health.contains_key(id))
+            .collect();
+        for id in unknown {
+            // No clock-moved reasons here (a source gone stale): the list and the detail add those.
+            let machine = cx
+                .store
+                .machine_of_device(id, &std::collections::BTreeMap::new())
+                .ok()
+                .flatten();
+            self.health.insert(
+                id,
+                machine.map_or(infradeck_core::model::Health::Ok, |m| m.health),
+            );
+        }
         let mut lines = Vec::new();
-        for index in self.cursor.top..(self.cursor.top + self.height).min(self.rows.len()) {
+        for index in shown {
             let (path, depth, volume) = &self.rows[index];
             let Some(node) = self.node(path) else {
                 continue;
@@ -389,6 +412,11 @@ impl Screen for TreeView {
                 .filter(|c| !c.is_empty() && !node.expanded)
                 .map(|c| format!("  ({})", c.len()))
                 .unwrap_or_default();
+            let health = self
+                .health
+                .get(&node.device.id)
+                .copied()
+                .unwrap_or(infradeck_core::model::Health::Ok);
             let mut line = Line::from(vec![
                 Span::raw("  ".repeat(*depth)),
                 Span::styled(marker, theme.key()),
@@ -406,6 +434,7 @@ impl Screen for TreeView {
                         theme.muted()
                     },
                 ),
+                Span::styled(format!("  {}", health.as_str()), theme.health(health)),
             ]);
             if index == self.cursor.selected {
                 line = line.patch_style(theme.selected());
