@@ -15,7 +15,7 @@ pub use health::{HealthRules, stale_sources};
 use crate::model::{DeviceStatus, DeviceType, Health};
 use serde::{Deserialize, Serialize};
 use serde_json::Value;
-use std::collections::{BTreeMap, BTreeSet, HashMap};
+use std::collections::{BTreeMap, HashMap};
 
 /// Which source's record names and types a machine, per device type, most trusted first. A
 /// source not listed ranks after the listed ones, by name.
@@ -236,90 +236,109 @@ pub fn compute(
             }
         }
     }
-    // Groups of active records; inactive ones join the group that holds most of their previous
-    // machine's active records, else stand alone.
-    let mut groups: BTreeMap<usize, Vec<usize>> = BTreeMap::new();
+    // Groups of active records, in the order of their first record; inactive ones join the
+    // group that holds most of their previous machine's active records, else stand alone.
+    // (Flat vectors, sorted runs: this runs over every record after every correlation.)
+    let mut slot = vec![usize::MAX; records.len()];
+    let mut groups: Vec<Vec<usize>> = Vec::new();
     let mut loose = Vec::new();
     for (i, record) in records.iter().enumerate() {
         if record.status == DeviceStatus::Active {
             let r = root(&mut parent, i);
-            groups.entry(r).or_default().push(i);
+            if slot[r] == usize::MAX {
+                slot[r] = groups.len();
+                groups.push(Vec::new());
+            }
+            groups[slot[r]].push(i);
         } else {
             loose.push(i);
         }
     }
-    let mut group_of_machine: HashMap<i64, BTreeMap<usize, usize>> = HashMap::new();
-    for (&g, members) in &groups {
-        for &i in members {
-            if let Some(m) = records[i].machine_id {
-                *group_of_machine.entry(m).or_default().entry(g).or_default() += 1;
+    if !loose.is_empty() {
+        let wanted: std::collections::HashSet<i64> = loose
+            .iter()
+            .filter_map(|&i| records[i].machine_id)
+            .collect();
+        // (previous machine, group) → records, for the machines an inactive record belonged to.
+        let mut counts: HashMap<(i64, usize), usize> = HashMap::new();
+        for (g, members) in groups.iter().enumerate() {
+            for &i in members {
+                if let Some(m) = records[i].machine_id.filter(|m| wanted.contains(m)) {
+                    *counts.entry((m, g)).or_default() += 1;
+                }
+            }
+        }
+        // Per previous machine, the group holding most of its records (ties: the first group).
+        let mut home_of: HashMap<i64, (usize, usize)> = HashMap::new(); // machine → (records, group)
+        for (&(m, g), &n) in &counts {
+            let best = home_of.entry(m).or_insert((n, g));
+            if (n, std::cmp::Reverse(g)) > (best.0, std::cmp::Reverse(best.1)) {
+                *best = (n, g);
+            }
+        }
+        for i in loose {
+            let home = records[i]
+                .machine_id
+                .and_then(|m| home_of.get(&m))
+                .map(|(_, g)| *g);
+            match home {
+                Some(g) => groups[g].push(i),
+                None => groups.push(vec![i]),
             }
         }
     }
-    for i in loose {
-        let home = records[i].machine_id.and_then(|m| {
-            group_of_machine
-                .get(&m)
-                .and_then(|counts| {
-                    counts
-                        .iter()
-                        .max_by_key(|(g, n)| (**n, std::cmp::Reverse(**g)))
-                })
-                .map(|(g, _)| *g)
-        });
-        groups
-            .entry(home.unwrap_or(usize::MAX - i))
-            .or_default()
-            .push(i);
-    }
-    let groups: Vec<Vec<usize>> = groups.into_values().collect();
 
+    // Each group's previous machine ids with how many of its records had each, by id.
+    let previous: Vec<Vec<(i64, usize)>> = groups
+        .iter()
+        .map(|members| {
+            let mut ids: Vec<i64> = members
+                .iter()
+                .filter_map(|&i| records[i].machine_id)
+                .collect();
+            ids.sort_unstable();
+            let mut counted: Vec<(i64, usize)> = Vec::with_capacity(1);
+            for id in ids {
+                match counted.last_mut() {
+                    Some((m, n)) if *m == id => *n += 1,
+                    _ => counted.push((id, 1)),
+                }
+            }
+            counted
+        })
+        .collect();
     // Identity: each previous id goes to the group holding most of its records (ties: the
     // smaller id first), one id per group.
-    let mut claims: Vec<(usize, i64, usize)> = Vec::new(); // (records, previous id, group)
-    for (g, members) in groups.iter().enumerate() {
-        let mut counts: BTreeMap<i64, usize> = BTreeMap::new();
-        for &i in members {
-            if let Some(m) = records[i].machine_id {
-                *counts.entry(m).or_default() += 1;
-            }
-        }
-        claims.extend(counts.into_iter().map(|(m, n)| (n, m, g)));
-    }
-    claims.sort_by(|a, b| b.0.cmp(&a.0).then(a.1.cmp(&b.1)).then(a.2.cmp(&b.2)));
+    let mut claims: Vec<(usize, i64, usize)> = previous // (records, previous id, group)
+        .iter()
+        .enumerate()
+        .flat_map(|(g, counted)| counted.iter().map(move |&(m, n)| (n, m, g)))
+        .collect();
+    claims.sort_unstable_by(|a, b| b.0.cmp(&a.0).then(a.1.cmp(&b.1)).then(a.2.cmp(&b.2)));
     let mut id_of_group: Vec<Option<i64>> = vec![None; groups.len()];
-    let mut taken: BTreeSet<i64> = BTreeSet::new();
+    let mut taken: std::collections::HashSet<i64> = std::collections::HashSet::new();
     for (_, m, g) in &claims {
         if id_of_group[*g].is_none() && taken.insert(*m) {
             id_of_group[*g] = Some(*m);
         }
     }
     let mut changes = Vec::new();
-    for (g, members) in groups.iter().enumerate() {
-        let previous: BTreeSet<i64> = members
-            .iter()
-            .filter_map(|&i| records[i].machine_id)
-            .collect();
-        if previous.len() > 1 {
+    for (g, counted) in previous.iter().enumerate() {
+        if counted.len() > 1 {
             changes.push(IdentityChange::Merged {
-                from: previous.into_iter().collect(),
+                from: counted.iter().map(|(m, _)| *m).collect(),
                 into: g,
             });
         }
     }
-    let mut spans: BTreeMap<i64, BTreeSet<usize>> = BTreeMap::new();
-    for (g, members) in groups.iter().enumerate() {
-        for &i in members {
-            if let Some(m) = records[i].machine_id {
-                spans.entry(m).or_default().insert(g);
-            }
-        }
-    }
-    for (m, gs) in spans {
-        if gs.len() > 1 {
+    // A previous id held by records in several groups: a split.
+    let mut spans: Vec<(i64, usize)> = claims.iter().map(|&(_, m, g)| (m, g)).collect();
+    spans.sort_unstable();
+    for run in spans.chunk_by(|a, b| a.0 == b.0) {
+        if run.len() > 1 {
             changes.push(IdentityChange::Split {
-                from: m,
-                into: gs.into_iter().collect(),
+                from: run[0].0,
+                into: run.iter().map(|(_, g)| *g).collect(),
             });
         }
     }
