@@ -78,17 +78,7 @@ fn machine_rows(
         floor_ms: None,
         target: "< 5 ms at 100,000",
     });
-    let output = std::process::Command::new(std::env::current_exe()?)
-        .arg("bench-dashboard")
-        .arg(&db)
-        .arg(records.to_string())
-        .output()?;
-    anyhow::ensure!(
-        output.status.success(),
-        "the dashboard measurement failed: {}",
-        String::from_utf8_lossy(&output.stderr)
-    );
-    let figure: serde_json::Value = serde_json::from_slice(&output.stdout)?;
+    let figure = dashboard_figure(&db, records)?;
     for (key, measurement, target) in [
         (
             "first_frame",
@@ -101,16 +91,10 @@ fn machine_rows(
             "< 16 ms",
         ),
     ] {
-        let v = &figure[key];
         rows.push(Row {
             measurement: measurement.into(),
             scale: records,
-            stats: Stats {
-                median_ms: v["median_ms"].as_f64().unwrap_or_default(),
-                min_ms: v["min_ms"].as_f64().unwrap_or_default(),
-                max_ms: v["max_ms"].as_f64().unwrap_or_default(),
-                n: v["n"].as_u64().unwrap_or_default() as usize,
-            },
+            stats: stats_in(&figure, key),
             floor_ms: None,
             target,
         });
@@ -119,6 +103,32 @@ fn machine_rows(
         *dashboard_rss = Some(dashboard_rss.map_or(rss, |r| r.max(rss)));
     }
     Ok(())
+}
+
+/// The dashboard measured over `db` in a fresh process (`bench-dashboard`), as its JSON.
+fn dashboard_figure(db: &std::path::Path, devices: usize) -> anyhow::Result<serde_json::Value> {
+    let output = std::process::Command::new(std::env::current_exe()?)
+        .arg("bench-dashboard")
+        .arg(db)
+        .arg(devices.to_string())
+        .output()?;
+    anyhow::ensure!(
+        output.status.success(),
+        "the dashboard measurement failed: {}",
+        String::from_utf8_lossy(&output.stderr)
+    );
+    Ok(serde_json::from_slice(&output.stdout)?)
+}
+
+/// The statistics under `key` of a `bench-dashboard` figure.
+fn stats_in(figure: &serde_json::Value, key: &str) -> Stats {
+    let v = &figure[key];
+    Stats {
+        median_ms: v["median_ms"].as_f64().unwrap_or_default(),
+        min_ms: v["min_ms"].as_f64().unwrap_or_default(),
+        max_ms: v["max_ms"].as_f64().unwrap_or_default(),
+        n: v["n"].as_u64().unwrap_or_default() as usize,
+    }
 }
 
 fn progress(json: bool, text: &str) {
@@ -287,26 +297,8 @@ pub fn bench(args: &BenchArgs) -> anyhow::Result<()> {
             args.json,
             &format!("{devices} devices: dashboard (fresh process, TestBackend 160×48)"),
         );
-        let output = std::process::Command::new(std::env::current_exe()?)
-            .arg("bench-dashboard")
-            .arg(&db)
-            .arg(devices.to_string())
-            .output()?;
-        anyhow::ensure!(
-            output.status.success(),
-            "the dashboard measurement failed: {}",
-            String::from_utf8_lossy(&output.stderr)
-        );
-        let figure: serde_json::Value = serde_json::from_slice(&output.stdout)?;
-        let stats = |key: &str| -> anyhow::Result<Stats> {
-            let v = &figure[key];
-            Ok(Stats {
-                median_ms: v["median_ms"].as_f64().unwrap_or_default(),
-                min_ms: v["min_ms"].as_f64().unwrap_or_default(),
-                max_ms: v["max_ms"].as_f64().unwrap_or_default(),
-                n: v["n"].as_u64().unwrap_or_default() as usize,
-            })
-        };
+        let figure = dashboard_figure(&db, devices)?;
+        let stats = |key: &str| -> anyhow::Result<Stats> { Ok(stats_in(&figure, key)) };
         rows.push(Row {
             measurement: "dashboard: open database + first frame".into(),
             scale: devices,

@@ -119,15 +119,9 @@ fn records(
     filter: infradeck_core::machines::MachineFilter,
 ) -> anyhow::Result<()> {
     let query = DeviceQuery {
-        name_contains: filter.name_contains,
-        invert_name: filter.invert_name,
-        device_type: filter.device_type,
-        source_system: filter.source_system,
-        source_identifier: filter.source_identifier,
-        status: filter.status,
         sort: DeviceSort::Name,
         limit: args.limit,
-        ..DeviceQuery::default()
+        ..DeviceQuery::of_records(&filter)
     };
     let devices = store.query_devices(&query)?;
     if args.json {
@@ -373,10 +367,10 @@ fn render_detail(d: &MachineDetail) -> String {
                 }
             );
             for v in fullest {
-                let percent = match (v.volume.capacity_bytes, v.volume.used_bytes) {
-                    (Some(c), Some(u)) if c > 0 => format!("{:.0}%", u as f64 * 100.0 / c as f64),
-                    _ => "?".into(),
-                };
+                let percent = v
+                    .volume
+                    .used_percent()
+                    .map_or_else(|| "?".into(), |p| format!("{p:.0}%"));
                 let _ = writeln!(
                     out,
                     "  {:<32} {:>5} of {}",

@@ -341,10 +341,7 @@ fn kind_detail(
                 .map(|list| list.iter().filter_map(|p| text(&p["name"])).collect())
                 .unwrap_or_default();
             let mut fullest: Vec<VolumeRow> = volumes.to_vec();
-            let percent = |v: &VolumeRow| match (v.volume.capacity_bytes, v.volume.used_bytes) {
-                (Some(c), Some(u)) if c > 0 => u as f64 / c as f64,
-                _ => -1.0,
-            };
+            let percent = |v: &VolumeRow| v.volume.used_percent().unwrap_or(-1.0);
             fullest.sort_by(|a, b| percent(b).total_cmp(&percent(a)));
             fullest.truncate(10);
             KindDetail::Array {

@@ -134,12 +134,7 @@ pub struct VolumeUse {
 impl VolumeUse {
     /// Used share in percent, when both figures are known and the volume has a size.
     pub fn used_percent(&self) -> Option<f64> {
-        match (self.capacity_bytes, self.used_bytes) {
-            (Some(capacity), Some(used)) if capacity > 0 => {
-                Some(used as f64 * 100.0 / capacity as f64)
-            }
-            _ => None,
-        }
+        crate::model::used_percent(self.capacity_bytes, self.used_bytes)
     }
 }
 

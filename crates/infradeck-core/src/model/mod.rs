@@ -221,6 +221,21 @@ pub struct VolumeRecord {
     pub device_id: Option<i64>,
 }
 
+impl VolumeRecord {
+    /// Used share in percent, when both figures are known and the volume has a size.
+    pub fn used_percent(&self) -> Option<f64> {
+        used_percent(self.capacity_bytes, self.used_bytes)
+    }
+}
+
+/// `used` of `capacity` in percent; `None` when either is unknown or the capacity is zero.
+pub fn used_percent(capacity: Option<i64>, used: Option<i64>) -> Option<f64> {
+    match (capacity, used) {
+        (Some(capacity), Some(used)) if capacity > 0 => Some(used as f64 * 100.0 / capacity as f64),
+        _ => None,
+    }
+}
+
 /// A cached Confluence page (`kb_articles`).
 #[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
 pub struct KbArticleRecord {

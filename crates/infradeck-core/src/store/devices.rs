@@ -519,6 +519,20 @@ pub struct DevicePage {
 }
 
 impl DeviceQuery {
+    /// The records a machine filter matches (by name order, no paging): for the raw-record
+    /// lists. Health and power are a machine's and are not part of it.
+    pub fn of_records(filter: &crate::machines::MachineFilter) -> DeviceQuery {
+        DeviceQuery {
+            name_contains: filter.name_contains.clone(),
+            invert_name: filter.invert_name,
+            device_type: filter.device_type,
+            source_system: filter.source_system.clone(),
+            source_identifier: filter.source_identifier.clone(),
+            status: filter.status,
+            ..DeviceQuery::default()
+        }
+    }
+
     fn where_clause(&self) -> (String, Vec<String>) {
         let mut terms = Vec::new();
         let mut values = Vec::new();

@@ -636,10 +636,7 @@ fn machine_sections(
                 doc.field("pools", &clean(&pools.join(", ")), theme.base());
             }
             for v in fullest {
-                let percent = match (v.volume.capacity_bytes, v.volume.used_bytes) {
-                    (Some(c), Some(u)) if c > 0 => u as f64 * 100.0 / c as f64,
-                    _ => 0.0,
-                };
+                let percent = v.volume.used_percent().unwrap_or(0.0);
                 let style = if percent >= 95.0 {
                     theme.error()
                 } else if percent >= 85.0 {

@@ -104,14 +104,7 @@ impl DevicesView {
     /// The record list's query: the machine sorts a record has (name, type, sources, last
     /// seen) map onto its columns; health and power are the machine's and sort by name.
     fn record_query(&self, offset: u64, limit: u64) -> DeviceQuery {
-        let filter = self.filter_or_none();
         DeviceQuery {
-            name_contains: filter.name_contains,
-            invert_name: filter.invert_name,
-            device_type: filter.device_type,
-            source_system: filter.source_system,
-            source_identifier: filter.source_identifier,
-            status: filter.status,
             sort: match self.sort {
                 MachineSort::Type => DeviceSort::Type,
                 MachineSort::Sources => DeviceSort::Source,
@@ -121,6 +114,7 @@ impl DevicesView {
             descending: self.descending,
             offset,
             limit,
+            ..DeviceQuery::of_records(&self.filter_or_none())
         }
     }
 
