@@ -111,6 +111,10 @@ enum Command {
         /// Print JSON instead of a table
         #[arg(long)]
         json: bool,
+        /// The machines as they were at this time (a date and time in UTC, or a duration back
+        /// such as 8h), rebuilt from the audit trail
+        #[arg(long, value_name = "WHEN", conflicts_with = "records")]
+        at: Option<String>,
     },
     /// One machine, whole: health with reasons, sources, fields by source, relationships,
     /// interfaces, volumes, configs, runbooks and tickets
@@ -120,6 +124,9 @@ enum Command {
         /// Print JSON instead of text
         #[arg(long)]
         json: bool,
+        /// The machine as it was at this time (UTC date and time, or a duration back)
+        #[arg(long, value_name = "WHEN")]
+        at: Option<String>,
     },
     /// Machines whose sources disagree on a compared field, newest disagreement first
     Conflicts {
@@ -145,6 +152,33 @@ enum Command {
         /// (after the guard refused a removal that is real)
         #[arg(long)]
         allow_mass_removal: bool,
+    },
+    /// What changed, grouped by machine and kind (appeared, gone, moved, power, health,
+    /// resized, addresses, config, volume, relationships, fields, netbox), newest first
+    Changes {
+        /// Words matched against machine names and what changed
+        pattern: Vec<String>,
+        /// Start: a duration back (90m, 8h, 7d), a date or date and time (UTC), or `last-look`
+        #[arg(long, default_value = "24h", value_name = "WHEN")]
+        since: String,
+        /// End (default: now), in the same forms as --since
+        #[arg(long, value_name = "WHEN")]
+        until: Option<String>,
+        /// Only these kinds (repeat or separate with commas)
+        #[arg(long = "kind", value_name = "KIND")]
+        kinds: Vec<String>,
+        /// Only changes reported by this source (system or system/instance)
+        #[arg(long = "source", value_name = "SOURCE")]
+        sources: Vec<String>,
+        /// Print JSON instead of a table
+        #[arg(long, conflicts_with = "markdown")]
+        json: bool,
+        /// Print a Markdown handover note: counts per kind, then the notable changes
+        #[arg(long)]
+        markdown: bool,
+        /// At most this many rows (0: all) or Markdown items (default 30)
+        #[arg(long, default_value_t = 0)]
+        limit: usize,
     },
     /// The audit trail, newest first: everything, or one device by id or name
     History {
@@ -303,6 +337,7 @@ fn main() -> ExitCode {
             | Command::Show { .. }
             | Command::Conflicts { .. }
             | Command::History { .. }
+            | Command::Changes { .. }
             | Command::Search { .. }
             | Command::Related { .. },
         ) => infradeck_core::process::die_on_broken_pipe(),
@@ -502,6 +537,7 @@ fn run(cli: Cli) -> anyhow::Result<()> {
             records,
             limit,
             json,
+            at,
         }) => cli::devices(
             &ctx,
             &cli::DevicesArgs {
@@ -516,9 +552,36 @@ fn run(cli: Cli) -> anyhow::Result<()> {
                 records,
                 limit,
                 json,
+                at,
             },
         ),
-        Some(Command::Show { machine, json }) => cli::show(&ctx, &machine, json),
+        Some(Command::Show { machine, json, at }) => cli::show(&ctx, &machine, json, at.as_deref()),
         Some(Command::Conflicts { json }) => cli::conflicts(&ctx, json),
+        Some(Command::Changes {
+            pattern,
+            since,
+            until,
+            kinds,
+            sources,
+            json,
+            markdown,
+            limit,
+        }) => cli::changes_command(
+            &ctx,
+            &cli::ChangesArgs {
+                since,
+                until,
+                kinds: kinds
+                    .iter()
+                    .flat_map(|k| k.split(','))
+                    .map(str::to_string)
+                    .collect(),
+                sources,
+                words: pattern,
+                json,
+                markdown,
+                limit,
+            },
+        ),
     }
 }

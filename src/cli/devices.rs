@@ -24,6 +24,18 @@ pub struct DevicesArgs {
     pub records: bool,
     pub limit: u64,
     pub json: bool,
+    /// The inventory as it was at this time (rebuilt from the audit trail).
+    pub at: Option<String>,
+}
+
+/// `--at WHEN` as a database timestamp, checked to be in the past.
+pub(crate) fn past_time(store: &Store, when: &str) -> anyhow::Result<String> {
+    let now = chrono::Utc::now();
+    let look = store.last_look(&infradeck_core::identity::os_user())?;
+    let at = infradeck_core::changes::resolve_time(when, now, look.as_deref())
+        .map_err(|e| anyhow::anyhow!("--at: {e}"))?;
+    anyhow::ensure!(at <= now, "--at {when} is in the future");
+    Ok(infradeck_core::time::format(at))
 }
 
 /// The stale sources now, for health.
@@ -54,8 +66,35 @@ pub fn devices(ctx: &Context, args: &DevicesArgs) -> anyhow::Result<()> {
         }
         return records(&store, args, filter);
     }
-    let stale = stale(ctx, &store)?;
     let sort = args.sort.unwrap_or_default();
+    if let Some(when) = &args.at {
+        let at = past_time(&store, when)?;
+        let past = infradeck_core::app::inventory_at(
+            &store,
+            &at,
+            &ctx.config.machine_rules(),
+            &ctx.config.sources,
+        )?;
+        let mut machines = past.list(&filter, sort, args.descending);
+        let total = machines.len() as u64;
+        if args.limit > 0 {
+            machines.truncate(args.limit as usize);
+        }
+        if args.json {
+            return super::print_json(&machines);
+        }
+        let now = infradeck_core::time::parse(&at).unwrap_or_else(chrono::Utc::now);
+        print_machines(&machines, total, now);
+        eprintln!("as it was at {at} UTC (SEEN: before then)");
+        if past.unreconstructed > 0 {
+            eprintln!(
+                "{} records predate the audit trail and are shown as they are now",
+                past.unreconstructed
+            );
+        }
+        return Ok(());
+    }
+    let stale = stale(ctx, &store)?;
     let page = store.machine_page(&MachineQuery {
         filter,
         sort,
@@ -67,9 +106,14 @@ pub fn devices(ctx: &Context, args: &DevicesArgs) -> anyhow::Result<()> {
     if args.json {
         return super::print_json(&page.machines);
     }
-    let now = chrono::Utc::now();
-    let rows: Vec<Vec<String>> = page
-        .machines
+    let machines: Vec<&Machine> = page.machines.iter().collect();
+    print_machines(&machines, page.total, chrono::Utc::now());
+    Ok(())
+}
+
+/// The machine table, and how many matched on stderr.
+fn print_machines(machines: &[&Machine], total: u64, now: chrono::DateTime<chrono::Utc>) {
+    let rows: Vec<Vec<String>> = machines
         .iter()
         .map(|m| {
             vec![
@@ -101,15 +145,14 @@ pub fn devices(ctx: &Context, args: &DevicesArgs) -> anyhow::Result<()> {
     } else {
         eprintln!(
             "{} machines{}",
-            page.total,
-            if (page.machines.len() as u64) < page.total {
-                format!(" ({} shown)", page.machines.len())
+            total,
+            if (machines.len() as u64) < total {
+                format!(" ({} shown)", machines.len())
             } else {
                 String::new()
             }
         );
     }
-    Ok(())
 }
 
 /// `devices --records`: one row per source record, as the sources reported them.
@@ -212,8 +255,11 @@ fn find_machine(
 }
 
 /// `infradeck show NAME|ID`: one machine, whole.
-pub fn show(ctx: &Context, which: &str, json: bool) -> anyhow::Result<()> {
+pub fn show(ctx: &Context, which: &str, json: bool, at: Option<&str>) -> anyhow::Result<()> {
     let store = ctx.open_store()?;
+    if let Some(when) = at {
+        return show_at(ctx, &store, which, json, when);
+    }
     let stale = stale(ctx, &store)?;
     let machine = find_machine(&store, which, &stale)?;
     let Some(detail) = infradeck_core::app::machine_detail(&store, machine.id, &stale)? else {
@@ -227,6 +273,98 @@ pub fn show(ctx: &Context, which: &str, json: bool) -> anyhow::Result<()> {
     }
     // Sanitized line by line: the sanitizer shows a line break inside a value as `␊`.
     for line in render_detail(&detail).lines() {
+        println!("{}", infradeck_core::sanitize::for_terminal(line));
+    }
+    Ok(())
+}
+
+/// `show --at`: the machine as it was, from the audit trail.
+fn show_at(
+    ctx: &Context,
+    store: &Store,
+    which: &str,
+    json: bool,
+    when: &str,
+) -> anyhow::Result<()> {
+    use std::fmt::Write;
+    let at = past_time(store, when)?;
+    let past = infradeck_core::app::inventory_at(
+        store,
+        &at,
+        &ctx.config.machine_rules(),
+        &ctx.config.sources,
+    )?;
+    let found = past.find(which);
+    let machine = match found.as_slice() {
+        [] => anyhow::bail!(
+            "no machine named `{which}` at {at} (try `infradeck devices --at '{at}'`)"
+        ),
+        [one] => one.id,
+        many => anyhow::bail!(
+            "`{which}` names {} machines at {at}: {}; give the id",
+            many.len(),
+            many.iter()
+                .map(|m| format!("{} ({})", m.id, m.name))
+                .collect::<Vec<_>>()
+                .join(", ")
+        ),
+    };
+    let Some(detail) = past.detail(machine) else {
+        anyhow::bail!("machine {machine} has no detail at {at}");
+    };
+    if json {
+        return super::print_json(&detail);
+    }
+    let m = &detail.machine;
+    let mut out = String::new();
+    let _ = writeln!(
+        out,
+        "{} ({}, machine {}) as it was at {at} UTC — {}",
+        m.name,
+        type_word(m.device_type),
+        m.id,
+        m.health
+    );
+    for reason in &m.reasons {
+        let _ = writeln!(out, "  {} {}", reason.level, reason.text);
+    }
+    let _ = writeln!(out, "\nsources");
+    for r in &m.records {
+        let _ = writeln!(
+            out,
+            "  {:<28} {:<9} {}",
+            r.source(),
+            r.status.as_str(),
+            r.name
+        );
+    }
+    if !detail.fields.is_empty() {
+        let _ = writeln!(out, "\nfields");
+        for field in &detail.fields {
+            let values: Vec<String> = field
+                .values
+                .iter()
+                .map(|v| format!("{} ({})", v.value, v.source))
+                .collect();
+            let mark = if field.conflict { "≠" } else { " " };
+            let _ = writeln!(out, " {mark}{:<14} {}", field.name, values.join("  "));
+        }
+    }
+    if !detail.relationships.is_empty() {
+        let _ = writeln!(out, "\nrelationships");
+        for link in &detail.relationships {
+            let way = if link.is_parent { "under" } else { "over" };
+            let _ = writeln!(
+                out,
+                "  {way} {} {} ({}, {})",
+                link.relationship_type.as_str(),
+                link.name,
+                type_word(link.device_type),
+                link.health
+            );
+        }
+    }
+    for line in out.lines() {
         println!("{}", infradeck_core::sanitize::for_terminal(line));
     }
     Ok(())

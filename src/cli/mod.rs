@@ -2,6 +2,7 @@
 //! subcommand; each prints for a person (or JSON with `--json`) and returns an error to report.
 
 mod bench;
+mod changes;
 mod dashboard;
 mod db;
 mod demo;
@@ -14,6 +15,7 @@ mod sync;
 pub mod table;
 
 pub use bench::{BenchArgs, bench, bench_dashboard};
+pub use changes::{ChangesArgs, changes_command};
 pub use dashboard::dashboard;
 pub use db::{MaintainArgs, db_check, db_maintain};
 pub use demo::{DemoArgs, demo};

@@ -5,6 +5,7 @@
 
 mod common;
 
+mod changes;
 mod cli;
 mod dashboard_in_tmux;
 mod knowledge;

@@ -331,6 +331,60 @@ async fn plan_approve_apply_then_rollback_restores_netbox() {
             "rollback restores {key} field by field"
         );
     }
+
+    // The audit trail says who planned, reviewed, applied and rolled back the batch, and the
+    // changes digest shows it as one NetBox batch line.
+    let events: Vec<(String, String)> = store
+        .history(None, 10_000)
+        .unwrap()
+        .into_iter()
+        .filter(|h| h.change_type.as_deref() == Some("netbox_batch"))
+        .filter(|h| {
+            h.new_value
+                .as_deref()
+                .is_some_and(|v| v.contains(batch.as_str()))
+        })
+        .map(|h| {
+            (
+                h.operation.unwrap_or_default(),
+                h.performed_by.unwrap_or_default(),
+            )
+        })
+        .collect();
+    let operations: Vec<&str> = events.iter().rev().map(|(op, _)| op.as_str()).collect();
+    assert_eq!(operations.first(), Some(&"plan"), "{events:?}");
+    assert!(operations.contains(&"review"), "{events:?}");
+    assert!(
+        operations.contains(&"applied") || operations.contains(&"partial"),
+        "{events:?}"
+    );
+    assert_eq!(operations.last(), Some(&"rolled_back"), "{events:?}");
+    assert!(
+        events
+            .iter()
+            .any(|(op, who)| op == "review" && who == "oncall"),
+        "{events:?}"
+    );
+    let digest = infradeck_core::changes::digest(
+        &store,
+        "2000-01-01 00:00:00",
+        "2999-01-01 00:00:00",
+        &infradeck_core::machines::HealthRules::default(),
+    )
+    .unwrap();
+    let line = digest
+        .changes
+        .iter()
+        .find(|c| c.subject.name() == format!("NetBox batch {batch}"))
+        .expect("the batch is in the digest");
+    assert!(
+        line.details.iter().any(|d| d.starts_with("planned by")),
+        "{line:?}"
+    );
+    assert!(
+        line.details.iter().any(|d| d.starts_with("rolled back by")),
+        "{line:?}"
+    );
 }
 
 #[tokio::test(flavor = "multi_thread")]

@@ -8,6 +8,7 @@
 //! the commands out on the caller's tokio runtime.
 
 mod inventory;
+mod past;
 mod protocol;
 mod review;
 
@@ -15,6 +16,7 @@ pub use inventory::{
     ClusterHost, KindDetail, MachineDetail, RelatedMachine, SourcedInterface, Uplink,
     machine_detail, stale_sources,
 };
+pub use past::{PastDetail, PastInventory, PastLink, inventory_at};
 pub use protocol::*;
 pub use review::{ReviewOutcome, review};
 

@@ -363,8 +363,14 @@ impl<'a> Run<'a> {
     pub(super) fn record_batch_state(&mut self) -> anyhow::Result<()> {
         let items = self.store.batch_items(&self.batch)?;
         let state = batch_state(&items);
-        self.store
-            .write(|w| w.set_batch_state(&self.batch, state))?;
+        self.store.write(|w| {
+            w.set_batch_state(
+                &self.batch,
+                state,
+                &crate::identity::os_user(),
+                &crate::time::now(),
+            )
+        })?;
         Ok(())
     }
 

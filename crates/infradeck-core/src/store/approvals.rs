@@ -1,9 +1,10 @@
 //! NetBox plans awaiting review: `netbox_sync_batches` and `netbox_sync_approvals`.
 
-use super::{Result, Store, Writer, json_text, parse_text_enum};
+use super::{NewHistory, Result, Store, Writer, json_text, parse_text_enum};
 use crate::model::{ApprovalAction, ApprovalStatus};
 use rusqlite::{OptionalExtension, Row, params};
 use serde::Serialize;
+use serde_json::json;
 
 /// A batch to create.
 #[derive(Debug, Clone)]
@@ -137,6 +138,18 @@ impl Writer<'_> {
             ])?;
             ids.push(conn.last_insert_rowid());
         }
+        self.record_batch_event(
+            batch.batch_id,
+            "plan",
+            batch.planned_by,
+            batch.planned_at,
+            json!({
+                "creates": count(ApprovalAction::Create),
+                "updates": count(ApprovalAction::Update),
+                "deletes": count(ApprovalAction::Delete),
+                "netbox_url": batch.netbox_url,
+            }),
+        )?;
         Ok(ids)
     }
 
@@ -157,23 +170,49 @@ impl Writer<'_> {
             at,
         } = *review;
         let conn = self.conn();
-        if item_ids.is_empty() {
-            return Ok(conn
-                .prepare_cached(
-                    "UPDATE netbox_sync_approvals SET approval_status = ?3, approved_by = ?4, \
+        let moved = if item_ids.is_empty() {
+            conn.prepare_cached(
+                "UPDATE netbox_sync_approvals SET approval_status = ?3, approved_by = ?4, \
                      approved_at = ?5, review_comment = ?6 \
                      WHERE sync_batch_id = ?1 AND approval_status = ?2",
-                )?
-                .execute(params![
-                    batch_id,
-                    from.as_str(),
-                    to.as_str(),
-                    reviewer,
-                    at,
-                    comment
-                ])?);
+            )?
+            .execute(params![
+                batch_id,
+                from.as_str(),
+                to.as_str(),
+                reviewer,
+                at,
+                comment
+            ])?
+        } else {
+            self.review_listed_items(batch_id, item_ids, review)?
+        };
+        if moved > 0 {
+            self.record_batch_event(
+                batch_id,
+                "review",
+                reviewer,
+                at,
+                json!({"items": moved, "from": from.as_str(), "to": to.as_str(), "comment": comment}),
+            )?;
         }
-        let mut update = conn.prepare_cached(
+        Ok(moved)
+    }
+
+    fn review_listed_items(
+        &self,
+        batch_id: &str,
+        item_ids: &[i64],
+        review: &Review<'_>,
+    ) -> Result<usize> {
+        let Review {
+            from,
+            to,
+            reviewer,
+            comment,
+            at,
+        } = *review;
+        let mut update = self.conn().prepare_cached(
             "UPDATE netbox_sync_approvals SET approval_status = ?4, approved_by = ?5, \
              approved_at = ?6, review_comment = ?7 \
              WHERE id = ?1 AND sync_batch_id = ?2 AND approval_status = ?3",
@@ -191,6 +230,33 @@ impl Writer<'_> {
             ])?;
         }
         Ok(moved)
+    }
+}
+
+impl Writer<'_> {
+    /// Audits a NetBox batch event (`plan`, `review`, or the state an apply or rollback left it
+    /// in), so the trail says who planned, approved, applied and rolled back which batch.
+    pub(crate) fn record_batch_event(
+        &self,
+        batch_id: &str,
+        event: &str,
+        who: &str,
+        at: &str,
+        details: serde_json::Value,
+    ) -> Result<()> {
+        self.record_history(&NewHistory {
+            sync_id: batch_id,
+            source_system: "netbox",
+            source_identifier: "",
+            operation: event,
+            device_id: None,
+            change_type: "netbox_batch",
+            old_value: serde_json::Value::Null,
+            new_value: json!({"batch_id": batch_id, "event": event}),
+            performed_by: who,
+            performed_at: at,
+            metadata: details,
+        })
     }
 }
 

@@ -7,6 +7,7 @@
 
 mod approvals;
 mod audit;
+mod changes;
 mod configs;
 mod details;
 mod devices;
@@ -18,6 +19,7 @@ mod merged;
 mod name_index;
 mod netbox;
 mod overview;
+mod past;
 mod relationships;
 pub mod schema;
 mod search;
@@ -27,6 +29,7 @@ pub use approvals::{ApprovalItem, Batch, NewApprovalItem, NewBatch, Review};
 pub use audit::{
     HistoryEntry, NewHistory, RunOwner, RunProgress, RunSummary, SourceStatus, SyncRun,
 };
+pub use changes::{AuditRow, RecordLabel};
 pub use configs::config_hash;
 pub use configs::{ConfigStored, ConfigVersion};
 pub use details::{
@@ -48,6 +51,7 @@ pub use merged::{
 };
 pub(crate) use netbox::{InventoryVm, ItemResult};
 pub use overview::{ConfiguredDevice, DeviceCount};
+pub use past::{PastRecord, PastRecords};
 pub use relationships::{Direction, OwnedLink, Related, TreeNode};
 pub use search::{HitKind, KnowledgeHit, SearchHit, content_type_of, fts_query};
 

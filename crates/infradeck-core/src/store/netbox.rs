@@ -5,7 +5,7 @@
 use super::approvals::{ITEM_COLUMNS, item_from_row};
 use super::{ApprovalItem, Result, Store, Writer};
 use crate::model::ApprovalStatus;
-use rusqlite::params;
+use rusqlite::{OptionalExtension, params};
 
 /// A VM of the inventory, with what NetBox needs to know about it.
 #[derive(Debug, Clone, PartialEq)]
@@ -156,11 +156,42 @@ impl Writer<'_> {
         Ok(())
     }
 
-    /// Sets a batch's state (`pending`, `applying`, `applied`, `partial`, `rolled_back`).
-    pub(crate) fn set_batch_state(&self, batch_id: &str, state: &str) -> Result<()> {
-        self.conn()
-            .prepare_cached("UPDATE netbox_sync_batches SET state = ?2 WHERE batch_id = ?1")?
+    /// Sets a batch's state (`pending`, `applying`, `applied`, `partial`, `rolled_back`); a
+    /// change of state is audited with who caused it and the batch's item counts by status.
+    pub(crate) fn set_batch_state(
+        &self,
+        batch_id: &str,
+        state: &str,
+        who: &str,
+        at: &str,
+    ) -> Result<()> {
+        let conn = self.conn();
+        let before: Option<String> = conn
+            .prepare_cached("SELECT state FROM netbox_sync_batches WHERE batch_id = ?1")?
+            .query_row([batch_id], |r| r.get(0))
+            .optional()?
+            .flatten();
+        conn.prepare_cached("UPDATE netbox_sync_batches SET state = ?2 WHERE batch_id = ?1")?
             .execute(params![batch_id, state])?;
+        if before.as_deref() != Some(state) {
+            let mut counts = serde_json::Map::new();
+            let mut stmt = conn.prepare_cached(
+                "SELECT approval_status, count(*) FROM netbox_sync_approvals \
+                 WHERE sync_batch_id = ?1 GROUP BY approval_status",
+            )?;
+            let mut rows = stmt.query([batch_id])?;
+            while let Some(row) = rows.next()? {
+                let status: Option<String> = row.get(0)?;
+                counts.insert(status.unwrap_or_default(), row.get::<_, i64>(1)?.into());
+            }
+            self.record_batch_event(
+                batch_id,
+                state,
+                who,
+                at,
+                serde_json::json!({"from": before, "items": counts}),
+            )?;
+        }
         Ok(())
     }
 }

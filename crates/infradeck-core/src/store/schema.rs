@@ -2,8 +2,13 @@
 //! Append new steps; never edit a step that has shipped.
 
 /// The schema steps, in order. The index + 1 is the version a step produces.
-pub(crate) const MIGRATIONS: &[&str] =
-    &[V1_SEED_SCHEMA, V2_FULL_TEXT, V3_VOLUME_LINKS, V4_MACHINES];
+pub(crate) const MIGRATIONS: &[&str] = &[
+    V1_SEED_SCHEMA,
+    V2_FULL_TEXT,
+    V3_VOLUME_LINKS,
+    V4_MACHINES,
+    V5_CHANGES,
+];
 
 /// The schema version this build of infradeck writes.
 pub const LATEST_VERSION: i64 = MIGRATIONS.len() as i64;
@@ -405,6 +410,19 @@ ALTER TABLE devices ADD COLUMN machine_id INTEGER REFERENCES machines (id) ON DE
 CREATE INDEX idx_devices_machine_id ON devices (machine_id);
 "#;
 
+/// Version 5: what changed, and the inventory as it was. `last_looks` remembers when each OS
+/// user last looked at the changes (the dashboard opens on them when there are new ones). The
+/// index serves "each record's newest row of a kind at or before a time", which reconstructs
+/// the inventory at that time from the audit trail.
+const V5_CHANGES: &str = r#"
+CREATE TABLE last_looks (
+    user TEXT PRIMARY KEY,
+    looked_at TIMESTAMP NOT NULL
+);
+CREATE INDEX idx_sync_history_type_device_time
+    ON sync_history (change_type, device_id, performed_at);
+"#;
+
 /// The tables of the schema, for row counts and documentation.
 pub const TABLES: &[&str] = &[
     "devices",
@@ -424,4 +442,5 @@ pub const TABLES: &[&str] = &[
     "sync_runs",
     "volume_relationships",
     "machines",
+    "last_looks",
 ];

@@ -1,0 +1,293 @@
+//! The inventory as it was at a past time, for `devices --at`, `show --at` and the dashboard's
+//! `:at`: the records the audit trail says existed then ([`Store::records_at`]), grouped into
+//! machines and judged by the same computation correlation runs, at that time.
+
+use crate::config::SourceConfig;
+use crate::machines::{MachineFilter, MachineRules, compute, with_stale_sources};
+use crate::model::{DeviceType, Health, RelationshipType};
+use crate::store::{
+    FieldSource, Machine, MachineRecord, MachineSort, MergedField, PastRecords, Result, Store,
+    merged_fields,
+};
+use serde::Serialize;
+use std::collections::HashMap;
+
+/// The machines at a time, and what their detail needs.
+#[derive(Debug, Clone)]
+pub struct PastInventory {
+    /// The time (a database timestamp).
+    pub at: String,
+    /// In name order.
+    pub machines: Vec<Machine>,
+    /// Records older than the audit trail, shown as they are now (see [`Store::records_at`]).
+    pub unreconstructed: usize,
+    records: PastRecords,
+    /// Record id → index into `machines`.
+    machine_of_record: HashMap<i64, usize>,
+}
+
+/// A machine linked to the one shown, as it was.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct PastLink {
+    pub relationship_type: RelationshipType,
+    /// True when it is the parent (the host of this VM).
+    pub is_parent: bool,
+    pub machine_id: i64,
+    pub name: String,
+    pub device_type: DeviceType,
+    pub health: Health,
+}
+
+/// One machine's detail as it was.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct PastDetail {
+    pub at: String,
+    pub machine: Machine,
+    pub fields: Vec<MergedField>,
+    pub relationships: Vec<PastLink>,
+    /// (source, interfaces as that source reported them).
+    pub interfaces: Vec<(String, serde_json::Value)>,
+}
+
+/// Rebuilds the machines as they were at `at`.
+pub fn inventory_at(
+    store: &Store,
+    at: &str,
+    rules: &MachineRules,
+    sources: &[SourceConfig],
+) -> Result<PastInventory> {
+    let records = store.records_at(at)?;
+    let now = crate::time::parse(at).unwrap_or_else(chrono::Utc::now);
+    let stale = crate::machines::stale_sources(&store.source_statuses_at(at)?, sources, now);
+    let facts: Vec<crate::machines::RecordFacts> =
+        records.records.iter().map(|r| r.facts.clone()).collect();
+    let computed = compute(&facts, &records.same_as, rules, now);
+    let index: HashMap<i64, usize> = records
+        .records
+        .iter()
+        .enumerate()
+        .map(|(i, r)| (r.facts.id, i))
+        .collect();
+    let mut machines: Vec<Machine> = computed
+        .machines
+        .iter()
+        .map(|m| {
+            let members: Vec<MachineRecord> = m
+                .members
+                .iter()
+                .filter_map(|id| index.get(id))
+                .map(|&i| {
+                    let r = &records.records[i];
+                    MachineRecord {
+                        device_id: r.facts.id,
+                        name: r.facts.name.clone(),
+                        device_type: r.facts.device_type,
+                        source_system: r.facts.source_system.clone(),
+                        source_identifier: r.facts.source_identifier.clone(),
+                        source_id: r.source_id.clone(),
+                        status: r.facts.status,
+                        last_seen: r.facts.last_seen.clone(),
+                    }
+                })
+                .collect();
+            let mut machine = Machine {
+                id: m.id.unwrap_or(-m.primary_device_id),
+                correlated: m.id.is_some(),
+                name: m.name.clone(),
+                device_type: m.device_type,
+                primary_device_id: Some(m.primary_device_id),
+                status: m.status,
+                health: m.health,
+                reasons: m.reasons.clone(),
+                power: m.power.clone(),
+                conflicts: m.conflicts.clone(),
+                conflict_since: None,
+                last_seen: members.iter().filter_map(|r| r.last_seen.clone()).max(),
+                records: members,
+            };
+            let (health, reasons) =
+                with_stale_sources(machine.health, &machine.reasons, &machine.sources(), &stale);
+            machine.health = health;
+            machine.reasons = reasons;
+            machine
+        })
+        .collect();
+    machines.sort_by_cached_key(|m| (crate::text::natural_key(&m.name), m.id));
+    let machine_of_record = machines
+        .iter()
+        .enumerate()
+        .flat_map(|(i, m)| m.records.iter().map(move |r| (r.device_id, i)))
+        .collect();
+    Ok(PastInventory {
+        at: at.to_string(),
+        machines,
+        unreconstructed: records.unreconstructed,
+        records,
+        machine_of_record,
+    })
+}
+
+impl PastInventory {
+    /// The machines `filter` keeps, sorted as the live list sorts.
+    pub fn list(
+        &self,
+        filter: &MachineFilter,
+        sort: MachineSort,
+        descending: bool,
+    ) -> Vec<&Machine> {
+        let mut out: Vec<&Machine> = self.machines.iter().filter(|m| filter.accepts(m)).collect();
+        match sort {
+            MachineSort::Name => {}
+            MachineSort::Type => out.sort_by_key(|m| m.device_type.as_str()),
+            MachineSort::Sources => out.sort_by_key(|m| m.source_systems().join(",")),
+            MachineSort::Health => out.sort_by_key(|m| std::cmp::Reverse(m.health)),
+            MachineSort::Power => out.sort_by_key(|m| m.power.clone()),
+            MachineSort::LastSeen => out.sort_by_key(|m| std::cmp::Reverse(m.last_seen.clone())),
+        }
+        if descending {
+            out.reverse();
+        }
+        out
+    }
+
+    /// Machines by id, or whose records are named `which` (case-insensitive).
+    pub fn find(&self, which: &str) -> Vec<&Machine> {
+        if let Ok(id) = which.parse::<i64>()
+            && let Some(m) = self.machines.iter().find(|m| m.id == id)
+        {
+            return vec![m];
+        }
+        let lower = which.to_lowercase();
+        self.machines
+            .iter()
+            .filter(|m| {
+                m.name.to_lowercase() == lower
+                    || m.records.iter().any(|r| r.name.to_lowercase() == lower)
+            })
+            .collect()
+    }
+
+    /// The detail of machine `id` as it was.
+    pub fn detail(&self, id: i64) -> Option<PastDetail> {
+        let machine = self.machines.iter().find(|m| m.id == id)?.clone();
+        let by_id: HashMap<i64, &crate::store::PastRecord> = self
+            .records
+            .records
+            .iter()
+            .map(|r| (r.facts.id, r))
+            .collect();
+        let mine: Vec<&crate::store::PastRecord> = machine
+            .records
+            .iter()
+            .filter_map(|r| by_id.get(&r.device_id).copied())
+            .collect();
+        let fields = merged_fields(mine.iter().map(|r| FieldSource {
+            source: r.facts.source(),
+            device_id: r.facts.id,
+            confirmed_at: r.facts.last_seen.clone(),
+            fields: &r.facts.metadata[r.facts.source_system.as_str()],
+        }));
+        let member = |id: i64| machine.records.iter().any(|r| r.device_id == id);
+        let mut relationships: Vec<PastLink> = Vec::new();
+        for (parent, child, kind, _) in &self.records.links {
+            let (other, is_parent) = match (member(*parent), member(*child)) {
+                (true, false) => (*child, false),
+                (false, true) => (*parent, true),
+                _ => continue,
+            };
+            let Ok(relationship_type) = kind.parse::<RelationshipType>() else {
+                continue;
+            };
+            let Some(&i) = self.machine_of_record.get(&other) else {
+                continue;
+            };
+            let m = &self.machines[i];
+            if relationships.iter().any(|r| {
+                r.machine_id == m.id
+                    && r.relationship_type == relationship_type
+                    && r.is_parent == is_parent
+            }) {
+                continue;
+            }
+            relationships.push(PastLink {
+                relationship_type,
+                is_parent,
+                machine_id: m.id,
+                name: m.name.clone(),
+                device_type: m.device_type,
+                health: m.health,
+            });
+        }
+        relationships.sort_by(|a, b| {
+            b.is_parent
+                .cmp(&a.is_parent)
+                .then(
+                    a.relationship_type
+                        .as_str()
+                        .cmp(b.relationship_type.as_str()),
+                )
+                .then_with(|| {
+                    crate::text::natural_key(&a.name).cmp(&crate::text::natural_key(&b.name))
+                })
+        });
+        let interfaces = mine
+            .iter()
+            .filter_map(|r| {
+                self.records
+                    .interfaces
+                    .get(&r.facts.id)
+                    .filter(|v| !v.is_null())
+                    .map(|v| (r.facts.source(), v.clone()))
+            })
+            .collect();
+        Some(PastDetail {
+            at: self.at.clone(),
+            machine,
+            fields,
+            relationships,
+            interfaces,
+        })
+    }
+}
+
+impl MachineFilter {
+    /// Whether `machine` passes, judged in memory (the live list asks the store's index).
+    pub fn accepts(&self, machine: &Machine) -> bool {
+        let named = |needle: &str| {
+            let needle = needle.to_lowercase();
+            machine.name.to_lowercase().contains(&needle)
+                || machine
+                    .records
+                    .iter()
+                    .any(|r| r.name.to_lowercase().contains(&needle))
+        };
+        if let Some(needle) = &self.name_contains
+            && named(needle) == self.invert_name
+        {
+            return false;
+        }
+        self.device_type.is_none_or(|t| t == machine.device_type)
+            && self.source_system.as_ref().is_none_or(|s| {
+                machine
+                    .records
+                    .iter()
+                    .any(|r| r.source_system.eq_ignore_ascii_case(s))
+            })
+            && self.source_identifier.as_ref().is_none_or(|s| {
+                machine
+                    .records
+                    .iter()
+                    .any(|r| r.source_identifier.eq_ignore_ascii_case(s))
+            })
+            && self.status.is_none_or(|s| {
+                machine.records.iter().any(|r| r.status == s) || machine.status == s
+            })
+            && self.health.is_none_or(|h| machine.health == h)
+            && self.power.as_ref().is_none_or(|p| {
+                machine
+                    .power
+                    .as_deref()
+                    .is_some_and(|q| q.eq_ignore_ascii_case(p))
+            })
+    }
+}
