@@ -649,6 +649,9 @@ pub fn dashboard_over(
         fixed_now: None,
         netbox_configured: false,
         environment: None,
+        machine_rules: Default::default(),
+        last_look: None,
+        landing: infradeck_core::config::Landing::Devices,
     };
     let mut terminal = ratatui::Terminal::new(ratatui::backend::TestBackend::new(160, 48))?;
     let mut figure = DashboardFigure {

@@ -21,7 +21,30 @@ pub(crate) fn env(ctx: &Context) -> Env {
         fixed_now: None,
         netbox_configured: ctx.config.netbox.is_some(),
         environment: ctx.config.dashboard.environment.clone(),
+        machine_rules: ctx.config.machine_rules(),
+        last_look: None,
+        landing: ctx.config.dashboard.landing,
     }
+}
+
+/// The user's previous look at the changes, and this session recorded as the new one (when the
+/// database can be written): the dashboard opens on what changed since the previous one.
+fn take_last_look(ctx: &Context, store: &mut infradeck_core::store::Store) -> Option<String> {
+    let user = infradeck_core::identity::os_user();
+    let previous = match store.last_look(&user) {
+        Ok(previous) => previous,
+        Err(err) => {
+            tracing::warn!(error = %err, "cannot read the last look");
+            None
+        }
+    };
+    if !(ctx.read_only || ctx.database_read_only) {
+        let now = infradeck_core::time::now();
+        if let Err(err) = store.write(|w| w.set_last_look(&user, &now)) {
+            tracing::warn!(error = %err, "cannot record the last look");
+        }
+    }
+    previous
 }
 
 fn shorten_home(path: &std::path::Path) -> String {
@@ -42,7 +65,8 @@ pub fn dashboard(ctx: &Context, sync_at_start: Vec<SourceConfig>) -> anyhow::Res
             "the dashboard needs a terminal; for scripts use the subcommands (`infradeck --help`)"
         );
     }
-    let store = ctx.open_store()?;
+    let mut store = ctx.open_store()?;
+    let last_look = take_last_look(ctx, &mut store);
     let runtime = tokio::runtime::Builder::new_multi_thread()
         .enable_all()
         .build()?;
@@ -67,7 +91,10 @@ pub fn dashboard(ctx: &Context, sync_at_start: Vec<SourceConfig>) -> anyhow::Res
     let result = infradeck_tui::run(
         UiOptions {
             store,
-            env: env(ctx),
+            env: Env {
+                last_look,
+                ..env(ctx)
+            },
             service: Some(link),
             sync_at_start: if ctx.read_only {
                 Vec::new()

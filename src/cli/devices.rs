@@ -286,7 +286,6 @@ fn show_at(
     json: bool,
     when: &str,
 ) -> anyhow::Result<()> {
-    use std::fmt::Write;
     let at = past_time(store, when)?;
     let past = infradeck_core::app::inventory_at(
         store,
@@ -315,57 +314,8 @@ fn show_at(
     if json {
         return super::print_json(&detail);
     }
-    let m = &detail.machine;
-    let mut out = String::new();
-    let _ = writeln!(
-        out,
-        "{} ({}, machine {}) as it was at {at} UTC — {}",
-        m.name,
-        type_word(m.device_type),
-        m.id,
-        m.health
-    );
-    for reason in &m.reasons {
-        let _ = writeln!(out, "  {} {}", reason.level, reason.text);
-    }
-    let _ = writeln!(out, "\nsources");
-    for r in &m.records {
-        let _ = writeln!(
-            out,
-            "  {:<28} {:<9} {}",
-            r.source(),
-            r.status.as_str(),
-            r.name
-        );
-    }
-    if !detail.fields.is_empty() {
-        let _ = writeln!(out, "\nfields");
-        for field in &detail.fields {
-            let values: Vec<String> = field
-                .values
-                .iter()
-                .map(|v| format!("{} ({})", v.value, v.source))
-                .collect();
-            let mark = if field.conflict { "≠" } else { " " };
-            let _ = writeln!(out, " {mark}{:<14} {}", field.name, values.join("  "));
-        }
-    }
-    if !detail.relationships.is_empty() {
-        let _ = writeln!(out, "\nrelationships");
-        for link in &detail.relationships {
-            let way = if link.is_parent { "under" } else { "over" };
-            let _ = writeln!(
-                out,
-                "  {way} {} {} ({}, {})",
-                link.relationship_type.as_str(),
-                link.name,
-                type_word(link.device_type),
-                link.health
-            );
-        }
-    }
-    for line in out.lines() {
-        println!("{}", infradeck_core::sanitize::for_terminal(line));
+    for line in detail.lines() {
+        println!("{}", infradeck_core::sanitize::for_terminal(&line));
     }
     Ok(())
 }

@@ -506,10 +506,7 @@ pub fn history(ctx: &Context, args: &HistoryArgs) -> anyhow::Result<()> {
                     .clone()
                     .or(h.device_id.map(|d| format!("#{d}")))
                     .unwrap_or_default(),
-                infradeck_core::changes::summarize_change(
-                    h.old_value.as_deref(),
-                    h.new_value.as_deref(),
-                ),
+                infradeck_core::changes::describe_entry(h),
             ]
         })
         .collect();

@@ -38,7 +38,7 @@ fn infradeck(rig: &common::Rig, args: &[&str]) -> Value {
 
 /// Waits until the database clock (whole seconds) has moved past `t`, so what is written next
 /// is strictly later than `t`.
-fn wait_past(t: &str) -> String {
+pub(crate) fn wait_past(t: &str) -> String {
     let deadline = Instant::now() + Duration::from_secs(5);
     loop {
         let now = infradeck_core::time::now();
@@ -50,7 +50,7 @@ fn wait_past(t: &str) -> String {
     }
 }
 
-async fn sync_and_correlate(rig: &common::Rig) {
+pub(crate) async fn sync_and_correlate(rig: &common::Rig) {
     for outcome in rig.run(&SOURCES).await {
         assert_eq!(
             outcome.status,

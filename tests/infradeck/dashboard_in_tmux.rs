@@ -701,3 +701,76 @@ async fn sync_all_sync_watch_and_the_dashboards_sync_all_leave_the_same_database
     .await
     .unwrap();
 }
+
+#[tokio::test(flavor = "multi_thread")]
+async fn the_dashboard_opens_on_what_changed_since_the_last_look() {
+    use crate::changes::{sync_and_correlate, wait_past};
+    let rig = common::start_rig(200, 7).await;
+    sync_and_correlate(&rig).await;
+    let looked = wait_past(&infradeck_core::time::now());
+    let db = rig.dir.path().join("inventory.db");
+    Store::open(&db, &OpenOptions::default())
+        .unwrap()
+        .write(|w| w.set_last_look(&infradeck_core::identity::os_user(), &looked))
+        .unwrap();
+    wait_past(&looked);
+    let report = rig.sims.advance();
+    sync_and_correlate(&rig).await;
+    let digest = infradeck_core::changes::digest(
+        &rig.store(),
+        &looked,
+        &infradeck_core::time::now(),
+        &Default::default(),
+    )
+    .unwrap();
+    let counts = |kind: infradeck_core::changes::ChangeKind| digest.count(kind);
+    use infradeck_core::changes::ChangeKind as K;
+    assert_eq!(counts(K::Power), report.powered_off_vms.len());
+
+    let config = rig.dir.path().join("config.toml");
+    let tmux = Tmux::start(&[], Some(&config));
+    // The landing page: the changes since the last look, counted per kind.
+    let expected = format!(
+        "{} appeared · {} gone · {} moved · {} power · {} health",
+        counts(K::Appeared),
+        counts(K::Gone),
+        counts(K::Moved),
+        counts(K::Power),
+        counts(K::Health)
+    );
+    let screen = tmux.wait_text(&expected);
+    assert!(screen.contains("since your last look"), "{screen}");
+    assert!(
+        screen.contains(&format!("{} config", report.edited_configs.len())),
+        "{screen}"
+    );
+    // `/kind:power` keeps the powered-off VMs only.
+    tmux.keys(&["/"]);
+    tmux.type_text("kind:power");
+    tmux.keys(&["Enter"]);
+    // (The unfiltered counts line also says "N power": wait for the filter to be kept.)
+    let screen = tmux.wait_for("the filtered changes", |s| {
+        s.contains("[/kind:power]") && !s.contains(" appeared ")
+    });
+    assert!(
+        screen.contains(&format!(": {} power", counts(K::Power))),
+        "{screen}"
+    );
+    let power_rows = screen.lines().filter(|l| l.contains(" power ")).count();
+    assert_eq!(power_rows, counts(K::Power), "{screen}");
+    // Enter opens the machine.
+    tmux.keys(&["Enter"]);
+    tmux.wait_text("changes › ");
+    // `t` moves to the next range.
+    tmux.keys(&["Escape"]);
+    tmux.wait_text("devices › changes [/kind:power] ─");
+    tmux.keys(&["Escape"]);
+    tmux.wait_text("devices › changes ─");
+    tmux.keys(&["t"]);
+    tmux.wait_text("last 1 h");
+    // `:at` the last look: the past, marked in the header.
+    tmux.keys(&[":"]);
+    tmux.type_text(&format!("at {looked}"));
+    tmux.keys(&["Enter"]);
+    tmux.wait_text(&format!("AS OF {looked} UTC"));
+}

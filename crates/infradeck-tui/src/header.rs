@@ -141,7 +141,15 @@ impl Header {
             .map(|at| infradeck_core::time::age(at, now))
     }
 
-    pub(crate) fn draw(&self, frame: &mut Frame, area: Rect, env: &Env, now: DateTime<Utc>) {
+    /// `as_of`: the past time the current view shows, marked first on the header's first line.
+    pub(crate) fn draw(
+        &self,
+        frame: &mut Frame,
+        area: Rect,
+        env: &Env,
+        now: DateTime<Utc>,
+        as_of: Option<&str>,
+    ) {
         let theme = env.theme;
         let total: u64 = self.counts.iter().map(|c| c.count).sum();
         let inactive: u64 = self
@@ -165,6 +173,12 @@ impl Header {
                 .sum()
         };
         let mut first = Vec::new();
+        if let Some(at) = as_of {
+            first.push(Span::styled(
+                format!(" AS OF {at} UTC · read-only "),
+                theme.environment(true),
+            ));
+        }
         if let Some(environment) = &env.environment {
             first.push(Span::styled(
                 format!(

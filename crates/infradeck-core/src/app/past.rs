@@ -49,6 +49,65 @@ pub struct PastDetail {
     pub interfaces: Vec<(String, serde_json::Value)>,
 }
 
+impl PastDetail {
+    /// The detail as lines of text (unsanitized: callers sanitize for where they write).
+    pub fn lines(&self) -> Vec<String> {
+        use std::fmt::Write;
+        let type_word = |t: DeviceType| match t {
+            DeviceType::NetworkDevice => "network",
+            other => other.as_str(),
+        };
+        let m = &self.machine;
+        let mut out = String::new();
+        let _ = writeln!(
+            out,
+            "{} ({}, machine {}) as it was at {} UTC — {}",
+            m.name,
+            type_word(m.device_type),
+            m.id,
+            self.at,
+            m.health
+        );
+        for reason in &m.reasons {
+            let _ = writeln!(out, "  {} {}", reason.level, reason.text);
+        }
+        let _ = writeln!(out, "\nsources");
+        for r in &m.records {
+            let _ = writeln!(
+                out,
+                "  {:<28} {:<9} {}",
+                r.source(),
+                r.status.as_str(),
+                r.name
+            );
+        }
+        if !self.fields.is_empty() {
+            let _ = writeln!(out, "\nfields");
+            for field in &self.fields {
+                let values: Vec<String> = field
+                    .values
+                    .iter()
+                    .map(|v| format!("{} ({})", v.value, v.source))
+                    .collect();
+                let mark = if field.conflict { "≠" } else { " " };
+                let _ = writeln!(out, " {mark}{:<14} {}", field.name, values.join("  "));
+            }
+        }
+        if !self.relationships.is_empty() {
+            let _ = writeln!(out, "\nrelationships");
+            for link in &self.relationships {
+                let (kind, what) = (link.relationship_type.as_str(), type_word(link.device_type));
+                let _ = if link.is_parent {
+                    writeln!(out, "  {} ({what}, {}) {kind} it", link.name, link.health)
+                } else {
+                    writeln!(out, "  {kind} {} ({what}, {})", link.name, link.health)
+                };
+            }
+        }
+        out.lines().map(str::to_string).collect()
+    }
+}
+
 /// Rebuilds the machines as they were at `at`.
 pub fn inventory_at(
     store: &Store,

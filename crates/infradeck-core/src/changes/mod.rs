@@ -10,7 +10,7 @@
 mod classify;
 mod summary;
 
-pub use summary::summarize_change;
+pub use summary::{describe_entry, summarize_change};
 
 use crate::machines::HealthRules;
 use crate::model::DeviceType;

@@ -1,6 +1,25 @@
 //! How a recorded change reads for people: `key: old → new` summaries of `sync_history` rows,
 //! for the command line and the dashboard alike.
 
+/// What one audit row says, in a line: a NetBox batch event as what happened to which batch
+/// and who did it, any other row as [`summarize_change`].
+pub fn describe_entry(entry: &crate::store::HistoryEntry) -> String {
+    if entry.change_type.as_deref() == Some("netbox_batch") {
+        let batch = entry
+            .new_value
+            .as_deref()
+            .and_then(|v| serde_json::from_str::<serde_json::Value>(v).ok())
+            .and_then(|v| v["batch_id"].as_str().map(str::to_string))
+            .unwrap_or_default();
+        return format!(
+            "NetBox batch {batch}: {} by {}",
+            entry.operation.as_deref().unwrap_or("?").replace('_', " "),
+            entry.performed_by.as_deref().unwrap_or("?")
+        );
+    }
+    summarize_change(entry.old_value.as_deref(), entry.new_value.as_deref())
+}
+
 /// `key: old → new` for the top-level (and metadata) keys that differ.
 pub fn summarize_change(old: Option<&str>, new: Option<&str>) -> String {
     let parse = |t: Option<&str>| {

@@ -52,6 +52,20 @@ pub struct DashboardConfig {
     /// `environment = "prod"`: the header shows the name, production in red, so a production
     /// inventory never looks like the lab.
     pub environment: Option<String>,
+    /// `landing`: the page the dashboard opens on.
+    pub landing: Landing,
+}
+
+/// `[dashboard] landing`: where the dashboard opens.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub enum Landing {
+    /// The changes since the user last looked when there are any, else the machine list.
+    #[default]
+    Auto,
+    /// Always the changes (since the last look, else the last 24 hours).
+    Changes,
+    /// Always the machine list.
+    Devices,
 }
 
 /// The volatile-line patterns used when the config does not name its own.
@@ -112,6 +126,7 @@ impl Default for DashboardConfig {
                 .collect(),
             mouse: false,
             environment: None,
+            landing: Landing::Auto,
         }
     }
 }

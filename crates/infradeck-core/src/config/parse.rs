@@ -287,6 +287,18 @@ pub(super) fn parse_dashboard(
         }
         name => name,
     };
+    dashboard.landing = match raw.landing.as_deref().map(str::trim) {
+        None | Some("auto") => super::Landing::Auto,
+        Some("changes") => super::Landing::Changes,
+        Some("devices") => super::Landing::Devices,
+        Some(other) => {
+            return Err(locate.error(
+                Some(("dashboard", 0)),
+                "landing",
+                &format!("`{other}` is not a landing page; use auto, changes or devices"),
+            ));
+        }
+    };
     Ok(dashboard)
 }
 

@@ -37,6 +37,7 @@ pub(super) struct RawDashboard {
     pub(super) volatile_lines: Option<Vec<String>>,
     pub(super) mouse: Option<bool>,
     pub(super) environment: Option<String>,
+    pub(super) landing: Option<String>,
 }
 
 #[derive(Debug, Deserialize)]

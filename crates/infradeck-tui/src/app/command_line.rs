@@ -11,6 +11,21 @@ pub(crate) struct Command {
 
 pub(crate) const COMMANDS: &[Command] = &[
     Command {
+        name: "changes",
+        aliases: &["ch", "what", "since"],
+        help: "what changed, by machine and kind: :changes [WHEN] (8h, 2026-12-01 22:00)",
+    },
+    Command {
+        name: "diff-at",
+        aliases: &["between"],
+        help: "what changed between two times: :diff-at A B",
+    },
+    Command {
+        name: "at",
+        aliases: &["asof", "past"],
+        help: "the machines as they were: :at WHEN (read-only)",
+    },
+    Command {
         name: "devices",
         aliases: &["d", "dev", "all"],
         help: "every device",
@@ -72,7 +87,7 @@ pub(crate) const COMMANDS: &[Command] = &[
     },
     Command {
         name: "history",
-        aliases: &["h", "audit", "changes"],
+        aliases: &["h", "audit", "log"],
         help: "every change syncs made",
     },
     Command {
@@ -227,11 +242,82 @@ impl App {
             "search" => Box::new(views::search::SearchView::new(argument)),
             "history" => Box::new(views::history::HistoryView::new(None)),
             "conflicts" => Box::new(views::conflicts::ConflictsView::default()),
+            "changes" => {
+                let range = if argument.is_empty() {
+                    self.default_changes_range()
+                } else {
+                    views::changes::Range::Since(self.time_argument(argument)?)
+                };
+                Box::new(views::changes::ChangesView::new(
+                    range,
+                    self.env.last_look.clone(),
+                ))
+            }
+            "diff-at" => {
+                let Some((a, b)) = split_times(argument) else {
+                    self.flash = Some(Flash::error(
+                        "usage: :diff-at A B (each a time such as 2026-12-01T22:00 or a duration back such as 8h)",
+                    ));
+                    return Ok(());
+                };
+                let (a, b) = (self.time_argument(&a)?, self.time_argument(&b)?);
+                let (a, b) = if a <= b { (a, b) } else { (b, a) };
+                Box::new(views::changes::ChangesView::new(
+                    views::changes::Range::Between(a, b),
+                    self.env.last_look.clone(),
+                ))
+            }
+            "at" => {
+                if argument.is_empty() {
+                    self.flash = Some(Flash::error(
+                        "usage: :at WHEN (2026-12-01 22:00 UTC, or a duration back such as 8h)",
+                    ));
+                    return Ok(());
+                }
+                Box::new(views::past::PastView::new(self.time_argument(argument)?))
+            }
             other => anyhow::bail!("command {other} has no view"),
         };
         // A command starts a new trail, as in k9s.
         self.views.clear();
         self.push(view)
+    }
+}
+
+/// `A B` where each may itself hold a space (`2026-12-01 22:00`): split where the words make
+/// two times.
+fn split_times(argument: &str) -> Option<(String, String)> {
+    let words: Vec<&str> = argument.split_whitespace().collect();
+    match words.len() {
+        2 => Some((words[0].into(), words[1].into())),
+        3 | 4 => {
+            // A date followed by a clock time belongs together.
+            let is_date = |w: &str| w.len() == 10 && w.as_bytes()[4] == b'-';
+            let first = if is_date(words[0]) && words[1].contains(':') {
+                2
+            } else {
+                1
+            };
+            Some((words[..first].join(" "), words[first..].join(" ")))
+        }
+        _ => None,
+    }
+}
+
+impl App {
+    /// The range the changes open on: since the last look when there is one, else 24 hours.
+    pub(crate) fn default_changes_range(&self) -> views::changes::Range {
+        match &self.env.last_look {
+            Some(at) => views::changes::Range::LastLook(at.clone()),
+            None => views::changes::Range::Hours(24),
+        }
+    }
+
+    /// A time a command names, as a database timestamp; a clear error otherwise.
+    fn time_argument(&self, text: &str) -> anyhow::Result<String> {
+        infradeck_core::changes::resolve_time(text, self.env.now(), self.env.last_look.as_deref())
+            .map(infradeck_core::time::format)
+            .map_err(|e| anyhow::anyhow!(e))
     }
 }
 

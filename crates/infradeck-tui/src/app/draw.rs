@@ -15,7 +15,8 @@ impl App {
         ])
         .areas(area);
         let now = self.env.now();
-        self.header.draw(frame, header_area, &self.env, now);
+        let as_of = self.views.last().and_then(|v| v.as_of());
+        self.header.draw(frame, header_area, &self.env, now, as_of);
 
         let trail = self.breadcrumb().join(" › ");
         let filter = self

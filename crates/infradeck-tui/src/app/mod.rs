@@ -44,6 +44,13 @@ pub struct Env {
     pub netbox_configured: bool,
     /// `[dashboard] environment`: shown in the header, production in red.
     pub environment: Option<String>,
+    /// `[machines]` and `[health]`: how machines are judged (the past is recomputed with them,
+    /// and a volume crossing a threshold is a change).
+    pub machine_rules: infradeck_core::machines::MachineRules,
+    /// When this user last looked before this session (the changes since then are new).
+    pub last_look: Option<String>,
+    /// `[dashboard] landing`: the page the dashboard opens on.
+    pub landing: infradeck_core::config::Landing,
 }
 
 impl Env {
@@ -173,6 +180,10 @@ pub(crate) trait Screen {
     fn device(&self) -> Option<i64> {
         None
     }
+    /// The past time this view shows (`:at`), for the header's marker.
+    fn as_of(&self) -> Option<&str> {
+        None
+    }
 }
 
 enum Mode {
@@ -230,7 +241,34 @@ impl App {
         let devices = views::devices::DevicesView::new(None);
         app.push(Box::new(devices))?;
         app.reload_if_changed()?;
+        app.land()?;
         Ok(app)
+    }
+
+    /// Opens the changes over the machine list when `[dashboard] landing` asks for it: always
+    /// (`changes`), or when something changed since the user's last look (`auto`). Esc goes
+    /// back to the machines.
+    fn land(&mut self) -> anyhow::Result<()> {
+        use infradeck_core::config::Landing;
+        let show = match self.env.landing {
+            Landing::Devices => return Ok(()),
+            Landing::Changes => true,
+            Landing::Auto => self.env.last_look.is_some(),
+        };
+        if !show {
+            return Ok(());
+        }
+        let mut changes = views::changes::ChangesView::new(
+            self.default_changes_range(),
+            self.env.last_look.clone(),
+        );
+        let always = self.env.landing == Landing::Changes;
+        let (mut cx, views) = self.cx();
+        changes.refresh(&mut cx)?;
+        if always || !changes.is_empty() {
+            views.push(Box::new(changes));
+        }
+        Ok(())
     }
 
     /// The breadcrumb trail, root first.

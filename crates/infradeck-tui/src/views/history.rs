@@ -79,10 +79,7 @@ impl Screen for HistoryView {
             .history(self.device, 5000)?
             .into_iter()
             .map(|e| {
-                let summary = infradeck_core::changes::summarize_change(
-                    e.old_value.as_deref(),
-                    e.new_value.as_deref(),
-                );
+                let summary = infradeck_core::changes::describe_entry(&e);
                 (e, summary)
             })
             .collect();
@@ -103,6 +100,16 @@ impl Screen for HistoryView {
 
     fn device(&self) -> Option<i64> {
         self.selected().and_then(|e| e.device_id)
+    }
+
+    fn unavailable(&self, action: Action) -> Option<&'static str> {
+        match (action, self.selected()) {
+            (Action::Open, None) => Some("no change is selected"),
+            (Action::Open, Some(e)) if e.device_id.is_none() => {
+                Some("this change is not about a device (a datastore or a NetBox batch)")
+            }
+            _ => None,
+        }
     }
 
     fn copy_text(&self) -> Option<String> {

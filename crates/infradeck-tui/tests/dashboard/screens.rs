@@ -212,6 +212,9 @@ fn env(color: bool, read_only: bool) -> Env {
         fixed_now: infradeck_core::time::parse(NOW),
         netbox_configured: true,
         environment: None,
+        machine_rules: Default::default(),
+        last_look: None,
+        landing: infradeck_core::config::Landing::Devices,
     }
 }
 
@@ -362,6 +365,10 @@ fn snapshot_every_view(width: u16, height: u16) {
     snap(&mut h, "netbox_reject");
     h.keys("<Esc>:history<Enter>");
     snap(&mut h, "history");
+    h.keys(":changes<Enter>");
+    snap(&mut h, "changes");
+    h.keys(":at 7d<Enter>");
+    snap(&mut h, "at");
     h.keys(":search<Enter>/web<Enter>");
     snap(&mut h, "search");
     h.keys("?");
@@ -824,6 +831,9 @@ fn every_hint_in_every_footer_does_something_when_pressed() {
         ":netbox<Enter>",
         ":netbox<Enter><Enter>",
         ":history<Enter>",
+        ":changes<Enter>",
+        ":changes<Enter>/kind:appeared<Enter>",
+        ":at 7d<Enter>",
         ":search<Enter>/web<Enter>",
         // The modes over the views: their footers hint their own keys.
         "?",
