@@ -563,6 +563,221 @@ pub fn machine_inventory(devices: usize, path: &std::path::Path) -> anyhow::Resu
     Ok(records.len())
 }
 
+/// A month of audit trail over the machine inventory's estate, as syncs would have written it:
+/// every record added 30 days ago (correlated a minute later), then `history_rows` rows in
+/// time order up to now: three in five are facts churn (which no change digest reads), the
+/// rest device updates (a VM powered off or on, moved to another host, memory resized) with
+/// the record's whole state, as the reconciler writes them. Returns (records, rows written).
+pub fn history_inventory(
+    devices: usize,
+    history_rows: usize,
+    path: &std::path::Path,
+) -> anyhow::Result<(usize, usize)> {
+    use infradeck_core::store::NewHistory;
+    let records = machine_inventory(devices, path)?;
+    let mut store = Store::open(path, &OpenOptions::default())?;
+    let now = chrono::Utc::now();
+    let start = now - chrono::Duration::days(30);
+    let at = |t: chrono::DateTime<chrono::Utc>| infradeck_core::time::format(t);
+    let all = store.query_devices(&infradeck_core::store::DeviceQuery::default())?;
+    let state = |d: &infradeck_core::store::Device, metadata: &serde_json::Value| {
+        serde_json::json!({"name": d.name, "device_type": d.device_type, "status": "active",
+            "metadata": metadata})
+    };
+    let mut written = 0;
+    for chunk in all.chunks(10_000) {
+        store.write(|w| {
+            for d in chunk {
+                w.record_history(&NewHistory {
+                    sync_id: "bench-first",
+                    source_system: &d.source_system,
+                    source_identifier: &d.source_identifier,
+                    operation: "add",
+                    device_id: Some(d.id),
+                    change_type: "device",
+                    old_value: serde_json::Value::Null,
+                    new_value: state(d, &d.metadata_json()),
+                    performed_by: "bench",
+                    performed_at: &at(start),
+                    metadata: serde_json::Value::Null,
+                })?;
+            }
+            Ok(())
+        })?;
+        written += chunk.len();
+    }
+    infradeck_core::sync::correlate::correlate(
+        &mut store,
+        &at(start + chrono::Duration::minutes(1)),
+        "bench",
+    )?;
+    let vms: Vec<&infradeck_core::store::Device> = all
+        .iter()
+        .filter(|d| d.source_system == "vcenter" && d.device_type == DeviceType::Vm)
+        .collect();
+    anyhow::ensure!(!vms.is_empty(), "the bench estate has no vCenter VMs");
+    let mut metadata: Vec<serde_json::Value> = vms.iter().map(|d| d.metadata_json()).collect();
+    let remaining = history_rows.saturating_sub(written);
+    let span = (now - start).num_seconds().max(1) as f64 - 120.0;
+    let mut rng = 0x9e37_79b9_7f4a_7c15u64;
+    let mut next = || {
+        rng ^= rng << 13;
+        rng ^= rng >> 7;
+        rng ^= rng << 17;
+        rng
+    };
+    let batch = 20_000;
+    let mut k = 0;
+    while k < remaining {
+        let end = (k + batch).min(remaining);
+        store.write(|w| {
+            for j in k..end {
+                let when = at(start
+                    + chrono::Duration::seconds(120 + (span * j as f64 / remaining as f64) as i64));
+                let i = (next() % vms.len() as u64) as usize;
+                let d = vms[i];
+                if j % 5 < 3 {
+                    w.record_history(&NewHistory {
+                        sync_id: "bench-facts",
+                        source_system: "puppetdb",
+                        source_identifier: "pdb-bench",
+                        operation: "update",
+                        device_id: Some(d.id),
+                        change_type: "facts",
+                        old_value: serde_json::json!({"uptime_seconds": j}),
+                        new_value: serde_json::json!({"uptime_seconds": j + 1800}),
+                        performed_by: "bench",
+                        performed_at: &when,
+                        metadata: serde_json::Value::Null,
+                    })?;
+                    continue;
+                }
+                let old = metadata[i].clone();
+                let ns = &mut metadata[i]["vcenter"];
+                match next() % 3 {
+                    0 => {
+                        let on = ns["power_state"] == "POWERED_ON";
+                        ns["power_state"] = if on { "POWERED_OFF" } else { "POWERED_ON" }.into();
+                    }
+                    1 => ns["host"] = format!("esx{:03}.lab.example.net", next() % 200).into(),
+                    _ => {
+                        let memory = ns["memory_mb"].as_i64().unwrap_or(4096);
+                        ns["memory_mb"] = (memory % 65_536 + 4096).into();
+                    }
+                }
+                w.record_history(&NewHistory {
+                    sync_id: "bench-update",
+                    source_system: "vcenter",
+                    source_identifier: "vc-bench",
+                    operation: "update",
+                    device_id: Some(d.id),
+                    change_type: "device",
+                    old_value: state(d, &old),
+                    new_value: state(d, &metadata[i]),
+                    performed_by: "bench",
+                    performed_at: &when,
+                    metadata: serde_json::Value::Null,
+                })?;
+            }
+            Ok(())
+        })?;
+        k = end;
+    }
+    let counts: std::collections::BTreeMap<&str, u64> = store.table_counts()?.into_iter().collect();
+    Ok((
+        records,
+        counts.get("sync_history").copied().unwrap_or_default() as usize,
+    ))
+}
+
+/// What the history benchmark measured.
+pub(crate) struct HistoryFigures {
+    pub(crate) changes: Stats,
+    pub(crate) changes_count: usize,
+    pub(crate) first_frame: Stats,
+    pub(crate) at_week: Stats,
+    pub(crate) machines_then: usize,
+}
+
+/// Times the changes of the last 24 hours, the dashboard's first frame landing on them, and
+/// the machines as they were a week ago, over the database `history_inventory` wrote.
+pub(crate) fn history_figures(path: &std::path::Path) -> anyhow::Result<HistoryFigures> {
+    let store = Store::open(path, &OpenOptions::default())?;
+    let rules = infradeck_core::machines::MachineRules::default();
+    let now = chrono::Utc::now();
+    let day_ago = infradeck_core::time::format(now - chrono::Duration::hours(24));
+    let mut changes = Vec::new();
+    let mut changes_count = 0;
+    for _ in 0..5 {
+        let start = Instant::now();
+        let digest = infradeck_core::changes::digest(
+            &store,
+            &day_ago,
+            &infradeck_core::time::format(chrono::Utc::now()),
+            &rules.health,
+        )?;
+        changes.push(start.elapsed());
+        changes_count = digest.total();
+    }
+    anyhow::ensure!(changes_count > 0, "no changes in the last 24 hours");
+    let env = infradeck_tui::app::Env {
+        last_look: Some(day_ago.clone()),
+        landing: infradeck_core::config::Landing::Changes,
+        ..bench_env()
+    };
+    let mut terminal = ratatui::Terminal::new(ratatui::backend::TestBackend::new(160, 48))?;
+    let mut first_frame = Vec::new();
+    for _ in 0..3 {
+        let start = Instant::now();
+        let store = Store::open(path, &OpenOptions::default())?;
+        let mut app = infradeck_tui::app::App::new(store, env.clone())?;
+        terminal.draw(|f| app.draw(f))?;
+        first_frame.push(start.elapsed());
+        anyhow::ensure!(
+            app.breadcrumb().last().map(String::as_str) == Some("changes"),
+            "the dashboard did not land on the changes"
+        );
+    }
+    let week_ago = infradeck_core::time::format(now - chrono::Duration::days(7));
+    let mut at_week = Vec::new();
+    let mut machines_then = 0;
+    for _ in 0..3 {
+        let start = Instant::now();
+        let past = infradeck_core::app::inventory_at(&store, &week_ago, &rules, &[])?;
+        machines_then = past
+            .list(&Default::default(), Default::default(), false)
+            .len();
+        at_week.push(start.elapsed());
+    }
+    Ok(HistoryFigures {
+        changes: Stats::of(&changes),
+        changes_count,
+        first_frame: Stats::of(&first_frame),
+        at_week: Stats::of(&at_week),
+        machines_then,
+    })
+}
+
+/// The dashboard's environment in a benchmark: no sources, a fixed identity.
+fn bench_env() -> infradeck_tui::app::Env {
+    infradeck_tui::app::Env {
+        database_label: "bench".into(),
+        identity: "bench@localhost".into(),
+        reviewer: "bench".into(),
+        read_only: false,
+        theme: infradeck_tui::theme::Theme { color: true },
+        sources: Vec::new(),
+        volatile_lines: Vec::new(),
+        stale_after: chrono::Duration::days(7),
+        fixed_now: None,
+        netbox_configured: false,
+        environment: None,
+        machine_rules: Default::default(),
+        last_look: None,
+        landing: infradeck_core::config::Landing::Devices,
+    }
+}
+
 /// What the machine benchmark measured.
 pub(crate) struct MachineFigures {
     pub(crate) machines: u64,
@@ -637,22 +852,7 @@ pub fn dashboard_over(
 ) -> anyhow::Result<DashboardFigure> {
     use crossterm::event::{KeyCode, KeyEvent, KeyModifiers};
     let path = path.to_path_buf();
-    let env = infradeck_tui::app::Env {
-        database_label: "bench".into(),
-        identity: "bench@localhost".into(),
-        reviewer: "bench".into(),
-        read_only: false,
-        theme: infradeck_tui::theme::Theme { color: true },
-        sources: Vec::new(),
-        volatile_lines: Vec::new(),
-        stale_after: chrono::Duration::days(7),
-        fixed_now: None,
-        netbox_configured: false,
-        environment: None,
-        machine_rules: Default::default(),
-        last_look: None,
-        landing: infradeck_core::config::Landing::Devices,
-    };
+    let env = bench_env();
     let mut terminal = ratatui::Terminal::new(ratatui::backend::TestBackend::new(160, 48))?;
     let mut figure = DashboardFigure {
         devices,

@@ -105,6 +105,56 @@ fn machine_rows(
     Ok(())
 }
 
+/// The changes and the past, stated for 100,000 records and 1,000,000 history rows: the
+/// changes of a day, the dashboard landing on them, and the machines as they were a week ago.
+fn history_rows(
+    rows: &mut Vec<Row>,
+    devices: usize,
+    history: usize,
+    json: bool,
+) -> anyhow::Result<()> {
+    progress(
+        json,
+        &format!("{devices} records, {history} history rows: changes and the past"),
+    );
+    let dir = Scratch::new("bench-history")?;
+    let db = dir.0.join("inventory.db");
+    let (records, written) = b::history_inventory(devices, history, &db)?;
+    let figures = b::history_figures(&db)?;
+    for (measurement, stats, target) in [
+        (
+            format!(
+                "`changes --since 24h` over {written} history rows ({} changes)",
+                figures.changes_count
+            ),
+            figures.changes,
+            "< 200 ms at 100,000 / 1,000,000",
+        ),
+        (
+            "dashboard landing on the changes: open + first frame".to_string(),
+            figures.first_frame,
+            "< 100 ms at 100,000 / 1,000,000",
+        ),
+        (
+            format!(
+                "`devices --at` a week back ({} machines rebuilt)",
+                figures.machines_then
+            ),
+            figures.at_week,
+            "< 2 s at 100,000 / 1,000,000",
+        ),
+    ] {
+        rows.push(Row {
+            measurement,
+            scale: records,
+            stats,
+            floor_ms: None,
+            target,
+        });
+    }
+    Ok(())
+}
+
 /// The dashboard measured over `db` in a fresh process (`bench-dashboard`), as its JSON.
 fn dashboard_figure(db: &std::path::Path, devices: usize) -> anyhow::Result<serde_json::Value> {
     let output = std::process::Command::new(std::env::current_exe()?)
@@ -347,6 +397,12 @@ pub fn bench(args: &BenchArgs) -> anyhow::Result<()> {
             args.machine_records,
             args.json,
             &mut dashboard_rss,
+        )?;
+        history_rows(
+            &mut rows,
+            args.machine_records,
+            args.machine_records * 10,
+            args.json,
         )?;
     }
     let diff_sizes: &[usize] = if args.netbox_only {

@@ -118,14 +118,12 @@ pub fn inventory_at(
     let records = store.records_at(at)?;
     let now = crate::time::parse(at).unwrap_or_else(chrono::Utc::now);
     let stale = crate::machines::stale_sources(&store.source_statuses_at(at)?, sources, now);
-    let facts: Vec<crate::machines::RecordFacts> =
-        records.records.iter().map(|r| r.facts.clone()).collect();
-    let computed = compute(&facts, &records.same_as, rules, now);
+    let computed = compute(&records.facts, &records.same_as, rules, now);
     let index: HashMap<i64, usize> = records
-        .records
+        .facts
         .iter()
         .enumerate()
-        .map(|(i, r)| (r.facts.id, i))
+        .map(|(i, r)| (r.id, i))
         .collect();
     let mut machines: Vec<Machine> = computed
         .machines
@@ -136,16 +134,16 @@ pub fn inventory_at(
                 .iter()
                 .filter_map(|id| index.get(id))
                 .map(|&i| {
-                    let r = &records.records[i];
+                    let r = &records.facts[i];
                     MachineRecord {
-                        device_id: r.facts.id,
-                        name: r.facts.name.clone(),
-                        device_type: r.facts.device_type,
-                        source_system: r.facts.source_system.clone(),
-                        source_identifier: r.facts.source_identifier.clone(),
-                        source_id: r.source_id.clone(),
-                        status: r.facts.status,
-                        last_seen: r.facts.last_seen.clone(),
+                        device_id: r.id,
+                        name: r.name.clone(),
+                        device_type: r.device_type,
+                        source_system: r.source_system.clone(),
+                        source_identifier: r.source_identifier.clone(),
+                        source_id: records.source_ids[i].clone(),
+                        status: r.status,
+                        last_seen: r.last_seen.clone(),
                     }
                 })
                 .collect();
@@ -229,22 +227,18 @@ impl PastInventory {
     /// The detail of machine `id` as it was.
     pub fn detail(&self, id: i64) -> Option<PastDetail> {
         let machine = self.machines.iter().find(|m| m.id == id)?.clone();
-        let by_id: HashMap<i64, &crate::store::PastRecord> = self
-            .records
-            .records
-            .iter()
-            .map(|r| (r.facts.id, r))
-            .collect();
-        let mine: Vec<&crate::store::PastRecord> = machine
+        let by_id: HashMap<i64, &crate::machines::RecordFacts> =
+            self.records.facts.iter().map(|r| (r.id, r)).collect();
+        let mine: Vec<&crate::machines::RecordFacts> = machine
             .records
             .iter()
             .filter_map(|r| by_id.get(&r.device_id).copied())
             .collect();
         let fields = merged_fields(mine.iter().map(|r| FieldSource {
-            source: r.facts.source(),
-            device_id: r.facts.id,
-            confirmed_at: r.facts.last_seen.clone(),
-            fields: &r.facts.metadata[r.facts.source_system.as_str()],
+            source: r.source(),
+            device_id: r.id,
+            confirmed_at: r.last_seen.clone(),
+            fields: &r.metadata[r.source_system.as_str()],
         }));
         let member = |id: i64| machine.records.iter().any(|r| r.device_id == id);
         let mut relationships: Vec<PastLink> = Vec::new();
@@ -294,9 +288,9 @@ impl PastInventory {
             .filter_map(|r| {
                 self.records
                     .interfaces
-                    .get(&r.facts.id)
+                    .get(&r.id)
                     .filter(|v| !v.is_null())
-                    .map(|v| (r.facts.source(), v.clone()))
+                    .map(|v| (r.source(), v.clone()))
             })
             .collect();
         Some(PastDetail {

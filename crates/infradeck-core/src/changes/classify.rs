@@ -1,58 +1,74 @@
 //! One audit row → what it means to a person: zero or more findings, each of one kind, about
-//! one subject (a machine, or a volume or NetBox batch that is not one).
+//! one subject (a record, or a volume or NetBox batch that is none). The store runs this as it
+//! writes each audit row and keeps the findings (`change_findings`), so a day of changes is
+//! read without parsing a day of audit JSON.
 //!
 //! The rules keep noise out: facts churn, `last_seen`-like bumps, the `fqdn` and addresses a
 //! VM's guest tools report or stop reporting, the hosts links a move or a new VM also shows,
 //! and a volume's usage creeping within a band never read as a change.
 
-use super::{ChangeKind, ConfigChange, Subject};
-use crate::machines::HealthRules;
+use super::ChangeKind;
 use crate::model::DeviceType;
-use crate::store::{AuditRow, RecordLabel};
 use serde_json::Value;
-use std::collections::{BTreeSet, HashMap};
+use std::collections::BTreeSet;
 
-/// What one row says.
+/// An audit row as classification reads it: what the store writes (and has written).
+pub(crate) struct HistoryRow<'a> {
+    pub source_system: &'a str,
+    pub operation: &'a str,
+    pub change_type: &'a str,
+    pub device_id: Option<i64>,
+    pub old: &'a Value,
+    pub new: &'a Value,
+    pub metadata: &'a Value,
+    pub performed_by: &'a str,
+}
+
+/// What one row says about one subject, as the store indexes it (`change_findings`): names
+/// of machines are resolved when read, since correlation may group records differently later.
 #[derive(Debug, Clone, PartialEq)]
-pub(super) struct Finding {
+pub(crate) struct Finding {
     pub kind: ChangeKind,
-    pub subject: Subject,
+    /// The record it is about; `None` for a subject that is no record (`subject`).
+    pub device_id: Option<i64>,
+    /// A subject that is no record (a datastore, a NetBox batch), or the record's name as the
+    /// row gave it (for a record since removed).
+    pub subject: Option<String>,
+    /// What changed; `{other}` stands for the name of `other_device_id`.
     pub detail: String,
-    pub config: Option<ConfigChange>,
+    /// The other end of a relationship.
+    pub other_device_id: Option<i64>,
+    /// A config change: (from version, to version) of `device_id`'s config.
+    pub config: Option<(i64, i64)>,
+    /// A volume's use before and after, in percent: whether it crossed a threshold is judged
+    /// when read, by the thresholds configured then.
+    pub volume_use: Option<(f64, f64)>,
 }
 
-/// Everything classification reads besides the row.
-pub(super) struct Context<'a> {
-    pub labels: &'a HashMap<i64, RecordLabel>,
-    pub health: &'a HealthRules,
-}
-
-/// The record ids a row names besides its own (the other end of a relationship), so the
-/// caller can look their names up once for all rows.
-pub(super) fn referenced_records(row: &AuditRow) -> Vec<i64> {
-    if row.change_type != "relationship" {
-        return Vec::new();
+impl Finding {
+    fn about(kind: ChangeKind, row: &HistoryRow<'_>, detail: String) -> Finding {
+        Finding {
+            kind,
+            device_id: row.device_id,
+            subject: row.new["name"]
+                .as_str()
+                .or(row.old["name"].as_str())
+                .map(str::to_string),
+            detail,
+            other_device_id: None,
+            config: None,
+            volume_use: None,
+        }
     }
-    let link = link_of(row);
-    ["parent_device_id", "child_device_id"]
-        .iter()
-        .filter_map(|k| link[*k].as_i64())
-        .collect()
 }
 
-pub(super) fn classify(row: &AuditRow, cx: &Context<'_>) -> Vec<Finding> {
-    let subject = record_subject(row);
-    let source = row.source_system.as_str();
-    let finding = |kind, detail: String| Finding {
-        kind,
-        subject: subject.clone(),
-        detail,
-        config: None,
-    };
-    match (row.change_type.as_str(), row.operation.as_str()) {
+pub(crate) fn classify(row: &HistoryRow<'_>) -> Vec<Finding> {
+    let source = row.source_system;
+    let finding = |kind, detail: String| Finding::about(kind, row, detail);
+    match (row.change_type, row.operation) {
         ("device", "add") => vec![finding(ChangeKind::Appeared, format!("new in {source}"))],
         ("device", "delete") => vec![finding(ChangeKind::Gone, format!("removed from {source}"))],
-        ("device", _) => device_update(row, &subject),
+        ("device", _) => device_update(row),
         ("status", _) => match row.new["status"].as_str() {
             Some("inactive") => vec![finding(
                 ChangeKind::Gone,
@@ -63,42 +79,17 @@ pub(super) fn classify(row: &AuditRow, cx: &Context<'_>) -> Vec<Finding> {
             }
             _ => Vec::new(),
         },
-        ("vm", "update") => vm_update(row, &subject),
-        ("interfaces", "update") => interfaces_update(row, &subject),
-        ("config", "add") => config_added(row, &subject),
-        ("relationship", _) => relationship(row, cx),
-        ("volume", _) => volume(row, cx),
-        ("machine", operation) => vec![finding(
-            ChangeKind::Relationships,
-            identity_change(operation, row),
-        )],
+        ("vm", "update") => vm_update(row),
+        ("interfaces", "update") => interfaces_update(row),
+        ("config", "add") => config_added(row),
+        ("relationship", _) => relationship(row),
+        ("volume", _) => volume(row),
+        ("machine", operation) => vec![Finding {
+            subject: None,
+            ..finding(ChangeKind::Relationships, identity_change(operation, row))
+        }],
         ("netbox_batch", event) => netbox_batch(row, event),
         _ => Vec::new(),
-    }
-}
-
-fn record_subject(row: &AuditRow) -> Subject {
-    match (row.machine_id, row.device_id) {
-        (Some(id), _) => Subject::Machine {
-            id,
-            name: row
-                .machine_name
-                .clone()
-                .or_else(|| row.device_name.clone())
-                .unwrap_or_default(),
-            device_type: row.device_type,
-        },
-        (None, Some(device_id)) => Subject::Record {
-            device_id,
-            name: row
-                .device_name
-                .clone()
-                .or_else(|| row.new["name"].as_str().map(str::to_string))
-                .or_else(|| row.old["name"].as_str().map(str::to_string))
-                .unwrap_or_else(|| format!("record {device_id}")),
-            device_type: row.device_type,
-        },
-        (None, None) => Subject::Named { name: row.source() },
     }
 }
 
@@ -144,16 +135,9 @@ fn as_set(value: &Value) -> BTreeSet<String> {
     }
 }
 
-fn device_update(row: &AuditRow, subject: &Subject) -> Vec<Finding> {
+fn device_update(row: &HistoryRow<'_>) -> Vec<Finding> {
     let mut out = Vec::new();
-    let mut push = |kind, detail: String| {
-        out.push(Finding {
-            kind,
-            subject: subject.clone(),
-            detail,
-            config: None,
-        })
-    };
+    let mut push = |kind, detail: String| out.push(Finding::about(kind, row, detail));
     let (old, new) = (&row.old, &row.new);
     if old["name"] != new["name"] && !old["name"].is_null() {
         push(
@@ -162,12 +146,11 @@ fn device_update(row: &AuditRow, subject: &Subject) -> Vec<Finding> {
         );
     }
     let (a, b) = (
-        namespace(old, &row.source_system),
-        namespace(new, &row.source_system),
+        namespace(old, row.source_system),
+        namespace(new, row.source_system),
     );
     let differs = |key: &str| a[key] != b[key];
-    let is_vm = new["device_type"].as_str() == Some("vm")
-        || row.device_type == Some(DeviceType::Vm) && new["device_type"].is_null();
+    let is_vm = new["device_type"].as_str() == Some(DeviceType::Vm.as_str());
     for key in ["cluster", "host"] {
         if differs(key) && !(a[key].is_null() && b[key].is_null()) {
             push(
@@ -276,31 +259,29 @@ fn list_text(value: &Value) -> String {
     as_set(value).into_iter().collect::<Vec<_>>().join(", ")
 }
 
-fn vm_update(row: &AuditRow, subject: &Subject) -> Vec<Finding> {
+fn vm_update(row: &HistoryRow<'_>) -> Vec<Finding> {
     let (a, b) = (&row.old, &row.new);
     let mut out = Vec::new();
     let key = "total_disk_capacity_bytes";
     if let (Some(x), Some(y)) = (a[key].as_i64(), b[key].as_i64())
         && x != y
     {
-        out.push(Finding {
-            kind: ChangeKind::Resized,
-            subject: subject.clone(),
-            detail: format!("disks {} → {}", gib(x), gib(y)),
-            config: None,
-        });
+        out.push(Finding::about(
+            ChangeKind::Resized,
+            row,
+            format!("disks {} → {}", gib(x), gib(y)),
+        ));
     }
     if both_known_and_different(&a["ip_addresses"], &b["ip_addresses"]) {
-        out.push(Finding {
-            kind: ChangeKind::Addresses,
-            subject: subject.clone(),
-            detail: format!(
+        out.push(Finding::about(
+            ChangeKind::Addresses,
+            row,
+            format!(
                 "guest addresses {} → {}",
                 list_text(&a["ip_addresses"]),
                 list_text(&b["ip_addresses"])
             ),
-            config: None,
-        });
+        ));
     }
     out
 }
@@ -309,7 +290,7 @@ fn gib(bytes: i64) -> String {
     format!("{:.0} GiB", bytes as f64 / (1u64 << 30) as f64)
 }
 
-fn interfaces_update(row: &AuditRow, subject: &Subject) -> Vec<Finding> {
+fn interfaces_update(row: &HistoryRow<'_>) -> Vec<Finding> {
     let collect = |v: &Value, key: &str| -> Value {
         let mut out = BTreeSet::new();
         for interface in v.as_array().into_iter().flatten() {
@@ -330,49 +311,40 @@ fn interfaces_update(row: &AuditRow, subject: &Subject) -> Vec<Finding> {
     ] {
         let (a, b) = (collect(&row.old, key), collect(&row.new, key));
         if both_known_and_different(&a, &b) {
-            out.push(Finding {
-                kind: ChangeKind::Addresses,
-                subject: subject.clone(),
-                detail: format!("{label} {} → {}", list_text(&a), list_text(&b)),
-                config: None,
-            });
+            out.push(Finding::about(
+                ChangeKind::Addresses,
+                row,
+                format!("{label} {} → {}", list_text(&a), list_text(&b)),
+            ));
         }
     }
     out
 }
 
-fn config_added(row: &AuditRow, subject: &Subject) -> Vec<Finding> {
-    let (Some(to), Some(device_id)) = (row.new["version"].as_i64(), row.device_id) else {
+fn config_added(row: &HistoryRow<'_>) -> Vec<Finding> {
+    let Some(to) = row.new["version"].as_i64() else {
         return Vec::new();
     };
-    let from = row.old["version"].as_i64();
-    let Some(from) = from else {
-        // The first version of a config is part of the device appearing.
+    // The first version of a config is part of the device appearing.
+    let Some(from) = row.old["version"].as_i64() else {
         return Vec::new();
     };
     vec![Finding {
-        kind: ChangeKind::Config,
-        subject: subject.clone(),
-        detail: format!("config version {from} → {to}"),
-        config: Some(ConfigChange {
-            device_id,
-            from_version: from,
-            to_version: to,
-            lines_added: None,
-            lines_removed: None,
-        }),
+        subject: None,
+        config: Some((from, to)),
+        ..Finding::about(
+            ChangeKind::Config,
+            row,
+            format!("config version {from} → {to}"),
+        )
     }]
 }
 
-fn link_of(row: &AuditRow) -> &Value {
-    if row.new.is_null() {
-        &row.old
-    } else {
-        &row.new
-    }
+fn link_of<'a>(row: &'a HistoryRow<'_>) -> &'a Value {
+    if row.new.is_null() { row.old } else { row.new }
 }
 
-fn relationship(row: &AuditRow, cx: &Context<'_>) -> Vec<Finding> {
+fn relationship(row: &HistoryRow<'_>) -> Vec<Finding> {
     let link = link_of(row);
     let kind = link["relationship_type"].as_str().unwrap_or("");
     // A VM's host link moves with its `host` field and comes and goes with the VM itself.
@@ -385,124 +357,56 @@ fn relationship(row: &AuditRow, cx: &Context<'_>) -> Vec<Finding> {
     ) else {
         return Vec::new();
     };
-    let added = row.operation == "add";
-    let name = |id: i64| {
-        cx.labels
-            .get(&id)
-            .map(|l| l.name().to_string())
-            .unwrap_or_else(|| format!("record {id}"))
-    };
-    let subject_of = |id: i64| match cx.labels.get(&id) {
-        Some(label) => match label.machine_id {
-            Some(machine) => Subject::Machine {
-                id: machine,
-                name: label.name().to_string(),
-                device_type: None,
-            },
-            None => Subject::Record {
-                device_id: id,
-                name: label.device_name.clone(),
-                device_type: None,
-            },
-        },
-        None => Subject::Record {
-            device_id: id,
-            name: format!("record {id}"),
-            device_type: None,
-        },
-    };
-    let phrase = |other: &str| match (kind, added) {
-        ("connects_to", true) => format!("now cabled to {other}"),
-        ("connects_to", false) => format!("no longer cabled to {other}"),
-        (_, true) => format!("{kind} link to {other} added"),
-        (_, false) => format!("{kind} link to {other} removed"),
+    let detail = match (kind, row.operation == "add") {
+        ("connects_to", true) => "now cabled to {other}".to_string(),
+        ("connects_to", false) => "no longer cabled to {other}".to_string(),
+        (_, true) => format!("{kind} link to {{other}} added"),
+        (_, false) => format!("{kind} link to {{other}} removed"),
     };
     // Both ends see the change, each naming the other.
-    vec![
-        Finding {
-            kind: ChangeKind::Relationships,
-            subject: subject_of(parent),
-            detail: phrase(&name(child)),
-            config: None,
-        },
-        Finding {
-            kind: ChangeKind::Relationships,
-            subject: subject_of(child),
-            detail: phrase(&name(parent)),
-            config: None,
-        },
-    ]
-}
-
-fn volume(row: &AuditRow, cx: &Context<'_>) -> Vec<Finding> {
-    let value = if row.new.is_null() {
-        &row.old
-    } else {
-        &row.new
-    };
-    let name = value["name"].as_str().unwrap_or("?").to_string();
-    let kind = value["volume_type"].as_str().unwrap_or("volume");
-    let subject = match value["device_id"]
-        .as_i64()
-        .and_then(|id| cx.labels.get(&id))
-    {
-        Some(label) => match label.machine_id {
-            Some(id) => Subject::Machine {
-                id,
-                name: label.name().to_string(),
-                device_type: Some(DeviceType::Storage),
-            },
-            None => Subject::Named { name: name.clone() },
-        },
-        None => Subject::Named {
-            name: format!("{kind} {name}"),
-        },
-    };
-    let percent = |v: &Value| {
-        crate::model::used_percent(v["capacity_bytes"].as_i64(), v["used_bytes"].as_i64())
-    };
-    let detail = match row.operation.as_str() {
-        "add" => None,
-        "delete" => Some(format!("{kind} {name} removed")),
-        _ => {
-            let (a, b) = (percent(&row.old), percent(&row.new));
-            match (a, b) {
-                (Some(a), Some(b)) => {
-                    let band = |p: f64| {
-                        if p >= cx.health.volume_crit_percent {
-                            2
-                        } else if p >= cx.health.volume_warn_percent {
-                            1
-                        } else {
-                            0
-                        }
-                    };
-                    (band(a) != band(b)).then(|| {
-                        let level = if band(a).max(band(b)) == 2 {
-                            cx.health.volume_crit_percent
-                        } else {
-                            cx.health.volume_warn_percent
-                        };
-                        let way = if b > a { "above" } else { "below" };
-                        format!("{kind} {name} {a:.0}% → {b:.0}% ({way} {level:.0}%)")
-                    })
-                }
-                _ => None,
-            }
-        }
-    };
-    detail
-        .map(|detail| Finding {
-            kind: ChangeKind::Volume,
-            subject,
-            detail,
-            config: None,
-        })
+    [(parent, child), (child, parent)]
         .into_iter()
+        .map(|(this, other)| Finding {
+            kind: ChangeKind::Relationships,
+            device_id: Some(this),
+            subject: None,
+            detail: detail.clone(),
+            other_device_id: Some(other),
+            config: None,
+            volume_use: None,
+        })
         .collect()
 }
 
-fn identity_change(operation: &str, row: &AuditRow) -> String {
+fn volume(row: &HistoryRow<'_>) -> Vec<Finding> {
+    let value = link_of(row);
+    let name = value["name"].as_str().unwrap_or("?");
+    let kind = value["volume_type"].as_str().unwrap_or("volume");
+    let percent = |v: &Value| {
+        crate::model::used_percent(v["capacity_bytes"].as_i64(), v["used_bytes"].as_i64())
+    };
+    let (detail, volume_use) = match row.operation {
+        "add" => return Vec::new(),
+        "delete" => (format!("{kind} {name} removed"), None),
+        _ => match (percent(row.old), percent(row.new)) {
+            (Some(a), Some(b)) if a != b => {
+                (format!("{kind} {name} {a:.0}% → {b:.0}%"), Some((a, b)))
+            }
+            _ => return Vec::new(),
+        },
+    };
+    vec![Finding {
+        kind: ChangeKind::Volume,
+        device_id: value["device_id"].as_i64(),
+        subject: Some(format!("{kind} {name}")),
+        detail,
+        other_device_id: None,
+        config: None,
+        volume_use,
+    }]
+}
+
+fn identity_change(operation: &str, row: &HistoryRow<'_>) -> String {
     let names = |v: &Value| {
         v["machines"]
             .as_array()
@@ -518,10 +422,10 @@ fn identity_change(operation: &str, row: &AuditRow) -> String {
     }
 }
 
-fn netbox_batch(row: &AuditRow, event: &str) -> Vec<Finding> {
+fn netbox_batch(row: &HistoryRow<'_>, event: &str) -> Vec<Finding> {
     let batch = row.new["batch_id"].as_str().unwrap_or("?");
-    let m = &row.metadata;
-    let who = &row.performed_by;
+    let m = row.metadata;
+    let who = row.performed_by;
     let detail = match event {
         "plan" => format!(
             "planned by {who}: {} creates, {} updates, {} deletes",
@@ -548,10 +452,11 @@ fn netbox_batch(row: &AuditRow, event: &str) -> Vec<Finding> {
     };
     vec![Finding {
         kind: ChangeKind::Netbox,
-        subject: Subject::Named {
-            name: format!("NetBox batch {batch}"),
-        },
+        device_id: None,
+        subject: Some(format!("NetBox batch {batch}")),
         detail,
+        other_device_id: None,
         config: None,
+        volume_use: None,
     }]
 }

@@ -10,7 +10,13 @@
 mod classify;
 mod summary;
 
+pub(crate) use classify::{Finding, HistoryRow};
 pub use summary::{describe_entry, summarize_change};
+
+/// What an audit row means, as the store indexes it when it writes the row.
+pub(crate) fn findings_of(row: &HistoryRow<'_>) -> Vec<Finding> {
+    classify::classify(row)
+}
 
 use crate::machines::HealthRules;
 use crate::model::DeviceType;
@@ -299,70 +305,105 @@ fn count_kinds(changes: &[MachineChange]) -> Vec<(ChangeKind, usize)> {
 /// many, the rest show their versions only. A day of a few hundred switch commits stays fast.
 const CONFIG_LINE_COUNTS: usize = 500;
 
-/// The changes with `since < at <= until` (database timestamps).
+/// The changes with `since < at <= until` (database timestamps): the findings indexed for the
+/// audit rows of the range, named as the records and machines are named now.
 pub fn digest(store: &Store, since: &str, until: &str, health: &HealthRules) -> Result<Digest> {
-    let rows = store.audit_between(since, until)?;
-    let referenced: Vec<i64> = rows.iter().flat_map(classify::referenced_records).collect();
-    let mut volume_owners: Vec<i64> = rows
-        .iter()
-        .filter(|r| r.change_type == "volume")
-        .filter_map(|r| {
-            let v = if r.new.is_null() { &r.old } else { &r.new };
-            v["device_id"].as_i64()
-        })
-        .collect();
-    volume_owners.extend(referenced);
-    volume_owners.sort_unstable();
-    volume_owners.dedup();
-    let labels = store.record_labels(&volume_owners)?;
-    let cx = classify::Context {
-        labels: &labels,
-        health,
+    let rows = store.findings_between(since, until)?;
+    let mut others: Vec<i64> = rows.iter().filter_map(|r| r.other_device_id).collect();
+    others.sort_unstable();
+    others.dedup();
+    let labels = store.record_labels(&others)?;
+    let band = |p: f64| {
+        if p >= health.volume_crit_percent {
+            2
+        } else if p >= health.volume_warn_percent {
+            1
+        } else {
+            0
+        }
     };
     // (subject, kind) → the change being built, in order of first appearance.
     let mut index: HashMap<((u8, i64, String), ChangeKind), usize> = HashMap::new();
     let mut changes: Vec<MachineChange> = Vec::new();
     for row in &rows {
-        for finding in classify::classify(row, &cx) {
-            let (rank, id, name) = finding.subject.key();
-            let key = ((rank, id, name.to_string()), finding.kind);
-            let source = row.source();
-            let slot = *index.entry(key).or_insert_with(|| {
-                changes.push(MachineChange {
-                    kind: finding.kind,
-                    subject: finding.subject.clone(),
-                    at: row.at.clone(),
-                    sources: Vec::new(),
-                    details: Vec::new(),
-                    config: None,
-                });
-                changes.len() - 1
+        let Some(kind) = ChangeKind::ALL.into_iter().find(|k| k.as_str() == row.kind) else {
+            continue;
+        };
+        let mut detail = row.detail.clone();
+        if let Some((a, b)) = row.volume_use {
+            // A volume's use matters when it crosses a threshold, either way.
+            if band(a) == band(b) {
+                continue;
+            }
+            let level = if band(a).max(band(b)) == 2 {
+                health.volume_crit_percent
+            } else {
+                health.volume_warn_percent
+            };
+            let way = if b > a { "above" } else { "below" };
+            detail.push_str(&format!(" ({way} {level:.0}%)"));
+        }
+        if let Some(other) = row.other_device_id {
+            let name = labels
+                .get(&other)
+                .map(|l| l.name().to_string())
+                .unwrap_or_else(|| format!("record {other}"));
+            detail = detail.replace("{other}", &name);
+        }
+        let subject = match (row.device_id, row.machine_id) {
+            (Some(_), Some(id)) => Subject::Machine {
+                id,
+                name: row
+                    .machine_name
+                    .clone()
+                    .or_else(|| row.device_name.clone())
+                    .unwrap_or_default(),
+                device_type: row.device_type,
+            },
+            (Some(device_id), None) => Subject::Record {
+                device_id,
+                name: row
+                    .device_name
+                    .clone()
+                    .or_else(|| row.subject.clone())
+                    .unwrap_or_else(|| format!("record {device_id}")),
+                device_type: row.device_type,
+            },
+            (None, _) => Subject::Named {
+                name: row.subject.clone().unwrap_or_else(|| row.source.clone()),
+            },
+        };
+        let (rank, id, name) = subject.key();
+        let key = ((rank, id, name.to_string()), kind);
+        let slot = *index.entry(key).or_insert_with(|| {
+            changes.push(MachineChange {
+                kind,
+                subject: subject.clone(),
+                at: row.at.clone(),
+                sources: Vec::new(),
+                details: Vec::new(),
+                config: None,
             });
-            let change = &mut changes[slot];
-            change.at = row.at.clone();
-            if !change.sources.contains(&source) {
-                change.sources.push(source);
-                change.sources.sort();
-            }
-            if !change.details.contains(&finding.detail) {
-                change.details.push(finding.detail);
-            }
-            if let Some(config) = finding.config {
-                change.config = Some(match change.config.take() {
-                    Some(first) => ConfigChange {
-                        from_version: first.from_version,
-                        ..config
-                    },
-                    None => config,
-                });
-            }
-            // A subject whose machine is known wins its name and type over a bare record.
-            if let (Subject::Machine { device_type, .. }, Subject::Machine { device_type: t, .. }) =
-                (&mut change.subject, &finding.subject)
-                && device_type.is_none()
-            {
-                *device_type = *t;
-            }
+            changes.len() - 1
+        });
+        let change = &mut changes[slot];
+        change.at = row.at.clone();
+        if !change.sources.contains(&row.source) {
+            change.sources.push(row.source.clone());
+            change.sources.sort();
+        }
+        if !change.details.contains(&detail) {
+            change.details.push(detail);
+        }
+        if let (Some((from, to)), Some(device_id)) = (row.versions, row.device_id) {
+            let from = change.config.as_ref().map_or(from, |c| c.from_version);
+            change.config = Some(ConfigChange {
+                device_id,
+                from_version: from,
+                to_version: to,
+                lines_added: None,
+                lines_removed: None,
+            });
         }
     }
     // A config that went through several versions reads as one change from first to last;
@@ -407,11 +448,12 @@ pub fn digest(store: &Store, since: &str, until: &str, health: &HealthRules) -> 
             config.lines_removed = Some(removed);
         }
     }
-    changes.sort_by(|a, b| {
-        b.at.cmp(&a.at).then(a.kind.cmp(&b.kind)).then_with(|| {
-            crate::text::natural_key(a.subject.name())
-                .cmp(&crate::text::natural_key(b.subject.name()))
-        })
+    changes.sort_by_cached_key(|c| {
+        (
+            std::cmp::Reverse(c.at.clone()),
+            c.kind,
+            crate::text::natural_key(c.subject.name()),
+        )
     });
     Ok(Digest {
         since: since.to_string(),

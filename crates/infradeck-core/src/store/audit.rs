@@ -24,6 +24,15 @@ pub struct NewHistory<'a> {
     pub metadata: serde_json::Value,
 }
 
+/// `system/instance`, or the system alone for the inventory's own rows (correlation, NetBox).
+pub(crate) fn source_name(system: &str, instance: &str) -> String {
+    if instance.is_empty() {
+        system.to_string()
+    } else {
+        format!("{system}/{instance}")
+    }
+}
+
 /// One audit row as stored.
 #[derive(Debug, Clone, PartialEq, Serialize)]
 pub struct HistoryEntry {
@@ -200,7 +209,22 @@ impl Writer<'_> {
                 entry.performed_at,
                 json_text(&entry.metadata),
             ])?;
-        Ok(())
+        let history_id = self.conn().last_insert_rowid();
+        self.record_findings(
+            history_id,
+            entry.performed_at,
+            &source_name(entry.source_system, entry.source_identifier),
+            &crate::changes::findings_of(&crate::changes::HistoryRow {
+                source_system: entry.source_system,
+                operation: entry.operation,
+                change_type: entry.change_type,
+                device_id: entry.device_id,
+                old: &entry.old_value,
+                new: &entry.new_value,
+                metadata: &entry.metadata,
+                performed_by: entry.performed_by,
+            }),
+        )
     }
 
     /// Records a finished sync in `sync_metadata`. `last_sync_complete` moves only on success.

@@ -29,7 +29,7 @@ pub use approvals::{ApprovalItem, Batch, NewApprovalItem, NewBatch, Review};
 pub use audit::{
     HistoryEntry, NewHistory, RunOwner, RunProgress, RunSummary, SourceStatus, SyncRun,
 };
-pub use changes::{AuditRow, RecordLabel};
+pub use changes::{FindingRow, RecordLabel};
 pub use configs::config_hash;
 pub use configs::{ConfigStored, ConfigVersion};
 pub use details::{
@@ -51,7 +51,7 @@ pub use merged::{
 };
 pub(crate) use netbox::{InventoryVm, ItemResult};
 pub use overview::{ConfiguredDevice, DeviceCount};
-pub use past::{PastRecord, PastRecords};
+pub use past::PastRecords;
 pub use relationships::{Direction, OwnedLink, Related, TreeNode};
 pub use search::{HitKind, KnowledgeHit, SearchHit, content_type_of, fts_query};
 
@@ -342,6 +342,9 @@ impl Store {
         let current: i64 = tx.query_row("PRAGMA user_version", [], |r| r.get(0))?;
         for (index, step) in schema::MIGRATIONS.iter().enumerate().skip(current as usize) {
             tx.execute_batch(step)?;
+            if index + 1 == schema::CHANGE_FINDINGS_VERSION as usize {
+                changes::backfill_findings(&tx)?;
+            }
             tx.execute_batch(&format!("PRAGMA user_version = {}", index + 1))?;
         }
         tx.commit().map_err(|e| busy_or(e, busy_timeout_ms))?;

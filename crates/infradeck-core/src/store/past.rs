@@ -17,17 +17,13 @@ use rusqlite::params;
 use serde_json::Value;
 use std::collections::HashMap;
 
-/// A record at a past time, with what lists show of it besides the computation's facts.
-#[derive(Debug, Clone)]
-pub struct PastRecord {
-    pub facts: RecordFacts,
-    pub source_id: String,
-}
-
 /// Everything the machine computation needs, as it was at a time.
 #[derive(Debug, Clone, Default)]
 pub struct PastRecords {
-    pub records: Vec<PastRecord>,
+    /// The records then, as the machine computation reads them.
+    pub facts: Vec<RecordFacts>,
+    /// Each record's source id (same order as `facts`).
+    pub source_ids: Vec<String>,
     /// `same_as` links as (parent, child) record ids.
     pub same_as: Vec<(i64, i64)>,
     /// Every other link then: (parent, child, type, metadata).
@@ -62,10 +58,20 @@ impl Store {
     /// The records, links and interfaces as they were at `at` (a database timestamp).
     pub fn records_at(&self, at: &str) -> Result<PastRecords> {
         let devices = newest_rows(self, "device", at)?;
+        // The states are parsed on every core: a week back is 100,000 of them.
+        let states: Vec<(&i64, &NewestRow)> = devices.iter().collect();
+        let parsed = crate::machines::parallel_map(&states, |(_, (_, _, text))| {
+            text.as_deref()
+                .and_then(|t| serde_json::from_str::<Value>(t).ok())
+                .unwrap_or(Value::Null)
+        });
+        let mut parsed: HashMap<i64, Value> =
+            states.iter().map(|(id, _)| **id).zip(parsed).collect();
         let statuses = newest_rows(self, "status", at)?;
         let vms = newest_rows(self, "vm", at)?;
         let interfaces = newest_rows(self, "interfaces", at)?;
         let confirmed = self.last_success_by_source(at)?;
+        // Every record with audited state at any time: one without any by `at` did not exist.
         let audited: std::collections::HashSet<i64> = {
             let mut stmt = self.conn().prepare_cached(
                 "SELECT DISTINCT device_id FROM sync_history WHERE change_type = 'device' \
@@ -129,8 +135,8 @@ impl Store {
             let source_identifier: String = row.get(4)?;
             let (name, device_type, mut status, metadata, last_change) = match devices.get(&id) {
                 Some((_, operation, _)) if operation == "delete" => continue,
-                Some((row_id, _, state)) => {
-                    let state = parse(state.clone());
+                Some((row_id, _, _)) => {
+                    let mut state = parsed.remove(&id).unwrap_or(Value::Null);
                     let mut status = state["status"]
                         .as_str()
                         .and_then(|s| s.parse().ok())
@@ -147,7 +153,7 @@ impl Store {
                             .as_str()
                             .and_then(|t| t.parse::<DeviceType>().ok()),
                         status,
-                        state["metadata"].clone(),
+                        state["metadata"].take(),
                         None::<String>,
                     )
                 }
@@ -207,51 +213,52 @@ impl Store {
             if let Some((_, _, value)) = interfaces.get(&id) {
                 out.interfaces.insert(id, parse(value.clone()));
             }
-            out.records.push(PastRecord {
-                source_id: row.get(5)?,
-                facts: RecordFacts {
-                    id,
-                    name,
-                    device_type,
-                    source_system,
-                    source_identifier,
-                    status,
-                    last_seen,
-                    metadata,
-                    machine_id: row.get(8)?,
-                    vm,
-                    volumes: owned.remove(&id).unwrap_or_default(),
-                },
+            out.source_ids.push(row.get(5)?);
+            out.facts.push(RecordFacts {
+                id,
+                name,
+                device_type,
+                source_system,
+                source_identifier,
+                status,
+                last_seen,
+                metadata,
+                machine_id: row.get(8)?,
+                vm,
+                volumes: owned.remove(&id).unwrap_or_default(),
             });
         }
 
-        // Links: replay every add and delete up to `at`.
+        // Links: replay every add and delete up to `at` (the ids read in SQL, JSON parsed only
+        // for the metadata a link has).
         let mut links: HashMap<(i64, i64, String), Value> = HashMap::new();
         let mut stmt = self.conn().prepare_cached(
-            "SELECT COALESCE(operation, ''), old_value, new_value FROM sync_history \
-             WHERE change_type = 'relationship' AND performed_at <= ?1 ORDER BY id",
+            "SELECT COALESCE(operation, ''), \
+             json_extract(COALESCE(new_value, old_value), '$.parent_device_id'), \
+             json_extract(COALESCE(new_value, old_value), '$.child_device_id'), \
+             json_extract(COALESCE(new_value, old_value), '$.relationship_type'), \
+             json_extract(COALESCE(new_value, old_value), '$.metadata') \
+             FROM sync_history WHERE change_type = 'relationship' AND performed_at <= ?1 \
+             AND json_valid(COALESCE(new_value, old_value)) ORDER BY id",
         )?;
         let mut rows = stmt.query([at])?;
         while let Some(row) = rows.next()? {
             let operation: String = row.get(0)?;
-            let old = parse(row.get(1)?);
-            let new = parse(row.get(2)?);
-            let value = if new.is_null() { &old } else { &new };
-            let (Some(parent), Some(child)) = (
-                value["parent_device_id"].as_i64(),
-                value["child_device_id"].as_i64(),
-            ) else {
+            let (Some(parent), Some(child)) =
+                (row.get::<_, Option<i64>>(1)?, row.get::<_, Option<i64>>(2)?)
+            else {
                 continue;
             };
-            let key = (parent, child, text(&value["relationship_type"]));
+            let kind: Option<String> = row.get(3)?;
+            let key = (parent, child, kind.unwrap_or_default());
             if operation == "delete" {
                 links.remove(&key);
             } else {
-                links.insert(key, value["metadata"].clone());
+                let metadata: Option<String> = row.get(4)?;
+                links.insert(key, parse(metadata));
             }
         }
-        let present: std::collections::HashSet<i64> =
-            out.records.iter().map(|r| r.facts.id).collect();
+        let present: std::collections::HashSet<i64> = out.facts.iter().map(|r| r.id).collect();
         for ((parent, child, kind), metadata) in links {
             if !(present.contains(&parent) && present.contains(&child)) {
                 continue;

@@ -10,6 +10,9 @@ pub(crate) const MIGRATIONS: &[&str] = &[
     V5_CHANGES,
 ];
 
+/// The version that adds `change_findings`, which the migration fills from the audit rows.
+pub(crate) const CHANGE_FINDINGS_VERSION: i64 = 5;
+
 /// The schema version this build of infradeck writes.
 pub const LATEST_VERSION: i64 = MIGRATIONS.len() as i64;
 
@@ -411,9 +414,12 @@ CREATE INDEX idx_devices_machine_id ON devices (machine_id);
 "#;
 
 /// Version 5: what changed, and the inventory as it was. `last_looks` remembers when each OS
-/// user last looked at the changes (the dashboard opens on them when there are new ones). The
-/// index serves "each record's newest row of a kind at or before a time", which reconstructs
-/// the inventory at that time from the audit trail.
+/// user last looked at the changes (the dashboard opens on them when there are new ones).
+/// `change_findings` is what each audit row means to a person (a VM powered off, a host gone
+/// NOT_RESPONDING), written with the row, so a day of changes is read without parsing a day of
+/// audit JSON; the migration fills it for the rows already there. The history index serves
+/// "each record's newest row of a kind at or before a time", which rebuilds the inventory at
+/// that time from the audit trail.
 const V5_CHANGES: &str = r#"
 CREATE TABLE last_looks (
     user TEXT PRIMARY KEY,
@@ -421,6 +427,23 @@ CREATE TABLE last_looks (
 );
 CREATE INDEX idx_sync_history_type_device_time
     ON sync_history (change_type, device_id, performed_at);
+CREATE TABLE change_findings (
+    id INTEGER PRIMARY KEY,
+    history_id INTEGER NOT NULL REFERENCES sync_history (id) ON DELETE CASCADE,
+    performed_at TIMESTAMP NOT NULL,
+    kind TEXT NOT NULL,
+    source TEXT NOT NULL,
+    device_id INTEGER,
+    subject TEXT,
+    detail TEXT NOT NULL,
+    other_device_id INTEGER,
+    from_version INTEGER,
+    to_version INTEGER,
+    old_percent REAL,
+    new_percent REAL
+);
+CREATE INDEX idx_change_findings_time ON change_findings (performed_at);
+CREATE INDEX idx_change_findings_history ON change_findings (history_id);
 "#;
 
 /// The tables of the schema, for row counts and documentation.
@@ -443,4 +466,5 @@ pub const TABLES: &[&str] = &[
     "volume_relationships",
     "machines",
     "last_looks",
+    "change_findings",
 ];

@@ -1074,3 +1074,126 @@ fn the_unchanged_fast_path_touches_only_devices_still_stored_as_fingerprinted() 
     assert_eq!(seen(ids[1]).as_deref(), Some("2026-01-01 00:00:00"));
     assert_eq!(seen(ids[2]).as_deref(), Some("2026-01-01 00:00:00"));
 }
+
+fn history_row<'a>(
+    device_id: i64,
+    change_type: &'a str,
+    operation: &'a str,
+    old: serde_json::Value,
+    new: serde_json::Value,
+    at: &'a str,
+) -> NewHistory<'a> {
+    NewHistory {
+        sync_id: "s1",
+        source_system: "vcenter",
+        source_identifier: "vc1",
+        operation,
+        device_id: Some(device_id),
+        change_type,
+        old_value: old,
+        new_value: new,
+        performed_by: "tester",
+        performed_at: at,
+        metadata: serde_json::Value::Null,
+    }
+}
+
+fn vm_state(power: &str, host: &str, tools: bool) -> serde_json::Value {
+    json!({"name": "web01", "device_type": "vm", "status": "active",
+        "metadata": {"vcenter": {"power_state": power, "host": host, "fqdn": if tools { "web01.example.net" } else { "" },
+            "uptime": if tools { 10 } else { 0 }}}})
+}
+
+/// The digest reads what each audit row means; noise (a guest's fqdn coming and going with
+/// its tools, uptime) is no change, and a database from before the findings index gets them
+/// from its existing rows when it is migrated.
+#[test]
+fn changes_are_classified_and_noise_is_left_out_also_after_migrating_an_old_database() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("inventory.db");
+    let mut store = Store::open(&path, &OpenOptions::default()).unwrap();
+    let id = store
+        .write(|w| {
+            w.upsert_device(
+                &record("vcenter", "vc1", "vm-1", "web01", DeviceType::Vm),
+                "2026-12-01 09:00:00",
+            )
+        })
+        .unwrap()
+        .id;
+    store
+        .write(|w| {
+            w.record_history(&history_row(
+                id,
+                "device",
+                "add",
+                json!(null),
+                vm_state("POWERED_ON", "esx1", true),
+                "2026-12-01 09:00:00",
+            ))?;
+            // Tools flapping: fqdn and uptime move, nothing a person asked about.
+            w.record_history(&history_row(
+                id,
+                "device",
+                "update",
+                vm_state("POWERED_ON", "esx1", true),
+                vm_state("POWERED_ON", "esx1", false),
+                "2026-12-01 10:00:00",
+            ))?;
+            w.record_history(&history_row(
+                id,
+                "device",
+                "update",
+                vm_state("POWERED_ON", "esx1", false),
+                vm_state("POWERED_OFF", "esx2", false),
+                "2026-12-01 11:00:00",
+            ))?;
+            w.record_history(&history_row(
+                id,
+                "facts",
+                "update",
+                json!({"uptime": 1}),
+                json!({"uptime": 2}),
+                "2026-12-01 11:00:00",
+            ))?;
+            Ok(())
+        })
+        .unwrap();
+    let rules = infradeck_core::machines::HealthRules::default();
+    let kinds = |store: &Store, since: &str| -> Vec<(String, String)> {
+        infradeck_core::changes::digest(store, since, "2026-12-02 00:00:00", &rules)
+            .unwrap()
+            .changes
+            .iter()
+            .map(|c| (c.kind.as_str().to_string(), c.details.join("; ")))
+            .collect()
+    };
+    let expected = vec![
+        ("moved".to_string(), "host esx1 → esx2".to_string()),
+        ("power".to_string(), "power on → off".to_string()),
+    ];
+    assert_eq!(kinds(&store, "2026-12-01 09:30:00"), expected);
+    assert_eq!(kinds(&store, "2026-12-01 00:00:00")[0].0, "moved");
+    assert!(
+        kinds(&store, "2026-12-01 00:00:00")
+            .iter()
+            .any(|(k, _)| k == "appeared")
+    );
+    drop(store);
+
+    // As a version-4 database had it: the audit rows, no findings.
+    let conn = rusqlite::Connection::open(&path).unwrap();
+    conn.execute_batch(
+        "DROP TABLE change_findings; DROP TABLE last_looks; \
+         DROP INDEX idx_sync_history_type_device_time; PRAGMA user_version = 4;",
+    )
+    .unwrap();
+    drop(conn);
+    let store = Store::open(&path, &OpenOptions::default()).unwrap();
+    assert_eq!(store.schema_version().unwrap(), schema::LATEST_VERSION);
+    assert_eq!(
+        kinds(&store, "2026-12-01 09:30:00"),
+        expected,
+        "the migration indexed the old rows"
+    );
+}
