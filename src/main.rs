@@ -257,6 +257,11 @@ enum Command {
         /// Sync and print a summary instead of opening the dashboard (the default without a terminal)
         #[arg(long)]
         headless: bool,
+        /// In the dashboard, advance the simulated estate this often (VMs created, deleted,
+        /// powered off, migrated; a host offline; configs edited) and sync after each step,
+        /// so changes arrive while you watch; 0 keeps it still
+        #[arg(long, value_name = "DURATION", default_value = "2m", value_parser = parse_duration)]
+        advance_every: std::time::Duration,
     },
     /// Run every simulated source system on loopback until stopped
     Sim {
@@ -379,7 +384,7 @@ fn run(cli: Cli) -> anyhow::Result<()> {
         None => {
             use std::io::IsTerminal;
             if std::io::stdout().is_terminal() {
-                cli::dashboard(&ctx, Vec::new())
+                cli::dashboard(&ctx, Vec::new(), false)
             } else {
                 use clap::CommandFactory;
                 Cli::command().print_help()?;
@@ -502,11 +507,13 @@ fn run(cli: Cli) -> anyhow::Result<()> {
             seed,
             dir,
             headless,
+            advance_every,
         }) => cli::demo(&cli::DemoArgs {
             scale,
             seed,
             dir,
             headless,
+            advance_every: (!advance_every.is_zero()).then_some(advance_every),
         }),
         Some(Command::Sim {
             scale,

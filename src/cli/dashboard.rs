@@ -58,8 +58,13 @@ fn shorten_home(path: &std::path::Path) -> String {
     }
 }
 
-/// Opens the dashboard; `sync_at_start` are started once the first frame is up.
-pub fn dashboard(ctx: &Context, sync_at_start: Vec<SourceConfig>) -> anyhow::Result<()> {
+/// Opens the dashboard; `sync_at_start` are started once the first frame is up, and with
+/// `watch` synced again on their intervals while it is open.
+pub fn dashboard(
+    ctx: &Context,
+    sync_at_start: Vec<SourceConfig>,
+    watch: bool,
+) -> anyhow::Result<()> {
     if !std::io::stdout().is_terminal() || !std::io::stdin().is_terminal() {
         anyhow::bail!(
             "the dashboard needs a terminal; for scripts use the subcommands (`infradeck --help`)"
@@ -101,6 +106,7 @@ pub fn dashboard(ctx: &Context, sync_at_start: Vec<SourceConfig>) -> anyhow::Res
             } else {
                 sync_at_start
             },
+            watch,
             mouse: ctx.config.dashboard.mouse,
         },
         &runtime,

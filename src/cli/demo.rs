@@ -14,6 +14,8 @@ pub struct DemoArgs {
     pub dir: Option<PathBuf>,
     /// Print a summary instead of opening the dashboard.
     pub headless: bool,
+    /// In the dashboard: how often the estate changes (and is synced again).
+    pub advance_every: Option<std::time::Duration>,
 }
 
 /// Starts the simulators, writes a config and a fresh database in a scratch directory, and syncs
@@ -29,11 +31,12 @@ pub fn demo(args: &DemoArgs) -> anyhow::Result<()> {
     let runtime = tokio::runtime::Builder::new_multi_thread()
         .enable_all()
         .build()?;
-    let sims = runtime.block_on(Simulators::start(&SimOptions {
+    // Shared with the task that advances the estate while the dashboard is open.
+    let sims = std::sync::Arc::new(runtime.block_on(Simulators::start(&SimOptions {
         scale: args.scale,
         seed: args.seed,
         ..SimOptions::default()
-    }))?;
+    }))?);
     sims.write_config(&config_path, Some(&database))?;
     eprintln!(
         "infradeck demo: {} simulated VMs (seed {}) behind {} simulated systems",
@@ -49,7 +52,28 @@ pub fn demo(args: &DemoArgs) -> anyhow::Result<()> {
         config_path.display(),
         database.display()
     );
-    let config = Config::load(&config_path, true)?;
+    let mut config = Config::load(&config_path, true)?;
+    let interactive = std::io::stdout().is_terminal() && std::io::stdin().is_terminal();
+    let advancing = args.advance_every.filter(|_| interactive && !args.headless);
+    if let Some(every) = advancing {
+        // Each step is synced soon after it happens: the sources' interval is the step's.
+        for source in &mut config.sources {
+            source.interval = every;
+        }
+        let sims = sims.clone();
+        runtime.spawn(async move {
+            let mut ticker = tokio::time::interval(every);
+            ticker.tick().await;
+            loop {
+                ticker.tick().await;
+                sims.advance();
+            }
+        });
+        eprintln!(
+            "  the estate changes every {} (VMs created, deleted, moved; configs edited): watch :changes\n",
+            humanize(every)
+        );
+    }
     let ctx = Context {
         database_path: config.database_path(None),
         config,
@@ -59,11 +83,10 @@ pub fn demo(args: &DemoArgs) -> anyhow::Result<()> {
         read_only: false,
         database_read_only: false,
     };
-    let interactive = std::io::stdout().is_terminal() && std::io::stdin().is_terminal();
     if interactive && !args.headless {
         // The dashboard opens at once and the first sync of every source runs under it.
         let sources = ctx.config.sources.clone();
-        let result = super::dashboard(&ctx, sources);
+        let result = super::dashboard(&ctx, sources, advancing.is_some());
         drop(runtime);
         if result.is_ok() {
             println!(
@@ -91,4 +114,14 @@ pub fn demo(args: &DemoArgs) -> anyhow::Result<()> {
     // The simulators live on `runtime`'s worker threads until here.
     drop(runtime);
     result
+}
+
+/// `2m`, `90s`: a duration as the options spell it.
+fn humanize(every: std::time::Duration) -> String {
+    let secs = every.as_secs();
+    if secs >= 60 && secs.is_multiple_of(60) {
+        format!("{}m", secs / 60)
+    } else {
+        format!("{secs}s")
+    }
 }

@@ -33,6 +33,9 @@ pub struct UiOptions {
     pub service: Option<ServiceLink>,
     /// Sources to sync as soon as the first frame is on screen (the demo).
     pub sync_at_start: Vec<SourceConfig>,
+    /// Keep syncing `sync_at_start` on their intervals after the first sync (the demo, whose
+    /// simulators change while it runs).
+    pub watch: bool,
     pub mouse: bool,
 }
 
@@ -53,6 +56,7 @@ pub fn run(options: UiOptions, runtime: &tokio::runtime::Runtime) -> anyhow::Res
         &mut app,
         options.service,
         options.sync_at_start,
+        options.watch,
     ));
     if options.mouse {
         let _ = crossterm::execute!(std::io::stdout(), crossterm::event::DisableMouseCapture);
@@ -66,6 +70,7 @@ async fn event_loop(
     app: &mut App,
     mut service: Option<ServiceLink>,
     sync_at_start: Vec<SourceConfig>,
+    watch: bool,
 ) -> anyhow::Result<()> {
     use tokio::signal::unix::{SignalKind, signal};
     // The first frame goes out before any sync work starts; then, while the user reads it, the
@@ -81,8 +86,14 @@ async fn event_loop(
         send(
             app,
             service.as_ref(),
-            Command::Sync {
-                sources: sync_at_start,
+            if watch {
+                Command::Watch {
+                    sources: sync_at_start,
+                }
+            } else {
+                Command::Sync {
+                    sources: sync_at_start,
+                }
             },
         );
     }

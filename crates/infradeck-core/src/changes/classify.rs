@@ -138,7 +138,7 @@ fn as_set(value: &Value) -> BTreeSet<String> {
 fn device_update(row: &HistoryRow<'_>) -> Vec<Finding> {
     let mut out = Vec::new();
     let mut push = |kind, detail: String| out.push(Finding::about(kind, row, detail));
-    let (old, new) = (&row.old, &row.new);
+    let (old, new) = (row.old, row.new);
     if old["name"] != new["name"] && !old["name"].is_null() {
         push(
             ChangeKind::Fields,
@@ -260,7 +260,7 @@ fn list_text(value: &Value) -> String {
 }
 
 fn vm_update(row: &HistoryRow<'_>) -> Vec<Finding> {
-    let (a, b) = (&row.old, &row.new);
+    let (a, b) = (row.old, row.new);
     let mut out = Vec::new();
     let key = "total_disk_capacity_bytes";
     if let (Some(x), Some(y)) = (a[key].as_i64(), b[key].as_i64())
@@ -309,7 +309,7 @@ fn interfaces_update(row: &HistoryRow<'_>) -> Vec<Finding> {
         ("mac_address", "MACs"),
         ("ip_addresses", "interface addresses"),
     ] {
-        let (a, b) = (collect(&row.old, key), collect(&row.new, key));
+        let (a, b) = (collect(row.old, key), collect(row.new, key));
         if both_known_and_different(&a, &b) {
             out.push(Finding::about(
                 ChangeKind::Addresses,
@@ -417,8 +417,8 @@ fn identity_change(operation: &str, row: &HistoryRow<'_>) -> String {
             .join(", ")
     };
     match operation {
-        "merge" => format!("one machine now: {} were separate", names(&row.old)),
-        _ => format!("split into {}", names(&row.new)),
+        "merge" => format!("one machine now: {} were separate", names(row.old)),
+        _ => format!("split into {}", names(row.new)),
     }
 }
 
