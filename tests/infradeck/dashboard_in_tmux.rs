@@ -768,6 +768,12 @@ async fn the_dashboard_opens_on_what_changed_since_the_last_look() {
     tmux.wait_text("devices › changes ─");
     tmux.keys(&["t"]);
     tmux.wait_text("last 1 h");
+    // Esc: the machine list under it, read as it comes on top.
+    tmux.keys(&["Escape"]);
+    let screen = tmux.wait_for("the machine list", |s| {
+        s.contains(" devices ─") && s.contains("foreman,puppetdb,vcenter")
+    });
+    assert!(!screen.contains("changes"), "{screen}");
     // `:at` the last look: the past, marked in the header.
     tmux.keys(&[":"]);
     tmux.type_text(&format!("at {looked}"));

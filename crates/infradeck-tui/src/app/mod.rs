@@ -239,36 +239,36 @@ impl App {
             quit: false,
         };
         let devices = views::devices::DevicesView::new(None);
-        app.push(Box::new(devices))?;
-        app.reload_if_changed()?;
-        app.land()?;
+        match app.landing()? {
+            // The machine list is read when Esc brings it on top (a pop refreshes the view).
+            Some(changes) => {
+                app.views.push(Box::new(devices));
+                app.views.push(Box::new(changes));
+            }
+            None => app.push(Box::new(devices))?,
+        }
+        app.reload_header_if_changed()?;
         Ok(app)
     }
 
-    /// Opens the changes over the machine list when `[dashboard] landing` asks for it: always
-    /// (`changes`), or when something changed since the user's last look (`auto`). Esc goes
-    /// back to the machines.
-    fn land(&mut self) -> anyhow::Result<()> {
+    /// The changes to open over the machine list, read, when `[dashboard] landing` asks for
+    /// them: always (`changes`), or when something changed since the user's last look
+    /// (`auto`). Esc goes back to the machines.
+    fn landing(&mut self) -> anyhow::Result<Option<views::changes::ChangesView>> {
         use infradeck_core::config::Landing;
-        let show = match self.env.landing {
-            Landing::Devices => return Ok(()),
+        let always = match self.env.landing {
+            Landing::Devices => return Ok(None),
             Landing::Changes => true,
-            Landing::Auto => self.env.last_look.is_some(),
+            Landing::Auto if self.env.last_look.is_some() => false,
+            Landing::Auto => return Ok(None),
         };
-        if !show {
-            return Ok(());
-        }
         let mut changes = views::changes::ChangesView::new(
             self.default_changes_range(),
             self.env.last_look.clone(),
         );
-        let always = self.env.landing == Landing::Changes;
-        let (mut cx, views) = self.cx();
+        let (mut cx, _) = self.cx();
         changes.refresh(&mut cx)?;
-        if always || !changes.is_empty() {
-            views.push(Box::new(changes));
-        }
-        Ok(())
+        Ok((always || !changes.is_empty()).then_some(changes))
     }
 
     /// The breadcrumb trail, root first.
@@ -339,6 +339,19 @@ impl App {
 
     /// Re-reads the header and the current view when the database moved. True when it did.
     pub(crate) fn reload_if_changed(&mut self) -> anyhow::Result<bool> {
+        if !self.reload_header_if_changed()? {
+            return Ok(false);
+        }
+        let (mut cx, views) = self.cx();
+        if let Some(view) = views.last_mut() {
+            view.refresh(&mut cx)?;
+        }
+        Ok(true)
+    }
+
+    /// Re-reads the header when the database moved (the views are the caller's). True when it
+    /// did.
+    fn reload_header_if_changed(&mut self) -> anyhow::Result<bool> {
         let generation = self.store.data_generation()?;
         if self.generation == Some(generation) {
             return Ok(false);
@@ -347,10 +360,6 @@ impl App {
         let transitions = self.header.refresh(&self.store)?;
         for line in transitions {
             self.log_line(line);
-        }
-        let (mut cx, views) = self.cx();
-        if let Some(view) = views.last_mut() {
-            view.refresh(&mut cx)?;
         }
         Ok(true)
     }
