@@ -262,6 +262,24 @@ async fn changes_list_exactly_what_advance_did_and_the_past_is_the_first_sync() 
         .map(|r| r["name"].as_str().unwrap())
         .collect();
     assert_eq!(parents, vec![host.as_str()], "{shown:#}");
+    // The text form says which time it shows, and lists the interfaces as they were.
+    let out = Command::new(env!("CARGO_BIN_EXE_infradeck"))
+        .env("HOME", rig.dir.path())
+        .arg("--config")
+        .arg(rig.dir.path().join("config.toml"))
+        .args(["show", vm.as_str(), "--at", &between])
+        .output()
+        .unwrap();
+    let text = String::from_utf8_lossy(&out.stdout);
+    assert!(
+        text.contains(&format!("as it was at {between} UTC")),
+        "{text}"
+    );
+    assert!(
+        text.contains(&format!("{host} (")) && text.contains("hosts it"),
+        "{text}"
+    );
+    assert!(text.contains("\ninterfaces\n"), "{text}");
 }
 
 #[test]

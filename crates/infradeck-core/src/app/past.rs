@@ -104,6 +104,26 @@ impl PastDetail {
                 };
             }
         }
+        if !self.interfaces.is_empty() {
+            let _ = writeln!(out, "\ninterfaces");
+            for (source, interfaces) in &self.interfaces {
+                for interface in interfaces.as_array().into_iter().flatten() {
+                    let addresses: Vec<&str> = interface["ip_addresses"]
+                        .as_array()
+                        .into_iter()
+                        .flatten()
+                        .filter_map(|a| a.as_str())
+                        .collect();
+                    let _ = writeln!(
+                        out,
+                        "  {:<20} {:<17} {:<24} {source}",
+                        interface["interface_name"].as_str().unwrap_or("?"),
+                        interface["mac_address"].as_str().unwrap_or(""),
+                        addresses.join(", ")
+                    );
+                }
+            }
+        }
         out.lines().map(str::to_string).collect()
     }
 }

@@ -107,6 +107,14 @@ fn shown(value: &Value) -> String {
     }
 }
 
+fn power_change(a: &Value, b: &Value) -> String {
+    format!(
+        "power {} → {}",
+        power_word(&a["power_state"]),
+        power_word(&b["power_state"])
+    )
+}
+
 fn power_word(value: &Value) -> String {
     match value.as_str() {
         Some("POWERED_ON") => "on".into(),
@@ -161,14 +169,7 @@ fn device_update(row: &HistoryRow<'_>) -> Vec<Finding> {
     }
     if is_vm {
         if differs("power_state") {
-            push(
-                ChangeKind::Power,
-                format!(
-                    "power {} → {}",
-                    power_word(&a["power_state"]),
-                    power_word(&b["power_state"])
-                ),
-            );
+            push(ChangeKind::Power, power_change(a, b));
         }
     } else {
         if differs("connection_state") {
@@ -186,14 +187,7 @@ fn device_update(row: &HistoryRow<'_>) -> Vec<Finding> {
             && !b["power_state"].is_null()
         {
             // A host that stops responding loses its power state too; that is the connection.
-            push(
-                ChangeKind::Power,
-                format!(
-                    "power {} → {}",
-                    power_word(&a["power_state"]),
-                    power_word(&b["power_state"])
-                ),
-            );
+            push(ChangeKind::Power, power_change(a, b));
         }
         if differs("in_maintenance_mode") {
             let entered = b["in_maintenance_mode"].as_bool() == Some(true);

@@ -205,13 +205,6 @@ impl Writer<'_> {
         item_ids: &[i64],
         review: &Review<'_>,
     ) -> Result<usize> {
-        let Review {
-            from,
-            to,
-            reviewer,
-            comment,
-            at,
-        } = *review;
         let mut update = self.conn().prepare_cached(
             "UPDATE netbox_sync_approvals SET approval_status = ?4, approved_by = ?5, \
              approved_at = ?6, review_comment = ?7 \
@@ -222,11 +215,11 @@ impl Writer<'_> {
             moved += update.execute(params![
                 id,
                 batch_id,
-                from.as_str(),
-                to.as_str(),
-                reviewer,
-                at,
-                comment
+                review.from.as_str(),
+                review.to.as_str(),
+                review.reviewer,
+                review.at,
+                review.comment
             ])?;
         }
         Ok(moved)
