@@ -2,7 +2,7 @@
 //! JSON, or a Markdown handover note.
 
 use super::Context;
-use infradeck_core::changes::{self, ChangeFilter, ChangeKind, Digest};
+use infradeck_core::changes::{self, ChangeFilter, Digest};
 
 /// Options of `infradeck changes`.
 #[derive(Debug, Clone, Default)]
@@ -80,7 +80,7 @@ pub fn changes_command(ctx: &Context, args: &ChangesArgs) -> anyhow::Result<()> 
         "changes {} → {} UTC: {}",
         digest.since,
         digest.until,
-        counts_line(&digest)
+        digest.counts_text()
     );
     if digest.changes.is_empty() {
         return Ok(());
@@ -115,19 +115,4 @@ pub fn changes_command(ctx: &Context, args: &ChangesArgs) -> anyhow::Result<()> 
         );
     }
     Ok(())
-}
-
-/// `3 appeared · 2 gone · …`, the kinds with changes only; `nothing changed` when none.
-pub(crate) fn counts_line(digest: &Digest) -> String {
-    let parts: Vec<String> = ChangeKind::ALL
-        .iter()
-        .map(|k| (k, digest.count(*k)))
-        .filter(|(_, n)| *n > 0)
-        .map(|(k, n)| format!("{n} {}", k.as_str()))
-        .collect();
-    if parts.is_empty() {
-        "nothing changed".into()
-    } else {
-        parts.join(" · ")
-    }
 }

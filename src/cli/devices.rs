@@ -234,11 +234,24 @@ fn find_machine(
         return Ok(machine);
     }
     let mut found = store.machines_named(which, stale)?;
+    let index = the_one_named(which, &found.iter().collect::<Vec<_>>(), None)?;
+    Ok(found.swap_remove(index))
+}
+
+/// Which of the machines `found` for the name `which` is meant: the only one, else an error
+/// that says none was found or lists them with their ids. `at`: the past time they are of.
+fn the_one_named(which: &str, found: &[&Machine], at: Option<&str>) -> anyhow::Result<usize> {
+    let (then, devices_at) = match at {
+        Some(at) => (format!(" at {at}"), format!(" --at '{at}'")),
+        None => (String::new(), String::new()),
+    };
     match found.len() {
-        0 => anyhow::bail!("no machine named `{which}` (try `infradeck devices {which}`)"),
-        1 => Ok(found.remove(0)),
+        0 => anyhow::bail!(
+            "no machine named `{which}`{then} (try `infradeck devices{devices_at} {which}`)"
+        ),
+        1 => Ok(0),
         _ => anyhow::bail!(
-            "`{which}` names {} machines; give one of their ids: {}",
+            "`{which}` names {} machines{then}; give one of their ids: {}",
             found.len(),
             found
                 .iter()
@@ -294,20 +307,7 @@ fn show_at(
         &ctx.config.sources,
     )?;
     let found = past.find(which);
-    let machine = match found.as_slice() {
-        [] => anyhow::bail!(
-            "no machine named `{which}` at {at} (try `infradeck devices --at '{at}'`)"
-        ),
-        [one] => one.id,
-        many => anyhow::bail!(
-            "`{which}` names {} machines at {at}: {}; give the id",
-            many.len(),
-            many.iter()
-                .map(|m| format!("{} ({})", m.id, m.name))
-                .collect::<Vec<_>>()
-                .join(", ")
-        ),
-    };
+    let machine = found[the_one_named(which, &found, Some(&at))?].id;
     let Some(detail) = past.detail(machine) else {
         anyhow::bail!("machine {machine} has no detail at {at}");
     };

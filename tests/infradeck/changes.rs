@@ -307,7 +307,6 @@ fn markdown_digest_is_bounded_and_escapes_source_text() {
         until: "2026-12-01 10:00:00".into(),
         counts: vec![(ChangeKind::Appeared, 39), (ChangeKind::Health, 1)],
         changes,
-        rows_read: 40,
     };
     let text = markdown(&digest, 10);
     assert!(text.contains("**39** appeared"), "{text}");

@@ -16,7 +16,7 @@ pub use inventory::{
     ClusterHost, KindDetail, MachineDetail, RelatedMachine, SourcedInterface, Uplink,
     machine_detail, stale_sources,
 };
-pub use past::{PastDetail, PastInventory, PastLink, inventory_at};
+pub use past::{PastDetail, PastInventory, inventory_at};
 pub use protocol::*;
 pub use review::{ReviewOutcome, review};
 

@@ -2,9 +2,10 @@
 //! `:at`: the records the audit trail says existed then ([`Store::records_at`]), grouped into
 //! machines and judged by the same computation correlation runs, at that time.
 
+use super::RelatedMachine;
 use crate::config::SourceConfig;
 use crate::machines::{MachineFilter, MachineRules, compute, with_stale_sources};
-use crate::model::{DeviceType, Health, RelationshipType};
+use crate::model::{DeviceType, RelationshipType};
 use crate::store::{
     FieldSource, Machine, MachineRecord, MachineSort, MergedField, PastRecords, Result, Store,
     merged_fields,
@@ -26,25 +27,13 @@ pub struct PastInventory {
     machine_of_record: HashMap<i64, usize>,
 }
 
-/// A machine linked to the one shown, as it was.
-#[derive(Debug, Clone, PartialEq, Serialize)]
-pub struct PastLink {
-    pub relationship_type: RelationshipType,
-    /// True when it is the parent (the host of this VM).
-    pub is_parent: bool,
-    pub machine_id: i64,
-    pub name: String,
-    pub device_type: DeviceType,
-    pub health: Health,
-}
-
 /// One machine's detail as it was.
 #[derive(Debug, Clone, PartialEq, Serialize)]
 pub struct PastDetail {
     pub at: String,
     pub machine: Machine,
     pub fields: Vec<MergedField>,
-    pub relationships: Vec<PastLink>,
+    pub relationships: Vec<RelatedMachine>,
     /// (source, interfaces as that source reported them).
     pub interfaces: Vec<(String, serde_json::Value)>,
 }
@@ -261,8 +250,8 @@ impl PastInventory {
             fields: &r.metadata[r.source_system.as_str()],
         }));
         let member = |id: i64| machine.records.iter().any(|r| r.device_id == id);
-        let mut relationships: Vec<PastLink> = Vec::new();
-        for (parent, child, kind, _) in &self.records.links {
+        let mut relationships: Vec<RelatedMachine> = Vec::new();
+        for (parent, child, kind, metadata) in &self.records.links {
             let (other, is_parent) = match (member(*parent), member(*child)) {
                 (true, false) => (*child, false),
                 (false, true) => (*parent, true),
@@ -282,13 +271,15 @@ impl PastInventory {
             }) {
                 continue;
             }
-            relationships.push(PastLink {
+            relationships.push(RelatedMachine {
                 relationship_type,
                 is_parent,
                 machine_id: m.id,
                 name: m.name.clone(),
                 device_type: m.device_type,
                 health: m.health,
+                source: by_id.get(&other).map(|r| r.source()).unwrap_or_default(),
+                metadata: metadata.clone(),
             });
         }
         relationships.sort_by(|a, b| {
@@ -320,47 +311,5 @@ impl PastInventory {
             relationships,
             interfaces,
         })
-    }
-}
-
-impl MachineFilter {
-    /// Whether `machine` passes, judged in memory (the live list asks the store's index).
-    pub fn accepts(&self, machine: &Machine) -> bool {
-        let named = |needle: &str| {
-            let needle = needle.to_lowercase();
-            machine.name.to_lowercase().contains(&needle)
-                || machine
-                    .records
-                    .iter()
-                    .any(|r| r.name.to_lowercase().contains(&needle))
-        };
-        if let Some(needle) = &self.name_contains
-            && named(needle) == self.invert_name
-        {
-            return false;
-        }
-        self.device_type.is_none_or(|t| t == machine.device_type)
-            && self.source_system.as_ref().is_none_or(|s| {
-                machine
-                    .records
-                    .iter()
-                    .any(|r| r.source_system.eq_ignore_ascii_case(s))
-            })
-            && self.source_identifier.as_ref().is_none_or(|s| {
-                machine
-                    .records
-                    .iter()
-                    .any(|r| r.source_identifier.eq_ignore_ascii_case(s))
-            })
-            && self.status.is_none_or(|s| {
-                machine.records.iter().any(|r| r.status == s) || machine.status == s
-            })
-            && self.health.is_none_or(|h| machine.health == h)
-            && self.power.as_ref().is_none_or(|p| {
-                machine
-                    .power
-                    .as_deref()
-                    .is_some_and(|q| q.eq_ignore_ascii_case(p))
-            })
     }
 }

@@ -2,21 +2,19 @@
 //! moved, changed power or health, were resized, changed addresses or config, which volumes
 //! crossed a threshold, what was cabled, which NetBox batches were planned or applied".
 //!
-//! [`digest`] reads the audit rows of a time range, turns each into findings of one
-//! [`ChangeKind`] about one subject (classify.rs), and groups them: one [`MachineChange`] per
-//! subject and kind, newest first, with counts per kind. Both front ends show a digest; the
+//! Each audit row is classified as the store writes it (classify.rs: findings of one
+//! [`ChangeKind`] about one subject, kept in `change_findings`); [`digest`] reads the findings
+//! of a time range and groups them: one [`MachineChange`] per subject and kind, newest first,
+//! with counts per kind. Both front ends show a digest; the
 //! command line also writes it as a Markdown handover note ([`markdown`]).
 
 mod classify;
 mod summary;
 
-pub(crate) use classify::{Finding, HistoryRow};
-pub use summary::{describe_entry, summarize_change};
-
+pub use crate::model::ChangeKind;
 /// What an audit row means, as the store indexes it when it writes the row.
-pub(crate) fn findings_of(row: &HistoryRow<'_>) -> Vec<Finding> {
-    classify::classify(row)
-}
+pub(crate) use classify::{Finding, HistoryRow, classify as findings_of};
+pub use summary::{describe_entry, summarize_change};
 
 use crate::machines::HealthRules;
 use crate::model::DeviceType;
@@ -24,67 +22,17 @@ use crate::store::{Result, Store};
 use serde::Serialize;
 use std::collections::{BTreeMap, HashMap};
 
-/// The kinds of change, in the order digests list their counts.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize)]
-#[serde(rename_all = "snake_case")]
-pub enum ChangeKind {
-    Appeared,
-    Gone,
-    Moved,
-    Power,
-    Health,
-    Resized,
-    Addresses,
-    Config,
-    Volume,
-    Relationships,
-    Fields,
-    Netbox,
-}
-
 impl ChangeKind {
-    pub const ALL: [ChangeKind; 12] = [
-        ChangeKind::Appeared,
-        ChangeKind::Gone,
-        ChangeKind::Moved,
-        ChangeKind::Power,
-        ChangeKind::Health,
-        ChangeKind::Resized,
-        ChangeKind::Addresses,
-        ChangeKind::Config,
-        ChangeKind::Volume,
-        ChangeKind::Relationships,
-        ChangeKind::Fields,
-        ChangeKind::Netbox,
-    ];
-
-    pub fn as_str(self) -> &'static str {
-        match self {
-            ChangeKind::Appeared => "appeared",
-            ChangeKind::Gone => "gone",
-            ChangeKind::Moved => "moved",
-            ChangeKind::Power => "power",
-            ChangeKind::Health => "health",
-            ChangeKind::Resized => "resized",
-            ChangeKind::Addresses => "addresses",
-            ChangeKind::Config => "config",
-            ChangeKind::Volume => "volume",
-            ChangeKind::Relationships => "relationships",
-            ChangeKind::Fields => "fields",
-            ChangeKind::Netbox => "netbox",
-        }
-    }
-
     /// The kind a word names (its name, or a prefix of it that names one kind).
     pub fn named(word: &str) -> Option<ChangeKind> {
         let word = word.trim().to_ascii_lowercase();
         if word.is_empty() {
             return None;
         }
-        let exact = ChangeKind::ALL.into_iter().find(|k| k.as_str() == word);
-        exact.or_else(|| {
+        word.parse().ok().or_else(|| {
             let mut matching = ChangeKind::ALL
-                .into_iter()
+                .iter()
+                .copied()
                 .filter(|k| k.as_str().starts_with(&word));
             match (matching.next(), matching.next()) {
                 (Some(one), None) => Some(one),
@@ -259,13 +207,26 @@ pub struct Digest {
     pub counts: Vec<(ChangeKind, usize)>,
     /// Newest first; ties by kind, then name.
     pub changes: Vec<MachineChange>,
-    /// Audit rows read for it.
-    pub rows_read: usize,
 }
 
 impl Digest {
     pub fn total(&self) -> usize {
         self.changes.len()
+    }
+
+    /// `3 appeared · 2 gone · …`, the kinds with changes only; `nothing changed` when none.
+    pub fn counts_text(&self) -> String {
+        let parts: Vec<String> = self
+            .counts
+            .iter()
+            .filter(|(_, n)| *n > 0)
+            .map(|(k, n)| format!("{n} {}", k.as_str()))
+            .collect();
+        if parts.is_empty() {
+            "nothing changed".into()
+        } else {
+            parts.join(" · ")
+        }
     }
 
     pub fn count(&self, kind: ChangeKind) -> usize {
@@ -288,7 +249,6 @@ impl Digest {
             until: self.until.clone(),
             counts: count_kinds(&changes),
             changes,
-            rows_read: self.rows_read,
         }
     }
 }
@@ -313,20 +273,12 @@ pub fn digest(store: &Store, since: &str, until: &str, health: &HealthRules) -> 
     others.sort_unstable();
     others.dedup();
     let labels = store.record_labels(&others)?;
-    let band = |p: f64| {
-        if p >= health.volume_crit_percent {
-            2
-        } else if p >= health.volume_warn_percent {
-            1
-        } else {
-            0
-        }
-    };
+    let band = |percent: f64| crate::machines::level_of_use(percent, health);
     // (subject, kind) → the change being built, in order of first appearance.
     let mut index: HashMap<((u8, i64, String), ChangeKind), usize> = HashMap::new();
     let mut changes: Vec<MachineChange> = Vec::new();
     for row in &rows {
-        let Some(kind) = ChangeKind::ALL.into_iter().find(|k| k.as_str() == row.kind) else {
+        let Ok(kind) = row.kind.parse::<ChangeKind>() else {
             continue;
         };
         let mut detail = row.detail.clone();
@@ -335,7 +287,7 @@ pub fn digest(store: &Store, since: &str, until: &str, health: &HealthRules) -> 
             if band(a) == band(b) {
                 continue;
             }
-            let level = if band(a).max(band(b)) == 2 {
+            let level = if band(a).max(band(b)) == Some(crate::model::Health::Crit) {
                 health.volume_crit_percent
             } else {
                 health.volume_warn_percent
@@ -460,7 +412,6 @@ pub fn digest(store: &Store, since: &str, until: &str, health: &HealthRules) -> 
         until: until.to_string(),
         counts: count_kinds(&changes),
         changes,
-        rows_read: rows.len(),
     })
 }
 

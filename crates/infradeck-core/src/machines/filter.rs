@@ -30,6 +30,46 @@ impl MachineFilter {
     pub fn is_empty(&self) -> bool {
         self == &MachineFilter::default()
     }
+
+    /// Whether `machine` passes, judged in memory (the live list asks the store's index).
+    pub fn accepts(&self, machine: &crate::store::Machine) -> bool {
+        let named = |needle: &str| {
+            let needle = needle.to_lowercase();
+            machine.name.to_lowercase().contains(&needle)
+                || machine
+                    .records
+                    .iter()
+                    .any(|r| r.name.to_lowercase().contains(&needle))
+        };
+        if let Some(needle) = &self.name_contains
+            && named(needle) == self.invert_name
+        {
+            return false;
+        }
+        self.device_type.is_none_or(|t| t == machine.device_type)
+            && self.source_system.as_ref().is_none_or(|s| {
+                machine
+                    .records
+                    .iter()
+                    .any(|r| r.source_system.eq_ignore_ascii_case(s))
+            })
+            && self.source_identifier.as_ref().is_none_or(|s| {
+                machine
+                    .records
+                    .iter()
+                    .any(|r| r.source_identifier.eq_ignore_ascii_case(s))
+            })
+            && self.status.is_none_or(|s| {
+                machine.records.iter().any(|r| r.status == s) || machine.status == s
+            })
+            && self.health.is_none_or(|h| machine.health == h)
+            && self.power.as_ref().is_none_or(|p| {
+                machine
+                    .power
+                    .as_deref()
+                    .is_some_and(|q| q.eq_ignore_ascii_case(p))
+            })
+    }
 }
 
 /// Why a filter could not be read; the message says what would have been accepted.

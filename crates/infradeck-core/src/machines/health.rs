@@ -238,7 +238,11 @@ impl Source<'_> {
 }
 
 fn fullness(volume: &VolumeUse, rules: &HealthRules) -> Option<Health> {
-    let percent = volume.used_percent()?;
+    level_of_use(volume.used_percent()?, rules)
+}
+
+/// The level a volume used `percent` full is at: `crit`, `warn`, or none below the thresholds.
+pub(crate) fn level_of_use(percent: f64, rules: &HealthRules) -> Option<Health> {
     if percent >= rules.volume_crit_percent {
         Some(Health::Crit)
     } else if percent >= rules.volume_warn_percent {

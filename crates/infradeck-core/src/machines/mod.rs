@@ -10,6 +10,7 @@ mod filter;
 mod health;
 
 pub use filter::{FilterError, KNOWN_FILTER_KEYS, MachineFilter, device_type_named, parse_filter};
+pub(crate) use health::level_of_use;
 pub use health::{HealthRules, stale_sources};
 
 use crate::model::{DeviceStatus, DeviceType, Health};

@@ -65,6 +65,25 @@ pub struct UnknownValue {
 }
 
 text_enum!(
+    /// A kind of change, as the changes digest groups them (`change_findings.kind`), in the
+    /// order digests list their counts.
+    ChangeKind {
+        Appeared => "appeared",
+        Gone => "gone",
+        Moved => "moved",
+        Power => "power",
+        Health => "health",
+        Resized => "resized",
+        Addresses => "addresses",
+        Config => "config",
+        Volume => "volume",
+        Relationships => "relationships",
+        Fields => "fields",
+        Netbox => "netbox",
+    }
+);
+
+text_enum!(
     /// What kind of thing a device row describes (seed: `devices.device_type`).
     DeviceType {
         Server => "server",

@@ -60,11 +60,7 @@ impl Store {
         let devices = newest_rows(self, "device", at)?;
         // The states are parsed on every core: a week back is 100,000 of them.
         let states: Vec<(&i64, &NewestRow)> = devices.iter().collect();
-        let parsed = crate::machines::parallel_map(&states, |(_, (_, _, text))| {
-            text.as_deref()
-                .and_then(|t| serde_json::from_str::<Value>(t).ok())
-                .unwrap_or(Value::Null)
-        });
+        let parsed = crate::machines::parallel_map(&states, |(_, (_, _, text))| parse_text(text));
         let mut parsed: HashMap<i64, Value> =
             states.iter().map(|(id, _)| **id).zip(parsed).collect();
         let statuses = newest_rows(self, "status", at)?;
@@ -143,7 +139,7 @@ impl Store {
                         .unwrap_or(DeviceStatus::Unknown);
                     if let Some((status_id, _, change)) = statuses.get(&id)
                         && status_id > row_id
-                        && let Some(s) = parse(change.clone())["status"].as_str()
+                        && let Some(s) = parse_text(change)["status"].as_str()
                     {
                         status = s.parse().unwrap_or(status);
                     }
@@ -190,7 +186,7 @@ impl Store {
                     .cloned()
             });
             let vm = vms.get(&id).map(|(_, _, value)| {
-                let v = parse(value.clone());
+                let v = parse_text(value);
                 let names: Vec<String> = v["disks"]
                     .as_array()
                     .into_iter()
@@ -211,7 +207,7 @@ impl Store {
                 }
             });
             if let Some((_, _, value)) = interfaces.get(&id) {
-                out.interfaces.insert(id, parse(value.clone()));
+                out.interfaces.insert(id, parse_text(value));
             }
             out.source_ids.push(row.get(5)?);
             out.facts.push(RecordFacts {
@@ -325,7 +321,12 @@ impl Store {
 }
 
 fn parse(text: Option<String>) -> Value {
-    text.and_then(|t| serde_json::from_str(&t).ok())
+    parse_text(&text)
+}
+
+fn parse_text(text: &Option<String>) -> Value {
+    text.as_deref()
+        .and_then(|t| serde_json::from_str(t).ok())
         .unwrap_or(Value::Null)
 }
 

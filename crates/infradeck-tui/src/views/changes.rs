@@ -64,6 +64,8 @@ pub(crate) struct ChangesView {
     /// Why the filter as typed does not parse (yet).
     filter_error: Option<String>,
     visible: Vec<usize>,
+    /// Changes per kind among `visible`, in kind order (only kinds with changes).
+    counts: Vec<(ChangeKind, usize)>,
     cursor: Cursor,
     height: usize,
 }
@@ -78,6 +80,7 @@ impl ChangesView {
             parsed: ChangeFilter::default(),
             filter_error: None,
             visible: Vec::new(),
+            counts: Vec::new(),
             cursor: Cursor::default(),
             height: 20,
         }
@@ -89,17 +92,19 @@ impl ChangesView {
     }
 
     fn apply_filter(&mut self) {
+        self.visible.clear();
+        self.counts.clear();
         let Some(digest) = &self.digest else {
-            self.visible.clear();
             return;
         };
-        self.visible = digest
-            .changes
-            .iter()
-            .enumerate()
-            .filter(|(_, c)| self.parsed.matches(c))
-            .map(|(i, _)| i)
-            .collect();
+        let mut counts: std::collections::BTreeMap<ChangeKind, usize> = Default::default();
+        for (i, change) in digest.changes.iter().enumerate() {
+            if self.parsed.matches(change) {
+                self.visible.push(i);
+                *counts.entry(change.kind).or_default() += 1;
+            }
+        }
+        self.counts = counts.into_iter().collect();
     }
 
     fn selected(&self) -> Option<&MachineChange> {
@@ -247,18 +252,12 @@ impl Screen for ChangesView {
             Span::styled(self.range.label(), theme.title()),
             Span::raw(": "),
         ];
-        let counts: Vec<(ChangeKind, usize)> = match &self.digest {
-            Some(d) if self.parsed.is_empty() => d.counts.clone(),
-            Some(d) => d.filtered(&self.parsed).counts,
-            None => Vec::new(),
-        };
-        let nonzero: Vec<&(ChangeKind, usize)> = counts.iter().filter(|(_, n)| *n > 0).collect();
         if let Some(why) = &self.filter_error {
             spans.push(Span::styled(why.clone(), theme.warn()));
-        } else if nonzero.is_empty() {
+        } else if self.counts.is_empty() {
             spans.push(Span::raw("nothing changed"));
         }
-        for (i, (kind, n)) in nonzero.iter().enumerate() {
+        for (i, (kind, n)) in self.counts.iter().enumerate() {
             if i > 0 {
                 spans.push(Span::raw(" · "));
             }

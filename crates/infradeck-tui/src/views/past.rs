@@ -7,7 +7,6 @@ use crate::keys::{Action, Scope};
 use crate::widgets::cursor::Cursor;
 use infradeck_core::app::PastInventory;
 use infradeck_core::machines::{MachineFilter, parse_filter};
-use infradeck_core::store::MachineSort;
 use ratatui::Frame;
 use ratatui::layout::{Constraint, Rect};
 use ratatui::text::Line;
@@ -40,16 +39,11 @@ impl PastView {
         let Some(inventory) = &self.inventory else {
             return;
         };
-        let keep: std::collections::HashSet<i64> = inventory
-            .list(&self.parsed, MachineSort::Name, false)
-            .iter()
-            .map(|m| m.id)
-            .collect();
         self.visible = inventory
             .machines
             .iter()
             .enumerate()
-            .filter(|(_, m)| keep.contains(&m.id))
+            .filter(|(_, m)| self.parsed.accepts(m))
             .map(|(i, _)| i)
             .collect();
     }
