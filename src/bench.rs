@@ -1133,20 +1133,54 @@ pub(crate) fn config_pair(lines: usize) -> (String, String) {
     (old, new)
 }
 
-/// Diff times for a config of `lines` lines.
-pub(crate) fn diff_figure(lines: usize, rounds: usize) -> Stats {
+/// Diff times for a config pair of `lines` lines written to files: ours (read both files, the
+/// line diff, the changed words of a screenful of rows from the first hunk, as the dashboard
+/// draws it) and GNU `diff -u` on the same files as a whole process, round by round in turn so
+/// both see the same machine. GNU's is `None` when `diff` is not installed.
+pub(crate) fn diff_figure(lines: usize, rounds: usize) -> anyhow::Result<(Stats, Option<Stats>)> {
+    const SCREEN_ROWS: usize = 60;
     let (old, new) = config_pair(lines);
-    let mut samples = Vec::new();
+    let dir = Scratch::new("diff")?;
+    let (old_path, new_path) = (dir.0.join("old.conf"), dir.0.join("new.conf"));
+    std::fs::write(&old_path, old)?;
+    std::fs::write(&new_path, new)?;
+    let gnu_present = std::process::Command::new("diff")
+        .arg("--version")
+        .stdout(std::process::Stdio::null())
+        .status()
+        .is_ok_and(|s| s.success());
+    let (mut ours, mut gnu) = (Vec::new(), Vec::new());
     for round in 0..rounds + 1 {
         let start = Instant::now();
-        let model = infradeck_tui::widgets::diff::diff(&old, &new, &[], 3);
+        let model = infradeck_core::diff::LineDiff::compute(
+            std::fs::read_to_string(&old_path)?,
+            std::fs::read_to_string(&new_path)?,
+            &[],
+            3,
+        );
+        let first = model.hunks().first().copied().unwrap_or(0);
+        let last = (first + SCREEN_ROWS).min(model.rows().len());
+        let words: usize = (first..last).map(|i| model.words(i).len()).sum();
         let elapsed = start.elapsed();
-        std::hint::black_box(model.rows.len());
+        std::hint::black_box((model.rows().len(), words));
+        if gnu_present {
+            let start = Instant::now();
+            let status = std::process::Command::new("diff")
+                .arg("-u")
+                .args([&old_path, &new_path])
+                .stdout(std::process::Stdio::null())
+                .status()?;
+            // diff exits 1 when the files differ, as these do; 2 is trouble.
+            anyhow::ensure!(status.code() == Some(1), "GNU diff failed: {status}");
+            if round > 0 {
+                gnu.push(start.elapsed());
+            }
+        }
         if round > 0 {
-            samples.push(elapsed);
+            ours.push(elapsed);
         }
     }
-    Stats::of(&samples)
+    Ok((Stats::of(&ours), gnu_present.then(|| Stats::of(&gnu))))
 }
 
 /// A full sync of every simulated source at `scale` VMs with `latency` per request, then a
@@ -1276,10 +1310,12 @@ mod tests {
         );
         let (old, new) = config_pair(1_000);
         assert_eq!(old.lines().count(), 1_000);
-        let model = infradeck_tui::widgets::diff::diff(&old, &new, &[], 3);
+        let model = infradeck_core::diff::LineDiff::compute(old, new, &[], 3);
         assert!(
             model.added > 5 && model.removed > 5,
-            "a config pair differs in places: {model:?}"
+            "a config pair differs in places: +{} -{}",
+            model.added,
+            model.removed
         );
         assert!(model.added < 50);
     }

@@ -180,6 +180,30 @@ enum Command {
         #[arg(long, default_value_t = 0)]
         limit: usize,
     },
+    /// Network devices with stored configs, or one device's config versions, newest first
+    Configs {
+        /// Device id or name (all devices with configs when absent)
+        device: Option<String>,
+        /// Print JSON instead of a table
+        #[arg(long)]
+        json: bool,
+    },
+    /// A unified diff of two config versions of a device (default: the newest against the one
+    /// before); colour only on a terminal
+    Diff {
+        /// Device id or name
+        device: String,
+        /// The older version: v3 or 3, previous, latest~N (default: the one before TO)
+        from: Option<String>,
+        /// The newer version, in the same forms (default: latest)
+        to: Option<String>,
+        /// Leave out the lines `[dashboard] volatile_lines` matches (timestamps, counters)
+        #[arg(long)]
+        hide_volatile: bool,
+        /// Lines of context around each change
+        #[arg(long, short = 'U', default_value_t = 3)]
+        context: usize,
+    },
     /// The audit trail, newest first: everything, or one device by id or name
     History {
         /// Device id or name
@@ -239,6 +263,9 @@ enum Command {
         /// INFRADECK_REAL_NETBOX_* variables are set)
         #[arg(long)]
         netbox_only: bool,
+        /// Only the config diff rows (ours against GNU diff -u on the same files)
+        #[arg(long, conflicts_with = "netbox_only")]
+        diff_only: bool,
     },
     /// (internal) the dashboard measurement of `bench`, in its own process
     #[command(hide = true)]
@@ -343,6 +370,8 @@ fn main() -> ExitCode {
             | Command::Conflicts { .. }
             | Command::History { .. }
             | Command::Changes { .. }
+            | Command::Configs { .. }
+            | Command::Diff { .. }
             | Command::Search { .. }
             | Command::Related { .. },
         ) => infradeck_core::process::die_on_broken_pipe(),
@@ -494,10 +523,16 @@ fn run(cli: Cli) -> anyhow::Result<()> {
             json,
             machine_records,
             netbox_only,
+            diff_only,
         }) => cli::bench(&cli::BenchArgs {
             machine_records,
-            scales: if netbox_only { Vec::new() } else { scale },
+            scales: if netbox_only || diff_only {
+                Vec::new()
+            } else {
+                scale
+            },
             netbox_only,
+            diff_only,
             json,
             latency: std::time::Duration::from_secs_f64(latency_ms.max(0.0) / 1000.0),
         }),
@@ -564,6 +599,23 @@ fn run(cli: Cli) -> anyhow::Result<()> {
         ),
         Some(Command::Show { machine, json, at }) => cli::show(&ctx, &machine, json, at.as_deref()),
         Some(Command::Conflicts { json }) => cli::conflicts(&ctx, json),
+        Some(Command::Configs { device, json }) => cli::configs(&ctx, device.as_deref(), json),
+        Some(Command::Diff {
+            device,
+            from,
+            to,
+            hide_volatile,
+            context,
+        }) => cli::diff(
+            &ctx,
+            &cli::DiffArgs {
+                device,
+                from,
+                to,
+                hide_volatile,
+                context,
+            },
+        ),
         Some(Command::Changes {
             pattern,
             since,

@@ -12,6 +12,8 @@ pub struct BenchArgs {
     pub latency: Duration,
     /// Only the NetBox rows.
     pub netbox_only: bool,
+    /// Only the config diff rows.
+    pub diff_only: bool,
     /// Records in the machine-list measurement (its targets are stated for 100,000).
     pub machine_records: usize,
 }
@@ -391,7 +393,7 @@ pub fn bench(args: &BenchArgs) -> anyhow::Result<()> {
             target: "median < 50 ms at 100,000",
         });
     }
-    if !args.netbox_only {
+    if !args.netbox_only && !args.diff_only {
         machine_rows(
             &mut rows,
             args.machine_records,
@@ -412,15 +414,29 @@ pub fn bench(args: &BenchArgs) -> anyhow::Result<()> {
     };
     for &lines in diff_sizes {
         progress(args.json, &format!("config diff of {lines} lines"));
+        let (ours, gnu) = b::diff_figure(lines, if lines >= 100_000 { 5 } else { 10 })?;
         rows.push(Row {
-            measurement: "config diff (line + word level)".into(),
+            measurement: format!(
+                "config diff: read, line diff, words on screen{}",
+                if gnu.is_some() {
+                    " (floor: GNU diff -u, whole process, same files)"
+                } else {
+                    " (GNU diff not installed: no floor)"
+                }
+            ),
             scale: lines,
-            stats: b::diff_figure(lines, if lines >= 100_000 { 3 } else { 10 }),
-            floor_ms: None,
-            target: "—",
+            stats: ours,
+            floor_ms: gnu.map(|g| g.median_ms),
+            target: if lines >= 100_000 {
+                "≤ 1.0× GNU diff -u"
+            } else {
+                "—"
+            },
         });
     }
-    netbox_rows(&runtime, args, &mut rows)?;
+    if !args.diff_only {
+        netbox_rows(&runtime, args, &mut rows)?;
+    }
     let peak = b::peak_rss_bytes();
     let cores = std::thread::available_parallelism()
         .map(|n| n.get())

@@ -3,6 +3,7 @@
 
 mod bench;
 mod changes;
+mod configs;
 mod dashboard;
 mod db;
 mod demo;
@@ -16,6 +17,7 @@ pub mod table;
 
 pub use bench::{BenchArgs, bench, bench_dashboard};
 pub use changes::{ChangesArgs, changes_command};
+pub use configs::{DiffArgs, configs, diff};
 pub use dashboard::dashboard;
 pub use db::{MaintainArgs, db_check, db_maintain};
 pub use demo::{DemoArgs, demo};

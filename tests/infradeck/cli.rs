@@ -1029,3 +1029,96 @@ fn a_database_this_user_cannot_write_opens_read_only_and_says_so() {
     assert_eq!(names, ["inventory.db"]);
     std::fs::set_permissions(&dir, std::fs::Permissions::from_mode(0o755)).unwrap();
 }
+
+/// `infradeck configs` and `infradeck diff` over the demo's stored configs: the versions listed,
+/// a plain unified diff when piped, as many lines added and removed as GNU `diff -u` finds on
+/// the same two texts, and errors that name what exists.
+#[test]
+fn configs_and_diff_print_versions_and_a_unified_diff_for_pipes() {
+    let env = Env::new();
+    let dir = env.path("demo");
+    let out = env.run(&[
+        "demo",
+        "--headless",
+        "--scale",
+        "40",
+        "--dir",
+        dir.to_str().unwrap(),
+    ]);
+    assert!(out.status.success(), "{}", text(&out.stderr));
+    let config = dir.join("config.toml");
+    let config = config.to_str().unwrap();
+    let out = env.run(&["--config", config, "configs", "--json"]);
+    assert!(out.status.success(), "{}", text(&out.stderr));
+    let devices: Vec<serde_json::Value> = serde_json::from_slice(&out.stdout).unwrap();
+    let device = devices
+        .iter()
+        .find(|d| d["versions"].as_u64().unwrap() >= 2)
+        .expect("the demo stores several versions of some device's config");
+    let name = device["name"].as_str().unwrap();
+
+    let out = env.run(&["--config", config, "configs", name]);
+    assert!(out.status.success(), "{}", text(&out.stderr));
+    let listing = text(&out.stdout);
+    assert!(
+        listing.contains("v1 ") && listing.contains("v2 "),
+        "{listing}"
+    );
+
+    let out = env.run(&["--config", config, "diff", name, "v1", "v2"]);
+    assert!(out.status.success(), "{}", text(&out.stderr));
+    let unified = text(&out.stdout);
+    assert!(unified.starts_with(&format!("--- {name} v1")), "{unified}");
+    assert!(unified.contains("\n@@ -"), "{unified}");
+    assert!(!unified.contains('\x1b'), "no colour into a pipe");
+    let count =
+        |body: &str, sign: char| body.lines().skip(2).filter(|l| l.starts_with(sign)).count();
+    assert!(text(&out.stderr).contains(&format!(
+        "+{} -{}",
+        count(&unified, '+'),
+        count(&unified, '-')
+    )));
+
+    // The same two texts through GNU diff, when it is installed: a diff of the same size.
+    let conn = rusqlite::Connection::open(dir.join("inventory.db")).unwrap();
+    let texts: Vec<String> = conn
+        .prepare(
+            "SELECT c.config_text FROM device_configs c JOIN devices d ON d.id = c.device_id \
+             WHERE d.name = ?1 AND c.version IN (1, 2) ORDER BY c.version",
+        )
+        .unwrap()
+        .query_map([name], |r| r.get(0))
+        .unwrap()
+        .map(Result::unwrap)
+        .collect();
+    assert_eq!(texts.len(), 2);
+    let (old, new) = (env.path("old.conf"), env.path("new.conf"));
+    std::fs::write(&old, &texts[0]).unwrap();
+    std::fs::write(&new, &texts[1]).unwrap();
+    match Command::new("diff").arg("-u").args([&old, &new]).output() {
+        Ok(gnu) => {
+            let gnu = text(&gnu.stdout);
+            assert_eq!(
+                (count(&unified, '+'), count(&unified, '-')),
+                (count(&gnu, '+'), count(&gnu, '-')),
+                "ours:\n{unified}\nGNU:\n{gnu}"
+            );
+        }
+        Err(e) => eprintln!("GNU diff not run ({e}): only our own diff checked"),
+    }
+
+    let out = env.run(&["--config", config, "diff", name, "v99"]);
+    assert!(!out.status.success());
+    assert!(
+        text(&out.stderr).contains("no version 99 is stored (there are "),
+        "{}",
+        text(&out.stderr)
+    );
+    let out = env.run(&["--config", config, "diff", "no-such-switch"]);
+    assert!(!out.status.success());
+    assert!(
+        text(&out.stderr).contains("no device named `no-such-switch` has stored configs"),
+        "{}",
+        text(&out.stderr)
+    );
+}

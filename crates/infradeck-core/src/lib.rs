@@ -12,6 +12,7 @@
 pub mod app;
 pub mod changes;
 pub mod config;
+pub mod diff;
 #[cfg(feature = "connectors")]
 pub mod http;
 pub mod identity;

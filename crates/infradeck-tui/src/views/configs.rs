@@ -6,7 +6,7 @@ use crate::app::{Cx, Flash, Outcome, Screen};
 use crate::keys::{Action, Scope};
 use crate::theme::Theme;
 use crate::widgets::cursor::Cursor;
-use crate::widgets::diff::{self, DiffModel, DiffRow, RowKind};
+use infradeck_core::diff::{LineDiff, RowKind};
 use infradeck_core::store::{ConfigVersion, ConfiguredDevice};
 use ratatui::Frame;
 use ratatui::layout::{Constraint, Layout, Rect};
@@ -301,13 +301,21 @@ impl Screen for ConfigsView {
     }
 }
 
+/// Where a diff row is drawn, which decides the line numbers beside it.
+#[derive(Clone, Copy)]
+enum Column {
+    Left,
+    Right,
+    Unified,
+}
+
 /// The diff of two versions of one device's config.
 pub(crate) struct DiffView {
     name: String,
     old: ConfigVersion,
     new: ConfigVersion,
     texts: Option<(String, String)>,
-    model: DiffModel,
+    model: LineDiff,
     hide_volatile: bool,
     side_by_side: Option<bool>,
     cursor: Cursor,
@@ -324,7 +332,7 @@ impl DiffView {
             old,
             new,
             texts: None,
-            model: DiffModel::default(),
+            model: LineDiff::default(),
             hide_volatile: false,
             side_by_side: None,
             cursor: Cursor::default(),
@@ -342,8 +350,8 @@ impl DiffView {
             } else {
                 &[]
             };
-            self.model = diff::diff(old, new, hide, 3);
-            self.cursor.selected = self.model.hunks.first().copied().unwrap_or(0);
+            self.model = LineDiff::compute(old.clone(), new.clone(), hide, 3);
+            self.cursor.selected = self.model.hunks().first().copied().unwrap_or(0);
             self.cursor.top = self.cursor.selected;
         }
     }
@@ -357,7 +365,7 @@ impl DiffView {
             return None;
         }
         let needle = self.search.to_lowercase();
-        let n = self.model.rows.len();
+        let n = self.model.rows().len();
         (1..=n)
             .map(|step| {
                 if forward {
@@ -366,41 +374,48 @@ impl DiffView {
                     (self.cursor.selected + n - step % n) % n
                 }
             })
-            .find(|&i| self.model.rows[i].text.to_lowercase().contains(&needle))
+            .find(|&i| self.model.raw_text(i).to_lowercase().contains(&needle))
     }
 
+    /// The spans of model row `index` drawn as `column`: its line number(s), sign and text
+    /// from the horizontal scroll on, changed words and search matches highlighted.
     fn row_spans(
         &self,
-        row: &DiffRow,
+        index: usize,
+        column: Column,
         theme: Theme,
         number_width: usize,
         text_width: usize,
     ) -> Vec<Span<'static>> {
-        let (sign, line_style, word_style) = match row.kind {
+        let kind = self.model.rows()[index].kind;
+        let (sign, line_style, word_style) = match kind {
             RowKind::Hunk => (" ", theme.hunk(), theme.hunk()),
             RowKind::Context => (" ", theme.base(), theme.base()),
             RowKind::Removed => ("-", theme.removed(), theme.removed_word()),
             RowKind::Added => ("+", theme.added(), theme.added_word()),
         };
-        let number = match row.kind {
-            RowKind::Hunk => String::new(),
-            RowKind::Removed => row.old_no.map(|n| n.to_string()).unwrap_or_default(),
-            _ => row
-                .new_no
-                .or(row.old_no)
-                .map(|n| n.to_string())
-                .unwrap_or_default(),
+        let number = |n: Option<usize>| {
+            let text = n.map(|n| n.to_string()).unwrap_or_default();
+            format!("{text:>number_width$} ")
+        };
+        // Each side shows its own numbers; the unified layout shows both, old then new.
+        let numbers = match column {
+            Column::Left => number(self.model.old_no(index)),
+            Column::Right => number(self.model.new_no(index)),
+            Column::Unified => number(self.model.old_no(index)) + &number(self.model.new_no(index)),
         };
         let mut spans = vec![
-            Span::styled(format!("{number:>number_width$} "), theme.muted()),
+            Span::styled(numbers, theme.muted()),
             Span::styled(sign.to_string(), line_style),
         ];
+        let text = self.model.text(index);
+        let words = self.model.words(index);
         // Highlight changed words and search matches, then cut to the horizontal window.
         let mut marks: Vec<(std::ops::Range<usize>, Style)> =
-            row.words.iter().map(|r| (r.clone(), word_style)).collect();
+            words.into_iter().map(|r| (r, word_style)).collect();
         if !self.search.is_empty() {
-            let lower = row.text.to_lowercase();
-            if lower.len() == row.text.len() {
+            let lower = text.to_lowercase();
+            if lower.len() == text.len() {
                 let mut from = 0;
                 while let Some(at) = lower
                     .get(from..)
@@ -412,7 +427,6 @@ impl DiffView {
                 }
             }
         }
-        let text = &row.text;
         let mut styles: Vec<Style> = vec![line_style; text.len()];
         for (range, style) in marks {
             for s in styles
@@ -426,8 +440,8 @@ impl DiffView {
         let mut out = String::new();
         let mut current: Option<Style> = None;
         let mut taken = 0;
-        for (column, (offset, ch)) in text.char_indices().enumerate() {
-            if column < self.scroll_x {
+        for (at_column, (offset, ch)) in text.char_indices().enumerate() {
+            if at_column < self.scroll_x {
                 continue;
             }
             if taken >= text_width {
@@ -464,10 +478,10 @@ impl Screen for DiffView {
         let at = self.cursor.selected;
         match action {
             Action::Open => Some("a diff opens nothing further: Esc goes back to the versions"),
-            Action::NextHunk if !self.model.hunks.iter().any(|h| *h > at) => {
+            Action::NextHunk if !self.model.hunks().iter().any(|h| *h > at) => {
                 Some("no change below: this is the last hunk")
             }
-            Action::PrevHunk if !self.model.hunks.iter().any(|h| *h < at) => {
+            Action::PrevHunk if !self.model.hunks().iter().any(|h| *h < at) => {
                 Some("no change above: this is the first hunk")
             }
             Action::NextMatch | Action::PrevMatch if self.search.is_empty() => {
@@ -500,39 +514,29 @@ impl Screen for DiffView {
     }
 
     fn copy_text(&self) -> Option<String> {
-        let mut out = format!(
-            "--- {name} v{} {}\n+++ {name} v{} {}\n",
-            self.old.version,
-            self.old.config_hash,
-            self.new.version,
-            self.new.config_hash,
-            name = self.name
-        );
-        for row in &self.model.rows {
-            let sign = match row.kind {
-                RowKind::Hunk => "",
-                RowKind::Context => " ",
-                RowKind::Removed => "-",
-                RowKind::Added => "+",
-            };
-            out.push_str(sign);
-            out.push_str(&row.text);
-            out.push('\n');
-        }
-        Some(out)
+        let label = |v: &ConfigVersion| format!("{} v{} {}", self.name, v.version, v.config_hash);
+        Some(
+            self.model
+                .unified(&label(&self.old), &label(&self.new), false),
+        )
     }
 
     fn act(&mut self, action: Action, cx: &mut Cx) -> anyhow::Result<Outcome> {
         if self
             .cursor
-            .apply(action, self.model.rows.len(), self.height)
+            .apply(action, self.model.rows().len(), self.height)
         {
             self.cursor.top = self.cursor.top.min(self.cursor.selected);
             return Ok(Outcome::Handled);
         }
         match action {
             Action::NextHunk => {
-                if let Some(next) = self.model.hunks.iter().find(|h| **h > self.cursor.selected) {
+                if let Some(next) = self
+                    .model
+                    .hunks()
+                    .iter()
+                    .find(|h| **h > self.cursor.selected)
+                {
                     self.cursor.selected = *next;
                     self.cursor.top = *next;
                 }
@@ -540,7 +544,7 @@ impl Screen for DiffView {
             Action::PrevHunk => {
                 if let Some(prev) = self
                     .model
-                    .hunks
+                    .hunks()
                     .iter()
                     .rev()
                     .find(|h| **h < self.cursor.selected)
@@ -578,7 +582,7 @@ impl Screen for DiffView {
         self.height = body.height.max(1) as usize;
         let hunk_no = self
             .model
-            .hunks
+            .hunks()
             .iter()
             .filter(|h| **h <= self.cursor.selected)
             .count();
@@ -588,7 +592,7 @@ impl Screen for DiffView {
             Span::styled(
                 format!(
                     " hunk {hunk_no}/{}  v{} {} → v{} {}{}{}",
-                    self.model.hunks.len(),
+                    self.model.hunks().len(),
                     self.old.version,
                     self.old.retrieved_at.as_deref().unwrap_or("?"),
                     self.new.version,
@@ -608,7 +612,7 @@ impl Screen for DiffView {
             ),
         ]);
         frame.render_widget(Paragraph::new(status), status_area);
-        if self.model.rows.is_empty() {
+        if self.model.is_empty() {
             frame.render_widget(
                 Paragraph::new(Span::styled(
                     if self.model.hidden > 0 {
@@ -622,17 +626,9 @@ impl Screen for DiffView {
             );
             return;
         }
-        let number_width = self
-            .model
-            .rows
-            .iter()
-            .filter_map(|r| r.old_no.max(r.new_no))
-            .max()
-            .unwrap_or(1)
-            .to_string()
-            .len();
+        let number_width = self.model.largest_number().to_string().len();
         if self.split() {
-            let pairs = diff::side_by_side(&self.model);
+            let pairs = self.model.side_by_side();
             // Keep the selected model row in view: find its visual row.
             let visual = pairs
                 .iter()
@@ -660,10 +656,14 @@ impl Screen for DiffView {
             let mut right_lines = Vec::new();
             for (i, (l, r)) in pairs.iter().enumerate().skip(top).take(self.height) {
                 let selected = i == visual;
-                for (side, lines) in [(l, &mut left_lines), (r, &mut right_lines)] {
+                for (side, column, lines) in [
+                    (l, Column::Left, &mut left_lines),
+                    (r, Column::Right, &mut right_lines),
+                ] {
                     let mut line = match side {
                         Some(index) => Line::from(self.row_spans(
-                            &self.model.rows[*index],
+                            *index,
+                            column,
                             theme,
                             number_width,
                             text_width,
@@ -681,17 +681,19 @@ impl Screen for DiffView {
             frame.render_widget(Paragraph::new(left_lines), left);
             frame.render_widget(Paragraph::new(right_lines), right);
         } else {
-            self.cursor.clamp(self.model.rows.len(), self.height);
-            let text_width = (body.width as usize).saturating_sub(number_width + 2);
-            let lines: Vec<Line> = self
-                .model
-                .rows
-                .iter()
-                .enumerate()
+            self.cursor.clamp(self.model.rows().len(), self.height);
+            let text_width = (body.width as usize).saturating_sub(2 * number_width + 3);
+            let lines: Vec<Line> = (0..self.model.rows().len())
                 .skip(self.cursor.top)
                 .take(self.height)
-                .map(|(i, row)| {
-                    let line = Line::from(self.row_spans(row, theme, number_width, text_width));
+                .map(|i| {
+                    let line = Line::from(self.row_spans(
+                        i,
+                        Column::Unified,
+                        theme,
+                        number_width,
+                        text_width,
+                    ));
                     if i == self.cursor.selected {
                         line.patch_style(
                             Style::default().add_modifier(ratatui::style::Modifier::REVERSED),

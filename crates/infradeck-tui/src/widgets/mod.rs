@@ -1,5 +1,4 @@
 //! Pieces several views share.
 
 pub(crate) mod cursor;
-pub mod diff;
 pub mod table;
