@@ -180,6 +180,15 @@ enum Command {
         #[arg(long, default_value_t = 0)]
         limit: usize,
     },
+    /// A runbook page or ticket, whole: a ticket key, kb:N (from search or related), or a
+    /// Confluence page id
+    Read {
+        /// Ticket key, kb:N, or page id
+        reference: String,
+        /// Print JSON instead of text
+        #[arg(long)]
+        json: bool,
+    },
     /// Network devices with stored configs, or one device's config versions, newest first
     Configs {
         /// Device id or name (all devices with configs when absent)
@@ -371,6 +380,7 @@ fn main() -> ExitCode {
             | Command::History { .. }
             | Command::Changes { .. }
             | Command::Configs { .. }
+            | Command::Read { .. }
             | Command::Diff { .. }
             | Command::Search { .. }
             | Command::Related { .. },
@@ -600,6 +610,7 @@ fn run(cli: Cli) -> anyhow::Result<()> {
         Some(Command::Show { machine, json, at }) => cli::show(&ctx, &machine, json, at.as_deref()),
         Some(Command::Conflicts { json }) => cli::conflicts(&ctx, json),
         Some(Command::Configs { device, json }) => cli::configs(&ctx, device.as_deref(), json),
+        Some(Command::Read { reference, json }) => cli::read(&ctx, &reference, json),
         Some(Command::Diff {
             device,
             from,

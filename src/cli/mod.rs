@@ -24,7 +24,7 @@ pub use demo::{DemoArgs, demo};
 pub use devices::{DevicesArgs, conflicts, devices, show};
 pub use info::info;
 pub use netbox::{NetboxArgs, netbox, parse_items};
-pub use search::{SearchArgs, parse_kind, related, search};
+pub use search::{SearchArgs, parse_kind, read, related, search};
 pub use sim::{SimArgs, sim, sim_options};
 /// An error that ends the command with its own exit code (documented in the README), so a script
 /// can tell "done, but the source's sweep was refused" from a failure.

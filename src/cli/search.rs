@@ -15,14 +15,7 @@ pub struct SearchArgs {
 
 /// Parses `device`, `kb` or `issue`.
 pub fn parse_kind(text: &str) -> Result<HitKind, String> {
-    match text {
-        "device" | "devices" => Ok(HitKind::Device),
-        "kb" | "page" | "pages" => Ok(HitKind::KbArticle),
-        "issue" | "issues" | "ticket" | "tickets" => Ok(HitKind::Issue),
-        other => Err(format!(
-            "unknown type `{other}` (expected device, kb or issue)"
-        )),
-    }
+    HitKind::parse(text)
 }
 
 /// The configured embedder, if any; a setup problem (a missing token) is a notice, not an error.
@@ -72,6 +65,7 @@ pub fn search(ctx: &Context, args: &SearchArgs) -> anyhow::Result<()> {
         .map(|h| {
             vec![
                 h.kind.as_str().to_string(),
+                reference(h),
                 h.title.clone(),
                 h.detail.clone(),
                 h.snippet.replace('\n', " "),
@@ -80,8 +74,11 @@ pub fn search(ctx: &Context, args: &SearchArgs) -> anyhow::Result<()> {
         .collect();
     print!(
         "{}",
-        super::table::render(&["TYPE", "TITLE", "WHERE", "MATCH"], &rows)
+        super::table::render(&["TYPE", "REF", "TITLE", "WHERE", "MATCH"], &rows)
     );
+    if hits.iter().any(|h| h.kind != HitKind::Device) {
+        eprintln!("`infradeck read REF` shows a page or ticket whole");
+    }
     if rows.is_empty() {
         eprintln!("no matches for `{}`", sanitize::for_terminal(&args.query));
     }
@@ -140,6 +137,7 @@ pub fn related(ctx: &Context, device: &str, limit: usize, json: bool) -> anyhow:
         .map(|h| {
             vec![
                 h.hit.kind.as_str().to_string(),
+                reference(&h.hit),
                 h.hit.title.clone(),
                 h.hit.detail.clone(),
                 h.matched.join(", "),
@@ -148,10 +146,62 @@ pub fn related(ctx: &Context, device: &str, limit: usize, json: bool) -> anyhow:
         .collect();
     print!(
         "{}",
-        super::table::render(&["TYPE", "TITLE", "WHERE", "MENTIONS"], &rows)
+        super::table::render(&["TYPE", "REF", "TITLE", "WHERE", "MENTIONS"], &rows)
     );
+    if !rows.is_empty() {
+        eprintln!("`infradeck read REF` shows a page or ticket whole");
+    }
     if rows.is_empty() {
         eprintln!("no KB pages or tickets mention this device");
+    }
+    Ok(())
+}
+
+/// What `infradeck read` takes for a hit: a ticket's key, `kb:ROW` for a page, a device's id.
+fn reference(hit: &infradeck_core::store::SearchHit) -> String {
+    match hit.kind {
+        HitKind::Issue => hit.title.split(' ').next().unwrap_or_default().to_string(),
+        HitKind::KbArticle => format!("kb:{}", hit.id),
+        HitKind::Device => hit.id.to_string(),
+    }
+}
+
+/// `infradeck read REF`: a runbook page or ticket as text. REF is a ticket key (`OPS-12`),
+/// `kb:ROW` (from `search` or `related`), or a Confluence page id.
+pub fn read(ctx: &Context, reference: &str, json: bool) -> anyhow::Result<()> {
+    use infradeck_core::document::Document;
+    let store = ctx.open_store()?;
+    let wanted = reference.trim();
+    let target = if let Some(row) = wanted.strip_prefix("kb:") {
+        let row: i64 = row.parse().map_err(|_| {
+            anyhow::anyhow!(
+                "`{}`: after kb: comes a number",
+                sanitize::for_terminal(wanted)
+            )
+        })?;
+        Some((HitKind::KbArticle, row))
+    } else if let Some(page) = store.kb_article(wanted)? {
+        Some((HitKind::KbArticle, page.id))
+    } else {
+        store
+            .issue(&wanted.to_ascii_uppercase())?
+            .map(|issue| (HitKind::Issue, issue.id))
+    };
+    let document = match target {
+        Some((kind, id)) => Document::read(&store, kind, id)?,
+        None => None,
+    };
+    let Some(document) = document else {
+        anyhow::bail!(
+            "no page or ticket `{}` (give a ticket key, kb:N from `infradeck search`, or a Confluence page id)",
+            sanitize::for_terminal(wanted)
+        );
+    };
+    if json {
+        return super::print_json(&document);
+    }
+    for line in document.text().lines() {
+        println!("{}", sanitize::line_for_terminal(line));
     }
     Ok(())
 }

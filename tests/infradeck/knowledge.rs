@@ -4,6 +4,7 @@ use infradeck_core::app::RunOutcome;
 use infradeck_core::model::{DeviceType, KbArticleRecord, RunStatus};
 use infradeck_core::store::{DeviceQuery, HitKind, OpenOptions};
 use infradeck_sim::SimKind;
+use std::collections::BTreeSet;
 use std::sync::atomic::Ordering;
 
 use crate::common;
@@ -453,4 +454,290 @@ async fn each_datastore_is_linked_to_the_array_volume_behind_it() {
         .filter(|h| h.change_type.as_deref() == Some("volume_relationship"))
         .count();
     assert_eq!(audited, estate.datastores.len(), "each link audited once");
+}
+
+/// Search relevance over a synced demo-sized estate: queries an on-call engineer types (host
+/// names, addresses, serials, ticket keys, error strings, runbook topics), each with the hits
+/// that are a right answer. Prints the hit rate at rank 1 and in the top 3, and holds them.
+#[tokio::test(flavor = "multi_thread")]
+async fn search_relevance_over_the_demo_estate() {
+    let rig = start_rig(300).await;
+    let kinds = [
+        "vcenter",
+        "foreman",
+        "puppetdb",
+        "oxidized",
+        "netapp",
+        "dorado",
+        "confluence",
+        "jira",
+    ];
+    for outcome in rig.run(&kinds).await {
+        ok(&outcome);
+    }
+    // Correlation groups the records into machines: a machine is one hit.
+    infradeck_core::sync::correlate::correlate_with(
+        &mut rig.store(),
+        &infradeck_core::time::now(),
+        "test",
+        &infradeck_core::sync::correlate::CorrelationSettings::of(&rig.config),
+    )
+    .unwrap();
+    let estate = rig.sims.estate.read().unwrap().clone();
+    let store = rig.store();
+    let conn = rusqlite::Connection::open(rig.config.database_path(None)).unwrap();
+    let ids = |sql: &str, param: &str| -> BTreeSet<i64> {
+        conn.prepare(sql)
+            .unwrap()
+            .query_map([param], |r| r.get(0))
+            .unwrap()
+            .map(Result::unwrap)
+            .collect()
+    };
+    // Every record of the machines one of whose records is named `name` (or `name.domain`).
+    let machine = |name: &str| -> Expected {
+        let found = ids(
+            "SELECT d.id FROM devices d WHERE COALESCE(d.machine_id, -d.id) IN \
+             (SELECT COALESCE(machine_id, -id) FROM devices WHERE lower(name) = lower(?1) \
+              OR lower(name) LIKE lower(?1) || '.%')",
+            name,
+        );
+        assert!(!found.is_empty(), "no device named {name}");
+        found.into_iter().map(|id| (HitKind::Device, id)).collect()
+    };
+    let pages = |like: &str| -> Expected {
+        let found = ids(
+            "SELECT id FROM kb_articles WHERE title LIKE ?1 OR body_text LIKE ?1",
+            like,
+        );
+        assert!(!found.is_empty(), "no page like {like}");
+        found
+            .into_iter()
+            .map(|id| (HitKind::KbArticle, id))
+            .collect()
+    };
+    let tickets = |like: &str| -> Expected {
+        let found = ids(
+            "SELECT id FROM issues WHERE issue_key = ?1 OR summary LIKE ?1 OR description LIKE ?1 \
+             OR comments LIKE ?1",
+            like,
+        );
+        assert!(!found.is_empty(), "no ticket like {like}");
+        found.into_iter().map(|id| (HitKind::Issue, id)).collect()
+    };
+    type Expected = BTreeSet<(HitKind, i64)>;
+
+    let host = &estate.hosts[0];
+    let host2 = &estate.hosts[estate.hosts.len() / 2];
+    let metal = &estate.bare_metal[0];
+    let vm = estate
+        .vms
+        .iter()
+        .find(|v| !v.deleted && v.nics[0].ip.is_some())
+        .unwrap();
+    let vm2 = estate
+        .vms
+        .iter()
+        .rev()
+        .find(|v| !v.deleted && v.foreman_id.is_some())
+        .unwrap();
+    let switch = estate
+        .net_devices
+        .iter()
+        .find(|d| !d.versions.is_empty())
+        .unwrap();
+    let ticket = |prefix: &str| {
+        estate
+            .tickets
+            .iter()
+            .find(|t| t.summary.starts_with(prefix))
+            .unwrap()
+    };
+    let (down, full, flapping, expand) = (
+        ticket("esx"),
+        ticket("Disk full on"),
+        ticket("Interface flapping on"),
+        ticket("Expand LUN"),
+    );
+    let down = estate
+        .tickets
+        .iter()
+        .find(|t| t.summary.ends_with("not responding to vCenter"))
+        .unwrap_or(down);
+    let down_host = down.summary.split(' ').next().unwrap().to_string();
+    let full_host = full.summary.trim_start_matches("Disk full on ").to_string();
+    let flapping_dev = flapping
+        .summary
+        .trim_start_matches("Interface flapping on ")
+        .to_string();
+    let lun = expand.summary.trim_start_matches("Expand LUN ").to_string();
+    let cluster = &estate.clusters[0].name;
+    let howto: (String,) = conn
+        .query_row(
+            "SELECT title FROM kb_articles WHERE title LIKE 'How to restart the %' LIMIT 1",
+            [],
+            |r| Ok((r.get(0)?,)),
+        )
+        .unwrap();
+    // "How to restart the ROLE service on HOST"
+    let words: Vec<&str> = howto.0.split(' ').collect();
+    let (role, howto_host) = (words[4].to_string(), words[7].to_string());
+    let replacing: (String,) = conn
+        .query_row(
+            "SELECT title FROM kb_articles WHERE title LIKE 'Replacing a failed %' LIMIT 1",
+            [],
+            |r| Ok((r.get(0)?,)),
+        )
+        .unwrap();
+    let replaced = replacing
+        .0
+        .rsplit('(')
+        .next()
+        .unwrap()
+        .trim_end_matches(')')
+        .to_string();
+    let storage_lun = estate.dorado.luns[3].name.clone();
+    let page_lun: (String,) = conn
+        .query_row(
+            "SELECT title FROM kb_articles WHERE title LIKE 'Storage: expanding LUN %' LIMIT 1",
+            [],
+            |r| Ok((r.get(0)?,)),
+        )
+        .unwrap();
+    let page_lun = page_lun.0.split(' ').nth(3).unwrap().to_string();
+    let _ = storage_lun;
+
+    let cases: Vec<(String, Expected)> = vec![
+        (host.name.clone(), machine(&host.name)),
+        (host2.name.clone(), machine(&host2.name)),
+        (metal.serial.clone(), machine(&metal.hostname)),
+        (vm.nics[0].mac.clone(), machine(&vm.hostname)),
+        (vm.hostname.clone(), machine(&vm.hostname)),
+        (vm.nics[0].ip.clone().unwrap(), machine(&vm.hostname)),
+        (vm2.fqdn(), machine(&vm2.hostname)),
+        (vm2.hostname.to_uppercase(), machine(&vm2.hostname)),
+        (switch.name.clone(), machine(&switch.name)),
+        (switch.ip.clone(), machine(&switch.name)),
+        (estate.dorado.name.clone(), machine(&estate.dorado.name)),
+        (down.key.clone(), tickets(&down.key)),
+        (
+            format!("{down_host} not responding"),
+            tickets(&format!("{down_host} not responding%")),
+        ),
+        (
+            format!("disk full {full_host}"),
+            tickets(&format!("Disk full on {full_host}")),
+        ),
+        (
+            format!("flapping {flapping_dev}"),
+            tickets(&format!("Interface flapping on {flapping_dev}")),
+        ),
+        (
+            format!("expand lun {lun}"),
+            tickets(&format!("Expand LUN {lun}")),
+        ),
+        (
+            "log rotation failed".into(),
+            tickets("%Log rotation failed%"),
+        ),
+        ("link up/down".into(), tickets("%link up/down%")),
+        (
+            "expired certificate".into(),
+            tickets("%expired certificate%"),
+        ),
+        (
+            format!("{cluster} maintenance"),
+            pages(&format!("Runbook: {cluster} cluster maintenance")),
+        ),
+        (
+            "HA admission control".into(),
+            pages("%HA admission control%"),
+        ),
+        ("maintenanceMode".into(), pages("%maintenanceMode%")),
+        (
+            format!("restart {role} {howto_host}"),
+            pages(&format!(
+                "How to restart the {role} service on {howto_host}"
+            )),
+        ),
+        (
+            format!("replacing {replaced}"),
+            pages(&format!("Replacing a failed % ({replaced})")),
+        ),
+        ("LLDP neighbours".into(), pages("%LLDP neighbours%")),
+        (
+            format!("expanding lun {page_lun}"),
+            pages(&format!("Storage: expanding LUN {page_lun} %")),
+        ),
+        ("rescan storage".into(), pages("%rescan storage%")),
+        (
+            format!("type:kb {howto_host}"),
+            pages(&format!("%{howto_host}%")),
+        ),
+    ];
+    assert!(cases.len() >= 20);
+    let (mut first, mut top3) = (0, 0);
+    let mut report = String::new();
+    for (query, expected) in &cases {
+        let hits = store.search(query, &[], 20).unwrap();
+        let rank = hits
+            .iter()
+            .position(|h| expected.contains(&(h.kind, h.id)))
+            .map(|r| r + 1);
+        if rank == Some(1) {
+            first += 1;
+        }
+        if rank.is_some_and(|r| r <= 3) {
+            top3 += 1;
+        }
+        let shown: Vec<String> = hits
+            .iter()
+            .take(3)
+            .map(|h| format!("{} {}", h.kind.as_str(), h.title))
+            .collect();
+        report.push_str(&format!(
+            "  {:>4}  {query:<40} {}\n",
+            rank.map_or("—".to_string(), |r| format!("#{r}")),
+            shown.join(" | ")
+        ));
+    }
+    let n = cases.len();
+    eprintln!(
+        "search relevance: {n} queries; best hit at rank 1: {first}/{n} ({:.0}%); in the top 3: {top3}/{n} ({:.0}%)\n{report}",
+        100.0 * first as f64 / n as f64,
+        100.0 * top3 as f64 / n as f64
+    );
+    assert!(
+        first * 100 >= n * 85 && top3 * 100 >= n * 95,
+        "relevance fell: rank 1 {first}/{n}, top 3 {top3}/{n}\n{report}"
+    );
+
+    // A host name: the machine first, its runbook among the first three.
+    let runbook_host = estate
+        .hosts
+        .iter()
+        .find(|h| {
+            conn.query_row(
+                "SELECT count(*) FROM kb_articles WHERE body_text LIKE '%' || ?1 || '%'",
+                [&h.name],
+                |r| r.get::<_, i64>(0),
+            )
+            .unwrap()
+                > 0
+        })
+        .unwrap();
+    let hits = store.search(&runbook_host.name, &[], 10).unwrap();
+    assert!(
+        machine(&runbook_host.name).contains(&(hits[0].kind, hits[0].id)),
+        "{hits:?}"
+    );
+    assert!(
+        hits.iter().take(3).any(|h| h.kind == HitKind::KbArticle),
+        "the runbook is among the first three: {hits:?}"
+    );
+    // Snippets are one line and never raw JSON.
+    for hit in store.search(&host.name, &[], 50).unwrap() {
+        assert!(!hit.snippet.contains('\n'), "{hit:?}");
+        assert!(!hit.snippet.contains("\":"), "raw JSON in {hit:?}");
+    }
 }

@@ -13,6 +13,8 @@ pub mod app;
 pub mod changes;
 pub mod config;
 pub mod diff;
+pub mod document;
+pub(crate) mod html;
 #[cfg(feature = "connectors")]
 pub mod http;
 pub mod identity;

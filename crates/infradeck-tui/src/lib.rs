@@ -153,13 +153,14 @@ async fn event_loop(
         }
         for effect in app.take_effects() {
             match effect {
-                Effect::Copy(text) => {
-                    use std::io::Write;
-                    let mut out = std::io::stdout();
-                    let _ =
-                        out.write_all(clipboard::osc52(&text, clipboard::inside_tmux()).as_bytes());
-                    let _ = out.flush();
-                }
+                Effect::Copy(text) => clipboard::copy(&text),
+                Effect::OpenUrl(url) => match clipboard::open_url(&url) {
+                    Ok(()) => app.flash(Flash::info("opened in the browser")),
+                    Err(why) => {
+                        clipboard::copy(&infradeck_core::sanitize::for_clipboard(&url, false));
+                        app.flash(Flash::info(format!("{why}: copied the URL instead")));
+                    }
+                },
                 other => {
                     if let Some(command) = command_of(app, other) {
                         send(app, service.as_ref(), command);
@@ -224,7 +225,7 @@ fn command_of(app: &mut App, effect: Effect) -> Option<Command> {
             },
         ),
         Effect::Rollback { batch_id } => netbox(app, NetboxRequest::Rollback { batch_id }),
-        Effect::Copy(_) => None,
+        Effect::Copy(_) | Effect::OpenUrl(_) => None,
     }
 }
 

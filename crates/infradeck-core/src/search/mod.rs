@@ -255,6 +255,17 @@ pub async fn hybrid(
     limit: usize,
 ) -> anyhow::Result<SearchResult> {
     let text_hits = store.search(query, kinds, limit.max(50))?;
+    // `type:` words narrow the kinds; they are not part of what is embedded.
+    let (typed, words) = crate::store::split_kinds(query).map_err(|e| anyhow::anyhow!(e))?;
+    let kinds: Vec<HitKind> = if typed.is_empty() {
+        kinds.to_vec()
+    } else {
+        typed
+            .into_iter()
+            .filter(|k| kinds.is_empty() || kinds.contains(k))
+            .collect()
+    };
+    let (query, kinds) = (words.as_str(), kinds.as_slice());
     let Some(embedder) = embedder else {
         let mut hits = text_hits;
         hits.truncate(limit);

@@ -9,9 +9,9 @@
 //! `nextPageToken` at all. Deleted pages and issues are not detected (an incremental listing
 //! cannot see them); they stay cached.
 
-use super::html;
 use super::{FetchContext, FetchSummary, Item, SecretKind};
 use crate::config::Secret;
+use crate::html;
 use crate::http::{RequestParts, SourceError};
 use crate::model::{IssueRecord, KbArticleRecord};
 use chrono::{DateTime, Duration, NaiveDateTime};

@@ -9,7 +9,6 @@ pub(crate) mod atlassian;
 pub(crate) mod dorado;
 pub(crate) mod facts;
 pub(crate) mod foreman;
-pub(crate) mod html;
 pub mod netapp;
 pub mod netparse;
 pub mod oxidized;

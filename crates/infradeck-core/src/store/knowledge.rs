@@ -17,7 +17,7 @@ pub struct KbArticleRow {
 /// An `issues` row.
 #[derive(Debug, Clone, PartialEq, Serialize)]
 pub struct IssueRow {
-    pub(crate) id: i64,
+    pub id: i64,
     #[serde(flatten)]
     pub issue: IssueRecord,
     pub(crate) cached_at: Option<String>,
@@ -279,6 +279,54 @@ impl Store {
             ))?
             .query_row([issue_key], issue_from_row)
             .optional()?)
+    }
+
+    /// One KB page by row id.
+    pub fn kb_article_by_id(&self, id: i64) -> Result<Option<KbArticleRow>> {
+        Ok(self
+            .conn()
+            .prepare_cached(&format!(
+                "SELECT {KB_COLUMNS} FROM kb_articles WHERE id = ?1"
+            ))?
+            .query_row([id], kb_from_row)
+            .optional()?)
+    }
+
+    /// One issue by row id.
+    pub fn issue_by_id(&self, id: i64) -> Result<Option<IssueRow>> {
+        Ok(self
+            .conn()
+            .prepare_cached(&format!("SELECT {ISSUE_COLUMNS} FROM issues WHERE id = ?1"))?
+            .query_row([id], issue_from_row)
+            .optional()?)
+    }
+
+    /// Which of `words` (lowercase) name a device, by name, short host name or an interface
+    /// address: word → a device record it names (an active one when there is a choice).
+    pub fn devices_known_as(
+        &self,
+        words: &[String],
+    ) -> Result<std::collections::HashMap<String, i64>> {
+        let mut known = std::collections::HashMap::new();
+        if words.is_empty() {
+            return Ok(known);
+        }
+        let list = serde_json::to_string(words).map_err(|source| super::Error::Json {
+            column: "words",
+            source,
+        })?;
+        // One pass over the devices and one over the interfaces, each word checked by a hash
+        // lookup in SQLite's `IN` list rather than one query per word.
+        let sql = "WITH words(word) AS (SELECT value FROM json_each(?1))              SELECT lower(d.name), d.id FROM devices d WHERE lower(d.name) IN words              UNION ALL              SELECT substr(lower(d.name), 1, instr(lower(d.name) || '.', '.') - 1), d.id FROM devices d              WHERE instr(d.name, '.') > 0                AND substr(lower(d.name), 1, instr(lower(d.name), '.') - 1) IN words              UNION ALL              SELECT substr(a.value, 1, instr(a.value || '/', '/') - 1), i.device_id              FROM network_interfaces i, json_each(COALESCE(i.ip_addresses, '[]')) a              WHERE substr(a.value, 1, instr(a.value || '/', '/') - 1) IN words";
+        let mut stmt = self.conn().prepare_cached(sql)?;
+        let rows = stmt.query_map([list], |r| {
+            Ok((r.get::<_, String>(0)?, r.get::<_, i64>(1)?))
+        })?;
+        for row in rows {
+            let (word, id) = row?;
+            known.entry(word).or_insert(id);
+        }
+        Ok(known)
     }
 
     /// The embedding chunks of one piece of content, in chunk order.

@@ -53,6 +53,7 @@ pub(crate) use netbox::{InventoryVm, ItemResult};
 pub use overview::{ConfiguredDevice, DeviceCount};
 pub use past::PastRecords;
 pub use relationships::{Direction, OwnedLink, Related, TreeNode};
+pub(crate) use search::split_kinds;
 pub use search::{HitKind, KnowledgeHit, SearchHit, content_type_of, fts_query};
 
 use rusqlite::{Connection, OpenFlags, TransactionBehavior};
@@ -88,6 +89,9 @@ pub enum Error {
     ReadOnly(String),
     #[error("not found: {0}")]
     NotFound(String),
+    /// A query that cannot be understood (an unknown `type:` in a search).
+    #[error("{0}")]
+    Query(String),
     #[error("could not read {path}: {source}")]
     Io {
         path: PathBuf,

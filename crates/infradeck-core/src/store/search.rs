@@ -23,6 +23,43 @@ impl HitKind {
             HitKind::Issue => "issue",
         }
     }
+
+    /// A kind as people write it after `type:` or `--type`.
+    pub fn parse(text: &str) -> std::result::Result<HitKind, String> {
+        match text.to_ascii_lowercase().as_str() {
+            "device" | "devices" | "machine" | "machines" => Ok(HitKind::Device),
+            "kb" | "page" | "pages" | "runbook" | "runbooks" => Ok(HitKind::KbArticle),
+            "issue" | "issues" | "ticket" | "tickets" => Ok(HitKind::Issue),
+            other => Err(format!(
+                "unknown type `{}` (expected device, kb or issue)",
+                crate::sanitize::for_terminal(other)
+            )),
+        }
+    }
+}
+
+/// Splits `type:KIND[,KIND]` words out of a query, as the dashboard and the CLI accept them:
+/// the kinds asked for, and the rest of the words.
+pub(crate) fn split_kinds(query: &str) -> std::result::Result<(Vec<HitKind>, String), String> {
+    let mut kinds = Vec::new();
+    let mut words = Vec::new();
+    for word in query.split_whitespace() {
+        match word
+            .strip_prefix("type:")
+            .or_else(|| word.strip_prefix("TYPE:"))
+        {
+            Some(list) => {
+                for kind in list.split(',').filter(|k| !k.is_empty()) {
+                    let kind = HitKind::parse(kind)?;
+                    if !kinds.contains(&kind) {
+                        kinds.push(kind);
+                    }
+                }
+            }
+            None => words.push(word),
+        }
+    }
+    Ok((kinds, words.join(" ")))
 }
 
 /// One search result. `score` is bm25's: lower is better.
@@ -40,6 +77,165 @@ pub struct SearchHit {
     /// Page URL, when there is one.
     pub url: Option<String>,
     pub(crate) score: f64,
+    /// How directly the hit answers the query (0 best): see [`Tier`].
+    #[serde(skip)]
+    pub(crate) tier: Tier,
+    /// An open issue (unresolved); ranked before resolved ones of the same tier.
+    #[serde(skip)]
+    pub(crate) open: bool,
+}
+
+/// How directly a hit answers a query, best first. Full-text scores of different tables are
+/// not comparable, so hits are ordered by tier first and by bm25 only within a tier; a
+/// metadata blob that happens to contain a host name never outranks the host or its runbook.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, PartialOrd, Ord)]
+pub(crate) enum Tier {
+    /// The query is the machine's name (or short name), or the ticket's key.
+    Named,
+    /// The query is in a name or title, or equals an identifying field (address, serial, FQDN).
+    Titled,
+    /// In the words of a runbook or ticket.
+    Text,
+    /// Only in metadata or an incidental fact.
+    #[default]
+    Incidental,
+}
+
+/// The words of a query as they are compared with names and fields: lowercase, without a
+/// trailing `*`, only those with a letter or digit.
+fn query_words(query: &str) -> Vec<String> {
+    query
+        .split_whitespace()
+        .map(|w| w.trim_end_matches('*').trim_matches('"').to_lowercase())
+        .filter(|w| w.chars().any(char::is_alphanumeric))
+        .collect()
+}
+
+/// Metadata and fact fields that identify a machine: a query equal to one is as good as a name.
+const IDENTIFYING_FIELDS: &[&str] = &[
+    "ip",
+    "ip_address",
+    "ipaddress",
+    "ipaddress6",
+    "ips",
+    "address",
+    "addresses",
+    "fqdn",
+    "hostname",
+    "dns_name",
+    "name",
+    "mac",
+    "macaddress",
+    "mac_address",
+    "serial",
+    "serial_number",
+    "serialnumber",
+    "uuid",
+    "instance_uuid",
+    "bios_uuid",
+    "moid",
+    "wwn",
+    "certname",
+    "management_ip",
+    "guest_ip",
+];
+
+/// The first field of a device's metadata whose value contains one of `words`, as
+/// `key: value` with the word between `[` and `]` (the snippet convention), and whether the
+/// field identifies the machine. The source namespace (`{"vcenter": {...}}`) is left out of
+/// the key.
+fn matching_field(metadata: &serde_json::Value, words: &[String]) -> Option<(String, bool)> {
+    match metadata {
+        serde_json::Value::Object(map) => map.iter().find_map(|(key, value)| {
+            let path = if value.is_object() { "" } else { key.as_str() };
+            matching_leaf(value, path, words)
+        }),
+        other => matching_leaf(other, "", words),
+    }
+}
+
+/// [`matching_field`] below `path`.
+fn matching_leaf(
+    value: &serde_json::Value,
+    path: &str,
+    words: &[String],
+) -> Option<(String, bool)> {
+    use serde_json::Value;
+    let text = match value {
+        Value::Object(map) => {
+            return map.iter().find_map(|(key, inner)| {
+                let inner_path = if path.is_empty() {
+                    key.clone()
+                } else {
+                    format!("{path}.{key}")
+                };
+                matching_leaf(inner, &inner_path, words)
+            });
+        }
+        Value::Array(items) => {
+            return items
+                .iter()
+                .find_map(|item| matching_leaf(item, path, words));
+        }
+        Value::Null => return None,
+        Value::String(text) => text.clone(),
+        other => other.to_string(),
+    };
+    let lower = text.to_lowercase();
+    let word = words.iter().find(|w| lower.contains(w.as_str()))?;
+    // Facts name their fields with `::` (`dmi::product::serial_number`), metadata with `.`.
+    let field = path.rsplit(['.', ':']).next().unwrap_or(path);
+    // An identifying field counts when it is the word (an address may carry its prefix length).
+    let identifying = IDENTIFYING_FIELDS.contains(&field)
+        && (lower == *word || lower.split('/').next() == Some(word.as_str()));
+    let key = if path.is_empty() { "value" } else { path };
+    Some((format!("{key}: {}", bracket(&text, word)), identifying))
+}
+
+/// `text` with the first case-insensitive occurrence of `word` between `[` and `]`, cut to about
+/// 80 characters around it (by characters, never bytes).
+fn bracket(text: &str, word: &str) -> String {
+    let flat = one_line(text);
+    let lower: Vec<char> = flat.to_lowercase().chars().collect();
+    let chars: Vec<char> = flat.chars().collect();
+    let needle: Vec<char> = word.chars().collect();
+    // Lowercasing can change the number of characters; then no brackets, just the cut text.
+    let at = (lower.len() == chars.len() && !needle.is_empty())
+        .then(|| {
+            lower
+                .windows(needle.len())
+                .position(|w| w == needle.as_slice())
+        })
+        .flatten();
+    let Some(at) = at else {
+        return crate::text::clip_chars(&flat, 80).into_owned();
+    };
+    let start = at.saturating_sub(30);
+    let end = (at + needle.len() + 40).min(chars.len());
+    let mut out = String::new();
+    if start > 0 {
+        out.push('…');
+    }
+    out.extend(&chars[start..at]);
+    out.push('[');
+    out.extend(&chars[at..at + needle.len()]);
+    out.push(']');
+    out.extend(&chars[at + needle.len()..end]);
+    if end < chars.len() {
+        out.push('…');
+    }
+    out
+}
+
+/// Line breaks and runs of white space as single spaces: a snippet is one line.
+fn one_line(text: &str) -> String {
+    text.split_whitespace().collect::<Vec<_>>().join(" ")
+}
+
+/// Whether `text` contains every word.
+fn has_all(text: &str, words: &[String]) -> bool {
+    let lower = text.to_lowercase();
+    !words.is_empty() && words.iter().all(|w| lower.contains(w.as_str()))
 }
 
 /// Turns what a person typed into an FTS5 query: every word becomes a quoted phrase (so
@@ -85,45 +281,82 @@ pub struct KnowledgeHit {
 
 impl Store {
     /// Searches `kinds` (all when empty) for `query`; best first across kinds, at most `limit`.
-    pub fn search(&self, query: &str, kinds: &[HitKind], limit: usize) -> Result<Vec<SearchHit>> {
-        let Some(fts) = fts_query(query) else {
+    /// `type:KIND` words in the query narrow the kinds further.
+    pub fn search(&self, query: &str, wanted: &[HitKind], limit: usize) -> Result<Vec<SearchHit>> {
+        let (mut kinds, text) = split_kinds(query).map_err(super::Error::Query)?;
+        if kinds.is_empty() {
+            kinds = wanted.to_vec();
+        } else if !wanted.is_empty() {
+            kinds.retain(|k| wanted.contains(k));
+        }
+        let Some(fts) = fts_query(&text) else {
             return Ok(Vec::new());
         };
-        self.search_fts(&fts, kinds, limit)
+        self.search_fts(&fts, &query_words(&text), &kinds, limit)
     }
 
-    fn search_fts(&self, fts: &str, kinds: &[HitKind], limit: usize) -> Result<Vec<SearchHit>> {
+    /// The hits of an FTS query, each machine once (its best record), ranked by [`Tier`], then
+    /// (within a tier) runbooks before tickets and open tickets before resolved ones, then bm25.
+    /// `words` are what the person typed, for tiers and field snippets; none for lookups.
+    fn search_fts(
+        &self,
+        fts: &str,
+        words: &[String],
+        kinds: &[HitKind],
+        limit: usize,
+    ) -> Result<Vec<SearchHit>> {
         let wants = |k: HitKind| kinds.is_empty() || kinds.contains(&k);
         let mut hits = Vec::new();
         if wants(HitKind::Device) {
+            // Best hit per machine (a record without one is its own machine).
             let mut best: HashMap<i64, SearchHit> = HashMap::new();
+            let mut keep = |machine: i64, hit: SearchHit| {
+                let better = best
+                    .get(&machine)
+                    .is_none_or(|b| (hit.tier, hit.score) < (b.tier, b.score));
+                if better {
+                    best.insert(machine, hit);
+                }
+            };
             for (rowid, score) in self.top_ranked("devices_fts", fts, limit)? {
-                let snippet = self.snippet("devices_fts", -1, fts, rowid, 12)?;
-                if let Some(hit) = self.device_hit(rowid, snippet, score)? {
-                    best.insert(hit.id, hit);
+                if let Some((machine, hit)) = self.device_hit(rowid, words, score)? {
+                    keep(machine, hit);
                 }
             }
             for (rowid, score) in self.top_ranked("facts_fts", fts, limit)? {
-                let snippet = self.snippet("facts_fts", 1, fts, rowid, 10)?;
-                let fact: Option<(i64, String)> = self
+                let fact: Option<(i64, String, Option<String>)> = self
                     .conn()
-                    .prepare_cached("SELECT device_id, fact_name FROM server_facts WHERE id = ?1")?
-                    .query_row([rowid], |r| Ok((r.get(0)?, r.get(1)?)))
+                    .prepare_cached(
+                        "SELECT device_id, fact_name, fact_value FROM server_facts WHERE id = ?1",
+                    )?
+                    .query_row([rowid], |r| Ok((r.get(0)?, r.get(1)?, r.get(2)?)))
                     .optional()?;
-                let Some((device_id, name)) = fact else {
+                let Some((device_id, name, value)) = fact else {
                     continue;
                 };
-                if best
-                    .get(&device_id)
-                    .is_some_and(|existing| existing.score <= score)
-                {
+                let Some((machine, mut hit)) = self.device_hit(device_id, &[], score)? else {
                     continue;
-                }
-                if let Some(hit) =
-                    self.device_hit(device_id, format!("{name}: {snippet}"), score)?
-                {
-                    best.insert(device_id, hit);
-                }
+                };
+                let value = value.unwrap_or_default();
+                // A structured fact (JSON) shows the field inside it that matched.
+                let document = serde_json::from_str::<serde_json::Value>(&value)
+                    .ok()
+                    .filter(|v| v.is_object() || v.is_array())
+                    .unwrap_or(serde_json::Value::String(value));
+                let (snippet, identifying) = match matching_leaf(&document, &name, words) {
+                    Some(found) => found,
+                    None => (
+                        format!("{name}: {}", self.snippet("facts_fts", 1, fts, rowid, 10)?),
+                        false,
+                    ),
+                };
+                hit.snippet = one_line(&snippet);
+                hit.tier = if identifying {
+                    Tier::Titled
+                } else {
+                    Tier::Incidental
+                };
+                keep(machine, hit);
             }
             hits.extend(best.into_values());
         }
@@ -131,7 +364,12 @@ impl Store {
             for (rowid, score) in self.top_ranked("kb_fts", fts, limit)? {
                 let snippet = self.snippet("kb_fts", 1, fts, rowid, 14)?;
                 if let Some(mut hit) = self.knowledge_hit(HitKind::KbArticle, rowid)? {
-                    hit.snippet = snippet;
+                    hit.tier = if has_all(&hit.title, words) {
+                        Tier::Titled
+                    } else {
+                        Tier::Text
+                    };
+                    hit.snippet = one_line(&snippet);
                     hit.score = score;
                     hits.push(hit);
                 }
@@ -141,13 +379,47 @@ impl Store {
             for (rowid, score) in self.top_ranked("issues_fts", fts, limit)? {
                 let snippet = self.snippet("issues_fts", -1, fts, rowid, 14)?;
                 if let Some(mut hit) = self.knowledge_hit(HitKind::Issue, rowid)? {
-                    hit.snippet = snippet;
+                    let key = hit
+                        .title
+                        .split(' ')
+                        .next()
+                        .unwrap_or_default()
+                        .to_lowercase();
+                    hit.tier = if words.len() == 1 && words[0] == key {
+                        Tier::Named
+                    } else if has_all(&hit.title, words) {
+                        Tier::Titled
+                    } else {
+                        Tier::Text
+                    };
+                    hit.snippet = one_line(&snippet);
                     hit.score = score;
                     hits.push(hit);
                 }
             }
         }
-        hits.sort_by(|a, b| a.score.total_cmp(&b.score));
+        // A query that names a machine asks about that machine: after it come its runbooks and
+        // tickets (wherever in them the name is), then whatever else mentions it.
+        let names_a_machine = hits
+            .iter()
+            .any(|h| h.kind == HitKind::Device && h.tier == Tier::Named);
+        if names_a_machine {
+            for hit in &mut hits {
+                if hit.kind != HitKind::Device {
+                    hit.tier = hit.tier.min(Tier::Titled);
+                }
+            }
+        }
+        let kind_order = |k: HitKind| match k {
+            HitKind::Device => 0,
+            HitKind::KbArticle => 1,
+            HitKind::Issue => 2,
+        };
+        hits.sort_by(|a, b| {
+            (a.tier, kind_order(a.kind), !a.open)
+                .cmp(&(b.tier, kind_order(b.kind), !b.open))
+                .then(a.score.total_cmp(&b.score))
+        });
         hits.truncate(limit);
         Ok(hits)
     }
@@ -188,15 +460,63 @@ impl Store {
             .unwrap_or_default())
     }
 
-    fn device_hit(&self, device_id: i64, snippet: String, score: f64) -> Result<Option<SearchHit>> {
-        Ok(self
+    /// A device record as a hit, with the machine it belongs to (its own id negated when it has
+    /// none), its tier for `words`, and as snippet the metadata field that matched as
+    /// `key: value` (never the raw JSON).
+    fn device_hit(
+        &self,
+        device_id: i64,
+        words: &[String],
+        score: f64,
+    ) -> Result<Option<(i64, SearchHit)>> {
+        let row: Option<(i64, String, String, String)> = self
             .conn()
-            .prepare_cached("SELECT name, device_type || ' · ' || source_system || '/' || source_identifier FROM devices WHERE id = ?1")?
+            .prepare_cached(
+                "SELECT COALESCE(machine_id, -id), name, device_type || ' · ' || source_system || '/' || source_identifier, COALESCE(metadata, '{}') FROM devices WHERE id = ?1",
+            )?
             .query_row([device_id], |r| {
                 let text = |i, column| super::lossy_text(r, i, "devices", device_id, column);
-                Ok(SearchHit { kind: HitKind::Device, id: device_id, title: text(0, "name")?.unwrap_or_default(), detail: text(1, "device_type/source")?.unwrap_or_default(), snippet, url: None, score })
+                Ok((
+                    r.get(0)?,
+                    text(1, "name")?.unwrap_or_default(),
+                    text(2, "device_type/source")?.unwrap_or_default(),
+                    text(3, "metadata")?.unwrap_or_default(),
+                ))
             })
-            .optional()?)
+            .optional()?;
+        let Some((machine, name, detail, metadata)) = row else {
+            return Ok(None);
+        };
+        let lower = name.to_lowercase();
+        let short = crate::model::short_hostname(&name);
+        let whole = words.join(" ");
+        let metadata: serde_json::Value = serde_json::from_str(&metadata).unwrap_or_default();
+        let field = matching_field(&metadata, words);
+        let tier = if !words.is_empty() && (whole == lower || whole == short) {
+            Tier::Named
+        } else if has_all(&name, words) || field.as_ref().is_some_and(|(_, id)| *id) {
+            Tier::Titled
+        } else {
+            Tier::Incidental
+        };
+        let snippet = match (&field, tier) {
+            (Some((text, _)), Tier::Titled | Tier::Incidental) => one_line(text),
+            _ => String::new(),
+        };
+        Ok(Some((
+            machine,
+            SearchHit {
+                kind: HitKind::Device,
+                id: device_id,
+                title: name,
+                detail,
+                snippet,
+                url: None,
+                score,
+                tier,
+                open: false,
+            },
+        )))
     }
 
     /// The names a device is known by, across its correlated records: names, short names,
@@ -242,7 +562,7 @@ impl Store {
         let Some(fts) = any_of(&aliases) else {
             return Ok(Vec::new());
         };
-        let hits = self.search_fts(&fts, &[HitKind::KbArticle, HitKind::Issue], limit)?;
+        let hits = self.search_fts(&fts, &[], &[HitKind::KbArticle, HitKind::Issue], limit)?;
         let mut out = Vec::with_capacity(hits.len());
         for hit in hits {
             let text = match hit.kind {
@@ -454,13 +774,13 @@ impl Store {
     pub fn knowledge_hit(&self, kind: HitKind, id: i64) -> Result<Option<SearchHit>> {
         let sql = match kind {
             HitKind::KbArticle => {
-                "SELECT title, COALESCE(space_key, ''), substr(COALESCE(body_text, ''), 1, 160), url FROM kb_articles WHERE id = ?1"
+                "SELECT title, COALESCE(space_key, ''), substr(COALESCE(body_text, ''), 1, 160), url, 0 FROM kb_articles WHERE id = ?1"
             }
             HitKind::Issue => {
-                "SELECT issue_key || ' ' || COALESCE(summary, ''), COALESCE(status, '') || COALESCE(' · ' || resolution, ''), substr(COALESCE(description, ''), 1, 160), NULL FROM issues WHERE id = ?1"
+                "SELECT issue_key || ' ' || COALESCE(summary, ''), COALESCE(status, '') || COALESCE(' · ' || resolution, ''), substr(COALESCE(description, ''), 1, 160), NULL, resolution IS NULL AND COALESCE(resolved_at, '') = '' FROM issues WHERE id = ?1"
             }
             HitKind::Device => {
-                "SELECT name, device_type || ' · ' || source_system, '', NULL FROM devices WHERE id = ?1"
+                "SELECT name, device_type || ' · ' || source_system, '', NULL, 0 FROM devices WHERE id = ?1"
             }
         };
         Ok(self
@@ -473,9 +793,11 @@ impl Store {
                     id,
                     title: text(0, "title")?.unwrap_or_default(),
                     detail: text(1, "detail")?.unwrap_or_default(),
-                    snippet: text(2, "snippet")?.unwrap_or_default(),
+                    snippet: one_line(&text(2, "snippet")?.unwrap_or_default()),
                     url: text(3, "url")?,
                     score: 0.0,
+                    tier: Tier::default(),
+                    open: r.get(4)?,
                 })
             })
             .optional()?)

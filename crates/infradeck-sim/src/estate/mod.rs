@@ -106,7 +106,7 @@ pub struct Host {
     pub connection_state: String,
     /// In maintenance mode (SOAP `runtime.inMaintenanceMode`); tests set it.
     pub maintenance: bool,
-    pub(crate) serial: String,
+    pub serial: String,
 }
 
 #[derive(Debug, Clone, Serialize)]
@@ -198,7 +198,7 @@ pub struct BareMetal {
     pub hostname: String,
     pub(crate) site: usize,
     pub foreman_id: u64,
-    pub(crate) serial: String,
+    pub serial: String,
     pub(crate) bios_uuid: String,
     pub(crate) mac: String,
     pub(crate) ip: String,
@@ -252,12 +252,12 @@ pub struct ConfigVersion {
 #[derive(Debug, Clone, Serialize)]
 pub struct NetDevice {
     pub name: String,
-    pub(crate) ip: String,
+    pub ip: String,
     pub(crate) site: usize,
     /// Oxidized model class: `IOS`, `NXOS`, `EOS` or `JunOS`.
     pub(crate) model: String,
     /// `switch`, `router` or `firewall`.
-    pub(crate) role: String,
+    pub role: String,
     pub(crate) interfaces: Vec<NetInterface>,
     /// Newest last. Empty for a node Oxidized has never fetched.
     pub versions: Vec<ConfigVersion>,
@@ -320,8 +320,8 @@ pub(crate) struct DoradoPool {
 #[derive(Debug, Clone, Serialize)]
 pub struct DoradoLun {
     pub id: String,
-    pub(crate) name: String,
-    pub(crate) wwn: String,
+    pub name: String,
+    pub wwn: String,
     pub(crate) pool: usize,
     pub capacity_sectors: u64,
     pub(crate) alloc_sectors: u64,

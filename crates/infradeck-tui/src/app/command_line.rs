@@ -78,7 +78,7 @@ pub(crate) const COMMANDS: &[Command] = &[
     Command {
         name: "search",
         aliases: &["find", "f"],
-        help: "full-text search: :search TEXT",
+        help: "search names, addresses, runbooks, tickets (type:device|kb|issue narrows): :search [TEXT]",
     },
     Command {
         name: "conflicts",
@@ -280,7 +280,15 @@ impl App {
         };
         // A command starts a new trail, as in k9s.
         self.views.clear();
-        self.push(view)
+        self.push(view)?;
+        // `:search` with nothing after it: what is typed next is the search.
+        if command.name == "search" && argument.is_empty() {
+            self.mode = Mode::Filter {
+                input: String::new(),
+                before: String::new(),
+            };
+        }
+        Ok(())
     }
 }
 

@@ -76,6 +76,8 @@ pub enum Effect {
         sync_id: String,
     },
     Copy(String),
+    /// Open a URL in a browser where there is one; elsewhere it is copied instead.
+    OpenUrl(String),
     Apply {
         batch_id: String,
     },

@@ -19,6 +19,8 @@ use ratatui::widgets::Paragraph;
 enum Link {
     Device(i64),
     Configs(i64),
+    /// A runbook page or ticket, opened in the reader.
+    Knowledge(infradeck_core::store::HitKind, i64),
 }
 
 struct DocLine {
@@ -342,7 +344,7 @@ impl DetailView {
                         Span::raw(clean(&k.hit.title)),
                         Span::styled(format!("  {}", clean(&k.hit.detail)), theme.muted()),
                     ]),
-                    None,
+                    Some(Link::Knowledge(k.hit.kind, k.hit.id)),
                     k.hit.url.clone().or_else(|| Some(k.hit.title.clone())),
                 );
             }
@@ -745,9 +747,9 @@ impl Screen for DetailView {
             .get(self.cursor.selected)
             .and_then(|l| l.link.as_ref());
         match action {
-            Action::Open if link.is_none() => {
-                Some("the selected line opens nothing: move to a related device or the configs")
-            }
+            Action::Open if link.is_none() => Some(
+                "the selected line opens nothing: move to a related device, a runbook or ticket, or the configs",
+            ),
             _ => None,
         }
     }
@@ -813,6 +815,9 @@ impl Screen for DetailView {
                 Some(Link::Device(id)) => Outcome::Push(Box::new(DetailView::new(id))),
                 Some(Link::Configs(id)) => {
                     Outcome::Push(Box::new(super::configs::ConfigsView::for_device(id)))
+                }
+                Some(Link::Knowledge(kind, id)) => {
+                    Outcome::Push(Box::new(super::reader::ReaderView::new(kind, id)))
                 }
                 None => Outcome::Ignored,
             },

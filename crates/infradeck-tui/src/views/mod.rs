@@ -8,6 +8,7 @@ pub(crate) mod devices;
 pub(crate) mod history;
 pub(crate) mod netbox;
 pub(crate) mod past;
+pub(crate) mod reader;
 pub(crate) mod search;
 pub(crate) mod sync;
 pub(crate) mod tree;

@@ -1,7 +1,7 @@
 //! Full-text search over devices, runbook pages and tickets, as you type. The dashboard uses
 //! the local FTS index only: it never waits on an embeddings server.
 
-use crate::app::{Cx, Modal, Outcome, Screen};
+use crate::app::{Cx, Outcome, Screen};
 use crate::keys::{Action, Scope};
 use crate::widgets::cursor::Cursor;
 use infradeck_core::store::{HitKind, SearchHit};
@@ -94,16 +94,9 @@ impl Screen for SearchView {
             (Action::Open, HitKind::Device) => {
                 Outcome::Push(Box::new(super::detail::DetailView::new(hit.id)))
             }
-            (Action::Open, _) => Outcome::Modal(Modal::Text {
-                title: hit.title.clone(),
-                lines: vec![
-                    hit.detail.clone(),
-                    hit.url.clone().unwrap_or_default(),
-                    String::new(),
-                    hit.snippet.clone(),
-                ],
-                scroll: 0,
-            }),
+            (Action::Open, kind) => {
+                Outcome::Push(Box::new(super::reader::ReaderView::new(kind, hit.id)))
+            }
             _ => Outcome::Ignored,
         })
     }

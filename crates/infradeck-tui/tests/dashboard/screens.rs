@@ -114,6 +114,43 @@ fn fixture(path: &std::path::Path) -> i64 {
                 },
                 SEEN,
             )?;
+            w.upsert_kb_article(
+                &KbArticleRecord {
+                    source_id: "66001".into(),
+                    space_key: Some("OPS".into()),
+                    title: "How to restart the web service on web-01".into(),
+                    body_text: Some("Scope\nApplies to web-01.dc1.example.net (10.16.0.10) on esx01.dc1.example.net.\nSteps\nssh to web-01\nsystemctl restart nginx\nsystemctl status nginx --no-pager\nPort Check\n443 curl -k https://10.16.0.10/health\nSee the nginx guide.".into()),
+                    body_html: Some("<h2>Scope</h2><p>Applies to <code>web-01.dc1.example.net</code> (10.16.0.10) on esx01.dc1.example.net.</p><h2>Steps</h2><ol><li>ssh to web-01</li><li>restart:</li></ol><ac:structured-macro ac:name=\"code\"><ac:plain-text-body><![CDATA[systemctl restart nginx\nsystemctl status nginx --no-pager]]></ac:plain-text-body></ac:structured-macro><table><tr><th>Port</th><th>Check</th></tr><tr><td>443</td><td>curl -k https://10.16.0.10/health</td></tr></table><p>See <a href=\"https://nginx.org/en/docs/\">the nginx guide</a>.</p>".into()),
+                    url: Some("https://wiki.example.net/display/OPS/66001".into()),
+                    parent_id: None,
+                    labels: vec!["web".into(), "service".into()],
+                    created_at: Some("2026-09-01 08:00:00".into()),
+                    last_updated: Some("2026-11-20 08:00:00".into()),
+                },
+                SEEN,
+            )?;
+            for (key, status, resolution) in [("OPS-7", "Resolved", Some("Fixed")), ("INC-12", "Open", None)] {
+                w.upsert_issue(
+                    &IssueRecord {
+                        issue_key: key.into(),
+                        project_key: Some(key.split('-').next().unwrap_or_default().into()),
+                        issue_type: Some("Incident".into()),
+                        summary: Some("Disk full on web-01".into()),
+                        description: Some("/var on web-01.dc1.example.net at 98%.\nLog rotation failed after the patch run.".into()),
+                        status: Some(status.into()),
+                        resolution: resolution.map(Into::into),
+                        assignee: Some("jdoe".into()),
+                        reporter: Some("asmith".into()),
+                        priority: Some("Major".into()),
+                        labels: vec!["disk".into()],
+                        comments: json!([{"author": "jdoe", "created": "2026-11-28 03:10:00", "body": "Looking into it."}, {"author": "asmith", "created": "2026-11-28 03:40:00", "body": "Rotated the logs on web-01, 61% now."}]),
+                        created_at: Some("2026-11-28 03:00:00".into()),
+                        updated_at: Some("2026-11-28 03:40:00".into()),
+                        resolved_at: resolution.map(|_| "2026-11-28 03:40:00".into()),
+                    },
+                    SEEN,
+                )?;
+            }
             w.record_history(&NewHistory {
                 sync_id: "vcenter-vcenter-1-20261128T055000.000Z",
                 source_system: "vcenter",
@@ -369,8 +406,10 @@ fn snapshot_every_view(width: u16, height: u16) {
     snap(&mut h, "changes");
     h.keys(":at 7d<Enter>");
     snap(&mut h, "at");
-    h.keys(":search<Enter>/web<Enter>");
+    h.keys(":search<Enter>web<Enter>");
     snap(&mut h, "search");
+    h.keys(":search<Enter>restart nginx<Enter><Enter>");
+    snap(&mut h, "reader");
     h.keys("?");
     snap(&mut h, "help");
 }
@@ -870,6 +909,73 @@ fn every_hint_in_every_footer_does_something_when_pressed() {
     }
     assert!(pressed > 60, "{pressed} keys pressed");
     assert!(dead.is_empty(), "hints that lie:\n{}", dead.join("\n"));
+}
+
+/// The reader: search opens a runbook whole; Tab walks the machines it mentions and its links
+/// in order; Enter follows a machine to its detail; on the link, Enter and `o` ask to open its
+/// URL; `/` finds text inside; a ticket shows its fields and every comment.
+#[test]
+fn the_reader_follows_the_machines_a_page_mentions_and_opens_its_links() {
+    let mut h = harness(120, 40, false);
+    h.keys(":search<Enter>restart nginx<Enter><Enter>");
+    let page = h.text();
+    assert!(
+        page.contains("How to restart the web service on web-01"),
+        "{page}"
+    );
+    assert!(
+        page.contains("    systemctl restart nginx"),
+        "code keeps its lines: {page}"
+    );
+    assert!(
+        page.contains("[1] the nginx guide  https://nginx.org/en/docs/"),
+        "{page}"
+    );
+    // The first thing Tab selects is the first machine named: web-01.dc1.example.net.
+    h.keys("<Tab>");
+    let (x, y) = h.find("web-01.dc1.example.net (10.16.0.10)");
+    assert!(
+        h.cell((x, y)).modifier.contains(Modifier::REVERSED) || h.cell((x, y)).bg != Color::Reset,
+        "the selected mention is highlighted"
+    );
+    h.keys("<Enter>");
+    let detail = h.text();
+    assert!(detail.contains("web-01"), "{detail}");
+    assert!(detail.contains("runbooks and tickets"), "{detail}");
+    h.keys("<Esc>");
+    // Back in the page: Tab on to the link list's entry, Enter asks to open it.
+    for _ in 0..8 {
+        h.keys("<Tab>");
+        h.app.take_effects();
+        h.keys("y");
+        let effects = h.app.take_effects();
+        if matches!(&effects[..], [Effect::Copy(url)] if url == "https://nginx.org/en/docs/") {
+            break;
+        }
+    }
+    h.keys("<Enter>");
+    assert!(
+        matches!(&h.app.take_effects()[..], [Effect::OpenUrl(url)] if url == "https://nginx.org/en/docs/"),
+        "Enter on a link opens it"
+    );
+    h.keys("/status nginx<Enter>n");
+    assert!(h.text().contains("status nginx"));
+
+    // A ticket from the device's section: open tickets before resolved ones.
+    h.keys(":search<Enter>web-01<Enter>");
+    let hits = h.text();
+    let (open, resolved) = (hits.find("INC-12").unwrap(), hits.find("OPS-7").unwrap());
+    assert!(open < resolved, "the open ticket first: {hits}");
+    h.keys(":search<Enter>INC-12<Enter><Enter>");
+    let ticket = h.text();
+    for wanted in [
+        "status     Open",
+        "Description",
+        "Comments · 2",
+        "Rotated the logs on web-01",
+    ] {
+        assert!(ticket.contains(wanted), "`{wanted}` in {ticket}");
+    }
 }
 
 #[test]
