@@ -54,6 +54,37 @@ pub struct Batch {
     pub rolled_back: i64,
     /// Items that failed or conflict with NetBox.
     pub failed: i64,
+    /// Pending items by action: what approving the batch approves.
+    pub pending_by_action: ActionCounts,
+    /// Approved and failed items by action: exactly what apply sends (it retries failures).
+    pub to_apply: ActionCounts,
+    /// Applied items by action: what rollback undoes (an applied create is deleted).
+    pub applied_by_action: ActionCounts,
+}
+
+/// Items counted by what they do to NetBox.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize)]
+pub struct ActionCounts {
+    pub creates: i64,
+    pub updates: i64,
+    pub deletes: i64,
+}
+
+impl ActionCounts {
+    pub fn total(&self) -> i64 {
+        self.creates + self.updates + self.deletes
+    }
+
+    /// `2 creates · 1 update · 0 deletes`.
+    pub fn text(&self) -> String {
+        let plural = |n: i64, word: &str| format!("{n} {word}{}", if n == 1 { "" } else { "s" });
+        format!(
+            "{} · {} · {}",
+            plural(self.creates, "create"),
+            plural(self.updates, "update"),
+            plural(self.deletes, "delete")
+        )
+    }
 }
 
 /// One plan item.
@@ -264,7 +295,10 @@ impl Store {
              (SELECT COUNT(*) FROM netbox_sync_approvals a WHERE a.sync_batch_id = b.batch_id AND a.approval_status = 'rejected'), \
              (SELECT COUNT(*) FROM netbox_sync_approvals a WHERE a.sync_batch_id = b.batch_id AND a.approval_status = 'applied'), \
              (SELECT COUNT(*) FROM netbox_sync_approvals a WHERE a.sync_batch_id = b.batch_id AND a.approval_status = 'rolled_back'), \
-             (SELECT COUNT(*) FROM netbox_sync_approvals a WHERE a.sync_batch_id = b.batch_id AND a.approval_status IN ('failed', 'conflict')) \
+             (SELECT COUNT(*) FROM netbox_sync_approvals a WHERE a.sync_batch_id = b.batch_id AND a.approval_status IN ('failed', 'conflict')), \
+             (SELECT json_group_object(approval_status || '/' || action, n) FROM \
+               (SELECT approval_status, action, COUNT(*) AS n FROM netbox_sync_approvals a \
+                WHERE a.sync_batch_id = b.batch_id GROUP BY approval_status, action)) \
              FROM netbox_sync_batches b ORDER BY b.planned_at DESC, b.batch_id DESC",
         )?;
         let rows = stmt.query_map([], |r| {
@@ -283,6 +317,35 @@ impl Store {
                 applied: r.get(11)?,
                 rolled_back: r.get(12)?,
                 failed: r.get(13)?,
+                pending_by_action: ActionCounts::default(),
+                to_apply: ActionCounts::default(),
+                applied_by_action: ActionCounts::default(),
+            })
+            .map(|mut batch| {
+                let counts: serde_json::Map<String, serde_json::Value> = r
+                    .get::<_, Option<String>>(14)
+                    .ok()
+                    .flatten()
+                    .and_then(|t| serde_json::from_str(&t).ok())
+                    .unwrap_or_default();
+                let of = |statuses: &[&str]| {
+                    let n = |action: &str| {
+                        statuses
+                            .iter()
+                            .filter_map(|status| counts.get(&format!("{status}/{action}")))
+                            .filter_map(serde_json::Value::as_i64)
+                            .sum()
+                    };
+                    ActionCounts {
+                        creates: n("create"),
+                        updates: n("update"),
+                        deletes: n("delete"),
+                    }
+                };
+                batch.pending_by_action = of(&["pending"]);
+                batch.to_apply = of(&["approved", "failed"]);
+                batch.applied_by_action = of(&["applied"]);
+                batch
             })
         })?;
         Ok(rows.collect::<rusqlite::Result<Vec<_>>>()?)

@@ -25,7 +25,7 @@ pub mod schema;
 mod search;
 mod write_queue;
 
-pub use approvals::{ApprovalItem, Batch, NewApprovalItem, NewBatch, Review};
+pub use approvals::{ActionCounts, ApprovalItem, Batch, NewApprovalItem, NewBatch, Review};
 pub use audit::{
     HistoryEntry, NewHistory, RunOwner, RunProgress, RunSummary, SourceStatus, SyncRun,
 };

@@ -282,27 +282,35 @@ pub(super) fn draw_modal(frame: &mut Frame, area: Rect, modal: &mut Modal, theme
             yes_focused,
             ..
         } => {
-            let height = body.len() as u16 + if require.is_some() { 7 } else { 5 };
-            let popup = centered(area, 72, height);
-            frame.render_widget(Clear, popup);
+            let width = 72.min(area.width);
+            // Rows each line takes once wrapped inside the border, so nothing is cut below.
+            let rows_of = |text: &str| {
+                let room = usize::from(width.saturating_sub(2)).max(1);
+                text.chars().count().div_ceil(room).max(1) as u16
+            };
             let mut lines: Vec<Line> = body
                 .iter()
                 .map(|l| Line::raw(infradeck_core::sanitize::for_terminal(l).into_owned()))
                 .collect();
+            let mut height: u16 = body.iter().map(|l| rows_of(l)).sum::<u16>() + 5;
             if let Some(required) = require {
+                // The id on a line of its own: it must be read whole to be typed.
+                let required = infradeck_core::sanitize::for_terminal(required).into_owned();
                 lines.push(Line::raw(""));
+                lines.push(Line::raw("type the batch id to confirm:"));
+                lines.push(Line::styled(format!("  {required}"), theme.title()));
                 lines.push(Line::from(vec![
-                    Span::raw(format!(
-                        "type {} to confirm: ",
-                        infradeck_core::sanitize::for_terminal(required)
-                    )),
+                    Span::raw("> "),
                     Span::styled(
                         infradeck_core::sanitize::for_terminal(typed).into_owned(),
                         theme.key(),
                     ),
                     Span::styled("█", theme.muted()),
                 ]));
+                height += 3 + rows_of(&required) + rows_of(typed);
             }
+            let popup = centered(area, width, height);
+            frame.render_widget(Clear, popup);
             lines.push(Line::raw(""));
             let (cancel, yes) = if *yes_focused {
                 (Style::default(), theme.selected())

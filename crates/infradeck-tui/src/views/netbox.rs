@@ -51,12 +51,15 @@ fn batch_action(batch: &Batch, action: Action, cx: &Cx) -> anyhow::Result<Outcom
     let id = batch.batch_id.clone();
     Ok(match action {
         Action::ApproveBatch => {
+            if batch.pending == 0 {
+                return Ok(Outcome::Flash(Flash::info(
+                    "nothing to approve: no item of this batch is pending",
+                )));
+            }
+            // Only the pending items move: the rejected and the already reviewed are not counted.
             let body = vec![
                 format!("approve all {} pending items of batch {id}?", batch.pending),
-                format!(
-                    "{} creates · {} updates · {} deletes",
-                    batch.creates, batch.updates, batch.deletes
-                ),
+                batch.pending_by_action.text(),
             ];
             Outcome::Modal(Modal::Confirm {
                 title: "approve batch".into(),
@@ -87,20 +90,45 @@ fn batch_action(batch: &Batch, action: Action, cx: &Cx) -> anyhow::Result<Outcom
                 )));
             }
             let apply = action == Action::Apply;
+            // What will be sent, exactly: approved items for apply, applied ones for rollback.
+            let sent = if apply {
+                batch.to_apply
+            } else {
+                batch.applied_by_action
+            };
+            if sent.total() == 0 {
+                return Ok(Outcome::Flash(Flash::info(if apply {
+                    "nothing to apply: no item of this batch is approved (a approves, A the whole batch)"
+                } else {
+                    "nothing to roll back: no item of this batch is applied"
+                })));
+            }
             let body = if apply {
                 vec![
-                    format!("write the {} approved items of {id} to NetBox?", batch.approved),
+                    format!(
+                        "write the {} approved items of {id} to NetBox?{}",
+                        sent.total(),
+                        if batch.failed > 0 {
+                            " (failed ones are retried)"
+                        } else {
+                            ""
+                        }
+                    ),
+                    sent.text(),
                     "each object is re-read first; anything changed since the plan becomes a conflict".into(),
                 ]
             } else {
                 vec![
+                    format!("undo the {} applied items of {id} in NetBox?", sent.total()),
                     format!(
-                        "undo the {} applied items of {id} in NetBox?",
-                        batch.applied
+                        "{} created objects deleted · {} updates reverted · {} deleted objects recreated",
+                        sent.creates, sent.updates, sent.deletes
                     ),
                     "each object is restored to what it was before apply".into(),
                 ]
             };
+            // Deleting in NetBox asks for the batch id typed: apply's deletes, rollback's creates.
+            let deletes = if apply { sent.deletes } else { sent.creates };
             Outcome::Modal(Modal::Confirm {
                 title: if apply {
                     "apply batch".into()
@@ -108,7 +136,7 @@ fn batch_action(batch: &Batch, action: Action, cx: &Cx) -> anyhow::Result<Outcom
                     "roll back batch".into()
                 },
                 body,
-                require: (batch.deletes > 0 || !apply).then(|| id.clone()),
+                require: (deletes > 0).then(|| id.clone()),
                 typed: String::new(),
                 yes_focused: false,
                 on_yes: Box::new(move |_| {
@@ -218,29 +246,51 @@ impl Screen for NetboxView {
             .skip(self.cursor.top)
             .take(self.height)
             .map(|(i, b)| {
+                let mut review = format!(
+                    "{} pending · {} ok · {} no · {} applied",
+                    b.pending, b.approved, b.rejected, b.applied
+                );
+                if b.rolled_back > 0 {
+                    review.push_str(&format!(" · {} rolled back", b.rolled_back));
+                }
+                if b.failed > 0 {
+                    review.push_str(&format!(" · {} failed", b.failed));
+                }
                 let row = Row::new(vec![
                     infradeck_core::sanitize::for_terminal(&b.batch_id).into_owned(),
                     b.planned_at.clone().unwrap_or_default(),
                     format!("+{} ~{} -{}", b.creates, b.updates, b.deletes),
-                    format!(
-                        "{} pending · {} ok · {} no · {} applied",
-                        b.pending, b.approved, b.rejected, b.applied
-                    ),
-                    b.state.clone().unwrap_or_default(),
+                    review,
+                    infradeck_core::sanitize::for_terminal(b.state.as_deref().unwrap_or(""))
+                        .into_owned(),
                 ]);
                 crate::widgets::table::select(row, i == self.cursor.selected, theme)
             })
             .collect();
+        // Columns as wide as their widest value (a batch id must be readable whole to be
+        // typed); the review column takes what is left.
+        let widest = |cell: &dyn Fn(&Batch) -> String, header: &str| {
+            self.batches
+                .iter()
+                .map(|b| cell(b).chars().count())
+                .chain([header.chars().count()])
+                .max()
+                .unwrap_or(0) as u16
+        };
+        let widths = [
+            Constraint::Length(widest(&|b| b.batch_id.clone(), "BATCH")),
+            Constraint::Length(19),
+            Constraint::Length(widest(
+                &|b| format!("+{} ~{} -{}", b.creates, b.updates, b.deletes),
+                "CHANGES",
+            )),
+            Constraint::Min(20),
+            Constraint::Length(widest(&|b| b.state.clone().unwrap_or_default(), "STATE")),
+        ];
         frame.render_widget(
             crate::widgets::table::list(
                 rows,
-                &[
-                    Constraint::Length(26),
-                    Constraint::Length(20),
-                    Constraint::Length(14),
-                    Constraint::Min(20),
-                    Constraint::Length(10),
-                ],
+                &widths,
                 &["BATCH", "PLANNED", "CHANGES", "REVIEW", "STATE"],
                 theme,
             ),
@@ -254,9 +304,38 @@ pub(crate) struct BatchView {
     batch_id: String,
     batch: Option<Batch>,
     items: Vec<ApprovalItem>,
+    /// Indexes into `items` of those the filter lets through, in order.
+    visible: Vec<usize>,
+    filter: String,
     cursor: Cursor,
     anchor: Option<usize>,
     height: usize,
+}
+
+/// One word of the item filter: `action:`, `type:` (object type), `status:`, `device:`, or text
+/// anywhere (device, object type, the proposed change); `!` in front inverts it.
+fn item_matches(item: &ApprovalItem, word: &str) -> bool {
+    let (negated, word) = match word.strip_prefix('!') {
+        Some(rest) => (true, rest),
+        None => (false, word),
+    };
+    let lower = word.to_lowercase();
+    let contains =
+        |text: Option<&str>, needle: &str| text.is_some_and(|t| t.to_lowercase().contains(needle));
+    let matched = match lower.split_once(':') {
+        Some(("action", v)) => item.action.as_str().starts_with(v),
+        Some(("type" | "object", v)) => contains(item.netbox_object_type.as_deref(), v),
+        Some(("status", v)) => item.approval_status.as_str().starts_with(v),
+        Some(("device", v)) => contains(item.device_name.as_deref(), v),
+        _ => {
+            contains(item.device_name.as_deref(), &lower)
+                || contains(item.netbox_object_type.as_deref(), &lower)
+                || contains(item.proposed_changes.as_deref(), &lower)
+                || item.action.as_str() == lower
+                || item.approval_status.as_str() == lower
+        }
+    };
+    matched != negated
 }
 
 impl BatchView {
@@ -265,10 +344,25 @@ impl BatchView {
             batch_id: batch_id.to_string(),
             batch: None,
             items: Vec::new(),
+            visible: Vec::new(),
+            filter: String::new(),
             cursor: Cursor::default(),
             anchor: None,
             height: 10,
         }
+    }
+
+    fn apply_filter(&mut self) {
+        let words: Vec<&str> = self.filter.split_whitespace().collect();
+        self.visible = (0..self.items.len())
+            .filter(|&i| words.iter().all(|w| item_matches(&self.items[i], w)))
+            .collect();
+    }
+
+    fn selected(&self) -> Option<&ApprovalItem> {
+        self.visible
+            .get(self.cursor.selected)
+            .and_then(|&i| self.items.get(i))
     }
 
     fn marked_range(&self) -> std::ops::RangeInclusive<usize> {
@@ -278,9 +372,11 @@ impl BatchView {
         }
     }
 
+    /// The items of the marked range (of the visible rows: a filter narrows what a range takes).
     fn marked_ids(&self) -> Vec<i64> {
         self.marked_range()
-            .filter_map(|i| self.items.get(i))
+            .filter_map(|row| self.visible.get(row))
+            .filter_map(|&i| self.items.get(i))
             .map(|i| i.id)
             .collect()
     }
@@ -392,6 +488,11 @@ impl Screen for BatchView {
             Action::Mark | Action::Approve | Action::Reject if self.items.is_empty() => {
                 Some("this batch has no items")
             }
+            Action::Mark | Action::Approve | Action::Reject | Action::Open
+                if self.visible.is_empty() =>
+            {
+                Some("no item matches the filter: Esc clears it")
+            }
             _ => None,
         }
     }
@@ -400,8 +501,21 @@ impl Screen for BatchView {
         &[Scope::Netbox, Scope::List, Scope::Global]
     }
 
+    fn filter(&self) -> Option<&str> {
+        Some(&self.filter)
+    }
+
+    fn set_filter(&mut self, text: &str, _cx: &mut Cx) -> anyhow::Result<()> {
+        self.filter = text.to_string();
+        self.anchor = None;
+        self.cursor = Cursor::default();
+        self.apply_filter();
+        Ok(())
+    }
+
     fn refresh(&mut self, cx: &mut Cx) -> anyhow::Result<()> {
         self.items = cx.store.batch_items(&self.batch_id)?;
+        self.apply_filter();
         self.batch = cx
             .store
             .batches()?
@@ -411,19 +525,15 @@ impl Screen for BatchView {
     }
 
     fn device(&self) -> Option<i64> {
-        self.items
-            .get(self.cursor.selected)
-            .and_then(|i| i.device_id)
+        self.selected().and_then(|i| i.device_id)
     }
 
     fn copy_text(&self) -> Option<String> {
-        self.items
-            .get(self.cursor.selected)
-            .and_then(|i| i.proposed_changes.clone())
+        self.selected().and_then(|i| i.proposed_changes.clone())
     }
 
     fn act(&mut self, action: Action, cx: &mut Cx) -> anyhow::Result<Outcome> {
-        if self.cursor.apply(action, self.items.len(), self.height) {
+        if self.cursor.apply(action, self.visible.len(), self.height) {
             return Ok(Outcome::Handled);
         }
         let reviewer = cx.env.reviewer.clone();
@@ -491,16 +601,36 @@ impl Screen for BatchView {
             + count(ApprovalStatus::Conflict)
             + count(ApprovalStatus::Failed);
         let to_write = settled + count(ApprovalStatus::Approved) + count(ApprovalStatus::Applying);
-        let label = format!(
-            "{} pending · {} approved · {} applying · {} applied · {} conflicts · {} failed · {} rejected",
-            count(ApprovalStatus::Pending),
-            count(ApprovalStatus::Approved),
-            count(ApprovalStatus::Applying),
-            count(ApprovalStatus::Applied),
-            count(ApprovalStatus::Conflict),
-            count(ApprovalStatus::Failed),
-            count(ApprovalStatus::Rejected),
-        );
+        // Every status that has items, so the line fits and nothing (rolled back included) is
+        // left out.
+        let parts: Vec<String> = [
+            (ApprovalStatus::Pending, "pending"),
+            (ApprovalStatus::Approved, "approved"),
+            (ApprovalStatus::Applying, "applying"),
+            (ApprovalStatus::Applied, "applied"),
+            (ApprovalStatus::Conflict, "conflicts"),
+            (ApprovalStatus::Failed, "failed"),
+            (ApprovalStatus::Rejected, "rejected"),
+            (ApprovalStatus::RolledBack, "rolled back"),
+        ]
+        .into_iter()
+        .filter_map(|(status, word)| {
+            let n = count(status);
+            (n > 0).then(|| format!("{n} {word}"))
+        })
+        .collect();
+        let mut label = if parts.is_empty() {
+            "no items".to_string()
+        } else {
+            parts.join(" · ")
+        };
+        if !self.filter.is_empty() {
+            label.push_str(&format!(
+                " · showing {} of {}",
+                self.visible.len(),
+                self.items.len()
+            ));
+        }
         frame.render_widget(
             ratatui::widgets::Gauge::default()
                 .gauge_style(theme.gauge())
@@ -513,11 +643,12 @@ impl Screen for BatchView {
             progress_area,
         );
         self.height = list_area.height.saturating_sub(1).max(1) as usize;
-        self.cursor.clamp(self.items.len(), self.height);
+        self.cursor.clamp(self.visible.len(), self.height);
         let marked = self.anchor.map(|_| self.marked_range());
         let rows: Vec<Row> = self
-            .items
+            .visible
             .iter()
+            .map(|&i| &self.items[i])
             .enumerate()
             .skip(self.cursor.top)
             .take(self.height)
@@ -570,17 +701,45 @@ impl Screen for BatchView {
                 }
             })
             .collect();
+        // Columns sized to their values, so no status or object type is cut.
+        let widest = |cell: &dyn Fn(&ApprovalItem) -> usize, header: &str| {
+            self.items
+                .iter()
+                .map(cell)
+                .chain([header.chars().count()])
+                .max()
+                .unwrap_or(0) as u16
+        };
         frame.render_widget(
             crate::widgets::table::list(
                 rows,
                 &[
                     Constraint::Length(1),
+                    Constraint::Length(widest(&|i| i.id.to_string().len(), "ID")),
                     Constraint::Length(6),
-                    Constraint::Length(7),
-                    Constraint::Length(30),
+                    Constraint::Length(widest(
+                        &|i| {
+                            i.netbox_object_type
+                                .as_deref()
+                                .unwrap_or("")
+                                .chars()
+                                .count()
+                        },
+                        "OBJECT",
+                    )),
                     Constraint::Min(14),
-                    Constraint::Length(11),
-                    Constraint::Length(12),
+                    Constraint::Length(widest(&|i| i.approval_status.as_str().len(), "STATUS")),
+                    Constraint::Length(widest(
+                        &|i| {
+                            i.approved_by
+                                .as_deref()
+                                .unwrap_or("")
+                                .chars()
+                                .count()
+                                .min(24)
+                        },
+                        "REVIEWER",
+                    )),
                 ],
                 &["", "ID", "ACTION", "OBJECT", "DEVICE", "STATUS", "REVIEWER"],
                 theme,
@@ -592,7 +751,7 @@ impl Screen for BatchView {
             .title(Span::styled(" proposed change ", theme.muted()));
         let inner = block.inner(change_area);
         frame.render_widget(block, change_area);
-        if let Some(item) = self.items.get(self.cursor.selected) {
+        if let Some(item) = self.selected() {
             frame.render_widget(
                 Paragraph::new(change_lines(item, theme)).wrap(Wrap { trim: false }),
                 inner,

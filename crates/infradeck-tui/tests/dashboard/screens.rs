@@ -656,7 +656,20 @@ fn reviews_are_recorded_with_reviewer_and_reason_and_read_only_hides_them() {
         app.take_effects().is_empty(),
         "Enter on the focused Cancel does nothing"
     );
-    // With deletes in the batch, Yes needs the batch id typed.
+    // Only an update is approved (the create was rejected, the delete is pending): nothing
+    // deleted will be sent, so Yes is enough.
+    press(&mut app, KeyCode::Char('P'));
+    press(&mut app, KeyCode::Tab);
+    press(&mut app, KeyCode::Enter);
+    assert_eq!(
+        app.take_effects(),
+        vec![Effect::Apply {
+            batch_id: "nb-20261128-0600".into()
+        }]
+    );
+    // With the delete approved, Yes needs the batch id typed.
+    press(&mut app, KeyCode::Down);
+    press(&mut app, KeyCode::Char('a'));
     press(&mut app, KeyCode::Char('P'));
     press(&mut app, KeyCode::Tab);
     press(&mut app, KeyCode::Enter);
@@ -675,6 +688,12 @@ fn reviews_are_recorded_with_reviewer_and_reason_and_read_only_hides_them() {
         }]
     );
 
+    let before_read_only: Vec<ApprovalStatus> = check
+        .batch_items("nb-20261128-0600")
+        .unwrap()
+        .iter()
+        .map(|i| i.approval_status)
+        .collect();
     let store = Store::open(&path, &OpenOptions::default()).unwrap();
     let mut read_only = App::new(store, env(true, true)).unwrap();
     for key in ":netbox".chars() {
@@ -709,12 +728,13 @@ fn reviews_are_recorded_with_reviewer_and_reason_and_read_only_hides_them() {
             .collect::<String>()
             .contains("read-only")
     );
-    let items = check.batch_items("nb-20261128-0600").unwrap();
-    assert_eq!(
-        items[2].approval_status,
-        ApprovalStatus::Pending,
-        "read-only wrote nothing"
-    );
+    let after: Vec<ApprovalStatus> = check
+        .batch_items("nb-20261128-0600")
+        .unwrap()
+        .iter()
+        .map(|i| i.approval_status)
+        .collect();
+    assert_eq!(after, before_read_only, "read-only wrote nothing");
 }
 
 #[test]
@@ -976,6 +996,49 @@ fn the_reader_follows_the_machines_a_page_mentions_and_opens_its_links() {
     ] {
         assert!(ticket.contains(wanted), "`{wanted}` in {ticket}");
     }
+}
+
+/// The item list filters with `/`; the dialogs count exactly what will be sent, and with
+/// nothing to send there is no dialog.
+#[test]
+fn the_netbox_item_list_filters_and_its_dialogs_count_what_will_be_sent() {
+    let mut h = harness(100, 30, false);
+    h.keys(":netbox<Enter><Enter>");
+    h.keys("/action:delete<Enter>");
+    let text = h.text();
+    assert!(text.contains("showing 1 of 3"), "{text}");
+    assert!(
+        text.contains("delete") && !text.contains(" update "),
+        "{text}"
+    );
+    h.keys("<Esc>");
+    h.keys("/esx01<Enter>");
+    let text = h.text();
+    assert!(
+        text.contains("esx01.dc1.example.net") && !text.contains("web-01  "),
+        "{text}"
+    );
+    h.keys("<Esc>");
+    // Nothing approved: apply says so instead of asking.
+    h.keys("P");
+    assert!(h.text().contains("nothing to apply"), "{}", h.text());
+    assert!(h.app.take_effects().is_empty());
+    // Reject the create; approving the batch then counts the two pending items only.
+    h.keys("<Down>r");
+    h.keys("not ours<Enter>");
+    h.keys("A");
+    let dialog = h.text();
+    assert!(dialog.contains("approve all 2 pending items"), "{dialog}");
+    assert!(
+        dialog.contains("0 creates · 1 update · 1 delete"),
+        "{dialog}"
+    );
+    h.keys("<Tab><Enter>");
+    // Apply sends the update and the delete: the id is asked for, shown whole on its own line.
+    h.keys("P");
+    let dialog = h.text();
+    assert!(dialog.contains("write the 2 approved items"), "{dialog}");
+    assert!(dialog.contains("  nb-20261128-0600"), "{dialog}");
 }
 
 #[test]
