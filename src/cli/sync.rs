@@ -490,9 +490,11 @@ pub fn history(ctx: &Context, args: &HistoryArgs) -> anyhow::Result<()> {
         super::print_json(&entries)?;
         return Ok(());
     }
+    let summaries = infradeck_core::changes::describe_entries(&store, &entries)?;
     let rows: Vec<Vec<String>> = entries
         .iter()
-        .map(|h| {
+        .zip(summaries)
+        .map(|(h, summary)| {
             vec![
                 h.performed_at.clone().unwrap_or_default(),
                 format!(
@@ -506,7 +508,7 @@ pub fn history(ctx: &Context, args: &HistoryArgs) -> anyhow::Result<()> {
                     .clone()
                     .or(h.device_id.map(|d| format!("#{d}")))
                     .unwrap_or_default(),
-                infradeck_core::changes::describe_entry(h),
+                summary,
             ]
         })
         .collect();

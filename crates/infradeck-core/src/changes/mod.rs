@@ -14,7 +14,9 @@ mod summary;
 pub use crate::model::ChangeKind;
 /// What an audit row means, as the store indexes it when it writes the row.
 pub(crate) use classify::{Finding, HistoryRow, classify as findings_of};
-pub use summary::{describe_entry, summarize_change};
+pub use summary::{
+    describe_entries, describe_entry, describe_entry_named, entry_fields, summarize_change,
+};
 
 use crate::machines::HealthRules;
 use crate::model::DeviceType;

@@ -495,6 +495,28 @@ impl Store {
         Ok(rows.collect::<rusqlite::Result<Vec<_>>>()?)
     }
 
+    /// Names of devices by id (those still stored), for audit rows that refer to them.
+    pub fn device_names(&self, ids: &[i64]) -> Result<std::collections::HashMap<i64, String>> {
+        let mut names = std::collections::HashMap::new();
+        if ids.is_empty() {
+            return Ok(names);
+        }
+        let list = serde_json::to_string(ids).map_err(|source| super::Error::Json {
+            column: "ids",
+            source,
+        })?;
+        let mut stmt = self.conn().prepare_cached(
+            "SELECT id, name FROM devices WHERE id IN (SELECT value FROM json_each(?1))",
+        )?;
+        for row in stmt.query_map([list], |r| {
+            Ok((r.get::<_, i64>(0)?, r.get::<_, String>(1)?))
+        })? {
+            let (id, name) = row?;
+            names.insert(id, name);
+        }
+        Ok(names)
+    }
+
     /// Audit rows written by one sync run, in order.
     pub fn history_of_run(&self, sync_id: &str) -> Result<Vec<HistoryEntry>> {
         let mut stmt = self.conn().prepare_cached(&format!(

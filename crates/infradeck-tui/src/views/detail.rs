@@ -59,6 +59,7 @@ impl DetailView {
         detail: &DeviceDetail,
         machine: Option<&MachineDetail>,
         knowledge: &[infradeck_core::store::KnowledgeHit],
+        history_lines: Vec<String>,
         cx: &Cx,
     ) {
         let theme = cx.env.theme;
@@ -352,11 +353,7 @@ impl DetailView {
 
         if !detail.history.is_empty() {
             doc.section(&format!("history · {}", detail.history.len()));
-            for h in &detail.history {
-                let summary = infradeck_core::changes::summarize_change(
-                    h.old_value.as_deref(),
-                    h.new_value.as_deref(),
-                );
+            for (h, summary) in detail.history.iter().zip(history_lines) {
                 doc.push(
                     Line::from(vec![
                         Span::styled(
@@ -364,7 +361,7 @@ impl DetailView {
                             theme.muted(),
                         ),
                         Span::raw(format!(
-                            "{:<10}",
+                            "{:<13} ",
                             h.change_type
                                 .as_deref()
                                 .or(h.operation.as_deref())
@@ -773,7 +770,9 @@ impl Screen for DetailView {
             Some(m) => infradeck_core::app::machine_detail(cx.store, m.id, &stale)?,
             None => None,
         };
-        self.build(&detail, machine.as_ref(), &knowledge, cx);
+        // The history in the names of the devices it refers to.
+        let history_lines = infradeck_core::changes::describe_entries(cx.store, &detail.history)?;
+        self.build(&detail, machine.as_ref(), &knowledge, history_lines, cx);
         Ok(())
     }
 

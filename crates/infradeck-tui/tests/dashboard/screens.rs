@@ -998,6 +998,54 @@ fn the_reader_follows_the_machines_a_page_mentions_and_opens_its_links() {
     }
 }
 
+/// History reads in names: a relationship as `parent kind child`; Enter opens one change whole
+/// with old and new side by side, and from there Enter opens the device.
+#[test]
+fn history_names_the_devices_and_an_entry_opens_old_and_new_side_by_side() {
+    let mut h = harness_with(120, 40, false, |store| {
+        let host = store.devices_named("esx01.dc1.example.net").unwrap()[0].id;
+        let vm = store.devices_named("web-01").unwrap()[0].id;
+        store
+            .write(|w| {
+                w.record_history(&NewHistory {
+                    sync_id: "vcenter-vcenter-1-20261128T055500.000Z",
+                    source_system: "vcenter",
+                    source_identifier: "vcenter-1",
+                    operation: "delete",
+                    device_id: Some(vm),
+                    change_type: "relationship",
+                    old_value: json!({"child_device_id": vm, "parent_device_id": host, "relationship_type": "hosts"}),
+                    new_value: serde_json::Value::Null,
+                    performed_by: "oncall",
+                    performed_at: "2026-11-28 05:56:00",
+                    metadata: json!({}),
+                })?;
+                Ok(())
+            })
+            .unwrap();
+    });
+    h.keys(":history<Enter>");
+    let text = h.text();
+    assert!(
+        text.contains("removed: esx01.dc1.example.net hosts web-01"),
+        "{text}"
+    );
+    assert!(!text.contains("child_device_id"), "{text}");
+    h.keys("/power<Enter><Enter>");
+    let entry = h.text();
+    assert!(entry.contains("FIELD"), "{entry}");
+    let row = entry
+        .lines()
+        .find(|l| l.contains("vcenter.power_state"))
+        .unwrap_or_else(|| panic!("{entry}"));
+    assert!(
+        row.contains("POWERED_OFF") && row.contains("POWERED_ON"),
+        "old and new on one row: {row}"
+    );
+    h.keys("<Enter>");
+    assert!(h.text().contains("web-01"), "Enter opens the device");
+}
+
 /// The item list filters with `/`; the dialogs count exactly what will be sent, and with
 /// nothing to send there is no dialog.
 #[test]
