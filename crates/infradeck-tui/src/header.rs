@@ -7,6 +7,7 @@ use infradeck_core::model::{DeviceStatus, DeviceType, Health, RunStatus};
 use infradeck_core::store::{MachineCount, SourceStatus, Store, SyncRun};
 use ratatui::Frame;
 use ratatui::layout::Rect;
+use ratatui::style::Style;
 use ratatui::text::{Line, Span};
 use ratatui::widgets::Paragraph;
 use std::collections::HashMap;
@@ -172,37 +173,35 @@ impl Header {
                 .map(|c| c.count)
                 .sum()
         };
-        let mut first = Vec::new();
+        // What must always show: the past-time marker, the environment, read-only.
+        let mut marks = Vec::new();
+        let mut short_marks = Vec::new();
         if let Some(at) = as_of {
-            first.push(Span::styled(
+            marks.push(Span::styled(
                 format!(" AS OF {at} UTC · read-only "),
+                theme.environment(true),
+            ));
+            // Narrow: to the minute, the view's title says the rest.
+            let minute = infradeck_core::text::first_chars(at, 16);
+            short_marks.push(Span::styled(
+                format!(" AS OF {minute} "),
                 theme.environment(true),
             ));
         }
         if let Some(environment) = &env.environment {
-            first.push(Span::styled(
+            marks.push(Span::styled(
                 format!(
                     " {} ",
                     infradeck_core::sanitize::for_terminal(&environment.to_uppercase())
                 ),
                 theme.environment(is_production(environment)),
             ));
+            short_marks.push(marks[marks.len() - 1].clone());
         }
-        first.extend([
-            Span::styled(" infradeck ", theme.title()),
-            Span::raw(infradeck_core::sanitize::for_terminal(&env.database_label).into_owned()),
-            Span::styled("  ", theme.muted()),
-            Span::raw(infradeck_core::sanitize::for_terminal(&env.identity).into_owned()),
-        ]);
-        if env.read_only {
-            first.push(Span::styled("  🔒 read-only", theme.warn()));
-        }
-        first.push(Span::styled("  │ ", theme.muted()));
-        first.push(Span::styled(
-            format!("{} machines", group(total)),
-            theme.base(),
-        ));
-        let parts: Vec<String> = [
+        let database = infradeck_core::sanitize::for_terminal(&env.database_label).into_owned();
+        let file_name = database.rsplit('/').next().unwrap_or(&database).to_string();
+        let identity = infradeck_core::sanitize::for_terminal(&env.identity).into_owned();
+        let types: Vec<String> = [
             (DeviceType::Vm, "vm"),
             (DeviceType::Server, "srv"),
             (DeviceType::NetworkDevice, "net"),
@@ -215,65 +214,148 @@ impl Header {
             (n > 0).then(|| format!("{} {label}", group(n)))
         })
         .collect();
-        if !parts.is_empty() {
-            first.push(Span::styled(
-                format!(": {}", parts.join(" · ")),
-                theme.muted(),
-            ));
-        }
+        let mut health = Vec::new();
         if inactive > 0 {
-            first.push(Span::styled(
+            health.push(Span::styled(
                 format!(" · {} inactive", group(inactive)),
                 theme.stale(),
             ));
         }
-        for (health, label) in [(Health::Crit, "crit"), (Health::Warn, "warn")] {
-            let n = unhealthy(health);
+        for (h, label) in [(Health::Crit, "crit"), (Health::Warn, "warn")] {
+            let n = unhealthy(h);
             if n > 0 {
-                first.push(Span::styled(
+                health.push(Span::styled(
                     format!(" · {} {label}", group(n)),
-                    theme.health(health),
+                    theme.health(h),
                 ));
             }
         }
+        // From the whole line to the least that still says what matters, the first that fits.
+        let first_line = |where_: Option<&str>, who: bool, with_types: bool| {
+            let mut spans = marks.clone();
+            if where_.is_none() && !who && !with_types {
+                spans = short_marks.clone();
+            }
+            spans.push(Span::styled(" infradeck ", theme.title()));
+            if let Some(place) = where_ {
+                spans.push(Span::raw(place.to_string()));
+                spans.push(Span::styled("  ", theme.muted()));
+            }
+            if who {
+                spans.push(Span::raw(identity.clone()));
+            }
+            if env.read_only {
+                spans.push(Span::styled("  🔒 read-only", theme.warn()));
+            }
+            spans.push(Span::styled(
+                if where_.is_none() && !who {
+                    "│ "
+                } else {
+                    " │ "
+                },
+                theme.muted(),
+            ));
+            spans.push(Span::styled(
+                format!("{} machines", group(total)),
+                theme.base(),
+            ));
+            if with_types && !types.is_empty() {
+                spans.push(Span::styled(
+                    format!(": {}", types.join(" · ")),
+                    theme.muted(),
+                ));
+            }
+            spans.extend(health.iter().cloned());
+            spans
+        };
+        let first = fit(
+            vec![
+                first_line(Some(&database), true, true),
+                first_line(Some(&file_name), true, true),
+                first_line(None, true, true),
+                first_line(None, true, false),
+                first_line(None, false, true),
+                first_line(None, false, false),
+            ],
+            area.width,
+        );
 
-        let mut second = vec![Span::raw(" ")];
         let states = self.source_states(env, now);
+        let data = Span::styled(
+            match self.newest_data(now) {
+                Some(age) => format!("│ data {age} old"),
+                None => "│ no data yet".to_string(),
+            },
+            theme.muted(),
+        );
+        let mut listed = vec![Span::raw(" ")];
         if states.is_empty() {
-            second.push(Span::styled("no sources configured", theme.muted()));
+            listed.push(Span::styled("no sources configured ", theme.muted()));
         }
-        for (name, state, age) in states {
-            let name = infradeck_core::sanitize::for_terminal(&name).into_owned();
-            let (text, style) = match state {
-                SourceState::Never => (format!("{name} · never"), theme.muted()),
+        let mut worst: Option<(u8, String, Span<'static>)> = None;
+        let mut tally: Vec<(u8, &str, usize, Style)> = Vec::new();
+        for (name, state, age) in &states {
+            let name = infradeck_core::sanitize::for_terminal(name).into_owned();
+            let (text, style, rank, symbol) = match state {
+                SourceState::Never => (format!("{name} · never"), theme.muted(), 2, "·"),
                 SourceState::Running { percent } => (
                     match percent {
                         Some(p) => format!("{name} ⟳{p}%"),
                         None => format!("{name} ⟳"),
                     },
                     theme.running(),
+                    1,
+                    "⟳",
                 ),
-                SourceState::Ok => (format!("{name} ✓{}", age.unwrap_or_default()), theme.ok()),
-                SourceState::Partial => (format!("{name} ◐partial"), theme.warn()),
-                SourceState::Failed => (format!("{name} ✗failed"), theme.error()),
+                SourceState::Ok => (
+                    format!("{name} ✓{}", age.clone().unwrap_or_default()),
+                    theme.ok(),
+                    0,
+                    "✓",
+                ),
+                SourceState::Partial => (format!("{name} ◐partial"), theme.warn(), 3, "◐"),
+                SourceState::Failed => (format!("{name} ✗failed"), theme.error(), 5, "✗"),
                 SourceState::Stale => (
-                    format!("{name} ◷stale {}", age.unwrap_or_default()),
+                    format!("{name} ◷stale {}", age.clone().unwrap_or_default()),
                     theme.warn(),
+                    4,
+                    "◷",
                 ),
             };
-            second.push(Span::styled(text, style));
-            second.push(Span::raw("  "));
+            match tally.iter_mut().find(|t| t.1 == symbol) {
+                Some(t) => t.2 += 1,
+                None => tally.push((rank, symbol, 1, style)),
+            }
+            if worst.as_ref().is_none_or(|w| rank > w.0) {
+                worst = Some((rank, name.clone(), Span::styled(text.clone(), style)));
+            }
+            listed.push(Span::styled(text, style));
+            listed.push(Span::raw("  "));
         }
-        second.push(Span::styled(
-            match self.newest_data(now) {
-                Some(age) => format!("│ data {age} old"),
-                None => "│ no data yet".to_string(),
-            },
-            theme.muted(),
-        ));
+        listed.push(data.clone());
+        // Folded: the count per state, worst first, and the worst source by name; `:sync` has
+        // them all.
+        tally.sort_by(|a, b| b.0.cmp(&a.0));
+        let folded = |with_worst: bool| {
+            let mut spans = vec![Span::raw(format!(" {} sources ", states.len()))];
+            for (_, symbol, n, style) in &tally {
+                spans.push(Span::styled(format!("{n}{symbol} "), *style));
+            }
+            if with_worst
+                && let Some((rank, _, text)) = &worst
+                && *rank > 0
+            {
+                spans.push(Span::styled("· ", theme.muted()));
+                spans.push(text.clone());
+                spans.push(Span::raw(" "));
+            }
+            spans.push(data.clone());
+            spans
+        };
+        let second = fit(vec![listed, folded(true), folded(false)], area.width);
         let [top, rest] = ratatui::layout::Layout::vertical([
             ratatui::layout::Constraint::Length(1),
-            ratatui::layout::Constraint::Min(1),
+            ratatui::layout::Constraint::Length(1),
         ])
         .areas(area);
         let bar = match &env.environment {
@@ -281,14 +363,28 @@ impl Header {
             _ => theme.header_bar(),
         };
         frame.render_widget(Paragraph::new(Line::from(first)).style(bar), top);
-        // The sources wrap onto a second line on narrow terminals rather than vanish.
         frame.render_widget(
-            Paragraph::new(Line::from(second))
-                .wrap(ratatui::widgets::Wrap { trim: true })
-                .style(theme.header_bar()),
+            Paragraph::new(Line::from(second)).style(theme.header_bar()),
             rest,
         );
     }
+}
+
+/// The first of `variants` (most detailed first) that fits in `width` columns, else the last.
+fn fit(variants: Vec<Vec<Span<'static>>>, width: u16) -> Vec<Span<'static>> {
+    let columns = |spans: &[Span<'_>]| -> usize {
+        spans
+            .iter()
+            .map(|s| unicode_width::UnicodeWidthStr::width(s.content.as_ref()))
+            .sum()
+    };
+    let count = variants.len();
+    for (n, variant) in variants.into_iter().enumerate() {
+        if n + 1 == count || columns(&variant) <= usize::from(width) {
+            return variant;
+        }
+    }
+    Vec::new()
 }
 
 fn progress_text(run: &SyncRun) -> String {

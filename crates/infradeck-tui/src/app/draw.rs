@@ -8,8 +8,9 @@ impl App {
     pub fn draw(&mut self, frame: &mut Frame) {
         let area = frame.area();
         let theme = self.env.theme;
+        // The header is two lines at any width: it abbreviates rather than wraps.
         let [header_area, body_area, footer_area] = Layout::vertical([
-            Constraint::Length(3),
+            Constraint::Length(2),
             Constraint::Min(3),
             Constraint::Length(1),
         ])

@@ -235,6 +235,15 @@ impl Screen for SyncView {
         .areas(area);
         self.height = table_area.height.saturating_sub(1).max(1) as usize;
         self.cursor.clamp(self.rows.len(), self.height);
+        let source_width = self
+            .rows
+            .iter()
+            .map(|r| r.system.chars().count() + 1 + r.instance.chars().count())
+            .chain(["SOURCE".len()])
+            .max()
+            .unwrap_or(6) as u16;
+        // A running state's progress text is long; 22 columns keep its percent and count.
+        let (state_width, counts_width) = (22, 13);
         let rows: Vec<Row> = self
             .rows
             .iter()
@@ -298,12 +307,14 @@ impl Screen for SyncView {
             crate::widgets::table::list(
                 rows,
                 &[
-                    Constraint::Length(26),
-                    Constraint::Length(30),
+                    // A source id is shown whole; the error gives way first (the pane below
+                    // shows the selected source's whole error).
+                    Constraint::Length(source_width),
+                    Constraint::Length(state_width),
                     Constraint::Length(9),
                     Constraint::Length(7),
-                    Constraint::Length(16),
-                    Constraint::Min(10),
+                    Constraint::Length(counts_width),
+                    Constraint::Min(0),
                 ],
                 &["SOURCE", "STATE", "LAST", "TOOK", "+ ~ -", "ERROR"],
                 theme,

@@ -1046,6 +1046,48 @@ fn history_names_the_devices_and_an_entry_opens_old_and_new_side_by_side() {
     assert!(h.text().contains("web-01"), "Enter opens the device");
 }
 
+/// At 80×24 with eight sources the header is two lines: the sources fold into counts per state
+/// with the worst by name, and the view starts on the third line. Wide, they are listed.
+#[test]
+fn the_header_takes_two_lines_and_folds_many_sources() {
+    let more = |store: &mut Store| {
+        store
+            .write(|w| {
+                for system in ["puppetdb", "netapp", "dorado", "confluence", "jira"] {
+                    w.record_sync_result(&RunSummary {
+                        source_system: system,
+                        source_identifier: &format!("{system}-1"),
+                        started_at: "2026-11-28 05:49:00",
+                        finished_at: SEEN,
+                        status: RunStatus::Success,
+                        duration_seconds: 3.0,
+                        added: 1,
+                        updated: 0,
+                        removed: 0,
+                        error_message: None,
+                    })?;
+                }
+                Ok(())
+            })
+            .unwrap();
+    };
+    let mut narrow = harness_with(80, 24, false, more);
+    let text = narrow.text();
+    let lines: Vec<&str> = text.lines().collect();
+    assert!(
+        lines[1].contains("8 sources") && lines[1].contains("foreman-1 ✗failed"),
+        "{text}"
+    );
+    assert!(lines[0].contains("37 machines"), "{text}");
+    assert!(
+        lines[2].starts_with(" devices"),
+        "the view starts on line 3: {text}"
+    );
+    let mut wide = harness_with(200, 40, false, more);
+    let text = wide.text();
+    assert!(text.lines().nth(1).unwrap().contains("jira-1 ✓"), "{text}");
+}
+
 /// The item list filters with `/`; the dialogs count exactly what will be sent, and with
 /// nothing to send there is no dialog.
 #[test]
