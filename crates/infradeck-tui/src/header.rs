@@ -335,7 +335,7 @@ impl Header {
         listed.push(data.clone());
         // Folded: the count per state, worst first, and the worst source by name; `:sync` has
         // them all.
-        tally.sort_by(|a, b| b.0.cmp(&a.0));
+        tally.sort_by_key(|t| std::cmp::Reverse(t.0));
         let folded = |with_worst: bool| {
             let mut spans = vec![Span::raw(format!(" {} sources ", states.len()))];
             for (_, symbol, n, style) in &tally {
