@@ -36,6 +36,22 @@ impl Env {
     fn run(&self, args: &[&str]) -> Output {
         self.cmd().args(args).output().unwrap()
     }
+
+    /// A headless demo of `scale` VMs in `demo/`: its directory (config.toml, inventory.db).
+    fn demo(&self, scale: usize) -> PathBuf {
+        let dir = self.path("demo");
+        let scale = scale.to_string();
+        let out = self.run(&[
+            "demo",
+            "--headless",
+            "--scale",
+            &scale,
+            "--dir",
+            dir.to_str().unwrap(),
+        ]);
+        assert!(out.status.success(), "{}", text(&out.stderr));
+        dir
+    }
 }
 
 fn text(bytes: &[u8]) -> String {
@@ -316,16 +332,7 @@ fn devices_filters_and_prints_json_and_sanitized_tables() {
 #[test]
 fn the_demo_lists_one_machine_per_same_as_group_with_its_sources_conflicts_and_show() {
     let env = Env::new();
-    let dir = env.path("demo");
-    let out = env.run(&[
-        "demo",
-        "--headless",
-        "--scale",
-        "150",
-        "--dir",
-        dir.to_str().unwrap(),
-    ]);
-    assert!(out.status.success(), "{}", text(&out.stderr));
+    let dir = env.demo(150);
     let config = dir.join("config.toml");
     let config = config.to_str().unwrap();
     let out = env.run(&["--config", config, "devices", "--json"]);
@@ -1036,16 +1043,7 @@ fn a_database_this_user_cannot_write_opens_read_only_and_says_so() {
 #[test]
 fn configs_and_diff_print_versions_and_a_unified_diff_for_pipes() {
     let env = Env::new();
-    let dir = env.path("demo");
-    let out = env.run(&[
-        "demo",
-        "--headless",
-        "--scale",
-        "40",
-        "--dir",
-        dir.to_str().unwrap(),
-    ]);
-    assert!(out.status.success(), "{}", text(&out.stderr));
+    let dir = env.demo(40);
     let config = dir.join("config.toml");
     let config = config.to_str().unwrap();
     let out = env.run(&["--config", config, "configs", "--json"]);

@@ -43,7 +43,7 @@ pub struct DocLine {
 }
 
 impl DocLine {
-    pub(crate) fn new(style: LineStyle, indent: usize, text: impl Into<String>) -> DocLine {
+    pub fn new(style: LineStyle, indent: usize, text: impl Into<String>) -> DocLine {
         DocLine {
             style,
             indent,
@@ -275,7 +275,6 @@ fn mark_mentions(store: &Store, document: &mut Document) -> crate::store::Result
     let mut words: Vec<String> = document
         .lines
         .iter()
-        .filter(|l| l.style != LineStyle::Code || !l.text.is_empty())
         .flat_map(|l| candidates(&l.text).into_iter().map(|(_, w)| w))
         .map(|w| w.to_lowercase())
         .collect();

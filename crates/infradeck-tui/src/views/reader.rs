@@ -100,34 +100,23 @@ impl ReaderView {
             }
         }
         if !document.links.is_empty() {
-            lines.push(DocLine {
-                style: LineStyle::Blank,
-                indent: 0,
-                text: String::new(),
-                mentions: Vec::new(),
-            });
-            lines.push(DocLine {
-                style: LineStyle::Heading,
-                indent: 0,
-                text: "Links".into(),
-                mentions: Vec::new(),
-            });
+            lines.push(DocLine::new(LineStyle::Blank, 0, ""));
+            lines.push(DocLine::new(LineStyle::Heading, 0, "Links"));
             for (index, link) in document.links.iter().enumerate() {
                 targets.push(Target::Link {
                     line: lines.len(),
                     index,
                 });
-                lines.push(DocLine {
-                    style: LineStyle::Item,
-                    indent: 0,
-                    text: format!(
+                lines.push(DocLine::new(
+                    LineStyle::Item,
+                    0,
+                    format!(
                         "[{}] {}  {}",
                         index + 1,
                         clean(&link.text),
                         clean(&link.url)
                     ),
-                    mentions: Vec::new(),
-                });
+                ));
             }
         }
         self.lines = lines;
@@ -281,10 +270,10 @@ impl Screen for ReaderView {
             }
             None => {
                 self.document = None;
-                self.lines = vec![DocLine {
-                    style: LineStyle::Meta,
-                    indent: 0,
-                    text: format!(
+                self.lines = vec![DocLine::new(
+                    LineStyle::Meta,
+                    0,
+                    format!(
                         "this {} is no longer in the inventory",
                         if self.kind == HitKind::Issue {
                             "ticket"
@@ -292,8 +281,7 @@ impl Screen for ReaderView {
                             "page"
                         }
                     ),
-                    mentions: Vec::new(),
-                }];
+                )];
                 self.targets.clear();
                 self.wrapped_for = 0;
             }
