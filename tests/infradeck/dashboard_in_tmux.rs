@@ -780,3 +780,211 @@ async fn the_dashboard_opens_on_what_changed_since_the_last_look() {
     tmux.keys(&["Enter"]);
     tmux.wait_text(&format!("AS OF {looked} UTC"));
 }
+
+/// The line numbers of a side-by-side diff on screen follow each hunk's header: after
+/// `@@ -A,B +C,D @@` the left column counts A, A+1, … over the lines it shows, the right C, C+1, ….
+/// Returns how many numbered lines were checked.
+fn check_side_by_side_numbers(screen: &str) -> usize {
+    let mut checked = 0;
+    let mut next: Option<(u32, u32, usize)> = None; // (next left, next right, right column)
+    for line in screen.lines() {
+        let chars: Vec<char> = line.chars().collect();
+        if let Some(start) = line.find("@@ -") {
+            let header = line.get(start..).unwrap_or_default();
+            let numbers: Vec<u32> = header
+                .split(|c: char| !c.is_ascii_digit())
+                .filter(|s| !s.is_empty())
+                .filter_map(|s| s.parse().ok())
+                .collect();
+            let right_column = line
+                .rmatch_indices("@@ -")
+                .next()
+                .map(|(at, _)| line.get(..at).unwrap_or_default().chars().count())
+                .unwrap_or(0);
+            assert!(numbers.len() >= 4, "a hunk header with both sides: {line}");
+            next = Some((numbers[0], numbers[2], right_column.saturating_sub(4)));
+            continue;
+        }
+        let Some((left, right, mid)) = next.as_mut() else {
+            continue;
+        };
+        if line.starts_with(" <") || chars.len() < *mid {
+            continue;
+        }
+        // A line number is right-aligned at the start of its side, before the -/+ marker.
+        let number_at = |from: usize| -> Option<u32> {
+            let text: String = chars.iter().skip(from).take(4).collect();
+            let digits: String = text
+                .trim_start()
+                .chars()
+                .take_while(char::is_ascii_digit)
+                .collect();
+            digits.parse().ok()
+        };
+        if let Some(n) = number_at(0) {
+            assert_eq!(n, *left, "left numbers follow the hunk header:\n{screen}");
+            *left += 1;
+            checked += 1;
+        }
+        if let Some(n) = number_at(*mid) {
+            assert_eq!(n, *right, "right numbers follow the hunk header:\n{screen}");
+            *right += 1;
+            checked += 1;
+        }
+    }
+    checked
+}
+
+/// The reading an on-call engineer does, by keystrokes: `:search` and a host name puts its
+/// runbook in the first three hits and Enter shows the page's text; `/` in a NetBox batch's
+/// items narrows them; a side-by-side config diff numbers both sides as its hunk headers say.
+#[tokio::test(flavor = "multi_thread")]
+async fn search_opens_the_runbook_the_netbox_items_filter_and_the_diff_numbers_follow_the_hunks() {
+    let rig = common::start_rig(60, 5).await;
+    let outcomes = rig
+        .run(&["vcenter", "oxidized", "confluence", "jira"])
+        .await;
+    assert!(
+        outcomes
+            .iter()
+            .all(|o| o.status == infradeck_core::model::RunStatus::Success),
+        "{outcomes:?}"
+    );
+    let db = rig.dir.path().join("inventory.db");
+    let conn = rusqlite::Connection::open(&db).unwrap();
+    let (title, body): (String, String) = conn
+        .query_row(
+            "SELECT title, body_text FROM kb_articles WHERE title LIKE 'How to restart the % service on %' \
+             ORDER BY id LIMIT 1",
+            [],
+            |r| Ok((r.get(0)?, r.get(1)?)),
+        )
+        .unwrap();
+    // "How to restart the ROLE service on HOST"
+    let host = title.rsplit(' ').next().unwrap().to_string();
+    // A line of the page's body long enough to be its own.
+    let body_line = body
+        .lines()
+        .map(str::trim)
+        .find(|l| l.chars().count() > 20 && !l.contains(&title))
+        .unwrap_or_else(|| panic!("a body line in {body:?}"))
+        .chars()
+        .take(30)
+        .collect::<String>();
+    drop(conn);
+    // A batch of three items, one of them a create.
+    let mut store = Store::open(&db, &OpenOptions::default()).unwrap();
+    let vms = store
+        .query_devices(&infradeck_core::store::DeviceQuery {
+            device_type: Some(DeviceType::Vm),
+            limit: 3,
+            ..Default::default()
+        })
+        .unwrap();
+    store
+        .write(|w| {
+            let items: Vec<NewApprovalItem> = vms
+                .iter()
+                .enumerate()
+                .map(|(i, vm)| NewApprovalItem {
+                    device_id: Some(vm.id),
+                    action: if i == 2 {
+                        ApprovalAction::Create
+                    } else {
+                        ApprovalAction::Update
+                    },
+                    netbox_object_type: "virtualization.virtualmachine".into(),
+                    netbox_object_id: (i != 2).then_some(i as i64 + 5),
+                    proposed_changes: json!({"fields": {"vcpus": {"from": 2, "to": 4}}}),
+                })
+                .collect();
+            w.create_batch(
+                &NewBatch {
+                    batch_id: "nb-read-1",
+                    netbox_url: "http://127.0.0.1:1",
+                    planned_at: &infradeck_core::time::now(),
+                    planned_by: "planner",
+                    metadata: json!({}),
+                },
+                &items,
+            )
+        })
+        .unwrap();
+    drop(store);
+    let config = rig.dir.path().join("config.toml");
+
+    let tmux = tokio::task::spawn_blocking(move || {
+        let tmux = Tmux::start(&[], Some(&config));
+        tmux.wait_text("devices");
+        // Search for the host: the runbook is among the first three hits.
+        tmux.keys(&[":"]);
+        tmux.type_text(&format!("search {host}"));
+        tmux.keys(&["Enter"]);
+        let screen = tmux.wait_for("the search hits", |s| {
+            s.lines().any(|l| l.starts_with("kb ")) || s.contains("no matches")
+        });
+        // Hits take two lines: the first of each pair starts with its kind (the snippet under it
+        // is indented). Under the two-line header and the trail.
+        let hits: Vec<&str> = screen
+            .lines()
+            .skip(3)
+            .filter(|l| {
+                ["device ", "kb ", "issue "]
+                    .iter()
+                    .any(|k| l.starts_with(k))
+            })
+            .collect();
+        let at = hits
+            .iter()
+            .position(|h| h.contains(&title))
+            .unwrap_or_else(|| panic!("`{title}` is a hit:\n{screen}"));
+        assert!(
+            at < 3,
+            "the runbook is among the first three hits:\n{screen}"
+        );
+        for _ in 0..at {
+            tmux.keys(&["Down"]);
+        }
+        tmux.keys(&["Enter"]);
+        let screen = tmux.wait_text(&body_line);
+        assert!(screen.contains(&title), "{screen}");
+        // The NetBox batch's items, narrowed by `/`.
+        tmux.keys(&[":"]);
+        tmux.type_text("netbox");
+        tmux.keys(&["Enter"]);
+        tmux.wait_text("nb-read-1");
+        tmux.keys(&["Enter"]);
+        let screen = tmux.wait_text("proposed change");
+        let items = |s: &str| s.lines().filter(|l| l.contains("virtualmachine")).count();
+        assert!(items(&screen) >= 3, "{screen}");
+        tmux.keys(&["/"]);
+        tmux.type_text("action:create");
+        tmux.keys(&["Enter"]);
+        let screen = tmux.wait_for("the filtered items", |s| {
+            s.contains("[/action:create]") && !s.contains("<Enter>keep")
+        });
+        assert!(screen.contains("showing 1 of 3"), "{screen}");
+        // A config diff side by side.
+        tmux.keys(&[":"]);
+        tmux.type_text("configs");
+        tmux.keys(&["Enter"]);
+        tmux.wait_text("VERSIONS");
+        tmux.keys(&["Enter"]);
+        tmux.wait_text("SHA-256");
+        tmux.keys(&["d"]);
+        tmux.wait_text("@@ -");
+        tmux.keys(&["v"]);
+        let screen = tmux.wait_for("the diff side by side", |s| {
+            s.lines().any(|l| l.matches("@@ -").count() == 2)
+        });
+        let checked = check_side_by_side_numbers(&screen);
+        assert!(checked > 5, "numbers were checked ({checked}):\n{screen}");
+        tmux.keys(&["q"]);
+        let screen = tmux.wait_text("EXIT=");
+        assert!(screen.contains("EXIT=0"), "{screen}");
+        tmux
+    })
+    .await
+    .unwrap();
+    drop(tmux);
+}

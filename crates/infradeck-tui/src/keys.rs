@@ -1083,7 +1083,23 @@ pub(crate) fn help(scopes: &[Scope]) -> Vec<(Scope, Vec<&'static Binding>)> {
     order
         .into_iter()
         .map(|scope| {
-            let rows = BINDINGS.iter().filter(|b| b.scope == scope).collect();
+            // In the view's own scopes, a key a more specific scope binds does that instead
+            // (Enter follows a link in the reader, not "open the selected row"): not listed.
+            let earlier = scopes
+                .iter()
+                .position(|s| *s == scope)
+                .map_or(&[][..], |at| &scopes[..at]);
+            let shadowed = |b: &Binding| {
+                b.keys.iter().all(|key| {
+                    BINDINGS
+                        .iter()
+                        .any(|other| earlier.contains(&other.scope) && other.keys.contains(key))
+                })
+            };
+            let rows = BINDINGS
+                .iter()
+                .filter(|b| b.scope == scope && !shadowed(b))
+                .collect();
             (scope, rows)
         })
         .filter(|(_, rows): &(Scope, Vec<&Binding>)| !rows.is_empty())
@@ -1093,6 +1109,29 @@ pub(crate) fn help(scopes: &[Scope]) -> Vec<(Scope, Vec<&'static Binding>)> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn help_leaves_out_a_key_a_more_specific_scope_of_the_view_takes() {
+        let reader = help(&[S::Reader, S::List, S::Global]);
+        let list = reader
+            .iter()
+            .find(|(scope, _)| *scope == S::List)
+            .map(|(_, rows)| rows.clone())
+            .unwrap_or_default();
+        assert!(
+            !list.iter().any(|b| b.action == Action::Open),
+            "the reader's Enter is its own"
+        );
+        assert!(
+            list.iter().any(|b| b.action == Action::Down),
+            "the rest stays"
+        );
+        // A list view keeps it.
+        let devices = help(&[S::Devices, S::List, S::Global]);
+        assert!(devices.iter().any(
+            |(scope, rows)| *scope == S::List && rows.iter().any(|b| b.action == Action::Open)
+        ));
+    }
 
     fn key(c: char) -> KeyEvent {
         KeyEvent::new(KeyCode::Char(c), KeyModifiers::NONE)

@@ -12,9 +12,7 @@ pub mod views;
 pub mod widgets;
 
 use app::{App, Effect, Env, Flash};
-use crossterm::event::{
-    Event, EventStream, KeyCode, KeyEvent, KeyEventKind, KeyModifiers, MouseEventKind,
-};
+use crossterm::event::{Event, EventStream, KeyEventKind};
 use futures::StreamExt;
 use infradeck_core::app::{
     Command, Event as ServiceEvent, NetboxReport, NetboxRequest, RunOutcome, ServiceLink,
@@ -110,16 +108,7 @@ async fn event_loop(
                     clear = keys::lookup(&key, &[keys::Scope::Global]).is_some_and(|b| b.action == keys::Action::Redraw);
                     dirty = app.on_key(key);
                 }
-                Some(Ok(Event::Mouse(mouse))) => {
-                    let code = match mouse.kind {
-                        MouseEventKind::ScrollDown => Some(KeyCode::Down),
-                        MouseEventKind::ScrollUp => Some(KeyCode::Up),
-                        _ => None,
-                    };
-                    if let Some(code) = code {
-                        dirty = app.on_key(KeyEvent::new(code, KeyModifiers::NONE));
-                    }
-                }
+                Some(Ok(Event::Mouse(mouse))) => dirty = app.on_mouse(mouse, std::time::Instant::now()),
                 Some(Ok(Event::Resize(..))) => dirty = true,
                 Some(Ok(_)) => {}
                 Some(Err(err)) => return Err(err.into()),

@@ -19,7 +19,20 @@ impl App {
         let as_of = self.views.last().and_then(|v| v.as_of());
         self.header.draw(frame, header_area, &self.env, now, as_of);
 
-        let trail = self.breadcrumb().join(" › ");
+        let crumbs = self.breadcrumb();
+        let trail = crumbs.join(" › ");
+        // Each view's columns in the title below (it starts with a space; " › " separates).
+        let mut x = body_area.x + 1;
+        let ranges = crumbs
+            .iter()
+            .map(|crumb| {
+                let width = Span::raw(crumb.as_str()).width() as u16;
+                let range = x..x.saturating_add(width);
+                x = range.end.saturating_add(3);
+                range
+            })
+            .collect();
+        self.crumbs = (body_area.y, ranges);
         let filter = self
             .views
             .last()

@@ -13,7 +13,7 @@ use super::keys::{self, Action, Scope};
 use super::theme::Theme;
 use super::views;
 use chrono::{DateTime, Utc};
-use crossterm::event::KeyEvent;
+use crossterm::event::{KeyCode, KeyEvent, KeyModifiers, MouseButton, MouseEvent, MouseEventKind};
 use infradeck_core::config::SourceConfig;
 use infradeck_core::store::Store;
 use ratatui::Frame;
@@ -167,6 +167,14 @@ pub(crate) trait Screen {
     fn unavailable(&self, _action: Action) -> Option<&'static str> {
         None
     }
+    /// The list's selection, for views that are a list (a mouse click selects in it).
+    fn cursor_mut(&mut self) -> Option<&mut crate::widgets::cursor::Cursor> {
+        None
+    }
+    /// Selects the row drawn at screen row `y` (a mouse click); true when there was one.
+    fn click(&mut self, y: u16, _cx: &mut Cx) -> anyhow::Result<bool> {
+        Ok(self.cursor_mut().is_some_and(|cursor| cursor.click(y)))
+    }
     /// The filter (or search) text, for views that have one.
     fn filter(&self) -> Option<&str> {
         None
@@ -222,8 +230,16 @@ pub struct App {
     generation: Option<(i64, u64)>,
     effects: Vec<Effect>,
     log: VecDeque<String>,
+    /// Where the breadcrumb's views were drawn (screen row, and each one's columns), so a click
+    /// on one goes back to it.
+    crumbs: (u16, Vec<std::ops::Range<u16>>),
+    /// The last left click (when, column, row), to tell a double click.
+    last_click: Option<(std::time::Instant, u16, u16)>,
     pub quit: bool,
 }
+
+/// Two clicks on the same cell closer than this are a double click (the common desktop default).
+const DOUBLE_CLICK: std::time::Duration = std::time::Duration::from_millis(400);
 
 impl App {
     /// Opens on the device list. Reads only what the first frame shows.
@@ -238,6 +254,8 @@ impl App {
             generation: None,
             effects: Vec::new(),
             log: VecDeque::new(),
+            crumbs: (0, Vec::new()),
+            last_click: None,
             quit: false,
         };
         let devices = views::devices::DevicesView::new(None);
@@ -384,6 +402,60 @@ impl App {
             self.flash = Some(Flash::error(format!("{err:#}")));
         }
         true
+    }
+
+    /// Handles one mouse event that happened `at` (passed in so tests can tell double clicks):
+    /// the wheel moves the selection, a click selects the row under it or goes back to a view
+    /// in the breadcrumb, a double click opens the row. True when the screen should be redrawn.
+    pub fn on_mouse(&mut self, mouse: MouseEvent, at: std::time::Instant) -> bool {
+        let key = |code| KeyEvent::new(code, KeyModifiers::NONE);
+        match mouse.kind {
+            MouseEventKind::ScrollDown => self.on_key(key(KeyCode::Down)),
+            MouseEventKind::ScrollUp => self.on_key(key(KeyCode::Up)),
+            MouseEventKind::Down(MouseButton::Left) => {
+                let double = self.last_click.is_some_and(|(when, column, row)| {
+                    (column, row) == (mouse.column, mouse.row)
+                        && at.saturating_duration_since(when) <= DOUBLE_CLICK
+                });
+                // A third click starts a new pair.
+                self.last_click = (!double).then_some((at, mouse.column, mouse.row));
+                match self.click(mouse.column, mouse.row) {
+                    Ok(true) if double => self.on_key(key(KeyCode::Enter)),
+                    Ok(selected) => selected,
+                    Err(err) => {
+                        self.flash = Some(Flash::error(format!("{err:#}")));
+                        true
+                    }
+                }
+            }
+            _ => false,
+        }
+    }
+
+    /// A left click at (`column`, `row`): true when it selected a row (a double click opens it).
+    fn click(&mut self, column: u16, row: u16) -> anyhow::Result<bool> {
+        // Dialogs, the help screen and the line being edited are driven by keys.
+        if !matches!(self.mode, Mode::Normal) {
+            return Ok(false);
+        }
+        self.flash = None;
+        let (crumb_row, crumbs) = &self.crumbs;
+        if row == *crumb_row {
+            let clicked = crumbs.iter().position(|range| range.contains(&column));
+            if let Some(index) = clicked.filter(|i| i + 1 < self.views.len()) {
+                self.views.truncate(index + 1);
+                let (mut cx, views) = self.cx();
+                if let Some(view) = views.last_mut() {
+                    view.refresh(&mut cx)?;
+                }
+            }
+            return Ok(false);
+        }
+        let (mut cx, views) = self.cx();
+        match views.last_mut() {
+            Some(view) => view.click(row, &mut cx),
+            None => Ok(false),
+        }
     }
 
     fn handle_key(&mut self, key: KeyEvent) -> anyhow::Result<()> {

@@ -136,6 +136,9 @@ impl Screen for ChangesView {
     fn scopes(&self) -> &'static [Scope] {
         &[Scope::Changes, Scope::List, Scope::Global]
     }
+    fn cursor_mut(&mut self) -> Option<&mut Cursor> {
+        Some(&mut self.cursor)
+    }
 
     fn refresh(&mut self, cx: &mut Cx) -> anyhow::Result<()> {
         let (since, until) = self.range.bounds(cx.now);
@@ -268,6 +271,8 @@ impl Screen for ChangesView {
 
         self.height = list.height.saturating_sub(1).max(1) as usize;
         self.cursor.clamp(self.visible.len(), self.height);
+        self.cursor
+            .drawn_at(list.y + 1, self.height, self.visible.len(), 1);
         let Some(digest) = &self.digest else {
             return;
         };

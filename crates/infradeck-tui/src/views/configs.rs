@@ -80,6 +80,9 @@ impl Screen for ConfigsView {
     fn scopes(&self) -> &'static [Scope] {
         &[Scope::Configs, Scope::List, Scope::Global]
     }
+    fn cursor_mut(&mut self) -> Option<&mut Cursor> {
+        Some(&mut self.cursor)
+    }
 
     fn unavailable(&self, action: Action) -> Option<&'static str> {
         match (&self.listing, action) {
@@ -211,6 +214,7 @@ impl Screen for ConfigsView {
         let theme = cx.env.theme;
         self.height = area.height.saturating_sub(1).max(1) as usize;
         self.cursor.clamp(self.len(), self.height);
+        self.cursor.drawn_at(area.y + 1, self.height, self.len(), 1);
         let (header, rows): (Row, Vec<Row>) = match &self.listing {
             Listing::Devices(devices) => {
                 let visible = self.visible_devices(devices);

@@ -62,6 +62,9 @@ impl Screen for ConflictsView {
     fn scopes(&self) -> &'static [Scope] {
         &[Scope::List, Scope::Global]
     }
+    fn cursor_mut(&mut self) -> Option<&mut Cursor> {
+        Some(&mut self.cursor)
+    }
 
     fn refresh(&mut self, cx: &mut Cx) -> anyhow::Result<()> {
         let stale = infradeck_core::app::stale_sources(cx.store, &cx.env.sources, cx.now)?;
@@ -128,6 +131,8 @@ impl Screen for ConflictsView {
         let theme = cx.env.theme;
         self.height = area.height.saturating_sub(1).max(1) as usize;
         self.cursor.clamp(self.visible.len(), self.height);
+        self.cursor
+            .drawn_at(area.y + 1, self.height, self.visible.len(), 1);
         let clean = |t: &str| infradeck_core::sanitize::for_terminal(t).into_owned();
         let rows: Vec<Row> = self
             .visible

@@ -737,6 +737,9 @@ impl Screen for DetailView {
     fn scopes(&self) -> &'static [Scope] {
         &[Scope::Detail, Scope::List, Scope::Global]
     }
+    fn cursor_mut(&mut self) -> Option<&mut Cursor> {
+        Some(&mut self.cursor)
+    }
 
     fn unavailable(&self, action: Action) -> Option<&'static str> {
         let link = self
@@ -834,6 +837,8 @@ impl Screen for DetailView {
         let theme = cx.env.theme;
         self.height = area.height.max(1) as usize;
         self.cursor.clamp(self.lines.len(), self.height);
+        self.cursor
+            .drawn_at(area.y, self.height, self.lines.len(), 1);
         let visible: Vec<Line> = self
             .lines
             .iter()

@@ -215,6 +215,16 @@ impl Screen for DevicesView {
     fn scopes(&self) -> &'static [Scope] {
         &[Scope::Devices, Scope::List, Scope::Global]
     }
+    fn cursor_mut(&mut self) -> Option<&mut Cursor> {
+        Some(&mut self.cursor)
+    }
+    fn click(&mut self, y: u16, cx: &mut Cx) -> anyhow::Result<bool> {
+        if !self.cursor.click(y) {
+            return Ok(false);
+        }
+        self.load_page(cx)?;
+        Ok(true)
+    }
 
     fn refresh(&mut self, cx: &mut Cx) -> anyhow::Result<()> {
         self.reload(cx)
@@ -325,6 +335,8 @@ impl Screen for DevicesView {
             );
             return;
         }
+        self.cursor
+            .drawn_at(table_area.y + 1, self.height, self.total as usize, 1);
         let unit = if self.records { "records" } else { "machines" };
         let position = if self.total == 0 {
             format!("no {unit} match")

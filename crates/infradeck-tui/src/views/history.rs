@@ -74,6 +74,9 @@ impl Screen for HistoryView {
     fn scopes(&self) -> &'static [Scope] {
         &[Scope::List, Scope::Global]
     }
+    fn cursor_mut(&mut self) -> Option<&mut Cursor> {
+        Some(&mut self.cursor)
+    }
 
     fn refresh(&mut self, cx: &mut Cx) -> anyhow::Result<()> {
         let entries = cx.store.history(self.device, 5000)?;
@@ -131,6 +134,8 @@ impl Screen for HistoryView {
         let theme = cx.env.theme;
         self.height = area.height.saturating_sub(1).max(1) as usize;
         self.cursor.clamp(self.visible.len(), self.height);
+        self.cursor
+            .drawn_at(area.y + 1, self.height, self.visible.len(), 1);
         let rows: Vec<Row> = self
             .visible
             .iter()

@@ -193,6 +193,9 @@ impl Screen for NetboxView {
     fn scopes(&self) -> &'static [Scope] {
         &[Scope::Netbox, Scope::List, Scope::Global]
     }
+    fn cursor_mut(&mut self) -> Option<&mut Cursor> {
+        Some(&mut self.cursor)
+    }
 
     fn refresh(&mut self, cx: &mut Cx) -> anyhow::Result<()> {
         self.batches = cx.store.batches()?;
@@ -229,6 +232,8 @@ impl Screen for NetboxView {
         let theme = cx.env.theme;
         self.height = area.height.saturating_sub(1).max(1) as usize;
         self.cursor.clamp(self.batches.len(), self.height);
+        self.cursor
+            .drawn_at(area.y + 1, self.height, self.batches.len(), 1);
         if self.batches.is_empty() {
             frame.render_widget(
                 Paragraph::new(Span::styled(
@@ -500,6 +505,9 @@ impl Screen for BatchView {
     fn scopes(&self) -> &'static [Scope] {
         &[Scope::Netbox, Scope::List, Scope::Global]
     }
+    fn cursor_mut(&mut self) -> Option<&mut Cursor> {
+        Some(&mut self.cursor)
+    }
 
     fn filter(&self) -> Option<&str> {
         Some(&self.filter)
@@ -644,6 +652,8 @@ impl Screen for BatchView {
         );
         self.height = list_area.height.saturating_sub(1).max(1) as usize;
         self.cursor.clamp(self.visible.len(), self.height);
+        self.cursor
+            .drawn_at(list_area.y + 1, self.height, self.visible.len(), 1);
         let marked = self.anchor.map(|_| self.marked_range());
         let rows: Vec<Row> = self
             .visible

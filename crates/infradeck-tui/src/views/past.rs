@@ -57,6 +57,9 @@ impl Screen for PastView {
     fn scopes(&self) -> &'static [Scope] {
         &[Scope::List, Scope::Global]
     }
+    fn cursor_mut(&mut self) -> Option<&mut Cursor> {
+        Some(&mut self.cursor)
+    }
 
     fn as_of(&self) -> Option<&str> {
         Some(&self.at)
@@ -131,6 +134,8 @@ impl Screen for PastView {
         let theme = cx.env.theme;
         self.height = area.height.saturating_sub(1).max(1) as usize;
         self.cursor.clamp(self.visible.len(), self.height);
+        self.cursor
+            .drawn_at(area.y + 1, self.height, self.visible.len(), 1);
         let Some(inventory) = &self.inventory else {
             return;
         };

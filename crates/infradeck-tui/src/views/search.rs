@@ -53,6 +53,9 @@ impl Screen for SearchView {
     fn scopes(&self) -> &'static [Scope] {
         &[Scope::List, Scope::Global]
     }
+    fn cursor_mut(&mut self) -> Option<&mut Cursor> {
+        Some(&mut self.cursor)
+    }
 
     fn refresh(&mut self, cx: &mut Cx) -> anyhow::Result<()> {
         self.run(cx);
@@ -106,6 +109,8 @@ impl Screen for SearchView {
         // Two lines per hit: title, then the snippet.
         self.height = (area.height / 2).max(1) as usize;
         self.cursor.clamp(self.hits.len(), self.height);
+        self.cursor
+            .drawn_at(area.y, self.height, self.hits.len(), 2);
         let mut lines = Vec::new();
         if let Some(error) = &self.error {
             lines.push(Line::from(Span::styled(error.clone(), theme.error())));

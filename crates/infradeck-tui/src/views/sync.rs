@@ -80,6 +80,9 @@ impl Screen for SyncView {
     fn scopes(&self) -> &'static [Scope] {
         &[Scope::Sync, Scope::List, Scope::Global]
     }
+    fn cursor_mut(&mut self) -> Option<&mut Cursor> {
+        Some(&mut self.cursor)
+    }
 
     fn unavailable(&self, action: Action) -> Option<&'static str> {
         let row = self.selected();
@@ -235,6 +238,8 @@ impl Screen for SyncView {
         .areas(area);
         self.height = table_area.height.saturating_sub(1).max(1) as usize;
         self.cursor.clamp(self.rows.len(), self.height);
+        self.cursor
+            .drawn_at(table_area.y + 1, self.height, self.rows.len(), 1);
         let source_width = self
             .rows
             .iter()

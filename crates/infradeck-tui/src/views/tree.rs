@@ -264,6 +264,9 @@ impl Screen for TreeView {
     fn scopes(&self) -> &'static [Scope] {
         &[Scope::Tree, Scope::List, Scope::Global]
     }
+    fn cursor_mut(&mut self) -> Option<&mut Cursor> {
+        Some(&mut self.cursor)
+    }
 
     fn refresh(&mut self, cx: &mut Cx) -> anyhow::Result<()> {
         if !self.loaded {
@@ -341,6 +344,8 @@ impl Screen for TreeView {
         let theme = cx.env.theme;
         self.height = area.height.max(1) as usize;
         self.cursor.clamp(self.rows.len(), self.height);
+        self.cursor
+            .drawn_at(area.y, self.height, self.rows.len(), 1);
         if self.rows.is_empty() {
             frame.render_widget(
                 Paragraph::new(Span::styled(

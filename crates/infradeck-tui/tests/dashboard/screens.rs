@@ -1203,3 +1203,87 @@ fn ctrl_c_quits_from_every_mode_and_q_is_typed_where_text_is_taken() {
         assert!(h.text().contains(&format!("{}q", path)), "{}", h.text());
     }
 }
+
+/// With the mouse on: a click selects the row under it (in a list of machines and in search
+/// hits, which take two lines each), a double click opens it, a click on a view in the trail
+/// goes back to it, the wheel moves, and a click in a dialog does nothing.
+#[test]
+fn a_click_selects_a_double_click_opens_and_the_trail_goes_back() {
+    use crossterm::event::{MouseButton, MouseEvent, MouseEventKind};
+    use std::time::{Duration, Instant};
+    let mut h = harness(120, 48, false);
+    let click = |h: &mut Harness, (column, row): (u16, u16), at: Instant| {
+        h.app.on_mouse(
+            MouseEvent {
+                kind: MouseEventKind::Down(MouseButton::Left),
+                column,
+                row,
+                modifiers: KeyModifiers::NONE,
+            },
+            at,
+        );
+    };
+    let selected_line = |h: &mut Harness| {
+        let buffer = h.draw().clone();
+        (0..buffer.area.height)
+            .find(|&y| buffer[(1, y)].modifier.contains(Modifier::REVERSED))
+            .map(|y| {
+                (0..buffer.area.width)
+                    .map(|x| buffer[(x, y)].symbol().to_string())
+                    .collect::<String>()
+            })
+    };
+    let start = Instant::now();
+    let web = h.find("web-01");
+    let first = selected_line(&mut h).expect("a row is selected");
+    assert!(
+        !first.contains("web-01"),
+        "web-01 is not the first row: {first}"
+    );
+    click(&mut h, web, start);
+    let now = selected_line(&mut h).expect("a row is selected");
+    assert!(now.contains("web-01"), "the click selected web-01: {now}");
+    assert_eq!(h.app.breadcrumb().len(), 1, "one click only selects");
+    // Two clicks far apart in time are two single clicks.
+    click(&mut h, web, start + Duration::from_secs(2));
+    assert_eq!(h.app.breadcrumb().len(), 1);
+    click(&mut h, web, start + Duration::from_millis(2200));
+    assert_eq!(
+        h.app.breadcrumb().len(),
+        2,
+        "a double click opens the machine"
+    );
+    assert!(h.text().contains("web-01"));
+    // The first view in the trail (drawn on the body's top border, after the header).
+    let (x, y) = h.find("devices");
+    assert_eq!(y, 2, "the trail is on the line under the two-line header");
+    click(&mut h, (x + 1, y), start + Duration::from_secs(5));
+    assert_eq!(h.app.breadcrumb().len(), 1, "the trail goes back");
+    // The wheel moves the selection (up: web-01 sorts near the end).
+    let before = selected_line(&mut h);
+    h.app.on_mouse(
+        MouseEvent {
+            kind: MouseEventKind::ScrollUp,
+            column: 10,
+            row: 10,
+            modifiers: KeyModifiers::NONE,
+        },
+        start + Duration::from_secs(6),
+    );
+    assert_ne!(selected_line(&mut h), before, "the wheel moved");
+    // Search hits take two lines: a click on a snippet line selects its hit.
+    h.keys(":search restart<Enter>");
+    let text = h.text();
+    let (_, title_row) = h.find("How to restart the web service");
+    assert!(text.contains("restart"), "{text}");
+    click(&mut h, (20, title_row + 1), start + Duration::from_secs(8));
+    let line = selected_line(&mut h).unwrap_or_default();
+    assert!(
+        line.contains("How to restart the web service"),
+        "{line}\n{text}"
+    );
+    // A dialog takes no clicks: the help screen stays and nothing under it moves.
+    h.keys("?");
+    click(&mut h, (20, 5), start + Duration::from_secs(10));
+    assert!(h.text().contains("Esc"), "the help screen is still open");
+}
