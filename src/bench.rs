@@ -723,6 +723,7 @@ pub(crate) fn history_figures(path: &std::path::Path) -> anyhow::Result<HistoryF
     let env = infradeck_tui::app::Env {
         last_look: Some(day_ago.clone()),
         landing: infradeck_core::config::Landing::Changes,
+        semantic_search: false,
         ..bench_env()
     };
     let mut terminal = ratatui::Terminal::new(ratatui::backend::TestBackend::new(160, 48))?;
@@ -775,6 +776,7 @@ fn bench_env() -> infradeck_tui::app::Env {
         machine_rules: Default::default(),
         last_look: None,
         landing: infradeck_core::config::Landing::Devices,
+        semantic_search: false,
     }
 }
 

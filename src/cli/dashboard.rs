@@ -24,6 +24,7 @@ pub(crate) fn env(ctx: &Context) -> Env {
         machine_rules: ctx.config.machine_rules(),
         last_look: None,
         landing: ctx.config.dashboard.landing,
+        semantic_search: ctx.config.embeddings.is_some(),
     }
 }
 

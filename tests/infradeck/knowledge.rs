@@ -741,3 +741,84 @@ async fn search_relevance_over_the_demo_estate() {
         assert!(!hit.snippet.contains("\":"), "raw JSON in {hit:?}");
     }
 }
+
+/// The service answers a search as the CLI does (hybrid with `[embeddings]`), so the dashboard,
+/// which asks it, ranks the same; with an endpoint that does not answer, full text and a notice.
+#[tokio::test(flavor = "multi_thread")]
+async fn the_service_answers_a_search_with_hybrid_ranking_and_degrades_with_a_notice() {
+    use infradeck_core::app::{Command, Event, Service, ServiceOptions};
+    let rig = start_rig(200).await;
+    ok(&rig.run_source(&rig.source("jira")).await);
+    let embeddings = rig.config.embeddings.clone().expect("[embeddings]");
+    let embedder = infradeck_core::search::Embedder::new(&embeddings).unwrap();
+    let database = rig.dir.path().join("inventory.db");
+    infradeck_core::search::index_knowledge(&database, &OpenOptions::default(), &embedder)
+        .await
+        .unwrap();
+    let estate = rig.sims.estate.read().unwrap().clone();
+    let ticket = &estate.tickets[0];
+    let ask = |config: infradeck_core::config::Config| {
+        let database = database.clone();
+        let query = ticket.summary.clone();
+        async move {
+            let (service, mut link) = Service::start(
+                database,
+                &config,
+                &ServiceOptions {
+                    allow_mass_removal: false,
+                    read_only: true,
+                },
+            );
+            assert!(link.send(Command::Search {
+                query: query.clone(),
+                limit: 5
+            }));
+            let answer = loop {
+                let event =
+                    tokio::time::timeout(std::time::Duration::from_secs(60), link.events.recv())
+                        .await
+                        .expect("answered within a minute")
+                        .expect("the service runs");
+                if let Event::Search {
+                    query: answered,
+                    result,
+                } = event
+                {
+                    assert_eq!(answered, query);
+                    break result.unwrap();
+                }
+            };
+            service.shutdown("test over", None).await;
+            answer
+        }
+    };
+    let cli =
+        infradeck_core::search::hybrid(&rig.store(), Some(&embedder), &ticket.summary, &[], 5)
+            .await
+            .unwrap();
+    let answer = ask(rig.config.clone()).await;
+    assert!(answer.notice.is_none(), "{:?}", answer.notice);
+    let ids = |hits: &[infradeck_core::store::SearchHit]| {
+        hits.iter().map(|h| (h.kind, h.id)).collect::<Vec<_>>()
+    };
+    assert_eq!(
+        ids(&answer.hits),
+        ids(&cli.hits),
+        "the same ranking as the CLI"
+    );
+    assert!(answer.hits.iter().any(|h| h.title.starts_with(&ticket.key)));
+    let mut down = rig.config.clone();
+    if let Some(e) = down.embeddings.as_mut() {
+        e.url = "http://127.0.0.1:9".into();
+    }
+    let answer = ask(down).await;
+    assert!(
+        answer
+            .notice
+            .as_deref()
+            .is_some_and(|n| n.contains("full-text results only")),
+        "{:?}",
+        answer.notice
+    );
+    assert!(!answer.hits.is_empty());
+}

@@ -150,6 +150,8 @@ async fn event_loop(
                         app.flash(Flash::info(format!("{why}: copied the URL instead")));
                     }
                 },
+                // Without a service (read-only) the full-text hits are the answer.
+                Effect::Search { .. } if service.is_none() => {}
                 other => {
                     if let Some(command) = command_of(app, other) {
                         send(app, service.as_ref(), command);
@@ -214,6 +216,7 @@ fn command_of(app: &mut App, effect: Effect) -> Option<Command> {
             },
         ),
         Effect::Rollback { batch_id } => netbox(app, NetboxRequest::Rollback { batch_id }),
+        Effect::Search { query, limit } => Some(Command::Search { query, limit }),
         Effect::Copy(_) | Effect::OpenUrl(_) => None,
     }
 }
@@ -280,6 +283,9 @@ fn on_service_event(app: &mut App, event: ServiceEvent) -> bool {
                 app.flash(Flash::error(format!("{what}: {err}")));
             }
         },
+        ServiceEvent::Search { query, result } => {
+            app.search_answer(&query, result);
+        }
         ServiceEvent::Refused { reason } => app.flash(Flash::error(reason)),
     }
     app.refresh();

@@ -26,6 +26,18 @@ pub enum Command {
     Stop,
     /// Plan, apply (or dry-run) or roll back NetBox changes.
     Netbox(NetboxRequest),
+    /// Search as `infradeck search` does: full text fused with semantic similarity when
+    /// `[embeddings]` is configured (the query is embedded here, off the front end's thread).
+    /// Answered by [`Event::Search`] with the same query.
+    Search { query: String, limit: usize },
+}
+
+/// The hits of a [`Command::Search`], best first, and why semantic ranking took no part when
+/// it did not.
+#[derive(Debug, Clone, Default)]
+pub struct SearchAnswer {
+    pub hits: Vec<crate::store::SearchHit>,
+    pub notice: Option<String>,
 }
 
 /// A NetBox operation on the review queue.
@@ -87,6 +99,11 @@ pub enum Event {
     Netbox {
         request: NetboxRequest,
         result: Result<NetboxReport, String>,
+    },
+    /// A search finished; the error is the whole chain, one line.
+    Search {
+        query: String,
+        result: Result<SearchAnswer, String>,
     },
     /// A command was not carried out at all, and why.
     Refused { reason: String },

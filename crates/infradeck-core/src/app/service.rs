@@ -5,8 +5,8 @@
 
 use super::pipeline::Pipeline;
 use super::protocol::{
-    Command, Counts, Event, NetboxReport, NetboxRequest, PipelineReport, RunOutcome, ServiceLink,
-    is_run_of,
+    Command, Counts, Event, NetboxReport, NetboxRequest, PipelineReport, RunOutcome, SearchAnswer,
+    ServiceLink, is_run_of,
 };
 use crate::config::{Config, NetboxConfig, SourceConfig};
 use crate::model::RunStatus;
@@ -50,6 +50,16 @@ struct Shared {
     /// Cancelled by a stop or a shutdown: every run's token is a child of it.
     stop: CancellationToken,
     tasks: TaskTracker,
+    searcher: Searcher,
+}
+
+/// Searches for a front end that does not embed queries itself (the dashboard).
+struct Searcher {
+    /// `None` without `[embeddings]`; an embedder that cannot be made is why not.
+    embedder: Option<Result<crate::search::Embedder, String>>,
+    /// One read-only connection kept for searches, so the vector matrix is read once per change
+    /// of the database, not once per query.
+    store: Arc<Mutex<Option<Store>>>,
 }
 
 /// A source's run in progress: its token, and its sync id once the engine has reported it.
@@ -95,6 +105,12 @@ impl Service {
             read_only: options.read_only,
             stop: CancellationToken::new(),
             tasks: TaskTracker::new(),
+            searcher: Searcher {
+                embedder: config.embeddings.as_ref().map(|embeddings| {
+                    crate::search::Embedder::new(embeddings).map_err(|err| format!("{err:#}"))
+                }),
+                store: Arc::new(Mutex::new(None)),
+            },
         });
         // Subscribed before anything can start, so no run's first progress is missed.
         let progress = shared.engine.subscribe();
@@ -175,6 +191,15 @@ async fn serve(shared: Arc<Shared>, mut commands: mpsc::UnboundedReceiver<Comman
                         .await
                         .map_err(|err| format!("{err:#}"));
                     let _ = shared.events.send(Event::Netbox { request, result });
+                });
+            }
+            Command::Search { query, limit } => {
+                let shared = shared.clone();
+                shared.tasks.clone().spawn(async move {
+                    let result = search(&shared, &query, limit)
+                        .await
+                        .map_err(|err| format!("{err:#}"));
+                    let _ = shared.events.send(Event::Search { query, result });
                 });
             }
         }
@@ -358,6 +383,40 @@ async fn watch(shared: Arc<Shared>, source: SourceConfig) {
             _ = shared.stop.cancelled() => {}
         }
     }
+}
+
+/// A search: the query embedded (a network wait, with no store held), then ranked on a
+/// blocking thread over the kept connection.
+async fn search(shared: &Arc<Shared>, query: &str, limit: usize) -> anyhow::Result<SearchAnswer> {
+    let (model, vector) = match &shared.searcher.embedder {
+        None => (None, None),
+        Some(Err(why)) => (None, Some(Err(why.clone()))),
+        Some(Ok(embedder)) => (
+            Some(embedder.model().to_string()),
+            Some(crate::search::embed_query(embedder, query).await?),
+        ),
+    };
+    let (kept, database, open) = (
+        shared.searcher.store.clone(),
+        shared.engine.database.clone(),
+        shared.netbox_open.clone(),
+    );
+    let query = query.to_string();
+    let result = tokio::task::spawn_blocking(move || {
+        let mut kept = kept.lock().unwrap_or_else(|e| e.into_inner());
+        let store = match kept.take() {
+            Some(store) => store,
+            None => Store::open_read_only(&database, &open)?,
+        };
+        let result = crate::search::rank(&store, model.as_deref(), vector, &query, &[], limit);
+        *kept = Some(store);
+        result
+    })
+    .await??;
+    Ok(SearchAnswer {
+        hits: result.hits,
+        notice: result.notice,
+    })
 }
 
 async fn netbox(shared: &Shared, request: &NetboxRequest) -> anyhow::Result<NetboxReport> {

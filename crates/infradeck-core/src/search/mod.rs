@@ -254,9 +254,71 @@ pub async fn hybrid(
     kinds: &[HitKind],
     limit: usize,
 ) -> anyhow::Result<SearchResult> {
+    let vector = match embedder {
+        Some(embedder) => Some(embed_query(embedder, query).await?),
+        None => None,
+    };
+    rank(
+        store,
+        embedder.map(Embedder::model),
+        vector,
+        query,
+        kinds,
+        limit,
+    )
+}
+
+/// The query's vector (its words without `type:` terms, which narrow and are not meant), or
+/// why there is none. Needs no database, so it can run where a store cannot be held across the
+/// wait (the service embeds, then ranks on a blocking thread).
+pub async fn embed_query(
+    embedder: &Embedder,
+    query: &str,
+) -> anyhow::Result<Result<Vec<f32>, String>> {
+    let (_, words) = crate::store::split_kinds(query).map_err(|e| anyhow::anyhow!(e))?;
+    Ok(match embedder.embed(&[words]).await {
+        Ok(mut v) => Ok(v.pop().unwrap_or_default()),
+        Err(err) => Err(format!("{err}")),
+    })
+}
+
+/// Full-text hits for `query`, fused with the neighbours of its vector when there is one.
+/// `model` and `vector` are `None` when semantic search is off; a vector that could not be had
+/// is a notice, and the full-text hits are the answer.
+pub fn rank(
+    store: &Store,
+    model: Option<&str>,
+    vector: Option<Result<Vec<f32>, String>>,
+    query: &str,
+    kinds: &[HitKind],
+    limit: usize,
+) -> anyhow::Result<SearchResult> {
     let text_hits = store.search(query, kinds, limit.max(50))?;
-    // `type:` words narrow the kinds; they are not part of what is embedded.
-    let (typed, words) = crate::store::split_kinds(query).map_err(|e| anyhow::anyhow!(e))?;
+    let text_only = |mut hits: Vec<SearchHit>, notice: String| {
+        hits.truncate(limit);
+        Ok(SearchResult {
+            hits,
+            notice: Some(notice),
+        })
+    };
+    let (model, vector) = match (model, vector) {
+        (Some(model), Some(Ok(vector))) => (model, vector),
+        (_, Some(Err(err))) => {
+            return text_only(
+                text_hits,
+                format!("semantic search unavailable ({err}): full-text results only"),
+            );
+        }
+        _ => {
+            return text_only(
+                text_hits,
+                "semantic search is off (no [embeddings] section in the config): full-text results"
+                    .into(),
+            );
+        }
+    };
+    // `type:` words narrow the kinds the vectors may add too.
+    let (typed, _) = crate::store::split_kinds(query).map_err(|e| anyhow::anyhow!(e))?;
     let kinds: Vec<HitKind> = if typed.is_empty() {
         kinds.to_vec()
     } else {
@@ -265,33 +327,8 @@ pub async fn hybrid(
             .filter(|k| kinds.is_empty() || kinds.contains(k))
             .collect()
     };
-    let (query, kinds) = (words.as_str(), kinds.as_slice());
-    let Some(embedder) = embedder else {
-        let mut hits = text_hits;
-        hits.truncate(limit);
-        return Ok(SearchResult {
-            hits,
-            notice: Some(
-                "semantic search is off (no [embeddings] section in the config): full-text results"
-                    .into(),
-            ),
-        });
-    };
-    let vector = match embedder.embed(&[query.to_string()]).await {
-        Ok(mut v) => v.pop().unwrap_or_default(),
-        Err(err) => {
-            let mut hits = text_hits;
-            hits.truncate(limit);
-            return Ok(SearchResult {
-                hits,
-                notice: Some(format!(
-                    "semantic search unavailable ({err}): full-text results only"
-                )),
-            });
-        }
-    };
     Ok(SearchResult {
-        hits: fuse(store, embedder.model(), &vector, text_hits, kinds, limit)?,
+        hits: fuse(store, model, &vector, text_hits, &kinds, limit)?,
         notice: None,
     })
 }

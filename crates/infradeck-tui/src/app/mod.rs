@@ -51,6 +51,9 @@ pub struct Env {
     pub last_look: Option<String>,
     /// `[dashboard] landing`: the page the dashboard opens on.
     pub landing: infradeck_core::config::Landing,
+    /// `[embeddings]` is configured: search asks the service for hybrid ranking (it embeds the
+    /// query) and shows full-text hits until the answer comes.
+    pub semantic_search: bool,
 }
 
 impl Env {
@@ -86,6 +89,11 @@ pub enum Effect {
     },
     /// A new NetBox plan (the batch id is empty).
     Plan,
+    /// Hybrid search (the service embeds the query); the answer goes to [`App::search_answer`].
+    Search {
+        query: String,
+        limit: usize,
+    },
     Rollback {
         batch_id: String,
     },
@@ -174,6 +182,15 @@ pub(crate) trait Screen {
     /// Selects the row drawn at screen row `y` (a mouse click); true when there was one.
     fn click(&mut self, y: u16, _cx: &mut Cx) -> anyhow::Result<bool> {
         Ok(self.cursor_mut().is_some_and(|cursor| cursor.click(y)))
+    }
+    /// Work the view wants done outside it (a search the service answers), taken once.
+    fn take_request(&mut self) -> Option<Effect> {
+        None
+    }
+    /// The service's answer to a search this view asked for; true when it was this view's
+    /// current query and is now shown.
+    fn search_answer(&mut self, _query: &str, _answer: &infradeck_core::app::SearchAnswer) -> bool {
+        false
     }
     /// The filter (or search) text, for views that have one.
     fn filter(&self) -> Option<&str> {
@@ -401,7 +418,43 @@ impl App {
         if let Err(err) = self.handle_key(key) {
             self.flash = Some(Flash::error(format!("{err:#}")));
         }
+        self.take_view_requests();
         true
+    }
+
+    /// What the current view asks to have done outside it becomes an effect.
+    fn take_view_requests(&mut self) {
+        if let Some(effect) = self.views.last_mut().and_then(|v| v.take_request()) {
+            self.effects.push(effect);
+        }
+    }
+
+    /// The service's answer to a search: shown when the current view asked for exactly that
+    /// query (an answer to an older keystroke is dropped). True when the screen changed.
+    pub fn search_answer(
+        &mut self,
+        query: &str,
+        result: Result<infradeck_core::app::SearchAnswer, String>,
+    ) -> bool {
+        let Some(view) = self.views.last_mut() else {
+            return false;
+        };
+        match result {
+            Ok(answer) => {
+                let shown = view.search_answer(query, &answer);
+                if let (true, Some(notice)) = (shown, answer.notice) {
+                    self.flash = Some(Flash::info(notice));
+                }
+                shown
+            }
+            Err(err) if view.filter() == Some(query) => {
+                self.flash = Some(Flash::error(format!(
+                    "semantic search failed ({err}): full-text results"
+                )));
+                true
+            }
+            Err(_) => false,
+        }
     }
 
     /// Handles one mouse event that happened `at` (passed in so tests can tell double clicks):

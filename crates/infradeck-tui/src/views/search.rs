@@ -1,7 +1,9 @@
-//! Full-text search over devices, runbook pages and tickets, as you type. The dashboard uses
-//! the local FTS index only: it never waits on an embeddings server.
+//! Search over devices, runbook pages and tickets, as you type. Every keystroke is answered from
+//! the local full-text index at once; with `[embeddings]` configured the view also asks the
+//! service for hybrid ranking (it embeds the query, off this thread) and shows that answer when
+//! it comes, if the query is still the one typed. The dashboard never waits on a server.
 
-use crate::app::{Cx, Outcome, Screen};
+use crate::app::{Cx, Effect, Outcome, Screen};
 use crate::keys::{Action, Scope};
 use crate::widgets::cursor::Cursor;
 use infradeck_core::store::{HitKind, SearchHit};
@@ -16,7 +18,16 @@ pub(crate) struct SearchView {
     error: Option<String>,
     cursor: Cursor,
     height: usize,
+    /// The query last asked of the service for hybrid ranking, and whether the request is
+    /// still to be sent.
+    asked: Option<String>,
+    unsent: bool,
+    /// The service's hybrid hits and the query they answer.
+    semantic: Option<(String, Vec<SearchHit>)>,
 }
+
+/// Hits asked for, as the CLI's `--limit` would.
+const LIMIT: usize = 200;
 
 impl SearchView {
     pub(crate) fn new(query: &str) -> SearchView {
@@ -26,15 +37,31 @@ impl SearchView {
             error: None,
             cursor: Cursor::default(),
             height: 10,
+            asked: None,
+            unsent: false,
+            semantic: None,
         }
     }
 
     fn run(&mut self, cx: &mut Cx) {
         self.error = None;
+        if cx.env.semantic_search
+            && !self.query.trim().is_empty()
+            && self.asked.as_deref() != Some(self.query.as_str())
+        {
+            self.asked = Some(self.query.clone());
+            self.unsent = true;
+        }
+        // The hybrid answer for this query, once it came, stays (a database change re-reads the
+        // full text only; asking again on every sync step would embed the same query again).
+        if let Some((_, hits)) = self.semantic.as_ref().filter(|(q, _)| *q == self.query) {
+            self.hits = hits.clone();
+            return;
+        }
         self.hits = if self.query.trim().is_empty() {
             Vec::new()
         } else {
-            match cx.store.search(&self.query, &[], 200) {
+            match cx.store.search(&self.query, &[], LIMIT) {
                 Ok(hits) => hits,
                 Err(err) => {
                     self.error = Some(err.to_string());
@@ -47,7 +74,10 @@ impl SearchView {
 
 impl Screen for SearchView {
     fn title(&self) -> String {
-        "search".into()
+        match &self.semantic {
+            Some((query, _)) if *query == self.query => "search (hybrid)".into(),
+            _ => "search".into(),
+        }
     }
 
     fn scopes(&self) -> &'static [Scope] {
@@ -64,6 +94,25 @@ impl Screen for SearchView {
 
     fn filter(&self) -> Option<&str> {
         Some(&self.query)
+    }
+
+    fn take_request(&mut self) -> Option<Effect> {
+        if !std::mem::take(&mut self.unsent) {
+            return None;
+        }
+        self.asked.clone().map(|query| Effect::Search {
+            query,
+            limit: LIMIT,
+        })
+    }
+
+    fn search_answer(&mut self, query: &str, answer: &infradeck_core::app::SearchAnswer) -> bool {
+        if query != self.query {
+            return false;
+        }
+        self.hits = answer.hits.clone();
+        self.semantic = Some((query.to_string(), answer.hits.clone()));
+        true
     }
 
     fn set_filter(&mut self, text: &str, cx: &mut Cx) -> anyhow::Result<()> {

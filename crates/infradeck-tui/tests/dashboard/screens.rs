@@ -252,6 +252,7 @@ fn env(color: bool, read_only: bool) -> Env {
         machine_rules: Default::default(),
         last_look: None,
         landing: infradeck_core::config::Landing::Devices,
+        semantic_search: false,
     }
 }
 
@@ -1286,4 +1287,70 @@ fn a_click_selects_a_double_click_opens_and_the_trail_goes_back() {
     h.keys("?");
     click(&mut h, (20, 5), start + Duration::from_secs(10));
     assert!(h.text().contains("Esc"), "the help screen is still open");
+}
+
+/// With `[embeddings]` configured, search asks the service for hybrid ranking once per query,
+/// shows the full-text hits meanwhile, shows the answer for the query still typed (and drops
+/// one for an older keystroke), and keeps it when the database changes.
+#[test]
+fn search_asks_the_service_for_hybrid_ranking_and_shows_only_the_current_answer() {
+    use infradeck_core::app::SearchAnswer;
+    let mut env = env(false, false);
+    env.semantic_search = true;
+    let mut h = harness_env(120, 40, env, |_| {});
+    h.keys(":search restart<Enter>");
+    let asked: Vec<Effect> = h.app.take_effects();
+    assert_eq!(
+        asked,
+        vec![Effect::Search {
+            query: "restart".into(),
+            limit: 200
+        }]
+    );
+    let text = h.text();
+    assert!(
+        text.contains("How to restart the web service"),
+        "full text meanwhile:\n{text}"
+    );
+    // The semantic answer puts a ticket first.
+    let mut hits = Store::open(&h._dir.path().join("inventory.db"), &OpenOptions::default())
+        .unwrap()
+        .search("OPS-7", &[], 10)
+        .unwrap()
+        .into_iter()
+        .filter(|hit| hit.kind == HitKind::Issue)
+        .collect::<Vec<_>>();
+    assert!(!hits.is_empty());
+    hits.truncate(1);
+    let answer = SearchAnswer {
+        hits: hits.clone(),
+        notice: None,
+    };
+    assert!(
+        !h.app.search_answer("resta", Ok(answer.clone())),
+        "an answer to an older query is dropped"
+    );
+    assert!(h.app.search_answer("restart", Ok(answer)));
+    let text = h.text();
+    assert!(text.contains("search (hybrid)"), "{text}");
+    assert!(text.contains(&hits[0].title), "{text}");
+    assert!(!text.contains("How to restart the web service"), "{text}");
+    // Moving does not ask again; a new query does.
+    h.keys("<Down>");
+    assert!(h.app.take_effects().is_empty());
+    h.keys("/ web<Enter>");
+    assert!(
+        h.app.take_effects().iter().any(|e| *e
+            == Effect::Search {
+                query: "restart web".into(),
+                limit: 200
+            }),
+        "a new query is asked for"
+    );
+    // A failure says so and the full-text hits stay.
+    assert!(
+        h.app
+            .search_answer("restart web", Err("connection refused".into()))
+    );
+    assert!(h.text().contains("semantic search failed"));
 }
