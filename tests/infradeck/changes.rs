@@ -51,15 +51,7 @@ pub(crate) fn wait_past(t: &str) -> String {
 }
 
 pub(crate) async fn sync_and_correlate(rig: &common::Rig) {
-    for outcome in rig.run(&SOURCES).await {
-        assert_eq!(
-            outcome.status,
-            infradeck_core::model::RunStatus::Success,
-            "{}: {:?}",
-            outcome.source,
-            outcome.message
-        );
-    }
+    rig.run(&SOURCES).await.iter().for_each(common::ok);
     let mut store = rig.store();
     correlate_with(
         &mut store,

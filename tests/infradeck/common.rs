@@ -231,3 +231,14 @@ pub(crate) fn xml_paths(
     walk(element, "", &mut out);
     out
 }
+
+/// Asserts that a run succeeded, naming the source and its message when it did not.
+pub(crate) fn ok(outcome: &infradeck_core::app::RunOutcome) {
+    assert_eq!(
+        outcome.status,
+        infradeck_core::model::RunStatus::Success,
+        "{}: {:?}",
+        outcome.source,
+        outcome.message
+    );
+}

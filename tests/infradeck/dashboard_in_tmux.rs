@@ -69,6 +69,22 @@ impl Tmux {
         assert!(status.success());
     }
 
+    /// Runs a `:` command (typed, then Enter).
+    fn command(&self, command: &str) {
+        self.keys(&[":"]);
+        self.type_text(command);
+        self.keys(&["Enter"]);
+    }
+
+    /// From anywhere: `:configs`, the first device, `d` on its newest version.
+    fn open_a_config_diff(&self) {
+        self.command("configs");
+        self.wait_text("VERSIONS");
+        self.keys(&["Enter"]);
+        self.wait_text("SHA-256");
+        self.keys(&["d"]);
+    }
+
     /// Types text literally.
     fn type_text(&self, text: &str) {
         let status = Command::new("tmux")
@@ -168,12 +184,7 @@ fn plan_batch(db: &Path) {
 async fn keystrokes_walk_the_dashboard_from_filter_to_netbox_rejection() {
     let rig = common::start_rig(60, 5).await;
     let outcomes = rig.run(&["vcenter", "oxidized"]).await;
-    assert!(
-        outcomes
-            .iter()
-            .all(|o| o.status == infradeck_core::model::RunStatus::Success),
-        "{outcomes:?}"
-    );
+    outcomes.iter().for_each(common::ok);
     let db = rig.dir.path().join("inventory.db");
     plan_batch(&db);
     let estate = rig.sims.estate.read().unwrap().clone();
@@ -244,21 +255,13 @@ async fn keystrokes_walk_the_dashboard_from_filter_to_netbox_rejection() {
             "the tree shows the host {host}:\n{screen}"
         );
         // Diff two config versions of a switch.
-        tmux.keys(&[":"]);
-        tmux.type_text("configs");
-        tmux.keys(&["Enter"]);
-        tmux.wait_text("VERSIONS");
-        tmux.keys(&["Enter"]);
-        tmux.wait_text("SHA-256");
-        tmux.keys(&["d"]);
+        tmux.open_a_config_diff();
         let screen = tmux.wait_text("@@ -");
         assert!(screen.contains("hunk 1/"), "{screen}");
         tmux.keys(&["i"]);
         tmux.wait_text("volatile");
         // Start a sync and watch it run to the end.
-        tmux.keys(&[":"]);
-        tmux.type_text("sync");
-        tmux.keys(&["Enter"]);
+        tmux.command("sync");
         tmux.wait_text("run log");
         tmux.keys(&["s"]);
         tmux.wait_for("the run to start", |s| {
@@ -268,9 +271,7 @@ async fn keystrokes_walk_the_dashboard_from_filter_to_netbox_rejection() {
         // message replaces the ones the next steps look for.
         tmux.wait_text("vcenter/vcenter-sim: success");
         // Reject a NetBox item with a reason.
-        tmux.keys(&[":"]);
-        tmux.type_text("netbox");
-        tmux.keys(&["Enter"]);
+        tmux.command("netbox");
         tmux.wait_text("nb-e2e-1");
         tmux.keys(&["Enter"]);
         tmux.wait_text("proposed change");
@@ -419,9 +420,7 @@ async fn quitting_or_dropping_the_dashboard_mid_sync_leaves_no_run_running() {
         tokio::task::spawn_blocking(move || {
             let tmux = Tmux::start(&[], Some(&config));
             tmux.wait_text("devices");
-            tmux.keys(&[":"]);
-            tmux.type_text("sync");
-            tmux.keys(&["Enter"]);
+            tmux.command("sync");
             tmux.wait_text("run log");
             tmux.keys(&["s"]);
             let deadline = Instant::now() + Duration::from_secs(60);
@@ -683,9 +682,7 @@ async fn sync_all_sync_watch_and_the_dashboards_sync_all_leave_the_same_database
         let dashboard = dir.join("dashboard.db");
         let tmux = Tmux::start(&["--db", &dashboard.display().to_string()], Some(&config));
         tmux.wait_text("devices");
-        tmux.keys(&[":"]);
-        tmux.type_text("sync");
-        tmux.keys(&["Enter"]);
+        tmux.command("sync");
         tmux.wait_text("run log");
         tmux.keys(&["S"]);
         wait_for_state(&dashboard, &expected, "the dashboard's S");
@@ -775,9 +772,7 @@ async fn the_dashboard_opens_on_what_changed_since_the_last_look() {
     });
     assert!(!screen.contains("changes"), "{screen}");
     // `:at` the last look: the past, marked in the header.
-    tmux.keys(&[":"]);
-    tmux.type_text(&format!("at {looked}"));
-    tmux.keys(&["Enter"]);
+    tmux.command(&format!("at {looked}"));
     tmux.wait_text(&format!("AS OF {looked} UTC"));
 }
 
@@ -844,12 +839,7 @@ async fn search_opens_the_runbook_the_netbox_items_filter_and_the_diff_numbers_f
     let outcomes = rig
         .run(&["vcenter", "oxidized", "confluence", "jira"])
         .await;
-    assert!(
-        outcomes
-            .iter()
-            .all(|o| o.status == infradeck_core::model::RunStatus::Success),
-        "{outcomes:?}"
-    );
+    outcomes.iter().for_each(common::ok);
     let db = rig.dir.path().join("inventory.db");
     let conn = rusqlite::Connection::open(&db).unwrap();
     let (title, body): (String, String) = conn
@@ -917,9 +907,7 @@ async fn search_opens_the_runbook_the_netbox_items_filter_and_the_diff_numbers_f
         let tmux = Tmux::start(&[], Some(&config));
         tmux.wait_text("devices");
         // Search for the host: the runbook is among the first three hits.
-        tmux.keys(&[":"]);
-        tmux.type_text(&format!("search {host}"));
-        tmux.keys(&["Enter"]);
+        tmux.command(&format!("search {host}"));
         let screen = tmux.wait_for("the search hits", |s| {
             s.lines().any(|l| l.starts_with("kb ")) || s.contains("no matches")
         });
@@ -949,9 +937,7 @@ async fn search_opens_the_runbook_the_netbox_items_filter_and_the_diff_numbers_f
         let screen = tmux.wait_text(&body_line);
         assert!(screen.contains(&title), "{screen}");
         // The NetBox batch's items, narrowed by `/`.
-        tmux.keys(&[":"]);
-        tmux.type_text("netbox");
-        tmux.keys(&["Enter"]);
+        tmux.command("netbox");
         tmux.wait_text("nb-read-1");
         tmux.keys(&["Enter"]);
         let screen = tmux.wait_text("proposed change");
@@ -965,13 +951,7 @@ async fn search_opens_the_runbook_the_netbox_items_filter_and_the_diff_numbers_f
         });
         assert!(screen.contains("showing 1 of 3"), "{screen}");
         // A config diff side by side.
-        tmux.keys(&[":"]);
-        tmux.type_text("configs");
-        tmux.keys(&["Enter"]);
-        tmux.wait_text("VERSIONS");
-        tmux.keys(&["Enter"]);
-        tmux.wait_text("SHA-256");
-        tmux.keys(&["d"]);
+        tmux.open_a_config_diff();
         tmux.wait_text("@@ -");
         tmux.keys(&["v"]);
         let screen = tmux.wait_for("the diff side by side", |s| {

@@ -1,6 +1,5 @@
 //! Storage and knowledge connectors against the simulators, and full-text search over the result.
 
-use infradeck_core::app::RunOutcome;
 use infradeck_core::model::{DeviceType, KbArticleRecord, RunStatus};
 use infradeck_core::store::{DeviceQuery, HitKind, OpenOptions};
 use infradeck_sim::SimKind;
@@ -9,19 +8,10 @@ use std::sync::atomic::Ordering;
 
 use crate::common;
 use common::Rig;
+use common::ok;
 
 async fn start_rig(scale: usize) -> Rig {
     common::start_rig(scale, 21).await
-}
-
-fn ok(outcome: &RunOutcome) {
-    assert_eq!(
-        outcome.status,
-        RunStatus::Success,
-        "{}: {:?}",
-        outcome.source,
-        outcome.message
-    );
 }
 
 #[tokio::test(flavor = "multi_thread")]
