@@ -12,7 +12,12 @@ pub(crate) fn env(ctx: &Context) -> Env {
     Env {
         database_label: shorten_home(&ctx.database_path),
         identity: format!("{user}@{}", infradeck_core::identity::host_name()),
-        reviewer: user,
+        reviewer: infradeck_core::identity::reviewer(
+            ctx.config
+                .netbox
+                .as_ref()
+                .and_then(|n| n.reviewer.as_deref()),
+        ),
         read_only: ctx.read_only,
         theme: Theme::from_env(),
         sources: ctx.config.sources.clone(),

@@ -170,7 +170,12 @@ fn item_ids(
 
 pub fn netbox(ctx: &Context, args: &NetboxArgs) -> anyhow::Result<()> {
     let mut store = ctx.open_store()?;
-    let reviewer = infradeck_core::identity::os_user();
+    let reviewer = infradeck_core::identity::reviewer(
+        ctx.config
+            .netbox
+            .as_ref()
+            .and_then(|n| n.reviewer.as_deref()),
+    );
     match args {
         NetboxArgs::Plan { json } => {
             refuse_read_only(ctx, "plan")?;
@@ -322,6 +327,18 @@ pub fn netbox(ctx: &Context, args: &NetboxArgs) -> anyhow::Result<()> {
                                     infradeck_core::sanitize::for_terminal(&parts.join(", "))
                                 );
                             }
+                        }
+                        if let Some(approved) = item.approved_sha256.as_deref() {
+                            println!(
+                                "    approved by {} as sha256 {}…",
+                                infradeck_core::sanitize::for_terminal(
+                                    item.approved_by.as_deref().unwrap_or("?")
+                                ),
+                                approved.chars().take(16).collect::<String>()
+                            );
+                        }
+                        if let Some(why) = item.changed_since_approval() {
+                            println!("    ! {why}");
                         }
                         if let Some(needs) = changes.get("needs").and_then(|n| n.as_array())
                             && !needs.is_empty()

@@ -424,6 +424,164 @@ async fn a_change_in_netbox_after_the_plan_becomes_a_conflict() {
     );
 }
 
+/// Approval is of what was reviewed: an item whose request changed in the database after it was
+/// approved (a tampered row, a re-plan writing over it) is refused as a conflict with the
+/// reason, the items that need it are not sent, the rest land, and the dry run says so first.
+#[tokio::test(flavor = "multi_thread")]
+async fn an_item_changed_after_approval_is_refused_and_what_needs_it_is_not_sent() {
+    let rig = synced_rig(26).await;
+    let mut store = rig.store();
+    let batch = plan(&rig, &mut store).await.batch_id.unwrap();
+    let items = store.batch_items(&batch).unwrap();
+    assert!(
+        items
+            .iter()
+            .all(|i| i.request_sha256.as_deref() == Some(i.digest().as_str())),
+        "each item keeps the digest of its request as planned"
+    );
+    approve_all(&mut store, &batch);
+    let items = store.batch_items(&batch).unwrap();
+    assert!(
+        items.iter().all(|i| i.approved_sha256 == i.request_sha256),
+        "approving records the digest"
+    );
+    let changes = |i: &infradeck_core::store::ApprovalItem| -> Value {
+        serde_json::from_str(i.proposed_changes.as_deref().unwrap()).unwrap()
+    };
+    // A VM create that interfaces need, and an update.
+    let create = items
+        .iter()
+        .find(|i| {
+            i.action == ApprovalAction::Create && changes(i)["endpoint"] == VMS && {
+                let key = changes(i)["key"].clone();
+                items.iter().any(|o| {
+                    changes(o)["needs"]
+                        .as_array()
+                        .is_some_and(|n| n.contains(&key))
+                })
+            }
+        })
+        .expect("a VM create with interfaces")
+        .clone();
+    let update = items
+        .iter()
+        .find(|i| i.action == ApprovalAction::Update)
+        .expect("an update")
+        .clone();
+    let key = changes(&create)["key"].clone();
+    let children: Vec<i64> = items
+        .iter()
+        .filter(|o| {
+            changes(o)["needs"]
+                .as_array()
+                .is_some_and(|n| n.contains(&key))
+        })
+        .map(|o| o.id)
+        .collect();
+    let name = changes(&create)["body"]["name"]
+        .as_str()
+        .unwrap()
+        .to_string();
+    let conn = rusqlite::Connection::open(rig.dir.path().join("inventory.db")).unwrap();
+    let tamper = |id: i64, path: &str, value: Value| {
+        let item = store.approval_item(id).unwrap().unwrap();
+        let mut c = changes(&item);
+        *c.pointer_mut(path).unwrap() = value;
+        conn.execute(
+            "UPDATE netbox_sync_approvals SET proposed_changes = ?1 WHERE id = ?2",
+            rusqlite::params![c.to_string(), id],
+        )
+        .unwrap();
+    };
+    tamper(
+        create.id,
+        "/body/name",
+        Value::from(format!("{name}-tampered")),
+    );
+    let field = changes(&update)["fields"]
+        .as_object()
+        .unwrap()
+        .keys()
+        .next()
+        .unwrap()
+        .clone();
+    tamper(
+        update.id,
+        &format!("/fields/{field}/to"),
+        serde_json::json!(999),
+    );
+    // Outcome keys apply adds later are not part of what was reviewed.
+    let other = items
+        .iter()
+        .find(|i| i.id != create.id && i.id != update.id && !children.contains(&i.id))
+        .unwrap();
+    let mut noted = changes(other);
+    noted["result"] = serde_json::json!({"note": "from an earlier run"});
+    conn.execute(
+        "UPDATE netbox_sync_approvals SET proposed_changes = ?1 WHERE id = ?2",
+        rusqlite::params![noted.to_string(), other.id],
+    )
+    .unwrap();
+
+    let dry = infradeck_core::netbox::apply(
+        &mut store,
+        &client(&rig.config),
+        &batch,
+        &ApplyOptions {
+            dry_run: true,
+            ..options()
+        },
+    )
+    .await
+    .unwrap();
+    assert_eq!(
+        dry.lines
+            .iter()
+            .filter(|l| l.contains("would be refused as a conflict"))
+            .count(),
+        2,
+        "{:#?}",
+        dry.lines
+    );
+    let report =
+        infradeck_core::netbox::apply(&mut store, &client(&rig.config), &batch, &options())
+            .await
+            .unwrap();
+    assert_eq!(report.conflicts, 2, "{:#?}", report.lines);
+    for id in [create.id, update.id] {
+        let item = store.approval_item(id).unwrap().unwrap();
+        assert_eq!(item.approval_status, ApprovalStatus::Conflict);
+        assert!(
+            changes(&item)["conflict"]["note"]
+                .as_str()
+                .is_some_and(|n| n.contains("changed after it was approved")),
+            "{}",
+            changes(&item)
+        );
+    }
+    for id in &children {
+        let item = store.approval_item(*id).unwrap().unwrap();
+        assert_eq!(item.approval_status, ApprovalStatus::Failed, "not sent");
+    }
+    assert_eq!(
+        store
+            .approval_item(other.id)
+            .unwrap()
+            .unwrap()
+            .approval_status,
+        ApprovalStatus::Applied,
+        "an outcome note is not a change of the request"
+    );
+    let vms = rig.sims.netbox.snapshot(VMS);
+    assert!(
+        !vms.values().any(|v| v["name"]
+            .as_str()
+            .is_some_and(|n| n == name || n == format!("{name}-tampered"))),
+        "neither the approved nor the tampered VM was created"
+    );
+    assert!(report.applied > 10, "the rest landed: {}", report.applied);
+}
+
 #[tokio::test(flavor = "multi_thread")]
 async fn a_failure_half_way_then_apply_again_writes_each_item_once() {
     let rig = synced_rig(23).await;
@@ -637,6 +795,11 @@ async fn a_batch_with_too_many_deletes_needs_allow_deletes_and_dry_run_writes_no
 }
 
 fn infradeck(rig: &Rig, args: &[&str]) -> std::process::Output {
+    infradeck_with(rig, args, &[])
+}
+
+/// `infradeck` with these environment variables set as well.
+fn infradeck_with(rig: &Rig, args: &[&str], vars: &[(&str, &str)]) -> std::process::Output {
     let config = rig.dir.path().join("config.toml");
     std::process::Command::new(env!("CARGO_BIN_EXE_infradeck"))
         .arg("--config")
@@ -644,6 +807,7 @@ fn infradeck(rig: &Rig, args: &[&str]) -> std::process::Output {
         .args(args)
         .env("HOME", rig.dir.path())
         .env("XDG_STATE_HOME", rig.dir.path().join("state"))
+        .envs(vars.iter().copied())
         .output()
         .unwrap()
 }
@@ -699,12 +863,21 @@ async fn the_command_line_plans_reviews_approves_by_range_and_applies() {
         "{}",
         String::from_utf8_lossy(&out.stderr)
     );
-    let out = run(vec![
-        "netbox".into(),
-        "approve".into(),
-        batch.clone(),
-        format!("{first}-{last}"),
-    ]);
+    // Approved over SSH through sudo: the review names the person and the key.
+    let range = format!("{first}-{last}");
+    let out = tokio::task::block_in_place(|| {
+        infradeck_with(
+            &rig,
+            &["netbox", "approve", &batch, &range],
+            &[
+                ("SUDO_USER", "bob"),
+                (
+                    "SSH_AUTH_INFO_0",
+                    "publickey ssh-ed25519 AAAAC3NzaC1lZDI1NTE5AAAAIHBtc0npmBh89MuVOIqbnc3Skwo8DsSzuPnM/LGT+W+v",
+                ),
+            ],
+        )
+    });
     assert!(
         String::from_utf8_lossy(&out.stdout).contains("3 items approved"),
         "{}",
@@ -716,6 +889,18 @@ async fn the_command_line_plans_reviews_approves_by_range_and_applies() {
         review.contains("[rejected: wrong site]")
             && review.contains("[approved]")
             && review.contains(" → "),
+        "{review}"
+    );
+    assert_eq!(
+        review
+            .lines()
+            .filter(|l| l.contains("approved by")
+                && l.contains(
+                    "sudo by bob, key SHA256:qfe+hvAznwSvcFRRyXvI4giiAXdDDi3liJRWOmccHsw)"
+                )
+                && l.contains(" as sha256 "))
+            .count(),
+        3,
         "{review}"
     );
     let out = run(vec![

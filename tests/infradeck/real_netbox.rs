@@ -89,6 +89,7 @@ impl RealNetbox {
                 delete_grace_days: 7,
                 max_deletes: 10,
                 site: site.map(str::to_string),
+                reviewer: None,
             },
             RetryPolicy {
                 max_tries: 3,

@@ -250,6 +250,9 @@ pub struct NetboxConfig {
     pub max_deletes: u32,
     /// The NetBox site clusters are scoped to (created when missing), so their VMs get it too.
     pub site: Option<String>,
+    /// The name reviews are recorded under (`identity::reviewer` adds the login, sudo and SSH
+    /// key); the login name when absent.
+    pub reviewer: Option<String>,
 }
 
 /// A configuration problem, located in its file.

@@ -254,6 +254,10 @@ pub(super) fn parse_netbox(
             }
             site => site,
         },
+        reviewer: raw
+            .reviewer
+            .map(|r| r.trim().to_string())
+            .filter(|r| !r.is_empty()),
     })
 }
 

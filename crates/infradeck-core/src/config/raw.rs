@@ -130,4 +130,5 @@ pub(super) struct RawNetbox {
     pub(super) delete_grace_days: Option<u32>,
     pub(super) max_deletes: Option<u32>,
     pub(super) site: Option<String>,
+    pub(super) reviewer: Option<String>,
 }

@@ -284,9 +284,17 @@ pub async fn apply(
     if options.dry_run {
         let numbers = item_numbers(&items);
         for item in items.iter().filter(|i| eligible(i)) {
-            let line = match parse_plan(item) {
-                Ok(plan) => describe_request(client, item, numbers[&item.id], &plan, &message),
-                Err(err) => format!("#{} cannot be applied: {err}", numbers[&item.id]),
+            let line = match (parse_plan(item), item.changed_since_approval()) {
+                (Ok(_), Some(why)) => {
+                    format!(
+                        "#{} would be refused as a conflict: {why}",
+                        numbers[&item.id]
+                    )
+                }
+                (Ok(plan), None) => {
+                    describe_request(client, item, numbers[&item.id], &plan, &message)
+                }
+                (Err(err), _) => format!("#{} cannot be applied: {err}", numbers[&item.id]),
             };
             run.report.lines.push(line);
         }
@@ -406,21 +414,35 @@ impl<'a> Run<'a> {
     ) -> anyhow::Result<()> {
         let numbers = item_numbers(&items);
         let mut todo: Vec<Work> = Vec::new();
+        let mut changed = Vec::new();
         for item in items.into_iter().filter(|i| eligible(i)) {
             let number = numbers[&item.id];
+            // An approval is of a digest: a request that moved since is not what was approved.
+            let moved = match self.net.mode {
+                Mode::Apply => item.changed_since_approval(),
+                Mode::Rollback => None,
+            };
             match parse_plan(&item) {
-                Ok(plan) => todo.push(Work {
-                    op: op_of(self.net.mode, item.action),
-                    item,
-                    plan,
-                    number,
-                }),
+                Ok(plan) => {
+                    let work = Work {
+                        op: op_of(self.net.mode, item.action),
+                        item,
+                        plan,
+                        number,
+                    };
+                    match moved {
+                        Some(why) => changed.push((work, conflict(why))),
+                        None => todo.push(work),
+                    }
+                }
                 Err(err) => {
                     self.report.failed += 1;
                     self.report.lines.push(format!("#{number} failed: {err}"));
                 }
             }
         }
+        // Recorded before any stage, so the items that need them are refused, not sent.
+        self.claim_and_record_unwritten(changed)?;
         let deferring_since = tokio::time::Instant::now();
         while !todo.is_empty() {
             let mut stages: Vec<(u8, u8)> = todo.iter().map(|w| w.stage(self.net.mode)).collect();

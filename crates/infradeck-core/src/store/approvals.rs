@@ -104,11 +104,97 @@ pub struct ApprovalItem {
     pub(crate) applied_at: Option<String>,
     pub rollback_data: Option<String>,
     pub review_comment: Option<String>,
+    /// The SHA-256 of the item's target and request when it was planned.
+    pub request_sha256: Option<String>,
+    /// The SHA-256 the reviewer approved; `None` when not approved (or approved before
+    /// approvals were bound to digests).
+    pub approved_sha256: Option<String>,
+}
+
+impl ApprovalItem {
+    /// The SHA-256 of what this item would send now: see [`reviewed_digest`].
+    pub fn digest(&self) -> String {
+        reviewed_digest(
+            self.action,
+            self.netbox_object_type.as_deref(),
+            self.netbox_object_id,
+            self.proposed_changes.as_deref(),
+        )
+    }
+
+    /// Why apply must not send this item: it was approved, and what it would send now is not
+    /// what was approved. `None` when it may go (or was approved before digests were kept).
+    pub fn changed_since_approval(&self) -> Option<String> {
+        let approved = self.approved_sha256.as_deref()?;
+        let now = self.digest();
+        (now != approved).then(|| {
+            format!(
+                "its request changed after it was approved (approved {}…, now {}…): review it again",
+                approved.chars().take(12).collect::<String>(),
+                now.chars().take(12).collect::<String>()
+            )
+        })
+    }
+}
+
+/// The parts of the proposed changes apply builds its requests from; what apply adds later (the
+/// outcome of a run: `conflict`, `result`, …) is not part of what was reviewed.
+const REVIEWED_KEYS: &[&str] = &[
+    "endpoint",
+    "object",
+    "key",
+    "fields",
+    "body",
+    "match",
+    "seen",
+    "needs",
+    "primary_of",
+];
+
+/// Lowercase hex SHA-256 of an item's target (action, object type, object id) and of the parts of
+/// its proposed changes that make its request, as canonical JSON (keys sorted). What a reviewer
+/// approves is this digest: apply refuses an item whose digest moved since.
+pub fn reviewed_digest(
+    action: ApprovalAction,
+    object_type: Option<&str>,
+    object_id: Option<i64>,
+    proposed_changes: Option<&str>,
+) -> String {
+    let changes: serde_json::Value = proposed_changes
+        .and_then(|text| serde_json::from_str(text).ok())
+        .unwrap_or(serde_json::Value::Null);
+    let reviewed: std::collections::BTreeMap<&str, serde_json::Value> = REVIEWED_KEYS
+        .iter()
+        .filter_map(|key| Some((*key, canonical(changes.get(*key)?))))
+        .collect();
+    let text = serde_json::json!({
+        "action": action.as_str(),
+        "object_type": object_type,
+        "object_id": object_id,
+        "changes": reviewed,
+    })
+    .to_string();
+    super::configs::config_hash(&text)
+}
+
+/// `value` with every object's keys in sorted order, whatever order the JSON was written in.
+fn canonical(value: &serde_json::Value) -> serde_json::Value {
+    use serde_json::Value;
+    match value {
+        Value::Object(map) => {
+            let sorted: std::collections::BTreeMap<&String, Value> =
+                map.iter().map(|(k, v)| (k, canonical(v))).collect();
+            Value::Object(sorted.into_iter().map(|(k, v)| (k.clone(), v)).collect())
+        }
+        Value::Array(items) => Value::Array(items.iter().map(canonical).collect()),
+        other => other.clone(),
+    }
 }
 
 pub(super) const ITEM_COLUMNS: &str = "a.id, a.sync_batch_id, a.device_id, d.name, a.action, \
      a.netbox_object_type, a.netbox_object_id, a.proposed_changes, a.approval_status, a.approved_by, \
-     a.approved_at, a.applied_at, a.rollback_data, a.review_comment";
+     a.approved_at, a.applied_at, a.rollback_data, a.review_comment, a.request_sha256, \
+     a.approved_sha256";
 
 pub(super) fn item_from_row(row: &Row<'_>) -> rusqlite::Result<ApprovalItem> {
     Ok(ApprovalItem {
@@ -126,6 +212,8 @@ pub(super) fn item_from_row(row: &Row<'_>) -> rusqlite::Result<ApprovalItem> {
         applied_at: row.get(11)?,
         rollback_data: row.get(12)?,
         review_comment: row.get(13)?,
+        request_sha256: row.get(14)?,
+        approved_sha256: row.get(15)?,
     })
 }
 
@@ -155,17 +243,26 @@ impl Writer<'_> {
         ])?;
         let mut insert = conn.prepare_cached(
             "INSERT INTO netbox_sync_approvals (sync_batch_id, device_id, action, netbox_object_type, \
-             netbox_object_id, proposed_changes, approval_status) VALUES (?1, ?2, ?3, ?4, ?5, ?6, 'pending')",
+             netbox_object_id, proposed_changes, approval_status, request_sha256) \
+             VALUES (?1, ?2, ?3, ?4, ?5, ?6, 'pending', ?7)",
         )?;
         let mut ids = Vec::with_capacity(items.len());
         for item in items {
+            let changes = json_text(&item.proposed_changes);
+            let digest = reviewed_digest(
+                item.action,
+                Some(item.netbox_object_type.as_str()),
+                item.netbox_object_id,
+                changes.as_deref(),
+            );
             insert.execute(params![
                 batch.batch_id,
                 item.device_id,
                 item.action.as_str(),
                 item.netbox_object_type,
                 item.netbox_object_id,
-                json_text(&item.proposed_changes)
+                changes,
+                digest
             ])?;
             ids.push(conn.last_insert_rowid());
         }
@@ -204,7 +301,8 @@ impl Writer<'_> {
         let moved = if item_ids.is_empty() {
             conn.prepare_cached(
                 "UPDATE netbox_sync_approvals SET approval_status = ?3, approved_by = ?4, \
-                     approved_at = ?5, review_comment = ?6 \
+                     approved_at = ?5, review_comment = ?6, \
+                     approved_sha256 = CASE WHEN ?3 = 'approved' THEN request_sha256 END \
                      WHERE sync_batch_id = ?1 AND approval_status = ?2",
             )?
             .execute(params![
@@ -238,7 +336,8 @@ impl Writer<'_> {
     ) -> Result<usize> {
         let mut update = self.conn().prepare_cached(
             "UPDATE netbox_sync_approvals SET approval_status = ?4, approved_by = ?5, \
-             approved_at = ?6, review_comment = ?7 \
+             approved_at = ?6, review_comment = ?7, \
+             approved_sha256 = CASE WHEN ?4 = 'approved' THEN request_sha256 END \
              WHERE id = ?1 AND sync_batch_id = ?2 AND approval_status = ?3",
         )?;
         let mut moved = 0;
@@ -371,5 +470,36 @@ impl Store {
             ))?
             .query_row([item_id], item_from_row)
             .optional()?)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_reviewed_digest_covers_the_target_and_request_and_nothing_else() {
+        let changes = r#"{"endpoint":"virtualization/virtual-machines","key":"vm:a","body":{"name":"a","vcpus":2}}"#;
+        let digest = |action, id, text: &str| {
+            reviewed_digest(
+                action,
+                Some("virtualization.virtualmachine"),
+                id,
+                Some(text),
+            )
+        };
+        let base = digest(ApprovalAction::Create, None, changes);
+        assert_eq!(base.len(), 64);
+        // Key order is not content.
+        let reordered = r#"{"body":{"vcpus":2,"name":"a"},"key":"vm:a","endpoint":"virtualization/virtual-machines"}"#;
+        assert_eq!(digest(ApprovalAction::Create, None, reordered), base);
+        // What apply adds after a run is not what was reviewed.
+        let noted = r#"{"endpoint":"virtualization/virtual-machines","key":"vm:a","body":{"name":"a","vcpus":2},"conflict":{"note":"x"},"result":1}"#;
+        assert_eq!(digest(ApprovalAction::Create, None, noted), base);
+        // The body, the action and the target are.
+        let bigger = r#"{"endpoint":"virtualization/virtual-machines","key":"vm:a","body":{"name":"a","vcpus":4}}"#;
+        assert_ne!(digest(ApprovalAction::Create, None, bigger), base);
+        assert_ne!(digest(ApprovalAction::Update, None, changes), base);
+        assert_ne!(digest(ApprovalAction::Create, Some(7), changes), base);
     }
 }

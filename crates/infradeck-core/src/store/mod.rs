@@ -25,7 +25,9 @@ pub mod schema;
 mod search;
 mod write_queue;
 
-pub use approvals::{ActionCounts, ApprovalItem, Batch, NewApprovalItem, NewBatch, Review};
+pub use approvals::{
+    ActionCounts, ApprovalItem, Batch, NewApprovalItem, NewBatch, Review, reviewed_digest,
+};
 pub use audit::{
     HistoryEntry, NewHistory, RunOwner, RunProgress, RunSummary, SourceStatus, SyncRun,
 };

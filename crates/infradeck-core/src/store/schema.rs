@@ -8,6 +8,7 @@ pub(crate) const MIGRATIONS: &[&str] = &[
     V3_VOLUME_LINKS,
     V4_MACHINES,
     V5_CHANGES,
+    V6_REVIEWED_DIGESTS,
 ];
 
 /// The version that adds `change_findings`, which the migration fills from the audit rows.
@@ -444,6 +445,14 @@ CREATE TABLE change_findings (
 );
 CREATE INDEX idx_change_findings_time ON change_findings (performed_at);
 CREATE INDEX idx_change_findings_history ON change_findings (history_id);
+"#;
+
+/// Version 6: approval bound to what was reviewed. Each item keeps the SHA-256 of its target and
+/// request as planned (`request_sha256`); approving copies it to `approved_sha256`, and apply
+/// refuses an item whose request no longer hashes to it.
+const V6_REVIEWED_DIGESTS: &str = r#"
+ALTER TABLE netbox_sync_approvals ADD COLUMN request_sha256 TEXT;
+ALTER TABLE netbox_sync_approvals ADD COLUMN approved_sha256 TEXT;
 "#;
 
 /// The tables of the schema, for row counts and documentation.

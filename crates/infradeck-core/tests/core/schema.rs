@@ -225,6 +225,10 @@ const SEED_COLUMNS: &[(&str, &[Column])] = &[
             ("rollback_data", "TEXT", false),
             // Deviation: the reviewer's comment (a rejection's reason).
             ("review_comment", "TEXT", false),
+            // Deviation: approval bound to what was reviewed (the request's SHA-256 as planned,
+            // and as approved).
+            ("request_sha256", "TEXT", false),
+            ("approved_sha256", "TEXT", false),
         ],
     ),
     // Deviation: one row per sync run, the live progress and the run lock.

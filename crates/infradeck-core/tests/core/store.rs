@@ -1185,7 +1185,9 @@ fn changes_are_classified_and_noise_is_left_out_also_after_migrating_an_old_data
     let conn = rusqlite::Connection::open(&path).unwrap();
     conn.execute_batch(
         "DROP TABLE change_findings; DROP TABLE last_looks; \
-         DROP INDEX idx_sync_history_type_device_time; PRAGMA user_version = 4;",
+         DROP INDEX idx_sync_history_type_device_time; \
+         ALTER TABLE netbox_sync_approvals DROP COLUMN request_sha256; \
+         ALTER TABLE netbox_sync_approvals DROP COLUMN approved_sha256; PRAGMA user_version = 4;",
     )
     .unwrap();
     drop(conn);
