@@ -41,6 +41,10 @@ enum NetboxCommand {
     /// List batches, or the items of one with their before/after
     Review {
         batch: Option<String>,
+        /// Only the items of this NetBox object type: `virtualization/virtual-machines`, or its
+        /// last part (`virtual-machines`, `interfaces`, `mac-addresses`)
+        #[arg(long, value_name = "TYPE", requires = "batch")]
+        kind: Option<String>,
         #[arg(long)]
         json: bool,
     },
@@ -502,7 +506,9 @@ fn run(cli: Cli) -> anyhow::Result<()> {
             &ctx,
             &match command {
                 NetboxCommand::Plan { json } => cli::NetboxArgs::Plan { json },
-                NetboxCommand::Review { batch, json } => cli::NetboxArgs::Review { batch, json },
+                NetboxCommand::Review { batch, kind, json } => {
+                    cli::NetboxArgs::Review { batch, kind, json }
+                }
                 NetboxCommand::Approve { batch, items } => {
                     cli::NetboxArgs::Approve { batch, items }
                 }

@@ -5,7 +5,9 @@ use anyhow::Context as _;
 use infradeck_core::app::{
     ApplyReport, Command, Event, NetboxReport, NetboxRequest, Service, ServiceOptions,
 };
-use infradeck_core::model::ApprovalStatus;
+use infradeck_core::model::{ApprovalAction, ApprovalStatus};
+use infradeck_core::store::ApprovalItem;
+use std::collections::BTreeMap;
 
 /// What `infradeck netbox` was asked to do.
 #[derive(Debug, Clone)]
@@ -15,6 +17,7 @@ pub enum NetboxArgs {
     },
     Review {
         batch: Option<String>,
+        kind: Option<String>,
         json: bool,
     },
     Approve {
@@ -168,6 +171,63 @@ fn item_ids(
         .collect()
 }
 
+/// Items per NetBox object type: (creates, updates, deletes).
+fn counts_by_kind(items: &[ApprovalItem]) -> BTreeMap<String, [usize; 3]> {
+    let mut kinds: BTreeMap<String, [usize; 3]> = BTreeMap::new();
+    for item in items {
+        let kind = item.netbox_object_type.clone().unwrap_or_default();
+        let slot = match item.action {
+            ApprovalAction::Create => 0,
+            ApprovalAction::Update => 1,
+            ApprovalAction::Delete => 2,
+        };
+        kinds.entry(kind).or_default()[slot] += 1;
+    }
+    kinds
+}
+
+/// `N items: virtualization.virtualmachine 40 (+30 ~10), …`, the review's first line.
+fn kinds_line(kinds: &BTreeMap<String, [usize; 3]>) -> String {
+    let total: usize = kinds.values().flatten().sum();
+    let parts: Vec<String> = kinds
+        .iter()
+        .map(|(kind, [c, u, d])| {
+            let actions: Vec<String> = [(c, '+'), (u, '~'), (d, '-')]
+                .iter()
+                .filter(|(n, _)| **n > 0)
+                .map(|(n, sign)| format!("{sign}{n}"))
+                .collect();
+            format!(
+                "{} {} ({})",
+                infradeck_core::sanitize::for_terminal(kind),
+                c + u + d,
+                actions.join(" ")
+            )
+        })
+        .collect();
+    format!("{total} items: {}", parts.join(", "))
+}
+
+/// The items of one object type, named whole or by its last part; an unknown type names the
+/// types the batch has.
+fn of_kind(
+    items: Vec<ApprovalItem>,
+    kind: &str,
+    kinds: &BTreeMap<String, [usize; 3]>,
+) -> anyhow::Result<Vec<ApprovalItem>> {
+    let wanted = kind.trim().to_lowercase();
+    let matches = |t: &str| t == wanted || t.rsplit(['/', '.']).next() == Some(wanted.as_str());
+    anyhow::ensure!(
+        kinds.keys().any(|k| matches(k)),
+        "no items of type `{kind}` in this batch; it has {}",
+        kinds.keys().cloned().collect::<Vec<_>>().join(", ")
+    );
+    Ok(items
+        .into_iter()
+        .filter(|i| matches(i.netbox_object_type.as_deref().unwrap_or_default()))
+        .collect())
+}
+
 pub fn netbox(ctx: &Context, args: &NetboxArgs) -> anyhow::Result<()> {
     let mut store = ctx.open_store()?;
     let reviewer = infradeck_core::identity::reviewer(
@@ -226,7 +286,7 @@ pub fn netbox(ctx: &Context, args: &NetboxArgs) -> anyhow::Result<()> {
             }
             Ok(())
         }
-        NetboxArgs::Review { batch, json } => {
+        NetboxArgs::Review { batch, kind, json } => {
             match batch {
                 None => {
                     let batches = store.batches()?;
@@ -260,11 +320,18 @@ pub fn netbox(ctx: &Context, args: &NetboxArgs) -> anyhow::Result<()> {
                 Some(batch) => {
                     let items = store.batch_items(batch)?;
                     anyhow::ensure!(!items.is_empty(), "no batch `{batch}`");
+                    // Numbered in the whole batch, whatever is shown of it.
+                    let numbers = infradeck_core::netbox::apply::item_numbers(&items);
+                    let kinds = counts_by_kind(&items);
+                    let items = match kind {
+                        Some(kind) => of_kind(items, kind, &kinds)?,
+                        None => items,
+                    };
                     if *json {
                         super::print_json(&items)?;
                         return Ok(());
                     }
-                    let numbers = infradeck_core::netbox::apply::item_numbers(&items);
+                    println!("{}", kinds_line(&kinds));
                     for item in items {
                         let changes: serde_json::Value = item
                             .proposed_changes

@@ -778,8 +778,8 @@ async fn the_dashboard_opens_on_what_changed_since_the_last_look() {
 
 /// The line numbers of a side-by-side diff on screen follow each hunk's header: after
 /// `@@ -A,B +C,D @@` the left column counts A, A+1, … over the lines it shows, the right C, C+1, ….
-/// Returns how many numbered lines were checked.
-fn check_side_by_side_numbers(screen: &str) -> usize {
+/// Returns how many numbered lines were checked, or the first number out of step.
+fn check_side_by_side_numbers(screen: &str) -> Result<usize, String> {
     let mut checked = 0;
     let mut next: Option<(u32, u32, usize)> = None; // (next left, next right, right column)
     for line in screen.lines() {
@@ -796,7 +796,9 @@ fn check_side_by_side_numbers(screen: &str) -> usize {
                 .next()
                 .map(|(at, _)| line.get(..at).unwrap_or_default().chars().count())
                 .unwrap_or(0);
-            assert!(numbers.len() >= 4, "a hunk header with both sides: {line}");
+            if numbers.len() < 4 {
+                return Err(format!("a hunk header without both sides: {line}"));
+            }
             next = Some((numbers[0], numbers[2], right_column.saturating_sub(4)));
             continue;
         }
@@ -817,17 +819,21 @@ fn check_side_by_side_numbers(screen: &str) -> usize {
             digits.parse().ok()
         };
         if let Some(n) = number_at(0) {
-            assert_eq!(n, *left, "left numbers follow the hunk header:\n{screen}");
+            if n != *left {
+                return Err(format!("left number {n} where {left} follows: {line}"));
+            }
             *left += 1;
             checked += 1;
         }
         if let Some(n) = number_at(*mid) {
-            assert_eq!(n, *right, "right numbers follow the hunk header:\n{screen}");
+            if n != *right {
+                return Err(format!("right number {n} where {right} follows: {line}"));
+            }
             *right += 1;
             checked += 1;
         }
     }
-    checked
+    Ok(checked)
 }
 
 /// The reading an on-call engineer does, by keystrokes: `:search` and a host name puts its
@@ -954,11 +960,12 @@ async fn search_opens_the_runbook_the_netbox_items_filter_and_the_diff_numbers_f
         tmux.open_a_config_diff();
         tmux.wait_text("@@ -");
         tmux.keys(&["v"]);
-        let screen = tmux.wait_for("the diff side by side", |s| {
+        // Waited for as a whole: a capture can catch the unified diff half redrawn.
+        let screen = tmux.wait_for("the diff side by side, numbered as its hunks say", |s| {
             s.lines().any(|l| l.matches("@@ -").count() == 2)
+                && check_side_by_side_numbers(s).is_ok_and(|checked| checked > 5)
         });
-        let checked = check_side_by_side_numbers(&screen);
-        assert!(checked > 5, "numbers were checked ({checked}):\n{screen}");
+        assert!(check_side_by_side_numbers(&screen).is_ok(), "{screen}");
         tmux.keys(&["q"]);
         let screen = tmux.wait_text("EXIT=");
         assert!(screen.contains("EXIT=0"), "{screen}");

@@ -891,6 +891,42 @@ async fn the_command_line_plans_reviews_approves_by_range_and_applies() {
             && review.contains(" → "),
         "{review}"
     );
+    let kinds = review.lines().next().unwrap_or_default();
+    assert!(
+        kinds.contains(" items: ") && kinds.contains("virtualization/virtual-machines "),
+        "counts by object type first: {kinds}"
+    );
+    let out = run(vec![
+        "netbox".into(),
+        "review".into(),
+        batch.clone(),
+        "--kind".into(),
+        "virtual-machines".into(),
+    ]);
+    let vms = String::from_utf8_lossy(&out.stdout).to_string();
+    let listed: Vec<&str> = vms.lines().filter(|l| l.starts_with('#')).collect();
+    assert!(!listed.is_empty(), "{vms}");
+    assert!(
+        listed
+            .iter()
+            .all(|l| l.contains(" virtualization/virtual-machines ")),
+        "{vms}"
+    );
+    assert!(listed.len() < review.lines().filter(|l| l.starts_with('#')).count());
+    let out = run(vec![
+        "netbox".into(),
+        "review".into(),
+        batch.clone(),
+        "--kind".into(),
+        "cable".into(),
+    ]);
+    let err = String::from_utf8_lossy(&out.stderr).to_string();
+    assert!(
+        !out.status.success()
+            && err.contains("no items of type `cable`")
+            && err.contains("virtualization/virtual-machines"),
+        "{err}"
+    );
     assert_eq!(
         review
             .lines()
