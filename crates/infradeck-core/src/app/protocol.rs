@@ -32,8 +32,8 @@ pub enum Command {
     Search { query: String, limit: usize },
 }
 
-/// The hits of a [`Command::Search`], best first, and why semantic ranking took no part when
-/// it did not.
+/// The hits of a search, best first, and why semantic ranking took no part when it did not:
+/// the answer to a [`Command::Search`], and what `search::hybrid` returns to the CLI.
 #[derive(Debug, Clone, Default)]
 pub struct SearchAnswer {
     pub hits: Vec<crate::store::SearchHit>,

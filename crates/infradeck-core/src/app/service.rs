@@ -402,7 +402,7 @@ async fn search(shared: &Arc<Shared>, query: &str, limit: usize) -> anyhow::Resu
         shared.netbox_open.clone(),
     );
     let query = query.to_string();
-    let result = tokio::task::spawn_blocking(move || {
+    tokio::task::spawn_blocking(move || {
         let mut kept = kept.lock().unwrap_or_else(|e| e.into_inner());
         let store = match kept.take() {
             Some(store) => store,
@@ -412,11 +412,7 @@ async fn search(shared: &Arc<Shared>, query: &str, limit: usize) -> anyhow::Resu
         *kept = Some(store);
         result
     })
-    .await??;
-    Ok(SearchAnswer {
-        hits: result.hits,
-        notice: result.notice,
-    })
+    .await?
 }
 
 async fn netbox(shared: &Shared, request: &NetboxRequest) -> anyhow::Result<NetboxReport> {

@@ -238,12 +238,9 @@ pub async fn index_knowledge(
     Ok(report)
 }
 
-/// Results of a search and, when semantic search was wanted but not possible, why.
-#[derive(Debug, Clone, Default)]
-pub struct SearchResult {
-    pub hits: Vec<SearchHit>,
-    pub notice: Option<String>,
-}
+/// Results of a search and, when semantic search was wanted but not possible, why: the same
+/// data the service answers a front end's search with.
+pub type SearchResult = crate::app::SearchAnswer;
 
 /// Full-text search fused with semantic search (reciprocal rank fusion) when an embedder is
 /// given; an embedding failure degrades to full text with a notice.

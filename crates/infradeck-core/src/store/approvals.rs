@@ -178,6 +178,8 @@ pub fn reviewed_digest(
 }
 
 /// `value` with every object's keys in sorted order, whatever order the JSON was written in.
+/// serde_json's map sorts today, but keeps insertion order as soon as any crate in the build
+/// enables its `preserve_order` feature (features unify): the digest must not move with that.
 fn canonical(value: &serde_json::Value) -> serde_json::Value {
     use serde_json::Value;
     match value {

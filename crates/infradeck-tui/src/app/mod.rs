@@ -495,12 +495,8 @@ impl App {
         let (crumb_row, crumbs) = &self.crumbs;
         if row == *crumb_row {
             let clicked = crumbs.iter().position(|range| range.contains(&column));
-            if let Some(index) = clicked.filter(|i| i + 1 < self.views.len()) {
-                self.views.truncate(index + 1);
-                let (mut cx, views) = self.cx();
-                if let Some(view) = views.last_mut() {
-                    view.refresh(&mut cx)?;
-                }
+            if let Some(index) = clicked {
+                self.back_to(index + 1)?;
             }
             return Ok(false);
         }
@@ -664,12 +660,20 @@ impl App {
             }
             return Ok(());
         }
-        if self.views.len() > 1 {
-            self.views.pop();
-            let (mut cx, views) = self.cx();
-            if let Some(view) = views.last_mut() {
-                view.refresh(&mut cx)?;
-            }
+        self.back_to(self.views.len().saturating_sub(1))
+    }
+
+    /// Goes back until `depth` views are left (never fewer than one), re-reading the one on top;
+    /// nothing happens when there are no more than that.
+    fn back_to(&mut self, depth: usize) -> anyhow::Result<()> {
+        let depth = depth.max(1);
+        if self.views.len() <= depth {
+            return Ok(());
+        }
+        self.views.truncate(depth);
+        let (mut cx, views) = self.cx();
+        if let Some(view) = views.last_mut() {
+            view.refresh(&mut cx)?;
         }
         Ok(())
     }
