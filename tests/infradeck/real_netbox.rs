@@ -1,7 +1,8 @@
 //! The real NetBox 4.7.3 (PyPI, with PostgreSQL 15 and Redis 7), brought up by
 //! `tests/tiers/netbox.sh` and named by `INFRADECK_REAL_NETBOX_URL` (token in
-//! `INFRADECK_REAL_NETBOX_TOKEN`). The inventory comes from the simulators (vCenter); plans are
-//! made, approved, applied and rolled back against the real server.
+//! `INFRADECK_REAL_NETBOX_TOKEN`). The inventory comes from the simulators (vCenter, and for the
+//! whole estate every source); plans are made, approved, applied and rolled back against the
+//! real server.
 //!
 //! The tests share one NetBox: each holds a lock for its whole run and first restores NetBox to
 //! the empty migrated dump (`INFRADECK_REAL_NETBOX_RESET`, ~1 s), so each starts from what a new
@@ -27,7 +28,23 @@ const MACS: &str = "dcim/mac-addresses";
 const TAGS: &str = "extras/tags";
 const CLUSTER_TYPES: &str = "virtualization/cluster-types";
 const SITES: &str = "dcim/sites";
-const EVERYTHING: [&str; 7] = [MACS, IFACES, VMS, CLUSTERS, CLUSTER_TYPES, SITES, TAGS];
+const DEVICES: &str = "dcim/devices";
+const DEVICE_IFACES: &str = "dcim/interfaces";
+const EVERYTHING: [&str; 13] = [
+    MACS,
+    IFACES,
+    DEVICE_IFACES,
+    VMS,
+    DEVICES,
+    CLUSTERS,
+    "dcim/device-types",
+    "dcim/platforms",
+    "dcim/device-roles",
+    "dcim/manufacturers",
+    CLUSTER_TYPES,
+    SITES,
+    TAGS,
+];
 
 /// One test at a time owns the shared NetBox (tokio's mutex: held across awaits, and a failed
 /// test does not poison it for the others).
@@ -90,6 +107,7 @@ impl RealNetbox {
                 max_deletes: 10,
                 site: site.map(str::to_string),
                 reviewer: None,
+                device_rules: Vec::new(),
             },
             RetryPolicy {
                 max_tries: 3,
@@ -682,3 +700,197 @@ const IGNORED_FIELDS: &[&str] = &[
     "object_types",
     "vm_count",
 ];
+
+const EVERY_SOURCE: [&str; 6] = [
+    "vcenter", "foreman", "puppetdb", "oxidized", "netapp", "dorado",
+];
+
+#[tokio::test(flavor = "multi_thread")]
+async fn the_whole_estate_goes_to_the_real_netbox_and_comes_back_out() {
+    let Some(netbox) = real_netbox() else { return };
+    let _owner = NETBOX.lock().await;
+    netbox.reset();
+    let rig = common::start_rig_with(20, 47, false).await;
+    let client = netbox.client(&rig, &netbox.token, Some("DC1 Test"));
+    whole_estate_cycle(&netbox, &rig, &client).await;
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn the_whole_estate_goes_to_the_simulator_and_comes_back_out() {
+    let rig = common::start_rig_with(20, 47, false).await;
+    let sim = RealNetbox {
+        url: rig.config.netbox.as_ref().unwrap().url.clone(),
+        token: rig.sims.netbox.token_v2.clone(),
+        reset: String::new(),
+    };
+    let client = sim.client(&rig, &sim.token, Some("DC1 Test"));
+    whole_estate_cycle(&sim, &rig, &client).await;
+}
+
+/// After a sync of every source: plan, approve all, apply → a dcim device per host, server,
+/// switch and array with their interfaces and MACs, VMs on their host devices; plan again →
+/// nothing; a host NIC renamed in vCenter → one update of that interface, no duplicate;
+/// rollback of both batches → NetBox as empty as before.
+async fn whole_estate_cycle(netbox: &RealNetbox, rig: &Rig, client: &NetboxClient) {
+    let outcomes = rig.run(&EVERY_SOURCE).await;
+    assert!(
+        outcomes.iter().all(|o| o.status == RunStatus::Success),
+        "{outcomes:?}"
+    );
+    let mut store = rig.store();
+    // Machines: the records of one host, server, switch or array across sources, as one.
+    infradeck_core::sync::correlate::correlate(&mut store, &infradeck_core::time::now(), "test")
+        .unwrap();
+    let report = plan(&mut store, client).await;
+    let batch = report
+        .batch_id
+        .clone()
+        .expect("an empty NetBox needs everything");
+    let items = store.batch_items(&batch).unwrap();
+    let planned = |endpoint: &str| {
+        items
+            .iter()
+            .filter(|i| i.netbox_object_type.as_deref() == Some(endpoint))
+            .count()
+    };
+    assert!(
+        planned(DEVICES) > 0 && planned(DEVICE_IFACES) > 0,
+        "{report:?}"
+    );
+    let approved = approve_all(&mut store, &batch);
+    let applied =
+        infradeck_core::netbox::apply(&mut store, client, &batch, &ApplyOptions::default())
+            .await
+            .unwrap();
+    assert_eq!(
+        (applied.applied, applied.conflicts, applied.failed),
+        (approved, 0, 0),
+        "{:#?}",
+        applied.lines
+    );
+    let counts = netbox.counts().await;
+    for (endpoint, created) in &counts {
+        assert_eq!(*created, planned(endpoint), "{endpoint}: {counts:?}");
+    }
+
+    // One device per machine, of every kind, each at the site with a role that says what it is.
+    let devices = netbox.all(DEVICES).await;
+    let roles: std::collections::BTreeSet<&str> = devices
+        .iter()
+        .filter_map(|d| d["role"]["slug"].as_str())
+        .collect();
+    assert_eq!(
+        roles,
+        ["hypervisor", "network", "server", "storage"].into(),
+        "{devices:#?}"
+    );
+    let names: Vec<&str> = devices.iter().filter_map(|d| d["name"].as_str()).collect();
+    let unique: std::collections::BTreeSet<&&str> = names.iter().collect();
+    assert_eq!(
+        unique.len(),
+        names.len(),
+        "one device per machine: {names:?}"
+    );
+    for expected in ["ontap-dc1", "dorado-dc2", "dc1-core-sw01"] {
+        assert!(names.contains(&expected), "{expected} in {names:?}");
+    }
+    for device in &devices {
+        assert_eq!(device["site"]["slug"], "dc1-test", "{device}");
+    }
+    let with_serial = devices
+        .iter()
+        .filter(|d| d["serial"].as_str().is_some_and(|s| !s.is_empty()));
+    assert!(
+        with_serial.count() > 0,
+        "serials from PuppetDB, Foreman, Dorado"
+    );
+    // Hosts are in their clusters, and the VMs on them are on their device.
+    let hosts: BTreeMap<i64, &Value> = devices
+        .iter()
+        .filter(|d| d["role"]["slug"] == "hypervisor" && !d["cluster"].is_null())
+        .map(|d| (d["id"].as_i64().unwrap(), d))
+        .collect();
+    assert!(!hosts.is_empty(), "{devices:#?}");
+    let vms = netbox.all(VMS).await;
+    let placed: Vec<&Value> = vms.iter().filter(|v| !v["device"].is_null()).collect();
+    assert!(!placed.is_empty(), "VMs on their host devices");
+    for vm in placed {
+        let host = hosts[&vm["device"]["id"].as_i64().unwrap()];
+        assert_eq!(host["cluster"]["id"], vm["cluster"]["id"], "{vm}");
+    }
+    // Interfaces with their MACs as primary MAC.
+    let ifaces = netbox.all(DEVICE_IFACES).await;
+    let nic = ifaces
+        .iter()
+        .find(|i| i["name"] == "vmnic0" && i["primary_mac_address"]["mac_address"].is_string())
+        .unwrap_or_else(|| panic!("a host NIC with its MAC: {ifaces:#?}"))
+        .clone();
+
+    // Nothing left to propose.
+    let again = plan(&mut store, client).await;
+    assert_eq!(again.batch_id, None, "{again:?}");
+
+    // The NIC renamed in vCenter: one update of that interface (matched by its MAC), no create.
+    let mac = nic["primary_mac_address"]["mac_address"]
+        .as_str()
+        .unwrap()
+        .to_lowercase();
+    rig.sims
+        .estate
+        .write()
+        .unwrap()
+        .renamed_nics
+        .insert(mac, "vmnic7".into());
+    assert!(
+        rig.run(&["vcenter"])
+            .await
+            .iter()
+            .all(|o| o.status == RunStatus::Success)
+    );
+    let renamed = plan(&mut store, client).await;
+    assert_eq!(
+        (renamed.creates, renamed.updates, renamed.deletes),
+        (0, 1, 0),
+        "{renamed:?}"
+    );
+    let second = renamed.batch_id.clone().unwrap();
+    let items = store.batch_items(&second).unwrap();
+    let changes: Value =
+        serde_json::from_str(items[0].proposed_changes.as_deref().unwrap()).unwrap();
+    assert_eq!(changes["endpoint"], DEVICE_IFACES);
+    assert_eq!(
+        changes["fields"]["name"],
+        json!({"from": "vmnic0", "to": "vmnic7"})
+    );
+    approve_all(&mut store, &second);
+    let applied =
+        infradeck_core::netbox::apply(&mut store, client, &second, &ApplyOptions::default())
+            .await
+            .unwrap();
+    assert_eq!(
+        (applied.applied, applied.failed),
+        (1, 0),
+        "{:#?}",
+        applied.lines
+    );
+    let now = netbox.all(DEVICE_IFACES).await;
+    assert_eq!(now.len(), ifaces.len(), "renamed, not duplicated");
+    let moved = now.iter().find(|i| i["id"] == nic["id"]).unwrap();
+    assert_eq!(moved["name"], "vmnic7");
+    assert_eq!(plan(&mut store, client).await.batch_id, None);
+
+    // Rollback, newest batch first: NetBox is as empty as it was.
+    for batch in [&second, &batch] {
+        let rolled = infradeck_core::netbox::rollback(&mut store, client, batch)
+            .await
+            .unwrap();
+        assert_eq!(
+            (rolled.conflicts, rolled.failed),
+            (0, 0),
+            "{:#?}",
+            rolled.lines
+        );
+    }
+    let counts = netbox.counts().await;
+    assert!(counts.values().all(|n| *n == 0), "{counts:?}");
+}

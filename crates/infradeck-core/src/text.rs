@@ -79,6 +79,32 @@ pub fn natural_key(text: &str) -> String {
     key
 }
 
+/// `*` matches any run of characters (none included); everything else matches itself, ASCII
+/// case folded (`glob` is lower case already). Byte-wise: `*` is ASCII, and a multi-byte
+/// character only ever matches itself, so no UTF-8 boundary is split in a way that matters.
+pub fn glob_matches(glob: &str, text: &str) -> bool {
+    let (glob, text) = (glob.as_bytes(), text.as_bytes());
+    // Two-pointer wildcard match with backtracking to the last star.
+    let (mut g, mut t) = (0, 0);
+    let mut star: Option<(usize, usize)> = None;
+    while t < text.len() {
+        if g < glob.len() && glob[g] != b'*' && glob[g] == text[t].to_ascii_lowercase() {
+            g += 1;
+            t += 1;
+        } else if g < glob.len() && glob[g] == b'*' {
+            star = Some((g, t));
+            g += 1;
+        } else if let Some((sg, st)) = star {
+            g = sg + 1;
+            t = st + 1;
+            star = Some((sg, st + 1));
+        } else {
+            return false;
+        }
+    }
+    glob[g..].iter().all(|c| *c == b'*')
+}
+
 /// A byte count for people: `1073741824` → `1.0 GiB`, `512` → `512 B`.
 pub fn bytes(n: i64) -> String {
     let units = ["B", "KiB", "MiB", "GiB", "TiB", "PiB"];

@@ -253,6 +253,35 @@ pub struct NetboxConfig {
     /// The name reviews are recorded under (`identity::reviewer` adds the login, sudo and SSH
     /// key); the login name when absent.
     pub reviewer: Option<String>,
+    /// `[[netbox.devices]]`: where each machine goes as a dcim device, in order; for each
+    /// field, the first matching rule that sets it wins.
+    pub device_rules: Vec<DeviceRule>,
+}
+
+/// A `[[netbox.devices]]` rule: which machines it matches (every pattern given must match; `*`
+/// matches any run of characters, case-insensitively) and what it sets for them.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct DeviceRule {
+    /// `system` or `system/instance` of any of the machine's records.
+    pub source: Option<String>,
+    /// `server`, `network_device` or `storage`.
+    pub device_type: Option<crate::model::DeviceType>,
+    pub name: Option<String>,
+    /// vCenter cluster and datacenter of a host.
+    pub cluster: Option<String>,
+    pub datacenter: Option<String>,
+    /// Oxidized group of a switch.
+    pub group: Option<String>,
+    /// Foreman host group and location.
+    pub hostgroup: Option<String>,
+    pub location: Option<String>,
+    pub site: Option<String>,
+    pub role: Option<String>,
+    pub manufacturer: Option<String>,
+    pub model: Option<String>,
+    pub platform: Option<String>,
+    /// Matching machines are left out of NetBox.
+    pub skip: bool,
 }
 
 /// A configuration problem, located in its file.

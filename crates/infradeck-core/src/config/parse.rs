@@ -258,7 +258,87 @@ pub(super) fn parse_netbox(
             .reviewer
             .map(|r| r.trim().to_string())
             .filter(|r| !r.is_empty()),
+        device_rules: raw
+            .devices
+            .into_iter()
+            .enumerate()
+            .map(|(index, rule)| parse_device_rule(rule, index, locate))
+            .collect::<Result<_, _>>()?,
     })
+}
+
+fn parse_device_rule(
+    raw: super::raw::RawDeviceRule,
+    index: usize,
+    locate: &Locator<'_>,
+) -> Result<super::DeviceRule, ConfigError> {
+    let here = Some(("netbox.devices", index));
+    // An empty value would silently match nothing or name nothing: say so instead.
+    let text = |key: &str, value: Option<String>| -> Result<Option<String>, ConfigError> {
+        match value.map(|v| v.trim().to_string()) {
+            Some(v) if v.is_empty() => Err(locate.error(
+                here,
+                key,
+                "is empty; leave the key out to not match or set it",
+            )),
+            other => Ok(other),
+        }
+    };
+    let m = raw.matcher;
+    let device_type = match text("match", m.device_type)? {
+        None => None,
+        Some(t) => match t.parse::<crate::model::DeviceType>().ok() {
+            Some(
+                ty @ (crate::model::DeviceType::Server
+                | crate::model::DeviceType::NetworkDevice
+                | crate::model::DeviceType::Storage),
+            ) => Some(ty),
+            _ => {
+                return Err(locate.error(
+                    here,
+                    "match",
+                    &format!(
+                        "type `{t}` is not a device kind NetBox devices are made of: \
+                         server, network_device or storage"
+                    ),
+                ));
+            }
+        },
+    };
+    let rule = super::DeviceRule {
+        source: text("match", m.source)?,
+        device_type,
+        name: text("match", m.name)?,
+        cluster: text("match", m.cluster)?,
+        datacenter: text("match", m.datacenter)?,
+        group: text("match", m.group)?,
+        hostgroup: text("match", m.hostgroup)?,
+        location: text("match", m.location)?,
+        site: text("site", raw.site)?,
+        role: text("role", raw.role)?,
+        manufacturer: text("manufacturer", raw.manufacturer)?,
+        model: text("device_type", raw.device_type)?,
+        platform: text("platform", raw.platform)?,
+        skip: raw.skip.unwrap_or(false),
+    };
+    let sets = rule.skip
+        || [
+            &rule.site,
+            &rule.role,
+            &rule.manufacturer,
+            &rule.model,
+            &rule.platform,
+        ]
+        .iter()
+        .any(|v| v.is_some());
+    if !sets {
+        return Err(locate.error(
+            here,
+            "match",
+            "the rule sets nothing: give it site, role, manufacturer, device_type, platform or skip",
+        ));
+    }
+    Ok(rule)
 }
 
 pub(super) fn parse_dashboard(
@@ -482,6 +562,7 @@ impl Locator<'_> {
             line: self.find_key(table, key),
             key: Some(match table {
                 Some(("sources", index)) => format!("sources[{index}].{key}"),
+                Some(("netbox.devices", index)) => format!("netbox.devices[{index}].{key}"),
                 Some((name, _)) => format!("{name}.{key}"),
                 None => key.to_string(),
             }),

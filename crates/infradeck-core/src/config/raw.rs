@@ -131,4 +131,34 @@ pub(super) struct RawNetbox {
     pub(super) max_deletes: Option<u32>,
     pub(super) site: Option<String>,
     pub(super) reviewer: Option<String>,
+    /// `[[netbox.devices]]`: placement rules for dcim devices, in order.
+    #[serde(default)]
+    pub(super) devices: Vec<RawDeviceRule>,
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub(super) struct RawDeviceRule {
+    #[serde(rename = "match", default)]
+    pub(super) matcher: RawDeviceMatch,
+    pub(super) site: Option<String>,
+    pub(super) role: Option<String>,
+    pub(super) manufacturer: Option<String>,
+    pub(super) device_type: Option<String>,
+    pub(super) platform: Option<String>,
+    pub(super) skip: Option<bool>,
+}
+
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub(super) struct RawDeviceMatch {
+    pub(super) source: Option<String>,
+    #[serde(rename = "type")]
+    pub(super) device_type: Option<String>,
+    pub(super) name: Option<String>,
+    pub(super) cluster: Option<String>,
+    pub(super) datacenter: Option<String>,
+    pub(super) group: Option<String>,
+    pub(super) hostgroup: Option<String>,
+    pub(super) location: Option<String>,
 }

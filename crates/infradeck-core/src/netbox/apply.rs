@@ -224,14 +224,17 @@ impl Work {
 }
 
 /// When an item is written, as a sort key: creates and updates parents first, deletes children
-/// first; apply writes before it deletes, rollback undoes creates before it re-creates.
+/// first; apply writes before it deletes. Rollback first reverts updates (a VM the batch put on
+/// a new device lets go of it, or NetBox refuses to delete the device), then undoes creates,
+/// then re-creates what the batch deleted.
 fn stage(mode: Mode, op: Op, endpoint: &str) -> (u8, u8) {
     let r = rank(endpoint);
     match (mode, op) {
         (Mode::Apply, Op::Delete) => (1, 255 - r),
         (Mode::Apply, _) => (0, r),
-        (Mode::Rollback, Op::Delete) => (0, 255 - r),
-        (Mode::Rollback, _) => (1, r),
+        (Mode::Rollback, Op::Update) => (0, r),
+        (Mode::Rollback, Op::Delete) => (1, 255 - r),
+        (Mode::Rollback, Op::Create) => (2, r),
     }
 }
 
@@ -914,6 +917,29 @@ impl<'a> Net<'a> {
     /// Makes each new MAC its interface's primary MAC (one bulk PATCH); item id → a note for
     /// the items where that failed.
     async fn set_primary_macs(&self, primaries: Vec<(i64, Value, i64)>) -> HashMap<i64, String> {
+        // VM and device interfaces live at different endpoints: one PATCH each.
+        let mut by_endpoint: BTreeMap<String, Vec<(i64, Value, i64)>> = BTreeMap::new();
+        for primary in primaries {
+            let endpoint = primary
+                .1
+                .pointer("/$lookup/endpoint")
+                .and_then(Value::as_str)
+                .unwrap_or(IFACES)
+                .to_string();
+            by_endpoint.entry(endpoint).or_default().push(primary);
+        }
+        let mut notes = HashMap::new();
+        for (endpoint, primaries) in by_endpoint {
+            notes.extend(self.set_primary_macs_at(&endpoint, primaries).await);
+        }
+        notes
+    }
+
+    async fn set_primary_macs_at(
+        &self,
+        endpoint: &str,
+        primaries: Vec<(i64, Value, i64)>,
+    ) -> HashMap<i64, String> {
         let mut notes = HashMap::new();
         let mut values: Vec<Value> = primaries
             .iter()
@@ -938,7 +964,7 @@ impl<'a> Net<'a> {
         self.requests
             .fetch_add(1, std::sync::atomic::Ordering::Relaxed);
         let list = Value::Array(body.iter().map(|(_, b)| b.clone()).collect());
-        if let Err(err) = self.client.bulk(Method::PATCH, IFACES, &list, None).await {
+        if let Err(err) = self.client.bulk(Method::PATCH, endpoint, &list, None).await {
             let text = bulk_error_text(&err);
             for (item, _) in body {
                 notes.insert(
@@ -1723,11 +1749,11 @@ mod tests {
         assert_eq!(
             order(Mode::Rollback, &batch),
             vec![
+                (Op::Update, VMS),
                 (Op::Delete, IFACES),
                 (Op::Delete, VMS),
                 (Op::Delete, CLUSTERS),
                 (Op::Create, VMS),
-                (Op::Update, VMS),
                 (Op::Create, IFACES),
             ]
         );

@@ -90,6 +90,8 @@ pub struct NetboxClient {
     pub(crate) tag: String,
     /// The site clusters are scoped to, by name (`[netbox] site`).
     pub(crate) site: Option<String>,
+    /// `[[netbox.devices]]`: where machines go as dcim devices.
+    pub(crate) device_rules: Vec<crate::config::DeviceRule>,
 }
 
 impl std::fmt::Debug for NetboxClient {
@@ -116,6 +118,7 @@ impl NetboxClient {
             token,
             tag: config.tag.clone(),
             site: config.site.clone(),
+            device_rules: config.device_rules.clone(),
         })
     }
 

@@ -3,6 +3,7 @@
 
 pub mod apply;
 pub mod client;
+mod devices;
 pub mod plan;
 mod resolve;
 mod rollback;

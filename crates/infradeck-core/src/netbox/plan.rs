@@ -14,7 +14,7 @@
 use super::client::NetboxClient;
 use crate::app::PlanReport;
 use crate::model::{ApprovalAction, DeviceStatus, DeviceType};
-use crate::store::{DeviceQuery, InventoryVm, NewApprovalItem, NewBatch, Store};
+use crate::store::{DeviceQuery, InventoryMachine, InventoryVm, NewApprovalItem, NewBatch, Store};
 use chrono::{DateTime, Utc};
 use serde_json::{Map, Value, json};
 use std::collections::{BTreeMap, HashMap, HashSet};
@@ -27,23 +27,45 @@ pub(crate) const IPS: &str = "ipam/ip-addresses";
 pub(crate) const TAGS: &str = "extras/tags";
 pub(crate) const CLUSTER_TYPES: &str = "virtualization/cluster-types";
 pub(crate) const SITES: &str = "dcim/sites";
+pub(crate) const DEVICES: &str = "dcim/devices";
+pub(crate) const DEVICE_IFACES: &str = "dcim/interfaces";
+pub(crate) const MANUFACTURERS: &str = "dcim/manufacturers";
+pub(crate) const DEVICE_TYPES: &str = "dcim/device-types";
+pub(crate) const ROLES: &str = "dcim/device-roles";
+pub(crate) const PLATFORMS: &str = "dcim/platforms";
 pub(crate) const CLUSTER_TYPE_SLUG: &str = "vmware-vsphere";
 const CLUSTER_TYPE_NAME: &str = "VMware vSphere";
 
-/// Every endpoint a plan writes, in write order.
-pub(crate) const ENDPOINTS: [&str; 7] = [TAGS, CLUSTER_TYPES, SITES, CLUSTERS, VMS, IFACES, MACS];
+/// Every endpoint a plan writes.
+pub(crate) const ENDPOINTS: [&str; 13] = [
+    TAGS,
+    CLUSTER_TYPES,
+    SITES,
+    MANUFACTURERS,
+    ROLES,
+    PLATFORMS,
+    DEVICE_TYPES,
+    CLUSTERS,
+    DEVICES,
+    VMS,
+    IFACES,
+    DEVICE_IFACES,
+    MACS,
+];
 
-/// The order of writes: the tag (everything else carries it), what clusters refer to (cluster
-/// type, site), clusters, then the VMs in them, their interfaces, the MAC objects on those
-/// (deletes go the other way, so the tag goes last, once nothing carries it).
+/// The order of writes: the tag (everything else carries it), what devices and clusters refer
+/// to (cluster type, site, manufacturer, role, platform, then device types, which belong to a
+/// manufacturer), clusters, the devices in them, the VMs on those, their interfaces, the MAC
+/// objects on those (deletes go the other way, so the tag goes last, once nothing carries it).
 pub(crate) fn rank(endpoint: &str) -> u8 {
     match endpoint {
         TAGS => 0,
-        CLUSTER_TYPES | SITES => 1,
-        CLUSTERS => 2,
-        VMS => 3,
-        IFACES => 4,
-        _ => 5,
+        CLUSTER_TYPES | SITES | MANUFACTURERS | ROLES | PLATFORMS => 1,
+        DEVICE_TYPES | CLUSTERS => 2,
+        DEVICES => 3,
+        VMS => 4,
+        IFACES | DEVICE_IFACES => 5,
+        _ => 6,
     }
 }
 
@@ -84,8 +106,58 @@ pub(crate) fn observed(endpoint: &str, object: &Value) -> BTreeMap<String, Value
         "status".into(),
         object.get("status").map(choice).unwrap_or(Value::Null),
     );
+    let slug_of = |field: &str| {
+        object
+            .get(field)
+            .map(|v| v.get("slug").cloned().unwrap_or(Value::Null))
+            .unwrap_or(Value::Null)
+    };
     match endpoint {
-        TAGS | CLUSTER_TYPES => {
+        DEVICE_TYPES => {
+            out.clear();
+            for field in ["model", "slug"] {
+                out.insert(
+                    field.into(),
+                    object.get(field).cloned().unwrap_or(Value::Null),
+                );
+            }
+            out.insert("manufacturer".into(), slug_of("manufacturer"));
+        }
+        DEVICES => {
+            for field in ["site", "role", "device_type", "platform"] {
+                out.insert(field.into(), slug_of(field));
+            }
+            out.insert(
+                "cluster".into(),
+                object.get("cluster").map(name_of).unwrap_or(Value::Null),
+            );
+            out.insert(
+                "serial".into(),
+                object.get("serial").cloned().unwrap_or(Value::Null),
+            );
+        }
+        DEVICE_IFACES => {
+            out.remove("status");
+            out.insert(
+                "device".into(),
+                object.get("device").map(name_of).unwrap_or(Value::Null),
+            );
+            out.insert(
+                "type".into(),
+                object.get("type").map(choice).unwrap_or(Value::Null),
+            );
+            for field in ["enabled", "mgmt_only", "description"] {
+                out.insert(
+                    field.into(),
+                    object.get(field).cloned().unwrap_or(Value::Null),
+                );
+            }
+            out.insert(
+                "speed".into(),
+                object.get("speed").map(number).unwrap_or(Value::Null),
+            );
+        }
+        TAGS | CLUSTER_TYPES | MANUFACTURERS | ROLES | PLATFORMS => {
             out.remove("status");
             out.insert(
                 "slug".into(),
@@ -134,6 +206,10 @@ pub(crate) fn observed(endpoint: &str, object: &Value) -> BTreeMap<String, Value
                 "cluster".into(),
                 object.get("cluster").map(name_of).unwrap_or(Value::Null),
             );
+            out.insert(
+                "device".into(),
+                object.get("device").map(name_of).unwrap_or(Value::Null),
+            );
             for field in ["vcpus", "memory", "disk"] {
                 out.insert(
                     field.into(),
@@ -163,8 +239,14 @@ pub(crate) fn write_body(endpoint: &str, fields: &BTreeMap<String, Value>) -> Va
     let mut body = Map::new();
     for (key, value) in fields {
         let written = match (endpoint, key.as_str()) {
-            (VMS, "cluster") if !value.is_null() => json!({"name": value}),
-            (CLUSTERS, "type") if !value.is_null() => json!({"slug": value}),
+            (VMS, "cluster" | "device") | (DEVICES, "cluster") if !value.is_null() => {
+                json!({"name": value})
+            }
+            (CLUSTERS, "type") | (DEVICES, "site" | "role" | "device_type" | "platform")
+                if !value.is_null() =>
+            {
+                json!({"slug": value})
+            }
             _ => value.clone(),
         };
         body.insert(key.clone(), written);
@@ -196,7 +278,7 @@ fn desired_vm(vm: &InventoryVm) -> Option<BTreeMap<String, Value>> {
 }
 
 /// `{"field": {"from": null, "to": value}}` for an object that does not exist yet.
-fn from_nothing(fields: &BTreeMap<String, Value>) -> Value {
+pub(super) fn from_nothing(fields: &BTreeMap<String, Value>) -> Value {
     Value::Object(
         fields
             .iter()
@@ -206,13 +288,13 @@ fn from_nothing(fields: &BTreeMap<String, Value>) -> Value {
 }
 
 /// Which inventory record and NetBox object an item is about, and its key (`vm:web-01`).
-struct Target {
-    device_id: Option<i64>,
-    object_id: Option<i64>,
-    key: String,
+pub(super) struct Target {
+    pub(super) device_id: Option<i64>,
+    pub(super) object_id: Option<i64>,
+    pub(super) key: String,
 }
 
-fn item(
+pub(super) fn item(
     action: ApprovalAction,
     endpoint: &str,
     target: Target,
@@ -251,6 +333,8 @@ pub(crate) struct Inventory {
     pub(crate) vms: Vec<InventoryVm>,
     /// (VM device id, adapter name, MAC) of active VMs.
     pub(crate) nics: Vec<(i64, String, Option<String>)>,
+    /// Hosts, bare-metal servers, switches and arrays.
+    pub(crate) machines: Vec<InventoryMachine>,
 }
 
 impl Inventory {
@@ -264,6 +348,7 @@ impl Inventory {
             })?,
             vms: store.inventory_vms()?,
             nics: store.inventory_vm_nics()?,
+            machines: store.inventory_machines()?,
         })
     }
 }
@@ -326,6 +411,42 @@ pub(crate) async fn compute(
         ));
     }
 
+    // Devices, their interfaces and MACs, and what they refer to.
+    let netbox_macs = client.list(MACS, &[]).await?;
+    let have_mac: HashSet<String> = netbox_macs
+        .iter()
+        .filter_map(|m| Some(m.get("mac_address")?.as_str()?.to_lowercase()))
+        .collect();
+    let mut cluster_sites: HashMap<String, Option<String>> = netbox_clusters
+        .iter()
+        .filter_map(|c| {
+            let name = c.get("name")?.as_str()?.to_lowercase();
+            let site = (c.get("scope_type").and_then(Value::as_str) == Some("dcim.site"))
+                .then(|| {
+                    c.pointer("/scope/slug")
+                        .and_then(Value::as_str)
+                        .map(str::to_string)
+                })
+                .flatten();
+            Some((name, site))
+        })
+        .collect();
+    for cluster in clusters {
+        cluster_sites
+            .entry(cluster.name.to_lowercase())
+            .or_insert_with(|| site_slug.clone());
+    }
+    let devices = super::devices::DevicePlan {
+        client,
+        machines: &inventory.machines,
+        rules: &client.device_rules,
+        cluster_sites: &cluster_sites,
+        macs: &have_mac,
+    }
+    .compute(&mut report)
+    .await?;
+    let mut device_items = devices.items;
+
     // VMs.
     let vms = &inventory.vms;
     let mut active_names = HashSet::new();
@@ -349,12 +470,21 @@ pub(crate) async fn compute(
         if !active_names.insert(name.to_lowercase()) {
             continue; // two inventory records for one name: the first one speaks
         }
-        let Some(desired) = desired_vm(vm) else {
+        let Some(mut desired) = desired_vm(vm) else {
             report
                 .unmapped
                 .push(format!("{name}: its host has no cluster"));
             continue;
         };
+        // On its host's device when that device is in the VM's cluster (NetBox's rule).
+        let host = vm
+            .host_device_id
+            .and_then(|h| devices.hosts.get(&h))
+            .filter(|(_, cluster)| desired.get("cluster") == Some(&json!(cluster)))
+            .map(|(device, _)| device.clone());
+        if let Some(host) = &host {
+            desired.insert("device".into(), json!(host));
+        }
         let candidates = netbox_by_name
             .get(&name.to_lowercase())
             .cloned()
@@ -373,13 +503,14 @@ pub(crate) async fn compute(
                 let mut body = write_body(VMS, &desired);
                 body["tags"] = json!([{"slug": tag}]);
                 let from_to = from_nothing(&desired);
-                let needs = json!([
+                let mut needs = vec![
                     format!("tag:{tag}"),
                     format!(
                         "cluster:{}",
                         desired["cluster"].as_str().unwrap_or_default()
-                    )
-                ]);
+                    ),
+                ];
+                needs.extend(host.iter().map(|h| format!("device:{h}")));
                 items.push(item(
                     ApprovalAction::Create,
                     VMS,
@@ -424,7 +555,7 @@ pub(crate) async fn compute(
                     },
                     Value::Object(from_to),
                     write_body(VMS, &differing),
-                    json!({"seen": current}),
+                    json!({"seen": current, "needs": host.iter().map(|h| format!("device:{h}")).collect::<Vec<_>>()}),
                 ));
             }
         }
@@ -433,17 +564,12 @@ pub(crate) async fn compute(
     // VM interfaces and their MAC objects (NetBox 4.2+: a MAC is an object assigned to an
     // interface). Only created; they go with their VM when it is deleted.
     let netbox_ifaces = client.list(IFACES, &[]).await?;
-    let netbox_macs = client.list(MACS, &[]).await?;
     let have_iface: HashSet<(String, String)> = netbox_ifaces
         .iter()
         .filter_map(|i| {
             let vm = i.pointer("/virtual_machine/name")?.as_str()?.to_lowercase();
             Some((vm, i.get("name")?.as_str()?.to_lowercase()))
         })
-        .collect();
-    let have_mac: HashSet<String> = netbox_macs
-        .iter()
-        .filter_map(|m| Some(m.get("mac_address")?.as_str()?.to_lowercase()))
         .collect();
     let mut mac_items = Vec::new();
     for (device_id, adapter, mac) in &inventory.nics {
@@ -561,7 +687,17 @@ pub(crate) async fn compute(
         ));
     }
     with_cascades(client, &mut items).await?;
+    // Devices' prerequisites and the devices go before the VMs placed on them (in the review;
+    // apply orders writes by kind anyway).
+    let at = items
+        .iter()
+        .position(|i| i.netbox_object_type != CLUSTERS)
+        .unwrap_or(items.len());
+    let rest = items.split_off(at);
+    items.append(&mut device_items);
+    items.extend(rest);
     let mut items = with_prerequisites(client, items).await?;
+    drop_repeated_creates(&mut items);
     keep_needs_within(&mut items);
     report.prerequisites = items
         .iter()
@@ -688,6 +824,19 @@ async fn with_prerequisites(
     }
     out.extend(items);
     Ok(out)
+}
+
+/// Keeps the first create of each key: the site clusters and devices both refer to, a MAC two
+/// records report, is one item.
+fn drop_repeated_creates(items: &mut Vec<NewApprovalItem>) {
+    let mut keys = HashSet::new();
+    items.retain(|i| {
+        i.action != ApprovalAction::Create
+            || i.proposed_changes
+                .get("key")
+                .and_then(Value::as_str)
+                .is_none_or(|k| keys.insert(k.to_string()))
+    });
 }
 
 /// Drops from each item's `needs` the keys no create of the batch has: those objects are in
@@ -824,6 +973,7 @@ mod tests {
             cpu_count: Some(4),
             memory_mb: Some(8192),
             disk_bytes: Some(50 << 30),
+            host_device_id: None,
         }
     }
 

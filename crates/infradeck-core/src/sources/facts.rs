@@ -38,7 +38,7 @@ impl VolatileFacts {
                 && pattern
                     .iter()
                     .zip(path)
-                    .all(|(glob, segment)| glob_matches(glob, segment))
+                    .all(|(glob, segment)| crate::text::glob_matches(glob, segment))
         })
     }
 
@@ -59,12 +59,12 @@ fn strip_at(value: &mut Value, patterns: &[&[String]]) {
     map.retain(|key, _| {
         !patterns
             .iter()
-            .any(|p| p.len() == 1 && glob_matches(&p[0], key))
+            .any(|p| p.len() == 1 && crate::text::glob_matches(&p[0], key))
     });
     for (key, child) in map.iter_mut() {
         let deeper: Vec<&[String]> = patterns
             .iter()
-            .filter(|p| p.len() > 1 && glob_matches(&p[0], key))
+            .filter(|p| p.len() > 1 && crate::text::glob_matches(&p[0], key))
             .map(|p| &p[1..])
             .collect();
         if !deeper.is_empty() {
@@ -77,32 +77,6 @@ impl Default for VolatileFacts {
     fn default() -> Self {
         VolatileFacts::new(crate::config::DEFAULT_VOLATILE_FACTS)
     }
-}
-
-/// `*` matches any run of characters (none included); everything else matches itself, ASCII
-/// case folded (`glob` is lower case already). Byte-wise: `*` is ASCII, and a multi-byte
-/// character only ever matches itself, so no UTF-8 boundary is split in a way that matters.
-fn glob_matches(glob: &str, text: &str) -> bool {
-    let (glob, text) = (glob.as_bytes(), text.as_bytes());
-    // Two-pointer wildcard match with backtracking to the last star.
-    let (mut g, mut t) = (0, 0);
-    let mut star: Option<(usize, usize)> = None;
-    while t < text.len() {
-        if g < glob.len() && glob[g] != b'*' && glob[g] == text[t].to_ascii_lowercase() {
-            g += 1;
-            t += 1;
-        } else if g < glob.len() && glob[g] == b'*' {
-            star = Some((g, t));
-            g += 1;
-        } else if let Some((sg, st)) = star {
-            g = sg + 1;
-            t = st + 1;
-            star = Some((sg, st + 1));
-        } else {
-            return false;
-        }
-    }
-    glob[g..].iter().all(|c| *c == b'*')
 }
 
 /// Top-level facts as stored text: strings as they are, other values as JSON. A null fact
@@ -186,13 +160,13 @@ mod tests {
 
     #[test]
     fn globs() {
-        assert!(glob_matches("used*", "used"));
-        assert!(glob_matches("used*", "used_bytes"));
-        assert!(glob_matches("*_bytes", "used_bytes"));
-        assert!(glob_matches("a*b*c", "axxbyyc"));
-        assert!(!glob_matches("used*", "unused"));
-        assert!(glob_matches("*", "anything"));
-        assert!(glob_matches("uptime*", "Uptime_days"));
+        assert!(crate::text::glob_matches("used*", "used"));
+        assert!(crate::text::glob_matches("used*", "used_bytes"));
+        assert!(crate::text::glob_matches("*_bytes", "used_bytes"));
+        assert!(crate::text::glob_matches("a*b*c", "axxbyyc"));
+        assert!(!crate::text::glob_matches("used*", "unused"));
+        assert!(crate::text::glob_matches("*", "anything"));
+        assert!(crate::text::glob_matches("uptime*", "Uptime_days"));
         assert!(VolatileFacts::new(&["Uptime*"]).matches(&["uptime_days"]));
     }
 

@@ -51,7 +51,9 @@ pub use maintain::{CheckReport, MaintainOptions, MaintainReport};
 pub use merged::{
     FieldSource, FieldValue, MergedField, MergedView, compared_fields_agree, merged_fields,
 };
-pub(crate) use netbox::{InventoryVm, ItemResult};
+#[cfg(test)]
+pub(crate) use netbox::InventoryRecord;
+pub(crate) use netbox::{InventoryInterface, InventoryMachine, InventoryVm, ItemResult};
 pub use overview::{ConfiguredDevice, DeviceCount};
 pub use past::PastRecords;
 pub use relationships::{Direction, OwnedLink, Related, TreeNode};

@@ -21,6 +21,43 @@ pub(crate) struct InventoryVm {
     pub(crate) cpu_count: Option<i64>,
     pub(crate) memory_mb: Option<i64>,
     pub(crate) disk_bytes: Option<i64>,
+    /// The record of the host it runs on.
+    pub(crate) host_device_id: Option<i64>,
+}
+
+/// A machine NetBox holds as a dcim device (a host, bare-metal server, switch or array), with
+/// its active records, the primary one first.
+#[derive(Debug, Clone, PartialEq)]
+pub(crate) struct InventoryMachine {
+    pub(crate) machine_id: i64,
+    pub(crate) name: String,
+    pub(crate) device_type: crate::model::DeviceType,
+    pub(crate) records: Vec<InventoryRecord>,
+}
+
+/// One source's record of a machine: what it reported (its own metadata namespace) and when
+/// it last confirmed it.
+#[derive(Debug, Clone, PartialEq)]
+pub(crate) struct InventoryRecord {
+    pub(crate) device_id: i64,
+    pub(crate) source_system: String,
+    pub(crate) source_identifier: String,
+    pub(crate) name: String,
+    pub(crate) metadata: serde_json::Value,
+    pub(crate) last_seen: Option<String>,
+    pub(crate) interfaces: Vec<InventoryInterface>,
+}
+
+/// A network interface as a source reported it.
+#[derive(Debug, Clone, PartialEq)]
+pub(crate) struct InventoryInterface {
+    pub(crate) name: String,
+    pub(crate) mac: Option<String>,
+    pub(crate) ip_addresses: Vec<String>,
+    pub(crate) speed_mbps: Option<i64>,
+    pub(crate) status: Option<String>,
+    pub(crate) interface_type: Option<String>,
+    pub(crate) metadata: serde_json::Value,
 }
 
 impl Store {
@@ -32,7 +69,9 @@ impl Store {
                   JOIN device_relationships r2 ON r2.child_device_id = r1.parent_device_id AND r2.relationship_type = 'hosts' \
                   JOIN devices c ON c.id = r2.parent_device_id AND c.device_type = 'cluster' \
                  WHERE r1.child_device_id = v.id AND r1.relationship_type = 'hosts' LIMIT 1), \
-               m.power_state, m.cpu_count, m.memory_mb, m.total_disk_capacity_bytes \
+               m.power_state, m.cpu_count, m.memory_mb, m.total_disk_capacity_bytes, \
+               (SELECT h.parent_device_id FROM device_relationships h \
+                 WHERE h.child_device_id = v.id AND h.relationship_type = 'hosts' LIMIT 1) \
              FROM devices v LEFT JOIN vms m ON m.device_id = v.id \
              WHERE v.device_type = 'vm' AND v.source_system = 'vcenter' ORDER BY v.name, v.id",
         )?;
@@ -48,9 +87,87 @@ impl Store {
                 cpu_count: r.get(7)?,
                 memory_mb: r.get(8)?,
                 disk_bytes: r.get(9)?,
+                host_device_id: r.get(10)?,
             })
         })?;
         Ok(rows.collect::<rusqlite::Result<_>>()?)
+    }
+
+    /// The active hosts, bare-metal servers, switches and arrays, each with its active records
+    /// (primary first) and their interfaces, in machine-name order.
+    pub(crate) fn inventory_machines(&self) -> Result<Vec<InventoryMachine>> {
+        let mut stmt = self.conn().prepare_cached(
+            "SELECT m.id, m.name, m.device_type, d.id, d.source_system, d.source_identifier, d.name, \
+                    json_extract(d.metadata, '$.' || d.source_system), d.last_seen \
+             FROM machines m JOIN devices d ON d.machine_id = m.id \
+             WHERE m.device_type IN ('server', 'network_device', 'storage') AND m.status = 'active' \
+               AND d.status = 'active' \
+             ORDER BY m.name_key, m.id, d.id = m.primary_device_id DESC, d.id",
+        )?;
+        let mut machines: Vec<InventoryMachine> = Vec::new();
+        let mut rows = stmt.query([])?;
+        while let Some(r) = rows.next()? {
+            let machine_id: i64 = r.get(0)?;
+            let metadata: Option<String> = r.get(7)?;
+            let record = InventoryRecord {
+                device_id: r.get(3)?,
+                source_system: r.get(4)?,
+                source_identifier: r.get(5)?,
+                name: r.get(6)?,
+                metadata: metadata
+                    .and_then(|m| serde_json::from_str(&m).ok())
+                    .unwrap_or(serde_json::Value::Null),
+                last_seen: r.get(8)?,
+                interfaces: Vec::new(),
+            };
+            match machines.last_mut() {
+                Some(last) if last.machine_id == machine_id => last.records.push(record),
+                _ => {
+                    let kind: String = r.get(2)?;
+                    machines.push(InventoryMachine {
+                        machine_id,
+                        name: r.get(1)?,
+                        device_type: kind.parse().unwrap_or(crate::model::DeviceType::Server),
+                        records: vec![record],
+                    });
+                }
+            }
+        }
+        let mut by_device: std::collections::HashMap<i64, Vec<InventoryInterface>> =
+            std::collections::HashMap::new();
+        let mut stmt = self.conn().prepare_cached(
+            "SELECT i.device_id, i.interface_name, i.mac_address, i.ip_addresses, i.speed_mbps, \
+                    i.status, i.interface_type, i.metadata \
+             FROM network_interfaces i JOIN devices d ON d.id = i.device_id \
+             JOIN machines m ON m.id = d.machine_id \
+             WHERE m.device_type IN ('server', 'network_device', 'storage') AND m.status = 'active' \
+               AND d.status = 'active' ORDER BY i.device_id, i.id",
+        )?;
+        let mut rows = stmt.query([])?;
+        while let Some(r) = rows.next()? {
+            let ips: Option<String> = r.get(3)?;
+            let metadata: Option<String> = r.get(7)?;
+            by_device
+                .entry(r.get(0)?)
+                .or_default()
+                .push(InventoryInterface {
+                    name: r.get(1)?,
+                    mac: r.get(2)?,
+                    ip_addresses: ips
+                        .and_then(|t| serde_json::from_str(&t).ok())
+                        .unwrap_or_default(),
+                    speed_mbps: r.get(4)?,
+                    status: r.get(5)?,
+                    interface_type: r.get(6)?,
+                    metadata: metadata
+                        .and_then(|m| serde_json::from_str(&m).ok())
+                        .unwrap_or(serde_json::Value::Null),
+                });
+        }
+        for record in machines.iter_mut().flat_map(|m| m.records.iter_mut()) {
+            record.interfaces = by_device.remove(&record.device_id).unwrap_or_default();
+        }
+        Ok(machines)
     }
 
     /// The network adapters of active vCenter VMs: (device id, adapter name, MAC).

@@ -426,6 +426,8 @@ pub struct Estate {
     pub dorado: Dorado,
     pub kb_pages: Vec<KbPage>,
     pub tickets: Vec<Ticket>,
+    /// Host NICs renamed (a new driver, a re-cabled port), by MAC: what vCenter reports then.
+    pub renamed_nics: std::collections::BTreeMap<String, String>,
     next_vm_number: usize,
     next_foreman_id: u64,
     next_ticket: u64,
@@ -568,6 +570,7 @@ impl Estate {
             bare_metal: Vec::new(),
             orphans: Vec::new(),
             net_devices: Vec::new(),
+            renamed_nics: Default::default(),
             netapp: Netapp {
                 cluster_name: "ontap-dc1".into(),
                 cluster_uuid: rng.uuid(),
@@ -635,9 +638,14 @@ impl Estate {
                         ("lldp", switch.name.clone(), port)
                     }
                 });
+                let mac = mac([0x00, 0x25, 0xb5], (host * 2 + k) as u64);
                 Uplink {
-                    device: format!("vmnic{k}"),
-                    mac: mac([0x00, 0x25, 0xb5], (host * 2 + k) as u64),
+                    device: self
+                        .renamed_nics
+                        .get(&mac)
+                        .cloned()
+                        .unwrap_or_else(|| format!("vmnic{k}")),
+                    mac,
                     speed_mb: 25_000,
                     neighbour,
                 }

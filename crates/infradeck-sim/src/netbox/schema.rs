@@ -47,6 +47,7 @@ pub(super) const IFACE_TYPES: &[&str] = &[
     "1000base-t",
     "10gbase-x-sfpp",
     "25gbase-x-sfp28",
+    "40gbase-x-qsfpp",
     "100gbase-x-qsfp28",
     "lag",
 ];
@@ -95,6 +96,7 @@ pub(super) const TYPES: &[ObjType] = &[
             ("role", "dcim/device-roles"),
             ("site", "dcim/sites"),
             ("cluster", "virtualization/clusters"),
+            ("platform", "dcim/platforms"),
             ("primary_ip4", "ipam/ip-addresses"),
         ],
         choices: &[("status", STATUS_DEVICE, Some("active"))],
@@ -103,7 +105,14 @@ pub(super) const TYPES: &[ObjType] = &[
         endpoint: "dcim/interfaces",
         model: "dcim.interface",
         required: &["device", "name", "type"],
-        plain: &["name", "enabled", "description", "mtu", "mgmt_only"],
+        plain: &[
+            "name",
+            "enabled",
+            "description",
+            "mtu",
+            "mgmt_only",
+            "speed",
+        ],
         fks: &[
             ("device", "dcim/devices"),
             ("primary_mac_address", "dcim/mac-addresses"),
@@ -195,6 +204,15 @@ pub(super) const TYPES: &[ObjType] = &[
         fks: &[],
         choices: &[],
     },
+    // Last, so the indexes above stay as they are.
+    ObjType {
+        endpoint: "dcim/platforms",
+        model: "dcim.platform",
+        required: &["name", "slug"],
+        plain: &["name", "slug", "description"],
+        fks: &[("manufacturer", "dcim/manufacturers")],
+        choices: &[],
+    },
 ];
 
 /// Deleting a target is refused while these (endpoint, field) reference it.
@@ -203,6 +221,8 @@ pub(super) const PROTECTED_BY: &[(&str, &str, &str)] = &[
     ("dcim/manufacturers", "dcim/device-types", "manufacturer"),
     ("dcim/device-types", "dcim/devices", "device_type"),
     ("dcim/device-roles", "dcim/devices", "role"),
+    // NetBox: a VM's device is PROTECT (its cluster and platform are SET_NULL).
+    ("dcim/devices", "virtualization/virtual-machines", "device"),
     (
         "virtualization/cluster-types",
         "virtualization/clusters",

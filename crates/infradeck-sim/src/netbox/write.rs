@@ -290,11 +290,28 @@ pub(super) fn validate(
                 "name",
             )?
         }
-        "dcim/devices" => unique(
-            &["site", "name"],
-            "Device name must be unique per site.",
-            "name",
-        )?,
+        "dcim/devices" => {
+            unique(
+                &["site", "name"],
+                "Device name must be unique per site.",
+                "name",
+            )?;
+            // NetBox: a device's cluster, when scoped to a site, is at the device's site.
+            let cluster_site = object
+                .get("cluster")
+                .and_then(Value::as_u64)
+                .and_then(|c| db.objects.get("virtualization/clusters")?.get(&c))
+                .filter(|c| c.get("scope_type").and_then(Value::as_str) == Some("dcim.site"))
+                .and_then(|c| c.get("scope_id").cloned());
+            if let Some(site) = cluster_site
+                && object.get("site") != Some(&site)
+            {
+                return Err(field_error(
+                    "cluster",
+                    "The assigned cluster belongs to a different site",
+                ));
+            }
+        }
         "dcim/interfaces" => unique(
             &["device", "name"],
             "Interface with this device and name already exists.",
@@ -321,6 +338,36 @@ pub(super) fn validate(
                     "Virtual machine name must be unique per cluster.",
                     "name",
                 )?;
+            }
+            // NetBox: a VM's host device must be a member of the VM's cluster.
+            if let Some(device) = object.get("device").and_then(Value::as_u64) {
+                let cluster = object.get("cluster").and_then(Value::as_u64);
+                let Some(cluster) = cluster else {
+                    return Err(field_error(
+                        "device",
+                        "Must specify a cluster when assigning a host device.",
+                    ));
+                };
+                let host = db.objects.get("dcim/devices").and_then(|o| o.get(&device));
+                if host.and_then(|d| d.get("cluster")).and_then(Value::as_u64) != Some(cluster) {
+                    let name = |endpoint: &str, id: u64| {
+                        db.objects
+                            .get(endpoint)
+                            .and_then(|o| o.get(&id))
+                            .and_then(|o| o.get("name"))
+                            .and_then(Value::as_str)
+                            .unwrap_or("?")
+                            .to_string()
+                    };
+                    return Err(field_error(
+                        "device",
+                        &format!(
+                            "The selected device ({}) is not assigned to this cluster ({}).",
+                            name("dcim/devices", device),
+                            name("virtualization/clusters", cluster)
+                        ),
+                    ));
+                }
             }
         }
         _ => {}
