@@ -30,7 +30,9 @@ const CLUSTER_TYPES: &str = "virtualization/cluster-types";
 const SITES: &str = "dcim/sites";
 const DEVICES: &str = "dcim/devices";
 const DEVICE_IFACES: &str = "dcim/interfaces";
-const EVERYTHING: [&str; 13] = [
+const IPS: &str = "ipam/ip-addresses";
+const EVERYTHING: [&str; 14] = [
+    IPS,
     MACS,
     IFACES,
     DEVICE_IFACES,
@@ -826,6 +828,40 @@ async fn whole_estate_cycle(netbox: &RealNetbox, rig: &Rig, client: &NetboxClien
         .unwrap_or_else(|| panic!("a host NIC with its MAC: {ifaces:#?}"))
         .clone();
 
+    // Addresses with their prefix on the interface that has them; primary IPs by the rule.
+    let ips = netbox.all(IPS).await;
+    assert!(
+        ips.iter()
+            .all(|ip| ip["address"].as_str().is_some_and(|a| a.contains('/'))
+                && !ip["assigned_object"].is_null()),
+        "{ips:#?}"
+    );
+    let switch = devices
+        .iter()
+        .find(|d| d["name"] == "dc1-core-sw01")
+        .unwrap();
+    let (_, switch) = netbox
+        .http(
+            reqwest::Method::GET,
+            &format!("/api/{DEVICES}/{}/", switch["id"]),
+            None,
+        )
+        .await;
+    assert_eq!(
+        switch["primary_ip4"]["address"], "10.255.0.11/24",
+        "the address Oxidized knows it by: {switch}"
+    );
+    let running = vms
+        .iter()
+        .filter(|v| v["status"]["value"] == "active")
+        .count();
+    let vms = netbox.all(VMS).await;
+    let with_primary = vms.iter().filter(|v| !v["primary_ip4"].is_null()).count();
+    assert!(
+        with_primary > 0 && with_primary <= running,
+        "{with_primary} of {running}"
+    );
+
     // Nothing left to propose.
     let again = plan(&mut store, client).await;
     assert_eq!(again.batch_id, None, "{again:?}");
@@ -879,8 +915,76 @@ async fn whole_estate_cycle(netbox: &RealNetbox, rig: &Rig, client: &NetboxClien
     assert_eq!(moved["name"], "vmnic7");
     assert_eq!(plan(&mut store, client).await.batch_id, None);
 
+    // An address that moves from one VM to another (A powered off its use of it, B took it):
+    // one move of the same object, A's primary released first (NetBox refuses to move a primary
+    // IP) and B's set after, never a second object.
+    let vms = netbox.all(VMS).await;
+    let with_ip: Vec<&Value> = vms.iter().filter(|v| !v["primary_ip4"].is_null()).collect();
+    let (a, b) = (with_ip[0], with_ip[1]);
+    let address = a["primary_ip4"]["address"].as_str().unwrap().to_string();
+    let host = address.split('/').next().unwrap().to_string();
+    {
+        let mut estate = rig.sims.estate.write().unwrap();
+        let find = |name: &Value| {
+            estate
+                .vms
+                .iter()
+                .position(|v| v.hostname == name.as_str().unwrap())
+                .unwrap_or_else(|| panic!("{name} in the estate"))
+        };
+        let (ai, bi) = (find(&a["name"]), find(&b["name"]));
+        estate.vms[ai].nics[0].ip = None;
+        estate.vms[bi].nics[0].ip = Some(host.clone());
+    }
+    assert!(
+        rig.run(&["vcenter"])
+            .await
+            .iter()
+            .all(|o| o.status == RunStatus::Success)
+    );
+    let moved = plan(&mut store, client).await;
+    assert_eq!(
+        (moved.creates, moved.updates, moved.deletes),
+        (0, 3, 0),
+        "release, move, set: {moved:?}"
+    );
+    let third = moved.batch_id.clone().unwrap();
+    approve_all(&mut store, &third);
+    let applied =
+        infradeck_core::netbox::apply(&mut store, client, &third, &ApplyOptions::default())
+            .await
+            .unwrap();
+    assert_eq!(
+        (applied.applied, applied.failed, applied.conflicts),
+        (3, 0, 0),
+        "{:#?}",
+        applied.lines
+    );
+    let ips_now = netbox.all(IPS).await;
+    assert_eq!(ips_now.len(), ips.len(), "moved, not duplicated");
+    let object = ips_now
+        .iter()
+        .find(|i| i["address"] == address.as_str())
+        .unwrap();
+    assert_eq!(
+        object["assigned_object"]["virtual_machine"]["name"],
+        b["name"]
+    );
+    let vm = |v: &Value| {
+        let id = v["id"].clone();
+        async move {
+            netbox
+                .http(reqwest::Method::GET, &format!("/api/{VMS}/{id}/"), None)
+                .await
+                .1
+        }
+    };
+    assert_eq!(vm(b).await["primary_ip4"]["address"], address.as_str());
+    assert!(vm(a).await["primary_ip4"].is_null());
+    assert_eq!(plan(&mut store, client).await.batch_id, None);
+
     // Rollback, newest batch first: NetBox is as empty as it was.
-    for batch in [&second, &batch] {
+    for batch in [&third, &second, &batch] {
         let rolled = infradeck_core::netbox::rollback(&mut store, client, batch)
             .await
             .unwrap();

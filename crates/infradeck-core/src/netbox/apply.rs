@@ -74,8 +74,21 @@ struct Plan {
     matcher: Option<Value>,
     /// Keys of the items of this batch this one needs written first.
     needs: Vec<String>,
-    /// For a MAC: the interface it becomes the primary MAC of.
+    /// What the created object becomes the primary of: for a MAC its interface (a lookup), for
+    /// an address `{"target": lookup of the VM or device, "field": "primary_ip4"}`.
     primary_of: Option<Value>,
+}
+
+impl Plan {
+    /// An update that only sets primary IPs: written once the addresses exist (one that clears
+    /// them goes at its kind's turn, before the addresses move).
+    fn sets_only_primaries(&self) -> bool {
+        !self.fields.is_empty()
+            && self
+                .fields
+                .iter()
+                .all(|(k, (_, to))| super::plan::is_primary_field(k) && !to.is_null())
+    }
 }
 
 fn parse_plan(item: &ApprovalItem) -> anyhow::Result<Plan> {
@@ -204,6 +217,9 @@ fn op_of(mode: Mode, action: ApprovalAction) -> Op {
     }
 }
 
+/// (item id, what the created object becomes the primary of, the created object's id).
+type Primary = (i64, Value, i64);
+
 /// One item this run handles.
 struct Work {
     item: ApprovalItem,
@@ -219,20 +235,25 @@ impl Work {
     }
 
     fn stage(&self, mode: Mode) -> (u8, u8) {
-        stage(mode, self.op, &self.plan.endpoint)
+        let rank = if self.op == Op::Update && self.plan.sets_only_primaries() {
+            super::plan::PRIMARY_RANK
+        } else {
+            rank(&self.plan.endpoint)
+        };
+        stage_of(mode, self.op, rank)
     }
 }
 
 /// When an item is written, as a sort key: creates and updates parents first, deletes children
-/// first; apply writes before it deletes. Rollback first reverts updates (a VM the batch put on
-/// a new device lets go of it, or NetBox refuses to delete the device), then undoes creates,
-/// then re-creates what the batch deleted.
-fn stage(mode: Mode, op: Op, endpoint: &str) -> (u8, u8) {
-    let r = rank(endpoint);
+/// first; apply writes before it deletes. Rollback first reverts updates, in the reverse of the
+/// order apply made them (a primary IP set after its address moved is put back before the
+/// address moves back; a VM the batch put on a new device lets go of it before NetBox is asked
+/// to delete the device), then undoes creates, then re-creates what the batch deleted.
+fn stage_of(mode: Mode, op: Op, r: u8) -> (u8, u8) {
     match (mode, op) {
         (Mode::Apply, Op::Delete) => (1, 255 - r),
         (Mode::Apply, _) => (0, r),
-        (Mode::Rollback, Op::Update) => (0, r),
+        (Mode::Rollback, Op::Update) => (0, 255 - r),
         (Mode::Rollback, Op::Delete) => (1, 255 - r),
         (Mode::Rollback, Op::Create) => (2, r),
     }
@@ -902,7 +923,7 @@ impl<'a> Net<'a> {
             }
         }
         if !primaries.is_empty() && self.mode == Mode::Apply {
-            let notes = self.set_primary_macs(primaries).await;
+            let notes = self.set_primaries(primaries).await;
             for (w, outcome) in outcomes.iter_mut() {
                 if let (Some(note), Outcome::Done { note: n, .. }) =
                     (notes.get(&w.item.id), outcome)
@@ -914,47 +935,72 @@ impl<'a> Net<'a> {
         outcomes
     }
 
-    /// Makes each new MAC its interface's primary MAC (one bulk PATCH); item id → a note for
+    /// Makes each new MAC its interface's primary MAC and each new address its holder's primary IP
+    /// (one bulk PATCH per endpoint and field); item id → a note for
     /// the items where that failed.
-    async fn set_primary_macs(&self, primaries: Vec<(i64, Value, i64)>) -> HashMap<i64, String> {
-        // VM and device interfaces live at different endpoints: one PATCH each.
-        let mut by_endpoint: BTreeMap<String, Vec<(i64, Value, i64)>> = BTreeMap::new();
-        for primary in primaries {
-            let endpoint = primary
-                .1
+    async fn set_primaries(&self, primaries: Vec<Primary>) -> HashMap<i64, String> {
+        // A MAC names its interface; an address `{"target", "field"}`. VM and device objects
+        // live at different endpoints: one PATCH per endpoint and field.
+        let mut by_target: BTreeMap<(String, String), Vec<Primary>> = BTreeMap::new();
+        for (item, primary_of, created) in primaries {
+            let (target, field) = match primary_of.get("target") {
+                Some(target) => (
+                    target.clone(),
+                    primary_of
+                        .get("field")
+                        .and_then(Value::as_str)
+                        .unwrap_or("primary_ip4")
+                        .to_string(),
+                ),
+                None => (primary_of, "primary_mac_address".to_string()),
+            };
+            let endpoint = target
                 .pointer("/$lookup/endpoint")
                 .and_then(Value::as_str)
                 .unwrap_or(IFACES)
                 .to_string();
-            by_endpoint.entry(endpoint).or_default().push(primary);
+            by_target
+                .entry((endpoint, field))
+                .or_default()
+                .push((item, target, created));
         }
         let mut notes = HashMap::new();
-        for (endpoint, primaries) in by_endpoint {
-            notes.extend(self.set_primary_macs_at(&endpoint, primaries).await);
+        for ((endpoint, field), primaries) in by_target {
+            notes.extend(self.set_primaries_at(&endpoint, &field, primaries).await);
         }
         notes
     }
 
-    async fn set_primary_macs_at(
+    async fn set_primaries_at(
         &self,
         endpoint: &str,
-        primaries: Vec<(i64, Value, i64)>,
+        field: &str,
+        primaries: Vec<Primary>,
     ) -> HashMap<i64, String> {
+        let what = if field == "primary_mac_address" {
+            "its interface's primary MAC".to_string()
+        } else {
+            format!("the {field} of its VM or device")
+        };
         let mut notes = HashMap::new();
         let mut values: Vec<Value> = primaries
             .iter()
-            .map(|(_, iface, _)| iface.clone())
+            .map(|(_, target, _)| target.clone())
             .collect();
         let resolved = self.resolver.resolve(&mut values).await;
         let mut body = Vec::new();
-        for ((item, _, mac), (iface, ok)) in primaries.iter().zip(values.iter().zip(&resolved)) {
-            match (ok, iface.as_i64()) {
-                (Ok(()), Some(iface)) => body.push((*item, json!({"id": iface, "primary_mac_address": mac, "changelog_message": self.message}))),
+        for ((item, _, created), (target, ok)) in primaries.iter().zip(values.iter().zip(&resolved))
+        {
+            match (ok, target.as_i64()) {
+                (Ok(()), Some(target)) => body.push((
+                    *item,
+                    json!({"id": target, field: created, "changelog_message": self.message}),
+                )),
                 (Err(err), _) => {
-                    notes.insert(*item, format!(" (not made its interface's primary MAC: {err})"));
+                    notes.insert(*item, format!(" (not made {what}: {err})"));
                 }
                 _ => {
-                    notes.insert(*item, " (not made its interface's primary MAC: no interface id)".to_string());
+                    notes.insert(*item, format!(" (not made {what}: no id to point at)"));
                 }
             }
         }
@@ -967,10 +1013,7 @@ impl<'a> Net<'a> {
         if let Err(err) = self.client.bulk(Method::PATCH, endpoint, &list, None).await {
             let text = bulk_error_text(&err);
             for (item, _) in body {
-                notes.insert(
-                    item,
-                    format!(" (not made its interface's primary MAC: {text})"),
-                );
+                notes.insert(item, format!(" (not made {what}: {text})"));
             }
         }
         notes
@@ -1078,7 +1121,19 @@ impl<'a> Net<'a> {
             body["changelog_message"] = json!(self.message);
             to_send.push((w, body, object.clone()));
         }
-        for ((w, _, before), result) in self.send_guarded(Method::PATCH, endpoint, to_send).await {
+        // References by lookup (a moved address's interface, a primary IP) become ids now.
+        let mut bodies: Vec<Value> = to_send.iter().map(|(_, b, _)| b.clone()).collect();
+        let resolved = self.resolver.resolve(&mut bodies).await;
+        let mut ready = Vec::new();
+        for ((w, _, before), (body, ok)) in
+            to_send.into_iter().zip(bodies.into_iter().zip(resolved))
+        {
+            match ok {
+                Ok(()) => ready.push((w, body, before)),
+                Err(err) => outcomes.push((w, Outcome::Failed(err))),
+            }
+        }
+        for ((w, _, before), result) in self.send_guarded(Method::PATCH, endpoint, ready).await {
             let outcome = self.guarded_outcome(
                 &w,
                 result,
@@ -1664,8 +1719,11 @@ fn drifted(
     current: &BTreeMap<String, Value>,
     side: fn(&(Value, Value)) -> &Value,
 ) -> Map<String, Value> {
+    // A reference the plan could only name (a lookup) is not compared: its id is known once
+    // resolved, and the fields beside it (the address of a moved IP) still are.
     plan.fields
         .iter()
+        .filter(|(_, v)| side(v).get("$lookup").is_none())
         .filter(|(k, v)| current.get(*k).unwrap_or(&Value::Null) != side(v))
         .map(|(k, _)| (k.clone(), current.get(k).cloned().unwrap_or(Value::Null)))
         .collect()
@@ -1702,7 +1760,7 @@ mod tests {
             .iter()
             .map(|(action, endpoint)| (op_of(mode, *action), *endpoint))
             .collect();
-        ops.sort_by_key(|(op, endpoint)| stage(mode, *op, endpoint));
+        ops.sort_by_key(|(op, endpoint)| stage_of(mode, *op, rank(endpoint)));
         ops
     }
 

@@ -16,6 +16,7 @@
 //! Serial numbers come from PuppetDB, Foreman or Dorado; a vCenter host goes in its cluster when
 //! the cluster is at the device's site (NetBox refuses a device in another site's cluster).
 
+use super::addresses::Holder;
 use super::client::NetboxClient;
 use super::plan::{
     DEVICE_IFACES, DEVICE_TYPES, DEVICES, MACS, MANUFACTURERS, PLATFORMS, ROLES, SITES, Target,
@@ -274,6 +275,8 @@ pub(crate) struct DesiredInterface {
     pub(crate) name: String,
     pub(crate) mac: Option<String>,
     pub(crate) fields: BTreeMap<String, Value>,
+    /// Addresses the records report on it (`10.0.0.5/24`, or bare).
+    pub(crate) addresses: Vec<String>,
 }
 
 /// NetBox's interface type for what a source reported: virtual ones by kind or name, physical
@@ -317,8 +320,14 @@ pub(crate) fn interfaces(machine: &InventoryMachine) -> Vec<DesiredInterface> {
             .as_ref()
             .and_then(|m| out.iter().position(|(_, d)| d.mac.as_ref() == Some(m)));
         if let Some(at) = same_name.or(same_mac) {
-            if out[at].1.mac.is_none() {
-                out[at].1.mac = mac;
+            let known = &mut out[at].1;
+            if known.mac.is_none() {
+                known.mac = mac;
+            }
+            for address in &interface.ip_addresses {
+                if !known.addresses.contains(address) {
+                    known.addresses.push(address.clone());
+                }
             }
             continue;
         }
@@ -348,6 +357,7 @@ pub(crate) fn interfaces(machine: &InventoryMachine) -> Vec<DesiredInterface> {
             name: interface.name.clone(),
             mac,
             fields,
+            addresses: interface.ip_addresses.clone(),
         };
         out.push((interface.clone(), desired));
     }
@@ -432,6 +442,8 @@ pub(crate) struct Planned {
     /// vCenter host record → (device name, cluster) of each host device in its cluster: the
     /// VMs on that host go on that device.
     pub(crate) hosts: HashMap<i64, (String, String)>,
+    /// The devices that are ours, with their addresses.
+    pub(crate) holders: Vec<Holder>,
 }
 
 /// Everything a device plan reads from NetBox and what it is compared with.
@@ -487,7 +499,7 @@ impl DevicePlan<'_> {
             }
         }
         let mut device_items = Vec::new();
-        let mut ours: Vec<(&InventoryMachine, String, String)> = Vec::new();
+        let mut ours: Vec<Ours> = Vec::new();
         for (machine, facts, placement) in &placed {
             let mut slug_of = |endpoint: &'static str, name: &str, maker: Option<&str>| {
                 let catalog = catalogs
@@ -610,7 +622,12 @@ impl DevicePlan<'_> {
                             "why": why,
                         }),
                     ));
-                    ours.push((machine, facts.name.clone(), site));
+                    ours.push(Ours {
+                        machine,
+                        name: facts.name.clone(),
+                        site,
+                        existing: None,
+                    });
                 }
                 Some(object) => {
                     let current = observed(DEVICES, object);
@@ -634,7 +651,12 @@ impl DevicePlan<'_> {
                         .and_then(Value::as_str)
                         .unwrap_or(&site)
                         .to_string();
-                    ours.push((machine, facts.name.clone(), at));
+                    ours.push(Ours {
+                        machine,
+                        name: facts.name.clone(),
+                        site: at,
+                        existing: Some(object),
+                    });
                     if differing.is_empty() {
                         continue;
                     }
@@ -663,6 +685,7 @@ impl DevicePlan<'_> {
         planned.items.extend(device_items);
         let interface_items = self.interfaces(&ours, &netbox_ifaces, &tag);
         planned.items.extend(interface_items);
+        planned.holders = ours.iter().map(holder).collect();
         Ok(planned)
     }
 
@@ -670,7 +693,7 @@ impl DevicePlan<'_> {
     /// is compared; one it has under the same MAC on the device is renamed, never duplicated.
     fn interfaces(
         &self,
-        ours: &[(&InventoryMachine, String, String)],
+        ours: &[Ours],
         netbox_ifaces: &[Value],
         tag: &str,
     ) -> Vec<NewApprovalItem> {
@@ -699,7 +722,13 @@ impl DevicePlan<'_> {
         let mut items = Vec::new();
         let mut macs = Vec::new();
         let mut seen_macs = HashSet::new();
-        for (machine, device, site) in ours {
+        for Ours {
+            machine,
+            name: device,
+            site,
+            ..
+        } in ours
+        {
             let device_ref = lookup(
                 DEVICES,
                 json!({"name": device, "site_id": lookup(SITES, json!({"slug": site}))}),
@@ -813,6 +842,43 @@ impl DevicePlan<'_> {
         }
         items.extend(macs);
         items
+    }
+}
+
+/// A device that is ours: created by this plan or tagged in NetBox.
+struct Ours<'a> {
+    machine: &'a InventoryMachine,
+    name: String,
+    site: String,
+    existing: Option<&'a Value>,
+}
+
+/// A device as the address plan sees it.
+fn holder(ours: &Ours) -> Holder {
+    let primary = |field: &str| {
+        ours.existing
+            .and_then(|o| o.get(field)?.get("address")?.as_str())
+            .map(str::to_string)
+    };
+    Holder {
+        name: ours.name.clone(),
+        site: Some(ours.site.clone()),
+        device_id: ours.machine.records.first().map(|r| r.device_id),
+        interfaces: interfaces(ours.machine)
+            .into_iter()
+            .map(|i| {
+                let mgmt = i.fields.get("mgmt_only") == Some(&json!(true));
+                (i.name, i.addresses, mgmt)
+            })
+            .collect(),
+        resolves_to: ours
+            .machine
+            .records
+            .iter()
+            .filter_map(|r| Some((text(&r.metadata["ip"])?, r.source_system.clone())))
+            .collect(),
+        primary: [primary("primary_ip4"), primary("primary_ip6")],
+        netbox_id: ours.existing.and_then(|o| o.get("id")?.as_i64()),
     }
 }
 

@@ -1,6 +1,7 @@
 //! NetBox: plan what the inventory implies, let people review it item by item, apply exactly
 //! what was approved (only where NetBox still looks as planned), and undo it.
 
+mod addresses;
 pub mod apply;
 pub mod client;
 mod devices;

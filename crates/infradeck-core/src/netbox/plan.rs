@@ -14,7 +14,9 @@
 use super::client::NetboxClient;
 use crate::app::PlanReport;
 use crate::model::{ApprovalAction, DeviceStatus, DeviceType};
-use crate::store::{DeviceQuery, InventoryMachine, InventoryVm, NewApprovalItem, NewBatch, Store};
+use crate::store::{
+    DeviceQuery, InventoryMachine, InventoryNic, InventoryVm, NewApprovalItem, NewBatch, Store,
+};
 use chrono::{DateTime, Utc};
 use serde_json::{Map, Value, json};
 use std::collections::{BTreeMap, HashMap, HashSet};
@@ -33,11 +35,12 @@ pub(crate) const MANUFACTURERS: &str = "dcim/manufacturers";
 pub(crate) const DEVICE_TYPES: &str = "dcim/device-types";
 pub(crate) const ROLES: &str = "dcim/device-roles";
 pub(crate) const PLATFORMS: &str = "dcim/platforms";
+pub(crate) const PREFIXES: &str = "ipam/prefixes";
 pub(crate) const CLUSTER_TYPE_SLUG: &str = "vmware-vsphere";
 const CLUSTER_TYPE_NAME: &str = "VMware vSphere";
 
 /// Every endpoint a plan writes.
-pub(crate) const ENDPOINTS: [&str; 13] = [
+pub(crate) const ENDPOINTS: [&str; 14] = [
     TAGS,
     CLUSTER_TYPES,
     SITES,
@@ -51,6 +54,7 @@ pub(crate) const ENDPOINTS: [&str; 13] = [
     IFACES,
     DEVICE_IFACES,
     MACS,
+    IPS,
 ];
 
 /// The order of writes: the tag (everything else carries it), what devices and clusters refer
@@ -67,6 +71,14 @@ pub(crate) fn rank(endpoint: &str) -> u8 {
         IFACES | DEVICE_IFACES => 5,
         _ => 6,
     }
+}
+
+/// The rank of an update that only sets primary IPs: after the addresses it points at.
+pub(crate) const PRIMARY_RANK: u8 = 7;
+
+/// The fields an update may set once the addresses exist.
+pub(crate) fn is_primary_field(field: &str) -> bool {
+    matches!(field, "primary_ip4" | "primary_ip6")
 }
 
 /// A NetBox slug for a name: lower case, runs of anything but letters and digits as one `-`.
@@ -106,6 +118,13 @@ pub(crate) fn observed(endpoint: &str, object: &Value) -> BTreeMap<String, Value
         "status".into(),
         object.get("status").map(choice).unwrap_or(Value::Null),
     );
+    let address_of = |field: &str| {
+        object
+            .get(field)
+            .and_then(|v| v.get("address"))
+            .cloned()
+            .unwrap_or(Value::Null)
+    };
     let slug_of = |field: &str| {
         object
             .get(field)
@@ -123,9 +142,21 @@ pub(crate) fn observed(endpoint: &str, object: &Value) -> BTreeMap<String, Value
             }
             out.insert("manufacturer".into(), slug_of("manufacturer"));
         }
+        IPS => {
+            out.clear();
+            for field in ["address", "assigned_object_type", "assigned_object_id"] {
+                out.insert(
+                    field.into(),
+                    object.get(field).cloned().unwrap_or(Value::Null),
+                );
+            }
+        }
         DEVICES => {
             for field in ["site", "role", "device_type", "platform"] {
                 out.insert(field.into(), slug_of(field));
+            }
+            for field in ["primary_ip4", "primary_ip6"] {
+                out.insert(field.into(), address_of(field));
             }
             out.insert(
                 "cluster".into(),
@@ -210,6 +241,9 @@ pub(crate) fn observed(endpoint: &str, object: &Value) -> BTreeMap<String, Value
                 "device".into(),
                 object.get("device").map(name_of).unwrap_or(Value::Null),
             );
+            for field in ["primary_ip4", "primary_ip6"] {
+                out.insert(field.into(), address_of(field));
+            }
             for field in ["vcpus", "memory", "disk"] {
                 out.insert(
                     field.into(),
@@ -241,6 +275,9 @@ pub(crate) fn write_body(endpoint: &str, fields: &BTreeMap<String, Value>) -> Va
         let written = match (endpoint, key.as_str()) {
             (VMS, "cluster" | "device") | (DEVICES, "cluster") if !value.is_null() => {
                 json!({"name": value})
+            }
+            (VMS | DEVICES, "primary_ip4" | "primary_ip6") if !value.is_null() => {
+                lookup(IPS, json!({"address": value}))
             }
             (CLUSTERS, "type") | (DEVICES, "site" | "role" | "device_type" | "platform")
                 if !value.is_null() =>
@@ -331,8 +368,8 @@ pub(super) fn item(
 pub(crate) struct Inventory {
     pub(crate) clusters: Vec<crate::store::Device>,
     pub(crate) vms: Vec<InventoryVm>,
-    /// (VM device id, adapter name, MAC) of active VMs.
-    pub(crate) nics: Vec<(i64, String, Option<String>)>,
+    /// The network adapters of active VMs.
+    pub(crate) nics: Vec<InventoryNic>,
     /// Hosts, bare-metal servers, switches and arrays.
     pub(crate) machines: Vec<InventoryMachine>,
 }
@@ -451,6 +488,7 @@ pub(crate) async fn compute(
     let vms = &inventory.vms;
     let mut active_names = HashSet::new();
     let mut ours: HashMap<i64, String> = HashMap::new();
+    let mut vm_holders: Vec<super::addresses::Holder> = Vec::new();
     let mut inactive: HashMap<String, &InventoryVm> = HashMap::new();
     let mut netbox_by_name: HashMap<String, Vec<&Value>> = HashMap::new();
     for vm in &netbox_vms {
@@ -497,6 +535,20 @@ pub(crate) async fn compute(
         // Interfaces go only on VMs that are ours: created by this plan or already tagged.
         if existing.is_none_or(|o| is_tagged(o, &tag)) {
             ours.insert(vm.device_id, name.clone());
+            let primary = |field: &str| {
+                existing
+                    .and_then(|o| o.get(field)?.get("address")?.as_str())
+                    .map(str::to_string)
+            };
+            vm_holders.push(super::addresses::Holder {
+                name: name.clone(),
+                site: None,
+                device_id: Some(vm.device_id),
+                interfaces: Vec::new(),
+                resolves_to: vm.resolves_to.clone(),
+                primary: [primary("primary_ip4"), primary("primary_ip6")],
+                netbox_id: existing.and_then(|o| o.get("id")?.as_i64()),
+            });
         }
         match existing {
             None => {
@@ -572,10 +624,19 @@ pub(crate) async fn compute(
         })
         .collect();
     let mut mac_items = Vec::new();
-    for (device_id, adapter, mac) in &inventory.nics {
+    for nic in &inventory.nics {
+        let (device_id, adapter, mac) = (&nic.device_id, &nic.name, &nic.mac);
         let Some(vm) = ours.get(device_id) else {
             continue;
         };
+        if let Some(holder) = vm_holders
+            .iter_mut()
+            .find(|h| h.device_id == Some(*device_id))
+        {
+            holder
+                .interfaces
+                .push((adapter.clone(), nic.ip_addresses.clone(), false));
+        }
         let vm_ref = lookup(VMS, json!({"name": vm}));
         if !have_iface.contains(&(vm.to_lowercase(), adapter.to_lowercase())) {
             let fields = BTreeMap::from([
@@ -636,6 +697,13 @@ pub(crate) async fn compute(
         ));
     }
     items.extend(mac_items);
+
+    // IP addresses on VM and device interfaces, and primary IPs.
+    let holders: Vec<super::addresses::Holder> = vm_holders
+        .into_iter()
+        .chain(devices.holders.iter().cloned())
+        .collect();
+    items.extend(super::addresses::plan(client, &holders, &mut report).await?);
 
     // Deletes: tagged VMs whose record has been gone longer than the grace period.
     let grace = chrono::Duration::days(i64::from(grace_days));
@@ -974,6 +1042,7 @@ mod tests {
             memory_mb: Some(8192),
             disk_bytes: Some(50 << 30),
             host_device_id: None,
+            resolves_to: Vec::new(),
         }
     }
 

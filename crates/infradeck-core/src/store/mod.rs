@@ -53,7 +53,9 @@ pub use merged::{
 };
 #[cfg(test)]
 pub(crate) use netbox::InventoryRecord;
-pub(crate) use netbox::{InventoryInterface, InventoryMachine, InventoryVm, ItemResult};
+pub(crate) use netbox::{
+    InventoryInterface, InventoryMachine, InventoryNic, InventoryVm, ItemResult,
+};
 pub use overview::{ConfiguredDevice, DeviceCount};
 pub use past::PastRecords;
 pub use relationships::{Direction, OwnedLink, Related, TreeNode};

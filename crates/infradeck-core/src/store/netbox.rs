@@ -23,6 +23,19 @@ pub(crate) struct InventoryVm {
     pub(crate) disk_bytes: Option<i64>,
     /// The record of the host it runs on.
     pub(crate) host_device_id: Option<i64>,
+    /// (address, source system) the machine's records say its name resolves to (Foreman's and
+    /// PuppetDB's `ip`): the primary IP rule's first choice.
+    pub(crate) resolves_to: Vec<(String, String)>,
+}
+
+/// A network adapter of an active vCenter VM.
+#[derive(Debug, Clone, PartialEq)]
+pub(crate) struct InventoryNic {
+    pub(crate) device_id: i64,
+    pub(crate) name: String,
+    pub(crate) mac: Option<String>,
+    /// As the guest reported them, with prefix length (`10.0.0.5/24`).
+    pub(crate) ip_addresses: Vec<String>,
 }
 
 /// A machine NetBox holds as a dcim device (a host, bare-metal server, switch or array), with
@@ -71,7 +84,10 @@ impl Store {
                  WHERE r1.child_device_id = v.id AND r1.relationship_type = 'hosts' LIMIT 1), \
                m.power_state, m.cpu_count, m.memory_mb, m.total_disk_capacity_bytes, \
                (SELECT h.parent_device_id FROM device_relationships h \
-                 WHERE h.child_device_id = v.id AND h.relationship_type = 'hosts' LIMIT 1) \
+                 WHERE h.child_device_id = v.id AND h.relationship_type = 'hosts' LIMIT 1), \
+               (SELECT json_group_array(json_array(json_extract(o.metadata, '$.' || o.source_system || '.ip'), o.source_system)) \
+                  FROM devices o WHERE o.machine_id = v.machine_id AND o.status = 'active' \
+                   AND json_extract(o.metadata, '$.' || o.source_system || '.ip') IS NOT NULL) \
              FROM devices v LEFT JOIN vms m ON m.device_id = v.id \
              WHERE v.device_type = 'vm' AND v.source_system = 'vcenter' ORDER BY v.name, v.id",
         )?;
@@ -88,6 +104,10 @@ impl Store {
                 memory_mb: r.get(8)?,
                 disk_bytes: r.get(9)?,
                 host_device_id: r.get(10)?,
+                resolves_to: r
+                    .get::<_, Option<String>>(11)?
+                    .and_then(|t| serde_json::from_str::<Vec<(String, String)>>(&t).ok())
+                    .unwrap_or_default(),
             })
         })?;
         Ok(rows.collect::<rusqlite::Result<_>>()?)
@@ -170,15 +190,25 @@ impl Store {
         Ok(machines)
     }
 
-    /// The network adapters of active vCenter VMs: (device id, adapter name, MAC).
-    pub(crate) fn inventory_vm_nics(&self) -> Result<Vec<(i64, String, Option<String>)>> {
+    /// The network adapters of active vCenter VMs.
+    pub(crate) fn inventory_vm_nics(&self) -> Result<Vec<InventoryNic>> {
         let mut stmt = self.conn().prepare_cached(
-            "SELECT d.id, i.interface_name, i.mac_address FROM network_interfaces i \
+            "SELECT d.id, i.interface_name, i.mac_address, i.ip_addresses FROM network_interfaces i \
              JOIN devices d ON d.id = i.device_id \
              WHERE d.device_type = 'vm' AND d.source_system = 'vcenter' AND d.status = 'active' \
              ORDER BY d.id, i.interface_name",
         )?;
-        let rows = stmt.query_map([], |r| Ok((r.get(0)?, r.get(1)?, r.get(2)?)))?;
+        let rows = stmt.query_map([], |r| {
+            Ok(InventoryNic {
+                device_id: r.get(0)?,
+                name: r.get(1)?,
+                mac: r.get(2)?,
+                ip_addresses: r
+                    .get::<_, Option<String>>(3)?
+                    .and_then(|t| serde_json::from_str(&t).ok())
+                    .unwrap_or_default(),
+            })
+        })?;
         Ok(rows.collect::<rusqlite::Result<_>>()?)
     }
 

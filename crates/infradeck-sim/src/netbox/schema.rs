@@ -36,6 +36,7 @@ pub(super) const STATUS_VM: &[&str] = &[
     "decommissioning",
     "paused",
 ];
+pub(super) const STATUS_PREFIX: &[&str] = &["container", "active", "reserved", "deprecated"];
 pub(super) const STATUS_IP: &[&str] = &["active", "reserved", "deprecated", "dhcp", "slaac"];
 pub(super) const STATUS_SITE: &[&str] =
     &["planned", "staging", "active", "decommissioning", "retired"];
@@ -98,6 +99,7 @@ pub(super) const TYPES: &[ObjType] = &[
             ("cluster", "virtualization/clusters"),
             ("platform", "dcim/platforms"),
             ("primary_ip4", "ipam/ip-addresses"),
+            ("primary_ip6", "ipam/ip-addresses"),
         ],
         choices: &[("status", STATUS_DEVICE, Some("active"))],
     },
@@ -168,6 +170,7 @@ pub(super) const TYPES: &[ObjType] = &[
             ("device", "dcim/devices"),
             ("role", "dcim/device-roles"),
             ("primary_ip4", "ipam/ip-addresses"),
+            ("primary_ip6", "ipam/ip-addresses"),
         ],
         choices: &[("status", STATUS_VM, Some("active"))],
     },
@@ -212,6 +215,14 @@ pub(super) const TYPES: &[ObjType] = &[
         plain: &["name", "slug", "description"],
         fks: &[("manufacturer", "dcim/manufacturers")],
         choices: &[],
+    },
+    ObjType {
+        endpoint: "ipam/prefixes",
+        model: "ipam.prefix",
+        required: &["prefix"],
+        plain: &["prefix", "description"],
+        fks: &[],
+        choices: &[("status", STATUS_PREFIX, Some("active"))],
     },
 ];
 

@@ -407,7 +407,10 @@ pub(super) fn validate(
             }
         }
     }
-    if let Some(ip) = object.get("primary_ip4").and_then(Value::as_u64) {
+    for (field, ip) in ["primary_ip4", "primary_ip6"]
+        .iter()
+        .filter_map(|f| Some((*f, object.get(*f).and_then(Value::as_u64)?)))
+    {
         let (iface_endpoint, iface_model, parent_field) = match ty.endpoint {
             "dcim/devices" => ("dcim/interfaces", "dcim.interface", "device"),
             _ => (
@@ -430,7 +433,7 @@ pub(super) fn validate(
                 .and_then(Value::as_str)
                 .unwrap_or("?");
             return Err(field_error(
-                "primary_ip4",
+                field,
                 &format!(
                     "The specified IP address ({text}) is not assigned to this {}.",
                     if ty.endpoint == "dcim/devices" {
@@ -603,6 +606,9 @@ pub(super) fn update(
     }
     object.insert("last_updated".into(), json!(now_iso()));
     validate(db, ty, &object)?;
+    if ty.endpoint == "ipam/ip-addresses" {
+        refuse_moving_a_primary(db, id, &current, &object)?;
+    }
     let (pre, post) = (snapshot(db, &current), snapshot(db, &object));
     db.objects
         .entry(ty.endpoint)
@@ -615,6 +621,53 @@ pub(super) fn update(
         .to_string();
     log_change(db, ty, id, Some(pre), Some(post), &message, request_id);
     Ok(id)
+}
+
+/// NetBox refuses to move an address to another interface while it is the primary IP of the
+/// device or VM it is on.
+fn refuse_moving_a_primary(
+    db: &NetboxDb,
+    id: u64,
+    before: &Map<String, Value>,
+    after: &Map<String, Value>,
+) -> Result<(), FieldErrors> {
+    let assigned = |o: &Map<String, Value>| {
+        (
+            o.get("assigned_object_type").cloned(),
+            o.get("assigned_object_id").cloned(),
+        )
+    };
+    if assigned(before) == assigned(after) {
+        return Ok(());
+    }
+    let (iface_endpoint, parent_field, parent_endpoint) =
+        match before.get("assigned_object_type").and_then(Value::as_str) {
+            Some("dcim.interface") => ("dcim/interfaces", "device", "dcim/devices"),
+            Some("virtualization.vminterface") => (
+                "virtualization/interfaces",
+                "virtual_machine",
+                "virtualization/virtual-machines",
+            ),
+            _ => return Ok(()),
+        };
+    let parent = before
+        .get("assigned_object_id")
+        .and_then(Value::as_u64)
+        .and_then(|i| db.objects.get(iface_endpoint)?.get(&i))
+        .and_then(|iface| iface.get(parent_field)?.as_u64())
+        .and_then(|p| db.objects.get(parent_endpoint)?.get(&p));
+    let is_primary = parent.is_some_and(|p| {
+        ["primary_ip4", "primary_ip6"]
+            .iter()
+            .any(|f| p.get(*f).and_then(Value::as_u64) == Some(id))
+    });
+    if is_primary {
+        return Err(field_error(
+            "__all__",
+            "Cannot reassign IP address while it is designated as the primary IP for the parent object",
+        ));
+    }
+    Ok(())
 }
 
 pub(super) fn delete(
