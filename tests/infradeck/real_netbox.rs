@@ -31,7 +31,7 @@ const SITES: &str = "dcim/sites";
 const DEVICES: &str = "dcim/devices";
 const DEVICE_IFACES: &str = "dcim/interfaces";
 const IPS: &str = "ipam/ip-addresses";
-const EVERYTHING: [&str; 14] = [
+const EVERYTHING: [&str; 15] = [
     IPS,
     MACS,
     IFACES,
@@ -45,6 +45,7 @@ const EVERYTHING: [&str; 14] = [
     "dcim/manufacturers",
     CLUSTER_TYPES,
     SITES,
+    "extras/custom-fields",
     TAGS,
 ];
 
@@ -362,8 +363,12 @@ async fn a_wrong_token_claims_nothing_and_a_failed_parent_fails_its_children_uns
             .await
             .unwrap();
     assert_eq!(report.conflicts, 1, "{:#?}", report.lines);
-    assert_eq!(report.applied, 1, "only the tag lands: {:#?}", report.lines);
-    assert_eq!(report.failed, approved - 2);
+    assert_eq!(
+        report.applied, 2,
+        "only what needs nothing lands (the tag, the provenance field): {:#?}",
+        report.lines
+    );
+    assert_eq!(report.failed, approved - 3);
     for item in store.batch_items(&batch).unwrap() {
         if item.approval_status != ApprovalStatus::Failed {
             continue;
@@ -799,13 +804,25 @@ async fn whole_estate_cycle(netbox: &RealNetbox, rig: &Rig, client: &NetboxClien
     for device in &devices {
         assert_eq!(device["site"]["slug"], "dc1-test", "{device}");
     }
-    let with_serial = devices
+    let with_serial: Vec<&Value> = devices
         .iter()
-        .filter(|d| d["serial"].as_str().is_some_and(|s| !s.is_empty()));
+        .filter(|d| d["serial"].as_str().is_some_and(|s| !s.is_empty()))
+        .collect();
     assert!(
-        with_serial.count() > 0,
+        !with_serial.is_empty(),
         "serials from PuppetDB, Foreman, Dorado"
     );
+    // Each field written says where it came from, in the custom field infradeck created.
+    for device in &with_serial {
+        let provenance = &device["custom_fields"]["infradeck_provenance"]["fields"];
+        let source = provenance["serial"]["source"].as_str().unwrap_or_default();
+        assert!(
+            ["puppetdb", "foreman", "dorado"].contains(&source),
+            "{device}"
+        );
+        assert!(provenance["serial"]["confirmed"].is_string(), "{device}");
+        assert_eq!(provenance["site"]["source"], "[netbox] site", "{device}");
+    }
     // Hosts are in their clusters, and the VMs on them are on their device.
     let hosts: BTreeMap<i64, &Value> = devices
         .iter()
@@ -814,6 +831,10 @@ async fn whole_estate_cycle(netbox: &RealNetbox, rig: &Rig, client: &NetboxClien
         .collect();
     assert!(!hosts.is_empty(), "{devices:#?}");
     let vms = netbox.all(VMS).await;
+    for vm in &vms {
+        let memory = &vm["custom_fields"]["infradeck_provenance"]["fields"]["memory"];
+        assert_eq!(memory["source"], "vcenter", "{vm}");
+    }
     let placed: Vec<&Value> = vms.iter().filter(|v| !v["device"].is_null()).collect();
     assert!(!placed.is_empty(), "VMs on their host devices");
     for vm in placed {

@@ -13,8 +13,8 @@
 
 use super::client::{BulkEntry, BulkError, NetboxClient, WriteError, Written};
 use super::plan::{
-    CLUSTER_TYPES, CLUSTERS, ENDPOINTS, IFACES, IPS, MACS, SITES, TAGS, VMS, is_tagged, observed,
-    rank, write_body,
+    CLUSTER_TYPES, CLUSTERS, CUSTOM_FIELDS, DEVICES, ENDPOINTS, IFACES, IPS, MACS, PROVENANCE,
+    SITES, TAGS, VMS, is_tagged, observed, rank, write_body,
 };
 use super::resolve::Resolver;
 use super::rollback::{recreate_body, rollback_data};
@@ -259,6 +259,19 @@ fn stage_of(mode: Mode, op: Op, r: u8) -> (u8, u8) {
     }
 }
 
+/// What NetBox's change log records with each write: the batch and who approved what is sent
+/// (NetBox keeps at most 200 characters).
+fn changelog_message<'a>(batch: &str, items: impl Iterator<Item = &'a ApprovalItem>) -> String {
+    let mut reviewers: Vec<&str> = items.filter_map(|i| i.approved_by.as_deref()).collect();
+    reviewers.sort_unstable();
+    reviewers.dedup();
+    let message = match reviewers.as_slice() {
+        [] => format!("infradeck batch {batch}"),
+        names => format!("infradeck batch {batch}, approved by {}", names.join("; ")),
+    };
+    crate::text::first_chars(&message, 200).to_string()
+}
+
 /// Per-batch numbers of items: their position in the batch, from 1.
 pub fn item_numbers(items: &[ApprovalItem]) -> HashMap<i64, usize> {
     let mut ids: Vec<i64> = items.iter().map(|i| i.id).collect();
@@ -302,7 +315,7 @@ pub async fn apply(
             .is_some_and(|at| at < stale_before.as_str()),
         _ => false,
     };
-    let message = format!("infradeck batch {batch}");
+    let message = changelog_message(batch, items.iter().filter(|i| eligible(i)));
     let mut run = Run::new(store, client, batch, Mode::Apply, &message, options.chunk);
     run.report.eligible = items.iter().filter(|i| eligible(i)).count();
     if options.dry_run {
@@ -1113,7 +1126,20 @@ impl<'a> Net<'a> {
                         .iter()
                         .map(|(k, (from, _))| (k.clone(), from.clone()))
                         .collect();
-                    write_body(endpoint, &restore)
+                    let mut body = write_body(endpoint, &restore);
+                    // The provenance the write replaced goes back too (none: cleared).
+                    if w.plan
+                        .body
+                        .pointer(&format!("/custom_fields/{PROVENANCE}"))
+                        .is_some()
+                    {
+                        let before = rollback_data(&w.item)
+                            .pointer(&format!("/before/custom_fields/{PROVENANCE}"))
+                            .cloned()
+                            .unwrap_or(Value::Null);
+                        body["custom_fields"] = json!({PROVENANCE: before});
+                    }
+                    body
                 }
             };
             let mut body = body;
@@ -1218,7 +1244,9 @@ impl<'a> Net<'a> {
                 ));
                 continue;
             };
-            if endpoint != TAGS && !is_tagged(object, &self.client.tag) {
+            // Tags and custom fields carry no tags: they are ours by the batch that made them.
+            if endpoint != TAGS && endpoint != CUSTOM_FIELDS && !is_tagged(object, &self.client.tag)
+            {
                 let note = format!("the object no longer carries the `{}` tag", self.client.tag);
                 outcomes.push((w, conflict(note)));
                 continue;
@@ -1425,6 +1453,23 @@ impl<'a> Net<'a> {
             }
             CLUSTER_TYPES if count("cluster_count") > 0 => {
                 Some(format!("{} clusters", count("cluster_count")))
+            }
+            // Deleting the provenance field would erase it from every object: kept while any
+            // object infradeck manages still has it.
+            CUSTOM_FIELDS => {
+                let query = [("tag", self.client.tag.clone()), ("limit", "1".to_string())];
+                for (what, list) in [("devices", DEVICES), ("virtual machines", VMS)] {
+                    match self.client.list(list, &query).await {
+                        Ok(found) if !found.is_empty() => {
+                            return Some(format!("tagged {what} (it holds their provenance)"));
+                        }
+                        Ok(_) => {}
+                        Err(err) => {
+                            return Some(format!("unknown objects (could not check: {err})"));
+                        }
+                    }
+                }
+                None
             }
             SITES => {
                 let query = [("site_id", id.to_string()), ("limit", "1".to_string())];

@@ -20,7 +20,7 @@ use super::addresses::Holder;
 use super::client::NetboxClient;
 use super::plan::{
     DEVICE_IFACES, DEVICE_TYPES, DEVICES, MACS, MANUFACTURERS, PLATFORMS, ROLES, SITES, Target,
-    from_nothing, is_tagged, item, lookup, observed, slugify, write_body,
+    from_nothing, is_tagged, item, lookup, observed, slugify, with_provenance, write_body,
 };
 use crate::app::PlanReport;
 use crate::config::DeviceRule;
@@ -606,6 +606,11 @@ impl DevicePlan<'_> {
                 None => {
                     let mut body = write_body(DEVICES, &fields);
                     body["tags"] = json!([{"slug": tag}]);
+                    with_provenance(
+                        &mut body,
+                        &mut needs,
+                        provenance(machine, fields.keys(), &why),
+                    );
                     device_items.push(item(
                         ApprovalAction::Create,
                         DEVICES,
@@ -675,7 +680,12 @@ impl DevicePlan<'_> {
                             key: format!("device:{}", facts.name),
                         },
                         Value::Object(from_to),
-                        write_body(DEVICES, &differing),
+                        {
+                            let mut body = write_body(DEVICES, &differing);
+                            let provenance = provenance(machine, differing.keys(), &why);
+                            with_provenance(&mut body, &mut needs, provenance);
+                            body
+                        },
                         json!({"seen": current, "needs": needs, "why": why}),
                     ));
                 }
@@ -843,6 +853,37 @@ impl DevicePlan<'_> {
         items.extend(macs);
         items
     }
+}
+
+/// Where each field of a device write came from: a source (and when that source last
+/// confirmed the machine), a rule, or a default.
+fn provenance<'a>(
+    machine: &InventoryMachine,
+    fields: impl Iterator<Item = &'a String>,
+    why: &Map<String, Value>,
+) -> Value {
+    let primary = machine.records.first();
+    Value::Object(
+        fields
+            .map(|field| {
+                let source = match field.as_str() {
+                    "name" | "status" => primary.map(|r| r.source_system.clone()),
+                    "cluster" => Some("vcenter".to_string()),
+                    _ => why.get(field).and_then(Value::as_str).map(str::to_string),
+                }
+                .unwrap_or_else(|| "default".to_string());
+                let confirmed = machine
+                    .records
+                    .iter()
+                    .find(|r| r.source_system == source)
+                    .and_then(|r| r.last_seen.clone());
+                (
+                    field.clone(),
+                    json!({"source": source, "confirmed": confirmed}),
+                )
+            })
+            .collect(),
+    )
 }
 
 /// A device that is ours: created by this plan or tagged in NetBox.

@@ -36,12 +36,16 @@ pub(crate) const DEVICE_TYPES: &str = "dcim/device-types";
 pub(crate) const ROLES: &str = "dcim/device-roles";
 pub(crate) const PLATFORMS: &str = "dcim/platforms";
 pub(crate) const PREFIXES: &str = "ipam/prefixes";
+pub(crate) const CUSTOM_FIELDS: &str = "extras/custom-fields";
+/// The custom field on devices and VMs that says where each field infradeck wrote came from.
+pub(crate) const PROVENANCE: &str = "infradeck_provenance";
 pub(crate) const CLUSTER_TYPE_SLUG: &str = "vmware-vsphere";
 const CLUSTER_TYPE_NAME: &str = "VMware vSphere";
 
 /// Every endpoint a plan writes.
-pub(crate) const ENDPOINTS: [&str; 14] = [
+pub(crate) const ENDPOINTS: [&str; 15] = [
     TAGS,
+    CUSTOM_FIELDS,
     CLUSTER_TYPES,
     SITES,
     MANUFACTURERS,
@@ -64,7 +68,7 @@ pub(crate) const ENDPOINTS: [&str; 14] = [
 pub(crate) fn rank(endpoint: &str) -> u8 {
     match endpoint {
         TAGS => 0,
-        CLUSTER_TYPES | SITES | MANUFACTURERS | ROLES | PLATFORMS => 1,
+        CLUSTER_TYPES | SITES | MANUFACTURERS | ROLES | PLATFORMS | CUSTOM_FIELDS => 1,
         DEVICE_TYPES | CLUSTERS => 2,
         DEVICES => 3,
         VMS => 4,
@@ -312,6 +316,29 @@ fn desired_vm(vm: &InventoryVm) -> Option<BTreeMap<String, Value>> {
         ("memory".to_string(), json!(vm.memory_mb)),
         ("disk".to_string(), json!(vm.disk_bytes.map(|b| b >> 20))),
     ]))
+}
+
+/// Adds to a device or VM write the provenance custom field (`field → {"source",
+/// "confirmed"}`: which source supplied each field written, and when it last confirmed it),
+/// and the custom field's item to what the write waits for. Provenance is written with a
+/// change, never a change by itself: a newer confirmation alone proposes nothing.
+pub(super) fn with_provenance(body: &mut Value, needs: &mut Vec<String>, fields: Value) {
+    body["custom_fields"] = json!({PROVENANCE: {"written_by": "infradeck", "fields": fields}});
+    needs.push(format!("custom-field:{PROVENANCE}"));
+}
+
+/// Every field of a VM comes from its vCenter record.
+fn vm_provenance<'a>(vm: &InventoryVm, fields: impl Iterator<Item = &'a String>) -> Value {
+    Value::Object(
+        fields
+            .map(|f| {
+                (
+                    f.clone(),
+                    json!({"source": "vcenter", "confirmed": vm.last_seen}),
+                )
+            })
+            .collect(),
+    )
 }
 
 /// `{"field": {"from": null, "to": value}}` for an object that does not exist yet.
@@ -563,6 +590,8 @@ pub(crate) async fn compute(
                     ),
                 ];
                 needs.extend(host.iter().map(|h| format!("device:{h}")));
+                let from_vcenter = vm_provenance(vm, desired.keys());
+                with_provenance(&mut body, &mut needs, from_vcenter);
                 items.push(item(
                     ApprovalAction::Create,
                     VMS,
@@ -597,6 +626,9 @@ pub(crate) async fn compute(
                     .iter()
                     .map(|(k, v)| (k.clone(), json!({"from": current.get(k).cloned().unwrap_or(Value::Null), "to": v})))
                     .collect();
+                let mut body = write_body(VMS, &differing);
+                let mut needs: Vec<String> = host.iter().map(|h| format!("device:{h}")).collect();
+                with_provenance(&mut body, &mut needs, vm_provenance(vm, differing.keys()));
                 items.push(item(
                     ApprovalAction::Update,
                     VMS,
@@ -606,8 +638,8 @@ pub(crate) async fn compute(
                         key: format!("vm:{name}"),
                     },
                     Value::Object(from_to),
-                    write_body(VMS, &differing),
-                    json!({"seen": current, "needs": host.iter().map(|h| format!("device:{h}")).collect::<Vec<_>>()}),
+                    body,
+                    json!({"seen": current, "needs": needs}),
                 ));
             }
         }
@@ -825,13 +857,14 @@ async fn with_prerequisites(
             .iter()
             .any(|i| i.action == ApprovalAction::Create && i.netbox_object_type == endpoint)
     };
-    let mut wanted: Vec<(&str, String, String, Value)> = Vec::new();
+    // (endpoint, key, (filter, value) that finds it, body)
+    let mut wanted: Vec<(&str, String, (&str, String), Value)> = Vec::new();
     if items.iter().any(|i| i.action == ApprovalAction::Create) {
         let tag = client.tag.clone();
         wanted.push((
             TAGS,
             format!("tag:{tag}"),
-            tag.clone(),
+            ("slug", tag.clone()),
             json!({"name": tag, "slug": tag, "color": "2196f3",
                    "description": "Managed by infradeck: only objects with this tag are changed"}),
         ));
@@ -840,7 +873,7 @@ async fn with_prerequisites(
         wanted.push((
             CLUSTER_TYPES,
             format!("cluster-type:{CLUSTER_TYPE_SLUG}"),
-            CLUSTER_TYPE_SLUG.to_string(),
+            ("slug", CLUSTER_TYPE_SLUG.to_string()),
             json!({"name": CLUSTER_TYPE_NAME, "slug": CLUSTER_TYPE_SLUG}),
         ));
         if let Some(site) = &client.site {
@@ -848,15 +881,36 @@ async fn with_prerequisites(
             wanted.push((
                 SITES,
                 format!("site:{slug}"),
-                slug.clone(),
+                ("slug", slug.clone()),
                 json!({"name": site, "slug": slug, "status": "active"}),
             ));
         }
     }
+    let provenance_on = items.iter().any(|i| {
+        i.action != ApprovalAction::Delete
+            && i.proposed_changes
+                .pointer(&format!("/body/custom_fields/{PROVENANCE}"))
+                .is_some()
+    });
+    if provenance_on {
+        wanted.push((
+            CUSTOM_FIELDS,
+            format!("custom-field:{PROVENANCE}"),
+            ("name", PROVENANCE.to_string()),
+            json!({
+                "name": PROVENANCE,
+                "label": "infradeck provenance",
+                "type": "json",
+                "object_types": ["dcim.device", "virtualization.virtualmachine"],
+                "ui_editable": "no",
+                "description": "Written by infradeck: which source supplied each field, and when that source last confirmed it",
+            }),
+        ));
+    }
     let mut out = Vec::new();
-    for (endpoint, key, slug, mut body) in wanted {
+    for (endpoint, key, (filter, value), mut body) in wanted {
         if !client
-            .list(endpoint, &[("slug", slug.clone())])
+            .list(endpoint, &[(filter, value.clone())])
             .await?
             .is_empty()
         {
@@ -869,10 +923,11 @@ async fn with_prerequisites(
             .filter(|(k, _)| ["name", "slug", "status"].contains(&k.as_str()))
             .map(|(k, v)| (k.clone(), v.clone()))
             .collect();
-        if endpoint != TAGS {
+        // A custom field takes no tags (it is not a NetBox model that has them).
+        if endpoint != TAGS && endpoint != CUSTOM_FIELDS {
             body["tags"] = json!([{"slug": client.tag}]);
         }
-        let needs = if endpoint == TAGS {
+        let needs = if endpoint == TAGS || endpoint == CUSTOM_FIELDS {
             json!([])
         } else {
             json!([format!("tag:{}", client.tag)])
@@ -887,7 +942,7 @@ async fn with_prerequisites(
             },
             from_nothing(&fields),
             body,
-            json!({"match": {"slug": slug}, "needs": needs, "prerequisite": true}),
+            json!({"match": {filter: value}, "needs": needs, "prerequisite": true}),
         ));
     }
     out.extend(items);

@@ -36,6 +36,21 @@ pub(super) const STATUS_VM: &[&str] = &[
     "decommissioning",
     "paused",
 ];
+pub(super) const CUSTOM_FIELD_TYPES: &[&str] = &[
+    "text",
+    "longtext",
+    "integer",
+    "decimal",
+    "boolean",
+    "date",
+    "datetime",
+    "url",
+    "json",
+    "select",
+    "multiselect",
+    "object",
+    "multiobject",
+];
 pub(super) const STATUS_PREFIX: &[&str] = &["container", "active", "reserved", "deprecated"];
 pub(super) const STATUS_IP: &[&str] = &["active", "reserved", "deprecated", "dhcp", "slaac"];
 pub(super) const STATUS_SITE: &[&str] =
@@ -215,6 +230,20 @@ pub(super) const TYPES: &[ObjType] = &[
         plain: &["name", "slug", "description"],
         fks: &[("manufacturer", "dcim/manufacturers")],
         choices: &[],
+    },
+    ObjType {
+        endpoint: "extras/custom-fields",
+        model: "extras.customfield",
+        required: &["name", "type", "object_types"],
+        plain: &[
+            "name",
+            "label",
+            "object_types",
+            "description",
+            "ui_editable",
+        ],
+        fks: &[],
+        choices: &[("type", CUSTOM_FIELD_TYPES, None)],
     },
     ObjType {
         endpoint: "ipam/prefixes",

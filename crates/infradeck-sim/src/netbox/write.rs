@@ -156,13 +156,29 @@ pub(super) fn apply_fields(
                     .and_then(Value::as_object)
                     .cloned()
                     .unwrap_or_default();
-                for (k, v) in fields {
-                    if !CUSTOM_FIELDS.contains(&k.as_str())
-                        || !matches!(
+                // The seeded fields, and those made through `extras/custom-fields` for this
+                // object type.
+                let defined = |name: &str| {
+                    (CUSTOM_FIELDS.contains(&name)
+                        && matches!(
                             ty.endpoint,
                             "dcim/devices" | "virtualization/virtual-machines"
-                        )
-                    {
+                        ))
+                        || db
+                            .objects
+                            .get("extras/custom-fields")
+                            .into_iter()
+                            .flat_map(|o| o.values())
+                            .any(|cf| {
+                                cf.get("name").and_then(Value::as_str) == Some(name)
+                                    && cf
+                                        .get("object_types")
+                                        .and_then(Value::as_array)
+                                        .is_some_and(|t| t.contains(&json!(ty.model)))
+                            })
+                };
+                for (k, v) in fields {
+                    if !defined(k) {
                         return Err(field_error(
                             "custom_fields",
                             &format!("Unknown field name '{k}' in custom field data."),
@@ -253,6 +269,11 @@ pub(super) fn validate(
         Ok(())
     };
     match ty.endpoint {
+        "extras/custom-fields" => unique(
+            &["name"],
+            "custom field with this name already exists.",
+            "name",
+        )?,
         "dcim/sites"
         | "dcim/manufacturers"
         | "dcim/device-roles"
