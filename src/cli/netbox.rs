@@ -365,6 +365,37 @@ pub fn netbox(ctx: &Context, args: &NetboxArgs) -> anyhow::Result<()> {
                                 );
                             }
                         }
+                        // Where it goes and why the plan chose what it did (placement rules,
+                        // the primary IP rule, a released primary).
+                        if let Some(on) = changes.get("on").and_then(|v| v.as_str()) {
+                            let was = changes
+                                .get("was_on")
+                                .and_then(|v| v.as_str())
+                                .map(|w| format!(" (now on {w})"))
+                                .unwrap_or_default();
+                            println!(
+                                "    on: {}",
+                                infradeck_core::sanitize::for_terminal(&format!("{on}{was}"))
+                            );
+                        }
+                        match changes.get("why") {
+                            Some(serde_json::Value::String(why)) => {
+                                println!("    why: {}", infradeck_core::sanitize::for_terminal(why))
+                            }
+                            Some(serde_json::Value::Object(why)) if !why.is_empty() => {
+                                let parts: Vec<String> = why
+                                    .iter()
+                                    .map(|(k, v)| {
+                                        format!("{k} from {}", v.as_str().unwrap_or_default())
+                                    })
+                                    .collect();
+                                println!(
+                                    "    why: {}",
+                                    infradeck_core::sanitize::for_terminal(&parts.join(", "))
+                                );
+                            }
+                            _ => {}
+                        }
                         if let Some(cascade) = changes.get("cascade") {
                             let part = |key: &str, what: &str| -> Option<String> {
                                 let list = cascade.get(key)?.as_array()?;
@@ -505,7 +536,7 @@ pub fn netbox(ctx: &Context, args: &NetboxArgs) -> anyhow::Result<()> {
             if *dry_run {
                 println!(
                     "dry run: {} items would be written; nothing was sent",
-                    report.lines.len()
+                    report.eligible
                 );
                 return Ok(());
             }

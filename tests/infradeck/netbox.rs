@@ -1056,11 +1056,23 @@ async fn the_command_line_plans_reviews_approves_by_range_and_applies() {
         batch.clone(),
         "--dry-run".into(),
     ]);
-    assert!(
-        String::from_utf8_lossy(&out.stdout).contains("dry run: 3 items"),
-        "{}",
-        String::from_utf8_lossy(&out.stdout)
-    );
+    let dry = String::from_utf8_lossy(&out.stdout).to_string();
+    assert!(dry.contains("dry run: 3 items"), "{dry}");
+    // Grouped by kind in the order apply sends them, each group under its count.
+    let headers: Vec<&str> = dry.lines().filter(|l| l.starts_with("== ")).collect();
+    assert!(!headers.is_empty(), "{dry}");
+    let counted: usize = headers
+        .iter()
+        .filter_map(|h| {
+            h.split(": ")
+                .nth(1)?
+                .split(' ')
+                .next()?
+                .parse::<usize>()
+                .ok()
+        })
+        .sum();
+    assert_eq!(counted, 3, "{dry}");
     let out = run(vec!["netbox".into(), "apply".into(), batch.clone()]);
     assert!(
         out.status.success(),

@@ -344,7 +344,7 @@ fn netbox_text(request: &NetboxRequest, report: &NetboxReport) -> (String, Vec<S
         ),
         NetboxReport::DryRun(report) => (
             format!("dry run of {batch}: nothing was sent"),
-            std::iter::once(format!("{} requests would be sent", report.lines.len()))
+            std::iter::once(format!("{} requests would be sent", report.eligible))
                 .chain(report.lines.iter().cloned())
                 .collect(),
         ),

@@ -320,7 +320,37 @@ pub async fn apply(
     run.report.eligible = items.iter().filter(|i| eligible(i)).count();
     if options.dry_run {
         let numbers = item_numbers(&items);
-        for item in items.iter().filter(|i| eligible(i)) {
+        // In the order apply sends them, grouped by kind under a count.
+        let mut shown: Vec<(&ApprovalItem, (u8, u8), String)> = items
+            .iter()
+            .filter(|i| eligible(i))
+            .map(|i| {
+                let endpoint = i.netbox_object_type.clone().unwrap_or_default();
+                let order = stage_of(Mode::Apply, op_of(Mode::Apply, i.action), rank(&endpoint));
+                (i, order, endpoint)
+            })
+            .collect();
+        shown.sort_by_key(|(i, order, endpoint)| (*order, endpoint.clone(), numbers[&i.id]));
+        let mut kinds: Vec<(String, usize)> = Vec::new();
+        for (_, _, endpoint) in &shown {
+            match kinds.last_mut() {
+                Some((kind, n)) if kind == endpoint => *n += 1,
+                _ => kinds.push((endpoint.clone(), 1)),
+            }
+        }
+        let mut group = kinds.into_iter();
+        let mut left = 0;
+        for (item, _, _) in shown {
+            if left == 0
+                && let Some((kind, n)) = group.next()
+            {
+                run.report.lines.push(format!(
+                    "== {kind}: {n} request{}",
+                    if n == 1 { "" } else { "s" }
+                ));
+                left = n;
+            }
+            left -= 1;
             let line = match (parse_plan(item), item.changed_since_approval()) {
                 (Ok(_), Some(why)) => {
                     format!(
