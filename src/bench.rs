@@ -396,6 +396,71 @@ pub(crate) async fn netbox_apply(
     })
 }
 
+/// A plan of the whole estate (every source synced and correlated) against a simulated NetBox
+/// that already holds `others` objects other teams made: how long planning takes, the items
+/// it proposed, and the objects NetBox held.
+pub(crate) async fn netbox_plan_large(
+    scale: usize,
+    others: usize,
+    latency: Duration,
+) -> anyhow::Result<(Duration, usize, usize)> {
+    let scratch = Scratch::new("netbox-plan")?;
+    let sims = Simulators::start(&SimOptions {
+        scale,
+        seed: 6,
+        ..SimOptions::default()
+    })
+    .await?;
+    let config_path = scratch.0.join("config.toml");
+    let database = scratch.0.join("inventory.db");
+    sims.write_config(&config_path, Some(&database))?;
+    let config = Config::load(&config_path, true)?;
+    let engine = Engine::new(database.clone(), config.general.clone());
+    let sources: Vec<_> = config
+        .sources
+        .iter()
+        .filter(|s| !matches!(s.kind.as_str(), "confluence" | "jira"))
+        .cloned()
+        .collect();
+    for outcome in engine
+        .run_all(&sources, &tokio_util::sync::CancellationToken::new())
+        .await
+    {
+        anyhow::ensure!(
+            outcome.status == infradeck_core::model::RunStatus::Success,
+            "benchmark sync failed: {:?}",
+            outcome.message
+        );
+    }
+    let mut store = Store::open(&database, &OpenOptions::default())?;
+    infradeck_core::sync::correlate::correlate(&mut store, &infradeck_core::time::now(), "bench")?;
+    sims.netbox.fill_with_others(others);
+    sims.faults(SimKind::Netbox).set_latency(latency);
+    let mut netbox = config
+        .netbox
+        .clone()
+        .ok_or_else(|| anyhow::anyhow!("the simulator config has no [netbox]"))?;
+    netbox.site = Some("DC1".into());
+    let client = infradeck_core::netbox::NetboxClient::new(
+        &netbox,
+        infradeck_core::http::RetryPolicy::default(),
+    )?;
+    let started = Instant::now();
+    let report =
+        infradeck_core::netbox::plan(&mut store, &client, 7, "bench", chrono::Utc::now()).await?;
+    let took = started.elapsed();
+    let held: usize = [
+        "ipam/ip-addresses",
+        "dcim/mac-addresses",
+        "virtualization/virtual-machines",
+    ]
+    .iter()
+    .map(|e| sims.netbox.snapshot(e).len())
+    .sum();
+    sims.stop().await;
+    Ok((took, report.creates + report.updates + report.deletes, held))
+}
+
 /// Bundles as the vCenter connector makes them, for `count` VMs.
 pub(crate) fn vm_bundles(count: usize, generation: u32) -> Vec<Item> {
     (0..count)

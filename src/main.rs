@@ -272,7 +272,10 @@ enum Command {
         /// Records of the machine-list rows (about 2.5 per machine)
         #[arg(long, default_value_t = 100_000, value_name = "N")]
         machine_records: usize,
-        /// Only the NetBox apply and rollback rows (against the real NetBox too when the tier's
+        /// Objects the simulated NetBox already holds in the NetBox plan row
+        #[arg(long, default_value_t = 50_000, value_name = "N")]
+        netbox_objects: usize,
+        /// Only the NetBox plan, apply and rollback rows (against the real NetBox too when the tier's
         /// INFRADECK_REAL_NETBOX_* variables are set)
         #[arg(long)]
         netbox_only: bool,
@@ -538,10 +541,12 @@ fn run(cli: Cli) -> anyhow::Result<()> {
             latency_ms,
             json,
             machine_records,
+            netbox_objects,
             netbox_only,
             diff_only,
         }) => cli::bench(&cli::BenchArgs {
             machine_records,
+            netbox_objects,
             scales: if netbox_only || diff_only {
                 Vec::new()
             } else {

@@ -751,6 +751,8 @@ fn bench_measures_every_row_and_prints_json() {
             "150",
             "--machine-records",
             "2000",
+            "--netbox-objects",
+            "2000",
             "--latency-ms",
             "0",
             "--json",
@@ -783,6 +785,7 @@ fn bench_measures_every_row_and_prints_json() {
         "full-text search",
         "hybrid search",
         "config diff: read, line diff, words on screen",
+        "NetBox plan of the whole estate",
         "NetBox apply, ",
         "NetBox rollback of the same (simulator",
     ] {

@@ -55,6 +55,24 @@ fn field_error(field: &str, message: &str) -> FieldErrors {
     m
 }
 
+/// Puts an object in directly (as NetBox's own data, not through the API).
+fn insert_object(db: &mut NetboxDb, endpoint: &'static str, fields: Value) -> u64 {
+    let id = db.next_id(endpoint);
+    let Value::Object(mut map) = fields else {
+        return id;
+    };
+    map.insert("id".into(), json!(id));
+    map.insert("created".into(), json!("2025-03-01T20:01:23.458302Z"));
+    map.insert("last_updated".into(), json!("2025-03-01T20:01:23.458302Z"));
+    map.entry("custom_fields").or_insert(json!({}));
+    map.entry("tags").or_insert(json!([]));
+    if let Some(ty) = obj_type(endpoint) {
+        fill_defaults(ty, &mut map);
+    }
+    db.objects.entry(endpoint).or_default().insert(id, map);
+    id
+}
+
 pub struct NetboxState {
     pub db: Mutex<NetboxDb>,
     pub(crate) faults: Arc<Faults>,
@@ -133,27 +151,46 @@ impl NetboxState {
         true
     }
 
+    /// Adds `count` objects other teams made (unassigned IP addresses and MAC addresses, half
+    /// each, none the inventory has): a large NetBox for the plan's benchmark.
+    pub fn fill_with_others(&self, count: usize) {
+        let mut db = self.lock();
+        for i in 0..count {
+            let n = i / 2;
+            if i % 2 == 0 {
+                let address = format!(
+                    "100.{}.{}.{}/16",
+                    64 + (n >> 16) % 64,
+                    (n >> 8) & 0xff,
+                    n & 0xff
+                );
+                insert_object(
+                    &mut db,
+                    "ipam/ip-addresses",
+                    json!({"address": address, "status": "active", "description": "", "dns_name": ""}),
+                );
+            } else {
+                let mac = format!(
+                    "02:00:00:{:02X}:{:02X}:{:02X}",
+                    (n >> 16) & 0xff,
+                    (n >> 8) & 0xff,
+                    n & 0xff
+                );
+                insert_object(
+                    &mut db,
+                    "dcim/mac-addresses",
+                    json!({"mac_address": mac, "description": ""}),
+                );
+            }
+        }
+    }
+
     /// The starting content: the basics a NetBox has before infradeck, half the clusters
     /// (untagged, made by hand), some VMs already synced (tagged, a few drifted), VMs made by
     /// hand (untagged: never to be touched) and one tagged VM whose machine is gone.
     fn seed(&self, estate: &Estate) {
         let mut db = self.lock();
-        let insert = |db: &mut NetboxDb, endpoint: &'static str, fields: Value| -> u64 {
-            let id = db.next_id(endpoint);
-            let Value::Object(mut map) = fields else {
-                return id;
-            };
-            map.insert("id".into(), json!(id));
-            map.insert("created".into(), json!("2025-03-01T20:01:23.458302Z"));
-            map.insert("last_updated".into(), json!("2025-03-01T20:01:23.458302Z"));
-            map.entry("custom_fields").or_insert(json!({}));
-            map.entry("tags").or_insert(json!([]));
-            if let Some(ty) = obj_type(endpoint) {
-                fill_defaults(ty, &mut map);
-            }
-            db.objects.entry(endpoint).or_default().insert(id, map);
-            id
-        };
+        let insert = insert_object;
         let tag = insert(
             &mut db,
             "extras/tags",
