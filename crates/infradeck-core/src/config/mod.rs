@@ -713,6 +713,29 @@ mod example_tests {
                 "config.example.toml lacks a {kind} source"
             );
         }
-        assert!(config.netbox.is_some());
+        let netbox = config.netbox.expect("the example has [netbox]");
+        assert_eq!(netbox.device_rules.len(), 3);
+        assert_eq!(netbox.device_rules[0].datacenter.as_deref(), Some("dc2"));
+        assert_eq!(netbox.device_rules[0].site.as_deref(), Some("DC2"));
+        assert!(netbox.device_rules[2].skip);
+    }
+
+    /// A device rule that cannot do anything is an error naming the file, line and rule.
+    #[test]
+    fn a_bad_device_rule_names_its_line_and_key() {
+        let text = "[netbox]\nurl = \"https://nb.example\"\ntoken_env = \"T\"\n\n[[netbox.devices]]\nmatch = { name = \"sw*\" }\nsite = \"DC1\"\n\n[[netbox.devices]]\nmatch = { type = \"vm\" }\nrole = \"x\"\n";
+        let err = Config::parse(text, Path::new("c.toml"))
+            .unwrap_err()
+            .to_string();
+        assert!(
+            err.starts_with("c.toml:10: key `netbox.devices[1].match`"),
+            "{err}"
+        );
+        assert!(err.contains("server, network_device or storage"), "{err}");
+        let text = "[netbox]\nurl = \"https://nb.example\"\ntoken_env = \"T\"\n[[netbox.devices]]\nmatch = { name = \"sw*\" }\n";
+        let err = Config::parse(text, Path::new("c.toml"))
+            .unwrap_err()
+            .to_string();
+        assert!(err.contains("the rule sets nothing"), "{err}");
     }
 }
