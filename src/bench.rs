@@ -280,6 +280,27 @@ impl NetboxFigure {
     }
 }
 
+/// Every simulator over a `scale`-VM estate, a config written for them and the database path
+/// (in a scratch directory that lives as long as the first value).
+async fn simulated_estate(
+    name: &str,
+    scale: usize,
+    seed: u64,
+) -> anyhow::Result<(Scratch, Simulators, Config, PathBuf)> {
+    let scratch = Scratch::new(name)?;
+    let sims = Simulators::start(&SimOptions {
+        scale,
+        seed,
+        ..SimOptions::default()
+    })
+    .await?;
+    let config_path = scratch.0.join("config.toml");
+    let database = scratch.0.join("inventory.db");
+    sims.write_config(&config_path, Some(&database))?;
+    let config = Config::load(&config_path, true)?;
+    Ok((scratch, sims, config, database))
+}
+
 /// Plans the vCenter inventory of a `scale`-VM estate into an empty NetBox, approves it all and
 /// applies it `chunk` objects per request (1: one request per object, the baseline), then rolls
 /// it back.
@@ -289,17 +310,7 @@ pub(crate) async fn netbox_apply(
     chunk: usize,
 ) -> anyhow::Result<NetboxFigure> {
     use infradeck_core::model::ApprovalStatus;
-    let scratch = Scratch::new("netbox")?;
-    let sims = Simulators::start(&SimOptions {
-        scale,
-        seed: 5,
-        ..SimOptions::default()
-    })
-    .await?;
-    let config_path = scratch.0.join("config.toml");
-    let database = scratch.0.join("inventory.db");
-    sims.write_config(&config_path, Some(&database))?;
-    let config = Config::load(&config_path, true)?;
+    let (_scratch, sims, config, database) = simulated_estate("netbox", scale, 5).await?;
     let source = config
         .sources
         .iter()
@@ -404,17 +415,7 @@ pub(crate) async fn netbox_plan_large(
     others: usize,
     latency: Duration,
 ) -> anyhow::Result<(Duration, usize, usize)> {
-    let scratch = Scratch::new("netbox-plan")?;
-    let sims = Simulators::start(&SimOptions {
-        scale,
-        seed: 6,
-        ..SimOptions::default()
-    })
-    .await?;
-    let config_path = scratch.0.join("config.toml");
-    let database = scratch.0.join("inventory.db");
-    sims.write_config(&config_path, Some(&database))?;
-    let config = Config::load(&config_path, true)?;
+    let (_scratch, sims, config, database) = simulated_estate("netbox-plan", scale, 6).await?;
     let engine = Engine::new(database.clone(), config.general.clone());
     let sources: Vec<_> = config
         .sources
