@@ -93,6 +93,15 @@ impl Holder {
     }
 }
 
+/// A NetBox VM's or device's primary IPv4 and IPv6 addresses (`10.0.0.5/24`), if any.
+pub(crate) fn primaries_of(object: Option<&Value>) -> [Option<String>; 2] {
+    ["primary_ip4", "primary_ip6"].map(|field| {
+        object
+            .and_then(|o| o.get(field)?.get("address")?.as_str())
+            .map(str::to_string)
+    })
+}
+
 /// The address part of `10.0.0.5/24` (or of a bare address), parsed.
 pub(crate) fn host_of(address: &str) -> Option<IpAddr> {
     address.split('/').next()?.trim().parse().ok()
@@ -140,6 +149,8 @@ fn assigned_to(object: &Value) -> Option<String> {
 /// One address as the plan wants it.
 struct Wanted<'a> {
     holder: &'a Holder,
+    /// Its index in `holders`.
+    h: usize,
     interface: String,
     /// With its prefix length.
     address: String,
@@ -154,15 +165,12 @@ pub(crate) async fn plan(
 ) -> anyhow::Result<Vec<NewApprovalItem>> {
     let tag = client.tag.clone();
     // Every address claimed, by address: two holders claiming one is for a person to decide.
-    let mut claims: BTreeMap<IpAddr, Vec<(&Holder, &str, &str)>> = BTreeMap::new();
-    for holder in holders {
+    let mut claims: BTreeMap<IpAddr, Vec<(usize, &str, &str)>> = BTreeMap::new();
+    for (h, holder) in holders.iter().enumerate() {
         for (interface, addresses, _) in &holder.interfaces {
             for address in addresses {
                 if let Some(ip) = host_of(address).filter(|ip| !is_noise(*ip)) {
-                    claims
-                        .entry(ip)
-                        .or_default()
-                        .push((holder, interface, address));
+                    claims.entry(ip).or_default().push((h, interface, address));
                 }
             }
         }
@@ -185,7 +193,10 @@ pub(crate) async fn plan(
     };
     let mut wanted: Vec<Wanted> = Vec::new();
     for (ip, claimants) in &claims {
-        let mut owners: Vec<&str> = claimants.iter().map(|(h, _, _)| h.name.as_str()).collect();
+        let mut owners: Vec<&str> = claimants
+            .iter()
+            .map(|(h, _, _)| holders[*h].name.as_str())
+            .collect();
         owners.dedup();
         if owners.len() > 1 {
             report.unmapped.push(format!(
@@ -194,7 +205,8 @@ pub(crate) async fn plan(
             ));
             continue;
         }
-        let (holder, interface, address) = claimants[0];
+        let (h, interface, address) = claimants[0];
+        let holder = &holders[h];
         let address = if address.contains('/') {
             address.to_string()
         } else {
@@ -211,6 +223,7 @@ pub(crate) async fn plan(
         };
         wanted.push(Wanted {
             holder,
+            h,
             interface: interface.to_string(),
             address,
             ip: *ip,
@@ -238,7 +251,7 @@ pub(crate) async fn plan(
         }
     }
     // Primaries this plan releases: (holder, family).
-    let mut released: Vec<(usize, usize)> = Vec::new();
+    let mut released: std::collections::HashSet<(usize, usize)> = Default::default();
     let mut items = Vec::new();
     // Which addresses this plan creates: their primary is set once they exist.
     let mut created: HashMap<IpAddr, usize> = HashMap::new();
@@ -319,7 +332,7 @@ pub(crate) async fn plan(
                     if let Some(id) = owner.netbox_id {
                         let field = ["primary_ip4", "primary_ip6"][family];
                         let current = owner.primary[family].clone();
-                        released.push((h, family));
+                        released.insert((h, family));
                         items.push(item(
                             ApprovalAction::Update,
                             owner.endpoint(),
@@ -365,11 +378,12 @@ pub(crate) async fn plan(
     }
 
     // Primary IPs.
+    let mut by_holder: Vec<Vec<&Wanted>> = vec![Vec::new(); holders.len()];
+    for want in &wanted {
+        by_holder[want.h].push(want);
+    }
     for (h, holder) in holders.iter().enumerate() {
-        let mine: Vec<&Wanted> = wanted
-            .iter()
-            .filter(|w| std::ptr::eq(w.holder, holder))
-            .collect();
+        let mine = &by_holder[h];
         for (family, field) in [(4u8, "primary_ip4"), (6, "primary_ip6")] {
             let of_family: Vec<&&Wanted> = mine
                 .iter()

@@ -331,39 +331,28 @@ pub async fn apply(
             })
             .collect();
         shown.sort_by_key(|(i, order, endpoint)| (*order, endpoint.clone(), numbers[&i.id]));
-        let mut kinds: Vec<(String, usize)> = Vec::new();
-        for (_, _, endpoint) in &shown {
-            match kinds.last_mut() {
-                Some((kind, n)) if kind == endpoint => *n += 1,
-                _ => kinds.push((endpoint.clone(), 1)),
+        for group in shown.chunk_by(|a, b| a.2 == b.2) {
+            let n = group.len();
+            run.report.lines.push(format!(
+                "== {}: {n} request{}",
+                group[0].2,
+                if n == 1 { "" } else { "s" }
+            ));
+            for (item, _, _) in group {
+                let line = match (parse_plan(item), item.changed_since_approval()) {
+                    (Ok(_), Some(why)) => {
+                        format!(
+                            "#{} would be refused as a conflict: {why}",
+                            numbers[&item.id]
+                        )
+                    }
+                    (Ok(plan), None) => {
+                        describe_request(client, item, numbers[&item.id], &plan, &message)
+                    }
+                    (Err(err), _) => format!("#{} cannot be applied: {err}", numbers[&item.id]),
+                };
+                run.report.lines.push(line);
             }
-        }
-        let mut group = kinds.into_iter();
-        let mut left = 0;
-        for (item, _, _) in shown {
-            if left == 0
-                && let Some((kind, n)) = group.next()
-            {
-                run.report.lines.push(format!(
-                    "== {kind}: {n} request{}",
-                    if n == 1 { "" } else { "s" }
-                ));
-                left = n;
-            }
-            left -= 1;
-            let line = match (parse_plan(item), item.changed_since_approval()) {
-                (Ok(_), Some(why)) => {
-                    format!(
-                        "#{} would be refused as a conflict: {why}",
-                        numbers[&item.id]
-                    )
-                }
-                (Ok(plan), None) => {
-                    describe_request(client, item, numbers[&item.id], &plan, &message)
-                }
-                (Err(err), _) => format!("#{} cannot be applied: {err}", numbers[&item.id]),
-            };
-            run.report.lines.push(line);
         }
         return Ok(run.report);
     }

@@ -20,7 +20,8 @@ use super::addresses::Holder;
 use super::client::NetboxClient;
 use super::plan::{
     DEVICE_IFACES, DEVICE_TYPES, DEVICES, MACS, MANUFACTURERS, PLATFORMS, ROLES, SITES, Target,
-    from_nothing, is_tagged, item, lookup, observed, slugify, with_provenance, write_body,
+    differing, from_nothing, from_to, is_tagged, item, lookup, observed, slugify, with_provenance,
+    write_body,
 };
 use crate::app::PlanReport;
 use crate::config::DeviceRule;
@@ -632,15 +633,12 @@ impl DevicePlan<'_> {
                         name: facts.name.clone(),
                         site,
                         existing: None,
+                        interfaces: interfaces(machine),
                     });
                 }
                 Some(object) => {
                     let current = observed(DEVICES, object);
-                    let differing: BTreeMap<String, Value> = fields
-                        .iter()
-                        .filter(|(k, v)| current.get(*k) != Some(*v))
-                        .map(|(k, v)| (k.clone(), v.clone()))
-                        .collect();
+                    let differing = differing(&fields, &current);
                     if !is_tagged(object, &tag) {
                         if !differing.is_empty() {
                             report.untagged.push(format!(
@@ -661,16 +659,11 @@ impl DevicePlan<'_> {
                         name: facts.name.clone(),
                         site: at,
                         existing: Some(object),
+                        interfaces: interfaces(machine),
                     });
                     if differing.is_empty() {
                         continue;
                     }
-                    let from_to: Map<String, Value> = differing
-                        .iter()
-                        .map(|(k, v)| {
-                            (k.clone(), json!({"from": current.get(k).cloned().unwrap_or(Value::Null), "to": v}))
-                        })
-                        .collect();
                     device_items.push(item(
                         ApprovalAction::Update,
                         DEVICES,
@@ -679,7 +672,7 @@ impl DevicePlan<'_> {
                             object_id: object.get("id").and_then(Value::as_i64),
                             key: format!("device:{}", facts.name),
                         },
-                        Value::Object(from_to),
+                        from_to(&differing, &current),
                         {
                             let mut body = write_body(DEVICES, &differing);
                             let provenance = provenance(machine, differing.keys(), &why);
@@ -736,6 +729,7 @@ impl DevicePlan<'_> {
             machine,
             name: device,
             site,
+            interfaces,
             ..
         } in ours
         {
@@ -745,7 +739,7 @@ impl DevicePlan<'_> {
             );
             let device_key = device.to_lowercase();
             let device_id = machine.records.first().map(|r| r.device_id);
-            for wanted in interfaces(machine) {
+            for wanted in interfaces {
                 let existing = by_name
                     .get(&(device_key.clone(), wanted.name.to_lowercase()))
                     .or_else(|| {
@@ -788,19 +782,8 @@ impl DevicePlan<'_> {
                             continue;
                         }
                         let current = observed(DEVICE_IFACES, object);
-                        let differing: BTreeMap<String, Value> = wanted
-                            .fields
-                            .iter()
-                            .filter(|(k, v)| current.get(*k) != Some(*v))
-                            .map(|(k, v)| (k.clone(), v.clone()))
-                            .collect();
+                        let differing = differing(&wanted.fields, &current);
                         if !differing.is_empty() {
-                            let from_to: Map<String, Value> = differing
-                                .iter()
-                                .map(|(k, v)| {
-                                    (k.clone(), json!({"from": current.get(k).cloned().unwrap_or(Value::Null), "to": v}))
-                                })
-                                .collect();
                             items.push(item(
                                 ApprovalAction::Update,
                                 DEVICE_IFACES,
@@ -809,7 +792,7 @@ impl DevicePlan<'_> {
                                     object_id: object.get("id").and_then(Value::as_i64),
                                     key: key.clone(),
                                 },
-                                Value::Object(from_to),
+                                from_to(&differing, &current),
                                 Value::Object(differing.into_iter().collect()),
                                 json!({"seen": current}),
                             ));
@@ -892,24 +875,22 @@ struct Ours<'a> {
     name: String,
     site: String,
     existing: Option<&'a Value>,
+    /// Its interfaces across its records, merged once.
+    interfaces: Vec<DesiredInterface>,
 }
 
 /// A device as the address plan sees it.
 fn holder(ours: &Ours) -> Holder {
-    let primary = |field: &str| {
-        ours.existing
-            .and_then(|o| o.get(field)?.get("address")?.as_str())
-            .map(str::to_string)
-    };
     Holder {
         name: ours.name.clone(),
         site: Some(ours.site.clone()),
         device_id: ours.machine.records.first().map(|r| r.device_id),
-        interfaces: interfaces(ours.machine)
-            .into_iter()
+        interfaces: ours
+            .interfaces
+            .iter()
             .map(|i| {
                 let mgmt = i.fields.get("mgmt_only") == Some(&json!(true));
-                (i.name, i.addresses, mgmt)
+                (i.name.clone(), i.addresses.clone(), mgmt)
             })
             .collect(),
         resolves_to: ours
@@ -918,7 +899,7 @@ fn holder(ours: &Ours) -> Holder {
             .iter()
             .filter_map(|r| Some((text(&r.metadata["ip"])?, r.source_system.clone())))
             .collect(),
-        primary: [primary("primary_ip4"), primary("primary_ip6")],
+        primary: super::addresses::primaries_of(ours.existing),
         netbox_id: ours.existing.and_then(|o| o.get("id")?.as_i64()),
     }
 }

@@ -341,6 +341,34 @@ fn vm_provenance<'a>(vm: &InventoryVm, fields: impl Iterator<Item = &'a String>)
     )
 }
 
+/// The desired fields NetBox holds otherwise.
+pub(super) fn differing(
+    desired: &BTreeMap<String, Value>,
+    current: &BTreeMap<String, Value>,
+) -> BTreeMap<String, Value> {
+    desired
+        .iter()
+        .filter(|(k, v)| current.get(*k) != Some(*v))
+        .map(|(k, v)| (k.clone(), v.clone()))
+        .collect()
+}
+
+/// `{"field": {"from": what NetBox has, "to": value}}` for an update.
+pub(super) fn from_to(
+    differing: &BTreeMap<String, Value>,
+    current: &BTreeMap<String, Value>,
+) -> Value {
+    Value::Object(
+        differing
+            .iter()
+            .map(|(k, v)| {
+                let from = current.get(k).cloned().unwrap_or(Value::Null);
+                (k.clone(), json!({"from": from, "to": v}))
+            })
+            .collect(),
+    )
+}
+
 /// `{"field": {"from": null, "to": value}}` for an object that does not exist yet.
 pub(super) fn from_nothing(fields: &BTreeMap<String, Value>) -> Value {
     Value::Object(
@@ -516,6 +544,8 @@ pub(crate) async fn compute(
     let mut active_names = HashSet::new();
     let mut ours: HashMap<i64, String> = HashMap::new();
     let mut vm_holders: Vec<super::addresses::Holder> = Vec::new();
+    // VM record → its holder in `vm_holders`.
+    let mut holder_of: HashMap<i64, usize> = HashMap::new();
     let mut inactive: HashMap<String, &InventoryVm> = HashMap::new();
     let mut netbox_by_name: HashMap<String, Vec<&Value>> = HashMap::new();
     for vm in &netbox_vms {
@@ -562,18 +592,14 @@ pub(crate) async fn compute(
         // Interfaces go only on VMs that are ours: created by this plan or already tagged.
         if existing.is_none_or(|o| is_tagged(o, &tag)) {
             ours.insert(vm.device_id, name.clone());
-            let primary = |field: &str| {
-                existing
-                    .and_then(|o| o.get(field)?.get("address")?.as_str())
-                    .map(str::to_string)
-            };
+            holder_of.insert(vm.device_id, vm_holders.len());
             vm_holders.push(super::addresses::Holder {
                 name: name.clone(),
                 site: None,
                 device_id: Some(vm.device_id),
                 interfaces: Vec::new(),
                 resolves_to: vm.resolves_to.clone(),
-                primary: [primary("primary_ip4"), primary("primary_ip6")],
+                primary: super::addresses::primaries_of(existing),
                 netbox_id: existing.and_then(|o| o.get("id")?.as_i64()),
             });
         }
@@ -607,11 +633,7 @@ pub(crate) async fn compute(
             }
             Some(object) => {
                 let current = observed(VMS, object);
-                let differing: BTreeMap<String, Value> = desired
-                    .iter()
-                    .filter(|(k, v)| current.get(*k) != Some(*v))
-                    .map(|(k, v)| (k.clone(), v.clone()))
-                    .collect();
+                let differing = differing(&desired, &current);
                 if differing.is_empty() {
                     continue;
                 }
@@ -622,10 +644,6 @@ pub(crate) async fn compute(
                     ));
                     continue;
                 }
-                let from_to: Map<String, Value> = differing
-                    .iter()
-                    .map(|(k, v)| (k.clone(), json!({"from": current.get(k).cloned().unwrap_or(Value::Null), "to": v})))
-                    .collect();
                 let mut body = write_body(VMS, &differing);
                 let mut needs: Vec<String> = host.iter().map(|h| format!("device:{h}")).collect();
                 with_provenance(&mut body, &mut needs, vm_provenance(vm, differing.keys()));
@@ -637,7 +655,7 @@ pub(crate) async fn compute(
                         object_id: object.get("id").and_then(Value::as_i64),
                         key: format!("vm:{name}"),
                     },
-                    Value::Object(from_to),
+                    from_to(&differing, &current),
                     body,
                     json!({"seen": current, "needs": needs}),
                 ));
@@ -661,11 +679,8 @@ pub(crate) async fn compute(
         let Some(vm) = ours.get(device_id) else {
             continue;
         };
-        if let Some(holder) = vm_holders
-            .iter_mut()
-            .find(|h| h.device_id == Some(*device_id))
-        {
-            holder
+        if let Some(&at) = holder_of.get(device_id) {
+            vm_holders[at]
                 .interfaces
                 .push((adapter.clone(), nic.ip_addresses.clone(), false));
         }
