@@ -378,6 +378,21 @@ pub fn netbox(ctx: &Context, args: &NetboxArgs) -> anyhow::Result<()> {
                                 infradeck_core::sanitize::for_terminal(&format!("{on}{was}"))
                             );
                         }
+                        if let Some(by) = changes
+                            .pointer("/adopt/matched_by")
+                            .and_then(|v| v.as_str())
+                        {
+                            println!(
+                                "    adopt: made by hand in NetBox (untagged), the same machine by {}; approving tags it ours",
+                                infradeck_core::sanitize::for_terminal(by)
+                            );
+                        } else if let Some(by) = changes.get("matched_by").and_then(|v| v.as_str())
+                        {
+                            println!(
+                                "    matched: by {}: renamed in the source",
+                                infradeck_core::sanitize::for_terminal(by)
+                            );
+                        }
                         match changes.get("why") {
                             Some(serde_json::Value::String(why)) => {
                                 println!("    why: {}", infradeck_core::sanitize::for_terminal(why))

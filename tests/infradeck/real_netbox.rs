@@ -11,7 +11,7 @@
 
 use infradeck_core::config::{NetboxConfig, SecretRef};
 use infradeck_core::http::RetryPolicy;
-use infradeck_core::model::{ApprovalStatus, RunStatus};
+use infradeck_core::model::{ApprovalAction, ApprovalStatus, RunStatus};
 use infradeck_core::netbox::{ApplyOptions, NetboxClient};
 use infradeck_core::store::Store;
 use serde_json::{Value, json};
@@ -31,7 +31,9 @@ const SITES: &str = "dcim/sites";
 const DEVICES: &str = "dcim/devices";
 const DEVICE_IFACES: &str = "dcim/interfaces";
 const IPS: &str = "ipam/ip-addresses";
-const EVERYTHING: [&str; 15] = [
+const CABLES: &str = "dcim/cables";
+const EVERYTHING: [&str; 16] = [
+    CABLES,
     IPS,
     MACS,
     IFACES,
@@ -639,6 +641,93 @@ async fn the_simulator_answers_like_the_real_netbox() {
             "/api/virtualization/cluster-types/".into(),
             Some(json!([{"id": 1}])),
         ),
+        // Cables: two devices' interfaces, one cable, then what NetBox refuses.
+        (
+            "setup: site",
+            M::POST,
+            "/api/dcim/sites/".into(),
+            Some(json!({"name": "S1", "slug": "s1"})),
+        ),
+        (
+            "setup: manufacturer",
+            M::POST,
+            "/api/dcim/manufacturers/".into(),
+            Some(json!({"name": "M", "slug": "m"})),
+        ),
+        (
+            "setup: device type",
+            M::POST,
+            "/api/dcim/device-types/".into(),
+            Some(json!({"manufacturer": {"slug": "m"}, "model": "T", "slug": "t"})),
+        ),
+        (
+            "setup: role",
+            M::POST,
+            "/api/dcim/device-roles/".into(),
+            Some(json!({"name": "R", "slug": "r"})),
+        ),
+        (
+            "setup: devices",
+            M::POST,
+            "/api/dcim/devices/".into(),
+            Some(json!(["srv", "sw"].map(|name| json!({
+                "name": name, "site": {"slug": "s1"}, "role": {"slug": "r"}, "device_type": {"slug": "t"}
+            })))),
+        ),
+        (
+            "setup: device interfaces",
+            M::POST,
+            "/api/dcim/interfaces/".into(),
+            Some(json!([("srv", "vmnic0"), ("sw", "Gi1/0/1"), ("sw", "Gi1/0/2")].map(
+                |(device, name)| json!({"device": {"name": device}, "name": name, "type": "1000base-t"})
+            ))),
+        ),
+        (
+            "cable, an end by lookup",
+            M::POST,
+            "/api/dcim/cables/".into(),
+            Some(json!([{
+                "a_terminations": [{"object_type": "dcim.interface", "object_id": {"name": "vmnic0"}}],
+                "b_terminations": [{"object_type": "dcim.interface", "object_id": 2}],
+            }])),
+        ),
+        (
+            "cable without ends",
+            M::POST,
+            "/api/dcim/cables/".into(),
+            Some(json!({"status": "connected"})),
+        ),
+        (
+            "cable",
+            M::POST,
+            "/api/dcim/cables/".into(),
+            Some(json!([{
+                "a_terminations": [{"object_type": "dcim.interface", "object_id": 1}],
+                "b_terminations": [{"object_type": "dcim.interface", "object_id": 2}],
+                "status": "connected", "tags": [{"slug": "infradeck"}],
+            }])),
+        ),
+        (
+            "a second cable on a cabled interface",
+            M::POST,
+            "/api/dcim/cables/".into(),
+            Some(json!([{
+                "a_terminations": [{"object_type": "dcim.interface", "object_id": 1}],
+                "b_terminations": [{"object_type": "dcim.interface", "object_id": 3}],
+            }])),
+        ),
+        (
+            "cables by interface",
+            M::GET,
+            "/api/dcim/cables/?interface_id=2".into(),
+            None,
+        ),
+        (
+            "interfaces, brief, one cabled",
+            M::GET,
+            "/api/dcim/interfaces/?brief=true&id=1".into(),
+            None,
+        ),
         ("status", M::GET, "/api/status/".into(), None),
     ];
     for (what, method, path, body) in steps {
@@ -667,6 +756,9 @@ async fn the_simulator_answers_like_the_real_netbox() {
             assert_eq!(simulated["netbox-version"], real["netbox-version"]);
             continue;
         }
+        if what.starts_with("setup: ") {
+            continue; // dcim objects the simulator keeps only the fields infradeck uses of
+        }
         let (real_keys, sim_keys) = (keys(&real), keys(&simulated));
         let missing: Vec<&String> = real_keys
             .iter()
@@ -682,7 +774,29 @@ async fn the_simulator_answers_like_the_real_netbox() {
                 "{what}: error shape: real {real}, simulator {simulated}"
             );
         }
+        if what == "a second cable on a cabled interface" {
+            assert_eq!(simulated, real, "{what}: the same refusal");
+        }
     }
+    // What the plan reads of a cabled interface: its cable, its end and the peer across it.
+    let cabled = |v: &Value| {
+        json!([
+            v["cable"]["display"],
+            v["cable_end"],
+            v["link_peers_type"],
+            v["link_peers"][0]["name"],
+            v["link_peers"][0]["device"]["name"],
+            v["_occupied"],
+        ])
+    };
+    for id in [1, 3] {
+        let path = format!("/api/dcim/interfaces/{id}/");
+        let (_, real) = netbox.http(M::GET, &path, None).await;
+        let (_, simulated) = sim.http(M::GET, &path, None).await;
+        assert_eq!(cabled(&simulated), cabled(&real), "interface {id}");
+    }
+    let (_, real) = netbox.http(M::GET, "/api/dcim/cables/1/", None).await;
+    assert_eq!(real["a_terminations"][0]["object"]["device"]["name"], "srv");
 }
 
 /// Fields of NetBox's answers infradeck never reads, which the simulator leaves out.
@@ -848,6 +962,39 @@ async fn whole_estate_cycle(netbox: &RealNetbox, rig: &Rig, client: &NetboxClien
         .find(|i| i["name"] == "vmnic0" && i["primary_mac_address"]["mac_address"].is_string())
         .unwrap_or_else(|| panic!("a host NIC with its MAC: {ifaces:#?}"))
         .clone();
+
+    // Cables from CDP/LLDP: a host's or server's NIC to a switch port, both ends in NetBox, each end's peer
+    // the other.
+    let cables = netbox.all(CABLES).await;
+    assert!(!cables.is_empty(), "{report:?}");
+    let by_id: BTreeMap<i64, &Value> = ifaces
+        .iter()
+        .map(|i| (i["id"].as_i64().unwrap(), i))
+        .collect();
+    for cable in &cables {
+        let end = |side: &str| {
+            let ends = cable[side].as_array().unwrap();
+            assert_eq!(ends.len(), 1, "{cable}");
+            by_id[&ends[0]["object_id"].as_i64().unwrap()]
+        };
+        let (host_nic, port) = (end("a_terminations"), end("b_terminations"));
+        let role = |iface: &Value| {
+            let device = iface["device"]["id"].clone();
+            devices
+                .iter()
+                .find(|d| d["id"] == device)
+                .map(|d| d["role"]["slug"].clone())
+                .unwrap()
+        };
+        assert!(
+            role(host_nic) == "hypervisor" || role(host_nic) == "server",
+            "{cable}"
+        );
+        assert_eq!(role(port), "network", "{cable}");
+        assert_eq!(cable["status"]["value"], "connected", "{cable}");
+        assert_eq!(host_nic["link_peers"][0]["id"], port["id"], "{host_nic}");
+        assert_eq!(port["link_peers"][0]["id"], host_nic["id"], "{port}");
+    }
 
     // Addresses with their prefix on the interface that has them; primary IPs by the rule.
     let ips = netbox.all(IPS).await;
@@ -1018,4 +1165,221 @@ async fn whole_estate_cycle(netbox: &RealNetbox, rig: &Rig, client: &NetboxClien
     }
     let counts = netbox.counts().await;
     assert!(counts.values().all(|n| *n == 0), "{counts:?}");
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn machines_made_by_hand_in_the_real_netbox_are_adopted_not_duplicated() {
+    let Some(netbox) = real_netbox() else { return };
+    let _owner = NETBOX.lock().await;
+    netbox.reset();
+    let rig = synced_rig(20, 53).await;
+    let client = netbox.client(&rig, &netbox.token, Some("DC1 Test"));
+    adoption_cycle(&netbox, &rig, &client).await;
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn machines_made_by_hand_in_the_simulator_are_adopted_not_duplicated() {
+    let rig = synced_rig(20, 53).await;
+    let sim = RealNetbox {
+        url: rig.config.netbox.as_ref().unwrap().url.clone(),
+        token: rig.sims.netbox.token_v2.clone(),
+        reset: String::new(),
+    };
+    let client = sim.client(&rig, &sim.token, Some("DC1 Test"));
+    adoption_cycle(&sim, &rig, &client).await;
+}
+
+/// What a person made in NetBox before infradeck (untagged, with a tag of their own): a host
+/// device of the same name at the site, a host device under another name that has the other
+/// host's NIC MAC, a VM of the same name in the same cluster. The plan proposes each as one
+/// adoption (our tag added to theirs, the differing fields), never a second object; applied,
+/// they are ours and the next plan has nothing; rollback gives them back as they were.
+async fn adoption_cycle(netbox: &RealNetbox, rig: &Rig, client: &NetboxClient) {
+    let mut store = rig.store();
+    infradeck_core::sync::correlate::correlate(&mut store, &infradeck_core::time::now(), "test")
+        .unwrap();
+    let (by_name, by_mac, mac, vm, cluster) = {
+        let estate = rig.sims.estate.read().unwrap();
+        let clustered: Vec<usize> = (0..estate.hosts.len())
+            .filter(|h| !estate.hosts[*h].standalone)
+            .collect();
+        let (a, b) = (clustered[0], clustered[1]);
+        let vm = estate
+            .live_vms()
+            .find(|v| v.host == a && v.power_state == infradeck_sim::estate::PowerState::On)
+            .expect("a running VM on the first host");
+        let short = |h: usize| {
+            estate.hosts[h]
+                .name
+                .split('.')
+                .next()
+                .unwrap()
+                .to_lowercase()
+        };
+        (
+            short(a),
+            short(b),
+            estate.uplinks(b)[0].mac.to_lowercase(),
+            vm.hostname.clone(),
+            estate.clusters[estate.hosts[a].cluster].name.clone(),
+        )
+    };
+    let post = |endpoint: &'static str, body: Value| async move {
+        let (status, object) = netbox
+            .http(
+                reqwest::Method::POST,
+                &format!("/api/{endpoint}/"),
+                Some(body),
+            )
+            .await;
+        assert_eq!(status, 201, "{endpoint}: {object}");
+        object["id"].as_i64().unwrap()
+    };
+    post(TAGS, json!({"name": "manual", "slug": "manual"})).await;
+    let site = post(SITES, json!({"name": "DC1 Test", "slug": "dc1-test"})).await;
+    let maker = post(
+        "dcim/manufacturers",
+        json!({"name": "HandCo", "slug": "handco"}),
+    )
+    .await;
+    let role = post("dcim/device-roles", json!({"name": "Hand", "slug": "hand"})).await;
+    let model = post(
+        "dcim/device-types",
+        json!({"manufacturer": maker, "model": "Box", "slug": "box"}),
+    )
+    .await;
+    let hand_device = |name: &str| {
+        json!({"name": name, "site": site, "role": role, "device_type": model,
+               "tags": [{"slug": "manual"}]})
+    };
+    let named = post(DEVICES, hand_device(&by_name)).await;
+    let other = post(DEVICES, hand_device("hand-made-02")).await;
+    let nic = post(
+        DEVICE_IFACES,
+        json!({"device": other, "name": "eth0", "type": "1000base-t"}),
+    )
+    .await;
+    let mac_id = post(
+        MACS,
+        json!({"mac_address": mac.to_uppercase(), "assigned_object_type": "dcim.interface",
+               "assigned_object_id": nic}),
+    )
+    .await;
+    let (status, answer) = netbox
+        .http(
+            reqwest::Method::PATCH,
+            &format!("/api/{DEVICE_IFACES}/{nic}/"),
+            Some(json!({"primary_mac_address": mac_id})),
+        )
+        .await;
+    assert_eq!(status, 200, "{answer}");
+    let kind = post(CLUSTER_TYPES, json!({"name": "Hand", "slug": "hand"})).await;
+    let hand_cluster = post(CLUSTERS, json!({"name": cluster, "type": kind})).await;
+    let hand_vm = post(
+        VMS,
+        json!({"name": vm, "cluster": hand_cluster, "tags": [{"slug": "manual"}]}),
+    )
+    .await;
+
+    let report = plan(&mut store, client).await;
+    let batch = report.batch_id.clone().expect("the rest of the estate");
+    let items = store.batch_items(&batch).unwrap();
+    let changes = |key: &str| -> Vec<(ApprovalAction, Value)> {
+        items
+            .iter()
+            .filter(|i| key_of(i) == key)
+            .map(|i| {
+                (
+                    i.action,
+                    serde_json::from_str(i.proposed_changes.as_deref().unwrap()).unwrap(),
+                )
+            })
+            .collect()
+    };
+    let adoption = |key: &str, object: i64, matched_by: &str| {
+        let found = changes(key);
+        assert_eq!(found.len(), 1, "{key}: one item, {found:#?}");
+        let (action, change) = &found[0];
+        assert_eq!(*action, ApprovalAction::Update, "{change}");
+        assert_eq!(change["adopt"]["matched_by"], matched_by, "{change}");
+        assert_eq!(
+            change["fields"]["tags"],
+            json!({"from": ["manual"], "to": ["infradeck", "manual"]}),
+            "{change}"
+        );
+        let item = items.iter().find(|i| key_of(i) == key).unwrap();
+        assert_eq!(item.netbox_object_id, Some(object));
+        change.clone()
+    };
+    adoption(&format!("device:{by_name}"), named, "name and site");
+    let renamed = adoption(&format!("device:{by_mac}"), other, "MAC address");
+    assert_eq!(
+        renamed["fields"]["name"],
+        json!({"from": "hand-made-02", "to": by_mac})
+    );
+    let adopted_vm = adoption(&format!("vm:{vm}"), hand_vm, "name and cluster");
+    assert_eq!(adopted_vm["fields"]["device"]["to"], json!(by_name));
+    assert!(
+        changes(&format!("cluster:{cluster}")).is_empty(),
+        "NetBox has the cluster"
+    );
+
+    approve_all(&mut store, &batch);
+    let applied =
+        infradeck_core::netbox::apply(&mut store, client, &batch, &ApplyOptions::default())
+            .await
+            .unwrap();
+    assert_eq!(
+        (applied.conflicts, applied.failed),
+        (0, 0),
+        "{:#?}",
+        applied.lines
+    );
+    let devices = netbox.all(DEVICES).await;
+    let device = |id: i64| devices.iter().find(|d| d["id"] == id).unwrap().clone();
+    let slugs = |object: &Value| -> Vec<String> {
+        let mut slugs: Vec<String> = object["tags"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|t| t["slug"].as_str().unwrap().to_string())
+            .collect();
+        slugs.sort();
+        slugs
+    };
+    assert_eq!(slugs(&device(named)), ["infradeck", "manual"]);
+    assert_eq!(device(other)["name"], json!(by_mac));
+    for name in [&by_name, &by_mac] {
+        assert_eq!(
+            devices.iter().filter(|d| d["name"] == json!(name)).count(),
+            1,
+            "{name}: adopted, not duplicated"
+        );
+    }
+    let vms = netbox.all(VMS).await;
+    let adopted = vms.iter().find(|v| v["id"] == hand_vm).unwrap();
+    assert_eq!(slugs(adopted), ["infradeck", "manual"]);
+    assert_eq!(adopted["device"]["id"], json!(named), "{adopted}");
+    assert_eq!(vms.iter().filter(|v| v["name"] == json!(vm)).count(), 1);
+    assert_eq!(plan(&mut store, client).await.batch_id, None);
+
+    let undone = infradeck_core::netbox::rollback(&mut store, client, &batch)
+        .await
+        .unwrap();
+    assert_eq!(
+        (undone.applied, undone.conflicts, undone.failed),
+        (undone.eligible, 0, 0),
+        "{:#?}",
+        undone.lines
+    );
+    let devices = netbox.all(DEVICES).await;
+    assert_eq!(devices.len(), 2, "{devices:#?}");
+    let back = |id: i64| devices.iter().find(|d| d["id"] == id).unwrap().clone();
+    assert_eq!(slugs(&back(named)), ["manual"]);
+    assert_eq!(back(other)["name"], "hand-made-02");
+    assert_eq!(back(named)["device_type"]["slug"], "box");
+    let vms = netbox.all(VMS).await;
+    assert_eq!(vms.len(), 1, "{vms:#?}");
+    assert_eq!(slugs(&vms[0]), ["manual"]);
+    assert!(vms[0]["device"].is_null(), "{}", vms[0]);
 }

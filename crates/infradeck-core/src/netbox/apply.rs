@@ -77,6 +77,9 @@ struct Plan {
     /// What the created object becomes the primary of: for a MAC its interface (a lookup), for
     /// an address `{"target": lookup of the VM or device, "field": "primary_ip4"}`.
     primary_of: Option<Value>,
+    /// An update that adopts an untagged object (adds the tag): the one write allowed on an
+    /// object without the tag.
+    adopts: bool,
 }
 
 impl Plan {
@@ -155,6 +158,7 @@ fn parse_plan(item: &ApprovalItem) -> anyhow::Result<Plan> {
             })
             .unwrap_or_default(),
         primary_of: changes.get("primary_of").cloned(),
+        adopts: changes.get("adopt").is_some(),
     })
 }
 
@@ -420,6 +424,9 @@ struct Net<'a> {
     resolver: Resolver<'a>,
     /// Write requests sent (counted by chunks in flight together).
     requests: std::sync::atomic::AtomicUsize,
+    /// Rollback: the names this batch gave objects (renames), to the names they had. Reverted
+    /// first, they leave what the batch created referring to the old name: not a hand edit.
+    renamed: HashMap<String, String>,
 }
 
 impl<'a> Run<'a> {
@@ -456,9 +463,26 @@ impl<'a> Run<'a> {
                 chunk: chunk.max(1),
                 resolver: Resolver::new(client),
                 requests: Default::default(),
+                renamed: HashMap::new(),
             },
             report: ApplyReport::default(),
         }
+    }
+
+    /// Rollback: remembers the renames among `items` (applied updates of `name`).
+    pub(super) fn with_renames(mut self, items: &[ApprovalItem]) -> Self {
+        for item in items {
+            if item.action != ApprovalAction::Update
+                || item.approval_status != ApprovalStatus::Applied
+            {
+                continue;
+            }
+            let Ok(plan) = parse_plan(item) else { continue };
+            if let Some((Value::String(from), Value::String(to))) = plan.fields.get("name") {
+                self.net.renamed.insert(to.clone(), from.clone());
+            }
+        }
+        self
     }
 
     /// Claims and writes every item `eligible` picks, stage by stage; items whose parents
@@ -1097,7 +1121,8 @@ impl<'a> Net<'a> {
                 outcomes.push((w, conflict("the object was deleted in NetBox")));
                 continue;
             };
-            if !is_tagged(object, &self.client.tag) {
+            let adopting = self.mode == Mode::Apply && w.plan.adopts;
+            if !is_tagged(object, &self.client.tag) && !adopting {
                 let note = format!("the object no longer carries the `{}` tag", self.client.tag);
                 outcomes.push((w, conflict(note)));
                 continue;
@@ -1273,8 +1298,19 @@ impl<'a> Net<'a> {
             let seen = observed(endpoint, object);
             let changed = match self.mode {
                 Mode::Apply => changed_since_plan(&w.plan, &seen),
-                // The object as the batch made it: a hand edit since is someone's work.
-                Mode::Rollback => drifted(&w.plan, &seen, to_side),
+                // The object as the batch made it: a hand edit since is someone's work (what
+                // it refers to, renamed back by this rollback, is not).
+                Mode::Rollback => {
+                    let mut changed = drifted(&w.plan, &seen, to_side);
+                    changed.retain(|field, now| {
+                        let made = w.plan.fields.get(field).map(|(_, to)| to);
+                        let renamed_back = made
+                            .and_then(Value::as_str)
+                            .and_then(|to| self.renamed.get(to));
+                        renamed_back.is_none_or(|old| now.as_str() != Some(old.as_str()))
+                    });
+                    changed
+                }
             };
             if !changed.is_empty() {
                 let note = match self.mode {

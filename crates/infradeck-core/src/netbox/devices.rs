@@ -19,14 +19,14 @@
 use super::addresses::Holder;
 use super::client::NetboxClient;
 use super::plan::{
-    DEVICE_IFACES, DEVICE_TYPES, DEVICES, MACS, MANUFACTURERS, PLATFORMS, ROLES, SITES, Target,
-    differing, from_nothing, from_to, is_tagged, item, lookup, observed, slugify, with_provenance,
-    write_body,
+    CABLES, DEVICE_IFACES, DEVICE_TYPES, DEVICES, MACS, MANUFACTURERS, PLATFORMS, ROLES, SITES,
+    Target, differing, from_nothing, from_to, is_tagged, item, lookup, observed, slugify,
+    with_our_tag, with_provenance, write_body,
 };
 use crate::app::PlanReport;
 use crate::config::DeviceRule;
 use crate::model::{ApprovalAction, DeviceType};
-use crate::store::{InventoryInterface, InventoryMachine, NewApprovalItem};
+use crate::store::{InventoryCable, InventoryInterface, InventoryMachine, NewApprovalItem};
 use serde_json::{Map, Value, json};
 use std::collections::{BTreeMap, HashMap, HashSet};
 
@@ -451,6 +451,7 @@ pub(crate) struct Planned {
 pub(crate) struct DevicePlan<'a> {
     pub(crate) client: &'a NetboxClient,
     pub(crate) machines: &'a [InventoryMachine],
+    pub(crate) cables: &'a [InventoryCable],
     pub(crate) rules: &'a [DeviceRule],
     /// Lower-case cluster name → the slug of the site it is scoped to (None: no site), for
     /// clusters NetBox has or this plan creates.
@@ -497,6 +498,41 @@ impl DevicePlan<'_> {
                     .entry(name.to_lowercase())
                     .or_default()
                     .push(device);
+            }
+        }
+        // What else identifies a device a person made by hand under another name.
+        let mut devices_by_serial: HashMap<String, Vec<&Value>> = HashMap::new();
+        for device in &netbox_devices {
+            if let Some(serial) = device.get("serial").and_then(Value::as_str)
+                && !serial.trim().is_empty()
+            {
+                devices_by_serial
+                    .entry(serial.trim().to_lowercase())
+                    .or_default()
+                    .push(device);
+            }
+        }
+        let device_by_id: HashMap<i64, &Value> = netbox_devices
+            .iter()
+            .filter_map(|d| Some((d.get("id")?.as_i64()?, d)))
+            .collect();
+        let mut devices_by_mac: HashMap<String, Vec<i64>> = HashMap::new();
+        for iface in &netbox_ifaces {
+            let mac = iface
+                .get("mac_address")
+                .and_then(Value::as_str)
+                .or_else(|| {
+                    iface
+                        .pointer("/primary_mac_address/mac_address")
+                        .and_then(Value::as_str)
+                });
+            if let (Some(mac), Some(device)) =
+                (mac, iface.pointer("/device/id").and_then(Value::as_i64))
+            {
+                let holders = devices_by_mac.entry(mac.to_lowercase()).or_default();
+                if !holders.contains(&device) {
+                    holders.push(device);
+                }
             }
         }
         let mut device_items = Vec::new();
@@ -602,6 +638,41 @@ impl DevicePlan<'_> {
                 ));
                 continue;
             }
+            let interfaces = interfaces(machine);
+            // No device of this name: one with its serial, else with one of its MACs, is the
+            // same machine under another name.
+            let (existing, matched_by) = match existing {
+                Some(object) => (Some(object), "name and site"),
+                None => {
+                    let by_serial = facts
+                        .serial
+                        .as_ref()
+                        .and_then(|(serial, _)| devices_by_serial.get(&serial.to_lowercase()))
+                        .cloned()
+                        .unwrap_or_default();
+                    let mut by_mac: Vec<(i64, &str)> = Vec::new();
+                    for mac in interfaces.iter().filter_map(|i| i.mac.as_deref()) {
+                        for id in devices_by_mac.get(mac).into_iter().flatten() {
+                            if !by_mac.iter().any(|(seen, _)| seen == id) {
+                                by_mac.push((*id, mac));
+                            }
+                        }
+                    }
+                    match (by_serial.as_slice(), by_mac.as_slice()) {
+                        ([one], _) => (Some(*one), "serial"),
+                        ([], [(id, _)]) => (device_by_id.get(id).copied(), "MAC address"),
+                        ([], []) => (None, ""),
+                        (serials, macs) => {
+                            report.unmapped.push(format!(
+                                "{}: {} NetBox devices share its serial or MAC addresses; not guessing which it is",
+                                facts.name,
+                                serials.len().max(macs.len())
+                            ));
+                            continue;
+                        }
+                    }
+                }
+            };
             let device_id = machine.records.first().map(|r| r.device_id);
             match existing {
                 None => {
@@ -633,21 +704,29 @@ impl DevicePlan<'_> {
                         name: facts.name.clone(),
                         site,
                         existing: None,
-                        interfaces: interfaces(machine),
+                        interfaces,
                     });
                 }
                 Some(object) => {
                     let current = observed(DEVICES, object);
-                    let differing = differing(&fields, &current);
-                    if !is_tagged(object, &tag) {
-                        if !differing.is_empty() {
-                            report.untagged.push(format!(
-                                "{} ({})",
-                                facts.name,
-                                differing.keys().cloned().collect::<Vec<_>>().join(", ")
-                            ));
-                        }
+                    let mut differing = differing(&fields, &current);
+                    let at_site = current.get("site") == Some(&json!(site));
+                    // Made by hand: adopted (our tag and the differing fields, one item to
+                    // review) when it is the same machine, left alone at another site.
+                    let adopt = !is_tagged(object, &tag);
+                    if adopt && matched_by == "name and site" && !at_site {
+                        report.untagged.push(format!(
+                            "{} (NetBox has it by hand at site {}, not {site}; not adopted)",
+                            facts.name,
+                            current
+                                .get("site")
+                                .and_then(Value::as_str)
+                                .unwrap_or("none")
+                        ));
                         continue;
+                    }
+                    if adopt {
+                        with_our_tag(&mut differing, &current, &tag);
                     }
                     let at = current
                         .get("site")
@@ -659,10 +738,17 @@ impl DevicePlan<'_> {
                         name: facts.name.clone(),
                         site: at,
                         existing: Some(object),
-                        interfaces: interfaces(machine),
+                        interfaces,
                     });
                     if differing.is_empty() {
                         continue;
+                    }
+                    let mut extra = json!({"seen": current, "why": why});
+                    if adopt {
+                        extra["adopt"] = json!({"matched_by": matched_by});
+                    } else if matched_by != "name and site" {
+                        // Ours under another name: renamed in the source.
+                        extra["matched_by"] = json!(matched_by);
                     }
                     device_items.push(item(
                         ApprovalAction::Update,
@@ -679,7 +765,10 @@ impl DevicePlan<'_> {
                             with_provenance(&mut body, &mut needs, provenance);
                             body
                         },
-                        json!({"seen": current, "needs": needs, "why": why}),
+                        {
+                            extra["needs"] = json!(needs);
+                            extra
+                        },
                     ));
                 }
             }
@@ -688,6 +777,8 @@ impl DevicePlan<'_> {
         planned.items.extend(device_items);
         let interface_items = self.interfaces(&ours, &netbox_ifaces, &tag);
         planned.items.extend(interface_items);
+        let cable_items = self.cables(&ours, &netbox_ifaces, &tag, report);
+        planned.items.extend(cable_items);
         planned.holders = ours.iter().map(holder).collect();
         Ok(planned)
     }
@@ -836,6 +927,163 @@ impl DevicePlan<'_> {
         items.extend(macs);
         items
     }
+}
+
+impl DevicePlan<'_> {
+    /// A cable item for each server NIC ↔ switch port the inventory knows (CDP/LLDP) between
+    /// two devices of ours, once both interfaces exist or are planned. An interface NetBox has
+    /// cabled to something else is reported, never re-cabled.
+    fn cables(
+        &self,
+        ours: &[Ours],
+        netbox_ifaces: &[Value],
+        tag: &str,
+        report: &mut PlanReport,
+    ) -> Vec<NewApprovalItem> {
+        let mut device_of_record: HashMap<i64, &Ours> = HashMap::new();
+        for device in ours {
+            for record in &device.machine.records {
+                device_of_record.insert(record.device_id, device);
+            }
+        }
+        // (device, interface), lower case → the NetBox interface.
+        let existing: HashMap<(String, String), &Value> = netbox_ifaces
+            .iter()
+            .filter_map(|i| {
+                let device = i.pointer("/device/name")?.as_str()?.to_lowercase();
+                Some(((device, i.get("name")?.as_str()?.to_lowercase()), i))
+            })
+            .collect();
+        // The interface's name as planned or as NetBox has it; None: neither has it.
+        let interface = |device: &Ours, name: &str| -> Option<String> {
+            device
+                .interfaces
+                .iter()
+                .find(|i| i.name.eq_ignore_ascii_case(name))
+                .map(|i| i.name.clone())
+                .or_else(|| {
+                    let found = existing.get(&(device.name.to_lowercase(), name.to_lowercase()))?;
+                    found.get("name")?.as_str().map(str::to_string)
+                })
+        };
+        let mut items = Vec::new();
+        let mut cabled: HashSet<(String, String)> = HashSet::new();
+        for cable in self.cables {
+            let (Some(server), Some(switch)) = (
+                device_of_record.get(&cable.server_record),
+                device_of_record.get(&cable.switch_record),
+            ) else {
+                continue; // an end NetBox will not have from this plan
+            };
+            let (Some(nic), Some(port)) = (
+                interface(server, &cable.server_nic),
+                interface(switch, &cable.switch_port),
+            ) else {
+                report.unmapped.push(format!(
+                    "cable {} {} ↔ {} {}: an end has no interface in the inventory",
+                    server.name, cable.server_nic, switch.name, cable.switch_port
+                ));
+                continue;
+            };
+            let ends = [(&server.name, &nic), (&switch.name, &port)];
+            if ends
+                .iter()
+                .any(|(d, i)| !cabled.insert((d.to_lowercase(), i.to_lowercase())))
+            {
+                continue; // one end already has a cable in this plan
+            }
+            // Per end, the far ends of the cable NetBox has on it (None: not cabled).
+            let peers_in_netbox: Vec<Option<Vec<String>>> = ends
+                .iter()
+                .map(|(d, i)| {
+                    existing
+                        .get(&(d.to_lowercase(), i.to_lowercase()))
+                        .filter(|found| !found["cable"].is_null())
+                        .map(|found| cable_peers(found))
+                })
+                .collect();
+            let wanted_peer = |(d, i): &(&String, &String)| format!("{d} {i}").to_lowercase();
+            if peers_in_netbox[0]
+                .as_ref()
+                .is_some_and(|peers| peers.contains(&wanted_peer(&ends[1])))
+            {
+                continue; // NetBox has this cable
+            }
+            if let Some(((d, i), peers)) = ends
+                .iter()
+                .zip(&peers_in_netbox)
+                .find_map(|(end, peers)| Some((end, peers.as_ref()?)))
+            {
+                // NetBox keeps a cable whose other end's device was deleted, that end empty.
+                let far = if peers.is_empty() {
+                    "a cable with no far end".to_string()
+                } else {
+                    peers.join(", ")
+                };
+                report.unmapped.push(format!(
+                    "cable {} {nic} ↔ {} {port}: NetBox has {d} {i} cabled to {far}; not re-cabled",
+                    server.name, switch.name,
+                ));
+                continue;
+            }
+            let termination = |device: &Ours, name: &str| {
+                let device_ref = lookup(
+                    DEVICES,
+                    json!({"name": device.name, "site_id": lookup(SITES, json!({"slug": device.site}))}),
+                );
+                json!([{
+                    "object_type": "dcim.interface",
+                    "object_id": lookup(DEVICE_IFACES, json!({"name": name, "device_id": device_ref})),
+                }])
+            };
+            let a_end = termination(server, &nic);
+            let fields = BTreeMap::from([
+                ("a".to_string(), json!(format!("{} {nic}", server.name))),
+                ("b".to_string(), json!(format!("{} {port}", switch.name))),
+                ("status".to_string(), json!("connected")),
+            ]);
+            items.push(item(
+                ApprovalAction::Create,
+                CABLES,
+                Target {
+                    device_id: server.machine.records.first().map(|r| r.device_id),
+                    object_id: None,
+                    key: format!("cable:{}/{nic}", server.name),
+                },
+                from_nothing(&fields),
+                json!({
+                    "a_terminations": a_end,
+                    "b_terminations": termination(switch, &port),
+                    "status": "connected",
+                    "tags": [{"slug": tag}],
+                }),
+                json!({
+                    "match": {"interface_id": a_end[0]["object_id"]},
+                    "needs": [
+                        format!("tag:{tag}"),
+                        format!("interface:{}/{nic}", server.name),
+                        format!("interface:{}/{port}", switch.name),
+                    ],
+                }),
+            ));
+        }
+        items
+    }
+}
+
+/// "device interface" of each far end of a cabled NetBox interface, lower case.
+pub(crate) fn cable_peers(interface: &Value) -> Vec<String> {
+    interface
+        .get("link_peers")
+        .and_then(Value::as_array)
+        .into_iter()
+        .flatten()
+        .filter_map(|peer| {
+            let device = peer.pointer("/device/name")?.as_str()?;
+            let name = peer.get("name")?.as_str()?;
+            Some(format!("{device} {name}").to_lowercase())
+        })
+        .collect()
 }
 
 /// Where each field of a device write came from: a source (and when that source last

@@ -37,13 +37,14 @@ pub(crate) const ROLES: &str = "dcim/device-roles";
 pub(crate) const PLATFORMS: &str = "dcim/platforms";
 pub(crate) const PREFIXES: &str = "ipam/prefixes";
 pub(crate) const CUSTOM_FIELDS: &str = "extras/custom-fields";
+pub(crate) const CABLES: &str = "dcim/cables";
 /// The custom field on devices and VMs that says where each field infradeck wrote came from.
 pub(crate) const PROVENANCE: &str = "infradeck_provenance";
 pub(crate) const CLUSTER_TYPE_SLUG: &str = "vmware-vsphere";
 const CLUSTER_TYPE_NAME: &str = "VMware vSphere";
 
 /// Every endpoint a plan writes.
-pub(crate) const ENDPOINTS: [&str; 15] = [
+pub(crate) const ENDPOINTS: [&str; 16] = [
     TAGS,
     CUSTOM_FIELDS,
     CLUSTER_TYPES,
@@ -59,12 +60,14 @@ pub(crate) const ENDPOINTS: [&str; 15] = [
     DEVICE_IFACES,
     MACS,
     IPS,
+    CABLES,
 ];
 
 /// The order of writes: the tag (everything else carries it), what devices and clusters refer
 /// to (cluster type, site, manufacturer, role, platform, then device types, which belong to a
 /// manufacturer), clusters, the devices in them, the VMs on those, their interfaces, the MAC
-/// objects on those (deletes go the other way, so the tag goes last, once nothing carries it).
+/// objects, addresses and cables on those (deletes go the other way, so the tag goes last, once
+/// nothing carries it).
 pub(crate) fn rank(endpoint: &str) -> u8 {
     match endpoint {
         TAGS => 0,
@@ -145,6 +148,24 @@ pub(crate) fn observed(endpoint: &str, object: &Value) -> BTreeMap<String, Value
                 );
             }
             out.insert("manufacturer".into(), slug_of("manufacturer"));
+        }
+        CABLES => {
+            out.remove("name");
+            // Each end as "device interface", as the plan names them.
+            for (field, side) in [("a", "a_terminations"), ("b", "b_terminations")] {
+                let ends: Vec<String> = object
+                    .get(side)
+                    .and_then(Value::as_array)
+                    .into_iter()
+                    .flatten()
+                    .filter_map(|end| {
+                        let device = end.pointer("/object/device/name")?.as_str()?;
+                        let name = end.pointer("/object/name")?.as_str()?;
+                        Some(format!("{device} {name}"))
+                    })
+                    .collect();
+                out.insert(field.into(), json!(ends.join(", ")));
+            }
         }
         IPS => {
             out.clear();
@@ -256,7 +277,23 @@ pub(crate) fn observed(endpoint: &str, object: &Value) -> BTreeMap<String, Value
             }
         }
     }
+    if endpoint != TAGS {
+        out.insert("tags".into(), json!(tag_slugs(object)));
+    }
     out
+}
+
+/// The slugs of a NetBox object's tags, sorted.
+pub(crate) fn tag_slugs(object: &Value) -> Vec<String> {
+    let mut slugs: Vec<String> = object
+        .get("tags")
+        .and_then(Value::as_array)
+        .into_iter()
+        .flatten()
+        .filter_map(|t| t.get("slug").and_then(Value::as_str).map(str::to_string))
+        .collect();
+    slugs.sort();
+    slugs
 }
 
 /// Whether a NetBox object carries `tag` (by slug or name).
@@ -280,6 +317,15 @@ pub(crate) fn write_body(endpoint: &str, fields: &BTreeMap<String, Value>) -> Va
             (VMS, "cluster" | "device") | (DEVICES, "cluster") if !value.is_null() => {
                 json!({"name": value})
             }
+            // Tags as slugs (an adoption adds ours to the object's own; rollback restores them).
+            (_, "tags") => Value::Array(
+                value
+                    .as_array()
+                    .into_iter()
+                    .flatten()
+                    .map(|slug| json!({"slug": slug}))
+                    .collect(),
+            ),
             (VMS | DEVICES, "primary_ip4" | "primary_ip6") if !value.is_null() => {
                 lookup(IPS, json!({"address": value}))
             }
@@ -369,6 +415,25 @@ pub(super) fn from_to(
     )
 }
 
+/// Adds to an adoption's differing fields the object's tags with ours among them.
+pub(super) fn with_our_tag(
+    differing: &mut BTreeMap<String, Value>,
+    current: &BTreeMap<String, Value>,
+    tag: &str,
+) {
+    let mut tags: Vec<String> = current
+        .get("tags")
+        .and_then(Value::as_array)
+        .into_iter()
+        .flatten()
+        .filter_map(|t| t.as_str().map(str::to_string))
+        .collect();
+    tags.push(tag.to_string());
+    tags.sort();
+    tags.dedup();
+    differing.insert("tags".into(), json!(tags));
+}
+
 /// `{"field": {"from": null, "to": value}}` for an object that does not exist yet.
 pub(super) fn from_nothing(fields: &BTreeMap<String, Value>) -> Value {
     Value::Object(
@@ -427,6 +492,8 @@ pub(crate) struct Inventory {
     pub(crate) nics: Vec<InventoryNic>,
     /// Hosts, bare-metal servers, switches and arrays.
     pub(crate) machines: Vec<InventoryMachine>,
+    /// What is plugged into what: server NICs to switch ports.
+    pub(crate) cables: Vec<crate::store::InventoryCable>,
 }
 
 impl Inventory {
@@ -441,6 +508,7 @@ impl Inventory {
             vms: store.inventory_vms()?,
             nics: store.inventory_vm_nics()?,
             machines: store.inventory_machines()?,
+            cables: store.inventory_cables()?,
         })
     }
 }
@@ -531,6 +599,7 @@ pub(crate) async fn compute(
     let devices = super::devices::DevicePlan {
         client,
         machines: &inventory.machines,
+        cables: &inventory.cables,
         rules: &client.device_rules,
         cluster_sites: &cluster_sites,
         macs: &have_mac,
@@ -584,13 +653,48 @@ pub(crate) async fn compute(
             .get(&name.to_lowercase())
             .cloned()
             .unwrap_or_default();
-        let existing = candidates
-            .iter()
-            .find(|o| is_tagged(o, &tag))
-            .or(candidates.first())
-            .copied();
-        // Interfaces go only on VMs that are ours: created by this plan or already tagged.
-        if existing.is_none_or(|o| is_tagged(o, &tag)) {
+        // Ours (tagged), else one made by hand in the same cluster: proposed for adoption.
+        let cluster_of = |o: &Value| {
+            o.pointer("/cluster/name")
+                .and_then(Value::as_str)
+                .map(str::to_lowercase)
+        };
+        let wanted_cluster = desired
+            .get("cluster")
+            .and_then(Value::as_str)
+            .map(str::to_lowercase);
+        let (existing, adopt) = match candidates.iter().find(|o| is_tagged(o, &tag)) {
+            Some(ours) => (Some(*ours), None),
+            None => {
+                let same_cluster: Vec<&Value> = candidates
+                    .iter()
+                    .filter(|o| cluster_of(o) == wanted_cluster)
+                    .copied()
+                    .collect();
+                match (same_cluster.as_slice(), candidates.first()) {
+                    ([one], _) => (Some(*one), Some("name and cluster")),
+                    ([], None) => (None, None),
+                    ([], Some(other)) => {
+                        report.untagged.push(format!(
+                            "{name} (NetBox has it by hand in cluster {}, not {}; not adopted)",
+                            cluster_of(other).unwrap_or_else(|| "none".into()),
+                            wanted_cluster.as_deref().unwrap_or("none"),
+                        ));
+                        continue;
+                    }
+                    (many, _) => {
+                        report.unmapped.push(format!(
+                            "{name}: {} untagged NetBox VMs match it; not guessing which to adopt",
+                            many.len()
+                        ));
+                        continue;
+                    }
+                }
+            }
+        };
+        // Interfaces go only on VMs that are ours: created by this plan, already tagged, or
+        // adopted by it.
+        if existing.is_none_or(|o| is_tagged(o, &tag)) || adopt.is_some() {
             ours.insert(vm.device_id, name.clone());
             holder_of.insert(vm.device_id, vm_holders.len());
             vm_holders.push(super::addresses::Holder {
@@ -633,15 +737,29 @@ pub(crate) async fn compute(
             }
             Some(object) => {
                 let current = observed(VMS, object);
-                let differing = differing(&desired, &current);
-                if differing.is_empty() {
+                let mut differing = differing(&desired, &current);
+                if let Some(matched_by) = adopt {
+                    with_our_tag(&mut differing, &current, &tag);
+                    let mut body = write_body(VMS, &differing);
+                    let mut needs: Vec<String> =
+                        host.iter().map(|h| format!("device:{h}")).collect();
+                    needs.push(format!("tag:{tag}"));
+                    with_provenance(&mut body, &mut needs, vm_provenance(vm, differing.keys()));
+                    items.push(item(
+                        ApprovalAction::Update,
+                        VMS,
+                        Target {
+                            device_id: Some(vm.device_id),
+                            object_id: object.get("id").and_then(Value::as_i64),
+                            key: format!("vm:{name}"),
+                        },
+                        from_to(&differing, &current),
+                        body,
+                        json!({"seen": current, "needs": needs, "adopt": {"matched_by": matched_by}}),
+                    ));
                     continue;
                 }
-                if !is_tagged(object, &tag) {
-                    report.untagged.push(format!(
-                        "{name} ({})",
-                        differing.keys().cloned().collect::<Vec<_>>().join(", ")
-                    ));
+                if differing.is_empty() {
                     continue;
                 }
                 let mut body = write_body(VMS, &differing);

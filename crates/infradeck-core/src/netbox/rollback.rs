@@ -29,7 +29,8 @@ pub async fn rollback_in_chunks(
     let items = store.batch_items(batch)?;
     anyhow::ensure!(!items.is_empty(), "no batch `{batch}`");
     let message = format!("infradeck rollback of batch {batch}");
-    let mut run = Run::new(store, client, batch, Mode::Rollback, &message, chunk);
+    let mut run =
+        Run::new(store, client, batch, Mode::Rollback, &message, chunk).with_renames(&items);
     let eligible = |i: &ApprovalItem| i.approval_status == ApprovalStatus::Applied;
     run.report.eligible = items.iter().filter(|i| eligible(i)).count();
     if run.report.eligible > 0 {

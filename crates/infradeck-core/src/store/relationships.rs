@@ -89,7 +89,54 @@ impl Writer<'_> {
     }
 }
 
+/// One cable of a `connects_to` link: a server's NIC to a switch port, as CDP/LLDP announced.
+#[derive(Debug, Clone, PartialEq)]
+pub struct InventoryCable {
+    /// The server's record (the link's parent) and its NIC.
+    pub server_record: i64,
+    pub server_nic: String,
+    /// The switch's record (the link's child) and its port.
+    pub switch_record: i64,
+    pub switch_port: String,
+}
+
 impl Store {
+    /// Every cable the `connects_to` links carry, by server record then NIC.
+    pub fn inventory_cables(&self) -> Result<Vec<InventoryCable>> {
+        let mut stmt = self.conn().prepare_cached(
+            "SELECT parent_device_id, child_device_id, metadata FROM device_relationships \
+             WHERE relationship_type = 'connects_to' ORDER BY parent_device_id, id",
+        )?;
+        let rows = stmt.query_map([], |r| {
+            Ok((
+                r.get::<_, i64>(0)?,
+                r.get::<_, i64>(1)?,
+                r.get::<_, Option<String>>(2)?,
+            ))
+        })?;
+        let mut out = Vec::new();
+        for row in rows {
+            let (server, switch, metadata) = row?;
+            let metadata: serde_json::Value = metadata
+                .as_deref()
+                .and_then(|m| serde_json::from_str(m).ok())
+                .unwrap_or_default();
+            for cable in metadata["cables"].as_array().into_iter().flatten() {
+                if let (Some(nic), Some(port)) =
+                    (cable["host_nic"].as_str(), cable["switch_port"].as_str())
+                {
+                    out.push(InventoryCable {
+                        server_record: server,
+                        server_nic: nic.to_string(),
+                        switch_record: switch,
+                        switch_port: port.to_string(),
+                    });
+                }
+            }
+        }
+        Ok(out)
+    }
+
     /// Every device directly related to `device_id`, parents first, then by name.
     pub fn related(&self, device_id: i64) -> Result<Vec<Related>> {
         let columns = DEVICE_COLUMNS

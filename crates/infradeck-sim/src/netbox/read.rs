@@ -88,6 +88,33 @@ pub(super) fn list_filter(
                         && text("assigned_object_id").as_deref() == Some(*w)
                 })
             }
+            // A cable by the interfaces (or the devices) at either end.
+            "interface_id" | "device_id" if ty.endpoint == "dcim/cables" => {
+                let device_of = |interface: &Value| {
+                    interface
+                        .as_u64()
+                        .and_then(|i| db.objects.get("dcim/interfaces")?.get(&i))
+                        .and_then(|i| i.get("device"))
+                        .map(Value::to_string)
+                };
+                ["a_terminations", "b_terminations"]
+                    .iter()
+                    .flat_map(|end| {
+                        object
+                            .get(*end)
+                            .and_then(Value::as_array)
+                            .into_iter()
+                            .flatten()
+                    })
+                    .any(|interface| {
+                        let value = if key == "interface_id" {
+                            Some(interface.to_string())
+                        } else {
+                            device_of(interface)
+                        };
+                        value.is_some_and(|v| wanted.contains(&v.as_str()))
+                    })
+            }
             // A cluster's site is its scope.
             "site_id" if ty.endpoint == "virtualization/clusters" => wanted.iter().any(|w| {
                 object.get("scope_type").and_then(Value::as_str) == Some("dcim.site")
@@ -149,6 +176,9 @@ pub(super) fn url(base: &str, endpoint: &str, id: u64) -> String {
 
 pub(super) fn display(ty: &ObjType, object: &Map<String, Value>) -> String {
     let field = match ty.endpoint {
+        "dcim/cables" => {
+            return format!("#{}", object.get("id").unwrap_or(&Value::Null));
+        }
         "dcim/device-types" => "model",
         "ipam/ip-addresses" => "address",
         "dcim/mac-addresses" => "mac_address",
@@ -187,8 +217,11 @@ pub(super) fn brief_of(
         "dcim/interfaces" => {
             copy(&mut out, &["name", "description"]);
             out["device"] = related(db, base, "dcim/devices", object.get("device"));
-            out["cable"] = Value::Null;
-            out["_occupied"] = json!(false);
+            let cable = cable_of(db, id);
+            out["cable"] = cable.map_or(Value::Null, |(c, _)| {
+                related(db, base, "dcim/cables", Some(&json!(c)))
+            });
+            out["_occupied"] = json!(cable.is_some());
         }
         "virtualization/interfaces" => {
             copy(&mut out, &["name", "description"]);
@@ -205,6 +238,7 @@ pub(super) fn brief_of(
         }
         "dcim/mac-addresses" => copy(&mut out, &["mac_address", "description"]),
         "extras/tags" => copy(&mut out, &["name", "slug", "color", "description"]),
+        "dcim/cables" => copy(&mut out, &["label", "description"]),
         _ => copy(&mut out, &["name", "slug", "description"]),
     }
     out
@@ -221,6 +255,42 @@ pub(super) fn related(db: &NetboxDb, base: &str, endpoint: &str, id: Option<&Val
         (Some(ty), Some(object)) => brief_of(db, base, ty, object),
         _ => Value::Null,
     }
+}
+
+/// The cable an interface is on and its end ("A" or "B").
+pub(super) fn cable_of(db: &NetboxDb, interface: u64) -> Option<(u64, &'static str)> {
+    db.objects.get("dcim/cables")?.values().find_map(|cable| {
+        let on = |end: &str| {
+            cable
+                .get(end)
+                .and_then(Value::as_array)
+                .is_some_and(|ids| ids.contains(&json!(interface)))
+        };
+        let side = if on("a_terminations") {
+            "A"
+        } else if on("b_terminations") {
+            "B"
+        } else {
+            return None;
+        };
+        Some((cable.get("id")?.as_u64()?, side))
+    })
+}
+
+/// A cable's ends as NetBox renders them: each interface with its device, nested.
+fn ends(db: &NetboxDb, base: &str, ids: Option<&Value>) -> Value {
+    let ids = ids.and_then(Value::as_array).cloned().unwrap_or_default();
+    Value::Array(
+        ids.iter()
+            .map(|id| {
+                json!({
+                    "object_type": "dcim.interface",
+                    "object_id": id,
+                    "object": related(db, base, "dcim/interfaces", Some(id)),
+                })
+            })
+            .collect(),
+    )
 }
 
 pub(super) fn assigned(db: &NetboxDb, base: &str, object: &Map<String, Value>) -> Value {
@@ -294,7 +364,40 @@ pub(super) fn render(
         out.insert(key.clone(), rendered);
     }
     match ty.endpoint {
+        "dcim/cables" => {
+            for end in ["a_terminations", "b_terminations"] {
+                out.insert(end.into(), ends(db, base, object.get(end)));
+            }
+        }
         "dcim/interfaces" | "virtualization/interfaces" => {
+            if ty.endpoint == "dcim/interfaces" {
+                let cable = cable_of(db, id);
+                let far_end = cable.and_then(|(c, side)| {
+                    let far = if side == "A" {
+                        "b_terminations"
+                    } else {
+                        "a_terminations"
+                    };
+                    db.objects.get("dcim/cables")?.get(&c)?.get(far).cloned()
+                });
+                let peers: Vec<Value> = match ends(db, base, far_end.as_ref()) {
+                    Value::Array(peers) => peers.into_iter().map(|p| p["object"].clone()).collect(),
+                    _ => Vec::new(),
+                };
+                out.insert(
+                    "cable".into(),
+                    cable.map_or(Value::Null, |(c, _)| {
+                        related(db, base, "dcim/cables", Some(&json!(c)))
+                    }),
+                );
+                out.insert("cable_end".into(), json!(cable.map(|(_, side)| side)));
+                out.insert(
+                    "link_peers_type".into(),
+                    json!((!peers.is_empty()).then_some("dcim.interface")),
+                );
+                out.insert("link_peers".into(), Value::Array(peers));
+                out.insert("_occupied".into(), json!(cable.is_some()));
+            }
             let primary = object.get("primary_mac_address").and_then(Value::as_u64);
             let mac = primary
                 .and_then(|m| db.objects.get("dcim/mac-addresses").and_then(|o| o.get(&m)))

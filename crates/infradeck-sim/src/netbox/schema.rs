@@ -67,6 +67,7 @@ pub(super) const IFACE_TYPES: &[&str] = &[
     "100gbase-x-qsfp28",
     "lag",
 ];
+pub(super) const STATUS_CABLE: &[&str] = &["connected", "planned", "decommissioning"];
 pub(super) const ASSIGNABLE: &[&str] = &["dcim.interface", "virtualization.vminterface"];
 
 pub(super) const TYPES: &[ObjType] = &[
@@ -252,6 +253,16 @@ pub(super) const TYPES: &[ObjType] = &[
         plain: &["prefix", "description"],
         fks: &[],
         choices: &[("status", STATUS_PREFIX, Some("active"))],
+    },
+    // Its ends (`a_terminations`, `b_terminations`: interface ids) are written and read by
+    // their own rules (write.rs `terminations`, read.rs `render`).
+    ObjType {
+        endpoint: "dcim/cables",
+        model: "dcim.cable",
+        required: &[],
+        plain: &["label", "description", "comments"],
+        fks: &[],
+        choices: &[("status", STATUS_CABLE, Some("connected"))],
     },
 ];
 

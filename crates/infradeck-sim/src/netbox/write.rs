@@ -134,6 +134,10 @@ pub(super) fn apply_fields(
                     }
                     _ => return Err(field_error(key, &format!("{value} is not a valid choice."))),
                 }
+            } else if ty.endpoint == "dcim/cables"
+                && matches!(key.as_str(), "a_terminations" | "b_terminations")
+            {
+                object.insert(key.clone(), terminations(db, key, value)?);
             } else if key == "tags" {
                 let items = value
                     .as_array()
@@ -211,7 +215,8 @@ pub(super) fn apply_fields(
                         }
                         value.clone()
                     }
-                    (_, "vcpus") => json!(
+                    // Nullable in NetBox (a VM made by hand may have no size).
+                    (_, "vcpus") if !value.is_null() => json!(
                         value
                             .as_f64()
                             .ok_or_else(|| field_error(key, "A valid number is required."))?
@@ -239,6 +244,48 @@ pub(super) fn apply_fields(
     } else {
         Err(errors)
     }
+}
+
+/// A cable end as NetBox takes it, `[{"object_type": "dcim.interface", "object_id": 7}]`, kept
+/// as the interfaces' ids. Unlike a relation field, `object_id` must be a number: NetBox refuses
+/// a lookup dict there.
+fn terminations(db: &NetboxDb, field: &str, value: &Value) -> Result<Value, FieldErrors> {
+    let items = value
+        .as_array()
+        .ok_or_else(|| field_error(field, "Expected a list of items but got type \"dict\"."))?;
+    let mut ids = Vec::new();
+    for (index, end) in items.iter().enumerate() {
+        // NetBox nests an end's errors under its index: {"a_terminations": {"0": {...}}}.
+        let refuse = |key: &str, message: String| {
+            let mut at = Map::new();
+            at.insert(index.to_string(), Value::Object(field_error(key, &message)));
+            let mut errors = Map::new();
+            errors.insert(field.to_string(), Value::Object(at));
+            errors
+        };
+        let object_type = end.get("object_type").and_then(Value::as_str).unwrap_or("");
+        if object_type != "dcim.interface" {
+            return Err(refuse(
+                "object_type",
+                format!("Invalid content type: {object_type}"),
+            ));
+        }
+        let Some(id) = end.get("object_id").and_then(Value::as_u64) else {
+            return Err(refuse("object_id", "A valid integer is required.".into()));
+        };
+        if !db
+            .objects
+            .get("dcim/interfaces")
+            .is_some_and(|o| o.contains_key(&id))
+        {
+            return Err(refuse(
+                "object_id",
+                format!("Related object not found using the provided numeric ID: {id}"),
+            ));
+        }
+        ids.push(json!(id));
+    }
+    Ok(Value::Array(ids))
 }
 
 /// Model-level rules that span fields and objects.
@@ -331,6 +378,26 @@ pub(super) fn validate(
                     "cluster",
                     "The assigned cluster belongs to a different site",
                 ));
+            }
+        }
+        // An interface takes one cable.
+        "dcim/cables" => {
+            for end in ["a_terminations", "b_terminations"] {
+                let ids = object
+                    .get(end)
+                    .and_then(Value::as_array)
+                    .into_iter()
+                    .flatten();
+                for interface in ids.filter_map(Value::as_u64) {
+                    if let Some((other, _)) = cable_of(db, interface).filter(|(c, _)| *c != id) {
+                        return Err(field_error(
+                            "__all__",
+                            &format!(
+                                "Duplicate termination found for dcim.interface {interface}: cable {other}"
+                            ),
+                        ));
+                    }
+                }
             }
         }
         "dcim/interfaces" => unique(
@@ -499,6 +566,19 @@ pub(super) fn create(
     })?;
     let mut object = Map::new();
     apply_fields(db, ty, &mut object, input)?;
+    if ty.endpoint == "dcim/cables"
+        && ["a_terminations", "b_terminations"].iter().any(|end| {
+            object
+                .get(*end)
+                .and_then(Value::as_array)
+                .is_none_or(|ends| ends.is_empty())
+        })
+    {
+        return Err(field_error(
+            "__all__",
+            "Must define A and B terminations when creating a new cable.",
+        ));
+    }
     let mut missing = Map::new();
     for field in ty.required {
         if object.get(*field).is_none_or(Value::is_null) {
@@ -514,6 +594,19 @@ pub(super) fn create(
         }
     }
     fill_defaults(ty, &mut object);
+    if ty.endpoint == "dcim/cables" {
+        // What a cable has that infradeck never sets, as NetBox answers it.
+        for (field, value) in [
+            ("type", Value::Null),
+            ("color", json!("")),
+            ("length", Value::Null),
+            ("length_unit", Value::Null),
+            ("profile", Value::Null),
+            ("bundle", Value::Null),
+        ] {
+            object.insert(field.into(), value);
+        }
+    }
     let id = db.next_id(ty.endpoint);
     let now = now_iso();
     object.insert("id".into(), json!(id));
@@ -787,6 +880,18 @@ pub(super) fn delete_with_message(
     for (endpoint, child) in children {
         if let Some(child_ty) = obj_type(endpoint) {
             delete(db, child_ty, child, request_id)?;
+        }
+    }
+    // A cable outlives an interface it ended on (NetBox keeps it, that end empty).
+    if ty.endpoint == "dcim/interfaces"
+        && let Some(cables) = db.objects.get_mut("dcim/cables")
+    {
+        for cable in cables.values_mut() {
+            for end in ["a_terminations", "b_terminations"] {
+                if let Some(Value::Array(ids)) = cable.get_mut(end) {
+                    ids.retain(|i| *i != json!(id));
+                }
+            }
         }
     }
     if let Some(objs) = db.objects.get_mut(ty.endpoint) {
