@@ -393,6 +393,14 @@ pub fn netbox(ctx: &Context, args: &NetboxArgs) -> anyhow::Result<()> {
                                 infradeck_core::sanitize::for_terminal(by)
                             );
                         }
+                        if let Some(choice) =
+                            changes.pointer("/choice/why").and_then(|v| v.as_str())
+                        {
+                            println!(
+                                "    choose: {}",
+                                infradeck_core::sanitize::for_terminal(choice)
+                            );
+                        }
                         match changes.get("why") {
                             Some(serde_json::Value::String(why)) => {
                                 println!("    why: {}", infradeck_core::sanitize::for_terminal(why))
@@ -511,9 +519,17 @@ pub fn netbox(ctx: &Context, args: &NetboxArgs) -> anyhow::Result<()> {
             let batch_items = store.batch_items(batch)?;
             anyhow::ensure!(!batch_items.is_empty(), "no batch `{batch}`");
             let ids = item_ids(&batch_items, &parse_items(items)?, batch)?;
-            let moved =
-                infradeck_core::app::review(&mut store, batch, &ids, to, &reviewer, comment)?.moved;
+            let outcome =
+                infradeck_core::app::review(&mut store, batch, &ids, to, &reviewer, comment)?;
+            let moved = outcome.moved;
             println!("{moved} items {} by {reviewer}", to.as_str());
+            if outcome.left_to_choose > 0 {
+                println!(
+                    "{} items left pending: each is one claim of an address two machines claim; \
+                     approve the one that holds it by number (`netbox review {batch} --kind ipam/ip-addresses`)",
+                    outcome.left_to_choose
+                );
+            }
             if moved < ids.len() {
                 println!(
                     "{} items were not pending (already reviewed, perhaps by someone else)",

@@ -1291,3 +1291,161 @@ async fn a_read_only_service_refuses_what_writes_and_still_dry_runs() {
         "nothing was applied"
     );
 }
+
+/// An address two running VMs claim is not guessed: one alternative per VM, marked as a
+/// choice. Approving the whole batch passes them by, approving both is refused as a conflict
+/// with neither written, approving one lands that one; the primary IP waits for the decision.
+#[tokio::test(flavor = "multi_thread")]
+async fn an_address_two_machines_claim_is_a_choice_for_a_person() {
+    use infradeck_sim::estate::PowerState;
+    let rig = synced_rig(31).await;
+    let (address, owners) = {
+        let mut estate = rig.sims.estate.write().unwrap();
+        let on: Vec<usize> = (0..estate.vms.len())
+            .filter(|&i| {
+                estate.vms[i].power_state == PowerState::On
+                    && estate.vms[i].nics.first().is_some_and(|n| n.ip.is_some())
+            })
+            .take(2)
+            .collect();
+        let address = estate.vms[on[0]].nics[0].ip.clone().unwrap();
+        estate.vms[on[1]].nics[0].ip = Some(address.clone());
+        let mut owners = [
+            estate.vms[on[0]].hostname.clone(),
+            estate.vms[on[1]].hostname.clone(),
+        ];
+        owners.sort();
+        (address, owners)
+    };
+    assert!(
+        rig.run(&["vcenter"])
+            .await
+            .iter()
+            .all(|o| o.status == RunStatus::Success)
+    );
+    let mut store = rig.store();
+    let choices = |store: &Store, batch: &str| -> Vec<(i64, Value)> {
+        store
+            .batch_items(batch)
+            .unwrap()
+            .into_iter()
+            .filter_map(|i| {
+                let changes: Value = serde_json::from_str(i.proposed_changes.as_deref()?).ok()?;
+                (!changes["choice"].is_null()).then_some((i.id, changes))
+            })
+            .collect()
+    };
+    let batch = plan(&rig, &mut store).await.batch_id.unwrap();
+    let alternatives = choices(&store, &batch);
+    assert_eq!(alternatives.len(), 2, "one per VM: {alternatives:#?}");
+    for (_, changes) in &alternatives {
+        assert_eq!(changes["choice"]["group"], format!("ip:{address}"));
+        assert_eq!(changes["choice"]["claimed_by"], serde_json::json!(owners));
+        assert!(
+            changes.get("primary_of").is_none(),
+            "no primary yet: {changes}"
+        );
+    }
+    let on: Vec<&str> = alternatives
+        .iter()
+        .map(|(_, c)| c["on"].as_str().unwrap())
+        .collect();
+    assert!(
+        owners
+            .iter()
+            .all(|o| on.iter().any(|on| on.starts_with(o.as_str()))),
+        "{on:?}"
+    );
+
+    // Approve everything: the alternatives stay pending and nothing holds the address.
+    let outcome = infradeck_core::app::review(
+        &mut store,
+        &batch,
+        &[],
+        ApprovalStatus::Approved,
+        "oncall",
+        None,
+    )
+    .unwrap();
+    assert_eq!(outcome.left_to_choose, 2);
+    let report =
+        infradeck_core::netbox::apply(&mut store, &client(&rig.config), &batch, &options())
+            .await
+            .unwrap();
+    assert_eq!(report.failed, 0, "{:#?}", report.lines);
+    let holds = |rig: &Rig| {
+        rig.sims
+            .netbox
+            .snapshot(IPS)
+            .values()
+            .filter(|ip| {
+                ip["address"]
+                    .as_str()
+                    .is_some_and(|a| a.split('/').next() == Some(address.as_str()))
+            })
+            .count()
+    };
+    assert_eq!(holds(&rig), 0);
+    for (id, _) in &alternatives {
+        let item = store.approval_item(*id).unwrap().unwrap();
+        assert_eq!(item.approval_status, ApprovalStatus::Pending);
+    }
+
+    // Both approved: no decision, so neither is written.
+    let ids: Vec<i64> = alternatives.iter().map(|(id, _)| *id).collect();
+    infradeck_core::app::review(
+        &mut store,
+        &batch,
+        &ids,
+        ApprovalStatus::Approved,
+        "oncall",
+        None,
+    )
+    .unwrap();
+    let report =
+        infradeck_core::netbox::apply(&mut store, &client(&rig.config), &batch, &options())
+            .await
+            .unwrap();
+    assert_eq!(report.conflicts, 2, "{:#?}", report.lines);
+    assert!(
+        report.lines.iter().any(|l| l.contains("reject all but")),
+        "{:#?}",
+        report.lines
+    );
+    assert_eq!(holds(&rig), 0);
+
+    // A fresh plan, one approved and the other rejected: that one lands.
+    let batch = plan(&rig, &mut store).await.batch_id.unwrap();
+    let alternatives = choices(&store, &batch);
+    assert_eq!(alternatives.len(), 2, "{alternatives:#?}");
+    let (keep, drop) = (&alternatives[0], &alternatives[1]);
+    infradeck_core::app::review(
+        &mut store,
+        &batch,
+        &[keep.0],
+        ApprovalStatus::Approved,
+        "oncall",
+        None,
+    )
+    .unwrap();
+    infradeck_core::app::review(
+        &mut store,
+        &batch,
+        &[drop.0],
+        ApprovalStatus::Rejected,
+        "oncall",
+        Some("the other one holds it"),
+    )
+    .unwrap();
+    let report =
+        infradeck_core::netbox::apply(&mut store, &client(&rig.config), &batch, &options())
+            .await
+            .unwrap();
+    assert_eq!(
+        (report.applied, report.conflicts, report.failed),
+        (1, 0, 0),
+        "{:#?}",
+        report.lines
+    );
+    assert_eq!(holds(&rig), 1);
+}

@@ -12,6 +12,9 @@ pub struct ReviewOutcome {
     pub moved: usize,
     /// Items asked for that were not pending (already reviewed, perhaps by someone else).
     pub not_pending: usize,
+    /// Pending alternatives of a choice (an address two machines claim) that approving the
+    /// whole batch passed by: each is approved by itself, by a person.
+    pub left_to_choose: usize,
 }
 
 /// Moves the pending items `ids` of `batch` to `to` (approved or rejected), as `reviewer`, with
@@ -41,8 +44,14 @@ pub fn review(
             },
         )
     })?;
+    let left_to_choose = if ids.is_empty() && to == ApprovalStatus::Approved {
+        store.pending_choices(batch)?
+    } else {
+        0
+    };
     Ok(ReviewOutcome {
         moved,
         not_pending: ids.len().saturating_sub(moved),
+        left_to_choose,
     })
 }

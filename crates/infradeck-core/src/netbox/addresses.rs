@@ -5,7 +5,8 @@
 //! - The prefix length is the one the source reported (`10.0.0.5/24`), else that of the longest
 //!   NetBox prefix containing the address; an address with neither is skipped, with the reason.
 //! - An address NetBox has on another interface (tagged) is proposed as a move, not a second
-//!   object. An address two machines claim is reported for a person to decide, not proposed.
+//!   object. An address two machines claim is one item per machine, marked as a choice: a
+//!   person approves the one that holds it (bulk approval passes them by; apply refuses two).
 //! - Addresses are never deleted: a VM that is off reports none and keeps what NetBox has.
 //! - Primary, per family: the address the machine's name resolves to in the inventory (what
 //!   Foreman, PuppetDB or Oxidized call its `ip`), else the one on a management interface, else
@@ -155,6 +156,8 @@ struct Wanted<'a> {
     /// With its prefix length.
     address: String,
     ip: IpAddr,
+    /// Set when several machines claim the address: every holder that does, for the review.
+    claimed_by: Option<Vec<String>>,
 }
 
 /// The address items for `holders`, and each holder's primary IPs.
@@ -197,37 +200,43 @@ pub(crate) async fn plan(
             .iter()
             .map(|(h, _, _)| holders[*h].name.as_str())
             .collect();
+        owners.sort_unstable();
         owners.dedup();
-        if owners.len() > 1 {
-            report.unmapped.push(format!(
-                "{ip}: claimed by {}; not proposed: a person decides which one holds it",
-                owners.join(" and ")
-            ));
-            continue;
-        }
-        let (h, interface, address) = claimants[0];
-        let holder = &holders[h];
-        let address = if address.contains('/') {
-            address.to_string()
-        } else {
-            match prefixes.iter().filter_map(|p| contains(p, *ip)).max() {
-                Some(length) => format!("{ip}/{length}"),
-                None => {
-                    report.unmapped.push(format!(
+        // Several machines claim it: one alternative per machine (its first claim), for a
+        // person to approve one and reject the rest.
+        let contested = owners.len() > 1;
+        let mut seen_holders = std::collections::HashSet::new();
+        for &(h, interface, address) in claimants {
+            if !seen_holders.insert(h) {
+                continue;
+            }
+            let holder = &holders[h];
+            let address = if address.contains('/') {
+                address.to_string()
+            } else {
+                match prefixes.iter().filter_map(|p| contains(p, *ip)).max() {
+                    Some(length) => format!("{ip}/{length}"),
+                    None => {
+                        report.unmapped.push(format!(
                         "{ip} on {} {interface}: no prefix length (the source gives none and no NetBox prefix contains it)",
                         holder.name
                     ));
-                    continue;
+                        continue;
+                    }
                 }
+            };
+            wanted.push(Wanted {
+                holder,
+                h,
+                interface: interface.to_string(),
+                address,
+                ip: *ip,
+                claimed_by: contested.then(|| owners.iter().map(|o| o.to_string()).collect()),
+            });
+            if !contested {
+                break;
             }
-        };
-        wanted.push(Wanted {
-            holder,
-            h,
-            interface: interface.to_string(),
-            address,
-            ip: *ip,
-        });
+        }
     }
 
     let netbox_ips = client.list(IPS, &[]).await?;
@@ -260,7 +269,29 @@ pub(crate) async fn plan(
         let holder = want.holder;
         let on = format!("{} {}", holder.name, want.interface);
         let existing = by_host.get(&want.ip).cloned().unwrap_or_default();
-        let key = format!("ip:{}", want.ip);
+        // A contested address: each alternative is its own item (keyed by its machine), marked
+        // as one of a choice so that bulk approval passes it by and apply refuses two.
+        let (key, choice) = match &want.claimed_by {
+            None => (format!("ip:{}", want.ip), None),
+            Some(owners) => (
+                format!("ip:{}@{}", want.ip, holder.name),
+                Some(json!({
+                    "group": format!("ip:{}", want.ip),
+                    "claimed_by": owners,
+                    "why": format!(
+                        "{} is claimed by {}: approve the one that holds it, reject the rest",
+                        want.ip,
+                        owners.join(" and ")
+                    ),
+                })),
+            ),
+        };
+        let with_choice = |mut extra: Value| {
+            if let Some(choice) = &choice {
+                extra["choice"] = choice.clone();
+            }
+            extra
+        };
         let assign = json!({
             "address": want.address,
             "assigned_object_type": holder.interface_model(),
@@ -283,7 +314,9 @@ pub(crate) async fn plan(
                 let mut body = assign.clone();
                 body["status"] = json!("active");
                 body["tags"] = json!([{"slug": tag}]);
-                created.insert(want.ip, items.len());
+                if choice.is_none() {
+                    created.insert(want.ip, items.len());
+                }
                 items.push(item(
                     ApprovalAction::Create,
                     IPS,
@@ -294,11 +327,11 @@ pub(crate) async fn plan(
                     },
                     from_nothing(&fields),
                     body,
-                    json!({
+                    with_choice(json!({
                         "match": {"address": want.address},
                         "on": on,
                         "needs": [format!("tag:{tag}"), holder.interface_key(&want.interface)],
-                    }),
+                    })),
                 ));
             }
             [object] => {
@@ -327,6 +360,14 @@ pub(crate) async fn plan(
                     "assigned_object_type": {"from": seen["assigned_object_type"], "to": holder.interface_model()},
                     "assigned_object_id": {"from": seen["assigned_object_id"], "to": holder.interface_reference(&want.interface)},
                 });
+                if choice.is_some() && primary_of.contains_key(&want.ip) {
+                    report.unmapped.push(format!(
+                        "{}: claimed by {} and a primary IP in NetBox now; not proposed: a person decides which one holds it",
+                        want.ip,
+                        want.claimed_by.iter().flatten().cloned().collect::<Vec<_>>().join(" and ")
+                    ));
+                    continue;
+                }
                 if let Some(&(h, family)) = primary_of.get(&want.ip) {
                     let owner = &holders[h];
                     if let Some(id) = owner.netbox_id {
@@ -350,7 +391,9 @@ pub(crate) async fn plan(
                         ));
                     }
                 }
-                moved.insert(want.ip, items.len());
+                if choice.is_none() {
+                    moved.insert(want.ip, items.len());
+                }
                 items.push(item(
                     ApprovalAction::Update,
                     IPS,
@@ -361,12 +404,12 @@ pub(crate) async fn plan(
                     },
                     fields,
                     assign,
-                    json!({
+                    with_choice(json!({
                         "seen": seen,
                         "on": on,
                         "was_on": now_on,
                         "needs": [holder.interface_key(&want.interface)],
-                    }),
+                    })),
                 ));
             }
             many => report.unmapped.push(format!(
@@ -379,7 +422,8 @@ pub(crate) async fn plan(
 
     // Primary IPs.
     let mut by_holder: Vec<Vec<&Wanted>> = vec![Vec::new(); holders.len()];
-    for want in &wanted {
+    // A contested address is no one's primary until a person has decided whose it is.
+    for want in wanted.iter().filter(|w| w.claimed_by.is_none()) {
         by_holder[want.h].push(want);
     }
     for (h, holder) in holders.iter().enumerate() {

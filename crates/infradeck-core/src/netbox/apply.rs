@@ -80,6 +80,8 @@ struct Plan {
     /// An update that adopts an untagged object (adds the tag): the one write allowed on an
     /// object without the tag.
     adopts: bool,
+    /// One alternative of a choice (an address two machines claim): the choice's key.
+    choice: Option<String>,
 }
 
 impl Plan {
@@ -159,6 +161,10 @@ fn parse_plan(item: &ApprovalItem) -> anyhow::Result<Plan> {
             .unwrap_or_default(),
         primary_of: changes.get("primary_of").cloned(),
         adopts: changes.get("adopt").is_some(),
+        choice: changes
+            .pointer("/choice/group")
+            .and_then(Value::as_str)
+            .map(str::to_string),
     })
 }
 
@@ -185,6 +191,31 @@ enum Outcome {
         note: String,
     },
     Failed(String),
+}
+
+/// For each choice (an address two machines claim), the numbers of its alternatives that are
+/// approved or further along: more than one means no decision was made.
+fn chosen_alternatives(
+    items: &[ApprovalItem],
+    numbers: &HashMap<i64, usize>,
+) -> HashMap<String, Vec<usize>> {
+    let mut chosen: HashMap<String, Vec<usize>> = HashMap::new();
+    for item in items {
+        let decided = matches!(
+            item.approval_status,
+            ApprovalStatus::Approved
+                | ApprovalStatus::Applying
+                | ApprovalStatus::Applied
+                | ApprovalStatus::Failed
+        );
+        if let (true, Some(group)) = (decided, parse_plan(item).ok().and_then(|p| p.choice)) {
+            chosen.entry(group).or_default().push(numbers[&item.id]);
+        }
+    }
+    for list in chosen.values_mut() {
+        list.sort_unstable();
+    }
+    chosen
 }
 
 fn conflict(note: impl Into<String>) -> Outcome {
@@ -493,6 +524,7 @@ impl<'a> Run<'a> {
         eligible: impl Fn(&ApprovalItem) -> bool,
     ) -> anyhow::Result<()> {
         let numbers = item_numbers(&items);
+        let chosen = chosen_alternatives(&items, &numbers);
         let mut todo: Vec<Work> = Vec::new();
         let mut changed = Vec::new();
         for item in items.into_iter().filter(|i| eligible(i)) {
@@ -502,6 +534,17 @@ impl<'a> Run<'a> {
                 Mode::Apply => item.changed_since_approval(),
                 Mode::Rollback => None,
             };
+            // A choice is of one alternative: two approved is no decision.
+            let moved = moved.or_else(|| {
+                let group = parse_plan(&item).ok()?.choice?;
+                let approved = chosen.get(&group).filter(|n| n.len() > 1)?;
+                (self.net.mode == Mode::Apply).then(|| {
+                    format!(
+                        "{group} is claimed by more than one machine and #{} are all approved: reject all but the one that holds it",
+                        approved.iter().map(usize::to_string).collect::<Vec<_>>().join(", #")
+                    )
+                })
+            });
             match parse_plan(&item) {
                 Ok(plan) => {
                     let work = Work {

@@ -302,10 +302,13 @@ impl Writer<'_> {
         let conn = self.conn();
         let moved = if item_ids.is_empty() {
             conn.prepare_cached(
+                // Approving everything passes by the alternatives of a choice (an address
+                // two machines claim): each needs a person to approve it by itself.
                 "UPDATE netbox_sync_approvals SET approval_status = ?3, approved_by = ?4, \
                      approved_at = ?5, review_comment = ?6, \
                      approved_sha256 = CASE WHEN ?3 = 'approved' THEN request_sha256 END \
-                     WHERE sync_batch_id = ?1 AND approval_status = ?2",
+                     WHERE sync_batch_id = ?1 AND approval_status = ?2 \
+                     AND (?3 <> 'approved' OR json_extract(proposed_changes, '$.choice') IS NULL)",
             )?
             .execute(params![
                 batch_id,
@@ -386,6 +389,17 @@ impl Writer<'_> {
 }
 
 impl Store {
+    /// The pending items of `batch_id` that are alternatives of a choice: what approving the
+    /// whole batch leaves for a person.
+    pub fn pending_choices(&self, batch_id: &str) -> Result<usize> {
+        let n: i64 = self.conn().prepare_cached(
+            "SELECT COUNT(*) FROM netbox_sync_approvals WHERE sync_batch_id = ?1 \
+             AND approval_status = 'pending' AND json_extract(proposed_changes, '$.choice') IS NOT NULL",
+        )?
+        .query_row(params![batch_id], |r| r.get(0))?;
+        Ok(n as usize)
+    }
+
     /// Every batch, newest first, with item counts by status.
     pub fn batches(&self) -> Result<Vec<Batch>> {
         let mut stmt = self.conn().prepare_cached(

@@ -68,9 +68,16 @@ fn batch_action(batch: &Batch, action: Action, cx: &Cx) -> anyhow::Result<Outcom
                 typed: String::new(),
                 yes_focused: false,
                 on_yes: Box::new(move |store| {
-                    let moved =
-                        review(store, &id, &[], ApprovalStatus::Approved, &reviewer, None)?.moved;
-                    Ok((moved_message(moved, "approved"), None))
+                    let outcome =
+                        review(store, &id, &[], ApprovalStatus::Approved, &reviewer, None)?;
+                    let mut message = moved_message(outcome.moved, "approved");
+                    if outcome.left_to_choose > 0 {
+                        message.push_str(&format!(
+                            "; {} left pending: claims of an address two machines claim, approve the one that holds it",
+                            outcome.left_to_choose
+                        ));
+                    }
+                    Ok((message, None))
                 }),
             })
         }
