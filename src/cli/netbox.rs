@@ -323,10 +323,10 @@ pub fn netbox(ctx: &Context, args: &NetboxArgs) -> anyhow::Result<()> {
                     // Numbered in the whole batch, whatever is shown of it.
                     let numbers = infradeck_core::netbox::apply::item_numbers(&items);
                     let kinds = counts_by_kind(&items);
-                    let items = match kind {
+                    let items = infradeck_core::store::grouped_by_kind(match kind {
                         Some(kind) => of_kind(items, kind, &kinds)?,
                         None => items,
-                    };
+                    });
                     if *json {
                         super::print_json(&items)?;
                         return Ok(());

@@ -56,6 +56,8 @@ pub(crate) enum Action {
     CancelRun,
     Approve,
     Reject,
+    /// Show only the next object kind of the batch (then all again).
+    NextKind,
     ApproveBatch,
     RejectBatch,
     Apply,
@@ -638,6 +640,14 @@ pub(crate) static BINDINGS: &[Binding] = &[
         None,
         "roll back the applied items of the batch",
     )),
+    bind(
+        &[k('K')],
+        "K",
+        A::NextKind,
+        S::Netbox,
+        Some("kind"),
+        "show only the next kind of object (devices, interfaces, addresses, ...), then all",
+    ),
     // Lists.
     bind(
         &[code(KeyCode::Down), k('j')],

@@ -307,15 +307,7 @@ fn changelog_message<'a>(batch: &str, items: impl Iterator<Item = &'a ApprovalIt
     crate::text::first_chars(&message, 200).to_string()
 }
 
-/// Per-batch numbers of items: their position in the batch, from 1.
-pub fn item_numbers(items: &[ApprovalItem]) -> HashMap<i64, usize> {
-    let mut ids: Vec<i64> = items.iter().map(|i| i.id).collect();
-    ids.sort_unstable();
-    ids.into_iter()
-        .enumerate()
-        .map(|(n, id)| (id, n + 1))
-        .collect()
-}
+pub use crate::store::item_numbers;
 
 /// Applies the approved items of `batch`.
 pub async fn apply(

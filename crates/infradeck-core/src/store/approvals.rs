@@ -87,6 +87,47 @@ impl ActionCounts {
     }
 }
 
+/// Per-batch numbers of items (`#3`, as review, approve and the dashboard name them): their
+/// position in the batch, from 1.
+pub fn item_numbers(items: &[ApprovalItem]) -> std::collections::HashMap<i64, usize> {
+    let mut ids: Vec<i64> = items.iter().map(|i| i.id).collect();
+    ids.sort_unstable();
+    ids.into_iter()
+        .enumerate()
+        .map(|(n, id)| (id, n + 1))
+        .collect()
+}
+
+/// A batch's items grouped by kind of object, in the order apply writes the kinds (the plan's
+/// `order`; then where a kind first appears), each kind by item number: how `netbox review`
+/// and the dashboard list them.
+pub fn grouped_by_kind(items: Vec<ApprovalItem>) -> Vec<ApprovalItem> {
+    let numbers = item_numbers(&items);
+    let kind = |item: &ApprovalItem| item.netbox_object_type.clone().unwrap_or_default();
+    let order = |item: &ApprovalItem| -> u64 {
+        item.proposed_changes
+            .as_deref()
+            .and_then(|t| serde_json::from_str::<serde_json::Value>(t).ok())
+            .and_then(|c| c.get("order").and_then(serde_json::Value::as_u64))
+            .unwrap_or(0)
+    };
+    let mut first_seen: std::collections::HashMap<String, usize> = Default::default();
+    for (i, item) in items.iter().enumerate() {
+        first_seen.entry(kind(item)).or_insert(i);
+    }
+    let mut keyed: Vec<((u64, usize, usize), ApprovalItem)> = items
+        .into_iter()
+        .map(|item| {
+            (
+                (order(&item), first_seen[&kind(&item)], numbers[&item.id]),
+                item,
+            )
+        })
+        .collect();
+    keyed.sort_by_key(|(key, _)| *key);
+    keyed.into_iter().map(|(_, item)| item).collect()
+}
+
 /// One plan item.
 #[derive(Debug, Clone, PartialEq, Serialize)]
 pub struct ApprovalItem {

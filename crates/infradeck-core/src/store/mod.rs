@@ -26,7 +26,8 @@ mod search;
 mod write_queue;
 
 pub use approvals::{
-    ActionCounts, ApprovalItem, Batch, NewApprovalItem, NewBatch, Review, reviewed_digest,
+    ActionCounts, ApprovalItem, Batch, NewApprovalItem, NewBatch, Review, grouped_by_kind,
+    item_numbers, reviewed_digest,
 };
 pub use audit::{
     HistoryEntry, NewHistory, RunOwner, RunProgress, RunSummary, SourceStatus, SyncRun,

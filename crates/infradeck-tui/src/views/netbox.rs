@@ -180,7 +180,7 @@ impl Screen for NetboxView {
 
     fn unavailable(&self, action: Action) -> Option<&'static str> {
         match action {
-            Action::Mark | Action::Approve | Action::Reject => {
+            Action::Mark | Action::Approve | Action::Reject | Action::NextKind => {
                 Some("items are reviewed inside a batch: Enter opens it")
             }
             Action::Open
@@ -315,7 +315,14 @@ impl Screen for NetboxView {
 pub(crate) struct BatchView {
     batch_id: String,
     batch: Option<Batch>,
+    /// Grouped by kind (in the order apply writes them), each kind by item number.
     items: Vec<ApprovalItem>,
+    /// Each item's number within its batch (`#3`), as `netbox review` and `approve` name it.
+    numbers: std::collections::HashMap<i64, usize>,
+    /// The kinds of object in the batch, in `items` order, with how many items each has.
+    kinds: Vec<(String, usize)>,
+    /// The one kind shown (`K` steps through them), or every kind.
+    kind: Option<String>,
     /// Indexes into `items` of those the filter lets through, in order.
     visible: Vec<usize>,
     filter: String,
@@ -356,6 +363,9 @@ impl BatchView {
             batch_id: batch_id.to_string(),
             batch: None,
             items: Vec::new(),
+            numbers: Default::default(),
+            kinds: Vec::new(),
+            kind: None,
             visible: Vec::new(),
             filter: String::new(),
             cursor: Cursor::default(),
@@ -366,9 +376,60 @@ impl BatchView {
 
     fn apply_filter(&mut self) {
         let words: Vec<&str> = self.filter.split_whitespace().collect();
+        let kind = self.kind.as_deref();
         self.visible = (0..self.items.len())
+            .filter(|&i| kind.is_none_or(|k| kind_of(&self.items[i]) == k))
             .filter(|&i| words.iter().all(|w| item_matches(&self.items[i], w)))
             .collect();
+    }
+
+    /// Takes the batch's items: numbered and grouped by kind as `netbox review` shows them,
+    /// counted per kind.
+    fn set_items(&mut self, items: Vec<ApprovalItem>) {
+        self.numbers = infradeck_core::store::item_numbers(&items);
+        self.items = infradeck_core::store::grouped_by_kind(items);
+        self.kinds.clear();
+        for item in &self.items {
+            match self.kinds.last_mut() {
+                Some((kind, n)) if kind == kind_of(item) => *n += 1,
+                _ => self.kinds.push((kind_of(item).to_string(), 1)),
+            }
+        }
+        if self
+            .kind
+            .as_ref()
+            .is_some_and(|k| !self.kinds.iter().any(|(kind, _)| kind == k))
+        {
+            self.kind = None;
+        }
+        self.apply_filter();
+    }
+
+    /// The kinds line: every kind with its count, the one shown marked.
+    fn kinds_line(&self, theme: Theme) -> Line<'static> {
+        let mut spans = vec![Span::styled(
+            format!(" all {} ", self.items.len()),
+            if self.kind.is_none() {
+                theme.selected()
+            } else {
+                theme.muted()
+            },
+        )];
+        for (kind, n) in &self.kinds {
+            spans.push(Span::raw(" "));
+            spans.push(Span::styled(
+                format!(
+                    " {} {n} ",
+                    infradeck_core::sanitize::for_terminal(short_kind(kind))
+                ),
+                if self.kind.as_deref() == Some(kind) {
+                    theme.selected()
+                } else {
+                    theme.base()
+                },
+            ));
+        }
+        Line::from(spans)
     }
 
     fn selected(&self) -> Option<&ApprovalItem> {
@@ -392,6 +453,16 @@ impl BatchView {
             .map(|i| i.id)
             .collect()
     }
+}
+
+/// An item's kind of object: its NetBox endpoint (`dcim/interfaces`).
+fn kind_of(item: &ApprovalItem) -> &str {
+    item.netbox_object_type.as_deref().unwrap_or("?")
+}
+
+/// A kind as people say it: `dcim/interfaces` → `interfaces`.
+fn short_kind(kind: &str) -> &str {
+    kind.rsplit(['/', '.']).next().unwrap_or(kind)
 }
 
 /// A field-by-field view of an item's proposed change.
@@ -477,6 +548,41 @@ fn change_lines(item: &ApprovalItem, theme: Theme) -> Vec<Line<'static>> {
             infradeck_core::sanitize::for_terminal(&changes.to_string()).into_owned(),
         )),
     }
+    // Apply will refuse it: what it would send is not what was approved.
+    if let Some(why) = item.changed_since_approval() {
+        lines.push(Line::from(Span::styled(
+            format!(
+                "  changed since approval: {}",
+                infradeck_core::sanitize::for_terminal(&why)
+            ),
+            theme.conflict(),
+        )));
+    }
+    // Why a person must decide, or what approving it means for an object made by hand.
+    let notes = [
+        changes
+            .pointer("/choice/why")
+            .and_then(|v| v.as_str())
+            .map(|why| format!("  choose: {why}")),
+        changes
+            .pointer("/adopt/matched_by")
+            .and_then(|v| v.as_str())
+            .map(|by| {
+                format!(
+                    "  adopt: made by hand in NetBox (untagged), the same machine by {by}; approving tags it ours"
+                )
+            }),
+        changes
+            .get("why")
+            .and_then(|v| v.as_str())
+            .map(|why| format!("  why: {why}")),
+    ];
+    for note in notes.into_iter().flatten() {
+        lines.push(Line::from(Span::styled(
+            infradeck_core::sanitize::for_terminal(&note).into_owned(),
+            theme.warn(),
+        )));
+    }
     if let Some(conflict) = changes.get("conflict") {
         lines.push(Line::from(Span::styled(
             format!(
@@ -529,8 +635,7 @@ impl Screen for BatchView {
     }
 
     fn refresh(&mut self, cx: &mut Cx) -> anyhow::Result<()> {
-        self.items = cx.store.batch_items(&self.batch_id)?;
-        self.apply_filter();
+        self.set_items(cx.store.batch_items(&self.batch_id)?);
         self.batch = cx
             .store
             .batches()?
@@ -553,6 +658,21 @@ impl Screen for BatchView {
         }
         let reviewer = cx.env.reviewer.clone();
         Ok(match action {
+            Action::NextKind => {
+                let next = match &self.kind {
+                    None => 0,
+                    Some(k) => self
+                        .kinds
+                        .iter()
+                        .position(|(kind, _)| kind == k)
+                        .map_or(0, |i| i + 1),
+                };
+                self.kind = self.kinds.get(next).map(|(kind, _)| kind.clone());
+                self.anchor = None;
+                self.cursor = Cursor::default();
+                self.apply_filter();
+                Outcome::Handled
+            }
             Action::Mark => {
                 self.anchor = match self.anchor {
                     Some(_) => None,
@@ -578,7 +698,8 @@ impl Screen for BatchView {
             Action::Reject => {
                 let ids = self.marked_ids();
                 let what = if ids.len() == 1 {
-                    format!("item {}", ids[0])
+                    // Its number in the batch, as the list and `netbox review` show it.
+                    format!("item #{}", self.numbers.get(&ids[0]).copied().unwrap_or(0))
                 } else {
                     format!("{} items", ids.len())
                 };
@@ -599,7 +720,8 @@ impl Screen for BatchView {
     fn draw(&mut self, frame: &mut Frame, area: Rect, cx: &mut Cx) {
         let theme = cx.env.theme;
         let list_height = (area.height / 2).max(3);
-        let [progress_area, list_area, change_area] = Layout::vertical([
+        let [progress_area, kinds_area, list_area, change_area] = Layout::vertical([
+            Constraint::Length(1),
             Constraint::Length(1),
             Constraint::Length(list_height),
             Constraint::Min(3),
@@ -657,6 +779,7 @@ impl Screen for BatchView {
                 .label(label),
             progress_area,
         );
+        frame.render_widget(Paragraph::new(self.kinds_line(theme)), kinds_area);
         self.height = list_area.height.saturating_sub(1).max(1) as usize;
         self.cursor.clamp(self.visible.len(), self.height);
         self.cursor
@@ -686,7 +809,10 @@ impl Screen for BatchView {
                 let in_range = marked.as_ref().is_some_and(|r| r.contains(&i));
                 let row = Row::new(vec![
                     Span::raw(if in_range { "●" } else { " " }),
-                    Span::raw(item.id.to_string()),
+                    Span::raw(format!(
+                        "#{}",
+                        self.numbers.get(&item.id).copied().unwrap_or(0)
+                    )),
                     Span::styled(item.action.as_str(), action_style),
                     Span::raw(
                         infradeck_core::sanitize::for_terminal(
@@ -732,7 +858,8 @@ impl Screen for BatchView {
                 rows,
                 &[
                     Constraint::Length(1),
-                    Constraint::Length(widest(&|i| i.id.to_string().len(), "ID")),
+                    // `#` and the largest item number.
+                    Constraint::Length(self.items.len().to_string().len() as u16 + 1),
                     Constraint::Length(6),
                     Constraint::Length(widest(
                         &|i| {
@@ -758,7 +885,7 @@ impl Screen for BatchView {
                         "REVIEWER",
                     )),
                 ],
-                &["", "ID", "ACTION", "OBJECT", "DEVICE", "STATUS", "REVIEWER"],
+                &["", "#", "ACTION", "OBJECT", "DEVICE", "STATUS", "REVIEWER"],
                 theme,
             ),
             list_area,

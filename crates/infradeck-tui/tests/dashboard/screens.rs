@@ -633,6 +633,8 @@ fn reviews_are_recorded_with_reviewer_and_reason_and_read_only_hides_them() {
     press(&mut app, KeyCode::Enter);
     press(&mut app, KeyCode::Enter);
     press(&mut app, KeyCode::Char('a'));
+    // Grouped by kind: the VMs' update and delete, then the device's create.
+    press(&mut app, KeyCode::Down);
     press(&mut app, KeyCode::Down);
     press(&mut app, KeyCode::Char('r'));
     press(&mut app, KeyCode::Enter); // an empty reason is refused
@@ -668,8 +670,8 @@ fn reviews_are_recorded_with_reviewer_and_reason_and_read_only_hides_them() {
             batch_id: "nb-20261128-0600".into()
         }]
     );
-    // With the delete approved, Yes needs the batch id typed.
-    press(&mut app, KeyCode::Down);
+    // With the delete approved (the row above the device), Yes needs the batch id typed.
+    press(&mut app, KeyCode::Up);
     press(&mut app, KeyCode::Char('a'));
     press(&mut app, KeyCode::Char('P'));
     press(&mut app, KeyCode::Tab);
@@ -1092,6 +1094,49 @@ fn the_header_takes_two_lines_and_folds_many_sources() {
 /// The item list filters with `/`; the dialogs count exactly what will be sent, and with
 /// nothing to send there is no dialog.
 #[test]
+fn a_batch_groups_its_items_by_kind_with_counts_and_k_shows_one_kind_at_a_time() {
+    let mut h = harness(100, 30, false);
+    h.keys(":netbox<Enter><Enter>");
+    let text = h.text();
+    assert!(
+        text.contains(" all 3   virtualmachine 2   device 1"),
+        "the kinds line: {text}"
+    );
+    // Grouped: both VM items, then the device; numbered as `netbox review` numbers them.
+    let rows: Vec<&str> = text.lines().filter(|l| l.contains("pending")).collect();
+    let order: Vec<&str> = rows
+        .iter()
+        .filter_map(|l| l.split_whitespace().find(|w| w.starts_with('#')))
+        .collect();
+    assert_eq!(order, ["#1", "#3", "#2"], "{text}");
+    h.keys("K");
+    let text = h.text();
+    assert!(text.contains("update") && text.contains("delete"), "{text}");
+    assert!(!text.contains("dcim.device "), "only the VMs: {text}");
+    h.keys("K");
+    let text = h.text();
+    assert!(text.contains("dcim.device"), "{text}");
+    assert!(
+        !text.contains("virtualization.virtualmachine "),
+        "only the device: {text}"
+    );
+    // What `a` approves is what is shown.
+    h.keys("a");
+    h.keys("K");
+    let text = h.text();
+    assert!(
+        text.contains("virtualization.virtualmachine"),
+        "all again: {text}"
+    );
+    let approved: Vec<&str> = text
+        .lines()
+        .filter(|l| l.starts_with("  #") && l.contains(" approved"))
+        .collect();
+    assert_eq!(approved.len(), 1, "{text}");
+    assert!(approved[0].contains("#2"), "{text}");
+}
+
+#[test]
 fn the_netbox_item_list_filters_and_its_dialogs_count_what_will_be_sent() {
     let mut h = harness(100, 30, false);
     h.keys(":netbox<Enter><Enter>");
@@ -1114,8 +1159,9 @@ fn the_netbox_item_list_filters_and_its_dialogs_count_what_will_be_sent() {
     h.keys("P");
     assert!(h.text().contains("nothing to apply"), "{}", h.text());
     assert!(h.app.take_effects().is_empty());
-    // Reject the create; approving the batch then counts the two pending items only.
-    h.keys("<Down>r");
+    // Reject the create (the device: grouped after the VMs); approving the batch then counts
+    // the two pending items only.
+    h.keys("<Down><Down>r");
     h.keys("not ours<Enter>");
     h.keys("A");
     let dialog = h.text();
