@@ -1449,3 +1449,69 @@ async fn an_address_two_machines_claim_is_a_choice_for_a_person() {
     );
     assert_eq!(holds(&rig), 1);
 }
+
+/// A MAC NetBox has on another VM than the inventory says is reported with both places, never
+/// created a second time nor moved (NetBox refuses to move a MAC that is an interface's
+/// primary: a person releases it first).
+#[tokio::test(flavor = "multi_thread")]
+async fn a_mac_netbox_has_on_another_machine_is_reported_not_moved() {
+    let rig = synced_rig(33).await;
+    let mut store = rig.store();
+    let batch = plan(&rig, &mut store).await.batch_id.unwrap();
+    approve_all(&mut store, &batch);
+    let report =
+        infradeck_core::netbox::apply(&mut store, &client(&rig.config), &batch, &options())
+            .await
+            .unwrap();
+    assert_eq!(report.failed, 0, "{:#?}", report.lines);
+    let ifaces = rig.sims.netbox.snapshot(IFACES);
+    let vms = rig.sims.netbox.snapshot(VMS);
+    let macs = rig.sims.netbox.snapshot(MACS);
+    let (mac_id, mac) = macs
+        .iter()
+        .find(|(_, m)| m["assigned_object_type"] == "virtualization.vminterface")
+        .map(|(id, m)| (*id, m.clone()))
+        .unwrap();
+    let on = mac["assigned_object_id"].as_u64().unwrap();
+    let vm_of = |iface: u64| ifaces[&iface]["virtual_machine"].as_u64().unwrap();
+    let (&other, _) = ifaces
+        .iter()
+        .find(|(_, i)| i["virtual_machine"].as_u64() != Some(vm_of(on)))
+        .unwrap();
+    assert!(
+        rig.sims
+            .netbox
+            .edit(MACS, mac_id, "assigned_object_id", serde_json::json!(other))
+    );
+    let before = macs.len();
+    let again = plan(&rig, &mut store).await;
+    let text = mac["mac_address"].as_str().unwrap().to_lowercase();
+    let name = |iface: u64| {
+        format!(
+            "{} {}",
+            vms[&vm_of(iface)]["name"].as_str().unwrap(),
+            ifaces[&iface]["name"].as_str().unwrap()
+        )
+    };
+    let expected = format!(
+        "MAC {text}: NetBox has it on {}, the inventory on {}",
+        name(other),
+        name(on)
+    );
+    assert!(
+        again.unmapped.iter().any(|l| l.starts_with(&expected)),
+        "{expected} in {:#?}",
+        again.unmapped
+    );
+    let items = again
+        .batch_id
+        .map(|b| store.batch_items(&b).unwrap())
+        .unwrap_or_default();
+    assert!(
+        !items
+            .iter()
+            .any(|i| i.netbox_object_type.as_deref() == Some(MACS)),
+        "no MAC created or moved: {items:#?}"
+    );
+    assert_eq!(rig.sims.netbox.snapshot(MACS).len(), before);
+}

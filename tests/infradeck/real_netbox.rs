@@ -728,6 +728,28 @@ async fn the_simulator_answers_like_the_real_netbox() {
             "/api/dcim/interfaces/?brief=true&id=1".into(),
             None,
         ),
+        // A MAC that is its interface's primary is not moved.
+        (
+            "mac on an interface",
+            M::POST,
+            "/api/dcim/mac-addresses/".into(),
+            Some(json!({
+                "mac_address": "00:50:56:00:00:01",
+                "assigned_object_type": "dcim.interface", "assigned_object_id": 1,
+            })),
+        ),
+        (
+            "setup: primary mac",
+            M::PATCH,
+            "/api/dcim/interfaces/".into(),
+            Some(json!([{"id": 1, "primary_mac_address": 1}])),
+        ),
+        (
+            "moving a primary mac",
+            M::PATCH,
+            "/api/dcim/mac-addresses/".into(),
+            Some(json!([{"id": 1, "assigned_object_type": "dcim.interface", "assigned_object_id": 3}])),
+        ),
         ("status", M::GET, "/api/status/".into(), None),
     ];
     for (what, method, path, body) in steps {
@@ -774,7 +796,7 @@ async fn the_simulator_answers_like_the_real_netbox() {
                 "{what}: error shape: real {real}, simulator {simulated}"
             );
         }
-        if what == "a second cable on a cabled interface" {
+        if what == "a second cable on a cabled interface" || what == "moving a primary mac" {
             assert_eq!(simulated, real, "{what}: the same refusal");
         }
     }

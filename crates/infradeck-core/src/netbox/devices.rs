@@ -457,7 +457,7 @@ pub(crate) struct DevicePlan<'a> {
     /// clusters NetBox has or this plan creates.
     pub(crate) cluster_sites: &'a HashMap<String, Option<String>>,
     /// MAC addresses NetBox has (lower case).
-    pub(crate) macs: &'a HashSet<String>,
+    pub(crate) macs: &'a super::plan::MacsInNetbox,
 }
 
 impl DevicePlan<'_> {
@@ -775,7 +775,7 @@ impl DevicePlan<'_> {
         }
         planned.items.extend(prerequisites.into_values());
         planned.items.extend(device_items);
-        let interface_items = self.interfaces(&ours, &netbox_ifaces, &tag);
+        let interface_items = self.interfaces(&ours, &netbox_ifaces, &tag, report);
         planned.items.extend(interface_items);
         let cable_items = self.cables(&ours, &netbox_ifaces, &tag, report);
         planned.items.extend(cable_items);
@@ -790,6 +790,7 @@ impl DevicePlan<'_> {
         ours: &[Ours],
         netbox_ifaces: &[Value],
         tag: &str,
+        report: &mut PlanReport,
     ) -> Vec<NewApprovalItem> {
         let mut by_name: HashMap<(String, String), &Value> = HashMap::new();
         let mut by_mac: HashMap<(String, String), &Value> = HashMap::new();
@@ -893,7 +894,9 @@ impl DevicePlan<'_> {
                 let Some(mac) = wanted.mac.clone() else {
                     continue;
                 };
-                if self.macs.contains(&mac) || !seen_macs.insert(mac.clone()) {
+                if !seen_macs.insert(mac.clone())
+                    || self.macs.has(&mac, &device, &wanted.name, report)
+                {
                     continue;
                 }
                 let iface_ref = lookup(

@@ -63,6 +63,60 @@ pub(crate) const ENDPOINTS: [&str; 16] = [
     CABLES,
 ];
 
+/// The MAC objects NetBox has, lower case, with the device or VM and interface each is on, if
+/// any.
+pub(crate) struct MacsInNetbox(HashMap<String, Option<(String, String)>>);
+
+impl MacsInNetbox {
+    pub(crate) fn of(macs: &[Value]) -> MacsInNetbox {
+        MacsInNetbox(
+            macs.iter()
+                .filter_map(|m| {
+                    let mac = m.get("mac_address")?.as_str()?.to_lowercase();
+                    let on = m.get("assigned_object").and_then(|o| {
+                        let holder = o
+                            .pointer("/device/name")
+                            .or_else(|| o.pointer("/virtual_machine/name"))?
+                            .as_str()?;
+                        Some((holder.to_string(), o.get("name")?.as_str()?.to_string()))
+                    });
+                    Some((mac, on))
+                })
+                .collect(),
+        )
+    }
+
+    /// Whether NetBox has `mac` (then nothing is created). One it has on another device or VM
+    /// than `holder` (or on none) is reported, not moved: NetBox refuses to move a MAC while it
+    /// is an interface's primary, and which machine holds it is for a person to say. (On the
+    /// same machine under another interface name it is a rename, which the interface's own
+    /// item proposes.)
+    pub(crate) fn has(
+        &self,
+        mac: &str,
+        holder: &str,
+        interface: &str,
+        report: &mut PlanReport,
+    ) -> bool {
+        let Some(now_on) = self.0.get(mac) else {
+            return false;
+        };
+        if now_on
+            .as_ref()
+            .is_none_or(|(h, _)| !h.eq_ignore_ascii_case(holder))
+        {
+            report.unmapped.push(format!(
+                "MAC {mac}: NetBox has it on {}, the inventory on {holder} {interface}; not \
+                 moved (a person moves it in NetBox, releasing it as primary MAC first)",
+                now_on
+                    .as_ref()
+                    .map_or("no interface".to_string(), |(h, i)| format!("{h} {i}"))
+            ));
+        }
+        true
+    }
+}
+
 /// The order of writes: the tag (everything else carries it), what devices and clusters refer
 /// to (cluster type, site, manufacturer, role, platform, then device types, which belong to a
 /// manufacturer), clusters, the devices in them, the VMs on those, their interfaces, the MAC
@@ -573,10 +627,7 @@ pub(crate) async fn compute(
 
     // Devices, their interfaces and MACs, and what they refer to.
     let netbox_macs = client.list(MACS, &[]).await?;
-    let have_mac: HashSet<String> = netbox_macs
-        .iter()
-        .filter_map(|m| Some(m.get("mac_address")?.as_str()?.to_lowercase()))
-        .collect();
+    let have_mac = MacsInNetbox::of(&netbox_macs);
     let mut cluster_sites: HashMap<String, Option<String>> = netbox_clusters
         .iter()
         .filter_map(|c| {
@@ -828,7 +879,7 @@ pub(crate) async fn compute(
         let Some(mac) = mac.as_deref().map(str::to_lowercase) else {
             continue;
         };
-        if have_mac.contains(&mac) {
+        if have_mac.has(&mac, vm, adapter, &mut report) {
             continue;
         }
         let iface_ref = lookup(

@@ -420,6 +420,14 @@ pub(super) fn render(
         }
         "ipam/ip-addresses" | "dcim/mac-addresses" => {
             out.insert("assigned_object".into(), assigned(db, base, object));
+            if ty.endpoint == "dcim/mac-addresses" {
+                let primary = ["dcim/interfaces", "virtualization/interfaces"]
+                    .iter()
+                    .filter_map(|endpoint| db.objects.get(endpoint))
+                    .flat_map(|objects| objects.values())
+                    .any(|iface| iface.get("primary_mac_address") == Some(&json!(id)));
+                out.insert("is_primary".into(), json!(primary));
+            }
             if ty.endpoint == "ipam/ip-addresses" {
                 out.insert("family".into(), json!({"value": 4, "label": "IPv4"}));
             }

@@ -144,6 +144,7 @@ pub(super) const TYPES: &[ObjType] = &[
         plain: &[
             "mac_address",
             "description",
+            "comments",
             "assigned_object_type",
             "assigned_object_id",
         ],

@@ -723,6 +723,9 @@ pub(super) fn update(
     if ty.endpoint == "ipam/ip-addresses" {
         refuse_moving_a_primary(db, id, &current, &object)?;
     }
+    if ty.endpoint == "dcim/mac-addresses" {
+        refuse_moving_a_primary_mac(db, id, &current, &object)?;
+    }
     let (pre, post) = (snapshot(db, &current), snapshot(db, &object));
     db.objects
         .entry(ty.endpoint)
@@ -779,6 +782,33 @@ fn refuse_moving_a_primary(
         return Err(field_error(
             "__all__",
             "Cannot reassign IP address while it is designated as the primary IP for the parent object",
+        ));
+    }
+    Ok(())
+}
+
+/// NetBox refuses to move a MAC to another interface while it is an interface's primary MAC.
+fn refuse_moving_a_primary_mac(
+    db: &NetboxDb,
+    id: u64,
+    before: &Map<String, Value>,
+    after: &Map<String, Value>,
+) -> Result<(), FieldErrors> {
+    let assigned = |o: &Map<String, Value>| {
+        (
+            o.get("assigned_object_type").cloned(),
+            o.get("assigned_object_id").cloned(),
+        )
+    };
+    let is_primary = ["dcim/interfaces", "virtualization/interfaces"]
+        .iter()
+        .filter_map(|endpoint| db.objects.get(endpoint))
+        .flat_map(|objects| objects.values())
+        .any(|iface| iface.get("primary_mac_address") == Some(&json!(id)));
+    if assigned(before) != assigned(after) && is_primary {
+        return Err(field_error(
+            "__all__",
+            "Cannot reassign MAC Address while it is designated as the primary MAC for an object",
         ));
     }
     Ok(())
