@@ -895,7 +895,7 @@ impl DevicePlan<'_> {
                     continue;
                 };
                 if !seen_macs.insert(mac.clone())
-                    || self.macs.has(&mac, &device, &wanted.name, report)
+                    || self.macs.has(&mac, device, &wanted.name, report)
                 {
                     continue;
                 }
