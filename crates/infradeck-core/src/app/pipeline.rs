@@ -90,7 +90,8 @@ impl Pipeline {
     }
 
     async fn embed(&self, config: &EmbeddingsConfig) -> Result<crate::app::IndexReport, String> {
-        let embedder = crate::search::Embedder::new(config).map_err(|err| format!("{err:#}"))?;
+        let embedder = crate::search::embedder_for(Some(config))
+            .unwrap_or_else(|| Err("semantic search is not configured".into()))?;
         crate::search::index_knowledge(&self.database, &self.open, &embedder)
             .await
             .map_err(|err| format!("{err:#}"))

@@ -106,9 +106,7 @@ impl Service {
             stop: CancellationToken::new(),
             tasks: TaskTracker::new(),
             searcher: Searcher {
-                embedder: config.embeddings.as_ref().map(|embeddings| {
-                    crate::search::Embedder::new(embeddings).map_err(|err| format!("{err:#}"))
-                }),
+                embedder: crate::search::embedder_for(config.embeddings.as_ref()),
                 store: Arc::new(Mutex::new(None)),
             },
         });
@@ -392,7 +390,7 @@ async fn search(shared: &Arc<Shared>, query: &str, limit: usize) -> anyhow::Resu
         None => (None, None),
         Some(Err(why)) => (None, Some(Err(why.clone()))),
         Some(Ok(embedder)) => (
-            Some(embedder.model().to_string()),
+            Some(embedder.model()),
             Some(crate::search::embed_query(embedder, query).await?),
         ),
     };

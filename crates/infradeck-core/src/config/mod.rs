@@ -131,10 +131,24 @@ impl Default for DashboardConfig {
     }
 }
 
-/// `[embeddings]`: an OpenAI-compatible `/v1/embeddings` endpoint for semantic search.
+/// What turns text into vectors for semantic search.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum EmbeddingBackend {
+    /// all-MiniLM-L6-v2 in-process, from `model_dir` (the default).
+    Local,
+    /// An OpenAI-compatible `/v1/embeddings` endpoint at `url`.
+    Http,
+}
+
+/// `[embeddings]`: how semantic search embeds text. Without the section: the local model, from
+/// its default folder, when it is installed there.
 #[derive(Debug, Clone, PartialEq)]
 pub struct EmbeddingsConfig {
-    /// Base URL; requests go to `{url}/v1/embeddings`.
+    pub backend: EmbeddingBackend,
+    /// Where the local model's three files are (`infradeck model import` puts them there):
+    /// `model_dir`, else `INFRADECK_MODEL_DIR`, else under the XDG data dir.
+    pub model_dir: PathBuf,
+    /// The HTTP backend's base URL; requests go to `{url}/v1/embeddings`.
     pub url: String,
     pub(crate) model: String,
     pub dimensions: usize,
@@ -319,6 +333,17 @@ pub(crate) fn default_config_path() -> PathBuf {
         .unwrap_or_else(|| PathBuf::from("infradeck.toml"))
 }
 
+/// Where the local embedding model lives unless configured: `INFRADECK_MODEL_DIR`, else
+/// `~/.local/share/infradeck/models/all-MiniLM-L6-v2` (or the platform's equivalent).
+pub fn default_model_dir() -> PathBuf {
+    if let Some(dir) = std::env::var_os("INFRADECK_MODEL_DIR").filter(|d| !d.is_empty()) {
+        return PathBuf::from(dir);
+    }
+    project_dirs()
+        .map(|d| d.data_dir().join("models").join("all-MiniLM-L6-v2"))
+        .unwrap_or_else(|| PathBuf::from("models/all-MiniLM-L6-v2"))
+}
+
 /// `~/.local/share/infradeck/inventory.db` (or the platform's equivalent).
 pub(crate) fn default_database_path() -> PathBuf {
     project_dirs()
@@ -351,8 +376,9 @@ impl Config {
     pub fn load(path: &Path, must_exist: bool) -> Result<Config, ConfigError> {
         let text = match std::fs::read_to_string(path) {
             Ok(text) => text,
+            // No file: what an empty one means (the local model for semantic search included).
             Err(err) if err.kind() == std::io::ErrorKind::NotFound && !must_exist => {
-                return Ok(Config::default());
+                return Config::parse("", path);
             }
             Err(err) => {
                 return Err(ConfigError {
@@ -431,10 +457,12 @@ impl Config {
             .netbox
             .map(|nb| parse_netbox(nb, base, &locate))
             .transpose()?;
-        let embeddings = raw
-            .embeddings
-            .map(|e| parse_embeddings(e, base, &locate))
-            .transpose()?;
+        // No section: the local model, when it is installed.
+        let embeddings = Some(parse_embeddings(
+            raw.embeddings.unwrap_or_default(),
+            base,
+            &locate,
+        )?);
         let dashboard = parse_dashboard(raw.dashboard.unwrap_or_default(), &locate)?;
         let health = parse_health(raw.health.unwrap_or_default(), &locate)?;
         let primary_sources = parse_machines(raw.machines.unwrap_or_default(), &locate)?;
@@ -718,6 +746,39 @@ mod example_tests {
         assert_eq!(netbox.device_rules[0].datacenter.as_deref(), Some("dc2"));
         assert_eq!(netbox.device_rules[0].site.as_deref(), Some("DC2"));
         assert!(netbox.device_rules[2].skip);
+    }
+
+    /// Semantic search: the local model without a section; an old-style section with a `url`
+    /// is the HTTP backend; a wrong backend or a missing url names the key.
+    #[test]
+    fn embeddings_default_to_the_local_model_and_bad_keys_are_named() {
+        let config = Config::parse("", Path::new("c.toml")).unwrap();
+        let embeddings = config.embeddings.unwrap();
+        assert_eq!(embeddings.backend, EmbeddingBackend::Local);
+        assert!(embeddings.model_dir.ends_with("all-MiniLM-L6-v2"));
+        let text = "[embeddings]\nurl = \"http://127.0.0.1:11434\"\nmodel = \"all-minilm\"\n";
+        let config = Config::parse(text, Path::new("c.toml")).unwrap();
+        assert_eq!(config.embeddings.unwrap().backend, EmbeddingBackend::Http);
+        let text = "[embeddings]\nbackend = \"local\"\nmodel_dir = \"models/minilm\"\n";
+        let config = Config::parse(text, Path::new("/etc/infradeck/c.toml")).unwrap();
+        assert_eq!(
+            config.embeddings.unwrap().model_dir,
+            Path::new("/etc/infradeck/models/minilm")
+        );
+        let err = Config::parse("[embeddings]\nbackend = \"onnx\"\n", Path::new("c.toml"))
+            .unwrap_err()
+            .to_string();
+        assert!(
+            err.starts_with("c.toml:2: key `embeddings.backend`") && err.contains("`onnx`"),
+            "{err}"
+        );
+        let err = Config::parse("[embeddings]\nbackend = \"http\"\n", Path::new("c.toml"))
+            .unwrap_err()
+            .to_string();
+        assert!(
+            err.contains("key `embeddings.url`") && err.contains("needs a url"),
+            "{err}"
+        );
     }
 
     /// A device rule that cannot do anything is an error naming the file, line and rule.

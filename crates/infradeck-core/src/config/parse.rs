@@ -463,7 +463,36 @@ pub(super) fn parse_embeddings(
     if raw.token.is_some() {
         return Err(locate.error(here, "token", &literal_secret_message("token")));
     }
-    let url = check_url(&raw.url, locate, here)?;
+    // A section with a `url` and no `backend` is the HTTP backend, as before `backend` existed.
+    let backend = match (raw.backend.as_deref(), &raw.url) {
+        (Some("local"), _) | (None, None) => EmbeddingBackend::Local,
+        (Some("http"), _) | (None, Some(_)) => EmbeddingBackend::Http,
+        (Some(other), _) => {
+            return Err(locate.error(
+                here,
+                "backend",
+                &format!("`{other}` is not a backend: `local` (the model in-process) or `http`"),
+            ));
+        }
+    };
+    let url = match (&backend, &raw.url) {
+        (EmbeddingBackend::Http, Some(url)) => check_url(url, locate, here)?,
+        (EmbeddingBackend::Http, None) => {
+            return Err(locate.error(here, "url", "the http backend needs a url"));
+        }
+        (EmbeddingBackend::Local, _) => String::new(),
+    };
+    let model = match (&backend, raw.model) {
+        (EmbeddingBackend::Http, Some(model)) => model,
+        (EmbeddingBackend::Http, None) => {
+            return Err(locate.error(here, "model", "the http backend needs a model name"));
+        }
+        (EmbeddingBackend::Local, _) => String::new(),
+    };
+    let model_dir = raw
+        .model_dir
+        .map(|d| resolve_path(base, &d))
+        .unwrap_or_else(super::default_model_dir);
     let token = secret_ref(raw.token_env, raw.token_file, raw.token_cmd, "token", base)
         .map_err(|m| locate.error(here, "token_env", &m))?;
     let dimensions = raw.dimensions.unwrap_or(384);
@@ -480,8 +509,10 @@ pub(super) fn parse_embeddings(
         ));
     }
     Ok(EmbeddingsConfig {
+        backend,
+        model_dir,
         url,
-        model: raw.model,
+        model,
         dimensions,
         token,
         tls: parse_tls(raw.tls, base, locate, here)?,

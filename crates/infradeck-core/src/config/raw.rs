@@ -40,11 +40,13 @@ pub(super) struct RawDashboard {
     pub(super) landing: Option<String>,
 }
 
-#[derive(Debug, Deserialize)]
+#[derive(Debug, Default, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub(super) struct RawEmbeddings {
-    pub(super) url: String,
-    pub(super) model: String,
+    pub(super) backend: Option<String>,
+    pub(super) model_dir: Option<PathBuf>,
+    pub(super) url: Option<String>,
+    pub(super) model: Option<String>,
     pub(super) dimensions: Option<usize>,
     pub(super) token: Option<toml::Value>,
     pub(super) token_env: Option<String>,

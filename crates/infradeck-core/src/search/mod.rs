@@ -1,13 +1,14 @@
 //! Search beyond SQL: semantic embeddings of KB pages and issues, and hybrid ranking.
 //!
 //! Full-text search lives in the store (`Store::search`); this module adds the optional semantic
-//! side. Text is chunked with overlap and embedded through an OpenAI-compatible endpoint; only
-//! content whose chunks changed is embedded again. A query is answered by full text and by vector
-//! similarity, fused with reciprocal rank fusion. Without an `[embeddings]` section, or when the
+//! side. Text is chunked with overlap and embedded by all-MiniLM-L6-v2 in-process (the
+//! `infradeck-minilm` crate, the default) or through an OpenAI-compatible endpoint; only content
+//! whose chunks changed is embedded again. A query is answered by full text and by vector
+//! similarity, fused with reciprocal rank fusion. Without the model installed, or when the
 //! endpoint cannot be reached, search is full-text only and says so.
 
 use crate::app::IndexReport;
-use crate::config::{EmbeddingsConfig, Secret};
+use crate::config::{EmbeddingBackend, EmbeddingsConfig, Secret};
 use crate::http::{RequestParts, RetryPolicy, SourceClient, SourceError};
 use crate::store::{HitKind, SearchHit, Store};
 use serde_json::{Value, json};
@@ -55,72 +56,178 @@ pub(crate) fn chunk(text: &str, size: usize, overlap: usize) -> Vec<String> {
     out
 }
 
-/// Talks to the embeddings endpoint.
+/// Turns text into vectors: all-MiniLM-L6-v2 in-process (the default), or an
+/// OpenAI-compatible endpoint.
 pub struct Embedder {
-    client: SourceClient,
+    backend: Backend,
     config: EmbeddingsConfig,
-    token: Option<Secret>,
+}
+
+enum Backend {
+    Http {
+        client: SourceClient,
+        token: Option<Secret>,
+    },
+    /// Loaded (and its files' digests checked) on first use, on a blocking thread, once per
+    /// process and folder.
+    Local { dir: std::path::PathBuf },
+}
+
+/// The local models loaded so far, by folder: loading verifies 90 MB of weights, so it is
+/// done once per process, not per pipeline run or query.
+type Loaded =
+    std::sync::Mutex<HashMap<std::path::PathBuf, std::sync::Arc<infradeck_minilm::Model>>>;
+static LOADED: std::sync::OnceLock<Loaded> = std::sync::OnceLock::new();
+
+/// The model in `dir`, loaded once (blocking: call it off the async threads).
+fn local_model(
+    dir: &std::path::Path,
+) -> Result<std::sync::Arc<infradeck_minilm::Model>, infradeck_minilm::ModelError> {
+    let loaded = LOADED.get_or_init(Default::default);
+    // The lock is held across the load so that two first uses load once.
+    let mut models = loaded.lock().unwrap_or_else(|e| e.into_inner());
+    if let Some(model) = models.get(dir) {
+        return Ok(model.clone());
+    }
+    let model = std::sync::Arc::new(infradeck_minilm::Model::load(dir)?);
+    models.insert(dir.to_path_buf(), model.clone());
+    Ok(model)
+}
+
+/// Whether `dir` holds the local model's three files at their sizes (the digests are checked
+/// when it loads): quick enough for deciding what to show.
+pub fn local_model_present(dir: &std::path::Path) -> bool {
+    infradeck_minilm::FILES
+        .iter()
+        .all(|f| std::fs::metadata(dir.join(f.name)).is_ok_and(|m| m.len() == f.size))
+}
+
+/// Why semantic search is full-text only on this machine: no model installed, with the two
+/// steps that install it.
+pub fn missing_model_notice(dir: &std::path::Path) -> String {
+    format!(
+        "semantic search needs the {} model, not installed: {}; full-text results",
+        infradeck_minilm::MODEL_NAME,
+        infradeck_minilm::install_hint(dir)
+    )
+}
+
+/// The embedder `config` describes, or the notice that says why search is full-text only (no
+/// model installed: how to install it; a setup problem: what it is). `None`: semantic search is
+/// not configured.
+pub fn embedder_for(config: Option<&EmbeddingsConfig>) -> Option<Result<Embedder, String>> {
+    let config = config?;
+    if config.backend == EmbeddingBackend::Local && !local_model_present(&config.model_dir) {
+        return Some(Err(missing_model_notice(&config.model_dir)));
+    }
+    Some(Embedder::new(config).map_err(|err| unavailable(&err)))
+}
+
+/// The notice for a semantic search that could not be done.
+fn unavailable(err: &dyn std::fmt::Display) -> String {
+    format!("semantic search unavailable ({err}): full-text results only")
 }
 
 impl Embedder {
+    /// The configured embedder. The local backend without its model is an error whose message
+    /// is the notice that says how to install it.
     pub fn new(config: &EmbeddingsConfig) -> Result<Embedder, SourceError> {
-        let token = config
-            .token
-            .as_ref()
-            .map(|t| t.resolve())
-            .transpose()
-            .map_err(|e| SourceError::Setup {
-                source_name: "embeddings".into(),
-                detail: e.to_string(),
-            })?;
-        // Search waits on this endpoint: fail over to full text quickly rather than retry long.
-        let retry = RetryPolicy {
-            max_tries: 2,
-            base: Duration::from_millis(200),
-            cap: Duration::from_secs(2),
+        let backend = match config.backend {
+            EmbeddingBackend::Local => {
+                if !local_model_present(&config.model_dir) {
+                    return Err(SourceError::Setup {
+                        source_name: "embeddings".into(),
+                        detail: missing_model_notice(&config.model_dir),
+                    });
+                }
+                Backend::Local {
+                    dir: config.model_dir.clone(),
+                }
+            }
+            EmbeddingBackend::Http => {
+                let token = config
+                    .token
+                    .as_ref()
+                    .map(|t| t.resolve())
+                    .transpose()
+                    .map_err(|e| SourceError::Setup {
+                        source_name: "embeddings".into(),
+                        detail: e.to_string(),
+                    })?;
+                // Search waits on this endpoint: fail over to full text quickly rather than
+                // retry long.
+                let retry = RetryPolicy {
+                    max_tries: 2,
+                    base: Duration::from_millis(200),
+                    cap: Duration::from_secs(2),
+                };
+                let client = SourceClient::for_endpoint(
+                    "embeddings".into(),
+                    &config.url,
+                    &config.tls,
+                    config.timeout,
+                    4,
+                    retry,
+                )?;
+                Backend::Http { client, token }
+            }
         };
-        let client = SourceClient::for_endpoint(
-            "embeddings".into(),
-            &config.url,
-            &config.tls,
-            config.timeout,
-            4,
-            retry,
-        )?;
         Ok(Embedder {
-            client,
+            backend,
             config: config.clone(),
-            token,
         })
     }
 
-    pub fn model(&self) -> &str {
-        &self.config.model
+    /// What this embedder's vectors are stored under. The local model's name carries its
+    /// weights' digest, so switching backend or model embeds again instead of mixing vectors.
+    pub fn model(&self) -> String {
+        match &self.backend {
+            Backend::Http { .. } => self.config.model.clone(),
+            Backend::Local { .. } => infradeck_minilm::fingerprint(),
+        }
     }
 
-    /// One vector per input, in order.
+    /// One vector per input, in order. The local model runs on tokio's blocking pool, never on
+    /// the thread that asked.
     pub async fn embed(&self, inputs: &[String]) -> Result<Vec<Vec<f32>>, SourceError> {
+        let (client, token) = match &self.backend {
+            Backend::Http { client, token } => (client, token),
+            Backend::Local { dir } => {
+                let (dir, inputs) = (dir.clone(), inputs.to_vec());
+                let setup = |detail: String| SourceError::Setup {
+                    source_name: "embeddings".into(),
+                    detail,
+                };
+                return tokio::task::spawn_blocking(move || {
+                    let model = local_model(&dir).map_err(|e| e.to_string())?;
+                    let texts: Vec<&str> = inputs.iter().map(String::as_str).collect();
+                    model.embed(&texts).map_err(|e| e.to_string())
+                })
+                .await
+                .map_err(|e| setup(format!("the model's thread failed: {e}")))?
+                .map_err(setup);
+            }
+        };
         let mut out = Vec::with_capacity(inputs.len());
         for batch in inputs.chunks(BATCH) {
             let body = json!({"model": self.config.model, "input": batch, "dimensions": self.config.dimensions});
             let parts = RequestParts {
                 json: Some(&body),
-                bearer: self.token.as_ref(),
+                bearer: token.as_ref(),
                 ..Default::default()
             };
-            let answer = self
-                .client
+            let answer = client
                 .send(reqwest::Method::POST, "/v1/embeddings", &parts)
                 .await?;
-            let answer = self.client.expect_success(answer)?;
-            let reply: Value = self.client.decode(&answer)?;
+            let answer = client.expect_success(answer)?;
+            let reply: Value = client.decode(&answer)?;
             let mut data: Vec<&Value> = reply["data"]
                 .as_array()
                 .map(|d| d.iter().collect())
                 .unwrap_or_default();
             data.sort_by_key(|d| d["index"].as_u64().unwrap_or(0));
             if data.len() != batch.len() {
-                return Err(self.client.api_error(
+                return Err(client.api_error(
                     &answer.url,
                     format!("asked for {} vectors, got {}", batch.len(), data.len()),
                 ));
@@ -136,7 +243,7 @@ impl Embedder {
                     })
                     .unwrap_or_default();
                 if vector.len() != self.config.dimensions {
-                    return Err(self.client.api_error(
+                    return Err(client.api_error(
                         &answer.url,
                         format!(
                             "vector of {} dimensions, configured {}",
@@ -157,7 +264,7 @@ type Pending = Vec<(HitKind, i64, Vec<String>)>;
 /// Chunks with their vectors, ready to store: (kind, row id, [(chunk, vector)]).
 type Embedded = Vec<(HitKind, i64, Vec<(String, Vec<f32>)>)>;
 
-/// Embeds every KB page and issue whose chunks changed since they were last embedded.
+/// Embeds every KB page, issue and machine whose chunks changed since they were last embedded.
 pub async fn index_knowledge(
     database: &std::path::Path,
     open: &crate::store::OpenOptions,
@@ -166,7 +273,7 @@ pub async fn index_knowledge(
     let (size, overlap, model) = (
         embedder.config.chunk_chars,
         embedder.config.overlap_chars,
-        embedder.config.model.clone(),
+        embedder.model(),
     );
     let database = database.to_path_buf();
     let (db, open_options) = (database.clone(), open.clone());
@@ -174,7 +281,11 @@ pub async fn index_knowledge(
         let store = Store::open(&db, &open_options)?;
         let mut pending = Vec::new();
         let mut unchanged = 0;
-        for (kind, id, text) in store.knowledge_texts()? {
+        let texts = store
+            .knowledge_texts()?
+            .into_iter()
+            .chain(store.machine_texts()?);
+        for (kind, id, text) in texts {
             let chunks = chunk(&text, size, overlap);
             if store.embedded_chunks(kind, id, &model)? == chunks {
                 unchanged += 1;
@@ -210,11 +321,7 @@ pub async fn index_knowledge(
                 )
             })
             .collect();
-        let (db, open_options, model) = (
-            database.clone(),
-            open.clone(),
-            embedder.config.model.clone(),
-        );
+        let (db, open_options, model) = (database.clone(), open.clone(), embedder.model());
         tokio::task::spawn_blocking(move || -> anyhow::Result<()> {
             let mut store = Store::open(&db, &open_options)?;
             let now = crate::time::now();
@@ -255,14 +362,8 @@ pub async fn hybrid(
         Some(embedder) => Some(embed_query(embedder, query).await?),
         None => None,
     };
-    rank(
-        store,
-        embedder.map(Embedder::model),
-        vector,
-        query,
-        kinds,
-        limit,
-    )
+    let model = embedder.map(Embedder::model);
+    rank(store, model.as_deref(), vector, query, kinds, limit)
 }
 
 /// The query's vector (its words without `type:` terms, which narrow and are not meant), or
@@ -275,13 +376,13 @@ pub async fn embed_query(
     let (_, words) = crate::store::split_kinds(query).map_err(|e| anyhow::anyhow!(e))?;
     Ok(match embedder.embed(&[words]).await {
         Ok(mut v) => Ok(v.pop().unwrap_or_default()),
-        Err(err) => Err(format!("{err}")),
+        Err(err) => Err(unavailable(&err)),
     })
 }
 
 /// Full-text hits for `query`, fused with the neighbours of its vector when there is one.
 /// `model` and `vector` are `None` when semantic search is off; a vector that could not be had
-/// is a notice, and the full-text hits are the answer.
+/// is the notice (`Err`) shown with the full-text hits.
 pub fn rank(
     store: &Store,
     model: Option<&str>,
@@ -300,17 +401,12 @@ pub fn rank(
     };
     let (model, vector) = match (model, vector) {
         (Some(model), Some(Ok(vector))) => (model, vector),
-        (_, Some(Err(err))) => {
-            return text_only(
-                text_hits,
-                format!("semantic search unavailable ({err}): full-text results only"),
-            );
-        }
+        // The notice says why (no model installed, an endpoint that did not answer).
+        (_, Some(Err(notice))) => return text_only(text_hits, notice),
         _ => {
             return text_only(
                 text_hits,
-                "semantic search is off (no [embeddings] section in the config): full-text results"
-                    .into(),
+                "semantic search is off: full-text results".into(),
             );
         }
     };

@@ -660,6 +660,83 @@ impl Store {
         Ok(out)
     }
 
+    /// Every machine as (Device, its primary record's id, a short text to embed): its name,
+    /// what it is, its OS, where it runs (cluster, host, datacenter, location), its role and
+    /// group, and the titles of up to three pages or tickets that mention it, so "the database
+    /// servers in dc2" can find machines.
+    pub fn machine_texts(&self) -> Result<Vec<(HitKind, i64, String)>> {
+        // Metadata keys the sources use for these facts (vCenter, Foreman, PuppetDB, Oxidized,
+        // the arrays), in the order the text gives them.
+        const KEYS: [&str; 14] = [
+            "guest_os",
+            "os",
+            "operatingsystem",
+            "os_family",
+            "model",
+            "vendor",
+            "role",
+            "hostgroup",
+            "group",
+            "environment",
+            "cluster",
+            "datacenter",
+            "location",
+            "site",
+        ];
+        let mut stmt = self.conn().prepare_cached(
+            "SELECT m.primary_device_id, m.name, m.device_type, d.metadata, \
+             (SELECT group_concat(p.name, ' ') FROM device_relationships r \
+              JOIN devices p ON p.id = r.parent_device_id \
+              WHERE r.child_device_id = d.id AND r.relationship_type = 'hosts') \
+             FROM machines m JOIN devices d ON d.id = m.primary_device_id \
+             WHERE m.status <> 'inactive' ORDER BY m.id",
+        )?;
+        // (primary device id, name, device type, metadata, the hosts it runs on)
+        type MachineRow = (i64, String, String, Option<String>, Option<String>);
+        let rows: Vec<MachineRow> = stmt
+            .query_map([], |r| {
+                Ok((r.get(0)?, r.get(1)?, r.get(2)?, r.get(3)?, r.get(4)?))
+            })?
+            .collect::<rusqlite::Result<_>>()?;
+        let mut out = Vec::with_capacity(rows.len());
+        for (device_id, name, device_type, metadata, hosts) in rows {
+            let metadata: serde_json::Value = metadata
+                .as_deref()
+                .and_then(|m| serde_json::from_str(m).ok())
+                .unwrap_or_default();
+            let what = match device_type.as_str() {
+                "vm" => "virtual machine",
+                "network_device" => "network switch",
+                "storage" => "storage array",
+                "cluster" => "cluster",
+                "container" => "container",
+                _ => "server",
+            };
+            let mut words = vec![name.clone(), what.to_string()];
+            for key in KEYS {
+                if let Some(value) = metadata.get(key).and_then(|v| v.as_str())
+                    && !value.trim().is_empty()
+                    && !words.iter().any(|w| w == value)
+                {
+                    words.push(format!("{} {value}", key.replace('_', " ")));
+                }
+            }
+            if let Some(hosts) = hosts.filter(|h| !h.is_empty()) {
+                words.push(format!("on {hosts}"));
+            }
+            let mentions: Vec<String> = self
+                .related_knowledge(device_id, 3)?
+                .into_iter()
+                .map(|k| k.hit.title)
+                .collect();
+            if !mentions.is_empty() {
+                words.push(format!("mentioned in {}", mentions.join("; ")));
+            }
+            out.push((HitKind::Device, device_id, words.join(", ")));
+        }
+        Ok(out)
+    }
+
     /// The chunk texts stored for one piece of content and model, in order.
     pub(crate) fn embedded_chunks(
         &self,
