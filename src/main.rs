@@ -287,6 +287,9 @@ enum Command {
         /// Only the config diff rows (ours against GNU diff -u on the same files)
         #[arg(long, conflicts_with = "netbox_only")]
         diff_only: bool,
+        /// Only the search rows: full-text, hybrid, and the local model's when it is installed
+        #[arg(long, conflicts_with_all = ["netbox_only", "diff_only"])]
+        search_only: bool,
     },
     /// (internal) the dashboard measurement of `bench`, in its own process
     #[command(hide = true)]
@@ -571,6 +574,7 @@ fn run(cli: Cli) -> anyhow::Result<()> {
             netbox_objects,
             netbox_only,
             diff_only,
+            search_only,
         }) => cli::bench(&cli::BenchArgs {
             machine_records,
             netbox_objects,
@@ -581,6 +585,7 @@ fn run(cli: Cli) -> anyhow::Result<()> {
             },
             netbox_only,
             diff_only,
+            search_only,
             json,
             latency: std::time::Duration::from_secs_f64(latency_ms.max(0.0) / 1000.0),
         }),

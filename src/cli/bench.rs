@@ -14,6 +14,8 @@ pub struct BenchArgs {
     pub netbox_only: bool,
     /// Only the config diff rows.
     pub diff_only: bool,
+    /// Only the search rows (full-text, hybrid, the local model).
+    pub search_only: bool,
     /// Records in the machine-list measurement (its targets are stated for 100,000).
     pub machine_records: usize,
     /// Objects the simulated NetBox holds for the plan row (its target is stated for 50,000).
@@ -198,7 +200,10 @@ pub fn bench(args: &BenchArgs) -> anyhow::Result<()> {
     let mut rows: Vec<Row> = Vec::new();
     let mut dashboard_rss: Option<u64> = None;
     let latency_ms = args.latency.as_secs_f64() * 1e3;
-    for &scale in &args.scales {
+    for &scale in args.scales.iter().filter(|_| args.search_only) {
+        search_rows(&mut rows, scale, args.json)?;
+    }
+    for &scale in args.scales.iter().filter(|_| !args.search_only) {
         // Small estates are cheap: repeat them; a 100,000-VM sync is measured once.
         let repeats = if scale <= 10_000 { 3 } else { 1 };
         let (mut first, mut resync, mut floors) = (Vec::new(), Vec::new(), Vec::new());
@@ -372,72 +377,9 @@ pub fn bench(args: &BenchArgs) -> anyhow::Result<()> {
         }
         drop(inventory_dir);
 
-        progress(args.json, &format!("{scale} KB pages: search corpus"));
-        let corpus = Scratch::new("bench-search")?;
-        let mut store = infradeck_core::store::Store::open(
-            &corpus.0.join("inventory.db"),
-            &infradeck_core::store::OpenOptions::default(),
-        )?;
-        let query = b::knowledge_corpus(&mut store, scale, 384)?;
-        let (text, hybrid) = b::search_figures(&store, &query, 5)?;
-        rows.push(Row {
-            measurement: "full-text search, top 20 with snippets".into(),
-            scale,
-            stats: text,
-            floor_ms: None,
-            target: "median < 20 ms at 100,000",
-        });
-        rows.push(Row {
-            measurement: "hybrid search, 384-dimension vectors (query vector given)".into(),
-            scale,
-            stats: hybrid,
-            floor_ms: None,
-            target: "median < 50 ms at 100,000",
-        });
-        let model_dir = infradeck_core::config::default_model_dir();
-        progress(args.json, "the local model (all-MiniLM-L6-v2)");
-        match b::model_figures(&model_dir, &store, 5)? {
-            None => progress(
-                args.json,
-                &format!(
-                    "skipped the local model's rows: not installed in {}",
-                    model_dir.display()
-                ),
-            ),
-            Some(figures) => {
-                rows.push(Row {
-                    measurement: "local model: embed a query".into(),
-                    scale,
-                    stats: figures.query,
-                    floor_ms: None,
-                    target: "< 20 ms",
-                });
-                rows.push(Row {
-                    measurement: "local model: hybrid search, query embedded here".into(),
-                    scale,
-                    stats: figures.hybrid,
-                    floor_ms: None,
-                    target: "median < 50 ms at 100,000",
-                });
-                rows.push(Row {
-                    measurement:
-                        "local model: one 100-word chunk, 1 thread (1000/median = chunks/s)".into(),
-                    scale,
-                    stats: figures.chunk_1_thread,
-                    floor_ms: None,
-                    target: "throughput",
-                });
-                rows.push(Row {
-                    measurement: "local model: one 100-word chunk, 2 threads".into(),
-                    scale,
-                    stats: figures.chunk_2_threads,
-                    floor_ms: None,
-                    target: "throughput",
-                });
-            }
-        }
+        search_rows(&mut rows, scale, args.json)?;
     }
-    if !args.netbox_only && !args.diff_only {
+    if !args.netbox_only && !args.diff_only && !args.search_only {
         machine_rows(
             &mut rows,
             args.machine_records,
@@ -451,7 +393,7 @@ pub fn bench(args: &BenchArgs) -> anyhow::Result<()> {
             args.json,
         )?;
     }
-    let diff_sizes: &[usize] = if args.netbox_only {
+    let diff_sizes: &[usize] = if args.netbox_only || args.search_only {
         &[]
     } else {
         &[1_000, 10_000, 100_000]
@@ -478,7 +420,7 @@ pub fn bench(args: &BenchArgs) -> anyhow::Result<()> {
             },
         });
     }
-    if !args.diff_only {
+    if !args.diff_only && !args.search_only {
         netbox_rows(&runtime, args, &mut rows)?;
     }
     let peak = b::peak_rss_bytes();
@@ -546,6 +488,76 @@ pub fn bench(args: &BenchArgs) -> anyhow::Result<()> {
             "peak resident memory of this benchmark (simulators + syncs + corpus): {:.0} MB",
             rss as f64 / 1e6
         );
+    }
+    Ok(())
+}
+
+/// Full-text and hybrid search over a corpus of `scale` KB pages, and the local model's rows
+/// when it is installed.
+fn search_rows(rows: &mut Vec<Row>, scale: usize, json: bool) -> anyhow::Result<()> {
+    progress(json, &format!("{scale} KB pages: search corpus"));
+    let corpus = Scratch::new("bench-search")?;
+    let mut store = infradeck_core::store::Store::open(
+        &corpus.0.join("inventory.db"),
+        &infradeck_core::store::OpenOptions::default(),
+    )?;
+    let query = b::knowledge_corpus(&mut store, scale, 384)?;
+    let (text, hybrid) = b::search_figures(&store, &query, 5)?;
+    rows.push(Row {
+        measurement: "full-text search, top 20 with snippets".into(),
+        scale,
+        stats: text,
+        floor_ms: None,
+        target: "median < 20 ms at 100,000",
+    });
+    rows.push(Row {
+        measurement: "hybrid search, 384-dimension vectors (query vector given)".into(),
+        scale,
+        stats: hybrid,
+        floor_ms: None,
+        target: "median < 50 ms at 100,000",
+    });
+    let model_dir = infradeck_core::config::default_model_dir();
+    progress(json, "the local model (all-MiniLM-L6-v2)");
+    match b::model_figures(&model_dir, &store, 5)? {
+        None => progress(
+            json,
+            &format!(
+                "skipped the local model's rows: not installed in {}",
+                model_dir.display()
+            ),
+        ),
+        Some(figures) => {
+            rows.push(Row {
+                measurement: "local model: embed a query".into(),
+                scale,
+                stats: figures.query,
+                floor_ms: None,
+                target: "< 20 ms",
+            });
+            rows.push(Row {
+                measurement: "local model: hybrid search, query embedded here".into(),
+                scale,
+                stats: figures.hybrid,
+                floor_ms: None,
+                target: "median < 50 ms at 100,000",
+            });
+            rows.push(Row {
+                measurement: "local model: one 100-word chunk, 1 thread (1000/median = chunks/s)"
+                    .into(),
+                scale,
+                stats: figures.chunk_1_thread,
+                floor_ms: None,
+                target: "throughput",
+            });
+            rows.push(Row {
+                measurement: "local model: one 100-word chunk, 2 threads".into(),
+                scale,
+                stats: figures.chunk_2_threads,
+                floor_ms: None,
+                target: "throughput",
+            });
+        }
     }
     Ok(())
 }

@@ -866,6 +866,35 @@ async fn the_local_model_ranks_the_right_runbook_first_and_finds_machines() {
     assert!(!machines.is_empty());
     let estate = rig.sims.estate.read().unwrap().clone();
     assert_eq!(report.embedded, estate.kb_pages.len() + machines.len());
+    // Another backend's vectors are its own: switching embeds everything again, and neither
+    // model's search sees the other's vectors.
+    let http = rig.config.embeddings.clone().unwrap();
+    let other = infradeck_core::search::Embedder::new(&http).unwrap();
+    let switched =
+        infradeck_core::search::index_knowledge(&database, &OpenOptions::default(), &other)
+            .await
+            .unwrap();
+    assert_eq!(
+        (switched.embedded, switched.unchanged),
+        (report.embedded, 0)
+    );
+    let again =
+        infradeck_core::search::index_knowledge(&database, &OpenOptions::default(), &embedder)
+            .await
+            .unwrap();
+    assert_eq!((again.embedded, again.unchanged), (0, report.embedded));
+    let page = store.kb_article("66001").unwrap().unwrap().id;
+    let models: BTreeSet<String> = store
+        .embeddings_of("kb_article", page)
+        .unwrap()
+        .into_iter()
+        .filter_map(|row| row.embedding_model)
+        .collect();
+    assert_eq!(
+        models,
+        BTreeSet::from(["sim-minilm".to_string(), embedder.model()]),
+        "each model's vectors kept under its own name"
+    );
 
     for (query, title) in [
         ("database disk is full", "Storage: "),

@@ -116,6 +116,16 @@ impl Service {
             .tasks
             .spawn(forward_progress(shared.clone(), progress));
         tokio::spawn(serve(shared.clone(), commands_rx));
+        // The local model loads (and its 90 MB of weights are checked) before the first search
+        // needs it, on the blocking pool.
+        if let Some(Ok(embedder)) = &shared.searcher.embedder {
+            let warming = embedder.warm();
+            shared.tasks.spawn(async move {
+                if let Err(err) = warming.await {
+                    tracing::warn!("semantic search: {err}");
+                }
+            });
+        }
         (
             Service { shared },
             ServiceLink {
@@ -383,9 +393,24 @@ async fn watch(shared: Arc<Shared>, source: SourceConfig) {
     }
 }
 
-/// A search: the query embedded (a network wait, with no store held), then ranked on a
-/// blocking thread over the kept connection.
+/// A search: the full-text side on a blocking thread over the kept connection while the
+/// query is embedded (by the model on another blocking thread, or over the network), then the
+/// two fused.
 async fn search(shared: &Arc<Shared>, query: &str, limit: usize) -> anyhow::Result<SearchAnswer> {
+    let (kept, database, open) = (
+        shared.searcher.store.clone(),
+        shared.engine.database.clone(),
+        shared.netbox_open.clone(),
+    );
+    let words = query.to_string();
+    let text = tokio::task::spawn_blocking(move || -> anyhow::Result<_> {
+        let store = match kept.lock().unwrap_or_else(|e| e.into_inner()).take() {
+            Some(store) => store,
+            None => Store::open_read_only(&database, &open)?,
+        };
+        let hits = crate::search::text_candidates(&store, &words, &[], limit);
+        Ok((store, hits))
+    });
     let (model, vector) = match &shared.searcher.embedder {
         None => (None, None),
         Some(Err(why)) => (None, Some(Err(why.clone()))),
@@ -394,20 +419,14 @@ async fn search(shared: &Arc<Shared>, query: &str, limit: usize) -> anyhow::Resu
             Some(crate::search::embed_query(embedder, query).await?),
         ),
     };
-    let (kept, database, open) = (
-        shared.searcher.store.clone(),
-        shared.engine.database.clone(),
-        shared.netbox_open.clone(),
-    );
+    let (store, hits) = text.await??;
+    let kept = shared.searcher.store.clone();
     let query = query.to_string();
     tokio::task::spawn_blocking(move || {
-        let mut kept = kept.lock().unwrap_or_else(|e| e.into_inner());
-        let store = match kept.take() {
-            Some(store) => store,
-            None => Store::open_read_only(&database, &open)?,
-        };
-        let result = crate::search::rank(&store, model.as_deref(), vector, &query, &[], limit);
-        *kept = Some(store);
+        let result = hits.and_then(|hits| {
+            crate::search::rank_with(&store, model.as_deref(), vector, hits, &query, &[], limit)
+        });
+        *kept.lock().unwrap_or_else(|e| e.into_inner()) = Some(store);
         result
     })
     .await?

@@ -178,6 +178,22 @@ impl Embedder {
         })
     }
 
+    /// Loads the local model now, on the blocking pool, so the first query does not wait for
+    /// it (nothing to do for the HTTP backend).
+    pub fn warm(&self) -> impl std::future::Future<Output = Result<(), String>> + use<> {
+        let dir = match &self.backend {
+            Backend::Local { dir } => Some(dir.clone()),
+            Backend::Http { .. } => None,
+        };
+        async move {
+            let Some(dir) = dir else { return Ok(()) };
+            tokio::task::spawn_blocking(move || local_model(&dir).map(|_| ()))
+                .await
+                .map_err(|e| e.to_string())?
+                .map_err(|e| e.to_string())
+        }
+    }
+
     /// What this embedder's vectors are stored under. The local model's name carries its
     /// weights' digest, so switching backend or model embeds again instead of mixing vectors.
     pub fn model(&self) -> String {
@@ -391,7 +407,31 @@ pub fn rank(
     kinds: &[HitKind],
     limit: usize,
 ) -> anyhow::Result<SearchResult> {
-    let text_hits = store.search(query, kinds, limit.max(50))?;
+    let text_hits = text_candidates(store, query, kinds, limit)?;
+    rank_with(store, model, vector, text_hits, query, kinds, limit)
+}
+
+/// The full-text side of a hybrid query: more hits than shown, for the fusion to choose from.
+/// It needs no vector, so it can run while the query is being embedded.
+pub fn text_candidates(
+    store: &Store,
+    query: &str,
+    kinds: &[HitKind],
+    limit: usize,
+) -> anyhow::Result<Vec<SearchHit>> {
+    Ok(store.search(query, kinds, limit.max(50))?)
+}
+
+/// [`rank`] with the full-text hits already found ([`text_candidates`]).
+pub fn rank_with(
+    store: &Store,
+    model: Option<&str>,
+    vector: Option<Result<Vec<f32>, String>>,
+    text_hits: Vec<SearchHit>,
+    query: &str,
+    kinds: &[HitKind],
+    limit: usize,
+) -> anyhow::Result<SearchResult> {
     let text_only = |mut hits: Vec<SearchHit>, notice: String| {
         hits.truncate(limit);
         Ok(SearchResult {
