@@ -518,14 +518,7 @@ impl DevicePlan<'_> {
             .collect();
         let mut devices_by_mac: HashMap<String, Vec<i64>> = HashMap::new();
         for iface in &netbox_ifaces {
-            let mac = iface
-                .get("mac_address")
-                .and_then(Value::as_str)
-                .or_else(|| {
-                    iface
-                        .pointer("/primary_mac_address/mac_address")
-                        .and_then(Value::as_str)
-                });
+            let mac = interface_mac(iface);
             if let (Some(mac), Some(device)) =
                 (mac, iface.pointer("/device/id").and_then(Value::as_i64))
             {
@@ -802,14 +795,7 @@ impl DevicePlan<'_> {
             if let Some(name) = iface.get("name").and_then(Value::as_str) {
                 by_name.insert((device.clone(), name.to_lowercase()), iface);
             }
-            let mac = iface
-                .get("mac_address")
-                .and_then(Value::as_str)
-                .or_else(|| {
-                    iface
-                        .pointer("/primary_mac_address/mac_address")
-                        .and_then(Value::as_str)
-                });
+            let mac = interface_mac(iface);
             if let Some(mac) = mac {
                 by_mac.insert((device, mac.to_lowercase()), iface);
             }
@@ -1072,6 +1058,19 @@ impl DevicePlan<'_> {
         }
         items
     }
+}
+
+/// A NetBox interface's MAC: `mac_address` (the primary MAC's, as NetBox 4.2+ fills it), else
+/// the nested primary MAC object's.
+fn interface_mac(iface: &Value) -> Option<&str> {
+    iface
+        .get("mac_address")
+        .and_then(Value::as_str)
+        .or_else(|| {
+            iface
+                .pointer("/primary_mac_address/mac_address")
+                .and_then(Value::as_str)
+        })
 }
 
 /// "device interface" of each far end of a cabled NetBox interface, lower case.

@@ -789,33 +789,22 @@ pub(crate) async fn compute(
             Some(object) => {
                 let current = observed(VMS, object);
                 let mut differing = differing(&desired, &current);
-                if let Some(matched_by) = adopt {
+                // Adopting one made by hand: the same update, with our tag and saying so.
+                if adopt.is_some() {
                     with_our_tag(&mut differing, &current, &tag);
-                    let mut body = write_body(VMS, &differing);
-                    let mut needs: Vec<String> =
-                        host.iter().map(|h| format!("device:{h}")).collect();
-                    needs.push(format!("tag:{tag}"));
-                    with_provenance(&mut body, &mut needs, vm_provenance(vm, differing.keys()));
-                    items.push(item(
-                        ApprovalAction::Update,
-                        VMS,
-                        Target {
-                            device_id: Some(vm.device_id),
-                            object_id: object.get("id").and_then(Value::as_i64),
-                            key: format!("vm:{name}"),
-                        },
-                        from_to(&differing, &current),
-                        body,
-                        json!({"seen": current, "needs": needs, "adopt": {"matched_by": matched_by}}),
-                    ));
-                    continue;
-                }
-                if differing.is_empty() {
+                } else if differing.is_empty() {
                     continue;
                 }
                 let mut body = write_body(VMS, &differing);
                 let mut needs: Vec<String> = host.iter().map(|h| format!("device:{h}")).collect();
+                if adopt.is_some() {
+                    needs.push(format!("tag:{tag}"));
+                }
                 with_provenance(&mut body, &mut needs, vm_provenance(vm, differing.keys()));
+                let mut extra = json!({"seen": current, "needs": needs});
+                if let Some(matched_by) = adopt {
+                    extra["adopt"] = json!({"matched_by": matched_by});
+                }
                 items.push(item(
                     ApprovalAction::Update,
                     VMS,
@@ -826,7 +815,7 @@ pub(crate) async fn compute(
                     },
                     from_to(&differing, &current),
                     body,
-                    json!({"seen": current, "needs": needs}),
+                    extra,
                 ));
             }
         }

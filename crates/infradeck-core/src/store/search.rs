@@ -662,8 +662,8 @@ impl Store {
 
     /// Every machine as (Device, its primary record's id, a short text to embed): its name,
     /// what it is, its OS, where it runs (cluster, host, datacenter, location), its role and
-    /// group, and the titles of up to three pages or tickets that mention it, so "the database
-    /// servers in dc2" can find machines.
+    /// group, and the titles of up to three runbooks (KB pages) that mention it, so "the
+    /// database servers in dc2" can find machines.
     pub fn machine_texts(&self) -> Result<Vec<(HitKind, i64, String)>> {
         // Metadata keys the sources use for these facts (vCenter, Foreman, PuppetDB, Oxidized,
         // the arrays), in the order the text gives them.
@@ -724,9 +724,13 @@ impl Store {
             if let Some(hosts) = hosts.filter(|h| !h.is_empty()) {
                 words.push(format!("on {hosts}"));
             }
+            // Runbooks only: a ticket's title ("Disk full on db-03") would make the machine
+            // answer for its incidents, ahead of the pages that say what to do.
             let mentions: Vec<String> = self
-                .related_knowledge(device_id, 3)?
+                .related_knowledge(device_id, 6)?
                 .into_iter()
+                .filter(|k| k.hit.kind == HitKind::KbArticle)
+                .take(3)
                 .map(|k| k.hit.title)
                 .collect();
             if !mentions.is_empty() {

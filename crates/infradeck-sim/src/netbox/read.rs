@@ -257,6 +257,15 @@ pub(super) fn related(db: &NetboxDb, base: &str, endpoint: &str, id: Option<&Val
     }
 }
 
+/// Whether a MAC object is some interface's primary MAC.
+pub(super) fn is_primary_mac(db: &NetboxDb, id: u64) -> bool {
+    ["dcim/interfaces", "virtualization/interfaces"]
+        .iter()
+        .filter_map(|endpoint| db.objects.get(endpoint))
+        .flat_map(|objects| objects.values())
+        .any(|iface| iface.get("primary_mac_address") == Some(&json!(id)))
+}
+
 /// The cable an interface is on and its end ("A" or "B").
 pub(super) fn cable_of(db: &NetboxDb, interface: u64) -> Option<(u64, &'static str)> {
     db.objects.get("dcim/cables")?.values().find_map(|cable| {
@@ -421,12 +430,7 @@ pub(super) fn render(
         "ipam/ip-addresses" | "dcim/mac-addresses" => {
             out.insert("assigned_object".into(), assigned(db, base, object));
             if ty.endpoint == "dcim/mac-addresses" {
-                let primary = ["dcim/interfaces", "virtualization/interfaces"]
-                    .iter()
-                    .filter_map(|endpoint| db.objects.get(endpoint))
-                    .flat_map(|objects| objects.values())
-                    .any(|iface| iface.get("primary_mac_address") == Some(&json!(id)));
-                out.insert("is_primary".into(), json!(primary));
+                out.insert("is_primary".into(), json!(is_primary_mac(db, id)));
             }
             if ty.endpoint == "ipam/ip-addresses" {
                 out.insert("family".into(), json!({"value": 4, "label": "IPv4"}));

@@ -740,6 +740,14 @@ pub(super) fn update(
     Ok(id)
 }
 
+/// What an address or MAC is assigned to: (object type, object id).
+fn assignment(object: &Map<String, Value>) -> (Option<Value>, Option<Value>) {
+    (
+        object.get("assigned_object_type").cloned(),
+        object.get("assigned_object_id").cloned(),
+    )
+}
+
 /// NetBox refuses to move an address to another interface while it is the primary IP of the
 /// device or VM it is on.
 fn refuse_moving_a_primary(
@@ -748,13 +756,7 @@ fn refuse_moving_a_primary(
     before: &Map<String, Value>,
     after: &Map<String, Value>,
 ) -> Result<(), FieldErrors> {
-    let assigned = |o: &Map<String, Value>| {
-        (
-            o.get("assigned_object_type").cloned(),
-            o.get("assigned_object_id").cloned(),
-        )
-    };
-    if assigned(before) == assigned(after) {
+    if assignment(before) == assignment(after) {
         return Ok(());
     }
     let (iface_endpoint, parent_field, parent_endpoint) =
@@ -794,18 +796,7 @@ fn refuse_moving_a_primary_mac(
     before: &Map<String, Value>,
     after: &Map<String, Value>,
 ) -> Result<(), FieldErrors> {
-    let assigned = |o: &Map<String, Value>| {
-        (
-            o.get("assigned_object_type").cloned(),
-            o.get("assigned_object_id").cloned(),
-        )
-    };
-    let is_primary = ["dcim/interfaces", "virtualization/interfaces"]
-        .iter()
-        .filter_map(|endpoint| db.objects.get(endpoint))
-        .flat_map(|objects| objects.values())
-        .any(|iface| iface.get("primary_mac_address") == Some(&json!(id)));
-    if assigned(before) != assigned(after) && is_primary {
+    if assignment(before) != assignment(after) && is_primary_mac(db, id) {
         return Err(field_error(
             "__all__",
             "Cannot reassign MAC Address while it is designated as the primary MAC for an object",
