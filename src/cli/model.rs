@@ -54,7 +54,7 @@ pub fn model_import(ctx: &Context, source: &Path, index: bool) -> anyhow::Result
         &embedder,
     ))?;
     println!(
-        "embedded {} pages, issues and machines ({} unchanged): semantic search is on",
+        "embedded {} pages and issues ({} unchanged): semantic search is on",
         report.embedded, report.unchanged
     );
     Ok(())

@@ -836,9 +836,9 @@ fn local_model_dir() -> Option<std::path::PathBuf> {
 }
 
 /// With the model in-process, the demo's runbooks rank as an on-call engineer would ask for
-/// them, and machines are found by what they are and where they run.
+/// them.
 #[tokio::test(flavor = "multi_thread")]
-async fn the_local_model_ranks_the_right_runbook_first_and_finds_machines() {
+async fn the_local_model_ranks_the_right_runbook_first() {
     let Some(model_dir) = local_model_dir() else {
         return;
     };
@@ -862,10 +862,16 @@ async fn the_local_model_ranks_the_right_runbook_first_and_finds_machines() {
         infradeck_core::search::index_knowledge(&database, &OpenOptions::default(), &embedder)
             .await
             .unwrap();
-    let machines = store.machine_texts().unwrap();
-    assert!(!machines.is_empty());
     let estate = rig.sims.estate.read().unwrap().clone();
-    assert_eq!(report.embedded, estate.kb_pages.len() + machines.len());
+    assert_eq!(report.embedded, estate.kb_pages.len());
+    // A machine's text, for when machines are embedded: what it is and where it runs.
+    let machines = store.machine_texts().unwrap();
+    assert!(
+        machines
+            .iter()
+            .any(|(_, _, t)| t.contains("virtual machine")),
+        "{machines:?}"
+    );
     // Another backend's vectors are its own: switching embeds everything again, and neither
     // model's search sees the other's vectors.
     let http = rig.config.embeddings.clone().unwrap();
@@ -920,21 +926,6 @@ async fn the_local_model_ranks_the_right_runbook_first_and_finds_machines() {
             "{query:?} → {titles:?}"
         );
     }
-    // Machines by what they are: a database VM, found by meaning, not by its name.
-    let result = infradeck_core::search::hybrid(
-        &store,
-        Some(&embedder),
-        "database virtual machines",
-        &[HitKind::Device],
-        10,
-    )
-    .await
-    .unwrap();
-    assert!(
-        result.hits.iter().take(5).any(|h| h.title.contains("db")),
-        "{:?}",
-        result.hits.iter().map(|h| &h.title).collect::<Vec<_>>()
-    );
 }
 
 /// Without the model, search answers full-text with the notice that says how to install it;
