@@ -48,14 +48,17 @@ pub fn model_import(ctx: &Context, source: &Path, index: bool) -> anyhow::Result
     let options = OpenOptions {
         busy_timeout: ctx.config.general.busy_timeout,
     };
-    let report = runtime.block_on(infradeck_core::search::index_knowledge(
-        &ctx.database_path,
-        &options,
-        &embedder,
-    ))?;
+    let (knowledge, machines) = runtime.block_on(async {
+        let knowledge =
+            infradeck_core::search::index_knowledge(&ctx.database_path, &options, &embedder)
+                .await?;
+        let machines =
+            infradeck_core::search::index_machines(&ctx.database_path, &options, &embedder).await?;
+        anyhow::Ok((knowledge, machines))
+    })?;
     println!(
-        "embedded {} pages and issues ({} unchanged): semantic search is on",
-        report.embedded, report.unchanged
+        "embedded {} pages and issues ({} unchanged) and {} machines ({} unchanged): semantic search is on",
+        knowledge.embedded, knowledge.unchanged, machines.embedded, machines.unchanged
     );
     Ok(())
 }

@@ -323,16 +323,25 @@ fn print_pipeline(pipeline: &PipelineReport) -> anyhow::Result<()> {
         Some(Err(err)) => anyhow::bail!("{err}"),
         None => {}
     }
-    match &pipeline.embeddings {
-        Some(Ok(report)) => println!(
-            "embeddings: {} pages and issues embedded, {} unchanged",
-            report.embedded, report.unchanged
-        ),
-        Some(Err(err)) => eprintln!(
-            "{}",
-            sanitize::for_terminal(&format!("notice: embeddings not updated: {err}"))
-        ),
-        None => {}
+    for (what, embedded) in [
+        ("pages and issues", &pipeline.embeddings),
+        ("machines", &pipeline.machine_embeddings),
+    ] {
+        match embedded {
+            Some(Ok(report)) if report.removed > 0 => println!(
+                "embeddings: {} {what} embedded, {} unchanged, {} removed",
+                report.embedded, report.unchanged, report.removed
+            ),
+            Some(Ok(report)) => println!(
+                "embeddings: {} {what} embedded, {} unchanged",
+                report.embedded, report.unchanged
+            ),
+            Some(Err(err)) => eprintln!(
+                "{}",
+                sanitize::for_terminal(&format!("notice: {what} not embedded: {err}"))
+            ),
+            None => {}
+        }
     }
     let _ = std::io::stdout().flush();
     Ok(())

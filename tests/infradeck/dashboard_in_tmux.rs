@@ -540,10 +540,15 @@ fn state_of(db: &Path) -> Vec<String> {
         ),
         "SELECT 'page', source_id, space_key, title, body_text, labels FROM kb_articles".into(),
         "SELECT 'issue', issue_key, summary, status, resolution, assignee, labels, comments FROM issues".into(),
-        "SELECT 'embedding', content_type, COALESCE((SELECT source_id FROM kb_articles k WHERE k.id = e.content_id \
-         AND e.content_type = 'kb_article'), (SELECT issue_key FROM issues i WHERE i.id = e.content_id)), \
-         chunk_index, text_content, hex(embedding_vector), embedding_model FROM embeddings e"
-            .into(),
+        // Rows are told apart by what they embed (ids differ between databases).
+        format!(
+            "SELECT 'embedding', content_type, COALESCE((SELECT source_id FROM kb_articles k WHERE k.id = e.content_id \
+             AND e.content_type = 'kb_article'), (SELECT issue_key FROM issues i WHERE i.id = e.content_id \
+             AND e.content_type = 'issue'), (SELECT {} FROM devices d WHERE d.id = e.content_id \
+             AND e.content_type = 'device')), chunk_index, text_content, hex(embedding_vector), embedding_model \
+             FROM embeddings e",
+            key("d")
+        ),
         "SELECT 'audit', source_system, source_identifier, operation, change_type, count(*) FROM sync_history \
          GROUP BY 2, 3, 4, 5"
             .into(),
@@ -649,6 +654,12 @@ async fn sync_all_sync_watch_and_the_dashboards_sync_all_leave_the_same_database
         assert!(
             expected.iter().any(|r| r.starts_with("embedding |")),
             "the reference holds embeddings"
+        );
+        assert!(
+            expected
+                .iter()
+                .any(|r| r.starts_with("embedding | device |")),
+            "the reference holds machines' embeddings"
         );
         assert!(
             expected.iter().any(|r| r.contains("| same_as |")),

@@ -842,8 +842,9 @@ async fn the_local_model_ranks_the_right_runbook_first() {
     let Some(model_dir) = local_model_dir() else {
         return;
     };
-    let rig = start_rig(400).await;
-    for source in ["vcenter", "foreman", "confluence"] {
+    // The demo's default scale, with every kind a search can answer with.
+    let rig = start_rig(500).await;
+    for source in ["vcenter", "foreman", "oxidized", "confluence", "jira"] {
         ok(&rig.run_source(&rig.source(source)).await);
     }
     let mut store = rig.store();
@@ -863,14 +864,32 @@ async fn the_local_model_ranks_the_right_runbook_first() {
             .await
             .unwrap();
     let estate = rig.sims.estate.read().unwrap().clone();
-    assert_eq!(report.embedded, estate.kb_pages.len());
-    // A machine's text, for when machines are embedded: what it is and where it runs.
-    let machines = store.machine_texts().unwrap();
+    assert_eq!(
+        report.embedded,
+        estate.kb_pages.len() + estate.tickets.len()
+    );
+    // A machine's text: what it is, where it runs, abbreviations spelled out.
+    let machines =
+        infradeck_core::search::index_machines(&database, &OpenOptions::default(), &embedder)
+            .await
+            .unwrap();
+    assert!(machines.embedded > 500, "{machines:?}");
+    let texts = store.machine_texts().unwrap();
+    let (_, db, text) = texts
+        .iter()
+        .find(|(_, _, t)| t.starts_with("db-"))
+        .expect("a database VM");
     assert!(
-        machines
-            .iter()
-            .any(|(_, _, t)| t.contains("virtual machine")),
-        "{machines:?}"
+        text.contains("virtual machine") && text.contains("cluster dc"),
+        "{text}"
+    );
+    let stored = store.embeddings_of("device", *db).unwrap();
+    assert!(
+        stored[0].vector.len() == 384
+            && stored
+                .iter()
+                .all(|r| r.embedding_model.as_deref() == Some(embedder.model().as_str())),
+        "{stored:?}"
     );
     // Another backend's vectors are its own: switching embeds everything again, and neither
     // model's search sees the other's vectors.
@@ -902,30 +921,57 @@ async fn the_local_model_ranks_the_right_runbook_first() {
         "each model's vectors kept under its own name"
     );
 
+    // Over every kind: the runbook that says what to do comes first, before the tickets
+    // about the same trouble and the machines it concerns.
+    let search = |query: &str| {
+        let query = query.to_string();
+        let store = rig.store();
+        let embedder = &embedder;
+        async move {
+            let result = infradeck_core::search::hybrid(&store, Some(embedder), &query, &[], 5)
+                .await
+                .unwrap();
+            assert!(result.notice.is_none(), "{:?}", result.notice);
+            result
+                .hits
+                .iter()
+                .map(|h| (h.kind, h.title.clone()))
+                .collect::<Vec<_>>()
+        }
+    };
     for (query, title) in [
         ("database disk is full", "Storage: "),
-        (
-            "how to restart the load balancer",
-            "How to restart the lb service",
-        ),
-        ("replace a broken switch", "Replacing a failed "),
+        ("restart the load balancer", "How to restart the lb service"),
+        ("replace a broken switch", "Replacing a failed switch"),
     ] {
-        let result = infradeck_core::search::hybrid(
-            &store,
-            Some(&embedder),
-            query,
-            &[HitKind::KbArticle],
-            5,
-        )
-        .await
-        .unwrap();
-        assert!(result.notice.is_none(), "{:?}", result.notice);
-        let titles: Vec<&str> = result.hits.iter().map(|h| h.title.as_str()).collect();
+        let hits = search(query).await;
         assert!(
-            titles.first().is_some_and(|t| t.starts_with(title)),
-            "{query:?} → {titles:?}"
+            hits.first()
+                .is_some_and(|(kind, t)| *kind == HitKind::KbArticle && t.starts_with(title)),
+            "{query:?} → {hits:?}"
         );
     }
+    // "the database servers in dc2" finds machines: database VMs first.
+    let hits = search("the database servers in dc2").await;
+    assert!(
+        hits[..3]
+            .iter()
+            .all(|(kind, t)| *kind == HitKind::Device && t.to_lowercase().starts_with("db-")),
+        "{hits:?}"
+    );
+    // A name is not a meaning: the machine named, then its ticket, before look-alikes.
+    let ticket = estate
+        .tickets
+        .iter()
+        .find(|t| t.summary.starts_with("Disk full on db-"))
+        .expect("a disk-full ticket");
+    let name = ticket.summary.trim_start_matches("Disk full on ");
+    let hits = search(name).await;
+    assert_eq!(hits[0], (HitKind::Device, name.to_string()), "{hits:?}");
+    assert!(
+        hits[1].0 == HitKind::Issue && hits[1].1.contains(name),
+        "{hits:?}"
+    );
 }
 
 /// Without the model, search answers full-text with the notice that says how to install it;
@@ -964,4 +1010,99 @@ async fn without_the_model_search_is_full_text_with_the_install_steps() {
         "{:?}",
         result.hits
     );
+}
+
+/// Machines are embedded under their primary record after correlation, once each; a machine
+/// found by full text through another of its records is still one hit; a machine that is gone
+/// loses its vectors.
+#[tokio::test(flavor = "multi_thread")]
+async fn machines_are_embedded_once_each_found_once_and_forgotten_when_gone() {
+    let rig = start_rig(60).await;
+    for source in ["vcenter", "foreman", "confluence"] {
+        ok(&rig.run_source(&rig.source(source)).await);
+    }
+    let mut store = rig.store();
+    infradeck_core::sync::correlate::correlate(&mut store, &infradeck_core::time::now(), "test")
+        .unwrap();
+    let embeddings = rig.config.embeddings.clone().expect("[embeddings]");
+    let embedder = infradeck_core::search::Embedder::new(&embeddings).unwrap();
+    let database = rig.dir.path().join("inventory.db");
+    let first =
+        infradeck_core::search::index_machines(&database, &OpenOptions::default(), &embedder)
+            .await
+            .unwrap();
+    let conn = rusqlite::Connection::open(&database).unwrap();
+    let active = conn
+        .query_row(
+            "SELECT count(*) FROM machines WHERE status <> 'inactive' AND primary_device_id IS NOT NULL",
+            [],
+            |r| r.get::<_, i64>(0),
+        )
+        .unwrap() as usize;
+    assert!(active > 60, "{active} machines");
+    assert_eq!(
+        (first.embedded, first.unchanged, first.removed),
+        (active, 0, 0)
+    );
+    let again =
+        infradeck_core::search::index_machines(&database, &OpenOptions::default(), &embedder)
+            .await
+            .unwrap();
+    assert_eq!(
+        (again.embedded, again.unchanged),
+        (0, active),
+        "nothing changed"
+    );
+
+    // A VM known to vCenter and Foreman, whose Foreman record (its FQDN) is not the primary.
+    let (fqdn, primary, other): (String, i64, i64) = conn
+        .query_row(
+            "SELECT d.name, m.primary_device_id, d.id FROM machines m JOIN devices d ON d.machine_id = m.id \
+             WHERE d.id <> m.primary_device_id AND d.source_system = 'foreman' AND m.device_type = 'vm' \
+             ORDER BY m.id LIMIT 1",
+            [],
+            |r| Ok((r.get(0)?, r.get(1)?, r.get(2)?)),
+        )
+        .unwrap();
+    let text_hits = infradeck_core::search::text_candidates(&store, &fqdn, &[], 20).unwrap();
+    assert_eq!(
+        (text_hits[0].kind, text_hits[0].id),
+        (HitKind::Device, other),
+        "full text finds the machine by its Foreman record"
+    );
+    let stored = store.embeddings_of("device", primary).unwrap();
+    assert_eq!(stored.len(), 1, "a machine's text is one chunk");
+    let hits = infradeck_core::search::fuse(
+        &store,
+        &embedder.model(),
+        &stored[0].vector,
+        text_hits,
+        &[],
+        20,
+    )
+    .unwrap();
+    let mut seen = BTreeSet::new();
+    for hit in hits.iter().filter(|h| h.kind == HitKind::Device) {
+        assert!(
+            seen.insert(store.primary_record_of(hit.id).unwrap()),
+            "one machine, two hits: {hits:#?}"
+        );
+    }
+    assert!(seen.contains(&primary), "{hits:#?}");
+
+    // The VM is deleted everywhere: its machine and its vectors go.
+    store
+        .write(|w| {
+            w.delete_device(primary)?;
+            w.delete_device(other)
+        })
+        .unwrap();
+    infradeck_core::sync::correlate::correlate(&mut store, &infradeck_core::time::now(), "test")
+        .unwrap();
+    let after =
+        infradeck_core::search::index_machines(&database, &OpenOptions::default(), &embedder)
+            .await
+            .unwrap();
+    assert!(after.removed >= 1, "{after:?}");
+    assert!(store.embeddings_of("device", primary).unwrap().is_empty());
 }

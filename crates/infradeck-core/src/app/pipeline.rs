@@ -1,6 +1,6 @@
 //! What runs after a batch of syncs, the same way whoever started them: correlation (the same
 //! machine across sources, datastores to the volumes behind them, servers to their switches),
-//! then embeddings of changed knowledge pages and issues. One pipeline at a time per process:
+//! then embeddings of changed knowledge pages, issues and machines. One pipeline at a time per process:
 //! two batches ending together correlate one after the other, each over everything written.
 
 use super::protocol::{PipelineReport, RunOutcome};
@@ -77,8 +77,17 @@ impl Pipeline {
         });
         let embeddings = match (&self.embeddings, knowledge_synced) {
             (Some(config), true) => Some(tokio::select! {
-                embedded = self.embed(config) => embedded,
+                embedded = self.embed(config, crate::search::Content::Knowledge) => embedded,
                 _ = stop.cancelled() => Err("stopped before the embeddings were updated".into()),
+            }),
+            _ => None,
+        };
+        // Machines after every correlation that worked, whichever sources ran: the last batch
+        // of any way of syncing leaves the vectors of the estate as correlation left it.
+        let machine_embeddings = match (&self.embeddings, &correlation) {
+            (Some(config), Ok(_)) => Some(tokio::select! {
+                embedded = self.embed(config, crate::search::Content::Machines) => embedded,
+                _ = stop.cancelled() => Err("stopped before the machines were embedded".into()),
             }),
             _ => None,
         };
@@ -86,13 +95,18 @@ impl Pipeline {
             skipped: None,
             correlation: Some(correlation),
             embeddings,
+            machine_embeddings,
         }
     }
 
-    async fn embed(&self, config: &EmbeddingsConfig) -> Result<crate::app::IndexReport, String> {
+    async fn embed(
+        &self,
+        config: &EmbeddingsConfig,
+        content: crate::search::Content,
+    ) -> Result<crate::app::IndexReport, String> {
         let embedder = crate::search::embedder_for(Some(config))
             .unwrap_or_else(|| Err("semantic search is not configured".into()))?;
-        crate::search::index_knowledge(&self.database, &self.open, &embedder)
+        crate::search::index(&self.database, &self.open, &embedder, content)
             .await
             .map_err(|err| format!("{err:#}"))
     }

@@ -109,8 +109,10 @@ pub enum Event {
     Refused { reason: String },
 }
 
-/// What ran after a batch of syncs: correlation when any run succeeded, then embeddings when a
-/// knowledge source (Confluence, Jira) succeeded and semantic search is configured.
+/// What ran after a batch of syncs: correlation when any run succeeded, then, when semantic
+/// search is configured, embeddings of pages and issues (when a knowledge source, Confluence
+/// or Jira, succeeded) and of machines (after every correlation: a machine's text is what
+/// correlation made of it).
 ///
 /// The one error policy of every front end: a correlation failure is an error of the batch
 /// (the CLI exits non-zero, the dashboard shows it, `--watch` prints it and goes on); an
@@ -121,6 +123,7 @@ pub struct PipelineReport {
     pub skipped: Option<String>,
     pub correlation: Option<Result<CorrelationReport, String>>,
     pub embeddings: Option<Result<IndexReport, String>>,
+    pub machine_embeddings: Option<Result<IndexReport, String>>,
 }
 
 impl PipelineReport {
@@ -212,6 +215,8 @@ pub struct CorrelationReport {
 pub struct IndexReport {
     pub embedded: usize,
     pub unchanged: usize,
+    /// Pieces of content whose vectors were removed (machines that are gone).
+    pub removed: usize,
 }
 
 /// What `plan` did.

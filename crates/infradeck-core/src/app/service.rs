@@ -342,7 +342,7 @@ async fn end_batch(shared: &Shared, outcomes: Vec<RunOutcome>) {
                 "the after-sync pipeline panicked: {}",
                 panic_text(panic.as_ref())
             ))),
-            embeddings: None,
+            ..PipelineReport::default()
         });
     let _ = shared.events.send(Event::BatchEnded { outcomes, pipeline });
 }

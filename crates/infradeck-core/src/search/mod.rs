@@ -15,6 +15,9 @@ use serde_json::{Value, json};
 use std::collections::HashMap;
 use std::time::Duration;
 
+mod glossary;
+pub use glossary::spell_out;
+
 /// RRF's damping constant (the usual 60).
 const RRF_K: f64 = 60.0;
 const BATCH: usize = 64;
@@ -280,11 +283,40 @@ type Pending = Vec<(HitKind, i64, Vec<String>)>;
 /// Chunks with their vectors, ready to store: (kind, row id, [(chunk, vector)]).
 type Embedded = Vec<(HitKind, i64, Vec<(String, Vec<f32>)>)>;
 
+/// What is embedded: pages and issues, or machines.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Content {
+    Knowledge,
+    Machines,
+}
+
 /// Embeds every KB page and issue whose chunks changed since they were last embedded.
 pub async fn index_knowledge(
     database: &std::path::Path,
     open: &crate::store::OpenOptions,
     embedder: &Embedder,
+) -> anyhow::Result<IndexReport> {
+    index(database, open, embedder, Content::Knowledge).await
+}
+
+/// Embeds every machine whose text (`Store::machine_texts`: what it is, where it runs, the
+/// runbooks that mention it) changed, and removes the vectors of machines that are gone or
+/// whose primary record changed. Run after correlation, so the text is what correlation made
+/// of the estate: then every way of syncing ends with the same vectors.
+pub async fn index_machines(
+    database: &std::path::Path,
+    open: &crate::store::OpenOptions,
+    embedder: &Embedder,
+) -> anyhow::Result<IndexReport> {
+    index(database, open, embedder, Content::Machines).await
+}
+
+/// Embeds `content` whose chunks changed (see [`index_knowledge`], [`index_machines`]).
+pub async fn index(
+    database: &std::path::Path,
+    open: &crate::store::OpenOptions,
+    embedder: &Embedder,
+    content: Content,
 ) -> anyhow::Result<IndexReport> {
     let (size, overlap, model) = (
         embedder.config.chunk_chars,
@@ -292,31 +324,49 @@ pub async fn index_knowledge(
         embedder.model(),
     );
     let database = database.to_path_buf();
-    let (db, open_options) = (database.clone(), open.clone());
-    let pending = tokio::task::spawn_blocking(move || -> anyhow::Result<(Pending, usize)> {
-        let store = Store::open(&db, &open_options)?;
-        let mut pending = Vec::new();
-        let mut unchanged = 0;
-        // Machines (`Store::machine_texts`) are not embedded here yet: their text depends on
-        // what correlation has seen when a knowledge sync ends, so `sync --all`, `--watch` and
-        // the dashboard would store different vectors (their same-database test says so).
-        for (kind, id, text) in store.knowledge_texts()? {
-            let chunks = chunk(&text, size, overlap);
-            if store.embedded_chunks(kind, id, &model)? == chunks {
-                unchanged += 1;
-            } else {
-                pending.push((kind, id, chunks));
+    let (db, open_options, model_name) = (database.clone(), open.clone(), model.clone());
+    let scanned =
+        tokio::task::spawn_blocking(move || -> anyhow::Result<(Pending, usize, usize)> {
+            let mut store = Store::open(&db, &open_options)?;
+            let texts = match content {
+                Content::Knowledge => store.knowledge_texts()?,
+                Content::Machines => store.machine_texts()?,
+            };
+            let mut removed = 0;
+            if content == Content::Machines {
+                let keep: Vec<i64> = texts.iter().map(|(_, id, _)| *id).collect();
+                removed = store.write(|w| {
+                    w.remove_embeddings_except(
+                        crate::store::content_type_of(HitKind::Device),
+                        &keep,
+                    )
+                })?;
             }
-        }
-        Ok((pending, unchanged))
-    })
-    .await??;
-    let (pending, unchanged) = pending;
+            let mut pending = Vec::new();
+            let mut unchanged = 0;
+            for (kind, id, text) in texts {
+                let chunks: Vec<String> = chunk(&text, size, overlap)
+                    .iter()
+                    .map(|c| spell_out(c))
+                    .collect();
+                if store.embedded_chunks(kind, id, &model_name)? == chunks {
+                    unchanged += 1;
+                } else {
+                    pending.push((kind, id, chunks));
+                }
+            }
+            Ok((pending, unchanged, removed))
+        })
+        .await??;
+    let (pending, unchanged, removed) = scanned;
     let mut report = IndexReport {
         embedded: 0,
         unchanged,
+        removed,
     };
-    for group in pending.chunks(16) {
+    // Groups large enough for the model to batch texts of like length together (less padding),
+    // small enough that a stop or a failure loses little.
+    for group in pending.chunks(64) {
         let texts: Vec<String> = group
             .iter()
             .flat_map(|(_, _, c)| c.iter().cloned())
@@ -336,7 +386,7 @@ pub async fn index_knowledge(
                 )
             })
             .collect();
-        let (db, open_options, model) = (database.clone(), open.clone(), embedder.model());
+        let (db, open_options, model) = (database.clone(), open.clone(), model.clone());
         tokio::task::spawn_blocking(move || -> anyhow::Result<()> {
             let mut store = Store::open(&db, &open_options)?;
             let now = crate::time::now();
@@ -389,7 +439,7 @@ pub async fn embed_query(
     query: &str,
 ) -> anyhow::Result<Result<Vec<f32>, String>> {
     let (_, words) = crate::store::split_kinds(query).map_err(|e| anyhow::anyhow!(e))?;
-    Ok(match embedder.embed(&[words]).await {
+    Ok(match embedder.embed(&[spell_out(&words)]).await {
         Ok(mut v) => Ok(v.pop().unwrap_or_default()),
         Err(err) => Err(unavailable(&err)),
     })
@@ -465,7 +515,22 @@ pub fn rank_with(
     })
 }
 
-/// Reciprocal rank fusion of full-text hits with the vector neighbours of an embedded query.
+/// A runbook at least this close to the query, relative to the closest hit's similarity,
+/// is shown first (see [`fuse`]). Measured with all-MiniLM-L6-v2 on the demo estate: the
+/// storage runbook for "database disk is full" is at 0.83 of the "Disk full on db-…" tickets,
+/// the switch runbook for "interface flapping" at 0.41 of the flapping tickets.
+const RUNBOOK_FIRST: f32 = 0.75;
+
+/// Reciprocal rank fusion of full-text hits with the vector neighbours of an embedded query,
+/// each machine once (a machine's full-text hit may be any of its records; its vectors are
+/// stored under its primary record). A query that names a machine or ticket keeps full text's
+/// order, with what only resembles it after.
+///
+/// A runbook says what to do, so when the query names no machine or ticket, the runbook
+/// closest to it comes first if it is nearly as close as the closest hit of any kind
+/// ([`RUNBOOK_FIRST`]): "database disk is full" opens the storage runbook, with the "Disk
+/// full on …" tickets after it. Full text orders runbooks before tickets of the same tier for
+/// the same reason.
 pub fn fuse(
     store: &Store,
     model: &str,
@@ -474,33 +539,72 @@ pub fn fuse(
     kinds: &[HitKind],
     limit: usize,
 ) -> anyhow::Result<Vec<SearchHit>> {
-    let semantic = store.vector_search(model, vector, limit.max(50))?;
-    let mut fused: HashMap<(HitKind, i64), (f64, Option<SearchHit>)> = HashMap::new();
-    for (rank, hit) in text_hits.into_iter().enumerate() {
-        let entry = fused.entry((hit.kind, hit.id)).or_insert((0.0, None));
-        entry.0 += 1.0 / (RRF_K + rank as f64 + 1.0);
-        entry.1 = Some(hit);
-    }
-    for (rank, (kind, id, _)) in semantic
+    let semantic: Vec<(HitKind, i64, f32)> = store
+        .vector_search(model, vector, limit.max(50))?
         .into_iter()
         .filter(|(k, _, _)| kinds.is_empty() || kinds.contains(k))
-        .enumerate()
-    {
-        let entry = fused.entry((kind, id)).or_insert((0.0, None));
+        .collect();
+    let names_something = text_hits
+        .iter()
+        .any(|h| h.tier == crate::store::Tier::Named);
+    // (fused score, full-text rank, the hit to show) per piece of content.
+    type Entry = (f64, Option<usize>, Option<SearchHit>);
+    let mut fused: HashMap<(HitKind, i64), Entry> = HashMap::new();
+    for (rank, hit) in text_hits.into_iter().enumerate() {
+        let id = match hit.kind {
+            HitKind::Device => store.primary_record_of(hit.id)?,
+            _ => hit.id,
+        };
+        let entry = fused.entry((hit.kind, id)).or_insert((0.0, None, None));
         entry.0 += 1.0 / (RRF_K + rank as f64 + 1.0);
-        if entry.1.is_none() {
-            entry.1 = store.knowledge_hit(kind, id)?;
+        // A machine's best full-text record is its first; later ones add nothing new.
+        if entry.2.is_none() {
+            entry.1 = Some(rank);
+            entry.2 = Some(hit);
         }
     }
-    let mut ranked: Vec<(f64, SearchHit)> = fused
-        .into_values()
-        .filter_map(|(score, hit)| hit.map(|h| (score, h)))
+    for (rank, (kind, id, _)) in semantic.iter().enumerate() {
+        let entry = fused.entry((*kind, *id)).or_insert((0.0, None, None));
+        entry.0 += 1.0 / (RRF_K + rank as f64 + 1.0);
+        if entry.2.is_none() {
+            entry.2 = store.knowledge_hit(*kind, *id)?;
+        }
+    }
+    // (fused score, full-text rank, content, hit)
+    type Ranked = (f64, Option<usize>, (HitKind, i64), SearchHit);
+    let mut ranked: Vec<Ranked> = fused
+        .into_iter()
+        .filter_map(|(key, (score, text_rank, hit))| hit.map(|h| (score, text_rank, key, h)))
         .collect();
-    ranked.sort_by(|a, b| b.0.total_cmp(&a.0));
+    if names_something {
+        // A name is not a meaning: full text knows what `db-0314` or `OPS-101` is, and orders
+        // the machine, then its runbooks and tickets. What only resembles it comes after.
+        ranked.sort_by(|a, b| {
+            (a.1.is_none(), a.1)
+                .cmp(&(b.1.is_none(), b.1))
+                .then(b.0.total_cmp(&a.0))
+                .then(a.2.cmp(&b.2))
+        });
+    } else {
+        ranked.sort_by(|a, b| b.0.total_cmp(&a.0).then(a.2.cmp(&b.2)));
+    }
+    let closest = semantic.first().map_or(0.0, |(_, _, s)| *s);
+    let runbook = semantic
+        .iter()
+        .find(|(kind, _, _)| *kind == HitKind::KbArticle)
+        .filter(|(_, _, similarity)| closest > 0.0 && *similarity >= RUNBOOK_FIRST * closest);
+    if let Some((_, id, _)) = runbook.filter(|_| !names_something)
+        && let Some(at) = ranked
+            .iter()
+            .position(|(_, _, key, _)| *key == (HitKind::KbArticle, *id))
+    {
+        let first = ranked.remove(at);
+        ranked.insert(0, first);
+    }
     Ok(ranked
         .into_iter()
         .take(limit)
-        .map(|(score, mut hit)| {
+        .map(|(score, _, _, mut hit)| {
             hit.score = -score;
             hit
         })

@@ -225,6 +225,26 @@ impl Writer<'_> {
         ))
     }
 
+    /// Removes the embeddings (of every model) of `content_type` whose content is not in
+    /// `keep`: a machine that is gone, or whose primary record changed. Returns how many pieces
+    /// of content lost their vectors.
+    pub fn remove_embeddings_except(&self, content_type: &str, keep: &[i64]) -> Result<usize> {
+        let keep: std::collections::HashSet<i64> = keep.iter().copied().collect();
+        let conn = self.conn();
+        let stored: Vec<i64> = conn
+            .prepare_cached("SELECT DISTINCT content_id FROM embeddings WHERE content_type = ?1")?
+            .query_map([content_type], |r| r.get(0))?
+            .collect::<rusqlite::Result<_>>()?;
+        let mut delete = conn
+            .prepare_cached("DELETE FROM embeddings WHERE content_type = ?1 AND content_id = ?2")?;
+        let mut removed = 0;
+        for id in stored.into_iter().filter(|id| !keep.contains(id)) {
+            delete.execute(params![content_type, id])?;
+            removed += 1;
+        }
+        Ok(removed)
+    }
+
     /// Replaces the embedding chunks of one piece of content for one model.
     pub fn replace_embeddings(
         &self,

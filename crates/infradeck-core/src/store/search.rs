@@ -667,43 +667,57 @@ impl Store {
     pub fn machine_texts(&self) -> Result<Vec<(HitKind, i64, String)>> {
         // Metadata keys the sources use for these facts (vCenter, Foreman, PuppetDB, Oxidized,
         // the arrays), in the order the text gives them.
-        const KEYS: [&str; 14] = [
-            "guest_os",
-            "os",
-            "operatingsystem",
-            "os_family",
-            "model",
-            "vendor",
-            "role",
-            "hostgroup",
-            "group",
-            "environment",
-            "cluster",
-            "datacenter",
-            "location",
-            "site",
+        // Each entry's first key found says it: Foreman's and PuppetDB's OS names read better
+        // than vCenter's guest ids. Short, because a machine's text is embedded after every
+        // correlation that changes it and the model's time grows with its length.
+        const KEYS: [(&str, &[&str]); 7] = [
+            ("os", &["os", "operatingsystem", "guest_os", "os_family"]),
+            ("model", &["model"]),
+            ("role", &["role", "hostgroup", "group"]),
+            ("environment", &["environment"]),
+            ("cluster", &["cluster"]),
+            ("datacenter", &["datacenter", "location", "site"]),
+            ("vendor", &["vendor"]),
         ];
         let mut stmt = self.conn().prepare_cached(
-            "SELECT m.primary_device_id, m.name, m.device_type, d.metadata, \
+            "SELECT m.id, m.primary_device_id, m.name, m.device_type, \
              (SELECT group_concat(p.name, ' ') FROM device_relationships r \
               JOIN devices p ON p.id = r.parent_device_id \
               WHERE r.child_device_id = d.id AND r.relationship_type = 'hosts') \
              FROM machines m JOIN devices d ON d.id = m.primary_device_id \
              WHERE m.status <> 'inactive' ORDER BY m.id",
         )?;
-        // (primary device id, name, device type, metadata, the hosts it runs on)
-        type MachineRow = (i64, String, String, Option<String>, Option<String>);
+        // (machine id, primary device id, name, device type, the hosts it runs on)
+        type MachineRow = (i64, i64, String, String, Option<String>);
         let rows: Vec<MachineRow> = stmt
             .query_map([], |r| {
                 Ok((r.get(0)?, r.get(1)?, r.get(2)?, r.get(3)?, r.get(4)?))
             })?
             .collect::<rusqlite::Result<_>>()?;
+        // Every record's metadata, primary first, then in an order that does not depend on row
+        // ids (they differ between databases synced in different orders; the text must not).
+        let mut records = self.conn().prepare_cached(
+            "SELECT metadata FROM devices WHERE machine_id = ?1 \
+             ORDER BY id <> ?2, source_system, source_identifier, source_id",
+        )?;
         let mut out = Vec::with_capacity(rows.len());
-        for (device_id, name, device_type, metadata, hosts) in rows {
-            let metadata: serde_json::Value = metadata
-                .as_deref()
-                .and_then(|m| serde_json::from_str(m).ok())
-                .unwrap_or_default();
+        for (machine_id, device_id, name, device_type, hosts) in rows {
+            // Each source keeps its fields under its own name: `{"vcenter": {...}}`.
+            let namespaces: Vec<serde_json::Value> = records
+                .query_map(rusqlite::params![machine_id, device_id], |r| {
+                    r.get::<_, Option<String>>(0)
+                })?
+                .collect::<rusqlite::Result<Vec<_>>>()?
+                .into_iter()
+                .flatten()
+                .filter_map(|m| serde_json::from_str::<serde_json::Value>(&m).ok())
+                .flat_map(|m| match m {
+                    serde_json::Value::Object(map) if map.values().all(|v| v.is_object()) => {
+                        map.into_iter().map(|(_, v)| v).collect()
+                    }
+                    other => vec![other],
+                })
+                .collect();
             let what = match device_type.as_str() {
                 "vm" => "virtual machine",
                 "network_device" => "network switch",
@@ -713,12 +727,27 @@ impl Store {
                 _ => "server",
             };
             let mut words = vec![name.clone(), what.to_string()];
-            for key in KEYS {
-                if let Some(value) = metadata.get(key).and_then(|v| v.as_str())
-                    && !value.trim().is_empty()
-                    && !words.iter().any(|w| w == value)
+            for (label, keys) in KEYS {
+                // A VM's hardware model is its hypervisor's virtual platform: nothing to say.
+                if label == "model" && device_type == "vm" {
+                    continue;
+                }
+                let value = keys
+                    .iter()
+                    .flat_map(|key| {
+                        namespaces
+                            .iter()
+                            .filter_map(|ns| ns.get(*key).and_then(|v| v.as_str()))
+                    })
+                    .map(str::trim)
+                    .find(|v| !v.is_empty());
+                // A value said already is not repeated (a vendor in the model's name).
+                if let Some(value) = value
+                    && !words
+                        .iter()
+                        .any(|w| w.to_lowercase().contains(&value.to_lowercase()))
                 {
-                    words.push(format!("{} {value}", key.replace('_', " ")));
+                    words.push(format!("{label} {value}"));
                 }
             }
             if let Some(hosts) = hosts.filter(|h| !h.is_empty()) {
@@ -849,6 +878,21 @@ impl Store {
             index.owners.push((kind, row.get(1)?));
         }
         Ok(index)
+    }
+
+    /// The record that stands for `device_id`'s machine (its primary record), or the record
+    /// itself when it belongs to no machine: what a machine's vectors are stored under.
+    pub fn primary_record_of(&self, device_id: i64) -> Result<i64> {
+        Ok(self
+            .conn()
+            .prepare_cached(
+                "SELECT m.primary_device_id FROM devices d JOIN machines m ON m.id = d.machine_id \
+                 WHERE d.id = ?1",
+            )?
+            .query_row([device_id], |r| r.get::<_, Option<i64>>(0))
+            .optional()?
+            .flatten()
+            .unwrap_or(device_id))
     }
 
     /// A hit for one KB page or issue, without a match snippet (for semantic results).

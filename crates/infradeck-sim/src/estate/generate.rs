@@ -433,7 +433,7 @@ impl Estate {
                         &ops_home,
                         format!("Runbook: {} cluster maintenance", cluster.name),
                         format!(
-                            "<h2>Scope</h2><p>Hosts {} in cluster <strong>{}</strong>.</p><h2>Steps</h2><ol><li>Enter maintenance mode on one host at a time.</li><li>Check HA admission control.</li><li>Patch and reboot.</li></ol><ac:structured-macro ac:name=\"code\"><ac:plain-text-body><![CDATA[esxcli system maintenanceMode set --enable true]]></ac:plain-text-body></ac:structured-macro>",
+                            "<p>When to use: a host of the cluster needs patching, a reboot or hardware work.</p><h2>Scope</h2><p>Hosts {} in cluster <strong>{}</strong>.</p><h2>Steps</h2><ol><li>Enter maintenance mode on one host at a time.</li><li>Check HA admission control.</li><li>Patch and reboot.</li></ol><ac:structured-macro ac:name=\"code\"><ac:plain-text-body><![CDATA[esxcli system maintenanceMode set --enable true]]></ac:plain-text-body></ac:structured-macro>",
                             hosts.join(", "),
                             cluster.name
                         ),
@@ -452,7 +452,7 @@ impl Estate {
                             vm.hostname
                         ),
                         format!(
-                            "<p>Applies to <code>{}</code> ({ip}).</p><ul><li>ssh to {}</li><li>systemctl restart {}</li><li>Check the health endpoint on http://{ip}:8080/health</li></ul>",
+                            "<p>When to use: the service does not answer its health check, or a change needs a restart.</p><p>Applies to <code>{}</code> ({ip}).</p><ul><li>ssh to {}</li><li>systemctl restart {}</li><li>Check the health endpoint on http://{ip}:8080/health</li></ul>",
                             vm.fqdn(),
                             vm.hostname,
                             ROLES[p % ROLES.len()]
@@ -467,7 +467,7 @@ impl Estate {
                         &net_home,
                         format!("Replacing a failed {} ({})", dev.role, dev.name),
                         format!(
-                            "<p>Device <strong>{}</strong> at {} runs {}.</p><p>Before replacing, save the running config from Oxidized and check LLDP neighbours.</p>",
+                            "<p>When to use: the device is dead or failing (no power, no console, ports down) and has to be swapped.</p><p>Device <strong>{}</strong> at {} runs {}.</p><p>Before replacing, save the running config from Oxidized and check LLDP neighbours.</p>",
                             dev.name, dev.ip, dev.model
                         ),
                         vec!["network".to_string(), dev.role.clone()],
@@ -483,7 +483,7 @@ impl Estate {
                             lun.name, self.dorado.name
                         ),
                         format!(
-                            "<p>LUN <code>{}</code> (WWN {}) lives in pool {} on {}.</p><p>Expand in DeviceManager, then rescan storage on every ESXi host of the cluster.</p>",
+                            "<p>When to use: a database or datastore volume on this array is full or nearly full (disk full alerts, the LUN over 90% allocated).</p><p>LUN <code>{}</code> (WWN {}) lives in pool {} on {}.</p><p>Expand in DeviceManager, then rescan storage on every ESXi host of the cluster.</p>",
                             lun.name, lun.wwn, self.dorado.pools[lun.pool].name, self.dorado.name
                         ),
                         vec!["storage".to_string(), "dorado".to_string()],
