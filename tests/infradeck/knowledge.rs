@@ -1053,13 +1053,30 @@ async fn machines_are_embedded_once_each_found_once_and_forgotten_when_gone() {
         (0, active),
         "nothing changed"
     );
+    // A machine's text names the runbooks that mention it.
+    let title: String = conn
+        .query_row(
+            "SELECT title FROM kb_articles WHERE title LIKE 'How to restart the %' ORDER BY title",
+            [],
+            |r| r.get(0),
+        )
+        .expect("a restart runbook");
+    let host = title.rsplit(' ').next().unwrap();
+    let texts = store.machine_texts().unwrap();
+    let (_, _, text) = texts
+        .iter()
+        .find(|(_, _, t)| t.split([',', ' ', '.']).next() == Some(host))
+        .unwrap_or_else(|| panic!("{host}: {texts:?}"));
+    assert!(text.contains(&format!("mentioned in {title}")), "{text}");
 
-    // A VM known to vCenter and Foreman, whose Foreman record (its FQDN) is not the primary.
+    // A VM known to vCenter and Foreman, whose Foreman record (its FQDN) is not the primary
+    // and is named otherwise (some vCenter VMs are named by their FQDN too).
     let (fqdn, primary, other): (String, i64, i64) = conn
         .query_row(
             "SELECT d.name, m.primary_device_id, d.id FROM machines m JOIN devices d ON d.machine_id = m.id \
              WHERE d.id <> m.primary_device_id AND d.source_system = 'foreman' AND m.device_type = 'vm' \
-             ORDER BY m.id LIMIT 1",
+             AND d.name <> (SELECT p.name FROM devices p WHERE p.id = m.primary_device_id) \
+             ORDER BY d.name LIMIT 1",
             [],
             |r| Ok((r.get(0)?, r.get(1)?, r.get(2)?)),
         )
@@ -1068,7 +1085,7 @@ async fn machines_are_embedded_once_each_found_once_and_forgotten_when_gone() {
     assert_eq!(
         (text_hits[0].kind, text_hits[0].id),
         (HitKind::Device, other),
-        "full text finds the machine by its Foreman record"
+        "full text finds the machine by its Foreman record: {fqdn} {text_hits:#?}"
     );
     let stored = store.embeddings_of("device", primary).unwrap();
     assert_eq!(stored.len(), 1, "a machine's text is one chunk");
