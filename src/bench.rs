@@ -855,6 +855,20 @@ pub(crate) struct MachineFigures {
     pub(crate) health_page: Stats,
 }
 
+/// The texts of every machine of the correlated inventory at `path`, built as the pipeline
+/// builds them after each correlation to see which changed: (machines, time per scan).
+pub(crate) fn machine_text_figures(path: &std::path::Path) -> anyhow::Result<(usize, Stats)> {
+    let store = Store::open(path, &OpenOptions::default())?;
+    let mut samples = Vec::new();
+    let mut machines = 0;
+    for _ in 0..3 {
+        let start = Instant::now();
+        machines = store.machine_texts()?.len();
+        samples.push(start.elapsed());
+    }
+    Ok((machines, Stats::of(&samples)))
+}
+
 /// Correlates the machine inventory at `path` once (links and machines from nothing), then
 /// times the machine recomputation alone over the correlated estate (what every correlation
 /// after a sync does) and filtered pages of machines.
@@ -1174,6 +1188,9 @@ pub(crate) struct ModelFigures {
     pub(crate) hybrid: Stats,
     pub(crate) chunk_1_thread: Stats,
     pub(crate) chunk_2_threads: Stats,
+    /// One machine's text (as `Store::machine_texts` writes it), in batches as the pipeline
+    /// sends them, on the default pool.
+    pub(crate) machine_text: Stats,
 }
 
 pub(crate) fn model_figures(
@@ -1230,11 +1247,31 @@ pub(crate) fn model_figures(
         }
         Ok(Stats::of(&samples))
     };
+    // Machines' texts as the demo estate's look, abbreviations spelled out, 64 at a time.
+    let machines: Vec<String> = (0..64)
+        .map(|i| {
+            infradeck_core::search::spell_out(&format!(
+                "{role}-{i:04}, virtual machine, os RedHat 8.9, role DC{dc}/{role}, environment \
+                 production, cluster dc{dc}-prod-01, datacenter dc{dc}, on esx{host:03}.dc{dc}.example.net",
+                role = ["db", "web", "lb", "app"][i % 4],
+                dc = 1 + i % 2,
+                host = i % 20
+            ))
+        })
+        .collect();
+    let machine_texts: Vec<&str> = machines.iter().map(String::as_str).collect();
+    let mut per_machine = Vec::new();
+    for _ in 0..3 {
+        let start = Instant::now();
+        model.embed(&machine_texts)?;
+        per_machine.push(start.elapsed() / machine_texts.len() as u32);
+    }
     Ok(Some(ModelFigures {
         query: Stats::of(&query),
         hybrid: Stats::of(&hybrid),
         chunk_1_thread: per_chunk(1)?,
         chunk_2_threads: per_chunk(2)?,
+        machine_text: Stats::of(&per_machine),
     }))
 }
 

@@ -63,6 +63,16 @@ fn machine_rows(
         floor_ms: None,
         target: "—",
     });
+    let (machines, scan) = b::machine_text_figures(&db)?;
+    rows.push(Row {
+        measurement: format!(
+            "machine texts for embedding, {machines} machines (scanned after each correlation)"
+        ),
+        scale: records,
+        stats: scan,
+        floor_ms: None,
+        target: "—",
+    });
     rows.push(Row {
         measurement: "machine identity, primary and health recomputed (each correlation)".into(),
         scale: records,
@@ -554,6 +564,14 @@ fn search_rows(rows: &mut Vec<Row>, scale: usize, json: bool) -> anyhow::Result<
                 measurement: "local model: one 100-word chunk, 2 threads".into(),
                 scale,
                 stats: figures.chunk_2_threads,
+                floor_ms: None,
+                target: "throughput",
+            });
+            rows.push(Row {
+                measurement:
+                    "local model: one machine's text, 64 a batch (1000/median = machines/s)".into(),
+                scale,
+                stats: figures.machine_text,
                 floor_ms: None,
                 target: "throughput",
             });
