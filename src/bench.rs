@@ -1162,7 +1162,7 @@ pub fn search_figures(
     use infradeck_core::store::HitKind;
     let kinds = [HitKind::KbArticle];
     let (mut text, mut hybrid) = (Vec::new(), Vec::new());
-    store.vector_search("bench", query_vector, 10)?; // loads the vector matrix once
+    store.vector_search("bench", query_vector, &[], 10)?; // loads the vector matrix once
     for round in 0..rounds + 2 {
         for q in SEARCH_QUERIES {
             let start = Instant::now();

@@ -99,7 +99,10 @@ pub fn related(ctx: &Context, device: &str, limit: usize, json: bool) -> anyhow:
         match runtime.block_on(embedder.embed(&[text])) {
             Ok(mut vectors) => {
                 let vector = vectors.pop().unwrap_or_default();
-                for (kind, row, _) in store.vector_search(&embedder.model(), &vector, limit)? {
+                let kinds = [HitKind::KbArticle, HitKind::Issue];
+                for (kind, row, _) in
+                    store.vector_search(&embedder.model(), &vector, &kinds, limit)?
+                {
                     if hits.len() >= limit
                         || hits.iter().any(|h| h.hit.kind == kind && h.hit.id == row)
                     {

@@ -336,6 +336,13 @@ fn print_pipeline(pipeline: &PipelineReport) -> anyhow::Result<()> {
                 "embeddings: {} {what} embedded, {} unchanged",
                 report.embedded, report.unchanged
             ),
+            // The same reason for both (no model installed) is said once.
+            Some(Err(err))
+                if pipeline
+                    .embeddings
+                    .as_ref()
+                    .is_some_and(|e| e.as_ref().err() == Some(err))
+                    && what == "machines" => {}
             Some(Err(err)) => eprintln!(
                 "{}",
                 sanitize::for_terminal(&format!("notice: {what} not embedded: {err}"))

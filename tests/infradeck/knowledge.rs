@@ -972,6 +972,34 @@ async fn the_local_model_ranks_the_right_runbook_first() {
         hits[1].0 == HitKind::Issue && hits[1].1.contains(name),
         "{hits:?}"
     );
+    // An address identifies a machine as its name does: no runbook is lifted above it.
+    let conn = rusqlite::Connection::open(&database).unwrap();
+    let (ip, machine): (String, String) = conn
+        .query_row(
+            "SELECT json_extract(d.metadata, '$.foreman.ip'), m.name FROM devices d \
+             JOIN machines m ON m.id = d.machine_id \
+             WHERE d.source_system = 'foreman' AND m.name LIKE 'lb-%' ORDER BY m.name LIMIT 1",
+            [],
+            |r| Ok((r.get(0)?, r.get(1)?)),
+        )
+        .unwrap();
+    let hits = search(&ip).await;
+    assert!(
+        hits[0].0 == HitKind::Device
+            && hits[0]
+                .1
+                .to_lowercase()
+                .starts_with(&machine.to_lowercase()),
+        "{ip} of {machine}: {hits:?}"
+    );
+    // `type:kb` over thousands of machines' vectors still finds the runbooks.
+    let hits = search("type:kb restart the load balancer").await;
+    assert!(
+        hits.len() >= 3
+            && hits.iter().all(|(kind, _)| *kind == HitKind::KbArticle)
+            && hits[0].1.starts_with("How to restart the lb service"),
+        "{hits:?}"
+    );
 }
 
 /// Without the model, search answers full-text with the notice that says how to install it;
@@ -1089,6 +1117,23 @@ async fn machines_are_embedded_once_each_found_once_and_forgotten_when_gone() {
     );
     let stored = store.embeddings_of("device", primary).unwrap();
     assert_eq!(stored.len(), 1, "a machine's text is one chunk");
+    // Kinds are chosen before the nearest are: the machine's own vector asked for runbooks
+    // gives runbooks, not nothing (its nearest are machines).
+    infradeck_core::search::index_knowledge(&database, &OpenOptions::default(), &embedder)
+        .await
+        .unwrap();
+    let pages = store
+        .vector_search(
+            &embedder.model(),
+            &stored[0].vector,
+            &[HitKind::KbArticle],
+            5,
+        )
+        .unwrap();
+    assert!(
+        pages.len() == 5 && pages.iter().all(|(kind, _, _)| *kind == HitKind::KbArticle),
+        "{pages:?}"
+    );
     let hits = infradeck_core::search::fuse(
         &store,
         &embedder.model(),

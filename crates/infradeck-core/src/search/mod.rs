@@ -524,8 +524,9 @@ const RUNBOOK_FIRST: f32 = 0.75;
 
 /// Reciprocal rank fusion of full-text hits with the vector neighbours of an embedded query,
 /// each machine once (a machine's full-text hit may be any of its records; its vectors are
-/// stored under its primary record). A query that names a machine or ticket keeps full text's
-/// order, with what only resembles it after.
+/// stored under its primary record). A query that identifies a machine (its name, address,
+/// serial, FQDN) or a ticket (its key) keeps full text's order, with what only resembles it
+/// after.
 ///
 /// A runbook says what to do, so when the query names no machine or ticket, the runbook
 /// closest to it comes first if it is nearly as close as the closest hit of any kind
@@ -540,14 +541,8 @@ pub fn fuse(
     kinds: &[HitKind],
     limit: usize,
 ) -> anyhow::Result<Vec<SearchHit>> {
-    let semantic: Vec<(HitKind, i64, f32)> = store
-        .vector_search(model, vector, limit.max(50))?
-        .into_iter()
-        .filter(|(k, _, _)| kinds.is_empty() || kinds.contains(k))
-        .collect();
-    let names_something = text_hits
-        .iter()
-        .any(|h| h.tier == crate::store::Tier::Named);
+    let semantic = store.vector_search(model, vector, kinds, limit.max(50))?;
+    let names_something = text_hits.iter().any(|h| h.identified);
     // (fused score, full-text rank, the hit to show) per piece of content.
     type Entry = (f64, Option<usize>, Option<SearchHit>);
     let mut fused: HashMap<(HitKind, i64), Entry> = HashMap::new();
@@ -565,10 +560,16 @@ pub fn fuse(
         }
     }
     for (rank, (kind, id, _)) in semantic.iter().enumerate() {
-        let entry = fused.entry((*kind, *id)).or_insert((0.0, None, None));
+        // Vectors stored under a record that is no longer its machine's primary (they are moved
+        // at the next embedding) still count for the machine.
+        let id = match kind {
+            HitKind::Device => store.primary_record_of(*id)?,
+            _ => *id,
+        };
+        let entry = fused.entry((*kind, id)).or_insert((0.0, None, None));
         entry.0 += 1.0 / (RRF_K + rank as f64 + 1.0);
         if entry.2.is_none() {
-            entry.2 = store.knowledge_hit(*kind, *id)?;
+            entry.2 = store.knowledge_hit(*kind, id)?;
         }
     }
     // (fused score, full-text rank, content, hit)

@@ -60,8 +60,8 @@ pub(crate) use netbox::{
 pub use overview::{ConfiguredDevice, DeviceCount};
 pub use past::PastRecords;
 pub use relationships::{Direction, InventoryCable, OwnedLink, Related, TreeNode};
+pub(crate) use search::split_kinds;
 pub use search::{HitKind, KnowledgeHit, SearchHit, content_type_of, fts_query};
-pub(crate) use search::{Tier, split_kinds};
 
 use rusqlite::{Connection, OpenFlags, TransactionBehavior};
 use std::io::Read;

@@ -83,6 +83,10 @@ pub struct SearchHit {
     /// An open issue (unresolved); ranked before resolved ones of the same tier.
     #[serde(skip)]
     pub(crate) open: bool,
+    /// The query identifies this hit: a machine's name, address, serial or FQDN, or a ticket's
+    /// key. Semantic ranking then keeps full text's order (see `search::fuse`).
+    #[serde(skip)]
+    pub(crate) identified: bool,
 }
 
 /// How directly a hit answers a query, best first. Full-text scores of different tables are
@@ -356,6 +360,7 @@ impl Store {
                 } else {
                     Tier::Incidental
                 };
+                hit.identified = identifying;
                 keep(machine, hit);
             }
             hits.extend(best.into_values());
@@ -385,7 +390,8 @@ impl Store {
                         .next()
                         .unwrap_or_default()
                         .to_lowercase();
-                    hit.tier = if words.len() == 1 && words[0] == key {
+                    hit.identified = words.len() == 1 && words[0] == key;
+                    hit.tier = if hit.identified {
                         Tier::Named
                     } else if has_all(&hit.title, words) {
                         Tier::Titled
@@ -503,6 +509,7 @@ impl Store {
             (Some((text, _)), Tier::Titled | Tier::Incidental) => one_line(text),
             _ => String::new(),
         };
+        let identified = tier == Tier::Named || field.as_ref().is_some_and(|(_, id)| *id);
         Ok(Some((
             machine,
             SearchHit {
@@ -515,6 +522,7 @@ impl Store {
                 score,
                 tier,
                 open: false,
+                identified,
             },
         )))
     }
@@ -581,10 +589,10 @@ impl Store {
     }
 }
 
-/// Every part of `token` that starts and ends at a boundary between letters or digits and
-/// something else (`web-01.dc1.example.net` → `web-01`, `web-01.dc1`, …, `dc1.example`, …):
-/// the strings [`contains_word`] would find in it.
-fn bounded_parts(token: &str) -> Vec<&str> {
+/// Every part of `token` of at most `longest` bytes that starts and ends at a boundary
+/// between letters or digits and something else (`web-01.dc1.example.net` → `web-01`,
+/// `web-01.dc1`, …, `dc1.example`, …): the strings [`contains_word`] would find in it.
+fn bounded_parts(token: &str, longest: usize) -> Vec<&str> {
     let word = |c: char| c.is_alphanumeric();
     // Byte offsets where a run of letters and digits starts and ends.
     let mut starts = Vec::new();
@@ -604,7 +612,11 @@ fn bounded_parts(token: &str) -> Vec<&str> {
     }
     let mut parts = Vec::new();
     for &start in &starts {
-        for &end in ends.iter().filter(|&&end| end > start) {
+        for &end in ends
+            .iter()
+            .filter(|&&end| end > start)
+            .take_while(|&&end| end - start <= longest)
+        {
             if let Some(part) = token.get(start..end) {
                 parts.push(part);
             }
@@ -713,9 +725,9 @@ impl Store {
         ];
         let mut stmt = self.conn().prepare_cached(
             "SELECT m.id, m.primary_device_id, m.name, m.device_type, \
-             (SELECT group_concat(p.name, ' ') FROM device_relationships r \
+             (SELECT group_concat(name, ' ') FROM (SELECT p.name FROM device_relationships r \
               JOIN devices p ON p.id = r.parent_device_id \
-              WHERE r.child_device_id = d.id AND r.relationship_type = 'hosts') \
+              WHERE r.child_device_id = d.id AND r.relationship_type = 'hosts' ORDER BY p.name)) \
              FROM machines m JOIN devices d ON d.id = m.primary_device_id \
              WHERE m.status <> 'inactive' ORDER BY m.id",
         )?;
@@ -760,6 +772,7 @@ impl Store {
                 _ => "server",
             };
             let mut words = vec![name.clone(), what.to_string()];
+            let mut said: Vec<String> = Vec::new();
             for (label, keys) in KEYS {
                 // A VM's hardware model is its hypervisor's virtual platform: nothing to say.
                 if label == "model" && device_type == "vm" {
@@ -774,13 +787,14 @@ impl Store {
                     })
                     .map(str::trim)
                     .find(|v| !v.is_empty());
-                // A value said already is not repeated (a vendor in the model's name).
-                if let Some(value) = value
-                    && !words
-                        .iter()
-                        .any(|w| w.to_lowercase().contains(&value.to_lowercase()))
-                {
-                    words.push(format!("{label} {value}"));
+                // A value said already is not repeated (the vendor in the model's name); a part
+                // of the name is not "said" (role `db` of `db-0314` is worth its label).
+                if let Some(value) = value {
+                    let lower = value.to_lowercase();
+                    if !said.iter().any(|v| contains_word(v, &lower)) {
+                        said.push(lower);
+                        words.push(format!("{label} {value}"));
+                    }
                 }
             }
             if let Some(hosts) = hosts.filter(|h| !h.is_empty()) {
@@ -798,15 +812,21 @@ impl Store {
     }
 
     /// For each machine (by id), the titles of the KB pages that mention one of its names,
-    /// short names, FQDNs or addresses (as [`Store::related_knowledge`] matches them), pages
-    /// that say it in their title first, then by title. Built in one pass over the pages with
+    /// short names, FQDNs or addresses as a whole word ([`contains_word`]: `web-01` is not in
+    /// `web-010`), pages that say it in their title first, then by title. Built in one pass over the pages with
     /// a map of every machine's names, instead of one full-text query per machine: it runs
     /// after every correlation, and 10,000 queries took seconds.
     pub(crate) fn runbook_mentions(&self) -> Result<HashMap<i64, Vec<String>>> {
         let mut by_alias: HashMap<String, Vec<i64>> = HashMap::new();
         let mut add = |alias: String, machine: i64| {
+            // Pages are compared lowercased, and a word's ends are letters or digits (`web01.`
+            // is written `web01` in a sentence).
+            let alias = alias
+                .to_lowercase()
+                .trim_matches(|c: char| !c.is_alphanumeric())
+                .to_string();
             // Link-local and loopback addresses identify nothing (as in `device_aliases`).
-            if alias.len() < 3
+            if alias.chars().count() < 3
                 || alias.starts_with("fe80:")
                 || alias.starts_with("127.")
                 || alias == "localhost"
@@ -831,8 +851,8 @@ impl Store {
         })?;
         for record in records {
             let (machine, name, source, metadata) = record?;
-            add(name.to_ascii_lowercase(), machine);
             add(crate::model::short_hostname(&name), machine);
+            add(name, machine);
             let metadata: serde_json::Value = metadata
                 .as_deref()
                 .and_then(|m| serde_json::from_str(m).ok())
@@ -840,7 +860,7 @@ impl Store {
             if let Some(ns) = metadata.get(&source) {
                 for key in ["fqdn", "hostname", "ip"] {
                     if let Some(v) = ns.get(key).and_then(|v| v.as_str()) {
-                        add(v.to_ascii_lowercase(), machine);
+                        add(v.to_string(), machine);
                     }
                 }
             }
@@ -858,13 +878,18 @@ impl Store {
                 add(ip.split('/').next().unwrap_or(&ip).to_string(), machine);
             }
         }
-        // Names with characters a page's words are not split into (a VM called `SQL 01`) are
-        // looked for in each page's whole text instead.
+        // Names with characters a page's words are not split into (a VM called `sql 01 (old)`)
+        // are looked for in the whole text of the pages that have their first word.
         let is_word = |c: char| c.is_alphanumeric() || "-._:".contains(c);
-        let odd: Vec<(&String, &Vec<i64>)> = by_alias
-            .iter()
-            .filter(|(alias, _)| !alias.chars().all(is_word))
-            .collect();
+        let mut odd: HashMap<&str, Vec<(&String, &Vec<i64>)>> = HashMap::new();
+        for (alias, machines) in by_alias.iter().filter(|(a, _)| !a.chars().all(is_word)) {
+            if let Some(first) = alias.split(|c: char| !c.is_alphanumeric()).next() {
+                odd.entry(first).or_default().push((alias, machines));
+            }
+        }
+        // No alias is longer: a longer part of a word cannot be one (and a pasted 100 kB
+        // token must not be cut into every part of it).
+        let longest = by_alias.keys().map(String::len).max().unwrap_or(0);
         let mut found: HashMap<i64, Vec<(bool, String)>> = HashMap::new();
         let mut stmt = self
             .conn()
@@ -880,14 +905,24 @@ impl Store {
                         *mentioned.entry(*machine).or_default() |= in_title;
                     }
                 };
+                let mut odd_here: Vec<(&String, &Vec<i64>)> = Vec::new();
                 for token in text.split(|c: char| !is_word(c)) {
-                    for candidate in bounded_parts(token) {
+                    for candidate in bounded_parts(token, longest) {
                         if let Some(machines) = by_alias.get(candidate) {
                             note(machines);
                         }
                     }
+                    if !odd.is_empty() {
+                        for run in token.split(|c: char| !c.is_alphanumeric()) {
+                            if let Some(aliases) = odd.get(run) {
+                                odd_here.extend(aliases);
+                            }
+                        }
+                    }
                 }
-                for (alias, machines) in &odd {
+                odd_here.sort();
+                odd_here.dedup();
+                for (alias, machines) in odd_here {
                     if contains_word(text, alias) {
                         note(machines);
                     }
@@ -927,11 +962,14 @@ impl Store {
         Ok(rows.collect::<rusqlite::Result<Vec<_>>>()?)
     }
 
-    /// The `k` pieces of content whose best chunk is closest (cosine) to `query`, best first.
+    /// The `k` pieces of content of `kinds` (all when empty) whose best chunk is closest
+    /// (cosine) to `query`, best first. Kinds are chosen before the best are: thousands of
+    /// machines would otherwise crowd the runbooks out of a `type:kb` query.
     pub fn vector_search(
         &self,
         model: &str,
         query: &[f32],
+        kinds: &[HitKind],
         k: usize,
     ) -> Result<Vec<(HitKind, i64, f32)>> {
         let generation = self.generation()?;
@@ -949,11 +987,13 @@ impl Store {
             return Ok(Vec::new());
         }
         let q: Vec<f32> = query.iter().map(|x| x / norm).collect();
+        let wanted = |row: usize| kinds.is_empty() || kinds.contains(&index.owners[row].0);
         let mut scored: Vec<(f32, usize)> = index
             .data
             .chunks_exact(index.dimensions)
-            .map(|row| dot(row, &q))
-            .zip(0..)
+            .enumerate()
+            .filter(|(row, _)| wanted(*row))
+            .map(|(row, vector)| (dot(vector, &q), row))
             .collect();
         // Linear-time selection of the best candidates instead of sorting every chunk; enough of
         // them that k distinct documents survive even when several chunks of one document score
@@ -1063,6 +1103,7 @@ impl Store {
                     score: 0.0,
                     tier: Tier::default(),
                     open: r.get(4)?,
+                    identified: false,
                 })
             })
             .optional()?)
@@ -1087,18 +1128,21 @@ mod tests {
         assert_eq!(fts_query("  -- ").as_deref(), None);
         assert!(contains_word("restart web-01 now", "web-01"));
         assert_eq!(
-            bounded_parts("web-01.dc1"),
+            bounded_parts("web-01.dc1", 100),
             vec!["web", "web-01", "web-01.dc1", "01", "01.dc1", "dc1"]
         );
-        assert_eq!(bounded_parts("(10.0.0.1)."), {
-            let mut v = bounded_parts("10.0.0.1");
-            v.sort();
-            let mut w = bounded_parts("(10.0.0.1).");
-            w.sort();
-            assert_eq!(v, w);
-            bounded_parts("(10.0.0.1).")
-        });
-        assert!(bounded_parts("--").is_empty());
+        assert_eq!(
+            bounded_parts("web-01.dc1", 6),
+            vec!["web", "web-01", "01", "01.dc1", "dc1"]
+        );
+        assert_eq!(
+            bounded_parts("(10.0.0.1).", 100),
+            bounded_parts("10.0.0.1", 100)
+        );
+        assert!(bounded_parts("--", 100).is_empty());
+        // A pasted token of 20,000 parts gives only those no longer than the longest name.
+        let pasted = "a-".repeat(20_000);
+        assert_eq!(bounded_parts(&pasted, 3).len(), 2 * 20_000 - 1);
         assert!(!contains_word("restart web-010 now", "web-01"));
     }
 }
