@@ -323,6 +323,8 @@ fn print_pipeline(pipeline: &PipelineReport) -> anyhow::Result<()> {
         Some(Err(err)) => anyhow::bail!("{err}"),
         None => {}
     }
+    // The same reason for both (no model installed) is said once.
+    let mut said: Option<&String> = None;
     for (what, embedded) in [
         ("pages and issues", &pipeline.embeddings),
         ("machines", &pipeline.machine_embeddings),
@@ -336,17 +338,14 @@ fn print_pipeline(pipeline: &PipelineReport) -> anyhow::Result<()> {
                 "embeddings: {} {what} embedded, {} unchanged",
                 report.embedded, report.unchanged
             ),
-            // The same reason for both (no model installed) is said once.
-            Some(Err(err))
-                if pipeline
-                    .embeddings
-                    .as_ref()
-                    .is_some_and(|e| e.as_ref().err() == Some(err))
-                    && what == "machines" => {}
-            Some(Err(err)) => eprintln!(
-                "{}",
-                sanitize::for_terminal(&format!("notice: {what} not embedded: {err}"))
-            ),
+            Some(Err(err)) if said == Some(err) => {}
+            Some(Err(err)) => {
+                eprintln!(
+                    "{}",
+                    sanitize::for_terminal(&format!("notice: {what} not embedded: {err}"))
+                );
+                said = Some(err);
+            }
             None => {}
         }
     }

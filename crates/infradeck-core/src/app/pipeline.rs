@@ -1,7 +1,8 @@
 //! What runs after a batch of syncs, the same way whoever started them: correlation (the same
 //! machine across sources, datastores to the volumes behind them, servers to their switches),
-//! then embeddings of changed knowledge pages, issues and machines. One pipeline at a time per process:
-//! two batches ending together correlate one after the other, each over everything written.
+//! then embeddings of changed knowledge pages, issues and machines. One pipeline at a time per
+//! process: two batches ending together correlate one after the other, each over everything
+//! written.
 
 use super::protocol::{PipelineReport, RunOutcome};
 use crate::config::EmbeddingsConfig;
@@ -75,18 +76,20 @@ impl Pipeline {
                 .and_then(|(kind, _)| kind.parse::<SourceKind>().ok())
                 .is_some_and(|kind| matches!(kind, SourceKind::Confluence | SourceKind::Jira))
         });
-        let embeddings = match (&self.embeddings, knowledge_synced) {
-            (Some(config), true) => Some(tokio::select! {
-                embedded = self.embed(config, crate::search::Content::Knowledge) => embedded,
+        // Built once for both kinds of content; `None` when semantic search is not configured.
+        let embedder = crate::search::embedder_for(self.embeddings.as_ref());
+        let embeddings = match (&embedder, knowledge_synced) {
+            (Some(embedder), true) => Some(tokio::select! {
+                embedded = self.embed(embedder, crate::search::Content::Knowledge) => embedded,
                 _ = stop.cancelled() => Err("stopped before the embeddings were updated".into()),
             }),
             _ => None,
         };
         // Machines after every correlation that worked, whichever sources ran: the last batch
         // of any way of syncing leaves the vectors of the estate as correlation left it.
-        let machine_embeddings = match (&self.embeddings, &correlation) {
-            (Some(config), Ok(_)) => Some(tokio::select! {
-                embedded = self.embed(config, crate::search::Content::Machines) => embedded,
+        let machine_embeddings = match (&embedder, &correlation) {
+            (Some(embedder), Ok(_)) => Some(tokio::select! {
+                embedded = self.embed(embedder, crate::search::Content::Machines) => embedded,
                 _ = stop.cancelled() => Err("stopped before the machines were embedded".into()),
             }),
             _ => None,
@@ -99,14 +102,14 @@ impl Pipeline {
         }
     }
 
+    /// Embeds `content` with `embedder`, or says why it cannot (no model installed).
     async fn embed(
         &self,
-        config: &EmbeddingsConfig,
+        embedder: &Result<crate::search::Embedder, String>,
         content: crate::search::Content,
     ) -> Result<crate::app::IndexReport, String> {
-        let embedder = crate::search::embedder_for(Some(config))
-            .unwrap_or_else(|| Err("semantic search is not configured".into()))?;
-        crate::search::index(&self.database, &self.open, &embedder, content)
+        let embedder = embedder.as_ref().map_err(Clone::clone)?;
+        crate::search::index(&self.database, &self.open, embedder, content)
             .await
             .map_err(|err| format!("{err:#}"))
     }

@@ -557,10 +557,7 @@ impl Store {
                 }
             }
         }
-        // Link-local and loopback addresses identify nothing.
-        aliases.retain(|a| {
-            a.len() >= 3 && !a.starts_with("fe80:") && !a.starts_with("127.") && a != "localhost"
-        });
+        aliases.retain(|a| identifies_a_machine(a));
         Ok(aliases)
     }
 
@@ -587,6 +584,22 @@ impl Store {
         }
         Ok(out)
     }
+}
+
+/// Whether a name or address can tell a machine: not too short, not link-local or loopback.
+fn identifies_a_machine(alias: &str) -> bool {
+    alias.chars().count() >= 3
+        && !alias.starts_with("fe80:")
+        && !alias.starts_with("127.")
+        && alias != "localhost"
+}
+
+/// One record of a machine, its metadata parsed once for the machine's text and its names.
+struct MachineRecord {
+    machine: i64,
+    name: String,
+    source: String,
+    metadata: serde_json::Value,
 }
 
 /// Every part of `token` of at most `longest` bytes that starts and ends at a boundary
@@ -710,8 +723,7 @@ impl Store {
     /// database servers in dc2" can find machines.
     pub fn machine_texts(&self) -> Result<Vec<(HitKind, i64, String)>> {
         // Metadata keys the sources use for these facts (vCenter, Foreman, PuppetDB, Oxidized,
-        // the arrays), in the order the text gives them.
-        // Each entry's first key found says it: Foreman's and PuppetDB's OS names read better
+        // the arrays), in the order the text gives them; each entry's first key found says it: Foreman's and PuppetDB's OS names read better
         // than vCenter's guest ids. Short, because a machine's text is embedded after every
         // correlation that changes it and the model's time grows with its length.
         const KEYS: [(&str, &[&str]); 7] = [
@@ -738,31 +750,43 @@ impl Store {
                 Ok((r.get(0)?, r.get(1)?, r.get(2)?, r.get(3)?, r.get(4)?))
             })?
             .collect::<rusqlite::Result<_>>()?;
-        // Every record's metadata, primary first, then in an order that does not depend on row
-        // ids (they differ between databases synced in different orders; the text must not).
-        let mut records = self.conn().prepare_cached(
-            "SELECT metadata FROM devices WHERE machine_id = ?1 \
-             ORDER BY id <> ?2, source_system, source_identifier, source_id",
+        // Every record of every machine in one query, each machine's primary first, then in an
+        // order that does not depend on row ids (they differ between databases synced in
+        // different orders; the text must not).
+        let mut stmt = self.conn().prepare_cached(
+            "SELECT d.machine_id, d.name, d.source_system, d.metadata FROM devices d \
+             JOIN machines m ON m.id = d.machine_id \
+             ORDER BY d.machine_id, d.id <> m.primary_device_id, d.source_system, \
+             d.source_identifier, d.source_id",
         )?;
-        let mentions = self.runbook_mentions()?;
+        let records: Vec<MachineRecord> = stmt
+            .query_map([], |r| {
+                let metadata: Option<String> = r.get(3)?;
+                Ok(MachineRecord {
+                    machine: r.get(0)?,
+                    name: r.get(1)?,
+                    source: r.get(2)?,
+                    metadata: metadata
+                        .and_then(|m| serde_json::from_str(&m).ok())
+                        .unwrap_or_default(),
+                })
+            })?
+            .collect::<rusqlite::Result<_>>()?;
+        let mentions = self.runbook_mentions(&records)?;
+        let mut namespaces_of: HashMap<i64, Vec<&serde_json::Value>> = HashMap::new();
+        for record in &records {
+            // Each source keeps its fields under its own name: `{"vcenter": {...}}`.
+            let namespaces = namespaces_of.entry(record.machine).or_default();
+            match &record.metadata {
+                serde_json::Value::Object(map) if map.values().all(|v| v.is_object()) => {
+                    namespaces.extend(map.values());
+                }
+                other => namespaces.push(other),
+            }
+        }
         let mut out = Vec::with_capacity(rows.len());
         for (machine_id, device_id, name, device_type, hosts) in rows {
-            // Each source keeps its fields under its own name: `{"vcenter": {...}}`.
-            let namespaces: Vec<serde_json::Value> = records
-                .query_map(rusqlite::params![machine_id, device_id], |r| {
-                    r.get::<_, Option<String>>(0)
-                })?
-                .collect::<rusqlite::Result<Vec<_>>>()?
-                .into_iter()
-                .flatten()
-                .filter_map(|m| serde_json::from_str::<serde_json::Value>(&m).ok())
-                .flat_map(|m| match m {
-                    serde_json::Value::Object(map) if map.values().all(|v| v.is_object()) => {
-                        map.into_iter().map(|(_, v)| v).collect()
-                    }
-                    other => vec![other],
-                })
-                .collect();
+            let namespaces = namespaces_of.remove(&machine_id).unwrap_or_default();
             let what = match device_type.as_str() {
                 "vm" => "virtual machine",
                 "network_device" => "network switch",
@@ -813,10 +837,11 @@ impl Store {
 
     /// For each machine (by id), the titles of the KB pages that mention one of its names,
     /// short names, FQDNs or addresses as a whole word ([`contains_word`]: `web-01` is not in
-    /// `web-010`), pages that say it in their title first, then by title. Built in one pass over the pages with
-    /// a map of every machine's names, instead of one full-text query per machine: it runs
-    /// after every correlation, and 10,000 queries took seconds.
-    pub(crate) fn runbook_mentions(&self) -> Result<HashMap<i64, Vec<String>>> {
+    /// `web-010`), pages that say it in their title first, then by title. Built in one pass over
+    /// the pages with a map of every machine's names (from `records`, every machine's), instead
+    /// of one full-text query per machine: it runs after every correlation, and 10,000 queries
+    /// took seconds.
+    fn runbook_mentions(&self, records: &[MachineRecord]) -> Result<HashMap<i64, Vec<String>>> {
         let mut by_alias: HashMap<String, Vec<i64>> = HashMap::new();
         let mut add = |alias: String, machine: i64| {
             // Pages are compared lowercased, and a word's ends are letters or digits (`web01.`
@@ -825,12 +850,7 @@ impl Store {
                 .to_lowercase()
                 .trim_matches(|c: char| !c.is_alphanumeric())
                 .to_string();
-            // Link-local and loopback addresses identify nothing (as in `device_aliases`).
-            if alias.chars().count() < 3
-                || alias.starts_with("fe80:")
-                || alias.starts_with("127.")
-                || alias == "localhost"
-            {
+            if !identifies_a_machine(&alias) {
                 return;
             }
             let machines = by_alias.entry(alias).or_default();
@@ -838,29 +858,13 @@ impl Store {
                 machines.push(machine);
             }
         };
-        let mut stmt = self.conn().prepare_cached(
-            "SELECT machine_id, name, source_system, metadata FROM devices WHERE machine_id IS NOT NULL",
-        )?;
-        let records = stmt.query_map([], |r| {
-            Ok((
-                r.get::<_, i64>(0)?,
-                r.get::<_, String>(1)?,
-                r.get::<_, String>(2)?,
-                r.get::<_, Option<String>>(3)?,
-            ))
-        })?;
         for record in records {
-            let (machine, name, source, metadata) = record?;
-            add(crate::model::short_hostname(&name), machine);
-            add(name, machine);
-            let metadata: serde_json::Value = metadata
-                .as_deref()
-                .and_then(|m| serde_json::from_str(m).ok())
-                .unwrap_or_default();
-            if let Some(ns) = metadata.get(&source) {
+            add(crate::model::short_hostname(&record.name), record.machine);
+            add(record.name.clone(), record.machine);
+            if let Some(ns) = record.metadata.get(&record.source) {
                 for key in ["fqdn", "hostname", "ip"] {
                     if let Some(v) = ns.get(key).and_then(|v| v.as_str()) {
-                        add(v.to_string(), machine);
+                        add(v.to_string(), record.machine);
                     }
                 }
             }
